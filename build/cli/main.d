@@ -1,0 +1,2 @@
+build/cli/main.o: cli/main.c cli/../sd.h
+cli/../sd.h:

@@ -1,0 +1,3 @@
+build/core/error.o: core/error.c core/error.h core/../sd.h
+core/error.h:
+core/../sd.h:

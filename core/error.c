@@ -1,0 +1,30 @@
+/* error.c — the per-thread last-error message behind sd_last_error(). */
+#include "error.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+static _Thread_local char g_msg[2048];
+
+const char *sd_last_error(void) { return g_msg; }
+
+void sd_clear_error(void) { g_msg[0] = 0; }
+
+sd_status sd_fail(sd_status status, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(g_msg, sizeof g_msg, fmt, ap);
+    va_end(ap);
+    return status;
+}
+
+void sd_error_prefix(const char *fmt, ...) {
+    char pre[512], old[sizeof g_msg];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(pre, sizeof pre, fmt, ap);
+    va_end(ap);
+    memcpy(old, g_msg, sizeof old);
+    snprintf(g_msg, sizeof g_msg, "%s: %s", pre, old);
+}
