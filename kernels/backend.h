@@ -1,0 +1,137 @@
+/* backend.h — the contract between model code and compute backends (CPU, CUDA).
+ *
+ * Model code (text_encoder/, unet/, vae/) is written once against these calls. Conventions:
+ *  - Activations are channels-last: be_tensor {n, h, w, c} is [N, H, W, C]. A token sequence is
+ *    [N, 1, T, C]; a linear layer or 1x1 conv acts on the [N*H*W, C] matrix; attention treats the
+ *    H*W positions of each sample as its sequence. Activation storage is the backend's (f32 on the
+ *    CPU, f16 on CUDA); the host only sees f32 through be_upload / be_download.
+ *  - Parameters are be_weight: uploaded once from PyTorch layout ([out, in] linear, [out, in, kh, kw]
+ *    conv, [len] vectors, [rows, dim] embedding tables) and re-laid out privately by the backend.
+ *  - Activations come from an arena with stack discipline: allocate the output first, then
+ *    `m = be_mark(be)`, scratch tensors, `be_release(be, m)`. Addresses repeat from step to step.
+ *  - Ops never return errors: a failure (shape mismatch, arena exhausted, CUDA error) is recorded
+ *    once in the backend and later ops are skipped; check be_status() at the end of a forward.
+ *  - Measure mode (be_measure_begin/end) runs a forward without computing anything, to learn the
+ *    arena peak before any memory is reserved. */
+#ifndef KERNELS_BACKEND_H
+#define KERNELS_BACKEND_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "../core/arena.h"
+#include "../sd.h"
+
+typedef struct be_tensor {
+    void *data;           /* backend memory; NULL after a failed allocation */
+    int n, h, w, c;
+} be_tensor;
+
+typedef enum be_wkind { BE_W_VEC, BE_W_LINEAR, BE_W_CONV, BE_W_EMBED } be_wkind;
+typedef enum be_dtype { BE_F32, BE_F16, BE_BF16 } be_dtype;
+
+typedef struct be_weight {
+    void *data;           /* backend-private layout and storage type */
+    be_wkind kind;
+    int out, in, kh, kw;  /* VEC: out = length; LINEAR: [out, in]; CONV: [out, in, kh, kw]; EMBED: [out rows, in dim] */
+} be_weight;
+
+typedef enum be_act { BE_ACT_NONE, BE_ACT_SILU, BE_ACT_GELU, BE_ACT_QUICK_GELU } be_act;
+
+typedef struct be be;
+
+struct be_ops {
+    const char *name;
+    void (*free)(be *b);
+    /* memory */
+    sd_status (*arena_reserve)(be *b, size_t bytes);             /* (re)create the activation arena */
+    sd_status (*weight_upload)(be *b, be_weight *w, be_dtype src_type, const void *src);
+    void (*weight_free)(be *b, be_weight *w);
+    void (*upload)(be *b, be_tensor *dst, const float *src);       /* host f32 NHWC -> backend */
+    void (*download)(be *b, const be_tensor *src, float *dst);     /* backend -> host f32 NHWC */
+    sd_status (*sync)(be *b);
+    /* ops: shapes were checked by the be_* wrappers before these are called */
+    void (*linear)(be *b, const be_tensor *x, const be_weight *w, const be_weight *bias, be_act act, be_tensor *y);
+    void (*conv2d)(be *b, const be_tensor *x, const be_weight *w, const be_weight *bias, int stride, int pad_lo, int pad_hi, be_tensor *y);
+    void (*group_norm)(be *b, const be_tensor *x, const be_weight *gamma, const be_weight *beta, int groups, float eps, int silu, be_tensor *y);
+    void (*layer_norm)(be *b, const be_tensor *x, const be_weight *gamma, const be_weight *beta, float eps, be_tensor *y);
+    void (*act)(be *b, be_act act, const be_tensor *x, be_tensor *y);
+    void (*geglu)(be *b, const be_tensor *x, be_tensor *y);
+    void (*add)(be *b, const be_tensor *a, const be_tensor *x, float alpha, be_tensor *y);
+    void (*attention)(be *b, const be_tensor *q, const be_tensor *k, const be_tensor *v, int heads, int causal, be_tensor *y);
+    void (*upsample_nearest)(be *b, const be_tensor *x, be_tensor *y);
+    void (*concat_channels)(be *b, const be_tensor *a, const be_tensor *x, be_tensor *y);
+    void (*embedding)(be *b, const int32_t *ids, const be_weight *table, be_tensor *y);
+    void (*timestep_embedding)(be *b, const float *t, int flip_sin_to_cos, float freq_shift, be_tensor *y);
+};
+
+struct be {
+    const struct be_ops *ops;
+    void *impl;              /* the backend's private state */
+    size_t elem_size;        /* bytes per activation element (4 on the CPU, 2 on CUDA) */
+    sd_arena arena;          /* activation arena (addresses are backend memory) */
+    int measuring;           /* measure mode: allocations count, ops do nothing */
+    sd_arena measure_saved;
+    sd_status err;           /* first failure, sticky */
+    char err_msg[512];
+    size_t weight_bytes;     /* backend memory held by weights */
+};
+
+/* ---- backends ---- */
+be *be_cpu_new(int threads);   /* threads <= 0: all cores */
+void be_free(be *b);
+
+/* ---- status ---- */
+sd_status be_status(const be *b);   /* SD_OK, or the first failure (its message goes to sd_last_error) */
+void be_set_error(be *b, sd_status st, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+void be_clear_error(be *b);
+static inline int be_ok(const be *b) { return b->err == SD_OK; }
+
+/* ---- memory ---- */
+sd_status be_arena_reserve(be *b, size_t bytes);
+be_tensor be_new(be *b, int n, int h, int w, int c);
+static inline size_t be_mark(be *b) { return sd_arena_mark(&b->arena); }
+static inline void be_release(be *b, size_t mark) { sd_arena_release(&b->arena, mark); }
+void be_measure_begin(be *b);
+size_t be_measure_end(be *b);      /* returns the arena peak seen while measuring */
+sd_status be_weight_upload(be *b, be_weight *w, be_wkind kind, int out, int in, int kh, int kw, be_dtype src_type, const void *src);
+void be_weight_free(be *b, be_weight *w);
+void be_upload(be *b, be_tensor *dst, const float *src);
+void be_download(be *b, const be_tensor *src, float *dst);
+sd_status be_sync(be *b);
+
+static inline size_t be_numel(const be_tensor *t) { return (size_t)t->n * t->h * t->w * t->c; }
+static inline be_tensor be_view(be_tensor t, int n, int h, int w, int c) {
+    /* a reshape: same memory, same element count (checked by callers through the ops' shape checks) */
+    t.n = n; t.h = h; t.w = w; t.c = c;
+    return t;
+}
+
+/* ---- ops (shape-checking wrappers) ---- */
+/* y[rows, out] = act(x[rows, in] · Wᵀ + bias); rows = n*h*w; bias may be NULL. */
+void be_linear(be *b, const be_tensor *x, const be_weight *w, const be_weight *bias, be_act act, be_tensor *y);
+/* 2-D convolution, NHWC, kernel from the weight; zero padding pad_lo at top/left and pad_hi at bottom/right. */
+void be_conv2d(be *b, const be_tensor *x, const be_weight *w, const be_weight *bias, int stride, int pad_lo, int pad_hi, be_tensor *y);
+/* GroupNorm over (H, W, C/groups) per sample and group, biased variance, optional fused SiLU. */
+void be_group_norm(be *b, const be_tensor *x, const be_weight *gamma, const be_weight *beta, int groups, float eps, int silu, be_tensor *y);
+/* LayerNorm over C. */
+void be_layer_norm(be *b, const be_tensor *x, const be_weight *gamma, const be_weight *beta, float eps, be_tensor *y);
+/* y = act(x): SiLU, GELU (erf), QuickGELU. */
+void be_act_fn(be *b, be_act act, const be_tensor *x, be_tensor *y);
+/* x [.., 2C] = [a | g] -> y [.., C] = a * GELU(g). */
+void be_geglu(be *b, const be_tensor *x, be_tensor *y);
+/* y = a + alpha * x; x's n, h, w may each be 1 (broadcast), c must match. y may alias a. */
+void be_add(be *b, const be_tensor *a, const be_tensor *x, float alpha, be_tensor *y);
+/* Multi-head scaled dot-product attention per sample; q [N, Tq, heads*d], k/v [N, Tk, heads*d]
+ * (T = h*w of each tensor); softmax(q·kᵀ/sqrt(d) [+ causal mask]) · v. */
+void be_attention(be *b, const be_tensor *q, const be_tensor *k, const be_tensor *v, int heads, int causal, be_tensor *y);
+/* Nearest-neighbour resize to y's H, W (src = floor(dst * in / out)); exact 2x when y is twice x. */
+void be_upsample_nearest(be *b, const be_tensor *x, be_tensor *y);
+/* y[..., :Ca] = a, y[..., Ca:] = x. */
+void be_concat_channels(be *b, const be_tensor *a, const be_tensor *x, be_tensor *y);
+/* y [.., T, dim] rows = table[ids[i]] for the n*h*w ids (host array; ids are range-checked). */
+void be_embedding(be *b, const int32_t *ids, const be_weight *table, be_tensor *y);
+/* Sinusoidal timestep embedding of the n host timesteps into y [n, 1, 1, dim] (diffusers' recipe). */
+void be_timestep_embedding(be *b, const float *t, int flip_sin_to_cos, float freq_shift, be_tensor *y);
+
+#endif
