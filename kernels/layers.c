@@ -1,0 +1,197 @@
+/* layers.c — ResNet, attention and transformer blocks built on the backend contract. */
+#include "layers.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../core/error.h"
+
+#define TRY(x) do { sd_status st_ = (x); if (st_ != SD_OK) return st_; } while (0)
+
+/* ---- ResnetBlock2D ---- */
+
+sd_status layer_resnet_load(be *b, wmap *m, layer_resnet *r, const char *p, int cin, int cout, int temb_dim, int groups, float eps) {
+    memset(r, 0, sizeof *r);
+    r->cin = cin; r->cout = cout; r->temb_dim = temb_dim; r->groups = groups; r->eps = eps;
+    TRY(wmap_vec(b, m, &r->norm1_w, cin, "%s.norm1.weight", p));
+    TRY(wmap_vec(b, m, &r->norm1_b, cin, "%s.norm1.bias", p));
+    TRY(wmap_load(b, m, &r->conv1_w, BE_W_CONV, cout, cin, 3, 3, "%s.conv1.weight", p));
+    TRY(wmap_vec(b, m, &r->conv1_b, cout, "%s.conv1.bias", p));
+    if (temb_dim) {
+        TRY(wmap_linear(b, m, &r->temb_w, cout, temb_dim, "%s.time_emb_proj.weight", p));
+        TRY(wmap_vec(b, m, &r->temb_b, cout, "%s.time_emb_proj.bias", p));
+    }
+    TRY(wmap_vec(b, m, &r->norm2_w, cout, "%s.norm2.weight", p));
+    TRY(wmap_vec(b, m, &r->norm2_b, cout, "%s.norm2.bias", p));
+    TRY(wmap_load(b, m, &r->conv2_w, BE_W_CONV, cout, cout, 3, 3, "%s.conv2.weight", p));
+    TRY(wmap_vec(b, m, &r->conv2_b, cout, "%s.conv2.bias", p));
+    if (cin != cout) { /* a 1x1 conv: loaded as the linear layer it is on channels-last data */
+        TRY(wmap_linear(b, m, &r->short_w, cout, cin, "%s.conv_shortcut.weight", p));
+        TRY(wmap_vec(b, m, &r->short_b, cout, "%s.conv_shortcut.bias", p));
+    }
+    return SD_OK;
+}
+
+void layer_resnet_free(be *b, layer_resnet *r) {
+    be_weight *ws[] = {&r->norm1_w, &r->norm1_b, &r->conv1_w, &r->conv1_b, &r->temb_w, &r->temb_b, &r->norm2_w,
+                       &r->norm2_b, &r->conv2_w, &r->conv2_b, &r->short_w, &r->short_b};
+    for (size_t i = 0; i < sizeof ws / sizeof *ws; i++) be_weight_free(b, ws[i]);
+}
+
+void layer_resnet_forward(be *b, const layer_resnet *r, const be_tensor *x, const be_tensor *temb_silu, be_tensor *y) {
+    int N = x->n, H = x->h, W = x->w;
+    size_t mark = be_mark(b);
+    be_tensor h = be_new(b, N, H, W, r->cin);                  /* SiLU(GN(x)) */
+    be_group_norm(b, x, &r->norm1_w, &r->norm1_b, r->groups, r->eps, 1, &h);
+    be_tensor h1 = be_new(b, N, H, W, r->cout);
+    be_conv2d(b, &h, &r->conv1_w, &r->conv1_b, 1, 1, 1, &h1);
+    if (r->temb_dim && temb_silu) {
+        be_tensor t = be_new(b, N, 1, 1, r->cout);             /* per-sample bias, broadcast over H, W */
+        be_linear(b, temb_silu, &r->temb_w, &r->temb_b, BE_ACT_NONE, &t);
+        be_add(b, &h1, &t, 1.0f, &h1);
+    }
+    be_group_norm(b, &h1, &r->norm2_w, &r->norm2_b, r->groups, r->eps, 1, &h1);
+    be_conv2d(b, &h1, &r->conv2_w, &r->conv2_b, 1, 1, 1, y);
+    if (r->cin != r->cout) {
+        be_tensor s = be_new(b, N, H, W, r->cout);
+        be_linear(b, x, &r->short_w, &r->short_b, BE_ACT_NONE, &s);
+        be_add(b, y, &s, 1.0f, y);
+    } else {
+        be_add(b, y, x, 1.0f, y);
+    }
+    be_release(b, mark);
+}
+
+/* ---- attention ---- */
+
+sd_status layer_attn_load(be *b, wmap *m, layer_attn *a, const char *p, const char *const names[4], int dim, int ctx_dim, int heads,
+                          int qkv_bias) {
+    static const char *const diffusers[4] = {"to_q", "to_k", "to_v", "to_out.0"};
+    const char *const *n = names ? names : diffusers;
+    memset(a, 0, sizeof *a);
+    a->dim = dim; a->ctx_dim = ctx_dim; a->heads = heads; a->qkv_bias = qkv_bias;
+    TRY(wmap_linear(b, m, &a->q_w, dim, dim, "%s.%s.weight", p, n[0]));
+    TRY(wmap_linear(b, m, &a->k_w, dim, ctx_dim, "%s.%s.weight", p, n[1]));
+    TRY(wmap_linear(b, m, &a->v_w, dim, ctx_dim, "%s.%s.weight", p, n[2]));
+    if (qkv_bias) {
+        TRY(wmap_vec(b, m, &a->q_b, dim, "%s.%s.bias", p, n[0]));
+        TRY(wmap_vec(b, m, &a->k_b, dim, "%s.%s.bias", p, n[1]));
+        TRY(wmap_vec(b, m, &a->v_b, dim, "%s.%s.bias", p, n[2]));
+    }
+    TRY(wmap_linear(b, m, &a->o_w, dim, dim, "%s.%s.weight", p, n[3]));
+    TRY(wmap_vec(b, m, &a->o_b, dim, "%s.%s.bias", p, n[3]));
+    return SD_OK;
+}
+
+void layer_attn_free(be *b, layer_attn *a) {
+    be_weight *ws[] = {&a->q_w, &a->q_b, &a->k_w, &a->k_b, &a->v_w, &a->v_b, &a->o_w, &a->o_b};
+    for (size_t i = 0; i < sizeof ws / sizeof *ws; i++) be_weight_free(b, ws[i]);
+}
+
+void layer_attn_forward(be *b, const layer_attn *a, const be_tensor *x, const be_tensor *ctx, int causal, be_tensor *y) {
+    const be_tensor *c = ctx ? ctx : x;
+    size_t mark = be_mark(b);
+    be_tensor q = be_new(b, x->n, x->h, x->w, a->dim);
+    be_tensor k = be_new(b, c->n, c->h, c->w, a->dim);
+    be_tensor v = be_new(b, c->n, c->h, c->w, a->dim);
+    be_tensor o = be_new(b, x->n, x->h, x->w, a->dim);
+    be_linear(b, x, &a->q_w, a->qkv_bias ? &a->q_b : NULL, BE_ACT_NONE, &q);
+    be_linear(b, c, &a->k_w, a->qkv_bias ? &a->k_b : NULL, BE_ACT_NONE, &k);
+    be_linear(b, c, &a->v_w, a->qkv_bias ? &a->v_b : NULL, BE_ACT_NONE, &v);
+    be_attention(b, &q, &k, &v, a->heads, causal, &o);
+    be_linear(b, &o, &a->o_w, &a->o_b, BE_ACT_NONE, y);
+    be_release(b, mark);
+}
+
+/* ---- BasicTransformerBlock ---- */
+
+sd_status layer_tblock_load(be *b, wmap *m, layer_tblock *t, const char *p, int dim, int ctx_dim, int heads) {
+    char q[512];
+    memset(t, 0, sizeof *t);
+    t->dim = dim;
+    int ff = 4 * dim; /* GEGLU: proj to 2*ff, gate half, back to dim */
+    TRY(wmap_vec(b, m, &t->n1_w, dim, "%s.norm1.weight", p));
+    TRY(wmap_vec(b, m, &t->n1_b, dim, "%s.norm1.bias", p));
+    snprintf(q, sizeof q, "%s.attn1", p);
+    TRY(layer_attn_load(b, m, &t->attn1, q, NULL, dim, dim, heads, 0));
+    TRY(wmap_vec(b, m, &t->n2_w, dim, "%s.norm2.weight", p));
+    TRY(wmap_vec(b, m, &t->n2_b, dim, "%s.norm2.bias", p));
+    snprintf(q, sizeof q, "%s.attn2", p);
+    TRY(layer_attn_load(b, m, &t->attn2, q, NULL, dim, ctx_dim, heads, 0));
+    TRY(wmap_vec(b, m, &t->n3_w, dim, "%s.norm3.weight", p));
+    TRY(wmap_vec(b, m, &t->n3_b, dim, "%s.norm3.bias", p));
+    TRY(wmap_linear(b, m, &t->ff1_w, 2 * ff, dim, "%s.ff.net.0.proj.weight", p));
+    TRY(wmap_vec(b, m, &t->ff1_b, 2 * ff, "%s.ff.net.0.proj.bias", p));
+    TRY(wmap_linear(b, m, &t->ff2_w, dim, ff, "%s.ff.net.2.weight", p));
+    TRY(wmap_vec(b, m, &t->ff2_b, dim, "%s.ff.net.2.bias", p));
+    return SD_OK;
+}
+
+void layer_tblock_free(be *b, layer_tblock *t) {
+    be_weight *ws[] = {&t->n1_w, &t->n1_b, &t->n2_w, &t->n2_b, &t->n3_w, &t->n3_b, &t->ff1_w, &t->ff1_b, &t->ff2_w, &t->ff2_b};
+    for (size_t i = 0; i < sizeof ws / sizeof *ws; i++) be_weight_free(b, ws[i]);
+    layer_attn_free(b, &t->attn1);
+    layer_attn_free(b, &t->attn2);
+}
+
+void layer_tblock_forward(be *b, const layer_tblock *t, be_tensor *x, const be_tensor *ctx) {
+    int N = x->n, H = x->h, W = x->w, C = t->dim;
+    size_t mark = be_mark(b);
+    be_tensor h = be_new(b, N, H, W, C), a = be_new(b, N, H, W, C);
+    be_layer_norm(b, x, &t->n1_w, &t->n1_b, 1e-5f, &h);
+    layer_attn_forward(b, &t->attn1, &h, NULL, 0, &a);
+    be_add(b, x, &a, 1.0f, x);
+    be_layer_norm(b, x, &t->n2_w, &t->n2_b, 1e-5f, &h);
+    layer_attn_forward(b, &t->attn2, &h, ctx, 0, &a);
+    be_add(b, x, &a, 1.0f, x);
+    be_layer_norm(b, x, &t->n3_w, &t->n3_b, 1e-5f, &h);
+    be_tensor p = be_new(b, N, H, W, 8 * C), g = be_new(b, N, H, W, 4 * C);
+    be_linear(b, &h, &t->ff1_w, &t->ff1_b, BE_ACT_NONE, &p);
+    be_geglu(b, &p, &g);
+    be_linear(b, &g, &t->ff2_w, &t->ff2_b, BE_ACT_NONE, &a);
+    be_add(b, x, &a, 1.0f, x);
+    be_release(b, mark);
+}
+
+/* ---- Transformer2DModel ---- */
+
+sd_status layer_t2d_load(be *b, wmap *m, layer_t2d *t, const char *p, int ch, int ctx_dim, int heads, int depth) {
+    memset(t, 0, sizeof *t);
+    t->ch = ch;
+    TRY(wmap_vec(b, m, &t->norm_w, ch, "%s.norm.weight", p));
+    TRY(wmap_vec(b, m, &t->norm_b, ch, "%s.norm.bias", p));
+    TRY(wmap_linear(b, m, &t->in_w, ch, ch, "%s.proj_in.weight", p));
+    TRY(wmap_vec(b, m, &t->in_b, ch, "%s.proj_in.bias", p));
+    TRY(wmap_linear(b, m, &t->out_w, ch, ch, "%s.proj_out.weight", p));
+    TRY(wmap_vec(b, m, &t->out_b, ch, "%s.proj_out.bias", p));
+    t->blocks = calloc(depth, sizeof *t->blocks);
+    if (!t->blocks) return sd_fail(SD_ERR_MEMORY, "out of memory");
+    for (int i = 0; i < depth; i++) {
+        char q[512];
+        snprintf(q, sizeof q, "%s.transformer_blocks.%d", p, i);
+        t->depth = i + 1; /* so free() releases what was loaded */
+        TRY(layer_tblock_load(b, m, &t->blocks[i], q, ch, ctx_dim, heads));
+    }
+    return SD_OK;
+}
+
+void layer_t2d_free(be *b, layer_t2d *t) {
+    be_weight *ws[] = {&t->norm_w, &t->norm_b, &t->in_w, &t->in_b, &t->out_w, &t->out_b};
+    for (size_t i = 0; i < sizeof ws / sizeof *ws; i++) be_weight_free(b, ws[i]);
+    for (int i = 0; i < t->depth; i++) layer_tblock_free(b, &t->blocks[i]);
+    free(t->blocks);
+    t->blocks = NULL;
+    t->depth = 0;
+}
+
+void layer_t2d_forward(be *b, const layer_t2d *t, const be_tensor *x, const be_tensor *ctx, be_tensor *y) {
+    size_t mark = be_mark(b);
+    be_tensor h = be_new(b, x->n, x->h, x->w, t->ch), p = be_new(b, x->n, x->h, x->w, t->ch);
+    be_group_norm(b, x, &t->norm_w, &t->norm_b, 32, 1e-6f, 0, &h);
+    be_linear(b, &h, &t->in_w, &t->in_b, BE_ACT_NONE, &p);
+    for (int i = 0; i < t->depth; i++) layer_tblock_forward(b, &t->blocks[i], &p, ctx);
+    be_linear(b, &p, &t->out_w, &t->out_b, BE_ACT_NONE, y);
+    be_add(b, y, x, 1.0f, y);
+    be_release(b, mark);
+}
