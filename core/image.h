@@ -1,0 +1,35 @@
+/* image.h — 8-bit RGB images: PNG writing with text chunks (crash-safe), reading PNG/JPEG/BMP/... via stb_image. */
+#ifndef CORE_IMAGE_H
+#define CORE_IMAGE_H
+
+#include <stdint.h>
+
+#include "../sd.h"
+
+typedef struct sd_image {
+    int w, h, c;      /* c = 3 (RGB) or 1 (grey, masks) */
+    uint8_t *data;    /* row-major, interleaved */
+} sd_image;
+
+typedef struct sd_text_kv {
+    const char *key;  /* Latin-1 keyword, 1..79 bytes */
+    const char *value; /* UTF-8 */
+} sd_text_kv;
+
+#define SD_IMAGE_MAX_SIDE 16384
+
+/* Decode an image file into `channels` (3 = RGB, 1 = grey) 8-bit data. Rejects unreadable files,
+ * unknown formats and sides over SD_IMAGE_MAX_SIDE with a message naming the file. */
+sd_status sd_image_read(const char *path, int channels, sd_image *out);
+void sd_image_free(sd_image *img);
+
+/* Write an RGB (or grey) PNG with text chunks (tEXt when the value is Latin-1, else iTXt, as Pillow does).
+ * The file appears atomically; with no_replace an existing file is an error and is left untouched. */
+sd_status sd_image_write_png(const char *path, const sd_image *img, const sd_text_kv *text, int ntext, int no_replace);
+
+/* Read the text chunks of a PNG (values converted to UTF-8). Returns a malloc'd array of n pairs
+ * whose strings are malloc'd; free with sd_text_free. */
+sd_status sd_png_read_text(const char *path, sd_text_kv **text, int *n);
+void sd_text_free(sd_text_kv *text, int n);
+
+#endif

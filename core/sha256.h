@@ -1,0 +1,24 @@
+/* sha256.h — SHA-256 (FIPS 180-4), for model hashes in PNG metadata and file checks in batch manifests. */
+#ifndef CORE_SHA256_H
+#define CORE_SHA256_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "../sd.h"
+
+typedef struct sd_sha256 {
+    uint32_t h[8];
+    uint64_t len;
+    uint8_t buf[64];
+    size_t nbuf;
+} sd_sha256;
+
+void sd_sha256_init(sd_sha256 *s);
+void sd_sha256_update(sd_sha256 *s, const void *data, size_t n);
+void sd_sha256_final(sd_sha256 *s, uint8_t out[32]);
+void sd_sha256_hex(const uint8_t digest[32], char hex[65]);
+/* Hash a whole file into 64 lowercase hex digits + NUL. */
+sd_status sd_sha256_file(const char *path, char hex[65]);
+
+#endif
