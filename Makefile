@@ -49,7 +49,7 @@ sd: $(BUILD)/sd
 $(BUILD)/tests/unit: $(TEST_OBJ) $(BUILD)/libsd.a
 	$(CC) -o $@ $^ $(LDLIBS)
 
-TEST_BINS := unit=$(BUILD)/tests/unit
+TEST_BINS := unit=$(BUILD)/tests/unit cli="tests/cli_test.sh $(BUILD)/sd"
 
 test: $(BUILD)/tests/unit sd
 	@tests/run.sh $(TEST_BINS)

@@ -3,6 +3,7 @@
 #define SD_H
 
 #include <stddef.h>
+#include <stdio.h>
 #include <stdint.h>
 
 #define SD_VERSION "0.1.0"
@@ -20,5 +21,9 @@ typedef enum sd_status {
 
 /* The message of the last error on this thread ("" if none). Valid until the next failing call. */
 const char *sd_last_error(void);
+
+/* `sd info`: print what `path` is — a model (family, prediction type, component sizes, default
+ * resolution), a safetensors file (tensor count, dtypes, parameters) or a PNG (its generation text). */
+sd_status sd_describe(const char *path, FILE *out);
 
 #endif

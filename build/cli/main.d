@@ -1,2 +1,3 @@
-build/cli/main.o: cli/main.c cli/../sd.h
+build/cli/main.o: cli/main.c cli/../sd.h cli/cli.h
 cli/../sd.h:
+cli/cli.h:
