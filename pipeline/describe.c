@@ -46,7 +46,7 @@ static int default_size(const sd_model_files *m) {
 
 static sd_status describe_png(const char *path, FILE *out) {
     sd_image img;
-    sd_status st = sd_image_read(path, 3, &img);
+    sd_status st = sd_image_load(path, 3, &img);
     if (st != SD_OK) return st;
     fprintf(out, "%s: PNG image, %dx%d\n", path, img.w, img.h);
     sd_image_free(&img);
