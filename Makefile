@@ -46,7 +46,9 @@ $(BUILD)/sd: $(CLI_OBJ) $(BUILD)/libsd.a
 sd: $(BUILD)/sd
 	@cp $< $@
 
-$(BUILD)/tests/unit: $(TEST_OBJ) $(BUILD)/libsd.a
+# the unit tests link the CLI's helpers (job files, manifest, grids ...) too: everything in cli/ but main()
+CLI_LIB_OBJ := $(filter-out $(BUILD)/cli/main.o,$(CLI_OBJ))
+$(BUILD)/tests/unit: $(TEST_OBJ) $(CLI_LIB_OBJ) $(BUILD)/libsd.a
 	$(CC) -o $@ $^ $(LDLIBS)
 
 TEST_BINS := unit=$(BUILD)/tests/unit cli="tests/cli_test.sh $(BUILD)/sd"
