@@ -37,9 +37,9 @@ static sd_status load_conv(be *b, wmap *m, be_weight *w, be_weight *bias, int ou
     return wmap_vec(b, m, bias, out, "%s.bias", p);
 }
 
-static sd_status load_attn(be *b, wmap *m, layer_t2d *t, const char *p, int ch, int ctx, int heads, int depth) {
+static sd_status load_attn(be *b, wmap *m, layer_t2d *t, const char *p, int ch, int ctx, int heads, int depth, int groups) {
     if (!depth) return SD_OK;
-    return layer_t2d_load(b, m, t, p, ch, ctx, heads, depth);
+    return layer_t2d_load(b, m, t, p, ch, ctx, heads, depth, groups);
 }
 
 static sd_status load_all(be *b, wmap *m, unet_model *u) {
@@ -69,7 +69,7 @@ static sd_status load_all(be *b, wmap *m, unet_model *u) {
             d->n = j + 1;
             TRY(layer_resnet_load(b, m, &d->res[j], p, ch, co, c->temb_dim, c->norm_groups, c->norm_eps));
             snprintf(p, sizeof p, "down_blocks.%d.attentions.%d", l, j);
-            TRY(load_attn(b, m, &d->attn[j], p, co, c->ctx_dim, c->heads[l], c->down_depth[l][j]));
+            TRY(load_attn(b, m, &d->attn[j], p, co, c->ctx_dim, c->heads[l], c->down_depth[l][j], c->norm_groups));
             skip[ns++] = ch = co;
         }
         if (l < L - 1) {
@@ -80,7 +80,7 @@ static sd_status load_all(be *b, wmap *m, unet_model *u) {
         }
     }
     TRY(layer_resnet_load(b, m, &u->mid_res[0], "mid_block.resnets.0", ch, ch, c->temb_dim, c->norm_groups, c->norm_eps));
-    TRY(load_attn(b, m, &u->mid_attn, "mid_block.attentions.0", ch, c->ctx_dim, c->mid_heads, c->mid_depth));
+    TRY(load_attn(b, m, &u->mid_attn, "mid_block.attentions.0", ch, c->ctx_dim, c->mid_heads, c->mid_depth, c->norm_groups));
     TRY(layer_resnet_load(b, m, &u->mid_res[1], "mid_block.resnets.1", ch, ch, c->temb_dim, c->norm_groups, c->norm_eps));
     for (int l = L - 1; l >= 0; l--) {
         unet_level *up = &u->up[l];
@@ -91,7 +91,7 @@ static sd_status load_all(be *b, wmap *m, unet_model *u) {
             up->n = j + 1;
             TRY(layer_resnet_load(b, m, &up->res[j], p, ch + s, co, c->temb_dim, c->norm_groups, c->norm_eps));
             snprintf(p, sizeof p, "up_blocks.%d.attentions.%d", i, j);
-            TRY(load_attn(b, m, &up->attn[j], p, co, c->ctx_dim, c->heads[l], c->up_depth[l][j]));
+            TRY(load_attn(b, m, &up->attn[j], p, co, c->ctx_dim, c->heads[l], c->up_depth[l][j], c->norm_groups));
             ch = co;
         }
         if (l > 0) {
@@ -154,21 +154,8 @@ void unet_free(be *b, unet_model *u) {
 
 /* ---- forward ---- */
 
-/* Transformer2DModel with the config's GroupNorm group count (layer_t2d_forward fixes 32 groups):
- * y = x + proj_out(blocks(proj_in(GN(x)))). */
-static void t2d_forward(be *b, const layer_t2d *t, int groups, const be_tensor *x, const be_tensor *ctx, be_tensor *y) {
-    size_t mark = be_mark(b);
-    be_tensor h = be_new(b, x->n, x->h, x->w, t->ch), p = be_new(b, x->n, x->h, x->w, t->ch);
-    be_group_norm(b, x, &t->norm_w, &t->norm_b, groups, 1e-6f, 0, &h);
-    be_linear(b, &h, &t->in_w, &t->in_b, BE_ACT_NONE, &p);
-    for (int i = 0; i < t->depth; i++) layer_tblock_forward(b, &t->blocks[i], &p, ctx);
-    be_linear(b, &p, &t->out_w, &t->out_b, BE_ACT_NONE, y);
-    be_add(b, y, x, 1.0f, y);
-    be_release(b, mark);
-}
-
 /* resnet, then the attention if this slot has one: x -> y (y allocated by the caller) */
-static void res_attn(be *b, const unet_model *u, const layer_resnet *r, const layer_t2d *a, const be_tensor *x, const be_tensor *temb,
+static void res_attn(be *b, const layer_resnet *r, const layer_t2d *a, const be_tensor *x, const be_tensor *temb,
                      const be_tensor *ctx, be_tensor *y) {
     if (!a->depth) {
         layer_resnet_forward(b, r, x, temb, y);
@@ -177,7 +164,7 @@ static void res_attn(be *b, const unet_model *u, const layer_resnet *r, const la
     size_t mark = be_mark(b);
     be_tensor h = be_new(b, y->n, y->h, y->w, y->c);
     layer_resnet_forward(b, r, x, temb, &h);
-    t2d_forward(b, a, u->cfg.norm_groups, &h, ctx, y);
+    layer_t2d_forward(b, a, &h, ctx, y);
     be_release(b, mark);
 }
 
@@ -269,7 +256,7 @@ void unet_forward(be *b, const unet_model *u, const be_tensor *x, const float *t
         lw[l] = h.w;
         for (int j = 0; j < d->n; j++) {
             be_tensor o = be_new(b, N, h.h, h.w, g->block_out[l]);
-            res_attn(b, u, &d->res[j], &d->attn[j], &h, &temb, ctx, &o);
+            res_attn(b, &d->res[j], &d->attn[j], &h, &temb, ctx, &o);
             skip[ns++] = h = o;
         }
         if (d->has_sample) { /* 3x3, stride 2, pad 1: ceil(h / 2) */
@@ -285,7 +272,7 @@ void unet_forward(be *b, const unet_model *u, const be_tensor *x, const float *t
         size_t mark = be_mark(b);
         be_tensor r = be_new(b, N, h.h, h.w, h.c), a = be_new(b, N, h.h, h.w, h.c);
         layer_resnet_forward(b, &u->mid_res[0], &h, &temb, &r);
-        t2d_forward(b, &u->mid_attn, g->norm_groups, &r, ctx, &a);
+        layer_t2d_forward(b, &u->mid_attn, &r, ctx, &a);
         layer_resnet_forward(b, &u->mid_res[1], &a, &temb, &o);
         be_release(b, mark);
         h = o;
@@ -309,7 +296,7 @@ void unet_forward(be *b, const unet_model *u, const be_tensor *x, const float *t
             size_t mark = be_mark(b);
             be_tensor cat = be_new(b, N, h.h, h.w, h.c + s->c);
             be_concat_channels(b, &h, s, &cat);
-            res_attn(b, u, &up->res[j], &up->attn[j], &cat, &temb, ctx, &o);
+            res_attn(b, &up->res[j], &up->attn[j], &cat, &temb, ctx, &o);
             be_release(b, mark);
             h = o;
             k ^= 1;
