@@ -18,7 +18,7 @@ static int32_t *load_i32(const st_file *f, const char *name, int64_t *n) {
     const st_tensor *t = st_find(f, name);
     if (!t || t->dtype != ST_I32) return NULL;
     int32_t *v = malloc((size_t)(t->numel ? t->numel : 1) * sizeof *v);
-    memcpy(v, t->data, (size_t)t->numel * sizeof *v);
+    if (t->numel) memcpy(v, t->data, (size_t)t->numel * sizeof *v);
     *n = t->numel;
     return v;
 }

@@ -91,15 +91,16 @@ static void init_c_locale(void) { g_c_locale = newlocale(LC_NUMERIC_MASK, "C", (
  * locale (a program may have set another) converts; stopping early means float() would have raised. */
 static double parse_number(const char *p, size_t len, int *ok) {
     static pthread_once_t once = PTHREAD_ONCE_INIT;
-    char buf[64];
+    char *buf = malloc(len + 1);
     *ok = 0;
-    if (len == 0 || len >= sizeof buf) return 0;
+    if (!buf || len == 0) { free(buf); return 0; }
     memcpy(buf, p, len);
     buf[len] = 0;
     pthread_once(&once, init_c_locale);
     char *end;
     double v = g_c_locale ? strtod_l(buf, &end, g_c_locale) : strtod(buf, &end);
     *ok = end == buf + len;
+    free(buf);
     return v;
 }
 
@@ -114,8 +115,9 @@ sd_status clip_parse_attention(const char *prompt, clip_segments *out) {
     size_t len = prompt ? strlen(prompt) : 0;
     const char *p = prompt;
     int *round = malloc((len + 1) * sizeof *round), *square = malloc((len + 1) * sizeof *square);
+    size_t *round_at = malloc((len + 1) * sizeof *round_at); /* byte offset of each open '(' (for messages) */
     int nround = 0, nsquare = 0;
-    if (!round || !square) rc = -1;
+    if (!round || !square || !round_at) rc = -1;
     size_t i = 0;
     while (i < len && !rc) {
         char c = p[i];
@@ -124,6 +126,7 @@ sd_status clip_parse_attention(const char *prompt, clip_segments *out) {
             rc = seg_push(out, &cap, p + i + 1, esc ? 1 : 0, 0); /* a lone backslash vanishes */
             i += esc ? 2 : 1;
         } else if (c == '(') {
+            round_at[nround] = i;
             round[nround++] = out->n;
             i++;
         } else if (c == '[') {
@@ -144,9 +147,11 @@ sd_status clip_parse_attention(const char *prompt, clip_segments *out) {
                     int ok;
                     double w = parse_number(p + num, num_end - num, &ok);
                     if (!ok) {
+                        size_t from = round_at[nround - 1], span = j + 1 - from;
+                        if (span > 80) { from = j + 1 - 80; span = 80; }
                         rc = -2;
-                        sd_fail(SD_ERR_ARG, "prompt: \"%.*s\" is not a valid weight in \"%.*s\"", (int)(num_end - num),
-                                p + num, (int)(j + 1 - i), p + i);
+                        sd_fail(SD_ERR_ARG, "prompt: \"%.*s\" is not a valid weight in \"%s%.*s\"", (int)(num_end - num),
+                                p + num, from > round_at[nround - 1] ? "..." : "", (int)span, p + from);
                         break;
                     }
                     multiply(out, round[--nround], w);
@@ -181,6 +186,7 @@ sd_status clip_parse_attention(const char *prompt, clip_segments *out) {
     }
     free(round);
     free(square);
+    free(round_at);
     if (rc) {
         clip_segments_free(out);
         return rc == -2 ? SD_ERR_ARG : sd_fail(SD_ERR_MEMORY, "prompt: out of memory");

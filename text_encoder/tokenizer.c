@@ -611,6 +611,10 @@ sd_status clip_tokenize(const clip_tokenizer *t, const char *text, size_t len, u
         if (!rc) rc = encode_segment(t, &cps, seg, cps.n, flags, &ids);
     }
     clip_u32s_free(&cps);
+    if (!rc && !ids.v) { /* never NULL, even when empty */
+        rc = ivec_push(&ids, 0);
+        ids.n = 0;
+    }
     if (rc) {
         free(ids.v);
         return sd_fail(SD_ERR_MEMORY, "tokenizer: out of memory");
