@@ -433,36 +433,77 @@ static int pair_rank(const clip_tokenizer *t, int32_t a, int32_t b, int32_t *res
     return t->pair_rank[h];
 }
 
-/* One pre-token (UTF-8 bytes) -> ids: start from one symbol per byte, "</w>" on the last, then merge the
- * lowest-ranked adjacent pair (leftmost first) until none is in the table. */
-static int bpe_word(const clip_tokenizer *t, const unsigned char *b, int n, ivec *out) {
-    int32_t stack_sym[64], stack_rank[64], stack_res[64];
-    int32_t *sym = stack_sym, *rank = stack_rank, *res = stack_res;
-    if (n > 64) {
-        sym = malloc((size_t)n * sizeof *sym);
-        rank = malloc((size_t)n * sizeof *rank);
-        res = malloc((size_t)n * sizeof *res);
-        if (!sym || !rank || !res) { free(sym); free(rank); free(res); return -1; }
-    }
-    for (int i = 0; i < n; i++) sym[i] = i == n - 1 ? t->byte_end_id[b[i]] : t->byte_id[b[i]];
-    for (int i = 0; i + 1 < n; i++) rank[i] = pair_rank(t, sym[i], sym[i + 1], &res[i]);
-    int m = n;
+/* Merge candidates: the pair starting at symbol `pos`, whose right symbol was `right` when it was queued. */
+typedef struct { int32_t rank, pos, right; } cand;
+
+static int cand_less(cand a, cand b) { return a.rank < b.rank || (a.rank == b.rank && a.pos < b.pos); }
+
+static void heap_push(cand *h, int *n, cand c) {
+    int i = (*n)++;
+    while (i > 0 && cand_less(c, h[(i - 1) / 2])) { h[i] = h[(i - 1) / 2]; i = (i - 1) / 2; }
+    h[i] = c;
+}
+
+static cand heap_pop(cand *h, int *n) {
+    cand top = h[0], last = h[--*n];
+    int i = 0;
     for (;;) {
-        int best = INT_MAX, bi = -1;
-        for (int i = 0; i + 1 < m; i++)
-            if (rank[i] < best) { best = rank[i]; bi = i; }
-        if (bi < 0) break;
-        sym[bi] = res[bi];
-        memmove(sym + bi + 1, sym + bi + 2, (size_t)(m - bi - 2) * sizeof *sym);
-        memmove(rank + bi, rank + bi + 1, (size_t)(m - bi - 2) * sizeof *rank);
-        memmove(res + bi, res + bi + 1, (size_t)(m - bi - 2) * sizeof *res);
-        m--;
-        if (bi > 0) rank[bi - 1] = pair_rank(t, sym[bi - 1], sym[bi], &res[bi - 1]);
-        if (bi + 1 < m) rank[bi] = pair_rank(t, sym[bi], sym[bi + 1], &res[bi]);
+        int c = 2 * i + 1;
+        if (c >= *n) break;
+        if (c + 1 < *n && cand_less(h[c + 1], h[c])) c++;
+        if (!cand_less(h[c], last)) break;
+        h[i] = h[c];
+        i = c;
+    }
+    if (*n) h[i] = last;
+    return top;
+}
+
+/* One pre-token (UTF-8 bytes) -> ids: start from one symbol per byte, "</w>" on the last, then merge the
+ * lowest-ranked adjacent pair, leftmost first, until none is in the table. A heap of candidate pairs keeps long
+ * words (a pasted blob without spaces) at n log n instead of n^2. */
+static int bpe_word(const clip_tokenizer *t, const unsigned char *b, int n, ivec *out) {
+    enum { SMALL = 64 };
+    int32_t s_sym[SMALL], s_next[SMALL], s_prev[SMALL];
+    cand s_heap[3 * SMALL];
+    int32_t *sym = s_sym, *next = s_next, *prev = s_prev;
+    cand *heap = s_heap;
+    if (n > SMALL) {
+        sym = malloc((size_t)n * sizeof *sym);
+        next = malloc((size_t)n * sizeof *next);
+        prev = malloc((size_t)n * sizeof *prev);
+        heap = malloc((size_t)n * 3 * sizeof *heap);
+        if (!sym || !next || !prev || !heap) { free(sym); free(next); free(prev); free(heap); return -1; }
+    }
+    int nh = 0;
+    int32_t res;
+    for (int i = 0; i < n; i++) {
+        sym[i] = i == n - 1 ? t->byte_end_id[b[i]] : t->byte_id[b[i]];
+        next[i] = i + 1 < n ? i + 1 : -1;
+        prev[i] = i - 1;
+    }
+    for (int i = 0; i + 1 < n; i++) {
+        int r = pair_rank(t, sym[i], sym[i + 1], &res);
+        if (r != INT_MAX) heap_push(heap, &nh, (cand){r, i, i + 1});
+    }
+    while (nh) {
+        cand c = heap_pop(heap, &nh);
+        int r2 = c.pos >= 0 && sym[c.pos] >= -1 && next[c.pos] == c.right ? pair_rank(t, sym[c.pos], sym[c.right], &res) : INT_MAX;
+        if (r2 != c.rank) continue; /* stale: one of its symbols has merged since */
+        sym[c.pos] = res;
+        int gone = c.right;
+        next[c.pos] = next[gone];
+        if (next[gone] >= 0) prev[next[gone]] = c.pos;
+        sym[gone] = INT32_MIN; /* dead */
+        next[gone] = -2;
+        if (prev[c.pos] >= 0 && (r2 = pair_rank(t, sym[prev[c.pos]], sym[c.pos], &res)) != INT_MAX)
+            heap_push(heap, &nh, (cand){r2, prev[c.pos], c.pos});
+        if (next[c.pos] >= 0 && (r2 = pair_rank(t, sym[c.pos], sym[next[c.pos]], &res)) != INT_MAX)
+            heap_push(heap, &nh, (cand){r2, c.pos, next[c.pos]});
     }
     int rc = 0;
-    for (int i = 0; i < m && !rc; i++) rc = ivec_push(out, sym[i] >= 0 ? sym[i] : t->eos); /* unknown -> unk */
-    if (sym != stack_sym) { free(sym); free(rank); free(res); }
+    for (int i = n ? 0 : -1; i >= 0 && !rc; i = next[i]) rc = ivec_push(out, sym[i] >= 0 ? sym[i] : t->eos); /* unknown -> unk */
+    if (sym != s_sym) { free(sym); free(next); free(prev); free(heap); }
     return rc;
 }
 

@@ -31,13 +31,14 @@ enum {
                                  * recognised after cleaning */
     CLIP_TOK_ORIGINAL = CLIP_TOK_FTFY | CLIP_TOK_HTML,
     CLIP_TOK_BANG_PAD = 1u << 2 /* "!" is a registered special token, id 0 (diffusers SD 2.x `tokenizer`, SDXL
-                                 * `tokenizer_2`, whose pad token is "!"): every literal "!" becomes id 0 */
+                                 * `tokenizer_2`, whose pad token is "!"): every literal "!" becomes id 0.
+                                 * Hugging Face behaviour, so ignored with CLIP_TOK_HTML (OpenCLIP) */
 };
 
 typedef struct clip_tokenizer clip_tokenizer;
 
 /* The tokenizer built from the embedded bpe_simple_vocab_16e6 merges (open_clip, MIT; see NOTICE). Built once,
- * thread-safely, on first use (~20 ms); shared, never freed. NULL (see sd_last_error) only if memory runs out. */
+ * thread-safely, on first use (20-70 ms measured); shared, never freed. NULL (see sd_last_error) only if memory runs out. */
 const clip_tokenizer *clip_tokenizer_default(void);
 
 /* A private tokenizer built from the embedded merges (what clip_tokenizer_default shares); free it. */

@@ -156,6 +156,8 @@ CASES = [
     ("bangs", "! !! !!! wow!!, amazing! hello!world ！", {}),
     ("weight_syntax", "((masterpiece)), [blurry:0.8], (cat:1.3) \\(escaped\\) BREAK next", {}),
     ("long_word", "a" * 300 + " " + "ab" * 150, {}),
+    ("long_random_words", "".join(random.Random(5).choice("etaoinshrdlucmfwyp") for _ in range(2500)) + " " +
+     "".join(random.Random(6).choice("abcdefghijklmnopqrstuvwxyz!?-.,") for _ in range(600)), {}),
     ("long_text", LONG, {}),
     ("long_text_x3", " ".join([LONG] * 3), {}),
     ("invalid_utf8", b"caf\xc3 \xff\xfe ok \xe2\x82 end \xf0\x9f\x98", {}),
