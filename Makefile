@@ -36,6 +36,9 @@ $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c $< -o $@
 
+# The tokenizer's merges are embedded with .incbin; -MMD cannot see that file.
+$(BUILD)/text_encoder/merges_blob.o: text_encoder/bpe_simple_vocab_16e6.txt.gz
+
 $(BUILD)/libsd.a: $(LIB_OBJ)
 	@rm -f $@
 	ar rcs $@ $^

@@ -6,4 +6,7 @@
 
 #include "../sd.h"
 
+/* Checks a parameter set against the resolved size (sampler names are checked by the scheduler). */
+sd_status sd_params_validate(const sd_gen_params *p, int width, int height);
+
 #endif
