@@ -36,6 +36,9 @@ $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c $< -o $@
 
+# The tokenizer's merges are embedded with .incbin; -MMD cannot see that file.
+$(BUILD)/text_encoder/merges_blob.o: text_encoder/bpe_simple_vocab_16e6.txt.gz
+
 $(BUILD)/libsd.a: $(LIB_OBJ)
 	@rm -f $@
 	ar rcs $@ $^
@@ -49,7 +52,7 @@ sd: $(BUILD)/sd
 $(BUILD)/tests/unit: $(TEST_OBJ) $(BUILD)/libsd.a
 	$(CC) -o $@ $^ $(LDLIBS)
 
-TEST_BINS := unit=$(BUILD)/tests/unit
+TEST_BINS := unit=$(BUILD)/tests/unit cli="tests/cli_test.sh $(BUILD)/sd"
 
 test: $(BUILD)/tests/unit sd
 	@tests/run.sh $(TEST_BINS)
