@@ -295,6 +295,49 @@ TEST(vae_ldm_rename_table) {
     CHECK(!vae_ldm_rename("model_ema.decay", 4, dst, sizeof dst));
 }
 
+TEST(vae_weight_files_standalone_and_old_names) {
+    /* a standalone LDM VAE file (no prefix, with training leftovers) and an old diffusers file */
+    const char *dir = test_tmpdir();
+    char p1[512], p2[512];
+    snprintf(p1, sizeof p1, "%s/ldm_vae.safetensors", dir);
+    snprintf(p2, sizeof p2, "%s/old_diffusers.safetensors", dir);
+    float d[16] = {0};
+    int64_t s1[1] = {4};
+    st_writer *w = st_writer_new();
+    st_writer_add_f32(w, "encoder.conv_in.bias", ST_F32, 1, s1, d);
+    st_writer_add_f32(w, "decoder.up.1.block.0.nin_shortcut.bias", ST_F32, 1, s1, d);
+    st_writer_add_f32(w, "decoder.up.0.upsample.conv.bias", ST_F32, 1, s1, d);
+    st_writer_add_f32(w, "loss.logvar", ST_F32, 1, s1, d);
+    st_writer_add_f32(w, "model_ema.decay", ST_F32, 1, s1, d);
+    REQUIRE(st_writer_save(w, p1) == SD_OK);
+    st_writer_free(w);
+    w = st_writer_new();
+    st_writer_add_f32(w, "decoder.mid_block.attentions.0.query.weight", ST_F32, 1, s1, d);
+    st_writer_add_f32(w, "decoder.mid_block.attentions.0.proj_attn.bias", ST_F32, 1, s1, d);
+    st_writer_add_f32(w, "encoder.mid_block.attentions.0.group_norm.bias", ST_F32, 1, s1, d);
+    REQUIRE(st_writer_save(w, p2) == SD_OK);
+    st_writer_free(w);
+    st_file *f1, *f2;
+    REQUIRE(st_open(p1, &f1) == SD_OK && st_open(p2, &f2) == SD_OK);
+    CHECK(vae_detect_layout(f1, "") == VAE_LAYOUT_LDM && vae_detect_layout(f2, "") == VAE_LAYOUT_DIFFUSERS);
+    wmap *m = wmap_new();
+    REQUIRE(vae_add_weights(m, f1, "", VAE_LAYOUT_AUTO) == SD_OK);
+    CHECK_EQ_INT(wmap_count(m), 3); /* loss.* and model_ema.* are not the VAE's */
+    CHECK(wmap_has(m, "encoder.conv_in.bias") && wmap_has(m, "decoder.up_blocks.0.resnets.0.conv_shortcut.bias"));
+    CHECK(wmap_has(m, "decoder.up_blocks.1.upsamplers.0.conv.bias"));
+    wmap_free(m);
+    m = wmap_new();
+    REQUIRE(vae_add_weights(m, f2, "", VAE_LAYOUT_AUTO) == SD_OK);
+    CHECK(wmap_has(m, "decoder.mid_block.attentions.0.to_q.weight") && wmap_has(m, "decoder.mid_block.attentions.0.to_out.0.bias"));
+    CHECK(wmap_has(m, "encoder.mid_block.attentions.0.group_norm.bias"));
+    /* both spellings in one file collide on the canonical name */
+    REQUIRE(vae_add_weights(m, f2, "", VAE_LAYOUT_DIFFUSERS) != SD_OK);
+    CHECK_STR_CONTAINS(sd_last_error(), "both map to");
+    wmap_free(m);
+    st_close(f1);
+    st_close(f2);
+}
+
 /* The SD 1.5 VAE (248 tensors, original names) with virtual weights. */
 static wmap *sd15_virtual(void) {
     FILE *fp = fopen(test_path("data/sd15-vae-keys.tsv"), "r");
@@ -366,6 +409,18 @@ TEST(vae_sd15_names_and_shapes) {
               s2048 / 1048576.0, t2048 / 1048576.0);
     test_note("SD1.5 encode 512x512: %.1f MiB", e512 / 1048576.0);
     CHECK(d512 > 0 && s512 > 0 && t512 > 0 && s512 < d512 / 3 && t512 < d512 / 3 && t2048 == t512 && d2048 > 15 * d512 && s2048 < d2048 / 8);
+    /* vae_decode itself in measure mode uses what vae_decode_arena_bytes reports */
+    float *z = calloc(64 * 64 * 4, sizeof(float)), *rgb = malloc(sizeof(float) * 512 * 512 * 3);
+    vae_decode_opts *modes[3] = {&off, &on, &blend};
+    size_t want[3] = {d512, s512, t512};
+    for (int i = 0; i < 3; i++) {
+        be_measure_begin(b);
+        CHECK(vae_decode(b, v, z, 1, 64, 64, modes[i], rgb) == SD_OK);
+        size_t got = be_measure_end(b);
+        CHECK_MSG(got == want[i], "mode %d: measured decode %zu bytes, vae_decode_arena_bytes %zu", (int)modes[i]->tiling, got, want[i]);
+    }
+    free(z);
+    free(rgb);
     /* automatic: a 2 GiB budget decodes 2048^2 in the largest exact bands that fit it */
     vae_decode_opts aut = {VAE_TILING_AUTO, (size_t)2 << 30, 0, 0};
     vae_plan pl;

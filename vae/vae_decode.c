@@ -148,8 +148,9 @@ static void axis_weights(const int *starts, int count, int i, int T, int f, floa
 static sd_status decode_one(be *b, const vae_model *v, const float *z, int h, int w, const vae_plan *p, float *out) {
     const vae_config *c = &v->cfg;
     int f = vae_factor(v), lc = c->latent_channels, oc = c->out_channels, H = h * f, W = w * f, T = p->tile, O = p->overlap;
-    if (p->mode == VAE_TILING_ON) return vae_stream_decode(b, v, z, h, w, T, out, 0);
-    if (p->mode == VAE_TILING_OFF) {
+    if (p->mode == VAE_TILING_ON) return vae_stream_decode(b, v, z, h, w, T, out, b->measuring); /* measuring: no host buffers */
+    if (p->mode == VAE_TILING_OFF || b->measuring) { /* measuring a blended decode: one tile is the peak */
+        if (p->mode == VAE_TILING_BLEND) { h = imin(T, h); w = imin(T, w); H = h * f; W = w * f; }
         size_t mark = be_mark(b);
         be_tensor zt = be_new(b, 1, h, w, lc), it = be_new(b, 1, H, W, oc);
         be_upload(b, &zt, z);
