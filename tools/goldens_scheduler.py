@@ -14,6 +14,13 @@ and is fed to the real diffusers schedulers (built with from_config() from SD 1.
 pipeline switching schedulers does) and to the real k-diffusion samplers (through k-diffusion's CompVisDenoiser /
 CompVisVDenoiser on the LDM float64 alphas_cumprod, as AUTOMATIC1111 wraps the model). Every Gaussian the
 schedulers draw is recorded, so the C test can feed the same noise and also check it is the torch stream.
+
+IEEE square roots: torch 2.15's CPU sqrt (float32, through MKL VML) is not correctly rounded on the AMD EPYC that
+made these files (about 17% of results are 1 ulp off). Ancestral samplers compute σ_down = sqrt(σ_next² - σ_up²)
+with σ_up itself a square root; at 2 steps (σ 14.6 -> 0.029) that subtraction cancels ~5 decimal digits and the ulp
+becomes a 1% change of σ_down and of the DPM2-a midpoint. So the trajectories are generated with float32 sqrt (the
+`** 0.5`, Tensor.sqrt and torch.sqrt the schedulers use) replaced by numpy's IEEE float32 sqrt — the machine-
+independent value, and what the C code computes. The schedules and tables in schedules.safetensors are plain torch.
 """
 import inspect
 import math
@@ -418,11 +425,21 @@ def run_diffusers_kfunc(name, n, seed, variant="discrete", pred="epsilon"):
     e = make_sched("euler", prediction_type=pred, **over)
     e.set_timesteps(n)
     log_sigmas = np.log(np.array(((1 - e.alphas_cumprod) / e.alphas_cumprod) ** 0.5))
-    main = {float(sg): float(tt) for sg, tt in zip(e.sigmas[:-1], e.timesteps)}
+    # the UNet timestep: the scheduler's own t for the step's σ, _sigma_to_t for the midpoint (which can equal the
+    # next σ exactly, so calls are told apart by position: main, then a midpoint unless σ_down = 0)
+    kinds = []
+    for i in range(n):
+        kinds.append(float(e.timesteps[i]))
+        if K.sampling.get_ancestral_step(e.sigmas[i], e.sigmas[i + 1])[0] != 0:
+            kinds.append(None)
+    calls = [0]
 
     def model(x, sigma, cond=None):
         sg = float(sigma.reshape(-1)[0])
-        tt = main[sg] if sg in main else float(e._sigma_to_t(np.float64(np.float32(sg)), log_sigmas))
+        tt = kinds[calls[0]]
+        calls[0] += 1
+        if tt is None:
+            tt = float(e._sigma_to_t(np.float64(np.float32(sg)), log_sigmas))
         sgt = torch.tensor(sg, dtype=torch.float32)
         out = rec.model(x / ((sgt ** 2 + 1) ** 0.5), tt)
         if pred == "v_prediction":
@@ -449,7 +466,24 @@ def pack(cases, name, key, res, rec, cfg):
     return out
 
 
+_TORCH_POW, _TORCH_SQRT, _TENSOR_SQRT = torch.Tensor.__pow__, torch.sqrt, torch.Tensor.sqrt
+
+
+def _ieee_sqrt(t):
+    if t.dtype != torch.float32:
+        return _TENSOR_SQRT(t)
+    return torch.from_numpy(np.asarray(np.sqrt(t.detach().numpy()), dtype=np.float32).copy()).reshape(t.shape)
+
+
+def use_ieee_sqrt():
+    """Route float32 `x ** 0.5`, x.sqrt() and torch.sqrt(x) to IEEE sqrt (see the module docstring)."""
+    torch.Tensor.__pow__ = lambda self, e: _ieee_sqrt(self) if (isinstance(e, float) and e == 0.5) else _TORCH_POW(self, e)
+    torch.Tensor.sqrt = _ieee_sqrt
+    torch.sqrt = _ieee_sqrt
+
+
 def gen_trajectories():
+    use_ieee_sqrt()
     patch_randn(REC)
     samplers = ["euler", "euler_a", "heun", "dpm2", "dpm2_a", "dpm++2s_a", "dpm++2m", "dpm++2m_sde", "lms",
                 "ddim", "pndm", "ddpm", "unipc", "lcm"]
