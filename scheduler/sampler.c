@@ -275,6 +275,9 @@ static void plan_dpm_diffusers(sched_plan *p) {
     p->init_sigma = 1.0f;
 }
 
+/* σ of an integer timestep for reporting; clamped because the grid is validated only afterwards. */
+static float table_sigma(const sched_table *tb, int t) { return tb->sigmas[t < 0 ? 0 : t >= tb->T ? tb->T - 1 : t]; }
+
 /* DDIM, DDPM, PLMS, LCM: integer timesteps; σ only for reporting. */
 static void plan_integer(sched_plan *p) {
     int N = p->steps, T = p->table.T;
@@ -287,7 +290,7 @@ static void plan_integer(sched_plan *p) {
         if (N >= 2) p->ti[k++] = base[1];
         for (int i = 1; i < N; i++) p->ti[k++] = base[i];
         p->n_t = k;
-        for (int i = 0; i < N; i++) p->sigmas[i] = p->table.sigmas[base[i]];
+        for (int i = 0; i < N; i++) p->sigmas[i] = table_sigma(&p->table, base[i]);
         free(base);
     } else if (p->cfg.sampler == SCHED_LCM) {
         /* origin steps (i+1)·(T//50) - 1, reversed, picked at floor(linspace(0, 50, N, endpoint=False)) */
@@ -300,10 +303,28 @@ static void plan_integer(sched_plan *p) {
         sched_grid_int(T, N, p->cfg.spacing, p->cfg.steps_offset, p->ti);
     }
     if (p->cfg.sampler != SCHED_PNDM)
-        for (int i = 0; i < N; i++) p->sigmas[i] = p->table.sigmas[p->ti[i] < 0 ? 0 : p->ti[i]];
+        for (int i = 0; i < N; i++) p->sigmas[i] = table_sigma(&p->table, p->ti[i]);
     for (int i = 0; i < p->n_t; i++) p->t[i] = (float)p->ti[i];
     p->sigmas[N] = 0.0f;
     p->init_sigma = 1.0f;
+}
+
+/* Integer grids must stay inside the table and strictly decrease: at 1000 steps "leading" + steps_offset 1 starts at
+ * t = 1000 (diffusers indexes past ᾱ and fails) and DPM-Solver/UniPC's 1001-point grid repeats timesteps (h = 0,
+ * NaN in diffusers). Report it instead. */
+static sd_status plan_check_grid(const sched_plan *p) {
+    if (p->sigma_space) return SD_OK;
+    int dpm = p->cfg.sampler == SCHED_UNIPC || p->cfg.sampler == SCHED_DPMPP_2M || p->cfg.sampler == SCHED_DPMPP_2M_SDE;
+    if (dpm && p->cfg.schedule != SCHED_SCHEDULE_DISCRETE) return SD_OK; /* σ from Karras/exponential: t only labels */
+    for (int i = 0; i < p->n_t; i++) {
+        int t = p->ti[i], dup_ok = p->cfg.sampler == SCHED_PNDM && i == 2; /* PLMS repeats its second timestep */
+        if (t < 0 || t >= p->table.T || (i > 0 && t >= p->ti[i - 1] && !dup_ok))
+            return sd_fail(SD_ERR_ARG, "%s with %d steps and %s spacing (steps_offset %d) gives timestep %d at step %d, "
+                                       "outside 0..%d or not decreasing; use fewer steps or another spacing",
+                           sched_sampler_name(p->cfg.sampler), p->steps, sched_spacing_name(p->cfg.spacing),
+                           p->cfg.steps_offset, t, i, p->table.T - 1);
+    }
+    return SD_OK;
 }
 
 static sd_status plan_make(const sched_config *cfg, int steps, sched_plan **out) {
@@ -341,6 +362,10 @@ static sd_status plan_make(const sched_config *cfg, int steps, sched_plan **out)
         plan_dpm_diffusers(p);
     } else {
         plan_integer(p);
+    }
+    if ((st = plan_check_grid(p))) {
+        plan_free(p);
+        return st;
     }
     *out = p;
     return SD_OK;

@@ -8,8 +8,12 @@
 #include "../core/error.h"
 #include "sampler_internal.h"
 
-/* ᾱ of a timestep; past the start of the table: 1 (set_alpha_to_one) or ᾱ_0 (SD configs: set_alpha_to_one false). */
-static float alpha_bar(const sched_plan *p, int t, float final) { return t >= 0 ? p->table.alphas_cumprod[t] : final; }
+/* ᾱ of a timestep; past the start of the table: 1 (set_alpha_to_one) or ᾱ_0 (SD configs: set_alpha_to_one false).
+ * Grids are validated in range; PLMS's "t + T//N" re-step is clamped rather than trusted. */
+static float alpha_bar(const sched_plan *p, int t, float final) {
+    if (t < 0) return final;
+    return p->table.alphas_cumprod[t < p->table.T ? t : p->table.T - 1];
+}
 
 /* x̂0 and ε̂ from the model output for prediction type eps or v. */
 static void predict(const sched_plan *p, size_t n, const float *x, const float *o, float ac, float *x0, float *eps) {

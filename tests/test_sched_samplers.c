@@ -447,3 +447,59 @@ TEST(sched_kdiffusion_fallback_samplers_use_ldm_table) {
                   sched_sampler_name(fb[k]));
     }
 }
+
+static int count_progress;
+static void count_cb(void *user, int step, int total, const float *x) {
+    (void)user; (void)x;
+    if (step >= 1 && step <= total) count_progress++;
+}
+
+/* Every sampler x convention x schedule that the config accepts, from 1 to 1000 steps: finite output, as many UNet
+ * calls as sched_model_evals promised, one progress call per step (the bounds the fixed-size grids rely on). */
+TEST(sched_all_combinations_run_to_1000_steps) {
+    static const int step_counts[] = {1, 2, 3, 1000};
+    init_ctx();
+    int runs = 0, rejected = 0;
+    for (int conv = 0; conv < SCHED_CONV_COUNT; conv++)
+        for (int s = 0; s < SCHED_SAMPLER_COUNT; s++)
+            for (int sc = 0; sc < SCHED_SCHEDULE_COUNT; sc++)
+                for (int sp = 0; sp < SCHED_SPACING_COUNT; sp++)
+                    for (size_t k = 0; k < sizeof step_counts / sizeof *step_counts; k++) {
+                        sched_config cfg;
+                        sched_config_default(&cfg);
+                        cfg.convention = (sched_convention)conv;
+                        cfg.sampler = (sched_sampler)s;
+                        cfg.schedule = (sched_schedule)sc;
+                        cfg.spacing = (sched_spacing)sp;
+                        int steps = step_counts[k];
+                        if (sched_config_check(&cfg, steps) != SD_OK) continue;
+                        if (sched_model_evals(&cfg, steps, 0) < 0) { /* a grid that leaves the table: rejected */
+                            CHECK_STR_CONTAINS(sd_last_error(), "timestep");
+                            CHECK_MSG(steps == 1000, "%s rejected at %d steps: %s", sched_sampler_name(cfg.sampler),
+                                      steps, sd_last_error());
+                            rejected++;
+                            continue;
+                        }
+                        if (steps == 1000 && sp != SCHED_SPACING_DEFAULT) continue;
+                        float x[NEL];
+                        traj tr = {0};
+                        rng_init(&tr.gens[0], RNG_TORCH_CPU, (uint64_t)(s + 1));
+                        draw(&tr, x);
+                        count_progress = 0;
+                        sd_status st = sched_sample(&cfg, steps, x, NEL, toy_model, toy_noise, count_cb, &tr);
+                        int finite = 1;
+                        for (int i = 0; i < NEL; i++) finite &= isfinite(x[i]) && fabsf(x[i]) < 100.0f;
+                        int evals = sched_model_evals(&cfg, steps, 0);
+                        if (st != SD_OK || !finite || tr.nt != evals || count_progress != steps) {
+                            test_fail(__FILE__, __LINE__, "%s %s %s %s %d steps: status %d (%s), finite %d, %d calls "
+                                      "(promised %d), %d progress", sched_convention_name(cfg.convention),
+                                      sched_sampler_name(cfg.sampler), sched_schedule_name(cfg.schedule),
+                                      sched_spacing_name(cfg.spacing), steps, st, sd_last_error(), finite, tr.nt,
+                                      evals, count_progress);
+                        }
+                        runs++;
+                    }
+    test_note("%d sampler runs over all accepted combinations (%d rejected: grid leaves the table at 1000 steps)",
+              runs, rejected);
+    CHECK(runs > 300);
+}
