@@ -158,7 +158,7 @@ static int integer_timesteps(sched_sampler s) {
     return s == SCHED_DDIM || s == SCHED_PNDM || s == SCHED_DDPM || s == SCHED_LCM;
 }
 
-sd_status sched_config_check(const sched_config *cfg, int steps) {
+static sd_status config_check_basic(const sched_config *cfg, int steps) {
     if ((unsigned)cfg->sampler >= SCHED_SAMPLER_COUNT) return unknown("sampling method", "(enum out of range)", sampler_names, SCHED_SAMPLER_COUNT);
     if ((unsigned)cfg->schedule >= SCHED_SCHEDULE_COUNT) return unknown("scheduler", "(enum out of range)", schedule_names, SCHED_SCHEDULE_COUNT);
     if ((unsigned)cfg->spacing >= SCHED_SPACING_COUNT) return unknown("timestep spacing", "(enum out of range)", spacing_names, SCHED_SPACING_COUNT);
@@ -329,7 +329,7 @@ static sd_status plan_check_grid(const sched_plan *p) {
 
 static sd_status plan_make(const sched_config *cfg, int steps, sched_plan **out) {
     *out = NULL;
-    sd_status st = sched_config_check(cfg, steps);
+    sd_status st = config_check_basic(cfg, steps);
     if (st) return st;
     sched_plan *p = calloc(1, sizeof *p);
     if (!p) return sd_fail(SD_ERR_MEMORY, "sampler: out of memory");
@@ -369,6 +369,14 @@ static sd_status plan_make(const sched_config *cfg, int steps, sched_plan **out)
     }
     *out = p;
     return SD_OK;
+}
+
+/* The basic checks, then the grid itself (which only exists once built). */
+sd_status sched_config_check(const sched_config *cfg, int steps) {
+    sched_plan *p;
+    sd_status st = plan_make(cfg, steps, &p);
+    plan_free(p);
+    return st;
 }
 
 /* ---------------------------------------------------------------------------------------------------------------
