@@ -13,7 +13,7 @@ OPT       ?= -O2
 SAN       ?=
 BUILD     ?= build
 WARN      := -Wall -Wextra -Werror -Wno-format-truncation
-CFLAGS    := -std=c11 $(OPT) -g $(WARN) -fopenmp -I. -D_GNU_SOURCE -MMD -MP $(SAN)
+CFLAGS    := -std=c11 $(OPT) -g $(WARN) -fopenmp -I. -D_GNU_SOURCE -DSD_SOURCE_DIR=\"$(CURDIR)\" -MMD -MP $(SAN)
 CXXFLAGS  := -std=c++17 $(OPT) -g $(WARN) -fopenmp -I. -D_GNU_SOURCE -MMD -MP $(SAN)
 LDLIBS    := -lpng -lz -lcjson -lopenblas -lm -lpthread -fopenmp $(SAN)
 

@@ -158,6 +158,10 @@ sd_status sd_save_png(const char *path, const sd_image *img, const char *infotex
 /* Reads the settings stored by sd_save_png back into p (strings point into *storage: free it after use). */
 sd_status sd_params_from_png(const char *path, sd_gen_params *p, void **storage);
 
+/* `sd tokenize`: the token ids of each 77-token window of a prompt (weights and token strings when verbose),
+ * with the model's tokenizer (model_path NULL: CLIP's own vocabulary, which every SD model uses). */
+sd_status sd_tokenize(const char *model_path, const char *prompt, int verbose, FILE *out);
+
 /* Sampler and scheduler names with one-line descriptions, for --help and validation. */
 int sd_sampler_count(void);
 const char *sd_sampler_name(int i, const char **description);

@@ -3,5 +3,7 @@
 #define CLI_CLI_H
 
 int cmd_info(int argc, char **argv);
+int cmd_generate(int argc, char **argv);
+int cmd_tokenize(int argc, char **argv);
 
 #endif

@@ -11,6 +11,7 @@ static void usage(FILE *out) {
             "\n"
             "usage: sd [generate] -p PROMPT [options]   render images (see `sd generate --help`)\n"
             "       sd info PATH...                      describe a model, a .safetensors file or a generated PNG\n"
+            "       sd tokenize [-m MODEL] [--verbose] TEXT  show how a prompt is cut into CLIP tokens\n"
             "       sd --version\n",
             SD_VERSION);
 }
@@ -21,6 +22,9 @@ int main(int argc, char **argv) {
     if (!strcmp(cmd, "--version") || !strcmp(cmd, "version")) { printf("sd %s\n", SD_VERSION); return 0; }
     if (!strcmp(cmd, "--help") || !strcmp(cmd, "-h") || !strcmp(cmd, "help")) { usage(stdout); return 0; }
     if (!strcmp(cmd, "info")) return cmd_info(argc - 1, argv + 1);
+    if (!strcmp(cmd, "generate")) return cmd_generate(argc - 1, argv + 1);
+    if (!strcmp(cmd, "tokenize")) return cmd_tokenize(argc - 1, argv + 1);
+    if (cmd[0] == '-') return cmd_generate(argc, argv); /* `sd -p ...` */
     fprintf(stderr, "error: unknown command \"%s\" (try sd --help)\n", cmd);
     return 1;
 }
