@@ -6,6 +6,8 @@
 #   make deps        installs the Debian packages the build needs (as root)
 #   make demo        renders samples/out/*.png with the bundled demo model
 #   make bench       CPU benchmark table (random-weight full-size SD 1.5)
+#   make batch-demo  renders samples/jobs/shapes.jsonl into samples/out/batch/, contact sheet samples/batch/contact.png
+#   make compare-demo  sampler x steps grid, table and chart in samples/compare/ with the demo model
 
 CC        := gcc
 CXX       := g++
@@ -29,7 +31,7 @@ TEST_SRC  := $(wildcard tests/*.c)
 TEST_OBJ  := $(TEST_SRC:%.c=$(BUILD)/%.o)
 CU_SRC    := $(wildcard kernels/cuda/*.cu)
 
-.PHONY: all test asan-test cuda-check deps clean demo bench
+.PHONY: all test asan-test cuda-check deps clean demo bench batch-demo compare-demo
 all: $(BUILD)/libsd.a sd
 
 $(BUILD)/%.o: %.c
@@ -81,3 +83,12 @@ clean:
 	rm -rf build build-asan sd
 
 -include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(TEST_OBJ:.o=.d)
+
+DEMO_MODEL := samples/models/shapes
+
+batch-demo: sd
+	./sd batch samples/jobs/shapes.jsonl -m $(DEMO_MODEL) -o samples/out/batch --contact-sheet samples/batch/contact.png
+
+compare-demo: sd
+	./sd compare -m $(DEMO_MODEL) -p "a large red star on a blue background, centre" -s 42 \
+	    --samplers euler,euler_a,dpm++2m,ddim --steps 4,8,16,32 --reference dpm++2m:100 -o samples/compare/grid.png

@@ -36,6 +36,7 @@ void grid_layout_of(const grid_spec *g, grid_layout *l) {
     l->pitch_x = g->cell_w + l->pad;
     l->pitch_y = g->cell_h + l->caption_h + l->pad;
     l->w = l->left + g->cols * l->pitch_x;
+    if (g->title && l->w < 2 * l->pad + canvas_text_width(g->title, s)) l->w = 2 * l->pad + canvas_text_width(g->title, s);
     l->h = l->top + g->rows * l->pitch_y;
 }
 

@@ -7,7 +7,8 @@
  *   row label 1   [cell 1,0]     [cell 1,1]
  *
  * Each image is fitted into a cell_w × cell_h box keeping its aspect ratio (centred); an image of exactly the
- * cell size is copied pixel for pixel, so a cell can be cut out of the grid and compared with a single render. */
+ * cell size is copied pixel for pixel, so a cell can be cut out of the grid and compared with a single render.
+ * The picture is at least as wide as the title. */
 #ifndef CLI_GRID_H
 #define CLI_GRID_H
 

@@ -78,7 +78,7 @@ static int key_index(const char *name) {
 
 const jobs_flag jobs_flags[] = {
     {"--negative", "-n", "negative", "negative prompt"},
-    {"--seed", "-s", "seed", "first seed (default 0; batch seeds are never random)"},
+    {"--seed", "-s", "seed", "first seed (default: the library's, 42; batch seeds are never random)"},
     {"--count", NULL, "count", "images per prompt: seed, seed+1, ... (default 1)"},
     {"--seed-range", NULL, "seed_range", "A:B: every seed from A to B inclusive (also \"1,5,9:12\")"},
     {"--steps", NULL, "steps", "sampler steps"},
@@ -87,7 +87,7 @@ const jobs_flag jobs_flags[] = {
     {"--size", NULL, "size", "WxH"},
     {"--width", "-W", "width", "image width (multiple of 8)"},
     {"--height", "-H", "height", "image height (multiple of 8)"},
-    {"--sampler", NULL, "sampler", "sampler name (sd --help lists them)"},
+    {"--sampler", NULL, "sampler", "sampler name (sd generate --help lists them)"},
     {"--scheduler", NULL, "scheduler", "noise schedule (discrete, karras ...)"},
     {"--convention", NULL, "convention", "diffusers or kdiffusion"},
     {"--eta", NULL, "eta", "DDIM eta"},
@@ -101,7 +101,13 @@ const jobs_flag jobs_flags[] = {
     {"--strength", NULL, "strength", "img2img denoising strength 0..1"},
     {"--mask", NULL, "mask", "inpainting mask (white = repaint)"},
     {"--name-template", NULL, "output", "output file name template (see below)"},
-    {"--batch-size", "-b", "batch_size", "latents per UNet call for consecutive seeds of one job"},
+    {"--batch-size", NULL, "batch_size", "latents per UNet call for consecutive seeds of one job"},
+    /* the spellings of `sd generate` (stable-diffusion.cpp's), accepted too */
+    {"--negative-prompt", NULL, "negative", NULL},
+    {"--cfg-scale", NULL, "cfg", NULL},
+    {"--sampling-method", NULL, "sampler", NULL},
+    {"--schedule-convention", NULL, "convention", NULL},
+    {"--init-img", "-i", "init_image", NULL},
 };
 const int jobs_nflags = (int)(sizeof jobs_flags / sizeof jobs_flags[0]);
 
@@ -132,6 +138,17 @@ void jobs_errors_free(jobs_errors *e) {
 }
 
 /* ---- value checks ---- */
+
+int jobs_name_equal(const char *a, const char *b) {
+    for (;;) {
+        while (*a == ' ' || *a == '_' || *a == '-') a++;
+        while (*b == ' ' || *b == '_' || *b == '-') b++;
+        if (tolower((unsigned char)*a) != tolower((unsigned char)*b)) return 0;
+        if (!*a) return 1;
+        a++;
+        b++;
+    }
+}
 
 static int edit_distance(const char *a, const char *b) {
     int la = (int)strlen(a), lb = (int)strlen(b);
@@ -257,7 +274,7 @@ static int check_dim(int v, char *err, size_t cap, const char *what) {
 
 /* Checks one value against its key; on success the (possibly converted) value to store is returned in *store
  * (a new item), or NULL for keys resolved elsewhere (seeds, size). */
-static int check_value(const keydef *k, const cJSON *v, const jobs_names *names, cJSON **store, char *err, size_t cap) {
+static int check_value(const keydef *k, const cJSON *v, const jobs_rules *rules, cJSON **store, char *err, size_t cap) {
     *store = NULL;
     switch (k->type) {
     case KT_STR:
@@ -322,16 +339,18 @@ static int check_value(const keydef *k, const cJSON *v, const jobs_names *names,
             char *save = NULL;
             for (char *t = strtok_r(buf, ",", &save); t && n < 8; t = strtok_r(NULL, ",", &save)) enum_names[n++] = t;
             list = enum_names;
-        } else if (names && k->type == KT_SAMPLER) {
-            list = names->samplers;
-            n = names->nsamplers;
-        } else if (names) {
-            list = names->schedulers;
-            n = names->nschedulers;
+        } else if (rules && k->type == KT_SAMPLER) {
+            list = rules->samplers;
+            n = rules->nsamplers;
+        } else if (rules) {
+            list = rules->schedulers;
+            n = rules->nschedulers;
         }
+        const char *canon = v->valuestring;
         if (list) {
             int found = 0;
-            for (int i = 0; i < n && !found; i++) found = !strcmp(list[i], v->valuestring);
+            for (int i = 0; i < n && !found; i++)
+                if (jobs_name_equal(list[i], v->valuestring)) { found = 1; canon = list[i]; }
             if (!found) {
                 char hint[96], all[512] = "";
                 suggest(hint, sizeof hint, v->valuestring, list, n);
@@ -343,7 +362,7 @@ static int check_value(const keydef *k, const cJSON *v, const jobs_names *names,
                 return -1;
             }
         }
-        *store = cJSON_CreateString(v->valuestring);
+        *store = cJSON_CreateString(canon); /* the canonical spelling, so image keys do not depend on it */
         return 0;
     }
     }
@@ -386,7 +405,7 @@ static int gather(const cJSON *obj, const cJSON **vals, const char *where, jobs_
 }
 
 /* Builds and checks the job from line values L over defaults D. `line` 0 checks the defaults alone. */
-static int build_job(const cJSON **L, const cJSON **D, int line, const char *where, const jobs_names *names,
+static int build_job(const cJSON **L, const cJSON **D, int line, const char *where, const jobs_rules *rules,
                      jobs_job *job, jobs_errors *errs) {
     char err[768];
     int bad = 0;
@@ -401,13 +420,13 @@ static int build_job(const cJSON **L, const cJSON **D, int line, const char *whe
         V[i] = L[i] ? L[i] : D[i];
         if (!V[i]) continue;
         cJSON *store;
-        if (check_value(&KEYS[i], V[i], names, &store, err, sizeof err) != 0) {
+        if (check_value(&KEYS[i], V[i], rules, &store, err, sizeof err) != 0) {
             jobs_error_add(errs, "%s: \"%s\" %s", where, KEYS[i].key, err);
             bad++;
             continue;
         }
-        if (store && (!strcmp(KEYS[i].key, "width") || !strcmp(KEYS[i].key, "height"))) {
-            cJSON_Delete(store); /* resolved with "size" below */
+        if (store && (!strcmp(KEYS[i].key, "width") || !strcmp(KEYS[i].key, "height") || !strcmp(KEYS[i].key, "count"))) {
+            cJSON_Delete(store); /* resolved below: the size, and the seeds (each image has its own) */
             store = NULL;
         }
         if (store) cJSON_AddItemToObject(job->obj, KEYS[i].key, store);
@@ -456,7 +475,7 @@ static int build_job(const cJSON **L, const cJSON **D, int line, const char *whe
                     bad++;
                 }
             } else {
-                uint64_t seed = 0;
+                uint64_t seed = rules ? rules->default_seed : 0;
                 const cJSON *sv = L[K("seed")] ? L[K("seed")] : D[K("seed")];
                 if (sv) seed_value(sv, &seed, err, sizeof err);
                 const cJSON *cv = L[K("count")] ? L[K("count")] : D[K("count")];
@@ -541,7 +560,7 @@ static jobs_format detect_format(const char *source, const char *text, size_t le
 }
 
 int jobs_parse(const char *text, size_t len, const char *source, jobs_format fmt, const cJSON *defaults,
-               const jobs_names *names, jobs_list *out, jobs_errors *errs) {
+               const jobs_rules *rules, jobs_list *out, jobs_errors *errs) {
     memset(out, 0, sizeof *out);
     int errors0 = errs->total;
     const cJSON *D[NKEYS], *L[NKEYS];
@@ -549,7 +568,7 @@ int jobs_parse(const char *text, size_t len, const char *source, jobs_format fmt
     /* the defaults alone first, so a bad flag is reported once, not on every line */
     if (gather(defaults, D, "command line", errs) == 0) {
         jobs_job probe;
-        if (build_job(D, (const cJSON *[NKEYS]){0}, 0, "command line", names, &probe, errs) == 0) job_free(&probe);
+        if (build_job(D, (const cJSON *[NKEYS]){0}, 0, "command line", rules, &probe, errs) == 0) job_free(&probe);
     }
     if (errs->total > errors0) return errs->total - errors0;
 
@@ -592,7 +611,7 @@ int jobs_parse(const char *text, size_t len, const char *source, jobs_format fmt
         }
         free(l);
         jobs_job job;
-        if (gather(obj, L, where, errs) == 0 && build_job(L, D, lineno, where, names, &job, errs) == 0) {
+        if (gather(obj, L, where, errs) == 0 && build_job(L, D, lineno, where, rules, &job, errs) == 0) {
             if (out->count == cap) {
                 cap = cap ? cap * 2 : 16;
                 jobs_job *grown = realloc(out->jobs, (size_t)cap * sizeof *grown);

@@ -8,7 +8,7 @@
  *
  * Command-line flags (--steps 20, --sampler euler ...) set defaults that a job line overrides key by key.
  * Seeds: a job's "seeds" or "seed_range" list replaces the command line's; otherwise seed (job, else command
- * line, else 0) and count (job, else command line, else 1) give seed, seed+1, ... seed+count-1. Batch seeds
+ * line, else the library's default) and count (job, else command line, else 1) give seed, seed+1, ... seed+count-1. Batch seeds
  * are never random, so re-running a command resumes it. */
 #ifndef CLI_JOBS_H
 #define CLI_JOBS_H
@@ -51,13 +51,19 @@ typedef struct jobs_errors {
 void jobs_error_add(jobs_errors *e, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void jobs_errors_free(jobs_errors *e);
 
-/* Sampler and scheduler names accepted (NULL lists: any name). */
-typedef struct jobs_names {
+/* What the library accepts: sampler and scheduler names (NULL lists: any name), and the seed of jobs that
+ * name none (sd_gen_params_init's, so `sd batch` and `sd -p` agree). */
+typedef struct jobs_rules {
     const char *const *samplers;
     int nsamplers;
     const char *const *schedulers;
     int nschedulers;
-} jobs_names;
+    uint64_t default_seed;
+} jobs_rules;
+
+/* Name comparison as the library does it: case, spaces, '_' and '-' ignored ("Euler a" = "euler_a").
+ * Checked names are stored in the canonical spelling of the list. */
+int jobs_name_equal(const char *a, const char *b);
 
 /* Limits on what one job may ask for. */
 #define JOBS_MAX_SEEDS 100000
@@ -69,7 +75,7 @@ typedef struct jobs_flag {
     const char *flag;       /* long form, "--steps" */
     const char *short_flag; /* "-s" or NULL */
     const char *key;        /* job key it sets, "steps" */
-    const char *help;
+    const char *help;       /* NULL: an alternative spelling, left out of --help */
 } jobs_flag;
 extern const jobs_flag jobs_flags[];
 extern const int jobs_nflags;
@@ -85,7 +91,7 @@ int jobs_set_default(cJSON *defaults, const jobs_flag *f, const char *value, cha
  * (may be NULL) and `names`. Returns the number of errors (all also in errs); out is filled either way with
  * the good jobs. */
 int jobs_parse(const char *text, size_t len, const char *source, jobs_format fmt, const cJSON *defaults,
-               const jobs_names *names, jobs_list *out, jobs_errors *errs);
+               const jobs_rules *rules, jobs_list *out, jobs_errors *errs);
 void jobs_list_free(jobs_list *l);
 
 /* Sets the fields of `p` that the job gives (prompt excepted; seeds are per image). Strings point into the job. */

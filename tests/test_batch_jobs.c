@@ -83,7 +83,7 @@ TEST(batch_seed_lists) {
 
 static const char *SAMPLERS[] = {"euler", "euler_a", "dpm++2m", "ddim"};
 static const char *SCHEDULERS[] = {"discrete", "karras"};
-static const jobs_names NAMES = {SAMPLERS, 4, SCHEDULERS, 2};
+static const jobs_rules NAMES = {SAMPLERS, 4, SCHEDULERS, 2, 0};
 
 static int parse(const char *text, const char *source, const cJSON *defaults, jobs_list *l, jobs_errors *e) {
     memset(e, 0, sizeof *e);
@@ -102,7 +102,7 @@ TEST(batch_jobs_jsonl_good) {
         "{\"prompt\": \"a {red|blue} circle\", \"seeds\": \"100:103\", \"steps\": 12, \"sampler\": \"euler_a\","
         " \"size\": \"128x64\", \"cfg_scale\": 5.5, \"negative_prompt\": \"blurry\", \"output\": \"{seed}.png\"}\n"
         "\n"
-        "{\"prompt\": \"a star\", \"seed\": \"18446744073709551615\", \"variation_seed\": [1, 2],"
+        "{\"prompt\": \"a star\", \"sampler\": \"Euler A\", \"seed\": \"18446744073709551615\", \"variation_seed\": [1, 2],"
         " \"variation_strength\": 0.25, \"vae_tiling\": true}\r\n";
     jobs_list l;
     jobs_errors e;
@@ -129,9 +129,11 @@ TEST(batch_jobs_jsonl_good) {
     CHECK_NEAR(p.cfg_scale, 5.5, 0);
     CHECK(!strcmp(p.negative_prompt, "blurry"));
     CHECK_EQ_INT(b->line, 4);
+    CHECK(jobs_name_equal("Euler a", "euler_a") && jobs_name_equal("DPM++ 2M", "dpm++2m") && !jobs_name_equal("euler", "euler_a"));
     CHECK(b->nseeds == 1 && b->seeds[0] == UINT64_MAX);
     CHECK(b->nvseeds == 2 && b->vseeds[1] == 2);
     CHECK_EQ_INT(jobs_num(b, "vae_tiling", 0), 1);
+    CHECK(!strcmp(jobs_str(b, "sampler", ""), "euler_a")); /* stored in the canonical spelling */
     jobs_list_free(&l);
     jobs_errors_free(&e);
 }
@@ -257,6 +259,7 @@ TEST(batch_jobs_bad_flags) {
     CHECK(has_error(&e, "command line:", "\"cfg\" -3 is out of range"));
     CHECK(has_error(&e, "command line:", "did you mean \"karras\""));
     CHECK(jobs_find_flag("--no-such-flag") == NULL);
+    CHECK(!strcmp(jobs_find_flag("--cfg-scale")->key, "cfg")); /* sd generate's spelling */
     jobs_list_free(&l);
     jobs_errors_free(&e);
     cJSON_Delete(d);
@@ -446,6 +449,15 @@ TEST(batch_image_keys) {
     CHECK(strcmp(k0, k2) == 0);  /* same rendering, other file name: same key */
     CHECK(strcmp(k0, k3) != 0);  /* steps */
     CHECK(strcmp(k0, k0m) != 0); /* model */
+    /* the seed keys are not parameters: "count": 2 and "count": 3 give image 0 the same key */
+    jobs_list l2;
+    plan p2;
+    REQUIRE(build("{\"prompt\": \"a\", \"seed\": 1, \"count\": 3, \"steps\": 5}\n", &l2, &p2, &e) == 0);
+    char k20[65];
+    plan_image_key(&l2, &p2.images[0], "shapes", k20);
+    CHECK(strcmp(k0, k20) == 0);
+    plan_free(&p2);
+    jobs_list_free(&l2);
     cJSON *o = plan_image_params(&l, &p.images[1]);
     CHECK_EQ_INT(cJSON_GetObjectItem(o, "seed")->valuedouble, 2);
     CHECK(!cJSON_GetObjectItem(o, "output") && !cJSON_GetObjectItem(o, "name"));
