@@ -529,10 +529,10 @@ int cmd_batch(int argc, char **argv) {
     if (ntodo) {
         char mpath[8192];
         snprintf(mpath, sizeof mpath, "%s/%s", o.out_dir, mname);
+        if (load_model(&o, &ctx) != 0) goto out; /* first, so a bad model leaves no empty output folder */
         if (clikit_mkdirs_for(mpath) != 0) { fprintf(stderr, "error: %s: cannot create: %s\n", o.out_dir, strerror(errno)); goto out; }
         clean_temps(o.out_dir, pending_names, ntodo);
         if (manifest_open(&b.mw, mpath, err, sizeof err) != 0) { fprintf(stderr, "error: %s\n", err); goto out; }
-        if (load_model(&o, &ctx) != 0) goto out;
         b.o = &o;
         b.jobs = &jobs;
         b.pl = &pl;
