@@ -56,7 +56,7 @@ CLI_LIB_OBJ := $(filter-out $(BUILD)/cli/main.o,$(CLI_OBJ))
 $(BUILD)/tests/unit: $(TEST_OBJ) $(CLI_LIB_OBJ) $(BUILD)/libsd.a
 	$(CC) -o $@ $^ $(LDLIBS)
 
-TEST_BINS := unit=$(BUILD)/tests/unit cli="tests/cli_test.sh $(BUILD)/sd"
+TEST_BINS := unit=$(BUILD)/tests/unit cli="tests/cli_test.sh $(BUILD)/sd" batch="tests/batch_test.sh $(BUILD)/sd build/cache/tiny-sd"
 
 test: $(BUILD)/tests/unit sd
 	@tests/run.sh $(TEST_BINS)
