@@ -139,6 +139,12 @@ static int parse_args(int argc, char **argv, cmp_opts *o) {
         if (clikit_failed()) return 1;
     }
     if (!o->prompt) { fprintf(stderr, "error: no prompt (sd compare -p PROMPT ...)\n"); return 1; }
+    if (!o->seed_set) { /* the library's default, stated in the title and the table */
+        sd_gen_params gp;
+        sd_gen_params_init(&gp);
+        o->seed = gp.seed;
+        o->seed_set = 1;
+    }
     if ((o->nsamplers = clikit_split(samplers, o->samplers, MAXL, &o->storage[0], "--samplers")) < 0) return 1;
     if (schedulers && (o->nschedulers = clikit_split(schedulers, o->schedulers, MAXL, &o->storage[1], "--schedulers")) < 0) return 1;
     if ((o->nsteps = clikit_split(steps, o->steps_s, MAXL, &o->storage[2], "--steps")) < 0) return 1;
@@ -188,7 +194,7 @@ static int render(sd_ctx *ctx, const cmp_opts *o, const char *sampler, const cha
     sd_gen_params_init(&gp);
     gp.prompt = o->prompt;
     gp.negative_prompt = o->negative;
-    if (o->seed_set) gp.seed = o->seed;
+    gp.seed = o->seed;
     gp.width = o->width;
     gp.height = o->height;
     gp.sampler = sampler;
@@ -305,7 +311,7 @@ static int write_grid(cmp_run *run) {
     char **col_labels = calloc((size_t)cols, sizeof *col_labels), **caps = calloc((size_t)n, sizeof *caps);
     char title[1200];
     snprintf(title, sizeof title, "%s\nseed %" PRIu64 ", %dx%d; error against %s, %d steps", o->prompt,
-             o->seed_set ? o->seed : (uint64_t)42, run->cells[0].img.w, run->cells[0].img.h, run->ref_sampler, run->ref_steps);
+             o->seed, run->cells[0].img.w, run->cells[0].img.h, run->ref_sampler, run->ref_steps);
     if (gcells && col_labels && caps) {
         for (int c = 0; c < cols; c++) {
             char buf[32];
@@ -345,7 +351,7 @@ static int write_tables(const cmp_run *run, const char *csv_path, const char *js
     cJSON *root = cJSON_CreateObject();
     cJSON_AddStringToObject(root, "prompt", o->prompt);
     cJSON_AddStringToObject(root, "negative", o->negative ? o->negative : "");
-    cJSON_AddNumberToObject(root, "seed", (double)(o->seed_set ? o->seed : 42));
+    cJSON_AddNumberToObject(root, "seed", (double)o->seed);
     cJSON_AddNumberToObject(root, "width", run->cells[0].img.w);
     cJSON_AddNumberToObject(root, "height", run->cells[0].img.h);
     cJSON_AddStringToObject(root, "model", run->mi->name);
