@@ -112,8 +112,15 @@ int chart_render(const chart_spec *c, sd_image *out, chart_frame *frame_out) {
         int w = canvas_text_width(buf, S);
         if (w > ylab_w) ylab_w = w;
     }
+    /* the legend goes right of the plot, where it can hide no data */
+    int lw = 0;
+    for (int s = 0; s < c->nseries; s++) {
+        int w = canvas_text_width(c->series[s].label ? c->series[s].label : "", S);
+        if (w > lw) lw = w;
+    }
+    int legend_w = c->nseries ? lw + 3 * pad + 24 : 0;
     f.x0 = pad + ylab_w + pad;
-    f.x1 = W - 2 * pad;
+    f.x1 = W - 2 * pad - (legend_w ? legend_w + pad : 0);
     f.y0 = pad + (c->title ? lh + pad : 0) + (c->ylabel ? lh : 0) + pad;
     f.y1 = H - pad - (c->xlabel ? lh + pad : 0) - lh - pad;
     if (f.x1 - f.x0 < 40 || f.y1 - f.y0 < 40) return -1;
@@ -178,15 +185,10 @@ int chart_render(const chart_spec *c, sd_image *out, chart_frame *frame_out) {
         }
     }
 
-    /* legend, top right inside the plot */
-    int lw = 0;
-    for (int s = 0; s < c->nseries; s++) {
-        int w = canvas_text_width(c->series[s].label ? c->series[s].label : "", S);
-        if (w > lw) lw = w;
-    }
+    /* legend */
     if (c->nseries) {
-        int bw = lw + 3 * pad + 24, bh = c->nseries * lh + pad;
-        int bx = f.x1 - bw - pad, by = f.y0 + pad;
+        int bw = legend_w, bh = c->nseries * lh + pad;
+        int bx = W - pad - bw, by = f.y0;
         canvas_fill_rect(out, bx - 1, by - 1, bw + 2, bh + 2, INK);
         canvas_fill_rect(out, bx, by, bw, bh, BG);
         for (int s = 0; s < c->nseries; s++) {

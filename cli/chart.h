@@ -1,5 +1,6 @@
 /* chart.h — a line chart PNG for `sd compare`: error against steps, one coloured polyline (with square
- * markers) per series, axes with ticks and numbers, light grid lines, a legend, optional log-scale y. */
+ * markers) per series, axes with ticks and numbers, light grid lines, a legend right of the plot, optional
+ * log-scale y. */
 #ifndef CLI_CHART_H
 #define CLI_CHART_H
 

@@ -405,12 +405,11 @@ static int load_model(const batch_opts *o, sd_ctx **ctx) {
     return 0;
 }
 
-/* --check with a model: every job's parameters as the pipeline sees them. */
-static int check_against_model(const batch_opts *o, const jobs_list *jobs, const plan *pl) {
-    sd_ctx *ctx;
-    if (load_model(o, &ctx) != 0) return 1;
+/* Every job of images [lo, hi) as the pipeline sees it (sizes the model cannot take, samplers and schedules
+ * that do not go together ...), each problem with its line. Returns the number of bad jobs. */
+static int check_jobs(sd_ctx *ctx, const char *source, const jobs_list *jobs, const plan *pl, int lo, int hi) {
     int bad = 0;
-    for (int i = 0, last_job = -1; i < pl->count; i++) {
+    for (int i = lo, last_job = -1; i < hi; i++) {
         if (pl->images[i].job == last_job) continue;
         last_job = pl->images[i].job;
         const jobs_job *job = &jobs->jobs[last_job];
@@ -419,12 +418,11 @@ static int check_against_model(const batch_opts *o, const jobs_list *jobs, const
         jobs_apply(job, &gp);
         gp.prompt = pl->images[i].prompt;
         if (sd_check_params(ctx, &gp) != SD_OK) {
-            fprintf(stderr, "error: %s:%d: %s\n", o->jobs_path, job->line, sd_last_error());
+            fprintf(stderr, "error: %s:%d: %s\n", source, job->line, sd_last_error());
             bad++;
         }
     }
-    sd_free(ctx);
-    return bad ? 1 : 0;
+    return bad;
 }
 
 static int report_errors(const batch_opts *o, jobs_errors *e) {
@@ -477,7 +475,10 @@ int cmd_batch(int argc, char **argv) {
     int lo, hi;
     plan_shard_range(pl.count, si, sn, &lo, &hi);
     if (o.check) {
-        rc = o.model ? check_against_model(&o, &jobs, &pl) : 0;
+        rc = 0;
+        if (o.model) {
+            if (load_model(&o, &ctx) != 0 || check_jobs(ctx, source, &jobs, &pl, lo, hi)) rc = 1;
+        }
         if (rc == 0)
             printf("%s: %d jobs, %d images%s%s; ok\n", source, jobs.count, pl.count, sn > 1 ? ", this shard " : "",
                    sn > 1 ? (snprintf(err, sizeof err, "%d/%d: %d", si, sn, hi - lo), err) : "");
@@ -530,6 +531,10 @@ int cmd_batch(int argc, char **argv) {
         char mpath[8192];
         snprintf(mpath, sizeof mpath, "%s/%s", o.out_dir, mname);
         if (load_model(&o, &ctx) != 0) goto out; /* first, so a bad model leaves no empty output folder */
+        if (check_jobs(ctx, source, &jobs, &pl, lo, hi)) {
+            fprintf(stderr, "error: %s: nothing rendered\n", source);
+            goto out;
+        }
         if (clikit_mkdirs_for(mpath) != 0) { fprintf(stderr, "error: %s: cannot create: %s\n", o.out_dir, strerror(errno)); goto out; }
         clean_temps(o.out_dir, pending_names, ntodo);
         if (manifest_open(&b.mw, mpath, err, sizeof err) != 0) { fprintf(stderr, "error: %s\n", err); goto out; }

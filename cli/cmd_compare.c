@@ -38,8 +38,9 @@ typedef struct cmp_cell {
     const char *sampler, *scheduler; /* NULL scheduler: the model's default */
     float cfg;                       /* < 0: the model's default */
     int steps;
-    double seconds, rmse, psnr;
+    double seconds, rmse, psnr;      /* NAN when refused */
     sd_image img;
+    char *refused;                   /* the library's reason when it refuses the combination, else NULL */
 } cmp_cell;
 
 static void usage(FILE *out) {
@@ -49,6 +50,7 @@ static void usage(FILE *out) {
             "\n"
             "Renders the prompt with every combination (same seed, so every cell starts from the same noise) and writes\n"
             "  grid.png        rows: sampler / scheduler / cfg, columns: steps; each cell captioned with time and PSNR\n"
+            "                  (a combination the library refuses, such as ddim with karras, stays blank: n/a)\n"
             "  grid.csv/.json  per cell: seconds, RMSE and PSNR against a reference render (--reference)\n"
             "  grid-chart.png  RMSE against steps, one line per row of the grid\n"
             "\n"
@@ -188,8 +190,10 @@ static double now_s(void) {
 }
 
 /* One render of the compare settings; the image is moved into *img. */
+/* Returns 0, -1 after an error, or 1 when the library refuses this combination (ddim with karras ...): then
+ * *refusal is its message and nothing was rendered. */
 static int render(sd_ctx *ctx, const cmp_opts *o, const char *sampler, const char *scheduler, float cfg, int steps,
-                  sd_image *img, double *seconds, const char *save_as) {
+                  sd_image *img, double *seconds, const char *save_as, char **refusal) {
     sd_gen_params gp;
     sd_gen_params_init(&gp);
     gp.prompt = o->prompt;
@@ -204,6 +208,10 @@ static int render(sd_ctx *ctx, const cmp_opts *o, const char *sampler, const cha
     if (o->rng) gp.rng = o->rng;
     if (o->convention) gp.convention = o->convention;
     gp.clip_skip = o->clip_skip;
+    if (refusal && sd_check_params(ctx, &gp) != SD_OK) {
+        *refusal = strdup(sd_last_error());
+        return 1;
+    }
     sd_result r;
     double t0 = now_s();
     if (sd_generate(ctx, &gp, NULL, NULL, &r) != SD_OK) {
@@ -275,7 +283,7 @@ static int render_all(sd_ctx *ctx, cmp_run *run) {
     for (int k = 0; k < run->ncfg; k++) {
         float cfg = o->ncfg ? o->cfg[k] : -1;
         if (o->cells_dir) snprintf(save, sizeof save, "%s/reference-cfg%s.png", o->cells_dir, o->ncfg ? o->cfg_s[k] : "default");
-        if (render(ctx, o, run->ref_sampler, rsch, cfg, run->ref_steps, &run->refs[k], &run->ref_secs[k], o->cells_dir ? save : NULL))
+        if (render(ctx, o, run->ref_sampler, rsch, cfg, run->ref_steps, &run->refs[k], &run->ref_secs[k], o->cells_dir ? save : NULL, NULL))
             return -1;
         if (!o->quiet)
             fprintf(stderr, "[%d/%d] reference %s, %d steps: %.2f s\n", ++done, total, run->ref_sampler, run->ref_steps, run->ref_secs[k]);
@@ -291,9 +299,14 @@ static int render_all(sd_ctx *ctx, cmp_run *run) {
             if (o->cells_dir)
                 snprintf(save, sizeof save, "%s/%s-%s-cfg%s-%03d.png", o->cells_dir, cell->sampler,
                          cell->scheduler ? cell->scheduler : "default", o->ncfg ? o->cfg_s[k] : "default", cell->steps);
-            if (render(ctx, o, cell->sampler, cell->scheduler, cell->cfg, cell->steps, &cell->img, &cell->seconds,
-                       o->cells_dir ? save : NULL))
-                return -1;
+            int rc = render(ctx, o, cell->sampler, cell->scheduler, cell->cfg, cell->steps, &cell->img, &cell->seconds,
+                            o->cells_dir ? save : NULL, &cell->refused);
+            if (rc < 0) return -1;
+            if (rc > 0) { /* a blank cell: the grid still shows every other combination */
+                cell->seconds = cell->rmse = cell->psnr = NAN;
+                if (!o->quiet) fprintf(stderr, "[%d/%d] skipped: %s\n", ++done, total, cell->refused);
+                continue;
+            }
             cell->rmse = metrics_rmse(&cell->img, &run->refs[k]);
             cell->psnr = metrics_psnr(cell->rmse);
             if (!o->quiet)
@@ -320,10 +333,11 @@ static int write_grid(cmp_run *run) {
         }
         for (int i = 0; i < n; i++) {
             char buf[64];
-            if (isfinite(run->cells[i].psnr)) snprintf(buf, sizeof buf, "%.2f s\n%.1f dB", run->cells[i].seconds, run->cells[i].psnr);
+            if (run->cells[i].refused) snprintf(buf, sizeof buf, "n/a");
+            else if (isfinite(run->cells[i].psnr)) snprintf(buf, sizeof buf, "%.2f s\n%.1f dB", run->cells[i].seconds, run->cells[i].psnr);
             else snprintf(buf, sizeof buf, "%.2f s\nidentical", run->cells[i].seconds);
             caps[i] = strdup(buf);
-            gcells[i] = &run->cells[i].img;
+            gcells[i] = run->cells[i].refused ? NULL : &run->cells[i].img;
         }
         grid_spec g = {rows, cols, gcells, run->cell_w, run->cell_h, title, (const char *const *)run->row_labels,
                        (const char *const *)col_labels, (const char *const *)caps, run->cell_w >= 128 ? 2 : 1};
@@ -384,15 +398,19 @@ static int write_tables(const cmp_run *run, const char *csv_path, const char *js
         cJSON_AddStringToObject(e, "scheduler", cell_scheduler(run, cl));
         cJSON_AddNumberToObject(e, "cfg", cell_cfg(run, cl));
         cJSON_AddNumberToObject(e, "steps", cl->steps);
-        cJSON_AddNumberToObject(e, "seconds", cl->seconds);
-        cJSON_AddNumberToObject(e, "rmse", cl->rmse);
-        cJSON_AddItemToObject(e, "psnr_db", num_or_null(cl->psnr)); /* null: identical to the reference */
+        cJSON_AddItemToObject(e, "seconds", num_or_null(cl->seconds));
+        cJSON_AddItemToObject(e, "rmse", num_or_null(cl->rmse));
+        cJSON_AddItemToObject(e, "psnr_db", num_or_null(cl->psnr)); /* null: identical to the reference (or refused) */
+        if (cl->refused) cJSON_AddStringToObject(e, "refused", cl->refused);
         cJSON_AddNumberToObject(e, "x", x);                         /* where the cell sits in the grid */
         cJSON_AddNumberToObject(e, "y", y);
         cJSON_AddNumberToObject(e, "w", run->cell_w);
         cJSON_AddNumberToObject(e, "h", run->cell_h);
         cJSON_AddItemToArray(arr, e);
-        if (csv)
+        if (csv && cl->refused) /* empty fields: not rendered */
+            n += (size_t)snprintf(csv + n, cap - n, "%s,%s,%g,%d,,,\n", cl->sampler, cell_scheduler(run, cl),
+                                  cell_cfg(run, cl), cl->steps);
+        else if (csv)
             n += (size_t)snprintf(csv + n, cap - n, "%s,%s,%g,%d,%.6f,%.6f,%.6f\n", cl->sampler, cell_scheduler(run, cl),
                                   cell_cfg(run, cl), cl->steps, cl->seconds, cl->rmse, cl->psnr);
     }
@@ -411,7 +429,11 @@ static int write_chart(const cmp_run *run, const char *path) {
     char **labels = calloc((size_t)rows, sizeof *labels);
     if (series && xs && ys && labels) {
         for (int r = 0; r < rows; r++) {
-            labels[r] = strdup(run->row_labels[r]);
+            int any = 0;
+            for (int c = 0; c < cols; c++) any |= !run->cells[r * cols + c].refused;
+            char buf[300];
+            snprintf(buf, sizeof buf, "%s%s", run->row_labels[r], any ? "" : " (n/a)");
+            labels[r] = strdup(buf);
             for (char *p = labels[r]; p && *p; p++)
                 if (*p == '\n') *p = '/';
             for (int c = 0; c < cols; c++) {
@@ -508,7 +530,10 @@ int cmd_compare(int argc, char **argv) {
     if (!o.quiet) fprintf(stderr, "wrote %s, %s, %s, %s\n", o.out, csv_path, json_path, chart_path);
     rc = 0;
 out:
-    for (int i = 0; run.cells && i < run.ncells; i++) free(run.cells[i].img.data);
+    for (int i = 0; run.cells && i < run.ncells; i++) {
+        free(run.cells[i].img.data);
+        free(run.cells[i].refused);
+    }
     for (int k = 0; run.refs && k < run.ncfg; k++) free(run.refs[k].data);
     for (int r = 0; run.row_labels && r < run.rows; r++) free(run.row_labels[r]);
     free(run.cells);

@@ -77,6 +77,11 @@ if [ $rc -eq 1 ] && [ "$(wc -l <"$T/err")" -eq 1 ] && grep -q "^error: .*nonexis
 if [ $rc -eq 1 ] && grep -q "^error: .*no-model" "$T/err" && [ ! -e "$T/x" ]; then
     ok "missing model: error, no output folder"; else bad "missing model" "rc $rc: $(cat "$T/err")"; fi
 
+printf '{"prompt": "a"}\n{"prompt": "b", "sampler": "ddim", "scheduler": "karras"}\n' >"$T/model-bad.jsonl"
+"$SD" batch "$T/model-bad.jsonl" -o "$T/mb" "${COMMON[@]}" >"$T/out" 2>"$T/err"; rc=$?
+if [ $rc -eq 1 ] && grep -q "^error: .*model-bad.jsonl:2: .*karras" "$T/err" && [ -z "$(find "$T/mb" -name '*.png' 2>/dev/null)" ]; then
+    ok "a combination the model refuses: its line reported before rendering"; else bad "model check" "rc $rc: $(cat "$T/err")"; fi
+
 "$SD" batch "$T/jobs.jsonl" --check "${COMMON[@]}" >"$T/out" 2>"$T/err"; rc=$?
 if [ $rc -eq 0 ] && grep -q "3 jobs, $N images; ok" "$T/out"; then ok "--check of a good file"; else bad "--check" "rc $rc: $(cat "$T/out" "$T/err")"; fi
 

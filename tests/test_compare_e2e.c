@@ -152,3 +152,39 @@ TEST(compare_rejects_bad_lists_before_loading) {
     CHECK(cmd_compare(5, a4) == 1);
     CHECK(access(grid, F_OK) != 0);
 }
+
+TEST(compare_refused_combination_leaves_a_blank_cell) {
+    const char *model = tiny_model_dir();
+    REQUIRE(model);
+    const char *dir = test_tmpdir();
+    char grid[512], csvp[512], jsonp[512];
+    snprintf(grid, sizeof grid, "%s/g.png", dir);
+    snprintf(csvp, sizeof csvp, "%s/g.csv", dir);
+    snprintf(jsonp, sizeof jsonp, "%s/g.json", dir);
+    /* ddim walks integer timesteps: the library refuses the karras schedule for it */
+    char *argv[] = {"compare", "-m", (char *)model, "-p", "a circle", "--samplers", "ddim", "--schedulers", "discrete,karras",
+                    "--steps", "2", "--reference", "ddim:4", "--size", "64x64", "--cell-size", "64", "-o", grid, "-q"};
+    REQUIRE(cmd_compare((int)(sizeof argv / sizeof *argv), argv) == 0);
+    char *csv = slurp(csvp), *js = slurp(jsonp);
+    REQUIRE(csv && js);
+    CHECK_STR_CONTAINS(csv, "ddim,karras,7,2,,,\n");
+    CHECK(strstr(csv, "ddim,discrete,7,2,0") != NULL);
+    cJSON *root = cJSON_Parse(js);
+    REQUIRE(root);
+    const cJSON *cells = cJSON_GetObjectItem(root, "cells"), *c1 = cJSON_GetArrayItem(cells, 1);
+    CHECK(cJSON_IsString(cJSON_GetObjectItem(c1, "refused")) && cJSON_IsNull(cJSON_GetObjectItem(c1, "rmse")));
+    CHECK(!cJSON_GetObjectItem(cJSON_GetArrayItem(cells, 0), "refused"));
+    sd_image g;
+    REQUIRE(sd_image_load(grid, 3, &g) == SD_OK);
+    int x = cJSON_GetObjectItem(c1, "x")->valueint, y = cJSON_GetObjectItem(c1, "y")->valueint, other = 0;
+    for (int yy = 0; yy < S; yy++)
+        for (int xx = 0; xx < S; xx++) {
+            const uint8_t *p = g.data + ((size_t)(y + yy) * g.w + x + xx) * 3;
+            other += !(p[0] == 235 && p[1] == 235 && p[2] == 235);
+        }
+    CHECK_MSG(other == 0, "the refused cell is not blank (%d pixels)", other);
+    sd_image_free(&g);
+    cJSON_Delete(root);
+    free(csv);
+    free(js);
+}
