@@ -28,14 +28,15 @@ int sd_prompt_chunk_count(sd_ctx *c, const char *prompt) {
 }
 
 /* ids [n * 77] of the chunks, followed by empty-prompt windows up to n (BOS, EOS, then padding). */
-static int32_t *window_ids(const clip_chunks *ch, int n, int pad_zero) {
+static int32_t *window_ids(const clip_tokenizer *tok, const clip_chunks *ch, int n, int pad_zero) {
+    int32_t bos = clip_token_id(tok, "<|startoftext|>"), eos = clip_token_id(tok, "<|endoftext|>");
     int32_t *ids = malloc((size_t)n * WINDOW * sizeof *ids);
     memcpy(ids, ch->ids, (size_t)ch->n * WINDOW * sizeof *ids);
     for (int k = ch->n; k < n; k++) {
         int32_t *w = ids + (size_t)k * WINDOW;
-        w[0] = 49406;
-        w[1] = 49407;
-        for (int i = 2; i < WINDOW; i++) w[i] = pad_zero ? 0 : 49407;
+        w[0] = bos;
+        w[1] = eos;
+        for (int i = 2; i < WINDOW; i++) w[i] = pad_zero ? 0 : eos;
     }
     return ids;
 }
@@ -94,7 +95,7 @@ sd_status sd_encode_prompt(sd_ctx *c, const char *prompt, int clip_skip, int min
         return sd_fail(SD_ERR_ARG, "prompt splits into %d windows for one SDXL tokenizer and %d for the other", ch1.n, ch2.n);
     }
     int n = ch1.n > min_chunks ? ch1.n : min_chunks;
-    int32_t *ids1 = window_ids(&ch1, n, c->pad_zero), *ids2 = is_sdxl(c) ? window_ids(&ch2, n, 1) : NULL;
+    int32_t *ids1 = window_ids(tok1(c), &ch1, n, c->pad_zero), *ids2 = is_sdxl(c) ? window_ids(tok2(c), &ch2, n, 1) : NULL;
     int w1 = c->te.cfg.width, ctx_dim = w1 + (is_sdxl(c) ? c->te2.cfg.width : 0);
     int pooled_dim = is_sdxl(c) ? (c->te2.cfg.proj_dim ? c->te2.cfg.proj_dim : c->te2.cfg.width) : 0;
     be *b = c->b;

@@ -272,6 +272,8 @@ static sd_status resolve(gen *g) {
     g->sampler = sched_sampler_name(g->sc.sampler);
     g->scheduler = sched_schedule_name(g->sc.schedule);
     g->sc.prediction = c->prediction == SD_PRED_V ? SCHED_PRED_V : SCHED_PRED_EPS;
+    g->sc.spacing = (sched_spacing)c->sched_spacing;
+    g->sc.steps_offset = c->steps_offset;
     if (p->eta > 0) g->sc.eta = p->eta;
     if ((st = sched_config_check(&g->sc, g->steps)) != SD_OK) return st;
     if ((st = rng_kind_from_name(p->rng ? p->rng : "cuda", &g->rng)) != SD_OK) return st;
@@ -332,9 +334,20 @@ static sd_status run_group(gen *g, int first, int B, sd_result *r) {
             lmask = malloc((size_t)g->h * g->w * sizeof(float));
             mask_to_latent(p->mask, g->h, g->w, lmask);
         }
-        float *lat = malloc(per * sizeof(float));
-        st = vae_encode(b, c->vae, img, 1, H, W, NULL, lat);
-        for (int i = 0; i < B && st == SD_OK; i++) memcpy(x0 + i * per, lat, per * sizeof(float));
+        /* diffusers samples the posterior with each image's generator (its first draw, already in x) and then
+         * draws the img2img noise; A1111's posterior sample is not seeded, so the kdiffusion convention takes
+         * the mean and the first draw as the noise */
+        int diffusers = g->sc.convention == SCHED_CONV_DIFFUSERS;
+        float *noise = malloc(n * sizeof(float));
+        for (int i = 0; i < B && st == SD_OK; i++) {
+            st = vae_encode(b, c->vae, img, 1, H, W, diffusers ? x + i * per : NULL, x0 + i * per);
+            if (diffusers) {
+                rng_randn(&g->img[i], g->nchw, per);
+                nchw_to_nhwc(g->nchw, g->lc, g->h, g->w, noise + i * per);
+            } else {
+                memcpy(noise + i * per, x + i * per, per * sizeof(float));
+            }
+        }
         if (st == SD_OK && uc->in_channels == 9) { /* mask ‖ latent of the image with the repainted area blanked */
             int ex = uc->in_channels - g->lc;
             float *masked = malloc((size_t)W * H * 3 * sizeof(float)), *mlat = malloc(per * sizeof(float));
@@ -355,8 +368,6 @@ static sd_status run_group(gen *g, int first, int B, sd_result *r) {
             free(masked);
             free(mlat);
         }
-        float *noise = malloc(n * sizeof(float));
-        memcpy(noise, x, n * sizeof(float));
         if (st == SD_OK) st = sched_img2img_prepare(&g->sc, g->steps, g->start_step, x0, noise, x, n);
         if (st == SD_OK && lmask && uc->in_channels == g->lc) { /* ordinary model: blend the known area each step */
             g->blend_x0 = x0;
@@ -370,7 +381,6 @@ static sd_status run_group(gen *g, int first, int B, sd_result *r) {
         free(x0);
         free(noise);
         free(lmask);
-        free(lat);
         free(img);
     }
     double ts = now();
@@ -442,8 +452,9 @@ sd_status sd_generate(sd_ctx *c, const sd_gen_params *p, sd_progress_fn progress
     if (k < 0 || kn < 0) st = SD_ERR_ARG; /* the tokenizer left the message */
     int kk = k > kn ? k : kn;
     if (st == SD_OK) st = sd_encode_prompt(c, p->prompt, p->clip_skip, kk, &g->cond);
-    if (st == SD_OK && g->use_cfg) st = sd_encode_prompt(c, neg, p->clip_skip, kk, &g->uncond);
-    g->uncond_zero = c->files.family == SD_FAMILY_SDXL && !*neg; /* diffusers' force_zeros_for_empty_prompt */
+    /* diffusers' SDXL force_zeros_for_empty_prompt: no negative prompt at all means zero conditioning */
+    g->uncond_zero = c->files.family == SD_FAMILY_SDXL && !p->negative_prompt;
+    if (st == SD_OK && g->use_cfg && !g->uncond_zero) st = sd_encode_prompt(c, neg, p->clip_skip, kk, &g->uncond);
     r->timings.text_encode = now() - te;
 
     if (st == SD_OK) { /* size the arena for the largest group: contexts + one UNet evaluation, or the VAE encoder */

@@ -8,6 +8,7 @@
 #include "../core/error.h"
 #include "../core/fileio.h"
 #include "../core/sha256.h"
+#include "../scheduler/sampler.h"
 #include "pipeline.h"
 
 #ifndef SD_SOURCE_DIR
@@ -119,9 +120,33 @@ static sd_status load_vae(sd_ctx *ctx) {
     return st;
 }
 
+/* The timestep spacing a user's diffusers pipeline would use: the scheduler config's explicit
+ * timestep_spacing (kept by from_config when switching samplers), else each sampler's own default;
+ * diffusers' single-file loader gives SDXL "leading". */
+static sd_status read_scheduler_config(sd_ctx *ctx) {
+    ctx->sched_spacing = SCHED_SPACING_DEFAULT;
+    ctx->steps_offset = 1;
+    const cJSON *j = ctx->files.scheduler_config;
+    if (!j) {
+        if (ctx->files.family == SD_FAMILY_SDXL) ctx->sched_spacing = SCHED_SPACING_LEADING;
+        return SD_OK;
+    }
+    const cJSON *sp = cJSON_GetObjectItemCaseSensitive(j, "timestep_spacing");
+    const cJSON *off = cJSON_GetObjectItemCaseSensitive(j, "steps_offset");
+    if (cJSON_IsNumber(off)) ctx->steps_offset = off->valueint;
+    if (cJSON_IsString(sp)) {
+        sched_spacing s;
+        sd_status st = sched_spacing_from_name(sp->valuestring, &s);
+        if (st != SD_OK) return sd_fail(st, "%s/scheduler/scheduler_config.json: %s", ctx->files.path, sd_last_error());
+        ctx->sched_spacing = s;
+    }
+    return SD_OK;
+}
+
 static sd_status load_all(sd_ctx *ctx, const sd_load_params *p) {
     sd_model_files *f = &ctx->files;
     sd_family fam = f->family;
+    TRY(read_scheduler_config(ctx));
     if (fam == SD_FAMILY_SDXL_REFINER) return sd_fail(SD_ERR_UNSUPPORTED, "%s: SDXL refiner checkpoints are not supported yet (use an SDXL base model)", f->path);
     if (p->prediction && strcmp(p->prediction, "auto")) {
         if (!strcmp(p->prediction, "eps")) ctx->prediction = SD_PRED_EPS;

@@ -21,6 +21,8 @@ struct sd_ctx {
     int hash_done;
     int verbose;
     sd_prediction prediction;
+    int sched_spacing;                   /* sched_spacing from the model's scheduler config (DEFAULT: none given) */
+    int steps_offset;                    /* its steps_offset (1 for every SD model) */
 
     /* text encoders: SD1/SD2 use te only; SDXL te (CLIP-L) + te2 (OpenCLIP bigG); the refiner te2 only */
     clip_tokenizer *tok, *tok2;          /* NULL: the embedded default tokenizer */

@@ -4,6 +4,9 @@
 #include "random_ckpt.h"
 #include "../core/error.h"
 #include "../pipeline/model_files.h"
+#include "../sd.h"
+
+#include <math.h>
 
 TEST(random_sd15_checkpoint_layout) {
     const char *path = random_ckpt_sd15();
@@ -18,4 +21,37 @@ TEST(random_sd15_checkpoint_layout) {
     const st_tensor *t = st_find(m.single, "model.diffusion_model.input_blocks.0.0.weight");
     CHECK(t && t->dtype == ST_F16 && t->ndim == 4 && t->shape[0] == 320 && t->shape[1] == 4);
     sd_model_files_close(&m);
+}
+
+static int all_finite(void *user, const sd_progress *p) {
+    int *bad = user;
+    if (p->latent)
+        for (int i = 0; i < p->lw * p->lh * 4; i++)
+            if (!isfinite(p->latent[i])) (*bad)++;
+    return 0;
+}
+
+TEST(random_sd15_renders) {
+    /* the full SD 1.5 architecture loads from original names and runs: 64x64, 2 steps, finite latents */
+    const char *path = random_ckpt_sd15();
+    REQUIRE_MSG(path, "%s", sd_last_error());
+    sd_load_params lp;
+    sd_load_params_init(&lp);
+    lp.model_path = path;
+    sd_ctx *ctx;
+    REQUIRE_MSG(sd_load(&lp, &ctx) == SD_OK, "%s", sd_last_error());
+    CHECK(!strcmp(sd_model(ctx)->family, "SD 1.x") && sd_model(ctx)->default_width == 512);
+    sd_gen_params p;
+    sd_gen_params_init(&p);
+    p.prompt = "a photo of an astronaut riding a horse on mars";
+    p.width = p.height = 64;
+    p.steps = 2;
+    int bad = 0;
+    sd_result r;
+    REQUIRE_MSG(sd_generate(ctx, &p, all_finite, &bad, &r) == SD_OK, "%s", sd_last_error());
+    CHECK_EQ_INT(bad, 0);
+    CHECK(r.count == 1 && r.images[0].w == 64 && r.images[0].h == 64);
+    test_note("2 steps at 64x64: text %.2fs, sampling %.2fs, decode %.2fs", r.timings.text_encode, r.timings.sample, r.timings.decode);
+    sd_result_free(&r);
+    sd_free(ctx);
 }

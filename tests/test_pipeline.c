@@ -1,0 +1,153 @@
+/* test_pipeline.c — whole generations against diffusers pipelines on tiny random-weight models
+ * (tests/golden/pipeline, made by tools/goldens_pipeline.py): SD1-style and SDXL-style, 3 samplers, with and
+ * without a negative prompt, txt2img and img2img, 4 steps, CPU generator. */
+#include "test.h"
+#include "../core/error.h"
+#include "../core/fileio.h"
+#include "../core/safetensors.h"
+#include "../sd.h"
+
+#include <cjson/cJSON.h>
+#include <stdlib.h>
+
+typedef struct { float *latent; size_t n; int steps; } capture;
+
+static int grab_latent(void *user, const sd_progress *p) {
+    capture *c = user;
+    if (!strcmp(p->stage, "sample") && p->latent && p->step == p->steps) {
+        c->n = (size_t)p->lw * p->lh * 4;
+        free(c->latent);
+        c->latent = malloc(c->n * sizeof(float));
+        memcpy(c->latent, p->latent, c->n * sizeof(float));
+    }
+    return 0;
+}
+
+static sd_ctx *load_model(const char *folder) {
+    sd_load_params lp;
+    sd_load_params_init(&lp);
+    lp.model_path = folder;
+    sd_ctx *ctx;
+    REQUIRE_MSG(sd_load(&lp, &ctx) == SD_OK, "%s", sd_last_error());
+    return ctx;
+}
+
+TEST(pipeline_matches_diffusers) {
+    char *txt;
+    REQUIRE(sd_read_file(test_path("golden/pipeline/cases.json"), 1 << 20, &txt, NULL) == SD_OK);
+    cJSON *root = cJSON_Parse(txt);
+    free(txt);
+    REQUIRE(root);
+    sd_image init;
+    REQUIRE(sd_image_load(test_path("golden/pipeline/init.png"), 3, &init) == SD_OK);
+    sd_ctx *models[2] = {load_model(test_path("golden/pipeline/sd1")), load_model(test_path("golden/pipeline/sdxl"))};
+    CHECK(!strcmp(sd_model(models[0])->family, "SD 1.x") && !strcmp(sd_model(models[1])->family, "SDXL"));
+    double worst_lat = 0, worst_rel = 0;
+    int worst_px = 0, ncases = 0;
+    const cJSON *c;
+    cJSON_ArrayForEach(c, cJSON_GetObjectItem(root, "cases")) {
+        const char *name = cJSON_GetObjectItem(c, "name")->valuestring;
+        sd_ctx *ctx = models[strcmp(cJSON_GetObjectItem(c, "model")->valuestring, "sd1") ? 1 : 0];
+        sd_gen_params p;
+        sd_gen_params_init(&p);
+        p.prompt = cJSON_GetObjectItem(c, "prompt")->valuestring;
+        const cJSON *neg = cJSON_GetObjectItem(c, "negative_prompt");
+        p.negative_prompt = cJSON_IsString(neg) ? neg->valuestring : NULL;
+        p.sampler = cJSON_GetObjectItem(c, "sampler")->valuestring;
+        p.steps = cJSON_GetObjectItem(c, "steps")->valueint;
+        p.cfg_scale = (float)cJSON_GetObjectItem(c, "cfg")->valuedouble;
+        p.seed = (uint64_t)cJSON_GetObjectItem(c, "seed")->valuedouble;
+        p.width = cJSON_GetObjectItem(c, "width")->valueint;
+        p.height = cJSON_GetObjectItem(c, "height")->valueint;
+        p.rng = "cpu"; /* diffusers with a CPU torch.Generator */
+        if (!strcmp(cJSON_GetObjectItem(c, "mode")->valuestring, "img2img")) {
+            p.init_image = &init;
+            p.strength = (float)cJSON_GetObjectItem(c, "strength")->valuedouble;
+        }
+        capture cap = {0};
+        sd_result r;
+        sd_status st = sd_generate(ctx, &p, grab_latent, &cap, &r);
+        CHECK_MSG(st == SD_OK, "%s: %s", name, sd_last_error());
+        if (st != SD_OK) continue;
+        char path[512];
+        snprintf(path, sizeof path, "golden/pipeline/%s.safetensors", name);
+        st_file *f;
+        REQUIRE(st_open(test_path(path), &f) == SD_OK);
+        int64_t n;
+        float *want = st_load_f32(f, "latent", &n);
+        st_close(f);
+        REQUIRE(want && cap.latent && (size_t)n == cap.n);
+        double err = 0, scale = 1;
+        for (int64_t i = 0; i < n; i++) {
+            err = fmax(err, fabs(cap.latent[i] - want[i]));
+            scale = fmax(scale, fabs(want[i]));
+        }
+        snprintf(path, sizeof path, "golden/pipeline/%s.png", name);
+        sd_image ref;
+        REQUIRE(sd_image_load(test_path(path), 3, &ref) == SD_OK);
+        REQUIRE(ref.w == r.images[0].w && ref.h == r.images[0].h);
+        int px = 0;
+        for (size_t i = 0; i < (size_t)ref.w * ref.h * 3; i++) px = abs(ref.data[i] - r.images[0].data[i]) > px ? abs(ref.data[i] - r.images[0].data[i]) : px;
+        /* latents: 1e-4 relative to the latent's scale (unscaled txt2img latents of random models reach |x| ~ 60) */
+        CHECK_MSG(err / scale <= 1e-4, "%s: latent max abs err %.3g (max |x| %.3g)", name, err, scale);
+        CHECK_MSG(px <= 2, "%s: image differs by %d/255", name, px);
+        worst_lat = fmax(worst_lat, err);
+        worst_rel = fmax(worst_rel, err / scale);
+        worst_px = px > worst_px ? px : worst_px;
+        ncases++;
+        free(want);
+        free(cap.latent);
+        sd_image_free(&ref);
+        sd_result_free(&r);
+    }
+    test_note("%d cases: latent max abs err %.3g (%.3g relative to the latent scale), image max diff %d/255", ncases, worst_lat,
+              worst_rel, worst_px);
+    CHECK(ncases == 24);
+    sd_free(models[0]);
+    sd_free(models[1]);
+    sd_image_free(&init);
+    cJSON_Delete(root);
+}
+
+TEST(pipeline_repeatable_and_stateless) {
+    /* two different generations in a row give what each gives alone; batch_size does not change images */
+    sd_ctx *ctx = load_model(test_path("golden/pipeline/sd1"));
+    sd_gen_params a, b;
+    sd_gen_params_init(&a);
+    a.prompt = "a red circle";
+    a.width = 48; a.height = 32; a.steps = 3; a.seed = 7;
+    b = a;
+    b.prompt = "a blue square, (large:1.3)";
+    b.negative_prompt = "green";
+    b.sampler = "dpm++2m";
+    b.seed = 9;
+    b.batch_count = 2;
+    sd_result ra1, rb, ra2, rb2;
+    REQUIRE(sd_generate(ctx, &a, NULL, NULL, &ra1) == SD_OK);
+    REQUIRE(sd_generate(ctx, &b, NULL, NULL, &rb) == SD_OK);
+    REQUIRE(sd_generate(ctx, &a, NULL, NULL, &ra2) == SD_OK);
+    b.batch_size = 2; /* both images in one UNet batch */
+    REQUIRE(sd_generate(ctx, &b, NULL, NULL, &rb2) == SD_OK);
+    size_t bytes = 48 * 32 * 3;
+    CHECK(!memcmp(ra1.images[0].data, ra2.images[0].data, bytes));
+    CHECK(memcmp(ra1.images[0].data, rb.images[0].data, bytes) != 0);
+    CHECK(rb.count == 2 && rb.seeds[0] == 9 && rb.seeds[1] == 10);
+    int maxd = 0;
+    for (int i = 0; i < 2; i++)
+        for (size_t k = 0; k < bytes; k++) {
+            int d = abs(rb.images[i].data[k] - rb2.images[i].data[k]);
+            maxd = d > maxd ? d : maxd;
+        }
+    CHECK_MSG(maxd <= 1, "batch size 2 changed pixels by %d/255", maxd);
+    test_note("batch size 2 vs 1: max pixel difference %d/255", maxd);
+    /* image 1 of a batch equals a single generation with seed + 1 */
+    sd_gen_params c = b;
+    c.batch_count = 1;
+    c.batch_size = 1;
+    c.seed = 10;
+    sd_result rc;
+    REQUIRE(sd_generate(ctx, &c, NULL, NULL, &rc) == SD_OK);
+    CHECK(!memcmp(rc.images[0].data, rb.images[1].data, bytes));
+    sd_result_free(&ra1); sd_result_free(&rb); sd_result_free(&ra2); sd_result_free(&rb2); sd_result_free(&rc);
+    sd_free(ctx);
+}
