@@ -114,12 +114,12 @@ cudaError_t emu_bug_divergent_barrier(float *y) {
     return cudaGetLastError();
 }
 
-// Bug: `<=` instead of `<`: one element past the end (or, with far, 16384 floats past it).
+// Bug: `<=` instead of `<`: one element past the end (or, with far, 64 floats past it).
 __global__ void bug_oob_write_kernel(const float *x, float *y, int n, int far) {
     const int i = blockIdx.x * blockDim.x + threadIdx.x;
     if (i <= n) {
         const float v = i < n ? 2.0f * x[i] : 0.0f;
-        y[i == n && far ? i + 16384 : i] = v;
+        y[i == n && far ? i + 64 : i] = v;
     }
 }
 
@@ -169,5 +169,17 @@ __global__ void bug_warp_sync_reduce_kernel(const float *x, float *y) {
 
 cudaError_t emu_bug_warp_sync_reduce(const float *x, float *y) {
     CUDA_LAUNCH(bug_warp_sync_reduce_kernel, 1, 32, 0, 0, x, y);
+    return cudaGetLastError();
+}
+
+// Bug: the two halves of a warp name different member masks for the same shuffle (the upper half's mask
+// includes the lower half, which never takes part in its shuffle).
+__global__ void bug_shuffle_mask_mismatch_kernel(const float *x, float *y) {
+    const unsigned mask = threadIdx.x < 16 ? 0x0000ffffu : 0xffffffffu;
+    y[threadIdx.x] = __shfl_xor_sync(mask, x[threadIdx.x], 1);
+}
+
+cudaError_t emu_bug_shuffle_mask_mismatch(const float *x, float *y) {
+    CUDA_LAUNCH(bug_shuffle_mask_mismatch_kernel, 1, 32, 0, 0, x, y);
     return cudaGetLastError();
 }

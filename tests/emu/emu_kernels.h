@@ -43,6 +43,9 @@ cudaError_t emu_probe_sum(const float *p, int n, float *out);
  * one float past the end (overrun). */
 cudaError_t emu_probe_dyn_smem(float *out, int threads, size_t bytes, int overrun);
 
+/* blocks x threads threads each pass `iters` __syncthreads; out[t] = iters (a context-switch benchmark) */
+cudaError_t emu_probe_barriers(int *out, int blocks, int threads, int iters);
+
 /* ---- deliberately buggy kernels (emu_buggy.cu): each should be detected by the emulator ---- */
 cudaError_t emu_bug_sgemm_no_barrier_after_load(const float *A, const float *B, float *C, int m, int n, int k);
 cudaError_t emu_bug_sgemm_no_barrier_after_compute(const float *A, const float *B, float *C, int m, int n, int k);
@@ -54,10 +57,12 @@ cudaError_t emu_bug_shuffle_after_exit(const float *x, float *y, int n);
 cudaError_t emu_bug_divergent_shuffle(const float *x, float *y);
 /* threads 0..15 and 16..31 wait at different __syncthreads calls */
 cudaError_t emu_bug_divergent_barrier(float *y);
-/* y[i] = 2 x[i] for i <= n (one past the end); far != 0 writes 64 KiB past it instead */
+/* y[i] = 2 x[i] for i <= n (one past the end); far != 0 writes 64 floats past it instead */
 cudaError_t emu_bug_oob_write(const float *x, float *y, int n, int far);
 /* block sum where the second stage reads all 32 partial slots though only blockDim/32 were written */
 cudaError_t emu_bug_uninit_shared(const float *x, float *y, int n, int threads);
+/* lanes 0..15 shuffle with mask 0xffff, lanes 16..31 with the full mask */
+cudaError_t emu_bug_shuffle_mask_mismatch(const float *x, float *y);
 /* reduction of 64 values by one warp with the pre-Volta warp-synchronous idiom (no __syncwarp) */
 cudaError_t emu_bug_warp_sync_reduce(const float *x, float *y);
 

@@ -151,3 +151,19 @@ cudaError_t emu_probe_dyn_smem(float *out, int threads, size_t bytes, int overru
     CUDA_LAUNCH(probe_dyn_smem_kernel, 1, threads, bytes, 0, out, (int)(bytes / sizeof(float)), overrun);
     return cudaGetLastError();
 }
+
+// Barrier-bound: every thread parks `iters` times; measures the emulator's context switches.
+__global__ void probe_barriers_kernel(int *out, int iters) {
+    __shared__ int s[1024];
+    s[threadIdx.x] = 0;
+    for (int i = 0; i < iters; i++) {
+        __syncthreads();
+        s[threadIdx.x] += 1;
+    }
+    out[blockIdx.x * blockDim.x + threadIdx.x] = s[threadIdx.x];
+}
+
+cudaError_t emu_probe_barriers(int *out, int blocks, int threads, int iters) {
+    CUDA_LAUNCH(probe_barriers_kernel, blocks, threads, 0, 0, out, iters);
+    return cudaGetLastError();
+}

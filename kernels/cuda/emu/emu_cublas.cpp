@@ -64,7 +64,7 @@ void gemm_one(const Gemm &g, const void *A, const void *B, void *C, std::vector<
             cb[(size_t)j * g.k + p] = load(B, g.bt, g.tb == CUBLAS_OP_N ? (size_t)p + (size_t)j * g.ldb : (size_t)j + (size_t)p * g.ldb);
     for (int j = 0; j < g.n; j++)
         for (int i = 0; i < g.m; i++) {
-            const double *a = &ra[(size_t)i * g.k], *b = &cb[(size_t)j * g.k];
+            const double *a = ra.data() + (size_t)i * g.k, *b = cb.data() + (size_t)j * g.k; /* k may be 0 */
             double s = 0;
             for (int p = 0; p < g.k; p++) s += a[p] * b[p];
             const size_t ci = (size_t)i + (size_t)j * g.ldc;

@@ -38,8 +38,9 @@ dim3 blockDim, gridDim;
 unsigned char *cuda_emu_dynamic_smem;
 
 /* ---- context switch ---------------------------------------------------------------------------------
- * x86-64: save the callee-saved registers, MXCSR and the x87 control word on the old stack, swap stack
- * pointers, restore. About 20x cheaper than swapcontext, which makes a sigprocmask syscall each time. */
+ * x86-64: push the callee-saved registers on the old stack, swap stack pointers, pop. About 20x cheaper
+ * than swapcontext, which makes a sigprocmask syscall each time. MXCSR and the x87 control word are not
+ * switched: device code cannot change the rounding mode, so every fiber runs with the launching thread's. */
 #ifndef CUDA_EMU_UCONTEXT
 extern "C" void cuda_emu_ctx_switch(void **save_sp, void *new_sp);
 __asm__(".text\n"
@@ -48,9 +49,7 @@ __asm__(".text\n"
         ".type cuda_emu_ctx_switch,@function\n"
         "cuda_emu_ctx_switch:\n"
         "  pushq %rbp\n  pushq %rbx\n  pushq %r12\n  pushq %r13\n  pushq %r14\n  pushq %r15\n"
-        "  subq $8, %rsp\n  stmxcsr (%rsp)\n  fnstcw 4(%rsp)\n"
         "  movq %rsp, (%rdi)\n  movq %rsi, %rsp\n"
-        "  ldmxcsr (%rsp)\n  fldcw 4(%rsp)\n  addq $8, %rsp\n"
         "  popq %r15\n  popq %r14\n  popq %r13\n  popq %r12\n  popq %rbx\n  popq %rbp\n"
         "  ret\n"
         ".size cuda_emu_ctx_switch, .-cuda_emu_ctx_switch\n");
@@ -103,8 +102,8 @@ struct Sched {
     /* launch */
     const cuda_emu_launch_desc *desc;
     bool in_kernel, abort;
-    unsigned nthreads;
-    int live;
+    unsigned nthreads, pos;  /* pos: next index into order in the current round */
+    int live, ran;           /* ran: fibers picked in the current round */
     Fiber *cur;
     void *sched_sp;
 #ifdef CUDA_EMU_UCONTEXT
@@ -115,7 +114,6 @@ struct Sched {
     const void *main_bottom;
     size_t main_size;
 #endif
-    uint64_t init_fpu;      /* MXCSR | x87 control word << 32, given to new fibers */
     int bar_count, bar_kind, bar_acc;
     const char *bar_file;
     int bar_line;
@@ -187,15 +185,6 @@ void init(void) {
     if (S.smem_map == MAP_FAILED) { perror("cuda_emu: mmap"); abort(); }
     S.smem_guard = S.smem_map + S.smem_size;
     mprotect(S.smem_guard, S.page, PROT_NONE);
-    uint32_t mxcsr;
-    uint16_t cw = 0;
-#if defined(__x86_64__)
-    __asm__ __volatile__("stmxcsr %0" : "=m"(mxcsr));
-    __asm__ __volatile__("fnstcw %0" : "=m"(cw));
-#else
-    mxcsr = 0;
-#endif
-    S.init_fpu = mxcsr | ((uint64_t)cw << 32);
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sa.sa_sigaction = segv_handler;
@@ -210,12 +199,14 @@ void fiber_main(void);
 
 bool fiber_alloc(Fiber *f) {
     if (f->map) return true;
-    void *m = mmap(NULL, S.stack_size + S.page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK, -1, 0);
+    void *m = mmap(NULL, S.stack_size + 2 * S.page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK, -1, 0);
     if (m == MAP_FAILED) return false;
     f->map = (char *)m;
     mprotect(f->map, S.page, PROT_NONE);
     f->lo = f->map + S.page;
-    f->hi = f->map + S.page + S.stack_size;
+    /* Stacks are a multiple of the page size apart, so their tops would all map to the same cache sets;
+     * start each one a different number of cache lines below the top (the colour page is extra). */
+    f->hi = f->map + S.page + S.stack_size + S.page - (size_t)((f - g_fibers) % 64) * 64;
     return true;
 }
 
@@ -231,7 +222,6 @@ void fiber_prepare(Fiber *f) {
     *--sp = 0;                          /* fiber_main's return address: it never returns */
     *--sp = (uint64_t)(uintptr_t)fiber_main;
     for (int i = 0; i < 6; i++) *--sp = 0; /* rbp rbx r12 r13 r14 r15 */
-    *--sp = S.init_fpu;
     f->sp = sp;
 #endif
 #ifdef EMU_ASAN
@@ -239,40 +229,51 @@ void fiber_prepare(Fiber *f) {
 #endif
 }
 
-inline void switch_to_fiber(Fiber *f) {
-    S.cur = f;
-    threadIdx = f->tid;
-    S.switches += 2;
+/* Switch from the running context (a fiber, or the scheduler when from is NULL) to another (to NULL:
+ * the scheduler). A fiber that will never run again passes final_switch so ASan drops its fake stack. */
+inline void switch_ctx(Fiber *from, Fiber *to, bool final_switch) {
+    S.cur = to;
+    if (to) threadIdx = to->tid;
+    S.switches++;
 #ifdef EMU_ASAN
-    __sanitizer_start_switch_fiber(&S.sched_fake, f->lo, (size_t)(f->hi - f->lo));
-#endif
-#ifdef CUDA_EMU_UCONTEXT
-    swapcontext(&S.sched_uc, &f->uc);
-#else
-    cuda_emu_ctx_switch(&S.sched_sp, f->sp);
-#endif
-#ifdef EMU_ASAN
-    __sanitizer_finish_switch_fiber(S.sched_fake, NULL, NULL);
-#endif
-    S.cur = NULL;
-}
-
-/* From the running fiber back to the scheduler; returns when the scheduler resumes this fiber. */
-inline void switch_to_sched(bool final_switch) {
-    Fiber *f = S.cur;
-#ifdef EMU_ASAN
-    __sanitizer_start_switch_fiber(final_switch ? NULL : &f->fake_stack, S.main_bottom, S.main_size);
+    void **fake = final_switch ? NULL : from ? &from->fake_stack : &S.sched_fake;
+    if (to) __sanitizer_start_switch_fiber(fake, to->lo, (size_t)(to->hi - to->lo));
+    else __sanitizer_start_switch_fiber(fake, S.main_bottom, S.main_size);
 #else
     (void)final_switch;
 #endif
 #ifdef CUDA_EMU_UCONTEXT
-    swapcontext(&f->uc, &S.sched_uc);
+    swapcontext(from ? &from->uc : &S.sched_uc, to ? &to->uc : &S.sched_uc);
 #else
-    cuda_emu_ctx_switch(&f->sp, S.sched_sp);
+    cuda_emu_ctx_switch(from ? &from->sp : &S.sched_sp, to ? to->sp : S.sched_sp);
 #endif
 #ifdef EMU_ASAN
-    __sanitizer_finish_switch_fiber(f->fake_stack, NULL, NULL);
+    __sanitizer_finish_switch_fiber(from ? from->fake_stack : S.sched_fake, NULL, NULL);
 #endif
+}
+
+/* The next fiber to run in schedule order: the rest of the current round, then new rounds (reshuffled
+ * under the random schedule). NULL when the block is done or no fiber can run (deadlock). */
+Fiber *pick_next(void) {
+    for (;;) {
+        while (S.pos < S.nthreads) {
+            Fiber *f = &g_fibers[S.order[S.pos++]];
+            if (f->state == F_RUNNABLE) { S.ran++; return f; }
+        }
+        if (S.live == 0 || S.ran == 0) return NULL;
+        S.ran = 0;
+        S.pos = 0;
+        if (S.mode == CUDA_EMU_RANDOM)
+            for (unsigned i = S.nthreads - 1; i > 0; i--) std::swap(S.order[i], S.order[rng_next() % (i + 1)]);
+    }
+}
+
+/* The running fiber gives way: straight to the next runnable fiber (no trip through the scheduler),
+ * or nowhere if that is itself; returns when it is resumed. */
+void yield_fiber(bool final_switch) {
+    Fiber *f = S.cur, *next = pick_next();
+    if (next == f && !final_switch) return;
+    switch_ctx(f, next, final_switch);
 }
 
 void barrier_check_open(void);
@@ -287,7 +288,7 @@ void fiber_exit(void) {
     w->exited |= 1u << (f->linear & 31);
     for (int gi = w->ngroups - 1; gi >= 0; gi--) group_check_complete(w, gi);
     barrier_check_open();
-    switch_to_sched(true);
+    yield_fiber(true);
     __builtin_unreachable();
 }
 
@@ -311,8 +312,11 @@ void park(Fiber *f, int state, const char *op, const char *file, int line) {
     f->op = op;
     f->file = file;
     f->line = line;
-    switch_to_sched(false);
+    yield_fiber(false);
 }
+
+/* names and files are string literals: usually the same pointer */
+inline bool same_str(const char *a, const char *b) { return a == b || !strcmp(a, b); }
 
 const char *bar_name(int kind) {
     static const char *n[] = {"__syncthreads", "__syncthreads_count", "__syncthreads_and", "__syncthreads_or"};
@@ -339,7 +343,7 @@ int barrier(int kind, int pred, const char *file, int line) {
         S.bar_file = file;
         S.bar_line = line;
         S.bar_acc = kind == BAR_AND ? 1 : 0;
-    } else if (S.bar_kind != kind || S.bar_line != line || strcmp(S.bar_file, file)) {
+    } else if (S.bar_kind != kind || S.bar_line != line || !same_str(S.bar_file, file)) {
         cuda_emu_fail("threads wait at different barriers: %s at %s:%d and %s at %s:%d (divergent __syncthreads)",
                       bar_name(S.bar_kind), S.bar_file, S.bar_line, bar_name(kind), file, line);
     }
@@ -379,13 +383,13 @@ void warp_collective(const char *op, unsigned mask, void *data, cuda_emu_warp_fn
     const unsigned bit = 1u << lane;
     Warp *w = &S.warps[f->linear >> 5];
     if (!(mask & bit)) cuda_emu_fail("%s at %s:%d: the calling lane %d is not in the mask %#x", op, file, line, lane, mask);
-    const bool strict_site = strcmp(op, "__syncwarp") != 0; /* sm_70+ lets different __syncwarp()s meet */
+    const bool strict_site = fn != NULL; /* only __syncwarp has no fn: sm_70+ lets different __syncwarp()s meet */
     int gi = -1;
     for (int i = 0; i < w->ngroups; i++)
         if (w->g[i].mask & bit) { gi = i; break; }
     if (gi >= 0) {
         Group *g = &w->g[gi];
-        if (g->mask != mask || strcmp(g->op, op) || (strict_site && (g->line != line || strcmp(g->file, file))))
+        if (g->mask != mask || !same_str(g->op, op) || (strict_site && (g->line != line || !same_str(g->file, file))))
             cuda_emu_fail("warp collectives do not match: lane %d called %s at %s:%d with mask %#x while lanes %#x wait in "
                           "%s at %s:%d with mask %#x", lane, op, file, line, mask, g->arrived, g->op, g->file, g->line, g->mask);
     } else {
@@ -473,27 +477,18 @@ void run_block(unsigned long long b, const dim3 &grid) {
     S.bar_count = 0;
     S.blocks++;
     S.threads += n;
-    std::vector<unsigned> &order = S.order;
-    for (;;) {
-        if (S.mode == CUDA_EMU_RANDOM)
-            for (unsigned i = n - 1; i > 0; i--) std::swap(order[i], order[rng_next() % (i + 1)]);
-        int ran = 0;
-        for (unsigned k = 0; k < n; k++) {
-            Fiber *f = &g_fibers[order[k]];
-            if (f->state != F_RUNNABLE) continue;
-            switch_to_fiber(f);
-            ran++;
-            if (S.abort) return;
-        }
-        if (S.live == 0) return;
-        if (!ran) {
-            char msg[1024];
-            describe_deadlock(msg, sizeof msg);
-            emu_violation(cudaErrorLaunchFailure, "%s", msg);
-            S.abort = true;
-            return;
-        }
-    }
+    /* the fibers pass control among themselves (yield_fiber) and come back here when the block is done,
+     * stuck, or aborted */
+    S.pos = n;
+    S.ran = 1;
+    Fiber *first = pick_next();
+    switch_ctx(NULL, first, false);
+    S.cur = NULL;
+    if (S.abort || S.live == 0) return;
+    char msg[1024];
+    describe_deadlock(msg, sizeof msg);
+    emu_violation(cudaErrorLaunchFailure, "%s", msg);
+    S.abort = true;
 }
 
 bool check_launch(const cuda_emu_launch_desc *d) {
@@ -549,7 +544,7 @@ void segv_handler(int sig, siginfo_t *si, void *uc) {
             snprintf(why, sizeof why, "%s at address %p, which is not device memory", (uintptr_t)a < 65536 ? "null pointer access" : "invalid access", a);
         emu_violation(cudaErrorIllegalAddress, "%s %s", sig == SIGBUS ? "bus error:" : "memory fault:", why);
         S.abort = true;
-        switch_to_sched(true); /* abandon the fiber; the alternate signal stack is free again once we leave it */
+        switch_ctx(S.cur, NULL, true); /* abandon the fiber; the alternate signal stack is free again once we leave it */
     }
     segv_chain(sig == SIGBUS ? &g_old_bus : &g_old_segv, sig, si, uc);
 }
@@ -567,7 +562,7 @@ void cuda_emu_fail(const char *fmt, ...) {
 
 void emu_abort_launch(void) {
     S.abort = true;
-    switch_to_sched(true);
+    switch_ctx(S.cur, NULL, true);
     __builtin_unreachable();
 }
 
