@@ -43,6 +43,8 @@ cudaError_t emu_probe_sum(const float *p, int n, float *out);
  * one float past the end (overrun). */
 cudaError_t emu_probe_dyn_smem(float *out, int threads, size_t bytes, int overrun);
 
+/* out[t] = coeffs[t % 4] * t through __constant__ memory; *counter = threads via a __device__ variable */
+cudaError_t emu_probe_symbols(const float coeffs[4], float *out, int threads, unsigned *counter);
 /* blocks x threads threads each pass `iters` __syncthreads; out[t] = iters (a context-switch benchmark) */
 cudaError_t emu_probe_barriers(int *out, int blocks, int threads, int iters);
 

@@ -167,3 +167,23 @@ cudaError_t emu_probe_barriers(int *out, int blocks, int threads, int iters) {
     CUDA_LAUNCH(probe_barriers_kernel, blocks, threads, 0, 0, out, iters);
     return cudaGetLastError();
 }
+
+// __constant__ memory filled from the host with cudaMemcpyToSymbol, and a __device__ counter read back.
+__constant__ float probe_coeffs[4];
+__device__ unsigned probe_counter;
+
+__global__ void probe_symbols_kernel(float *out) {
+    out[threadIdx.x] = probe_coeffs[threadIdx.x % 4] * (float)threadIdx.x;
+    atomicAdd(&probe_counter, 1u);
+}
+
+cudaError_t emu_probe_symbols(const float coeffs[4], float *out, int threads, unsigned *counter) {
+    cudaError_t e = cudaMemcpyToSymbol(probe_coeffs, coeffs, 4 * sizeof(float));
+    const unsigned zero = 0;
+    if (e == cudaSuccess) e = cudaMemcpyToSymbol(probe_counter, &zero, sizeof zero);
+    if (e != cudaSuccess) return e;
+    CUDA_LAUNCH(probe_symbols_kernel, 1, threads, 0, 0, out);
+    e = cudaGetLastError();
+    if (e == cudaSuccess) e = cudaMemcpyFromSymbol(counter, probe_counter, sizeof *counter);
+    return e;
+}

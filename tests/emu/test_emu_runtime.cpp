@@ -38,6 +38,18 @@ TEST(emu_atomics_over_a_grid) {
     cudaFree(d);
 }
 
+TEST(emu_constant_and_device_symbols) {
+    const float coeffs[4] = {0.5f, -1.0f, 2.0f, 4.0f};
+    float *d = dev_alloc<float>(40);
+    REQUIRE(d);
+    unsigned count = 0;
+    CHECK_EQ_INT(emu_probe_symbols(coeffs, d, 40, &count), cudaSuccess);
+    std::vector<float> h = dev_download(d, 40);
+    for (int t = 0; t < 40; t++) CHECK_NEAR(h[t], coeffs[t % 4] * t, 0);
+    CHECK_EQ_INT(count, 40);
+    cudaFree(d);
+}
+
 TEST(emu_malloc_is_poisoned_and_copies_round_trip) {
     unsigned char *d = dev_alloc<unsigned char>(1000);
     REQUIRE(d);

@@ -10,7 +10,7 @@ namespace {
 
 cudaError_t g_last = cudaSuccess, g_sticky = cudaSuccess;
 int g_nviol, g_nwarn, g_quiet;
-char g_last_viol[2048], g_last_warn[1024];
+char g_last_viol[2048], g_last_warn[1200];
 
 struct EmuStream { unsigned flags; };
 struct EmuEvent { double t; bool recorded; unsigned flags; };

@@ -537,13 +537,16 @@ void segv_chain(struct sigaction *old, int sig, siginfo_t *si, void *uc) {
 }
 
 void segv_handler(int sig, siginfo_t *si, void *uc) {
-    if (S.in_kernel && S.cur) {
+    static volatile sig_atomic_t busy; /* a fault while describing a fault: leave it to the old handler */
+    if (S.in_kernel && S.cur && !busy) {
+        busy = 1;
         char why[512];
         const void *a = si->si_addr;
         if (!emu_sched_describe_fault(a, why, sizeof why) && !emu_mem_describe_fault(a, why, sizeof why))
             snprintf(why, sizeof why, "%s at address %p, which is not device memory", (uintptr_t)a < 65536 ? "null pointer access" : "invalid access", a);
         emu_violation(cudaErrorIllegalAddress, "%s %s", sig == SIGBUS ? "bus error:" : "memory fault:", why);
         S.abort = true;
+        busy = 0;
         switch_ctx(S.cur, NULL, true); /* abandon the fiber; the alternate signal stack is free again once we leave it */
     }
     segv_chain(sig == SIGBUS ? &g_old_bus : &g_old_segv, sig, si, uc);
