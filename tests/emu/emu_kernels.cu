@@ -127,28 +127,37 @@ cudaError_t emu_sgemm_tiled(const float *A, const float *B, float *C, int m, int
 }
 
 // ---- wmma GEMM: one warp per 16x16 output tile, f16 inputs, f32 accumulation ----
-template <typename BLayout>
-__global__ void wmma_gemm_kernel(const __half *__restrict__ A, const __half *__restrict__ B, float *__restrict__ C, int m, int n, int k) {
+// A is [m, k] row-major or, with a column-major fragment, stored [k, m]; B is [k, n] row-major or [n, k].
+// The accumulator starts from C0 (column-major [n, m]) when given, else from zero; C is [m, n] row-major.
+template <typename ALayout, typename BLayout>
+__global__ void wmma_gemm_kernel(const __half *__restrict__ A, const __half *__restrict__ B, const float *__restrict__ C0,
+                                 float *__restrict__ C, int m, int n, int k) {
     using namespace nvcuda;
     const int tm = blockIdx.y * 16, tn = blockIdx.x * 16;
-    wmma::fragment<wmma::matrix_a, 16, 16, 16, __half, wmma::row_major> a;
+    wmma::fragment<wmma::matrix_a, 16, 16, 16, __half, ALayout> a;
     wmma::fragment<wmma::matrix_b, 16, 16, 16, __half, BLayout> b;
     wmma::fragment<wmma::accumulator, 16, 16, 16, float> acc;
-    wmma::fill_fragment(acc, 0.0f);
-    const bool bcol = std::is_same<BLayout, wmma::col_major>::value;
+    if (C0) wmma::load_matrix_sync(acc, C0 + (size_t)tn * m + tm, m, wmma::mem_col_major);
+    else wmma::fill_fragment(acc, 0.0f);
+    const bool acol = std::is_same<ALayout, wmma::col_major>::value, bcol = std::is_same<BLayout, wmma::col_major>::value;
     for (int t = 0; t < k; t += 16) {
-        wmma::load_matrix_sync(a, A + (size_t)tm * k + t, k);
+        wmma::load_matrix_sync(a, acol ? A + (size_t)t * m + tm : A + (size_t)tm * k + t, acol ? m : k);
         wmma::load_matrix_sync(b, bcol ? B + (size_t)tn * k + t : B + (size_t)t * n + tn, bcol ? k : n);
         wmma::mma_sync(acc, a, b, acc);
     }
     wmma::store_matrix_sync(C + (size_t)tm * n + tn, acc, n, wmma::mem_row_major);
-    (void)m;
 }
 
-cudaError_t emu_wmma_gemm(const void *A, const void *B, float *C, int m, int n, int k, int b_col_major) {
+cudaError_t emu_wmma_gemm(const void *A, const void *B, const float *C0, float *C, int m, int n, int k, int a_col_major, int b_col_major) {
+    using nvcuda::wmma::col_major;
+    using nvcuda::wmma::row_major;
     const dim3 grid(n / 16, m / 16);
     const __half *a = (const __half *)A, *b = (const __half *)B;
-    if (b_col_major) CUDA_LAUNCH((wmma_gemm_kernel<nvcuda::wmma::col_major>), grid, 32, 0, 0, a, b, C, m, n, k);
-    else CUDA_LAUNCH((wmma_gemm_kernel<nvcuda::wmma::row_major>), grid, 32, 0, 0, a, b, C, m, n, k);
+    switch (a_col_major * 2 + b_col_major) {
+    case 0: CUDA_LAUNCH((wmma_gemm_kernel<row_major, row_major>), grid, 32, 0, 0, a, b, C0, C, m, n, k); break;
+    case 1: CUDA_LAUNCH((wmma_gemm_kernel<row_major, col_major>), grid, 32, 0, 0, a, b, C0, C, m, n, k); break;
+    case 2: CUDA_LAUNCH((wmma_gemm_kernel<col_major, row_major>), grid, 32, 0, 0, a, b, C0, C, m, n, k); break;
+    default: CUDA_LAUNCH((wmma_gemm_kernel<col_major, col_major>), grid, 32, 0, 0, a, b, C0, C, m, n, k); break;
+    }
     return cudaGetLastError();
 }

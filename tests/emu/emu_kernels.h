@@ -13,9 +13,10 @@ cudaError_t emu_softmax_rows(const float *x, float *y, int rows, int cols, int t
 cudaError_t emu_group_norm(const float *x, const float *gamma, const float *beta, float *y, int n, int hw, int c, int groups, float eps);
 /* C[m, n] = A[m, k] B[k, n], row-major, 32x32 tiles in shared memory, 1024-thread blocks. */
 cudaError_t emu_sgemm_tiled(const float *A, const float *B, float *C, int m, int n, int k);
-/* C[m, n] (f32) = A[m, k] (f16, row-major) B (f16, [k, n] row-major or [n, k] when b_col_major), one warp
- * per 16x16 tile with nvcuda::wmma; m, n, k multiples of 16. */
-cudaError_t emu_wmma_gemm(const void *A, const void *B, float *C, int m, int n, int k, int b_col_major);
+/* C[m, n] (f32, row-major) = A B + C0 with nvcuda::wmma, one warp per 16x16 tile; A is f16 [m, k] row-major
+ * ([k, m] when a_col_major), B f16 [k, n] row-major ([n, k] when b_col_major), C0 f32 column-major [n, m] or
+ * NULL for zero; m, n, k multiples of 16. */
+cudaError_t emu_wmma_gemm(const void *A, const void *B, const float *C0, float *C, int m, int n, int k, int a_col_major, int b_col_major);
 
 /* ---- probes of the emulated primitives (emu_probe.cu) ---- */
 /* out[t * 4 + {0,1,2,3}] = __shfl_sync/up/down/xor of in[t] for thread t of one block, with the given

@@ -104,27 +104,38 @@ TEST(emu_sgemm_tiled) {
 
 TEST(emu_wmma_gemm) {
     const int m = 48, n = 80, k = 64;
-    std::vector<float> A = emu_rand((size_t)m * k, 7), B = emu_rand((size_t)k * n, 8), Bt((size_t)n * k), want;
-    std::vector<__half> hA(A.size()), hB(B.size()), hBt(B.size());
-    for (size_t i = 0; i < A.size(); i++) { hA[i] = __float2half(A[i]); A[i] = __half2float(hA[i]); }
+    std::vector<float> A = emu_rand((size_t)m * k, 7), B = emu_rand((size_t)k * n, 8), C0 = emu_rand((size_t)m * n, 9), want;
+    std::vector<__half> hA(A.size()), hAt(A.size()), hB(B.size()), hBt(B.size());
+    for (int i = 0; i < m; i++)
+        for (int p = 0; p < k; p++) {
+            hA[(size_t)i * k + p] = hAt[(size_t)p * m + i] = __float2half(A[(size_t)i * k + p]);
+            A[(size_t)i * k + p] = __half2float(hA[(size_t)i * k + p]);
+        }
     for (int p = 0; p < k; p++)
         for (int j = 0; j < n; j++) {
-            hB[(size_t)p * n + j] = __float2half(B[(size_t)p * n + j]);
+            hB[(size_t)p * n + j] = hBt[(size_t)j * k + p] = __float2half(B[(size_t)p * n + j]);
             B[(size_t)p * n + j] = __half2float(hB[(size_t)p * n + j]);
-            hBt[(size_t)j * k + p] = hB[(size_t)p * n + j];
         }
+    std::vector<float> C0cm((size_t)m * n); /* C0 as the column-major [n, m] the kernel loads */
+    for (int i = 0; i < m; i++)
+        for (int j = 0; j < n; j++) C0cm[(size_t)j * m + i] = C0[(size_t)i * n + j];
     gemm_ref(A, B, want, m, n, k);
-    __half *dA = dev_upload(hA), *dB = dev_upload(hB), *dBt = dev_upload(hBt);
-    float *dC = dev_alloc<float>((size_t)m * n);
-    REQUIRE(dA && dB && dBt && dC);
-    for (int colmajor = 0; colmajor < 2; colmajor++) {
-        CHECK_EQ_INT(emu_wmma_gemm(dA, colmajor ? (const void *)dBt : (const void *)dB, dC, m, n, k, colmajor), cudaSuccess);
-        std::vector<float> got = dev_download(dC, (size_t)m * n);
-        CHECK_MAXERR(got.data(), want.data(), (long)got.size(), 1e-5);
+    __half *dA = dev_upload(hA), *dAt = dev_upload(hAt), *dB = dev_upload(hB), *dBt = dev_upload(hBt);
+    float *dC0 = dev_upload(C0cm), *dC = dev_alloc<float>((size_t)m * n);
+    REQUIRE(dA && dAt && dB && dBt && dC0 && dC);
+    for (int v = 0; v < 8; v++) {
+        const int acol = v & 1, bcol = v >> 1 & 1, with_c = v >> 2;
+        CHECK_EQ_INT(emu_wmma_gemm(acol ? (const void *)dAt : dA, bcol ? (const void *)dBt : dB, with_c ? dC0 : NULL, dC, m, n, k, acol, bcol),
+                     cudaSuccess);
+        std::vector<float> got = dev_download(dC, (size_t)m * n), w = want;
+        if (with_c)
+            for (size_t i = 0; i < w.size(); i++) w[i] += C0[i];
+        CHECK_MAXERR(got.data(), w.data(), (long)got.size(), 1e-5);
         double worst = 0;
-        for (size_t i = 0; i < got.size(); i++) worst = fmax(worst, fabs(got[i] - want[i]));
-        test_note("wmma gemm %dx%dx%d, B %s-major: max abs err %.2g", m, n, k, colmajor ? "col" : "row", worst);
+        for (size_t i = 0; i < got.size(); i++) worst = fmax(worst, fabs(got[i] - w[i]));
+        test_note("wmma gemm %dx%dx%d, A %s-major, B %s-major%s: max abs err %.2g", m, n, k, acol ? "col" : "row", bcol ? "col" : "row",
+                  with_c ? ", C loaded col-major" : "", worst);
     }
-    cudaFree(dA); cudaFree(dB); cudaFree(dBt); cudaFree(dC);
+    cudaFree(dA); cudaFree(dAt); cudaFree(dB); cudaFree(dBt); cudaFree(dC0); cudaFree(dC);
     check_clean();
 }

@@ -181,6 +181,10 @@ TEST(emu_streams_and_events) {
     CHECK(ms >= 0 && ms < 1000);
     CHECK(dev_download(d, 4) == h);
     CHECK_EQ_INT(cudaStreamWaitEvent(s, b, 0), cudaSuccess);
+    float *da = NULL;
+    CHECK_EQ_INT(cudaMallocAsync(&da, 64, s), cudaSuccess);
+    CHECK(cuda_emu_is_device_ptr(da, 64));
+    CHECK_EQ_INT(cudaFreeAsync(da, s), cudaSuccess);
     CHECK_EQ_INT(cudaStreamDestroy(s), cudaSuccess);
     cuda_emu_set_quiet(1);
     CHECK_EQ_INT(cudaStreamSynchronize(s), cudaErrorInvalidResourceHandle);

@@ -278,6 +278,16 @@ cudaError_t cudaFree(void *p) {
     return emu_sticky();
 }
 
+cudaError_t cudaMallocAsync(void **p, size_t n, cudaStream_t s, const char *file, int line) {
+    cudaError_t e = cudaStreamQuery(s);
+    return e ? emu_error(e) : cudaMalloc(p, n, file, line);
+}
+
+cudaError_t cudaFreeAsync(void *p, cudaStream_t s) {
+    cudaError_t e = cudaStreamQuery(s);
+    return e ? emu_error(e) : cudaFree(p);
+}
+
 cudaError_t cudaHostAlloc(void **p, size_t n, unsigned) {
     if (emu_sticky()) return emu_sticky();
     if (!p) return emu_error(cudaErrorInvalidValue);

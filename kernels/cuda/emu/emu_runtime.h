@@ -83,6 +83,12 @@ template <typename T> static inline cudaError_t cudaMalloc(T **p, size_t n, CUDA
     return cudaMalloc((void **)p, n, file_, line_);
 }
 cudaError_t cudaFree(void *p);
+/* stream-ordered allocation: synchronous here, so the same as cudaMalloc / cudaFree */
+cudaError_t cudaMallocAsync(void **p, size_t n, cudaStream_t s, CUDA_EMU_CALLER);
+template <typename T> static inline cudaError_t cudaMallocAsync(T **p, size_t n, cudaStream_t s, CUDA_EMU_CALLER) {
+    return cudaMallocAsync((void **)p, n, s, file_, line_);
+}
+cudaError_t cudaFreeAsync(void *p, cudaStream_t s);
 cudaError_t cudaMallocHost(void **p, size_t n);
 template <typename T> static inline cudaError_t cudaMallocHost(T **p, size_t n) { return cudaMallocHost((void **)p, n); }
 cudaError_t cudaHostAlloc(void **p, size_t n, unsigned flags);

@@ -126,6 +126,8 @@ struct Sched {
     size_t tls_size;
     pthread_t tls_thread;
     std::vector<unsigned char> tls_save;
+    size_t dirty_lo, dirty_hi;  /* the part of the TLS block the running kernel writes (its __shared__) */
+    std::unordered_map<const void *, std::pair<size_t, size_t>> kernel_dirty;
     std::vector<unsigned> order, block_order;
     std::unordered_map<const void *, int> func_smem;
     unsigned long long launches, blocks, threads, switches;
@@ -422,6 +424,34 @@ int tls_cb(struct dl_phdr_info *info, size_t, void *) {
     return 1; /* the first object is the executable */
 }
 
+/* [lo, hi) of the bytes of the TLS block that are no longer poison; lo == hi if none */
+void tls_dirty_range(size_t *lo, size_t *hi) {
+    size_t a = 0, b = S.tls_size;
+    while (a < b && S.tls[a] == 0xff) a++;
+    while (b > a && S.tls[b - 1] == 0xff) b--;
+    *lo = a;
+    *hi = b;
+}
+
+/* Before each block every __shared__ byte must be poison again. Re-poisoning the whole TLS block costs
+ * its size per block, and it holds the shared arrays of every kernel of the program; so each kernel's
+ * own footprint is learnt (after its first block, and at the end of each launch) and only that range is
+ * re-poisoned. A later block that writes shared memory its first block never touched would leave that
+ * stale for the next block instead of NaN: a small loss of detection, no false alarm. */
+void poison_shared(unsigned long long block_index) {
+    if (!S.tls_size) return;
+    if (block_index == 0) memset(S.tls, 0xff, S.tls_size);
+    else if (S.dirty_hi > S.dirty_lo) memset(S.tls + S.dirty_lo, 0xff, S.dirty_hi - S.dirty_lo);
+}
+
+void learn_shared(void) {
+    size_t lo, hi;
+    tls_dirty_range(&lo, &hi);
+    if (hi <= lo) return;
+    if (S.dirty_hi <= S.dirty_lo) { S.dirty_lo = lo; S.dirty_hi = hi; }
+    else { S.dirty_lo = lo < S.dirty_lo ? lo : S.dirty_lo; S.dirty_hi = hi > S.dirty_hi ? hi : S.dirty_hi; }
+}
+
 void find_tls(void) {
     if (S.tls_thread == pthread_self() && S.tls_size) return;
     S.tls = NULL;
@@ -450,11 +480,11 @@ void describe_deadlock(char *buf, size_t n) {
     }
 }
 
-void run_block(unsigned long long b, const dim3 &grid) {
+void run_block(unsigned long long b, const dim3 &grid, unsigned long long index) {
     blockIdx.x = (unsigned)(b % grid.x);
     blockIdx.y = (unsigned)(b / grid.x % grid.y);
     blockIdx.z = (unsigned)(b / ((unsigned long long)grid.x * grid.y));
-    if (S.tls_size) memset(S.tls, 0xff, S.tls_size);
+    poison_shared(index);
     if (S.desc->smem) memset(cuda_emu_dynamic_smem, 0xff, S.desc->smem);
     const unsigned n = S.nthreads;
     for (unsigned i = 0; i < n; i++) {
@@ -623,6 +653,11 @@ void cuda_emu_launch_run(const cuda_emu_launch_desc *d) {
         }
     find_tls();
     S.tls_save.assign(S.tls, S.tls + S.tls_size);
+    {
+        auto it = S.kernel_dirty.find(d->func);
+        S.dirty_lo = it != S.kernel_dirty.end() ? it->second.first : 0;
+        S.dirty_hi = it != S.kernel_dirty.end() ? it->second.second : 0;
+    }
     S.desc = d;
     S.nthreads = n;
     S.abort = false;
@@ -642,7 +677,8 @@ void cuda_emu_launch_run(const cuda_emu_launch_desc *d) {
     S.in_kernel = true;
     for (unsigned long long i = 0; i < nb && !S.abort; i++) {
         unsigned long long b = permute ? S.block_order[i] : S.mode == CUDA_EMU_INORDER ? i : nb - 1 - i;
-        run_block(b, d->grid);
+        run_block(b, d->grid, i);
+        if (i == 0 && S.tls_size) learn_shared();
     }
     S.in_kernel = false;
     S.cur = NULL;
@@ -651,7 +687,11 @@ void cuda_emu_launch_run(const cuda_emu_launch_desc *d) {
         for (unsigned i = 0; i < n; i++) __asan_unpoison_memory_region(g_fibers[i].lo, (size_t)(g_fibers[i].hi - g_fibers[i].lo));
 #endif
     }
-    if (S.tls_size) memcpy(S.tls, S.tls_save.data(), S.tls_size);
+    if (S.tls_size) {
+        if (nb > 1 && !S.abort) learn_shared(); /* for the next launch of this kernel */
+        S.kernel_dirty[d->func] = std::make_pair(S.dirty_lo, S.dirty_hi);
+        memcpy(S.tls, S.tls_save.data(), S.tls_size);
+    }
     S.desc = NULL;
     pthread_mutex_unlock(&g_launch_lock);
     if (!S.abort) emu_mem_check_tails(d->ptr_value, d->nptr, d->name);
