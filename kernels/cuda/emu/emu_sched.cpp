@@ -113,6 +113,7 @@ struct Sched {
     void *sched_fake;
     const void *main_bottom;
     size_t main_size;
+    bool from_sched;  /* the switch in progress started on the scheduler's stack */
 #endif
     int bar_count, bar_kind, bar_acc;
     const char *bar_file;
@@ -213,6 +214,13 @@ bool fiber_alloc(Fiber *f) {
 }
 
 void fiber_prepare(Fiber *f) {
+#ifdef EMU_ASAN
+    f->fake_stack = NULL;
+    /* the frames a fiber leaves behind when it switches away for good (fiber_main, the last switch)
+     * keep their redzones poisoned; clear the top of the stack for the next thread that uses it */
+    const size_t top = (size_t)(f->hi - f->lo) < 16384 ? (size_t)(f->hi - f->lo) : 16384;
+    __asan_unpoison_memory_region(f->hi - top, top);
+#endif
 #ifdef CUDA_EMU_UCONTEXT
     getcontext(&f->uc);
     f->uc.uc_stack.ss_sp = f->lo;
@@ -226,9 +234,6 @@ void fiber_prepare(Fiber *f) {
     for (int i = 0; i < 6; i++) *--sp = 0; /* rbp rbx r12 r13 r14 r15 */
     f->sp = sp;
 #endif
-#ifdef EMU_ASAN
-    f->fake_stack = NULL;
-#endif
 }
 
 /* Switch from the running context (a fiber, or the scheduler when from is NULL) to another (to NULL:
@@ -238,6 +243,7 @@ inline void switch_ctx(Fiber *from, Fiber *to, bool final_switch) {
     if (to) threadIdx = to->tid;
     S.switches++;
 #ifdef EMU_ASAN
+    S.from_sched = from == NULL;
     void **fake = final_switch ? NULL : from ? &from->fake_stack : &S.sched_fake;
     if (to) __sanitizer_start_switch_fiber(fake, to->lo, (size_t)(to->hi - to->lo));
     else __sanitizer_start_switch_fiber(fake, S.main_bottom, S.main_size);
@@ -296,7 +302,11 @@ void fiber_exit(void) {
 
 void fiber_main(void) {
 #ifdef EMU_ASAN
-    __sanitizer_finish_switch_fiber(NULL, &S.main_bottom, &S.main_size);
+    /* ASan tells a new fiber the stack it came from; only the scheduler's is worth keeping */
+    const void *bottom;
+    size_t size;
+    __sanitizer_finish_switch_fiber(NULL, &bottom, &size);
+    if (S.from_sched) { S.main_bottom = bottom; S.main_size = size; }
 #endif
     S.desc->thunk(S.desc->ctx);
     fiber_exit();
