@@ -5,6 +5,7 @@
 #include <cblas.h>
 #include <cublas_v2.h>
 
+#include "kernels/cuda/cuda_portable.h"
 #include "tests/emu/emu_test_util.h"
 
 /* C[i + j ldc] = alpha sum_p opA(i, p) opB(p, j) + beta C, column-major, in double */
@@ -218,4 +219,28 @@ TEST(emu_cublas_argument_checks) {
     std::vector<float> host(64);
     CHECK_EQ_INT(cublasSgemm(h, CUBLAS_OP_N, CUBLAS_OP_N, 8, 8, 8, &one, host.data(), 8, A, 8, &zero, C, 8), CUBLAS_STATUS_EXECUTION_FAILED);
     cublasDestroy(h);
+}
+
+static sd_status checked_gemm(cublasHandle_t h, const float *A, float *C, int lda) {
+    const float one = 1.0f, zero = 0.0f;
+    CUBLAS_CHECK(cublasSgemm(h, CUBLAS_OP_N, CUBLAS_OP_N, 4, 4, 4, &one, A, lda, A, 4, &zero, C, 4));
+    return SD_OK;
+}
+
+TEST(emu_cublas_check_macro) {
+    cublasHandle_t h;
+    REQUIRE(cublasCreate(&h) == CUBLAS_STATUS_SUCCESS);
+    float *A = dev_alloc<float>(16), *C = dev_alloc<float>(16);
+    REQUIRE(A && C);
+    CHECK_EQ_INT(cudaMemset(A, 0, 64), cudaSuccess);
+    CHECK_EQ_INT(checked_gemm(h, A, C, 4), SD_OK);
+    cuda_emu_set_quiet(1);
+    CHECK_EQ_INT(checked_gemm(h, A, C, 2), SD_ERR_BACKEND);
+    cuda_emu_set_quiet(0);
+    cuda_emu_clear_log();
+    CHECK_STR_CONTAINS(sd_last_error(), "test_emu_cublas.cpp:");
+    CHECK_STR_CONTAINS(sd_last_error(), "CUBLAS_STATUS_INVALID_VALUE");
+    cublasDestroy(h);
+    cudaFree(A);
+    cudaFree(C);
 }

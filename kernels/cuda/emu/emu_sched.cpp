@@ -38,8 +38,8 @@ dim3 blockDim, gridDim;
 unsigned char *cuda_emu_dynamic_smem;
 
 /* ---- context switch ---------------------------------------------------------------------------------
- * x86-64: push the callee-saved registers on the old stack, swap stack pointers, pop. About 20x cheaper
- * than swapcontext, which makes a sigprocmask syscall each time. MXCSR and the x87 control word are not
+ * x86-64: push the callee-saved registers on the old stack, swap stack pointers, pop. More than 10x
+ * cheaper than swapcontext, which makes a sigprocmask syscall each time. MXCSR and the x87 control word are not
  * switched: device code cannot change the rounding mode, so every fiber runs with the launching thread's. */
 #ifndef CUDA_EMU_UCONTEXT
 extern "C" void cuda_emu_ctx_switch(void **save_sp, void *new_sp);
@@ -65,7 +65,7 @@ struct Fiber {
     char *map, *lo, *hi;   /* mapping (guard page first), usable stack [lo, hi) */
     unsigned linear;
     uint3 tid;
-    int state, pred, result;
+    int state, result;
     const char *file;      /* where it waits */
     int line;
     const char *op;
