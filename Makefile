@@ -13,7 +13,7 @@ OPT       ?= -O2
 SAN       ?=
 BUILD     ?= build
 WARN      := -Wall -Wextra -Werror -Wno-format-truncation
-CFLAGS    := -std=c11 $(OPT) -g $(WARN) -fopenmp -I. -D_GNU_SOURCE -MMD -MP $(SAN)
+CFLAGS    := -std=c11 $(OPT) -g $(WARN) -fopenmp -I. -D_GNU_SOURCE -DSD_SOURCE_DIR=\"$(CURDIR)\" -MMD -MP $(SAN)
 CXXFLAGS  := -std=c++17 $(OPT) -g $(WARN) -fopenmp -I. -D_GNU_SOURCE -MMD -MP $(SAN)
 LDLIBS    := -lpng -lz -lcjson -lopenblas -lm -lpthread -fopenmp $(SAN)
 
@@ -36,6 +36,9 @@ $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c $< -o $@
 
+# The tokenizer's merges are embedded with .incbin; -MMD cannot see that file.
+$(BUILD)/text_encoder/merges_blob.o: text_encoder/bpe_simple_vocab_16e6.txt.gz
+
 $(BUILD)/libsd.a: $(LIB_OBJ)
 	@rm -f $@
 	ar rcs $@ $^
@@ -49,7 +52,7 @@ sd: $(BUILD)/sd
 $(BUILD)/tests/unit: $(TEST_OBJ) $(BUILD)/libsd.a
 	$(CC) -o $@ $^ $(LDLIBS)
 
-TEST_BINS := unit=$(BUILD)/tests/unit
+TEST_BINS := unit=$(BUILD)/tests/unit cli="tests/cli_test.sh $(BUILD)/sd"
 
 test: $(BUILD)/tests/unit sd
 	@tests/run.sh $(TEST_BINS)

@@ -1,9 +1,28 @@
-/* sd.h — the public C API of the engine: load a model, generate images, free. */
+/* sd.h — the public C API of the engine: load a model once, generate any number of images, free.
+ *
+ *   sd_load_params lp;  sd_load_params_init(&lp);  lp.model_path = "model.safetensors";
+ *   sd_ctx *ctx;
+ *   if (sd_load(&lp, &ctx) != SD_OK) { fprintf(stderr, "error: %s\n", sd_last_error()); return 1; }
+ *   sd_gen_params gp;   sd_gen_params_init(&gp);   gp.prompt = "a red circle"; gp.seed = 42;
+ *   sd_result r;
+ *   if (sd_generate(ctx, &gp, NULL, NULL, &r) == SD_OK)
+ *       sd_save_png("out.png", &r.images[0], r.infotext[0], r.json[0], 0);
+ *   sd_result_free(&r);
+ *   sd_free(ctx);
+ *
+ * A context holds the weights; generations share nothing else, so two calls with the same parameters
+ * give the same images whatever ran in between. Errors: every function returns an sd_status (or NULL)
+ * and leaves a one-line message for sd_last_error() that names the file or parameter at fault. */
 #ifndef SD_H
 #define SD_H
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
 
 #define SD_VERSION "0.1.0"
 
@@ -15,10 +34,142 @@ typedef enum sd_status {
     SD_ERR_ARG,         /* an invalid parameter (size, steps, sampler name ...) */
     SD_ERR_MEMORY,      /* an allocation failed or a size would overflow */
     SD_ERR_BACKEND,     /* the compute backend failed (CUDA error ...) */
-    SD_ERR_UNSUPPORTED  /* a valid input this engine does not handle */
+    SD_ERR_UNSUPPORTED, /* a valid input this engine does not handle */
+    SD_ERR_CANCELLED    /* the progress callback asked to stop */
 } sd_status;
 
 /* The message of the last error on this thread ("" if none). Valid until the next failing call. */
 const char *sd_last_error(void);
+
+/* An 8-bit image, row-major, channels interleaved (c = 3 RGB, or 1 for masks). */
+typedef struct sd_image {
+    int w, h, c;
+    uint8_t *data;
+} sd_image;
+
+sd_status sd_image_load(const char *path, int channels, sd_image *out); /* PNG, JPEG, BMP, ... */
+void sd_image_free(sd_image *img);
+
+/* ---- models ---- */
+
+typedef enum sd_backend_kind { SD_BACKEND_AUTO = 0, SD_BACKEND_CPU, SD_BACKEND_CUDA } sd_backend_kind;
+
+typedef struct sd_load_params {
+    const char *model_path;   /* .safetensors checkpoint or diffusers folder; NULL: the bundled demo model */
+    const char *vae_path;     /* optional VAE replacing the model's */
+    sd_backend_kind backend;  /* AUTO: CUDA when a GPU is present, else CPU */
+    int threads;              /* CPU threads, 0: all cores */
+    const char *prediction;   /* NULL or "auto", "eps", "v" */
+    int verbose;              /* print loading details to stderr */
+} sd_load_params;
+
+typedef struct sd_ctx sd_ctx;
+
+void sd_load_params_init(sd_load_params *p);
+sd_status sd_load(const sd_load_params *p, sd_ctx **out);
+void sd_free(sd_ctx *ctx);
+
+/* What was loaded, and the defaults that fit it. Strings live as long as the context. */
+typedef struct sd_model_info {
+    const char *name;            /* file or folder name without extension ("shapes", "v1-5-pruned-emaonly") */
+    const char *family;          /* "SD 1.x", "SD 2.x", "SDXL" */
+    const char *prediction;      /* "epsilon" or "v" */
+    const char *backend;         /* "cpu" or "cuda" */
+    int inpainting;              /* 9-channel UNet */
+    int default_width, default_height, default_steps;
+    float default_cfg;
+    const char *default_sampler, *default_scheduler;
+} sd_model_info;
+
+const sd_model_info *sd_model(const sd_ctx *ctx);
+/* First 10 hex digits of the SHA-256 of the model file (A1111's "Model hash"); computed once, on first use. */
+const char *sd_model_hash(sd_ctx *ctx);
+
+/* `sd info`: print what `path` is — a model (family, prediction type, component sizes, default
+ * resolution), a safetensors file (tensor count, dtypes, parameters) or a PNG (its generation text). */
+sd_status sd_describe(const char *path, FILE *out);
+
+/* ---- generation ---- */
+
+typedef struct sd_gen_params {
+    const char *prompt;
+    const char *negative_prompt;    /* NULL: "" */
+    int width, height;              /* multiples of 8; 0: model default */
+    int steps;                      /* 0: model default */
+    float cfg_scale;                /* < 0: model default; <= 1 disables classifier-free guidance */
+    float guidance_rescale;         /* 0..1 (diffusers' rescale_noise_cfg) */
+    const char *sampler;            /* NULL: default; names as `sd --help` lists (euler_a, dpm++2m, ddim ...) */
+    const char *scheduler;          /* NULL: default; discrete, karras, exponential, sgm_uniform ... */
+    const char *convention;         /* NULL/"diffusers" or "kdiffusion" (AUTOMATIC1111 / stable-diffusion.cpp) */
+    float eta;                      /* DDIM eta (0) */
+    uint64_t seed;                  /* image i of the call uses seed + i */
+    const char *rng;                /* "cuda" (Philox, default) or "cpu" (torch CPU generator) */
+    const char *sampler_rng;        /* noise of ancestral/SDE samplers; NULL: same as rng */
+    int batch_count;                /* images to make (>= 1) */
+    int batch_size;                 /* latents per UNet call (>= 1); the images are the same either way */
+    int clip_skip;                  /* 0 or 1: last layer; 2: penultimate (A1111 numbering) */
+    const sd_image *init_image;     /* img2img when set (any size: resized to width x height) */
+    float strength;                 /* img2img denoising strength 0..1 */
+    const sd_image *mask;           /* inpainting: white = repaint (grey, same size as init_image) */
+    int vae_tiling;                 /* 0: automatic, 1: always, -1: never */
+    uint64_t variation_seed;        /* A1111 "variation seed": slerp(variation_strength, noise(seed), noise(variation_seed)) */
+    float variation_strength;       /* 0: off */
+} sd_gen_params;
+
+void sd_gen_params_init(sd_gen_params *p);
+
+/* Progress, reported after each sampler step and at stage changes. Return non-zero to cancel. */
+typedef struct sd_progress {
+    const char *stage;              /* "encode", "sample", "decode" */
+    int image, images;              /* current image index in the call, and the total */
+    int step, steps;                /* sampler step (1-based) and total of this image */
+    double elapsed;                 /* seconds since sd_generate started */
+    const float *latent;            /* current latent [lh, lw, 4] channels-last (sample stage), for previews */
+    int lw, lh;
+} sd_progress;
+
+typedef int (*sd_progress_fn)(void *user, const sd_progress *p);
+
+typedef struct sd_timings {
+    double text_encode, sample, decode, total; /* seconds, summed over the images of the call */
+    double per_step;                           /* mean seconds per sampler step (one model evaluation batch) */
+    size_t peak_activation_bytes;              /* largest arena reservation of the call */
+} sd_timings;
+
+typedef struct sd_result {
+    int count;
+    sd_image *images;       /* count images, RGB */
+    uint64_t *seeds;        /* the seed of each image */
+    char **infotext;        /* A1111-style "parameters" text of each image */
+    char **json;            /* our full settings of each image, as one JSON object */
+    sd_timings timings;
+} sd_result;
+
+sd_status sd_generate(sd_ctx *ctx, const sd_gen_params *p, sd_progress_fn progress, void *user, sd_result *out);
+void sd_result_free(sd_result *r);
+
+/* Checks parameters without generating (the same messages sd_generate would give). */
+sd_status sd_check_params(const sd_ctx *ctx, const sd_gen_params *p);
+
+/* Writes an RGB PNG with the "parameters" (A1111) and "sd" (JSON) text chunks (either may be NULL).
+ * The file appears atomically; unless overwrite is set an existing file is an error and is kept. */
+sd_status sd_save_png(const char *path, const sd_image *img, const char *infotext, const char *json, int overwrite);
+
+/* Reads the settings stored by sd_save_png back into p (strings point into *storage: free it after use). */
+sd_status sd_params_from_png(const char *path, sd_gen_params *p, void **storage);
+
+/* `sd tokenize`: the token ids of each 77-token window of a prompt (weights and token strings when verbose),
+ * with the model's tokenizer (model_path NULL: CLIP's own vocabulary, which every SD model uses). */
+sd_status sd_tokenize(const char *model_path, const char *prompt, int verbose, FILE *out);
+
+/* Sampler and scheduler names with one-line descriptions, for --help and validation. */
+int sd_sampler_count(void);
+const char *sd_sampler_name(int i, const char **description);
+int sd_scheduler_count(void);
+const char *sd_scheduler_name(int i, const char **description);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

@@ -1,13 +1,30 @@
-/* main.c — the `sd` command (placeholder until the pipeline lands). */
-#include "../sd.h"
+/* main.c — the `sd` command: dispatches to generate (default), info, tokenize, batch and compare. */
 #include <stdio.h>
 #include <string.h>
 
+#include "../sd.h"
+#include "cli.h"
+
+static void usage(FILE *out) {
+    fprintf(out,
+            "sd %s — Stable Diffusion in C\n"
+            "\n"
+            "usage: sd [generate] -p PROMPT [options]   render images (see `sd generate --help`)\n"
+            "       sd info PATH...                      describe a model, a .safetensors file or a generated PNG\n"
+            "       sd tokenize [-m MODEL] [--verbose] TEXT  show how a prompt is cut into CLIP tokens\n"
+            "       sd --version\n",
+            SD_VERSION);
+}
+
 int main(int argc, char **argv) {
-    if (argc > 1 && (!strcmp(argv[1], "--version") || !strcmp(argv[1], "version"))) {
-        printf("sd %s\n", SD_VERSION);
-        return 0;
-    }
-    fprintf(stderr, "usage: sd --version\n");
+    if (argc < 2) { usage(stderr); return 1; }
+    const char *cmd = argv[1];
+    if (!strcmp(cmd, "--version") || !strcmp(cmd, "version")) { printf("sd %s\n", SD_VERSION); return 0; }
+    if (!strcmp(cmd, "--help") || !strcmp(cmd, "-h") || !strcmp(cmd, "help")) { usage(stdout); return 0; }
+    if (!strcmp(cmd, "info")) return cmd_info(argc - 1, argv + 1);
+    if (!strcmp(cmd, "generate")) return cmd_generate(argc - 1, argv + 1);
+    if (!strcmp(cmd, "tokenize")) return cmd_tokenize(argc - 1, argv + 1);
+    if (cmd[0] == '-') return cmd_generate(argc, argv); /* `sd -p ...` */
+    fprintf(stderr, "error: unknown command \"%s\" (try sd --help)\n", cmd);
     return 1;
 }

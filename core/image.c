@@ -23,7 +23,7 @@
 
 #define MAX_IMAGE_FILE (512u << 20)
 
-sd_status sd_image_read(const char *path, int channels, sd_image *out) {
+sd_status sd_image_load(const char *path, int channels, sd_image *out) {
     memset(out, 0, sizeof *out);
     char *buf;
     size_t len;

@@ -6,10 +6,7 @@
 
 #include "../sd.h"
 
-typedef struct sd_image {
-    int w, h, c;      /* c = 3 (RGB) or 1 (grey, masks) */
-    uint8_t *data;    /* row-major, interleaved */
-} sd_image;
+/* sd_image (w, h, c, data) is the public type of sd.h. */
 
 typedef struct sd_text_kv {
     const char *key;  /* Latin-1 keyword, 1..79 bytes */
@@ -18,10 +15,8 @@ typedef struct sd_text_kv {
 
 #define SD_IMAGE_MAX_SIDE 16384
 
-/* Decode an image file into `channels` (3 = RGB, 1 = grey) 8-bit data. Rejects unreadable files,
- * unknown formats and sides over SD_IMAGE_MAX_SIDE with a message naming the file. */
-sd_status sd_image_read(const char *path, int channels, sd_image *out);
-void sd_image_free(sd_image *img);
+/* sd_image_load (declared in sd.h) decodes into `channels` (3 = RGB, 1 = grey) 8-bit data and rejects
+ * unreadable files, unknown formats and sides over SD_IMAGE_MAX_SIDE with a message naming the file. */
 
 /* Write an RGB (or grey) PNG with text chunks (tEXt when the value is Latin-1, else iTXt, as Pillow does).
  * The file appears atomically; with no_replace an existing file is an error and is left untouched. */

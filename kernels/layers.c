@@ -156,9 +156,10 @@ void layer_tblock_forward(be *b, const layer_tblock *t, be_tensor *x, const be_t
 
 /* ---- Transformer2DModel ---- */
 
-sd_status layer_t2d_load(be *b, wmap *m, layer_t2d *t, const char *p, int ch, int ctx_dim, int heads, int depth) {
+sd_status layer_t2d_load(be *b, wmap *m, layer_t2d *t, const char *p, int ch, int ctx_dim, int heads, int depth, int groups) {
     memset(t, 0, sizeof *t);
     t->ch = ch;
+    t->groups = groups;
     TRY(wmap_vec(b, m, &t->norm_w, ch, "%s.norm.weight", p));
     TRY(wmap_vec(b, m, &t->norm_b, ch, "%s.norm.bias", p));
     TRY(wmap_linear(b, m, &t->in_w, ch, ch, "%s.proj_in.weight", p));
@@ -188,7 +189,7 @@ void layer_t2d_free(be *b, layer_t2d *t) {
 void layer_t2d_forward(be *b, const layer_t2d *t, const be_tensor *x, const be_tensor *ctx, be_tensor *y) {
     size_t mark = be_mark(b);
     be_tensor h = be_new(b, x->n, x->h, x->w, t->ch), p = be_new(b, x->n, x->h, x->w, t->ch);
-    be_group_norm(b, x, &t->norm_w, &t->norm_b, 32, 1e-6f, 0, &h);
+    be_group_norm(b, x, &t->norm_w, &t->norm_b, t->groups, 1e-6f, 0, &h);
     be_linear(b, &h, &t->in_w, &t->in_b, BE_ACT_NONE, &p);
     for (int i = 0; i < t->depth; i++) layer_tblock_forward(b, &t->blocks[i], &p, ctx);
     be_linear(b, &p, &t->out_w, &t->out_b, BE_ACT_NONE, y);

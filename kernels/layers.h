@@ -49,12 +49,12 @@ void layer_tblock_forward(be *b, const layer_tblock *t, be_tensor *x, const be_t
 /* Transformer2DModel: y = x + proj_out(blocks(proj_in(GN(x)))); proj_in/out are 1x1 convs (SD1) or
  * linears (SD2/XL), the same GEMM on channels-last data. */
 typedef struct layer_t2d {
-    int ch, depth;
+    int ch, depth, groups;   /* groups: of the input GroupNorm (32 in every SD model) */
     be_weight norm_w, norm_b, in_w, in_b, out_w, out_b;
     layer_tblock *blocks;
 } layer_t2d;
 
-sd_status layer_t2d_load(be *b, wmap *m, layer_t2d *t, const char *prefix, int ch, int ctx_dim, int heads, int depth);
+sd_status layer_t2d_load(be *b, wmap *m, layer_t2d *t, const char *prefix, int ch, int ctx_dim, int heads, int depth, int groups);
 void layer_t2d_free(be *b, layer_t2d *t);
 void layer_t2d_forward(be *b, const layer_t2d *t, const be_tensor *x, const be_tensor *ctx, be_tensor *y);
 

@@ -2,6 +2,8 @@
 # run.sh — runs test binaries (each "label=command ..." or a path), adds up their tallies and prints
 # the one closing line "N passed, M failed". A binary that dies without its tally line counts as one failure.
 set -u
+# Idle OpenMP threads sleep instead of spinning: test machines are shared and oversubscribed.
+export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-passive}
 passed=0; failed=0; crashed=()
 for spec in "$@"; do
     if [[ "$spec" == *=* ]]; then label=${spec%%=*}; cmd=${spec#*=}; else label=$(basename "${spec%% *}"); cmd=$spec; fi

@@ -62,7 +62,7 @@ TEST(png_roundtrip_with_text) {
     CHECK(file_contains(path, "iTXtsd", 6));
     CHECK(file_contains(path, "caf\xe9", 4)); /* stored as Latin-1 like Pillow */
     sd_image back;
-    REQUIRE(sd_image_read(path, 3, &back) == SD_OK);
+    REQUIRE(sd_image_load(path, 3, &back) == SD_OK);
     CHECK(back.w == 13 && back.h == 7 && back.c == 3);
     CHECK(!memcmp(back.data, img.data, 13 * 7 * 3));
     sd_image_free(&back);
@@ -80,7 +80,7 @@ TEST(png_roundtrip_with_text) {
     img.data[0] = (uint8_t)(first + 1);
     CHECK(sd_image_write_png(path, &img, NULL, 0, 1) != SD_OK);
     CHECK_STR_CONTAINS(sd_last_error(), "already exists");
-    REQUIRE(sd_image_read(path, 3, &back) == SD_OK);
+    REQUIRE(sd_image_load(path, 3, &back) == SD_OK);
     CHECK(back.data[0] == first);
     sd_image_free(&back);
     /* no temporary files left behind */
@@ -98,12 +98,12 @@ TEST(image_read_errors) {
     FILE *fp = fopen(path, "wb");
     fputs("this is not an image", fp);
     fclose(fp);
-    CHECK(sd_image_read(path, 3, &img) != SD_OK && img.data == NULL);
+    CHECK(sd_image_load(path, 3, &img) != SD_OK && img.data == NULL);
     CHECK_STR_CONTAINS(sd_last_error(), "bad.png");
     fp = fopen(path, "wb");
     fclose(fp);
-    CHECK(sd_image_read(path, 3, &img) != SD_OK);
-    CHECK(sd_image_read("/nonexistent/x.png", 3, &img) != SD_OK);
+    CHECK(sd_image_load(path, 3, &img) != SD_OK);
+    CHECK(sd_image_load("/nonexistent/x.png", 3, &img) != SD_OK);
     CHECK_STR_CONTAINS(sd_last_error(), "/nonexistent/x.png");
     /* a truncated PNG */
     char good[512];
@@ -117,17 +117,17 @@ TEST(image_read_errors) {
     fp = fopen(path, "wb");
     fwrite(buf, 1, len / 2, fp);
     fclose(fp);
-    CHECK(sd_image_read(path, 3, &img) != SD_OK);
+    CHECK(sd_image_load(path, 3, &img) != SD_OK);
     /* an IHDR that claims 100000 x 100000 pixels */
     memcpy(buf + 16, "\x00\x01\x86\xa0\x00\x01\x86\xa0", 8);
     fp = fopen(path, "wb");
     fwrite(buf, 1, len, fp);
     fclose(fp);
-    CHECK(sd_image_read(path, 3, &img) != SD_OK);
+    CHECK(sd_image_load(path, 3, &img) != SD_OK);
     free(buf);
     free(g.data);
     /* grey read of an RGB image and PNG text of a non-PNG */
-    REQUIRE(sd_image_read(good, 1, &img) == SD_OK);
+    REQUIRE(sd_image_load(good, 1, &img) == SD_OK);
     CHECK(img.c == 1 && img.w == 64);
     sd_image_free(&img);
     sd_text_kv *t;

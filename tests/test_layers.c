@@ -119,7 +119,7 @@ TEST(golden_transformer2d) {
         st_file *f = open_golden(files[i]);
         wmap *m = map_of(f, "");
         layer_t2d t;
-        REQUIRE_MSG(layer_t2d_load(b, m, &t, "t2d", 32, 24, 2, 2) == SD_OK, "%s", sd_last_error());
+        REQUIRE_MSG(layer_t2d_load(b, m, &t, "t2d", 32, 24, 2, 2, 32) == SD_OK, "%s", sd_last_error());
         char unused[512];
         CHECK_MSG(wmap_unused(m, unused, sizeof unused) == 3, "unused: %s", unused); /* x, ctx, y */
         be_tensor x = gt(b, f, "x", 2, 3, 5, 32), ctx = gt(b, f, "ctx", 2, 1, 7, 24), y = be_new(b, 2, 3, 5, 32);

@@ -1,3 +1,0 @@
-build/core/error.o: core/error.c core/error.h core/../sd.h
-core/error.h:
-core/../sd.h:

@@ -1,0 +1,9 @@
+/* cli.h — the subcommands of `sd`; each takes (argc, argv) with argv[0] = its own name, returns the exit status. */
+#ifndef CLI_CLI_H
+#define CLI_CLI_H
+
+int cmd_info(int argc, char **argv);
+int cmd_generate(int argc, char **argv);
+int cmd_tokenize(int argc, char **argv);
+
+#endif

@@ -1,0 +1,94 @@
+/* describe.c — `sd info`: what a model, safetensors file or generated PNG contains. */
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "../core/error.h"
+#include "../core/fileio.h"
+#include "../core/image.h"
+#include "model_files.h"
+#include "pipeline.h"
+
+static void count_params(const st_file *f, const char *prefix, int64_t *params, int *tensors, int dtypes[ST_DTYPE_COUNT]) {
+    size_t n = strlen(prefix);
+    for (int i = 0; i < st_count(f); i++) {
+        const st_tensor *t = st_at(f, i);
+        if (strncmp(t->name, prefix, n)) continue;
+        *params += t->numel;
+        (*tensors)++;
+        if (dtypes) dtypes[t->dtype]++;
+    }
+}
+
+static void print_dtypes(FILE *out, const int dtypes[ST_DTYPE_COUNT]) {
+    int first = 1;
+    for (int d = 0; d < ST_DTYPE_COUNT; d++)
+        if (dtypes[d]) { fprintf(out, "%s%s×%d", first ? "" : ", ", st_dtype_name((st_dtype)d), dtypes[d]); first = 0; }
+}
+
+static void describe_component(FILE *out, const char *label, const sd_component *c) {
+    if (!c->file) return;
+    int64_t params = 0;
+    int tensors = 0, dtypes[ST_DTYPE_COUNT] = {0};
+    count_params(c->file, c->prefix, &params, &tensors, dtypes);
+    fprintf(out, "  %-13s %6.1f M parameters in %4d tensors (", label, params / 1e6, tensors);
+    print_dtypes(out, dtypes);
+    fprintf(out, ")%s\n", c->original_names ? ", original names" : "");
+}
+
+static int default_size(const sd_model_files *m) {
+    if (m->family == SD_FAMILY_SDXL || m->family == SD_FAMILY_SDXL_REFINER) return 1024;
+    if (m->family == SD_FAMILY_SD2 && m->prediction == SD_PRED_V) return 768;
+    const cJSON *ss = m->unet.config ? cJSON_GetObjectItemCaseSensitive(m->unet.config, "sample_size") : NULL;
+    if (cJSON_IsNumber(ss)) return ss->valueint * 8;
+    return 512;
+}
+
+static sd_status describe_png(const char *path, FILE *out) {
+    sd_image img;
+    sd_status st = sd_image_load(path, 3, &img);
+    if (st != SD_OK) return st;
+    fprintf(out, "%s: PNG image, %dx%d\n", path, img.w, img.h);
+    sd_image_free(&img);
+    sd_text_kv *t;
+    int n;
+    if ((st = sd_png_read_text(path, &t, &n)) != SD_OK) return st;
+    if (!n) fprintf(out, "  no text chunks (no generation parameters)\n");
+    for (int i = 0; i < n; i++) fprintf(out, "%s:\n%s\n", t[i].key, t[i].value);
+    sd_text_free(t, n);
+    return SD_OK;
+}
+
+sd_status sd_describe(const char *path, FILE *out) {
+    const char *dot = strrchr(path, '.');
+    if (dot && (!strcmp(dot, ".png") || !strcmp(dot, ".PNG"))) return describe_png(path, out);
+    sd_model_files m;
+    sd_status st = sd_model_files_open(path, NULL, &m);
+    if (st == SD_OK) {
+        const char *pred = m.prediction == SD_PRED_V ? "v-prediction" : m.prediction == SD_PRED_EPS ? "epsilon" : "unknown (assumed epsilon; override with --prediction)";
+        fprintf(out, "%s: %s\n", path, m.is_folder ? "diffusers folder" : "single-file checkpoint");
+        fprintf(out, "  family        %s%s (%s)\n", sd_family_name(m.family), m.in_channels == 9 ? " inpainting" : m.in_channels == 8 ? " instruct-pix2pix" : "", m.family_reason);
+        fprintf(out, "  prediction    %s\n", pred);
+        fprintf(out, "  resolution    %dx%d (default)\n", default_size(&m), default_size(&m));
+        describe_component(out, "unet", &m.unet);
+        describe_component(out, "vae", &m.vae);
+        describe_component(out, "text_encoder", &m.te);
+        describe_component(out, "text_encoder_2", &m.te2);
+        sd_model_files_close(&m);
+        return SD_OK;
+    }
+    /* not a model we can run: describe the safetensors file itself if it is one */
+    if (st != SD_ERR_MODEL || sd_is_dir(path)) return st;
+    char why[1024];
+    snprintf(why, sizeof why, "%s", sd_last_error());
+    st_file *f;
+    if ((st = st_open(path, &f)) != SD_OK) return st;
+    int64_t params = 0;
+    int tensors = 0, dtypes[ST_DTYPE_COUNT] = {0};
+    count_params(f, "", &params, &tensors, dtypes);
+    fprintf(out, "%s: safetensors file, %d tensors, %" PRId64 " parameters (", path, tensors, params);
+    print_dtypes(out, dtypes);
+    fprintf(out, ")\n  not a runnable model: %s\n", why);
+    st_close(f);
+    return SD_OK;
+}

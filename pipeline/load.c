@@ -1,0 +1,225 @@
+/* load.c — sd_load / sd_free: open the files, pick the backend, load text encoders, UNet and VAE. */
+#include <libgen.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "../core/error.h"
+#include "../core/fileio.h"
+#include "../core/sha256.h"
+#include "pipeline.h"
+
+#ifndef SD_SOURCE_DIR
+#define SD_SOURCE_DIR "."
+#endif
+
+#define TRY(x) do { sd_status st_ = (x); if (st_ != SD_OK) return st_; } while (0)
+
+/* The bundled demo model: $SD_MODEL, else next to the executable, else in the source tree it was built from. */
+static const char *default_model(char *buf, size_t cap) {
+    const char *env = getenv("SD_MODEL");
+    if (env && *env) return env;
+    char exe[4096];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (n > 0) {
+        exe[n] = 0;
+        const char *dir = dirname(exe);
+        const char *rel[] = {"samples/models/shapes", "../samples/models/shapes", "../share/sd/models/shapes"};
+        for (int i = 0; i < 3; i++) {
+            snprintf(buf, cap, "%s/%s", dir, rel[i]);
+            if (sd_is_dir(buf)) return buf;
+        }
+    }
+    snprintf(buf, cap, "%s/samples/models/shapes", SD_SOURCE_DIR);
+    return buf;
+}
+
+static void model_name(const char *path, char *out, size_t cap) {
+    char tmp[4096];
+    snprintf(tmp, sizeof tmp, "%s", path);
+    size_t l = strlen(tmp);
+    while (l > 1 && tmp[l - 1] == '/') tmp[--l] = 0;
+    const char *base = strrchr(tmp, '/') ? strrchr(tmp, '/') + 1 : tmp;
+    snprintf(out, cap, "%s", base);
+    char *dot = strrchr(out, '.');
+    if (dot && (!strcmp(dot, ".safetensors") || !strcmp(dot, ".sft"))) *dot = 0;
+}
+
+static sd_status component_config_path(const sd_component *c, const char *file, char *buf, size_t cap) {
+    if (!c->dir[0]) return SD_ERR_IO;
+    snprintf(buf, cap, "%s/%s", c->dir, file);
+    return sd_file_exists(buf) ? SD_OK : SD_ERR_IO;
+}
+
+/* Reports tensors of a component that no loader asked for. */
+static sd_status check_unused(const wmap *m, const char *what, const char *path) {
+    char names[512];
+    int n = wmap_unused(m, names, sizeof names);
+    if (n) return sd_fail(SD_ERR_MODEL, "%s: %d unexpected %s tensor%s: %s", path, n, what, n > 1 ? "s" : "", names);
+    return SD_OK;
+}
+
+static sd_status load_text_encoder(sd_ctx *ctx, const sd_component *c, clip_model *out, int sd2, int with_projection) {
+    wmap *m = wmap_new();
+    sd_status st = clip_add_file(m, c->file, c->prefix, CLIP_LAYOUT_AUTO);
+    clip_config cfg;
+    char cp[4200];
+    if (st == SD_OK) st = component_config_path(c, "config.json", cp, sizeof cp) == SD_OK ? clip_config_from_json(cp, &cfg) : clip_config_infer(m, &cfg);
+    if (st == SD_OK && sd2 && cfg.layers == 24) { /* original OpenCLIP-H: SD 2 uses the penultimate block's output */
+        cfg.layers = 23;
+        cfg.proj_dim = 0;
+    }
+    if (st == SD_OK && !with_projection) cfg.proj_dim = 0;
+    if (st == SD_OK) st = clip_load(ctx->b, m, &cfg, out);
+    if (st == SD_OK) st = check_unused(m, "text encoder", st_path(c->file));
+    wmap_free(m);
+    return st;
+}
+
+static sd_status load_tokenizer(const char *dir, clip_tokenizer **out) {
+    *out = NULL;
+    if (!dir[0]) return SD_OK;
+    char v[4200], mg[4200];
+    snprintf(v, sizeof v, "%s/vocab.json", dir);
+    snprintf(mg, sizeof mg, "%s/merges.txt", dir);
+    if (!sd_file_exists(v) || !sd_file_exists(mg)) return SD_OK; /* use the embedded CLIP vocabulary */
+    return clip_tokenizer_load(v, mg, out);
+}
+
+static sd_status load_unet(sd_ctx *ctx) {
+    const sd_component *c = &ctx->files.unet;
+    wmap *m = wmap_new();
+    sd_status st = unet_add_tensors(m, c->file, c->original_names ? UNET_NAMES_LDM : UNET_NAMES_DIFFUSERS, c->prefix);
+    unet_config cfg;
+    char cp[4200];
+    if (st == SD_OK) st = component_config_path(c, "config.json", cp, sizeof cp) == SD_OK ? unet_config_from_file(cp, &cfg) : unet_config_infer(m, &cfg);
+    if (st == SD_OK) st = unet_load(ctx->b, m, &cfg, &ctx->unet);
+    wmap_free(m);
+    return st;
+}
+
+static sd_status load_vae(sd_ctx *ctx) {
+    const sd_component *c = &ctx->files.vae;
+    wmap *m = wmap_new();
+    sd_status st = vae_add_weights(m, c->file, c->prefix, VAE_LAYOUT_AUTO);
+    vae_config cfg;
+    char cp[4200];
+    if (st == SD_OK) {
+        if (component_config_path(c, "config.json", cp, sizeof cp) == SD_OK) {
+            st = vae_config_from_json(cp, &cfg);
+        } else {
+            st = vae_config_infer(m, &cfg);
+            if (ctx->files.family == SD_FAMILY_SDXL || ctx->files.family == SD_FAMILY_SDXL_REFINER) cfg.scaling_factor = VAE_SCALING_SDXL;
+        }
+    }
+    if (st == SD_OK) st = vae_load(ctx->b, m, &cfg, VAE_DECODER | VAE_ENCODER, &ctx->vae);
+    if (st == SD_OK) st = check_unused(m, "VAE", st_path(c->file));
+    wmap_free(m);
+    return st;
+}
+
+static sd_status load_all(sd_ctx *ctx, const sd_load_params *p) {
+    sd_model_files *f = &ctx->files;
+    sd_family fam = f->family;
+    if (fam == SD_FAMILY_SDXL_REFINER) return sd_fail(SD_ERR_UNSUPPORTED, "%s: SDXL refiner checkpoints are not supported yet (use an SDXL base model)", f->path);
+    if (p->prediction && strcmp(p->prediction, "auto")) {
+        if (!strcmp(p->prediction, "eps")) ctx->prediction = SD_PRED_EPS;
+        else if (!strcmp(p->prediction, "v")) ctx->prediction = SD_PRED_V;
+        else return sd_fail(SD_ERR_ARG, "unknown prediction type \"%s\" (valid: auto, eps, v)", p->prediction);
+    } else {
+        ctx->prediction = f->prediction == SD_PRED_V ? SD_PRED_V : SD_PRED_EPS;
+    }
+    TRY(load_tokenizer(f->tokenizer_dir, &ctx->tok));
+    TRY(load_tokenizer(f->tokenizer2_dir, &ctx->tok2));
+    ctx->pad_zero = fam == SD_FAMILY_SD2;
+    if (f->te.file) {
+        TRY(load_text_encoder(ctx, &f->te, &ctx->te, fam == SD_FAMILY_SD2, 0));
+        ctx->has_te = 1;
+    }
+    if (f->te2.file) {
+        TRY(load_text_encoder(ctx, &f->te2, &ctx->te2, 0, 1));
+        ctx->has_te2 = 1;
+    }
+    TRY(load_unet(ctx));
+    TRY(load_vae(ctx));
+    /* the text context must be what the UNet's cross-attention reads */
+    const unet_config *uc = unet_get_config(ctx->unet);
+    int ctx_dim = (ctx->has_te ? ctx->te.cfg.width : 0) + (fam == SD_FAMILY_SDXL ? ctx->te2.cfg.width : 0);
+    if (ctx_dim != uc->ctx_dim)
+        return sd_fail(SD_ERR_MODEL, "%s: the text encoder gives %d-wide states but the UNet's cross-attention reads %d", f->path, ctx_dim, uc->ctx_dim);
+    if (uc->in_channels != 4 && uc->in_channels != 9)
+        return sd_fail(SD_ERR_UNSUPPORTED, "%s: UNets with %d input channels are not supported (4, or 9 for inpainting)", f->path, uc->in_channels);
+    return SD_OK;
+}
+
+sd_status sd_load(const sd_load_params *p, sd_ctx **out) {
+    *out = NULL;
+    char dm[4096];
+    const char *path = p->model_path ? p->model_path : default_model(dm, sizeof dm);
+    sd_ctx *ctx = calloc(1, sizeof *ctx);
+    if (!ctx) return sd_fail(SD_ERR_MEMORY, "out of memory");
+    ctx->verbose = p->verbose;
+    sd_status st = sd_model_files_open(path, p->vae_path, &ctx->files);
+    if (st != SD_OK) { free(ctx); return st; }
+    if (p->backend == SD_BACKEND_CUDA) {
+        sd_model_files_close(&ctx->files);
+        free(ctx);
+        return sd_fail(SD_ERR_UNSUPPORTED, "--backend cuda: this build has no CUDA backend");
+    }
+    ctx->b = be_cpu_new(p->threads);
+    if (!ctx->b) { sd_free(ctx); return SD_ERR_MEMORY; }
+    if (p->verbose) fprintf(stderr, "backend: cpu\n");
+    if ((st = load_all(ctx, p)) != SD_OK) { sd_free(ctx); return st; }
+
+    model_name(path, ctx->name, sizeof ctx->name);
+    sd_model_info *i = &ctx->info;
+    i->name = ctx->name;
+    i->family = sd_family_name(ctx->files.family);
+    i->prediction = ctx->prediction == SD_PRED_V ? "v" : "epsilon";
+    i->backend = ctx->b->ops->name;
+    i->inpainting = unet_get_config(ctx->unet)->in_channels == 9;
+    int sample = unet_get_config(ctx->unet)->sample_size;
+    int factor = vae_factor(ctx->vae);
+    int size = ctx->files.family == SD_FAMILY_SDXL ? 1024 : ctx->files.family == SD_FAMILY_SD2 && ctx->prediction == SD_PRED_V ? 768 : 512;
+    if (sample > 0) size = sample * factor;
+    i->default_width = i->default_height = size;
+    i->default_steps = 20;
+    i->default_cfg = ctx->files.family == SD_FAMILY_SDXL ? 5.0f : 7.0f;
+    i->default_sampler = "euler_a";
+    i->default_scheduler = "discrete";
+    if (p->verbose)
+        fprintf(stderr, "model: %s (%s, %s prediction, %dx%d), weights %.1f MiB on %s\n", i->name, i->family, i->prediction, size,
+                size, ctx->b->weight_bytes / 1048576.0, i->backend);
+    *out = ctx;
+    return SD_OK;
+}
+
+void sd_free(sd_ctx *ctx) {
+    if (!ctx) return;
+    if (ctx->b) {
+        if (ctx->has_te) clip_free(ctx->b, &ctx->te);
+        if (ctx->has_te2) clip_free(ctx->b, &ctx->te2);
+        if (ctx->unet) unet_free(ctx->b, ctx->unet);
+        if (ctx->vae) vae_free(ctx->vae);
+        be_free(ctx->b);
+    }
+    clip_tokenizer_free(ctx->tok);
+    clip_tokenizer_free(ctx->tok2);
+    sd_model_files_close(&ctx->files);
+    free(ctx);
+}
+
+const sd_model_info *sd_model(const sd_ctx *ctx) { return &ctx->info; }
+
+const char *sd_model_hash(sd_ctx *ctx) {
+    if (!ctx->hash_done) {
+        ctx->hash_done = 1;
+        char hex[65];
+        /* A1111 hashes the checkpoint file; a diffusers folder has none, so hash its UNet weights */
+        const char *file = ctx->files.single ? st_path(ctx->files.single) : st_path(ctx->files.unet.file);
+        if (sd_sha256_file(file, hex) == SD_OK) snprintf(ctx->hash, sizeof ctx->hash, "%.10s", hex);
+        else ctx->hash[0] = 0;
+    }
+    return ctx->hash[0] ? ctx->hash : NULL;
+}

@@ -1,0 +1,53 @@
+/* pipeline.h — what the pipeline's files share: the loaded context and the steps of a generation. */
+#ifndef PIPELINE_PIPELINE_H
+#define PIPELINE_PIPELINE_H
+
+#include <stdio.h>
+
+#include "../kernels/backend.h"
+#include "../sd.h"
+#include "../text_encoder/clip_model.h"
+#include "../text_encoder/prompt.h"
+#include "../text_encoder/tokenizer.h"
+#include "../unet/unet.h"
+#include "../vae/vae.h"
+#include "model_files.h"
+
+struct sd_ctx {
+    sd_model_files files;
+    be *b;
+    sd_model_info info;
+    char name[256], hash[16];
+    int hash_done;
+    int verbose;
+    sd_prediction prediction;
+
+    /* text encoders: SD1/SD2 use te only; SDXL te (CLIP-L) + te2 (OpenCLIP bigG); the refiner te2 only */
+    clip_tokenizer *tok, *tok2;          /* NULL: the embedded default tokenizer */
+    clip_model te, te2;
+    int has_te, has_te2;
+    int te_layer_last;                   /* clip_forward layer index of "last_hidden_state" for te (-1, or -2 for 24-block OpenCLIP-H) */
+    int pad_zero;                        /* SD2's tokenizer pads with id 0 */
+
+    unet_model *unet;
+    vae_model *vae;
+};
+
+/* Checks a parameter set against the resolved size (sampler names are checked by the scheduler). */
+sd_status sd_params_validate(const sd_gen_params *p, int width, int height);
+
+/* The conditioning of one prompt: context [1, 1, tokens, ctx_dim] (host) and, for SDXL, the pooled vector. */
+typedef struct sd_cond {
+    float *ctx;       /* [tokens * ctx_dim] */
+    int tokens, ctx_dim;
+    float *pooled;    /* [pooled_dim] or NULL */
+    int pooled_dim;
+} sd_cond;
+
+/* Encodes a prompt with the context's text encoder(s), A1111 weighting syntax and 75-token chunks
+ * (chunks are padded to `min_chunks` with empty-prompt chunks so cond and uncond line up). */
+sd_status sd_encode_prompt(sd_ctx *ctx, const char *prompt, int clip_skip, int min_chunks, sd_cond *out);
+int sd_prompt_chunk_count(sd_ctx *ctx, const char *prompt);
+void sd_cond_free(sd_cond *c);
+
+#endif

@@ -1,0 +1,101 @@
+/* test_infotext.c — A1111 "parameters" text and our JSON chunk: format, and settings read back from PNGs. */
+#include "test.h"
+#include "../core/error.h"
+#include "../core/image.h"
+#include "../pipeline/infotext.h"
+
+#include <stdlib.h>
+
+static sd_infotext_ctx ictx(void) {
+    sd_infotext_ctx c = {"v1-5-pruned-emaonly", "6ce0161689", "euler_a", "karras", 512, 768, 20, 7.0f};
+    return c;
+}
+
+TEST(infotext_a1111_layout) {
+    sd_gen_params p;
+    sd_gen_params_init(&p);
+    p.prompt = "a cat, sitting";
+    p.negative_prompt = "blurry";
+    sd_infotext_ctx c = ictx();
+    char *t = sd_infotext_a1111(&p, &c, 1234);
+    /* the layout A1111 writes (facts §6.2): prompt, negative line, then comma-separated key: value pairs */
+    CHECK_MSG(!strcmp(t, "a cat, sitting\nNegative prompt: blurry\nSteps: 20, Sampler: Euler a, Schedule type: Karras, "
+                         "CFG scale: 7, Seed: 1234, Size: 512x768, Model hash: 6ce0161689, Model: v1-5-pruned-emaonly, "
+                         "Version: sd " SD_VERSION), "%s", t);
+    free(t);
+    p.negative_prompt = "";
+    p.rng = "cpu";
+    p.clip_skip = 2;
+    c.model_name = "name, with: comma";
+    t = sd_infotext_a1111(&p, &c, 5);
+    CHECK_STR_CONTAINS(t, "a cat, sitting\nSteps: 20,");            /* no negative line when empty */
+    CHECK_STR_CONTAINS(t, "Model: \"name, with: comma\"");           /* quoted like json.dumps */
+    CHECK_STR_CONTAINS(t, "Clip skip: 2");
+    CHECK_STR_CONTAINS(t, "RNG: CPU");
+    free(t);
+}
+
+TEST(png_settings_roundtrip) {
+    const char *dir = test_tmpdir();
+    char path[512];
+    snprintf(path, sizeof path, "%s/img.png", dir);
+    uint8_t px[3 * 4 * 4] = {0};
+    sd_image img = {4, 4, 3, px};
+    sd_gen_params p;
+    sd_gen_params_init(&p);
+    p.prompt = "a red star, \"quoted\"\nsecond line";
+    p.negative_prompt = "ugly";
+    p.rng = "cpu";
+    p.guidance_rescale = 0.7f;
+    p.variation_strength = 0.25f;
+    p.variation_seed = 18446744073709551615ull;
+    sd_infotext_ctx c = ictx();
+    char *a = sd_infotext_a1111(&p, &c, 9876543210ull), *j = sd_infotext_json(&p, &c, 9876543210ull);
+    REQUIRE(sd_save_png(path, &img, a, j, 0) == SD_OK);
+    sd_gen_params q;
+    void *store;
+    REQUIRE_MSG(sd_params_from_png(path, &q, &store) == SD_OK, "%s", sd_last_error());
+    CHECK(!strcmp(q.prompt, p.prompt));
+    CHECK(!strcmp(q.negative_prompt, "ugly"));
+    CHECK(q.seed == 9876543210ull && q.width == 512 && q.height == 768 && q.steps == 20);
+    CHECK(q.cfg_scale == 7.0f && !strcmp(q.sampler, "euler_a") && !strcmp(q.scheduler, "karras"));
+    CHECK(!strcmp(q.rng, "cpu") && q.guidance_rescale == 0.7f);
+    CHECK(q.variation_seed == 18446744073709551615ull && q.variation_strength == 0.25f);
+    free(store);
+    /* only an A1111 chunk (as another UI writes it): parsed from the text */
+    snprintf(path, sizeof path, "%s/a1111.png", dir);
+    REQUIRE(sd_save_png(path, &img, a, NULL, 0) == SD_OK);
+    REQUIRE_MSG(sd_params_from_png(path, &q, &store) == SD_OK, "%s", sd_last_error());
+    CHECK_MSG(!strcmp(q.prompt, p.prompt), "prompt \"%s\"", q.prompt);
+    CHECK(!strcmp(q.negative_prompt, "ugly"));
+    CHECK(q.seed == 9876543210ull && q.width == 512 && q.height == 768 && q.steps == 20 && q.cfg_scale == 7.0f);
+    CHECK(!strcmp(q.sampler, "euler_a") && !strcmp(q.scheduler, "karras") && !strcmp(q.rng, "cpu"));
+    CHECK(!strcmp(q.convention, "kdiffusion"));
+    free(store);
+    free(a);
+    free(j);
+    /* a PNG without settings */
+    snprintf(path, sizeof path, "%s/plain.png", dir);
+    REQUIRE(sd_save_png(path, &img, NULL, NULL, 0) == SD_OK);
+    CHECK(sd_params_from_png(path, &q, &store) != SD_OK);
+    CHECK_STR_CONTAINS(sd_last_error(), "no generation parameters");
+}
+
+TEST(infotext_parses_a1111_example) {
+    /* an infotext as AUTOMATIC1111 itself writes it (facts §6.2 example layout) */
+    const char *dir = test_tmpdir();
+    char path[512];
+    snprintf(path, sizeof path, "%s/x.png", dir);
+    uint8_t px[3] = {0};
+    sd_image img = {1, 1, 3, px};
+    const char *txt = "a cat\nNegative prompt: blurry\nSteps: 20, Sampler: DPM++ 2M, Schedule type: Automatic, CFG scale: 7.5, "
+                      "Seed: 1234, Size: 512x512, Model hash: 6ce0161689, Model: v1-5-pruned-emaonly, Version: v1.10.1";
+    REQUIRE(sd_save_png(path, &img, txt, NULL, 0) == SD_OK);
+    sd_gen_params q;
+    void *store;
+    REQUIRE(sd_params_from_png(path, &q, &store) == SD_OK);
+    CHECK(!strcmp(q.prompt, "a cat") && !strcmp(q.negative_prompt, "blurry"));
+    CHECK(!strcmp(q.sampler, "dpm++2m") && !strcmp(q.scheduler, "discrete"));
+    CHECK(q.cfg_scale == 7.5f && q.seed == 1234 && q.steps == 20 && q.width == 512 && !strcmp(q.rng, "cuda"));
+    free(store);
+}

@@ -1,0 +1,321 @@
+/* unet.c — UNet2DConditionModel: loading by canonical (diffusers) names and the NHWC forward. */
+#include "unet.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../core/error.h"
+
+#define TRY(x) do { sd_status st_ = (x); if (st_ != SD_OK) return st_; } while (0)
+
+typedef struct unet_level {
+    int n;                                   /* resnets (down: layers, up: layers + 1) */
+    layer_resnet res[UNET_MAX_LAYERS + 1];
+    layer_t2d attn[UNET_MAX_LAYERS + 1];     /* depth 0: none after this resnet */
+    int has_sample;                          /* down: stride-2 conv; up: nearest upsample + conv */
+    be_weight sample_w, sample_b;
+} unet_level;
+
+struct unet_model {
+    unet_config cfg;
+    be_weight conv_in_w, conv_in_b;
+    be_weight t1_w, t1_b, t2_w, t2_b, tcond_w;     /* time_embedding.{linear_1, linear_2, cond_proj} */
+    be_weight a1_w, a1_b, a2_w, a2_b;              /* add_embedding.{linear_1, linear_2} (SDXL) */
+    unet_level down[UNET_MAX_LEVELS], up[UNET_MAX_LEVELS]; /* up[l] works at the resolution of down[l] */
+    layer_resnet mid_res[2];
+    layer_t2d mid_attn;
+    be_weight norm_out_w, norm_out_b, conv_out_w, conv_out_b;
+};
+
+const unet_config *unet_get_config(const unet_model *u) { return &u->cfg; }
+
+/* ---- loading ---- */
+
+static sd_status load_conv(be *b, wmap *m, be_weight *w, be_weight *bias, int out, int in, const char *p) {
+    TRY(wmap_load(b, m, w, BE_W_CONV, out, in, 3, 3, "%s.weight", p));
+    return wmap_vec(b, m, bias, out, "%s.bias", p);
+}
+
+static sd_status load_attn(be *b, wmap *m, layer_t2d *t, const char *p, int ch, int ctx, int heads, int depth, int groups) {
+    if (!depth) return SD_OK;
+    return layer_t2d_load(b, m, t, p, ch, ctx, heads, depth, groups);
+}
+
+static sd_status load_all(be *b, wmap *m, unet_model *u) {
+    const unet_config *c = &u->cfg;
+    int L = c->levels, C0 = c->block_out[0];
+    char p[256];
+    TRY(load_conv(b, m, &u->conv_in_w, &u->conv_in_b, C0, c->in_channels, "conv_in"));
+    TRY(wmap_linear(b, m, &u->t1_w, c->temb_dim, C0, "time_embedding.linear_1.weight"));
+    TRY(wmap_vec(b, m, &u->t1_b, c->temb_dim, "time_embedding.linear_1.bias"));
+    TRY(wmap_linear(b, m, &u->t2_w, c->temb_dim, c->temb_dim, "time_embedding.linear_2.weight"));
+    TRY(wmap_vec(b, m, &u->t2_b, c->temb_dim, "time_embedding.linear_2.bias"));
+    if (c->time_cond_dim) TRY(wmap_linear(b, m, &u->tcond_w, C0, c->time_cond_dim, "time_embedding.cond_proj.weight"));
+    if (c->add_embed) {
+        TRY(wmap_linear(b, m, &u->a1_w, c->temb_dim, c->add_in_dim, "add_embedding.linear_1.weight"));
+        TRY(wmap_vec(b, m, &u->a1_b, c->temb_dim, "add_embedding.linear_1.bias"));
+        TRY(wmap_linear(b, m, &u->a2_w, c->temb_dim, c->temb_dim, "add_embedding.linear_2.weight"));
+        TRY(wmap_vec(b, m, &u->a2_b, c->temb_dim, "add_embedding.linear_2.bias"));
+    }
+    /* channel bookkeeping of the skip connections, as the forward pushes and pops them */
+    int skip[1 + UNET_MAX_LEVELS * (UNET_MAX_LAYERS + 1)], ns = 0, ch = C0;
+    skip[ns++] = ch;
+    for (int l = 0; l < L; l++) {
+        unet_level *d = &u->down[l];
+        int co = c->block_out[l];
+        for (int j = 0; j < c->layers[l]; j++) {
+            snprintf(p, sizeof p, "down_blocks.%d.resnets.%d", l, j);
+            d->n = j + 1;
+            TRY(layer_resnet_load(b, m, &d->res[j], p, ch, co, c->temb_dim, c->norm_groups, c->norm_eps));
+            snprintf(p, sizeof p, "down_blocks.%d.attentions.%d", l, j);
+            TRY(load_attn(b, m, &d->attn[j], p, co, c->ctx_dim, c->heads[l], c->down_depth[l][j], c->norm_groups));
+            skip[ns++] = ch = co;
+        }
+        if (l < L - 1) {
+            snprintf(p, sizeof p, "down_blocks.%d.downsamplers.0.conv", l);
+            d->has_sample = 1;
+            TRY(load_conv(b, m, &d->sample_w, &d->sample_b, ch, ch, p));
+            skip[ns++] = ch;
+        }
+    }
+    TRY(layer_resnet_load(b, m, &u->mid_res[0], "mid_block.resnets.0", ch, ch, c->temb_dim, c->norm_groups, c->norm_eps));
+    TRY(load_attn(b, m, &u->mid_attn, "mid_block.attentions.0", ch, c->ctx_dim, c->mid_heads, c->mid_depth, c->norm_groups));
+    TRY(layer_resnet_load(b, m, &u->mid_res[1], "mid_block.resnets.1", ch, ch, c->temb_dim, c->norm_groups, c->norm_eps));
+    for (int l = L - 1; l >= 0; l--) {
+        unet_level *up = &u->up[l];
+        int i = L - 1 - l, co = c->block_out[l];
+        for (int j = 0; j <= c->layers[l]; j++) {
+            int s = skip[--ns];
+            snprintf(p, sizeof p, "up_blocks.%d.resnets.%d", i, j);
+            up->n = j + 1;
+            TRY(layer_resnet_load(b, m, &up->res[j], p, ch + s, co, c->temb_dim, c->norm_groups, c->norm_eps));
+            snprintf(p, sizeof p, "up_blocks.%d.attentions.%d", i, j);
+            TRY(load_attn(b, m, &up->attn[j], p, co, c->ctx_dim, c->heads[l], c->up_depth[l][j], c->norm_groups));
+            ch = co;
+        }
+        if (l > 0) {
+            snprintf(p, sizeof p, "up_blocks.%d.upsamplers.0.conv", i);
+            up->has_sample = 1;
+            TRY(load_conv(b, m, &up->sample_w, &up->sample_b, ch, ch, p));
+        }
+    }
+    TRY(wmap_vec(b, m, &u->norm_out_w, C0, "conv_norm_out.weight"));
+    TRY(wmap_vec(b, m, &u->norm_out_b, C0, "conv_norm_out.bias"));
+    TRY(load_conv(b, m, &u->conv_out_w, &u->conv_out_b, c->out_channels, ch, "conv_out"));
+
+    char names[1024];
+    int extra = wmap_unused(m, names, sizeof names);
+    if (extra) {
+        if (strlen(names) >= sizeof names - 1) strcpy(names + sizeof names - 5, "...");
+        return sd_fail(SD_ERR_MODEL, "%d unexpected tensor%s for this UNet configuration: %s", extra, extra > 1 ? "s" : "", names);
+    }
+    return SD_OK;
+}
+
+sd_status unet_load(be *b, wmap *m, const unet_config *cfg, unet_model **out) {
+    *out = NULL;
+    unet_model *u = calloc(1, sizeof *u);
+    if (!u) return sd_fail(SD_ERR_MEMORY, "out of memory");
+    u->cfg = *cfg;
+    sd_status st = load_all(b, m, u);
+    if (st != SD_OK) {
+        sd_error_prefix("UNet");
+        unet_free(b, u);
+        return st;
+    }
+    *out = u;
+    return SD_OK;
+}
+
+static void free_level(be *b, unet_level *lv) {
+    for (int j = 0; j < UNET_MAX_LAYERS + 1; j++) {
+        layer_resnet_free(b, &lv->res[j]);
+        layer_t2d_free(b, &lv->attn[j]);
+    }
+    be_weight_free(b, &lv->sample_w);
+    be_weight_free(b, &lv->sample_b);
+}
+
+void unet_free(be *b, unet_model *u) {
+    if (!u) return;
+    be_weight *ws[] = {&u->conv_in_w, &u->conv_in_b, &u->t1_w, &u->t1_b, &u->t2_w, &u->t2_b, &u->tcond_w, &u->a1_w, &u->a1_b,
+                       &u->a2_w, &u->a2_b, &u->norm_out_w, &u->norm_out_b, &u->conv_out_w, &u->conv_out_b};
+    for (size_t i = 0; i < sizeof ws / sizeof *ws; i++) be_weight_free(b, ws[i]);
+    for (int l = 0; l < UNET_MAX_LEVELS; l++) {
+        free_level(b, &u->down[l]);
+        free_level(b, &u->up[l]);
+    }
+    layer_resnet_free(b, &u->mid_res[0]);
+    layer_resnet_free(b, &u->mid_res[1]);
+    layer_t2d_free(b, &u->mid_attn);
+    free(u);
+}
+
+/* ---- forward ---- */
+
+/* resnet, then the attention if this slot has one: x -> y (y allocated by the caller) */
+static void res_attn(be *b, const layer_resnet *r, const layer_t2d *a, const be_tensor *x, const be_tensor *temb,
+                     const be_tensor *ctx, be_tensor *y) {
+    if (!a->depth) {
+        layer_resnet_forward(b, r, x, temb, y);
+        return;
+    }
+    size_t mark = be_mark(b);
+    be_tensor h = be_new(b, y->n, y->h, y->w, y->c);
+    layer_resnet_forward(b, r, x, temb, &h);
+    layer_t2d_forward(b, a, &h, ctx, y);
+    be_release(b, mark);
+}
+
+/* SiLU(time embedding [+ add embedding]) -> temb [N, 1, 1, temb_dim] */
+static void time_embed(be *b, const unet_model *u, int N, const float *ts, const unet_cond *c, be_tensor *temb) {
+    const unet_config *g = &u->cfg;
+    size_t mark = be_mark(b);
+    be_tensor s = be_new(b, N, 1, 1, g->block_out[0]);
+    be_timestep_embedding(b, ts, g->flip_sin_to_cos, g->freq_shift, &s);
+    if (g->time_cond_dim && c->timestep_cond) { /* LCM: guidance embedding projected onto the sinusoids */
+        be_tensor p = be_new(b, N, 1, 1, g->block_out[0]);
+        be_linear(b, c->timestep_cond, &u->tcond_w, NULL, BE_ACT_NONE, &p);
+        be_add(b, &s, &p, 1.0f, &s);
+    }
+    be_tensor h = be_new(b, N, 1, 1, g->temb_dim), e = be_new(b, N, 1, 1, g->temb_dim);
+    be_linear(b, &s, &u->t1_w, &u->t1_b, BE_ACT_SILU, &h);
+    be_linear(b, &h, &u->t2_w, &u->t2_b, BE_ACT_NONE, &e);
+    if (g->add_embed) { /* SDXL: pooled text ‖ sinusoids of the size/crop ids (one row per id, rows contiguous) */
+        int pooled = c->text_embeds->c, nids = unet_config_n_time_ids(g, pooled);
+        be_tensor ids = be_new(b, N * nids, 1, 1, g->add_time_dim), cat = be_new(b, N, 1, 1, g->add_in_dim);
+        be_timestep_embedding(b, c->time_ids, g->flip_sin_to_cos, g->freq_shift, &ids);
+        be_tensor idv = be_view(ids, N, 1, 1, nids * g->add_time_dim);
+        be_concat_channels(b, c->text_embeds, &idv, &cat);
+        be_linear(b, &cat, &u->a1_w, &u->a1_b, BE_ACT_SILU, &h);
+        be_tensor a = be_new(b, N, 1, 1, g->temb_dim);
+        be_linear(b, &h, &u->a2_w, &u->a2_b, BE_ACT_NONE, &a);
+        be_add(b, &e, &a, 1.0f, &e);
+    }
+    be_act_fn(b, BE_ACT_SILU, &e, temb); /* every resnet takes SiLU(temb): computed once */
+    be_release(b, mark);
+}
+
+static int check_inputs(be *b, const unet_model *u, const be_tensor *x, const float *ts, const unet_cond *c, const be_tensor *out) {
+    const unet_config *g = &u->cfg;
+    if (!x || !c || !c->ctx || !out) { be_set_error(b, SD_ERR_ARG, "unet_forward: missing input"); return 0; }
+    int N = x->n;
+    if (x->c != g->in_channels || out->n != N || out->h != x->h || out->w != x->w || out->c != g->out_channels) {
+        be_set_error(b, SD_ERR_ARG, "unet_forward: x [%d,%d,%d,%d] -> out [%d,%d,%d,%d], the model takes %d channels and gives %d",
+                     x->n, x->h, x->w, x->c, out->n, out->h, out->w, out->c, g->in_channels, g->out_channels);
+        return 0;
+    }
+    if (c->ctx->n != N || c->ctx->c != g->ctx_dim) {
+        be_set_error(b, SD_ERR_ARG, "unet_forward: context [%d,%d,%d,%d] for batch %d, the model takes %d-wide context", c->ctx->n,
+                     c->ctx->h, c->ctx->w, c->ctx->c, N, g->ctx_dim);
+        return 0;
+    }
+    if (!ts && !b->measuring) { be_set_error(b, SD_ERR_ARG, "unet_forward: no timesteps"); return 0; }
+    if (g->add_embed) {
+        if (!c->text_embeds || (!c->time_ids && !b->measuring)) {
+            be_set_error(b, SD_ERR_ARG, "unet_forward: this UNet (SDXL-style add embedding) needs text_embeds and time_ids");
+            return 0;
+        }
+        const be_tensor *t = c->text_embeds;
+        if (t->n != N || t->h != 1 || t->w != 1 || unet_config_n_time_ids(g, t->c) < 1) {
+            be_set_error(b, SD_ERR_ARG, "unet_forward: text_embeds [%d,%d,%d,%d] do not fit the %d-wide add embedding", t->n, t->h, t->w,
+                         t->c, g->add_in_dim);
+            return 0;
+        }
+    }
+    if (c->timestep_cond) {
+        const be_tensor *t = c->timestep_cond;
+        if (!g->time_cond_dim || t->n != N || t->h != 1 || t->w != 1 || t->c != g->time_cond_dim) {
+            be_set_error(b, SD_ERR_ARG, "unet_forward: timestep_cond [%d,%d,%d,%d] given, the model takes %d-wide", t->n, t->h, t->w, t->c,
+                         g->time_cond_dim);
+            return 0;
+        }
+    }
+    return 1;
+}
+
+void unet_forward(be *b, const unet_model *u, const be_tensor *x, const float *ts, const unet_cond *c, be_tensor *out) {
+    if (!be_ok(b) || !check_inputs(b, u, x, ts, c, out)) return;
+    const unet_config *g = &u->cfg;
+    const be_tensor *ctx = c->ctx;
+    int N = x->n, L = g->levels;
+    size_t m0 = be_mark(b);
+    be_tensor temb = be_new(b, N, 1, 1, g->temb_dim);
+    time_embed(b, u, N, ts, c, &temb);
+
+    /* down: every output is kept as a skip for the way up */
+    be_tensor skip[1 + UNET_MAX_LEVELS * (UNET_MAX_LAYERS + 1)];
+    int ns = 0, lh[UNET_MAX_LEVELS], lw[UNET_MAX_LEVELS];
+    be_tensor h = be_new(b, N, x->h, x->w, g->block_out[0]);
+    be_conv2d(b, x, &u->conv_in_w, &u->conv_in_b, 1, 1, 1, &h);
+    skip[ns++] = h;
+    for (int l = 0; l < L; l++) {
+        const unet_level *d = &u->down[l];
+        lh[l] = h.h;
+        lw[l] = h.w;
+        for (int j = 0; j < d->n; j++) {
+            be_tensor o = be_new(b, N, h.h, h.w, g->block_out[l]);
+            res_attn(b, &d->res[j], &d->attn[j], &h, &temb, ctx, &o);
+            skip[ns++] = h = o;
+        }
+        if (d->has_sample) { /* 3x3, stride 2, pad 1: ceil(h / 2) */
+            be_tensor o = be_new(b, N, (h.h + 1) / 2, (h.w + 1) / 2, h.c);
+            be_conv2d(b, &h, &d->sample_w, &d->sample_b, 2, 1, 1, &o);
+            skip[ns++] = h = o;
+        }
+    }
+
+    /* mid */
+    {
+        be_tensor o = be_new(b, N, h.h, h.w, h.c);
+        size_t mark = be_mark(b);
+        be_tensor r = be_new(b, N, h.h, h.w, h.c), a = be_new(b, N, h.h, h.w, h.c);
+        layer_resnet_forward(b, &u->mid_res[0], &h, &temb, &r);
+        layer_t2d_forward(b, &u->mid_attn, &r, ctx, &a);
+        layer_resnet_forward(b, &u->mid_res[1], &a, &temb, &o);
+        be_release(b, mark);
+        h = o;
+    }
+
+    /* up: outputs alternate between two buffers sized for the largest of them */
+    size_t big = 0;
+    for (int l = 0; l < L; l++) {
+        size_t here = (size_t)lh[l] * lw[l] * g->block_out[l];
+        size_t upsampled = l > 0 ? (size_t)lh[l - 1] * lw[l - 1] * g->block_out[l] : 0;
+        if (here > big) big = here;
+        if (upsampled > big) big = upsampled;
+    }
+    be_tensor pp[2] = {be_new(b, N, 1, 1, (int)big), be_new(b, N, 1, 1, (int)big)};
+    int k = 0;
+    for (int l = L - 1; l >= 0; l--) {
+        const unet_level *up = &u->up[l];
+        for (int j = 0; j < up->n; j++) {
+            const be_tensor *s = &skip[--ns];
+            be_tensor o = be_view(pp[k], N, h.h, h.w, g->block_out[l]);
+            size_t mark = be_mark(b);
+            be_tensor cat = be_new(b, N, h.h, h.w, h.c + s->c);
+            be_concat_channels(b, &h, s, &cat);
+            res_attn(b, &up->res[j], &up->attn[j], &cat, &temb, ctx, &o);
+            be_release(b, mark);
+            h = o;
+            k ^= 1;
+        }
+        if (up->has_sample) { /* nearest to the next skip's size (2x, or the odd size the way down produced) */
+            const be_tensor *s = &skip[ns - 1];
+            be_tensor o = be_view(pp[k], N, s->h, s->w, h.c);
+            size_t mark = be_mark(b);
+            be_tensor z = be_new(b, N, s->h, s->w, h.c);
+            be_upsample_nearest(b, &h, &z);
+            be_conv2d(b, &z, &up->sample_w, &up->sample_b, 1, 1, 1, &o);
+            be_release(b, mark);
+            h = o;
+            k ^= 1;
+        }
+    }
+
+    be_tensor z = be_new(b, N, h.h, h.w, h.c);
+    be_group_norm(b, &h, &u->norm_out_w, &u->norm_out_b, g->norm_groups, g->norm_eps, 1, &z);
+    be_conv2d(b, &z, &u->conv_out_w, &u->conv_out_b, 1, 1, 1, out);
+    be_release(b, m0);
+}
