@@ -123,6 +123,12 @@ else
 	@echo "cuda-check: $(words $(CU_SRC)) files compiled for sm_$(subst $() ,/sm_,$(CUDA_ARCHS))"
 endif
 
+$(BUILD)/sd-bench: $(BUILD)/tests/bench/bench.o $(BUILD)/tests/random_ckpt.o $(BUILD)/libsd.a
+	$(CC) -o $@ $^ $(LDLIBS)
+
+bench: $(BUILD)/sd-bench
+	@$(BUILD)/sd-bench $(BENCH_RUNS)
+
 deps:
 	@tools/install_deps.sh
 
