@@ -61,6 +61,57 @@ TEST_BINS := unit=$(BUILD)/tests/unit cli="tests/cli_test.sh $(BUILD)/sd" batch=
 test: $(BUILD)/tests/unit sd
 	@tests/run.sh $(TEST_BINS)
 
+# ==== CUDA emulation (issue 8) ===========================================================================
+# The same .cu sources nvcc builds are compiled a second time by g++ in front of the emulator
+# (kernels/cuda/emu/cuda_emu.h) and their kernels run on the CPU in `make test`:
+#   $(CXX) $(EMU_CXXFLAGS) -x c++ -c file.cu -o file.emu.o   and link with $(EMU_LIB) $(LDLIBS)
+# EMU_CXXFLAGS also compiles C++ test files that call the emulator's controls (cuda_emu_*).
+EMU_DIR      := kernels/cuda/emu
+EMU_INC      := -I. -I$(EMU_DIR) -I$(EMU_DIR)/include
+EMU_CXXFLAGS := -std=c++17 $(OPT) -g $(WARN) -Wno-unknown-pragmas $(EMU_INC) -include cuda_emu.h -D_GNU_SOURCE \
+                -fstack-clash-protection -MMD -MP $(SAN)
+EMU_LIB      := $(BUILD)/libcudaemu.a
+EMU_RT_OBJ   := $(patsubst %.cpp,$(BUILD)/%.o,$(wildcard $(EMU_DIR)/*.cpp))
+EMU_TEST_OBJ := $(patsubst %.cu,$(BUILD)/%.emu.o,$(wildcard tests/emu/*.cu)) \
+                $(patsubst %.cpp,$(BUILD)/%.o,$(wildcard tests/emu/*.cpp)) $(patsubst %.c,$(BUILD)/%.o,$(wildcard tests/emu/*.c))
+CU_SRC       += $(wildcard tests/emu/*.cu)
+EMU_BIN      := $(BUILD)/tests/cuda_emu
+
+$(BUILD)/$(EMU_DIR)/%.o: $(EMU_DIR)/%.cpp
+	@mkdir -p $(dir $@)
+	$(CXX) -std=c++17 $(OPT) -g $(WARN) $(EMU_INC) -D_GNU_SOURCE -MMD -MP $(SAN) -c $< -o $@
+
+$(EMU_LIB): $(EMU_RT_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(BUILD)/%.emu.o: %.cu
+	@mkdir -p $(dir $@)
+	$(CXX) $(EMU_CXXFLAGS) -x c++ -c $< -o $@
+
+$(BUILD)/tests/emu/%.o: tests/emu/%.cpp
+	@mkdir -p $(dir $@)
+	$(CXX) $(EMU_CXXFLAGS) -c $< -o $@
+
+$(EMU_BIN): $(EMU_TEST_OBJ) $(BUILD)/tests/test_main.o $(EMU_LIB) $(BUILD)/libsd.a
+	$(CXX) -o $@ $^ $(LDLIBS)
+
+# The emulated tests run once per schedule; a bug counts as caught if any of them catches it.
+TEST_BINS += 'emu-inorder=CUDA_EMU_SCHED=inorder $(EMU_BIN)' 'emu-reverse=CUDA_EMU_SCHED=reverse $(EMU_BIN)' \
+             'emu-rand1=CUDA_EMU_SCHED=random CUDA_EMU_SEED=1 $(EMU_BIN)' 'emu-rand2=CUDA_EMU_SCHED=random CUDA_EMU_SEED=2 $(EMU_BIN)'
+test: $(EMU_BIN)
+
+# CI: launches and dynamic shared memory only through kernels/cuda/cuda_portable.h, so both builds agree.
+.PHONY: cuda-portable-check
+cuda-check: cuda-portable-check
+cuda-portable-check:
+	@bad=$$(grep -rnE '<<<|extern[[:space:]]+__shared__' --include='*.cu' --include='*.cuh' --include='*.h' --include='*.cpp' \
+	  kernels tests | grep -v '^kernels/cuda/cuda_portable.h:'); \
+	if [ -n "$$bad" ]; then echo "$$bad"; echo "cuda-check: use CUDA_LAUNCH / CUDA_DYNAMIC_SHARED (kernels/cuda/cuda_portable.h)"; exit 1; fi
+
+-include $(EMU_RT_OBJ:.o=.d) $(EMU_TEST_OBJ:.o=.d)
+# ==== end of CUDA emulation ==============================================================================
+
 asan-test:
 	$(MAKE) BUILD=build-asan OPT="-O1" SAN="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined" test
 
@@ -75,6 +126,12 @@ else
 	    -Werror all-warnings -Xcompiler -Wall,-Wextra -c $$f -o /dev/null || exit 1; done
 	@echo "cuda-check: $(words $(CU_SRC)) files compiled for sm_$(subst $() ,/sm_,$(CUDA_ARCHS))"
 endif
+
+$(BUILD)/sd-bench: $(BUILD)/tests/bench/bench.o $(BUILD)/tests/random_ckpt.o $(BUILD)/libsd.a
+	$(CC) -o $@ $^ $(LDLIBS)
+
+bench: $(BUILD)/sd-bench
+	@$(BUILD)/sd-bench $(BENCH_RUNS)
 
 deps:
 	@tools/install_deps.sh

@@ -4,6 +4,10 @@
 
 #include "../sd.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 /* Record a printf-style message for sd_last_error() and return `status`, so callers can write
  * `return sd_fail(SD_ERR_FORMAT, "%s: header is not a JSON object", path);`. */
 sd_status sd_fail(sd_status status, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -12,5 +16,9 @@ sd_status sd_fail(sd_status status, const char *fmt, ...) __attribute__((format(
 void sd_error_prefix(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 void sd_clear_error(void);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

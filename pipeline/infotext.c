@@ -132,7 +132,7 @@ char *sd_infotext_json(const sd_gen_params *p, const sd_infotext_ctx *c, uint64_
     snprintf(v, sizeof v, "%" PRIu64, seed); /* as a string: JSON numbers lose 64-bit seeds */
     cJSON_AddStringToObject(j, "seed", v);
     cJSON_AddStringToObject(j, "rng", p->rng ? p->rng : "cuda");
-    cJSON_AddStringToObject(j, "sampler_rng", p->sampler_rng ? p->sampler_rng : (p->rng ? p->rng : "cuda"));
+    if (p->sampler_rng) cJSON_AddStringToObject(j, "sampler_rng", p->sampler_rng); /* absent: continues the image's generator */
     cJSON_AddNumberToObject(j, "clip_skip", p->clip_skip);
     if (p->init_image) cJSON_AddNumberToObject(j, "strength", p->strength);
     if (p->variation_strength > 0) {

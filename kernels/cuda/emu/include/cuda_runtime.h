@@ -1,0 +1,2 @@
+/* cuda_runtime.h — emulator stand-in for the CUDA header of that name: everything is in cuda_emu.h. */
+#include "../cuda_emu.h"
