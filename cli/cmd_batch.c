@@ -18,7 +18,6 @@
 #include "jobs.h"
 #include "manifest.h"
 #include "plan.h"
-#include "sha256.h"
 
 #define JOBS_FILE_LIMIT (64u << 20)
 #define SHEET_MAX 400
@@ -225,7 +224,7 @@ static int finish_image(batch_run *b, const plan_image *im, const sd_result *r, 
     dir_of(path, dir, sizeof dir);
     manifest_sync_dir(dir);
     if (fault_at("after-save", b->rendered + 1)) raise(SIGKILL);
-    if (cli_sha256_file(path, sha) != 0) { fprintf(stderr, "error: %s: cannot read back: %s\n", path, strerror(errno)); return -1; }
+    if (sd_sha256_file(path, sha) != SD_OK) { fprintf(stderr, "error: %s: cannot read back: %s\n", path, strerror(errno)); return -1; }
     plan_image_key(b->jobs, im, b->model, key);
     cJSON *e = make_entry(b, im, sha, key, r, k, seconds);
     if (fault_at("torn-manifest", b->rendered + 1)) {

@@ -1,6 +1,8 @@
 /* manifest.c — appending and re-reading the batch manifest (JSON Lines) crash-safely. */
 #include "manifest.h"
 
+#include "../sd.h"
+
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -10,7 +12,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "sha256.h"
 
 void manifest_name(int shard_index, int shard_count, char *out, size_t cap) {
     if (shard_count <= 1) snprintf(out, cap, "manifest.jsonl");
@@ -135,7 +136,7 @@ int manifest_done(const manifest *m, const char *dir, const char *file, const ch
     for (int i = lo; i < m->n && !strcmp(m->e[i].file, file); i++) {
         if (strcmp(m->e[i].key, key)) continue;
         if (!hashed) {
-            if (cli_sha256_file(path, hex) != 0) return 0;
+            if (sd_sha256_file(path, hex) != SD_OK) return 0;
             hashed = 1;
         }
         if (!strcmp(hex, m->e[i].sha256)) return 1;

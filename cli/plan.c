@@ -7,8 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../sd.h"
 #include "expand.h"
-#include "sha256.h"
 
 /* ---- names ---- */
 
@@ -333,7 +333,7 @@ void plan_image_key(const jobs_list *jobs, const plan_image *im, const char *mod
     cJSON *o = plan_image_params(jobs, im);
     if (o && model) cJSON_AddStringToObject(o, "model", model);
     char *s = o ? cJSON_PrintUnformatted(o) : NULL;
-    cli_sha256_string(s ? s : "", s ? strlen(s) : 0, hex);
+    sd_sha256_string(s ? s : "", s ? strlen(s) : 0, hex);
     free(s);
     cJSON_Delete(o);
 }
