@@ -134,6 +134,8 @@ typedef struct sd_timings {
     double text_encode, sample, decode, total; /* seconds, summed over the images of the call */
     double per_step;                           /* mean seconds per sampler step (one model evaluation batch) */
     size_t peak_activation_bytes;              /* largest arena reservation of the call */
+    double sample_flops, decode_flops;         /* work of the sampling and decode stages (multiply-adds x 2 of the
+                                                  GEMM-shaped layers, from their shapes): flops / seconds = speed */
 } sd_timings;
 
 typedef struct sd_result {

@@ -248,8 +248,9 @@ int cmd_generate(int argc, char **argv) {
         const sd_timings *t = &res.timings;
         struct rusage ru;
         getrusage(RUSAGE_SELF, &ru);
-        fprintf(stderr, "timings: text encode %.3fs, sampling %.3fs (%.3fs/step), decode %.3fs, total %.3fs\n", t->text_encode,
-                t->sample, t->per_step, t->decode, t->total);
+        fprintf(stderr, "timings: text encode %.3fs, sampling %.3fs (%.3fs/step, %.1f GFLOP/s), decode %.3fs (%.1f GFLOP/s), total %.3fs\n",
+                t->text_encode, t->sample, t->per_step, t->sample > 0 ? t->sample_flops / t->sample / 1e9 : 0.0, t->decode,
+                t->decode > 0 ? t->decode_flops / t->decode / 1e9 : 0.0, t->total);
         fprintf(stderr, "memory: peak activations %.1f MiB, peak RSS %.1f MiB\n", t->peak_activation_bytes / 1048576.0,
                 ru.ru_maxrss / 1024.0);
     }

@@ -66,6 +66,16 @@ static int cmp_span(const void *a, const void *b, void *ctx) {
     return px < py ? -1 : px > py ? 1 : (x->nbytes < y->nbytes ? -1 : x->nbytes > y->nbytes);
 }
 
+void st_release(const st_file *f, const st_tensor *t) {
+    if (!f || !t || !t->nbytes) return;
+    uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE), lo = (uintptr_t)t->data, hi = lo + t->nbytes;
+    uintptr_t mlo = (uintptr_t)f->map, mhi = mlo + f->map_size;
+    if (lo < mlo || hi > mhi) return;
+    lo &= ~(page - 1); /* whole pages; a neighbour's page dropped too is simply read back when used */
+    hi = (hi + page - 1) & ~(page - 1);
+    madvise((void *)lo, hi - lo, MADV_DONTNEED);
+}
+
 void st_close(st_file *f) {
     if (!f) return;
     if (f->map) munmap((void *)f->map, f->map_size);

@@ -50,6 +50,10 @@ const char *st_dtype_name(st_dtype d);
 size_t st_dtype_size(st_dtype d);
 int st_dtype_is_float(st_dtype d);                           /* F32/F16/BF16/F64 */
 
+/* Drops the mapped pages of t's data from this process (they stay in the page cache and are read back if
+ * touched again): a loader that copied a tensor calls it so the file's pages stop counting in its RSS. */
+void st_release(const st_file *f, const st_tensor *t);
+
 /* Convert a float tensor to f32 into dst (numel floats). Fails for non-float dtypes. */
 sd_status st_read_f32(const st_file *f, const st_tensor *t, float *dst);
 /* Find `name`, check it is a float tensor, malloc and return its f32 copy (NULL + error if absent). */

@@ -196,6 +196,7 @@ static sd_status vload(be *b, wmap *m, be_weight *w, be_wkind kind, int out, int
     }
     sd_status st = be_weight_upload(b, w, kind, out, in, kh, kw, dt, src);
     free(aligned);
+    st_release(e->file, t); /* the backend holds its own copy now: the file's pages need not stay in our RSS */
     if (st != SD_OK) sd_error_prefix("tensor \"%s\"", name);
     return st;
 }
@@ -232,6 +233,7 @@ float *wmap_read_f32(wmap *m, const char *name, int64_t *numel) {
     float *d = malloc((e->t.numel ? e->t.numel : 1) * sizeof(float));
     if (!d) { sd_fail(SD_ERR_MEMORY, "out of memory"); return NULL; }
     if (st_read_f32(e->file, &e->t, d) != SD_OK) { free(d); return NULL; }
+    st_release(e->file, &e->t);
     e->used = 1;
     if (numel) *numel = e->t.numel;
     return d;

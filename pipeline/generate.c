@@ -15,6 +15,11 @@
 #define MAX_GROUP 64
 #define VAE_MEM_LIMIT ((size_t)2 << 30) /* decode activations above this are tiled (automatic mode) */
 
+void sd_vae_decode_opts(int vae_tiling, vae_decode_opts *o) {
+    vae_decode_opts d = {vae_tiling > 0 ? VAE_TILING_ON : vae_tiling < 0 ? VAE_TILING_OFF : VAE_TILING_AUTO, VAE_MEM_LIMIT, 0, 0};
+    *o = d;
+}
+
 static double now(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -383,12 +388,13 @@ static sd_status run_group(gen *g, int first, int B, sd_result *r) {
         free(lmask);
         free(img);
     }
-    double ts = now();
+    double ts = now(), f0 = b->flops; /* the backend counts the FLOPs of the ops it is given */
     if (st == SD_OK)
         st = p->init_image ? sched_sample_from(&g->sc, g->steps, g->start_step, x, n, model_cb, noise_cb, step_cb, g)
                            : sched_sample(&g->sc, g->steps, x, n, model_cb, noise_cb, step_cb, g);
     if (st == SD_OK && g->cb_err) st = sd_fail(SD_ERR_CANCELLED, "cancelled");
     g->t_sample += now() - ts;
+    r->timings.sample_flops += b->flops - f0;
     be_release(b, mark);
     free(g->inpaint_extra);
     free(g->blend_x0);
@@ -403,7 +409,11 @@ static sd_status run_group(gen *g, int first, int B, sd_result *r) {
         if (g->progress(g->user, &pr)) { free(x); return sd_fail(SD_ERR_CANCELLED, "cancelled"); }
     }
     double td = now();
-    vae_decode_opts vo = {p->vae_tiling > 0 ? VAE_TILING_ON : p->vae_tiling < 0 ? VAE_TILING_OFF : VAE_TILING_AUTO, VAE_MEM_LIMIT, 0, 0};
+    vae_decode_opts vo, whole = {VAE_TILING_OFF, 0, 0, 0};
+    sd_vae_decode_opts(p->vae_tiling, &vo);
+    double fd = b->flops;
+    vae_decode_arena_bytes(b, c->vae, g->h, g->w, &whole); /* a measure pass of the untiled decoder counts its FLOPs */
+    r->timings.decode_flops += (b->flops - fd) * B;
     size_t need = vae_decode_arena_bytes(b, c->vae, g->h, g->w, &vo);
     if (need > r->timings.peak_activation_bytes) r->timings.peak_activation_bytes = need;
     st = ensure_arena(b, need);

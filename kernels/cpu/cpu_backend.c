@@ -1,21 +1,51 @@
-/* cpu_backend.c — the CPU backend: f32 activations in an mmap'd arena, OpenBLAS GEMMs, OpenMP loops. */
+/* cpu_backend.c — the CPU backend: f32 activations in an mmap'd arena, weights kept in the checkpoint's
+ * 16-bit type, OpenBLAS GEMMs (single-threaded, called from OpenMP threads), vectorised row kernels. */
 #include "cpu_internal.h"
 
 #include <math.h>
 #include <omp.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <time.h>
 
 #include "../../core/error.h"
 #include "../../core/half.h"
 
+/* SD_CPU_PROFILE=cpu times ops in process CPU time: with one thread on a busy machine that is the op's own work. */
+static clockid_t g_prof_clock = CLOCK_MONOTONIC;
+
+double cpu_now(void) {
+    struct timespec ts;
+    clock_gettime(g_prof_clock, &ts);
+    return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+/* Elementwise work below this many floats runs on one thread: a parallel region costs microseconds. */
+#define PAR_MIN 32768
+
 /* ---- memory ---- */
+
+static void prof_print(cpu_impl *c) {
+    static const char *names[PROF_COUNT] = {"linear", "conv2d", "widen", "group_norm", "layer_norm", "attention", "elementwise", "copy"};
+    double tot = 0;
+    for (int i = 0; i < PROF_COUNT; i++) tot += c->prof_s[i];
+    fprintf(stderr, "cpu profile (%d threads, %s): %.3f s in ops\n", c->threads, cpu_simd_name(cpu_simd_get()), tot);
+    for (int i = 0; i < PROF_COUNT; i++) {
+        if (!c->prof_calls[i]) continue;
+        fprintf(stderr, "  %-12s %8ld calls %9.3f s %5.1f%%", names[i], c->prof_calls[i], c->prof_s[i], tot > 0 ? 100 * c->prof_s[i] / tot : 0);
+        if (c->prof_flops[i] > 0) fprintf(stderr, "  %8.1f GFLOP/s", c->prof_flops[i] / c->prof_s[i] / 1e9);
+        fprintf(stderr, "\n");
+    }
+}
 
 static void cpu_free(be *b) {
     cpu_impl *c = b->impl;
+    if (c->profile) prof_print(c);
     if (c->arena_mem) munmap(c->arena_mem, c->arena_bytes);
     free(c->scratch);
+    free(c->wide);
     free(c);
     free(b);
 }
@@ -37,44 +67,95 @@ static sd_status cpu_arena_reserve(be *b, size_t bytes) {
     return SD_OK;
 }
 
+static void *grow(be *b, void *old, size_t *have, size_t floats, const char *what) {
+    if (floats <= *have) return old;
+    free(old);
+    void *p = NULL;
+    if (posix_memalign(&p, 64, floats * sizeof(float))) p = NULL;
+    *have = p ? floats : 0;
+    if (!p) be_set_error(b, SD_ERR_MEMORY, "cpu backend: cannot allocate %.1f MiB of %s", floats * 4 / 1048576.0, what);
+    return p;
+}
+
 float *cpu_scratch(be *b, size_t floats) {
     cpu_impl *c = b->impl;
-    if (floats > c->scratch_floats) {
-        free(c->scratch);
-        c->scratch = malloc(floats * sizeof(float));
-        c->scratch_floats = c->scratch ? floats : 0;
-        if (!c->scratch) be_set_error(b, SD_ERR_MEMORY, "cpu backend: cannot allocate %.1f MiB of scratch", floats * 4 / 1048576.0);
-    }
+    c->scratch = grow(b, c->scratch, &c->scratch_floats, floats, "scratch");
     return c->scratch;
+}
+
+const float *cpu_weight_f32(be *b, const be_weight *w) {
+    cpu_impl *c = b->impl;
+    const cpu_w *cw = w->data;
+    if (cw->type == BE_F32) return cw->data;
+    if (c->wide_of == cw) return c->wide;
+    double t0 = c->profile ? cpu_now() : 0;
+    if (cw->count > c->wide_floats) c->wide_of = NULL;
+    c->wide = grow(b, c->wide, &c->wide_floats, cw->count, "widened weights");
+    if (!c->wide) return NULL;
+    const uint16_t *src = cw->data;
+    float *dst = c->wide;
+    size_t n = cw->count, chunk = 1 << 16;
+    long nchunks = (long)((n + chunk - 1) / chunk);
+    int f16 = cw->type == BE_F16;
+#pragma omp parallel for schedule(static) num_threads(c->threads) if (nchunks > 1)
+    for (long i = 0; i < nchunks; i++) {
+        size_t o = (size_t)i * chunk, len = n - o < chunk ? n - o : chunk;
+        if (f16) cpu_widen_f16(src + o, dst + o, len);
+        else cpu_widen_bf16(src + o, dst + o, len);
+    }
+    c->wide_of = cw;
+    if (c->profile) { c->prof_s[PROF_WIDEN] += cpu_now() - t0; c->prof_calls[PROF_WIDEN]++; }
+    return c->wide;
+}
+
+static void to_f32(be_dtype t, const void *src, float *dst, size_t n) {
+    switch (t) {
+    case BE_F32: memcpy(dst, src, n * sizeof(float)); break;
+    case BE_F16: f16_to_f32_array(src, dst, n); break;
+    case BE_BF16: bf16_to_f32_array(src, dst, n); break;
+    }
 }
 
 static sd_status cpu_weight_upload(be *b, be_weight *w, be_dtype src_type, const void *src) {
     size_t n = (size_t)w->out * w->in * w->kh * w->kw;
-    float *d = malloc(n * sizeof(float));
-    if (!d) return sd_fail(SD_ERR_MEMORY, "cpu backend: cannot allocate %.1f MiB for a weight", n * 4 / 1048576.0);
-    float *tmp = d;
-    if (w->kind == BE_W_CONV && (w->kh > 1 || w->kw > 1)) tmp = malloc(n * sizeof(float));
-    if (!tmp) { free(d); return sd_fail(SD_ERR_MEMORY, "cpu backend: out of memory"); }
-    switch (src_type) {
-    case BE_F32: memcpy(tmp, src, n * sizeof(float)); break;
-    case BE_F16: f16_to_f32_array(src, tmp, n); break;
-    case BE_BF16: bf16_to_f32_array(src, tmp, n); break;
+    cpu_w *cw = calloc(1, sizeof *cw);
+    /* parameter vectors are read directly by the ops: f32; matrices keep the checkpoint's type */
+    be_dtype t = w->kind == BE_W_VEC ? BE_F32 : src_type;
+    size_t es = t == BE_F32 ? 4 : 2;
+    void *d = NULL;
+    if (!cw || posix_memalign(&d, 64, n > 0 ? n * es : 64)) {
+        free(cw);
+        return sd_fail(SD_ERR_MEMORY, "cpu backend: cannot allocate %.1f MiB for a weight", n * es / 1048576.0);
     }
-    if (tmp != d) { /* [out][in][kh][kw] -> [out][kh][kw][in]: rows match the NHWC im2col layout */
+    cw->type = t;
+    cw->count = n;
+    cw->data = d;
+    if (w->kind == BE_W_VEC) {
+        to_f32(src_type, src, d, n);
+    } else if (w->kind == BE_W_CONV && (w->kh > 1 || w->kw > 1)) {
+        /* [out][in][kh][kw] -> [out][kh][kw][in]: rows match the NHWC im2col layout and each tap is a [out, in] slice */
         int ci = w->in, kk = w->kh * w->kw;
-        for (int o = 0; o < w->out; o++)
+        const char *s = src;
+        char *o = d;
+        for (int oc = 0; oc < w->out; oc++)
             for (int i = 0; i < ci; i++)
-                for (int k = 0; k < kk; k++) d[((size_t)o * kk + k) * ci + i] = tmp[((size_t)o * ci + i) * kk + k];
-        free(tmp);
+                for (int k = 0; k < kk; k++)
+                    memcpy(o + (((size_t)oc * kk + k) * ci + i) * es, s + (((size_t)oc * ci + i) * kk + k) * es, es);
+    } else {
+        memcpy(d, src, n * es);
     }
-    w->data = d;
-    b->weight_bytes += n * sizeof(float);
+    w->data = cw;
+    b->weight_bytes += n * es;
     return SD_OK;
 }
 
 static void cpu_weight_free(be *b, be_weight *w) {
-    b->weight_bytes -= (size_t)w->out * w->in * w->kh * w->kw * sizeof(float);
-    free(w->data);
+    cpu_impl *c = b->impl;
+    cpu_w *cw = w->data;
+    if (c->wide_of == cw) c->wide_of = NULL;
+    b->weight_bytes -= cw->count * (cw->type == BE_F32 ? 4 : 2);
+    free(cw->data);
+    free(cw);
 }
 
 static void cpu_upload(be *b, be_tensor *dst, const float *src) {
@@ -87,116 +168,80 @@ static void cpu_download(be *b, const be_tensor *src, float *dst) {
     memcpy(dst, src->data, be_numel(src) * sizeof(float));
 }
 
-/* ---- element-wise and normalisation ops ---- */
+/* ---- element-wise ops ---- */
 
-static inline float act_apply(be_act a, float v) {
-    switch (a) {
-    case BE_ACT_SILU: return v / (1.0f + expf(-v));
-    case BE_ACT_GELU: return 0.5f * v * (1.0f + erff(v * 0.70710678118654752f));
-    case BE_ACT_QUICK_GELU: return v / (1.0f + expf(-1.702f * v));
-    default: return v;
-    }
-}
-
-void cpu_bias_act(float *y, size_t rows, int cols, const float *bias, be_act act) {
-    if (!bias && act == BE_ACT_NONE) return;
-#pragma omp parallel for schedule(static)
-    for (size_t r = 0; r < rows; r++) {
-        float *yr = y + r * cols;
-        for (int j = 0; j < cols; j++) yr[j] = act_apply(act, yr[j] + (bias ? bias[j] : 0.0f));
-    }
-}
+#define PROF_BEGIN double prof_t0_ = ((cpu_impl *)b->impl)->profile ? cpu_now() : 0
+#define PROF_END(k)                                                     \
+    do {                                                                \
+        cpu_impl *pc_ = b->impl;                                        \
+        if (pc_->profile) {                                             \
+            pc_->prof_s[k] += cpu_now() - prof_t0_;                     \
+            pc_->prof_calls[k]++;                                       \
+        }                                                               \
+    } while (0)
 
 static void cpu_act(be *b, be_act act, const be_tensor *x, be_tensor *y) {
-    (void)b;
+    PROF_BEGIN;
+    cpu_impl *c = b->impl;
     const float *xs = x->data;
     float *ys = y->data;
-    size_t n = be_numel(x);
-#pragma omp parallel for schedule(static)
-    for (size_t i = 0; i < n; i++) ys[i] = act_apply(act, xs[i]);
+    size_t n = be_numel(x), chunk = 16384;
+    long nchunks = (long)((n + chunk - 1) / chunk);
+#pragma omp parallel for schedule(static) num_threads(c->threads) if (n > PAR_MIN)
+    for (long i = 0; i < nchunks; i++) {
+        size_t o = (size_t)i * chunk;
+        cpu_bias_act_row(xs + o, NULL, act, ys + o, n - o < chunk ? n - o : chunk);
+    }
+    PROF_END(PROF_ELEM);
 }
 
 static void cpu_geglu(be *b, const be_tensor *x, be_tensor *y) {
-    (void)b;
+    PROF_BEGIN;
+    cpu_impl *c = b->impl;
     size_t rows = (size_t)y->n * y->h * y->w;
-    int c = y->c;
+    int C = y->c;
     const float *xs = x->data;
     float *ys = y->data;
-#pragma omp parallel for schedule(static)
-    for (size_t r = 0; r < rows; r++)
-        for (int j = 0; j < c; j++) ys[r * c + j] = xs[r * 2 * c + j] * act_apply(BE_ACT_GELU, xs[r * 2 * c + c + j]);
+#pragma omp parallel for schedule(static) num_threads(c->threads) if (rows * C > PAR_MIN)
+    for (size_t r = 0; r < rows; r++) cpu_geglu_row(xs + r * 2 * C, xs + r * 2 * C + C, ys + r * C, C);
+    PROF_END(PROF_ELEM);
 }
 
 static void cpu_add(be *b, const be_tensor *a, const be_tensor *x, float alpha, be_tensor *y) {
-    (void)b;
+    PROF_BEGIN;
+    cpu_impl *c = b->impl;
     const float *as = a->data, *xs = x->data;
     float *ys = y->data;
     int C = a->c;
     size_t rows = (size_t)a->n * a->h * a->w;
-#pragma omp parallel for schedule(static)
-    for (size_t r = 0; r < rows; r++) {
-        int n = (int)(r / ((size_t)a->h * a->w)), hh = (int)(r / a->w % a->h), ww = (int)(r % a->w);
-        size_t xr = ((size_t)(x->n == 1 ? 0 : n) * x->h + (x->h == 1 ? 0 : hh)) * x->w + (x->w == 1 ? 0 : ww);
-        for (int j = 0; j < C; j++) ys[r * C + j] = as[r * C + j] + alpha * xs[xr * C + j];
+    if (x->n == a->n && x->h == a->h && x->w == a->w) { /* no broadcast: one flat row */
+        size_t n = rows * C, chunk = 16384;
+        long nchunks = (long)((n + chunk - 1) / chunk);
+#pragma omp parallel for schedule(static) num_threads(c->threads) if (n > PAR_MIN)
+        for (long i = 0; i < nchunks; i++) {
+            size_t o = (size_t)i * chunk;
+            cpu_axpy_row(as + o, xs + o, alpha, ys + o, n - o < chunk ? n - o : chunk);
+        }
+    } else {
+#pragma omp parallel for schedule(static) num_threads(c->threads) if (rows * C > PAR_MIN)
+        for (size_t r = 0; r < rows; r++) {
+            int n = (int)(r / ((size_t)a->h * a->w)), hh = (int)(r / a->w % a->h), ww = (int)(r % a->w);
+            size_t xr = ((size_t)(x->n == 1 ? 0 : n) * x->h + (x->h == 1 ? 0 : hh)) * x->w + (x->w == 1 ? 0 : ww);
+            cpu_axpy_row(as + r * C, xs + xr * C, alpha, ys + r * C, C);
+        }
     }
-}
-
-static void cpu_group_norm(be *b, const be_tensor *x, const be_weight *gamma, const be_weight *beta, int groups, float eps, int silu, be_tensor *y) {
-    (void)b;
-    const float *xs = x->data, *g = gamma ? gamma->data : NULL, *bt = beta ? beta->data : NULL;
-    float *ys = y->data;
-    int C = x->c, cpg = C / groups;
-    size_t hw = (size_t)x->h * x->w;
-#pragma omp parallel for schedule(dynamic)
-    for (int task = 0; task < x->n * groups; task++) {
-        int n = task / groups, gi = task % groups;
-        const float *base = xs + (size_t)n * hw * C + (size_t)gi * cpg;
-        double s = 0;
-        for (size_t p = 0; p < hw; p++)
-            for (int j = 0; j < cpg; j++) s += base[p * C + j];
-        double mean = s / ((double)hw * cpg), v = 0;
-        for (size_t p = 0; p < hw; p++)
-            for (int j = 0; j < cpg; j++) {
-                double d = base[p * C + j] - mean;
-                v += d * d;
-            }
-        float m = (float)mean, rstd = (float)(1.0 / sqrt(v / ((double)hw * cpg) + eps));
-        float *out = ys + (size_t)n * hw * C + (size_t)gi * cpg;
-        for (size_t p = 0; p < hw; p++)
-            for (int j = 0; j < cpg; j++) {
-                int c = gi * cpg + j;
-                float o = (base[p * C + j] - m) * rstd * (g ? g[c] : 1.0f) + (bt ? bt[c] : 0.0f);
-                out[p * C + j] = silu ? o / (1.0f + expf(-o)) : o;
-            }
-    }
-}
-
-static void cpu_layer_norm(be *b, const be_tensor *x, const be_weight *gamma, const be_weight *beta, float eps, be_tensor *y) {
-    (void)b;
-    const float *xs = x->data, *g = gamma ? gamma->data : NULL, *bt = beta ? beta->data : NULL;
-    float *ys = y->data;
-    int C = x->c;
-    size_t rows = (size_t)x->n * x->h * x->w;
-#pragma omp parallel for schedule(static)
-    for (size_t r = 0; r < rows; r++) {
-        const float *xr = xs + r * C;
-        double s = 0, v = 0;
-        for (int j = 0; j < C; j++) s += xr[j];
-        double mean = s / C;
-        for (int j = 0; j < C; j++) v += (xr[j] - mean) * (xr[j] - mean);
-        float m = (float)mean, rstd = (float)(1.0 / sqrt(v / C + eps));
-        for (int j = 0; j < C; j++) ys[r * C + j] = (xr[j] - m) * rstd * (g ? g[j] : 1.0f) + (bt ? bt[j] : 0.0f);
-    }
+    PROF_END(PROF_ELEM);
 }
 
 static void cpu_upsample_nearest(be *b, const be_tensor *x, be_tensor *y) {
-    (void)b;
+    PROF_BEGIN;
+    cpu_impl *c = b->impl;
     const float *xs = x->data;
     float *ys = y->data;
     int C = x->c;
     /* PyTorch's "nearest": src = min(floor(dst * (in / out)), in - 1), scale computed in float */
     float sh = (float)x->h / (float)y->h, sw = (float)x->w / (float)y->w;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) num_threads(c->threads) if (be_numel(y) > PAR_MIN)
     for (int r = 0; r < y->n * y->h; r++) {
         int n = r / y->h, oy = r % y->h, iy = (int)floorf((float)oy * sh);
         if (iy > x->h - 1) iy = x->h - 1;
@@ -206,25 +251,35 @@ static void cpu_upsample_nearest(be *b, const be_tensor *x, be_tensor *y) {
             memcpy(ys + (((size_t)n * y->h + oy) * y->w + ox) * C, xs + (((size_t)n * x->h + iy) * x->w + ix) * C, C * sizeof(float));
         }
     }
+    PROF_END(PROF_COPY);
 }
 
 static void cpu_concat_channels(be *b, const be_tensor *a, const be_tensor *x, be_tensor *y) {
-    (void)b;
+    PROF_BEGIN;
+    cpu_impl *c = b->impl;
     size_t rows = (size_t)a->n * a->h * a->w;
     const float *as = a->data, *xs = x->data;
     float *ys = y->data;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) num_threads(c->threads) if (be_numel(y) > PAR_MIN)
     for (size_t r = 0; r < rows; r++) {
         memcpy(ys + r * y->c, as + r * a->c, a->c * sizeof(float));
         memcpy(ys + r * y->c + a->c, xs + r * x->c, x->c * sizeof(float));
     }
+    PROF_END(PROF_COPY);
 }
 
 static void cpu_embedding(be *b, const int32_t *ids, const be_weight *table, be_tensor *y) {
     (void)b;
     size_t rows = (size_t)y->n * y->h * y->w;
-    const float *t = table->data;
-    for (size_t r = 0; r < rows; r++) memcpy((float *)y->data + r * y->c, t + (size_t)ids[r] * table->in, table->in * sizeof(float));
+    const cpu_w *cw = table->data;
+    int dim = table->in;
+    for (size_t r = 0; r < rows; r++) {
+        float *dst = (float *)y->data + r * y->c;
+        size_t o = (size_t)ids[r] * dim;
+        if (cw->type == BE_F32) memcpy(dst, (const float *)cw->data + o, dim * sizeof(float));
+        else if (cw->type == BE_F16) cpu_widen_f16((const uint16_t *)cw->data + o, dst, dim);
+        else cpu_widen_bf16((const uint16_t *)cw->data + o, dst, dim);
+    }
 }
 
 void cpu_timestep_embedding_host(const float *t, int n, int dim, int flip, float shift, float *out) {
@@ -277,8 +332,13 @@ be *be_cpu_new(int threads) {
     cpu_impl *c = calloc(1, sizeof *c);
     if (!b || !c) { free(b); free(c); sd_fail(SD_ERR_MEMORY, "cpu backend: out of memory"); return NULL; }
     c->threads = threads > 0 ? threads : omp_get_num_procs();
-    omp_set_num_threads(c->threads);
-    openblas_set_num_threads(c->threads);
+    const char *p = getenv("SD_CPU_PROFILE");
+    c->profile = p && *p && strcmp(p, "0");
+    if (p && !strcmp(p, "cpu")) g_prof_clock = CLOCK_PROCESS_CPUTIME_ID;
+    cpu_simd_get();
+    /* All parallelism is OpenMP's: GEMMs are split over the threads here and each part calls a single-threaded
+     * BLAS, so OpenBLAS's own pthreads never spin against the OpenMP threads between calls. */
+    openblas_set_num_threads(1);
     b->ops = &cpu_ops;
     b->impl = c;
     b->elem_size = sizeof(float);

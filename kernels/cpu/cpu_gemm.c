@@ -1,55 +1,193 @@
-/* cpu_gemm.c — GEMM-shaped ops on the CPU: linear, and conv2d as chunked NHWC im2col + sgemm. */
+/* cpu_gemm.c — GEMM-shaped ops on the CPU: linear, and conv2d as an implicit GEMM over a padded row slab
+ * (3x3, stride 1) or as chunked NHWC im2col + sgemm (other kernels and strides). Work is split over the
+ * OpenMP threads here; each part calls single-threaded OpenBLAS. */
 #include "cpu_internal.h"
 
+#include <omp.h>
+#include <stdlib.h>
 #include <string.h>
 
-void cpu_linear(be *b, const be_tensor *x, const be_weight *w, const be_weight *bias, be_act act, be_tensor *y) {
-    (void)b;
-    size_t rows = (size_t)x->n * x->h * x->w;
-    /* y[rows, out] = x[rows, in] · W[out, in]ᵀ */
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)rows, w->out, w->in, 1.0f, x->data, w->in, w->data, w->in,
-                0.0f, y->data, w->out);
-    cpu_bias_act(y->data, rows, w->out, bias ? bias->data : NULL, act);
+static void epilogue(float *y, int ldy, int rows, int cols, const float *bias, be_act act) {
+    if (!bias && act == BE_ACT_NONE) return;
+    for (int r = 0; r < rows; r++) cpu_bias_act_row(y + (size_t)r * ldy, bias, act, y + (size_t)r * ldy, cols);
 }
 
-/* im2col bound: at most this many floats of scratch, so a 512x512 VAE conv does not need gigabytes */
-#define IM2COL_FLOATS (4u << 20)
+static void sgemm_nt(int M, int N, int K, const float *A, int lda, const float *B, int ldb, float beta, float *y, int ldy) {
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, N, K, 1.0f, A, lda, B, ldb, beta, y, ldy);
+}
 
-void cpu_conv2d(be *b, const be_tensor *x, const be_weight *w, const be_weight *bias, int stride, int pad_lo, int pad_hi, be_tensor *y) {
-    (void)pad_hi; /* implied by the output size */
-    int ci = x->c, co = w->out, kh = w->kh, kw = w->kw;
-    size_t rows = (size_t)y->n * y->h * y->w;
-    if (kh == 1 && kw == 1 && stride == 1 && pad_lo == 0) { /* a 1x1 conv is a linear layer on [N*H*W, C] */
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)rows, co, ci, 1.0f, x->data, ci, w->data, ci, 0.0f, y->data, co);
-        cpu_bias_act(y->data, rows, co, bias ? bias->data : NULL, BE_ACT_NONE);
+void cpu_gemm_nt(be *b, int M, int N, int K, const float *A, int lda, const float *B, int ldb, float *y, int ldy, const float *bias, be_act act) {
+    cpu_impl *c = b->impl;
+    int T = c->threads;
+    if (T == 1 || 2.0 * M * N * K < 4e6) {
+        sgemm_nt(M, N, K, A, lda, B, ldb, 0.0f, y, ldy);
+        epilogue(y, ldy, M, N, bias, act);
         return;
     }
-    size_t K = (size_t)kh * kw * ci;
-    size_t chunk = IM2COL_FLOATS / K;
-    if (chunk < 16) chunk = 16;
-    if (chunk > rows) chunk = rows;
-    float *cols = cpu_scratch(b, chunk * K);
-    if (!cols) return;
-    const float *xs = x->data;
-    for (size_t r0 = 0; r0 < rows; r0 += chunk) {
-        size_t nr = rows - r0 < chunk ? rows - r0 : chunk;
-#pragma omp parallel for schedule(static)
-        for (size_t r = 0; r < nr; r++) {
-            size_t g = r0 + r;
-            int n = (int)(g / ((size_t)y->h * y->w)), oy = (int)(g / y->w % y->h), ox = (int)(g % y->w);
-            float *dst = cols + r * K;
-            for (int ky = 0; ky < kh; ky++) {
-                int iy = oy * stride - pad_lo + ky;
-                for (int kx = 0; kx < kw; kx++) {
-                    int ix = ox * stride - pad_lo + kx;
-                    float *d = dst + ((size_t)ky * kw + kx) * ci;
-                    if (iy < 0 || iy >= x->h || ix < 0 || ix >= x->w) memset(d, 0, ci * sizeof(float));
-                    else memcpy(d, xs + (((size_t)n * x->h + iy) * x->w + ix) * ci, ci * sizeof(float));
-                }
+    if (M >= 64 * T) { /* rows: each thread a contiguous block of whole rows, epilogue while they are in cache */
+#pragma omp parallel num_threads(T)
+        {
+            int t = omp_get_thread_num(), nt = omp_get_num_threads();
+            int m0 = (int)((long)M * t / nt), m1 = (int)((long)M * (t + 1) / nt);
+            if (m1 > m0) {
+                sgemm_nt(m1 - m0, N, K, A + (size_t)m0 * lda, lda, B, ldb, 0.0f, y + (size_t)m0 * ldy, ldy);
+                epilogue(y + (size_t)m0 * ldy, ldy, m1 - m0, N, bias, act);
             }
         }
-        float *yo = (float *)y->data + r0 * co;
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)nr, co, (int)K, 1.0f, cols, (int)K, w->data, (int)K, 0.0f, yo, co);
-        cpu_bias_act(yo, nr, co, bias ? bias->data : NULL, BE_ACT_NONE);
+    } else { /* few rows (text encoder, embeddings): columns, in multiples of 16 */
+#pragma omp parallel num_threads(T)
+        {
+            int t = omp_get_thread_num(), nt = omp_get_num_threads();
+            int n0 = (int)((long)N * t / nt) & ~15, n1 = t == nt - 1 ? N : (int)((long)N * (t + 1) / nt) & ~15;
+            if (n1 > n0) {
+                sgemm_nt(M, n1 - n0, K, A, lda, B + (size_t)n0 * ldb, ldb, 0.0f, y + n0, ldy);
+                epilogue(y + n0, ldy, M, n1 - n0, bias ? bias + n0 : NULL, act);
+            }
+        }
+    }
+}
+
+void cpu_linear(be *b, const be_tensor *x, const be_weight *w, const be_weight *bias, be_act act, be_tensor *y) {
+    cpu_impl *c = b->impl;
+    const float *wf = cpu_weight_f32(b, w);
+    if (!wf) return;
+    double t0 = c->profile ? cpu_now() : 0;
+    int rows = x->n * x->h * x->w;
+    /* y[rows, out] = x[rows, in] · W[out, in]ᵀ */
+    cpu_gemm_nt(b, rows, w->out, w->in, x->data, w->in, wf, w->in, y->data, w->out, cpu_vec(bias), act);
+    if (c->profile) {
+        c->prof_s[PROF_LINEAR] += cpu_now() - t0;
+        c->prof_calls[PROF_LINEAR]++;
+        c->prof_flops[PROF_LINEAR] += 2.0 * rows * w->out * w->in;
+    }
+}
+
+/* ---- 3x3 stride-1 pad-1 convolution as 9 accumulated GEMMs over a padded slab ----
+ * A chunk of R output rows of one sample reads input rows r0-1 .. r0+R; they are copied once, zero padded,
+ * into a slab [R+2][W+2][C] (+2 spare pixels). Computing the output over the padded width W+2 makes every
+ * tap (ky, kx) one GEMM: out[R·(W+2), O] += slab[from ky·(W+2)+kx][R·(W+2), C] · W_tap[O, C]ᵀ, with W_tap
+ * the weight columns (ky·3+kx)·C .. +C (leading dimension 9C). Two columns per row are garbage and dropped. */
+#define SLAB_ROWS 1024 /* output positions (GEMM rows) per chunk */
+
+static void conv3x3_slab(be *b, const be_tensor *x, const float *wf, const float *bias, be_tensor *y, int R) {
+    cpu_impl *c = b->impl;
+    int N = x->n, H = x->h, W = x->w, C = x->c, O = y->c, Wp = W + 2, T = c->threads;
+    int per = (H + R - 1) / R, tasks = N * per;
+    size_t slab = ((size_t)(R + 2) * Wp + 2) * C, outf = (size_t)R * Wp * O, each = (slab + outf + 15) & ~(size_t)15;
+    float *scr = cpu_scratch(b, each * T);
+    if (!scr) return;
+    const float *xs = x->data;
+    float *ys = y->data;
+#pragma omp parallel for schedule(dynamic, 1) num_threads(T)
+    for (int task = 0; task < tasks; task++) {
+        int n = task / per, r0 = task % per * R, rr = H - r0 < R ? H - r0 : R;
+        float *s = scr + each * omp_get_thread_num(), *o = s + slab;
+        for (int i = 0; i < rr + 2; i++) {
+            int iy = r0 - 1 + i;
+            float *row = s + (size_t)i * Wp * C;
+            if (iy < 0 || iy >= H) { memset(row, 0, (size_t)Wp * C * sizeof(float)); continue; }
+            memset(row, 0, C * sizeof(float));
+            memcpy(row + C, xs + (((size_t)n * H + iy) * W) * C, (size_t)W * C * sizeof(float));
+            memset(row + (size_t)(W + 1) * C, 0, C * sizeof(float));
+        }
+        memset(s + (size_t)(rr + 2) * Wp * C, 0, 2 * C * sizeof(float)); /* read only by dropped columns */
+        int M = rr * Wp;
+        for (int t = 0; t < 9; t++) {
+            int ky = t / 3, kx = t % 3;
+            sgemm_nt(M, O, C, s + ((size_t)ky * Wp + kx) * C, C, wf + (size_t)t * C, 9 * C, t ? 1.0f : 0.0f, o, O);
+        }
+        for (int i = 0; i < rr; i++) {
+            float *dst = ys + (((size_t)n * H + r0 + i) * W) * O;
+            const float *src = o + (size_t)i * Wp * O;
+            if (bias) for (int j = 0; j < W; j++) cpu_bias_act_row(src + (size_t)j * O, bias, BE_ACT_NONE, dst + (size_t)j * O, O);
+            else memcpy(dst, src, (size_t)W * O * sizeof(float));
+        }
+    }
+}
+
+/* ---- im2col: [positions, kh·kw·C] rows in the weight's [out][kh][kw][in] order ---- */
+
+static void im2col_rows(const be_tensor *x, const be_tensor *y, int kh, int kw, int stride, int pad, size_t g0, size_t nr, float *cols) {
+    int ci = x->c;
+    size_t K = (size_t)kh * kw * ci;
+    const float *xs = x->data;
+    for (size_t r = 0; r < nr; r++) {
+        size_t g = g0 + r;
+        int n = (int)(g / ((size_t)y->h * y->w)), oy = (int)(g / y->w % y->h), ox = (int)(g % y->w);
+        float *dst = cols + r * K;
+        for (int ky = 0; ky < kh; ky++) {
+            int iy = oy * stride - pad + ky;
+            for (int kx = 0; kx < kw; kx++) {
+                int ix = ox * stride - pad + kx;
+                float *d = dst + ((size_t)ky * kw + kx) * ci;
+                if (iy < 0 || iy >= x->h || ix < 0 || ix >= x->w) memset(d, 0, ci * sizeof(float));
+                else memcpy(d, xs + (((size_t)n * x->h + iy) * x->w + ix) * ci, ci * sizeof(float));
+            }
+        }
+    }
+}
+
+#define IM2COL_FLOATS (1u << 20) /* per chunk: a few MiB, so the chunk is still in cache when the GEMM reads it */
+
+static void conv_im2col(be *b, const be_tensor *x, const float *wf, const float *bias, int stride, int pad, int kh, int kw, be_tensor *y) {
+    cpu_impl *c = b->impl;
+    int co = y->c, T = c->threads;
+    size_t rows = (size_t)y->n * y->h * y->w, K = (size_t)kh * kw * x->c;
+    size_t chunk = IM2COL_FLOATS / K;
+    if (chunk < 16) chunk = 16;
+    float *ys = y->data;
+    if (rows >= chunk * T) { /* each thread its own chunks: im2col and GEMM on the same core */
+        float *scr = cpu_scratch(b, chunk * K * T);
+        if (!scr) return;
+        long tasks = (long)((rows + chunk - 1) / chunk);
+#pragma omp parallel for schedule(dynamic, 1) num_threads(T)
+        for (long t = 0; t < tasks; t++) {
+            size_t r0 = (size_t)t * chunk, nr = rows - r0 < chunk ? rows - r0 : chunk;
+            float *cols = scr + chunk * K * omp_get_thread_num();
+            im2col_rows(x, y, kh, kw, stride, pad, r0, nr, cols);
+            sgemm_nt((int)nr, co, (int)K, cols, (int)K, wf, (int)K, 0.0f, ys + r0 * co, co);
+            epilogue(ys + r0 * co, co, (int)nr, co, bias, BE_ACT_NONE);
+        }
+        return;
+    }
+    /* few positions (small latents): one shared im2col, the GEMM split over the threads */
+    float *cols = cpu_scratch(b, rows * K);
+    if (!cols) return;
+#pragma omp parallel for schedule(static) num_threads(T) if (rows * K > 32768)
+    for (size_t r = 0; r < rows; r++) im2col_rows(x, y, kh, kw, stride, pad, r, 1, cols + r * K);
+    cpu_gemm_nt(b, (int)rows, co, (int)K, cols, (int)K, wf, (int)K, ys, co, bias, BE_ACT_NONE);
+}
+
+/* $SD_CPU_CONV=im2col turns the slab path off (to compare the two). */
+static int slab_allowed(void) {
+    static int v = -1;
+    if (v < 0) {
+        const char *e = getenv("SD_CPU_CONV");
+        v = !(e && !strcmp(e, "im2col"));
+    }
+    return v;
+}
+
+void cpu_conv2d(be *b, const be_tensor *x, const be_weight *w, const be_weight *bias, int stride, int pad_lo, int pad_hi, be_tensor *y) {
+    cpu_impl *c = b->impl;
+    const float *wf = cpu_weight_f32(b, w);
+    if (!wf) return;
+    double t0 = c->profile ? cpu_now() : 0;
+    int ci = x->c, co = w->out, kh = w->kh, kw = w->kw;
+    size_t rows = (size_t)y->n * y->h * y->w;
+    if (kh == 1 && kw == 1 && stride == 1 && pad_lo == 0 && pad_hi == 0) { /* a 1x1 conv is a linear layer on [N*H*W, C] */
+        cpu_gemm_nt(b, (int)rows, co, ci, x->data, ci, wf, ci, y->data, co, cpu_vec(bias), BE_ACT_NONE);
+    } else if (kh == 3 && kw == 3 && stride == 1 && pad_lo == 1 && pad_hi == 1 && x->w >= 16 && ci >= 16 && slab_allowed()) {
+        int R = (SLAB_ROWS + x->w + 1) / (x->w + 2);
+        if (R > x->h) R = x->h;
+        while (R > 1 && (long)x->n * ((x->h + R - 1) / R) < 2L * c->threads) R = (R + 1) / 2; /* enough chunks for every thread */
+        conv3x3_slab(b, x, wf, cpu_vec(bias), y, R);
+    } else {
+        conv_im2col(b, x, wf, cpu_vec(bias), stride, pad_lo, kh, kw, y);
+    }
+    if (c->profile) {
+        c->prof_s[PROF_CONV] += cpu_now() - t0;
+        c->prof_calls[PROF_CONV]++;
+        c->prof_flops[PROF_CONV] += 2.0 * rows * co * ci * kh * kw;
     }
 }

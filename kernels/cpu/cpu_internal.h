@@ -5,21 +5,49 @@
 #include <cblas.h>
 
 #include "../backend.h"
+#include "cpu_simd.h"
+
+/* A weight as the CPU backend keeps it: the checkpoint's storage type (f32, f16 or bf16; parameter vectors are
+ * always f32), conv kernels re-laid out to [out][kh][kw][in]. 16-bit matrices are widened to f32 per call. */
+typedef struct cpu_w {
+    be_dtype type;
+    size_t count;          /* elements */
+    void *data;            /* 64-byte aligned */
+} cpu_w;
+
+/* Per-op wall time, for SD_CPU_PROFILE=1 (printed when the backend is freed). */
+enum { PROF_LINEAR, PROF_CONV, PROF_WIDEN, PROF_GN, PROF_LN, PROF_ATTN, PROF_ELEM, PROF_COPY, PROF_COUNT };
 
 typedef struct cpu_impl {
     int threads;
     void *arena_mem;
     size_t arena_bytes;
-    float *scratch;        /* im2col and attention scores; grown on demand, kept between calls */
+    float *scratch;        /* conv and attention working memory; grown on demand, kept between calls */
     size_t scratch_floats;
+    float *wide;           /* f32 copy of the 16-bit weight last used by a GEMM (`wide_of`), kept for the next call */
+    size_t wide_floats;
+    const void *wide_of;
+    int profile;
+    double prof_s[PROF_COUNT];
+    double prof_flops[PROF_COUNT];
+    long prof_calls[PROF_COUNT];
 } cpu_impl;
 
 float *cpu_scratch(be *b, size_t floats);
-void cpu_bias_act(float *y, size_t rows, int cols, const float *bias, be_act act);
+/* The weight as f32 [out][kh·kw·in] (the stored data when it is f32, else a widened copy valid until the next call). */
+const float *cpu_weight_f32(be *b, const be_weight *w);
+static inline const float *cpu_vec(const be_weight *w) { return w ? (const float *)((const cpu_w *)w->data)->data : NULL; }
+double cpu_now(void);
+
+/* y[M, N] (ldy) = A[M, K] (lda) · B[N, K]ᵀ (ldb) + bias, then act; split over the backend's threads. */
+void cpu_gemm_nt(be *b, int M, int N, int K, const float *A, int lda, const float *B, int ldb, float *y, int ldy, const float *bias, be_act act);
+
 void cpu_timestep_embedding_host(const float *t, int n, int dim, int flip, float shift, float *out);
 
 void cpu_linear(be *b, const be_tensor *x, const be_weight *w, const be_weight *bias, be_act act, be_tensor *y);
 void cpu_conv2d(be *b, const be_tensor *x, const be_weight *w, const be_weight *bias, int stride, int pad_lo, int pad_hi, be_tensor *y);
 void cpu_attention(be *b, const be_tensor *q, const be_tensor *k, const be_tensor *v, int heads, int causal, be_tensor *y);
+void cpu_group_norm(be *b, const be_tensor *x, const be_weight *gamma, const be_weight *beta, int groups, float eps, int silu, be_tensor *y);
+void cpu_layer_norm(be *b, const be_tensor *x, const be_weight *gamma, const be_weight *beta, float eps, be_tensor *y);
 
 #endif
