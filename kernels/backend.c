@@ -36,6 +36,10 @@ sd_status be_arena_reserve(be *b, size_t bytes) {
     return b->ops->arena_reserve(b, bytes);
 }
 
+void be_arena_trim(be *b) {
+    if (!b->measuring && b->ops->arena_trim) b->ops->arena_trim(b);
+}
+
 be_tensor be_new(be *b, int n, int h, int w, int c) {
     be_tensor t = {NULL, n, h, w, c};
     if (n <= 0 || h <= 0 || w <= 0 || c <= 0) {

@@ -45,6 +45,7 @@ struct be_ops {
     void (*free)(be *b);
     /* memory */
     sd_status (*arena_reserve)(be *b, size_t bytes);             /* (re)create the activation arena */
+    void (*arena_trim)(be *b);                                     /* optional: give back the memory above the top */
     sd_status (*weight_upload)(be *b, be_weight *w, be_dtype src_type, const void *src);
     void (*weight_free)(be *b, be_weight *w);
     void (*upload)(be *b, be_tensor *dst, const float *src);       /* host f32 NHWC -> backend */
@@ -93,6 +94,10 @@ sd_status be_arena_reserve(be *b, size_t bytes);
 be_tensor be_new(be *b, int n, int h, int w, int c);
 static inline size_t be_mark(be *b) { return sd_arena_mark(&b->arena); }
 static inline void be_release(be *b, size_t mark) { sd_arena_release(&b->arena, mark); }
+/* Gives the arena's memory above its current top back to the system (what lies there is dead by the stack
+ * discipline); addresses and size stay, pages come back zeroed on next use. Between stages whose peaks differ
+ * (sampling, then decoding) this keeps the process from holding both. A no-op where the backend has none. */
+void be_arena_trim(be *b);
 void be_measure_begin(be *b);
 size_t be_measure_end(be *b);      /* returns the arena peak seen while measuring */
 sd_status be_weight_upload(be *b, be_weight *w, be_wkind kind, int out, int in, int kh, int kw, be_dtype src_type, const void *src);

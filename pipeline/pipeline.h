@@ -36,8 +36,8 @@ struct sd_ctx {
 };
 
 /* The VAE decode options of a generation: vae_tiling > 0 exact bands, < 0 untiled, 0 automatic within the
- * pipeline's activation budget for the decode. */
-void sd_vae_decode_opts(int vae_tiling, vae_decode_opts *o);
+ * pipeline's activation budget for the decode (smaller on the CPU backend). */
+void sd_vae_decode_opts(const sd_ctx *c, int vae_tiling, vae_decode_opts *o);
 
 /* Checks a parameter set against the resolved size (sampler names are checked by the scheduler). */
 sd_status sd_params_validate(const sd_gen_params *p, int width, int height);

@@ -384,3 +384,64 @@ TEST(cpu_group_norm_many_chunks_offset_mean) {
     }
     free(x); free(g); free(bt); free(ref);
 }
+
+/* 16-bit weights over 4 Mi elements are widened a block of output rows at a time: linear, slab conv, im2col conv. */
+TEST(cpu_16bit_weights_in_row_blocks) {
+    be *b = mk(0);
+    const int R = 20, I = 4000, O = 1100;
+    float *x = rnd((size_t)R * I, 1, 0), *w = rnd((size_t)O * I, 0.05f, 0), *bias = rnd(O, 0.3f, 0);
+    uint16_t *w16 = malloc((size_t)O * I * 2);
+    for (size_t i = 0; i < (size_t)O * I; i++) {
+        w16[i] = f32_to_f16(w[i]);
+        w[i] = f16_to_f32(w16[i]);
+    }
+    float *ref = malloc((size_t)R * O * 4);
+    linear_ref(x, w, bias, R, I, O, ref);
+    be_weight W, B;
+    REQUIRE(be_weight_upload(b, &W, BE_W_LINEAR, O, I, 1, 1, BE_F16, w16) == SD_OK);
+    REQUIRE(be_weight_upload(b, &B, BE_W_VEC, O, 1, 1, 1, BE_F32, bias) == SD_OK);
+    be_tensor tx = up(b, x, 1, 1, R, I), ty = be_new(b, 1, 1, R, O);
+    be_linear(b, &tx, &W, &B, BE_ACT_NONE, &ty);
+    REQUIRE(be_status(b) == SD_OK);
+    float *got = down(b, &ty);
+    CHECK_MAXERR(got, ref, R * O, 2e-5);
+    free(got);
+    /* conv 3x3, 520 outputs x 900 inputs x 9 = 4.2 Mi weights: stride 1 (slab) and stride 2 (im2col) */
+    const int C = 900, Oc = 520, H = 4, Wd = 16;
+    float *cx = rnd((size_t)H * Wd * C, 1, 0), *cw = rnd((size_t)Oc * C * 9, 0.02f, 0);
+    uint16_t *cw16 = malloc((size_t)Oc * C * 9 * 2);
+    for (size_t i = 0; i < (size_t)Oc * C * 9; i++) {
+        cw16[i] = f32_to_f16(cw[i]);
+        cw[i] = f16_to_f32(cw16[i]);
+    }
+    be_weight CW;
+    REQUIRE(be_weight_upload(b, &CW, BE_W_CONV, Oc, C, 3, 3, BE_F16, cw16) == SD_OK);
+    for (int stride = 1; stride <= 2; stride++) {
+        int Ho = (H + 2 - 3) / stride + 1, Wo = (Wd + 2 - 3) / stride + 1;
+        float *cref = malloc((size_t)Ho * Wo * Oc * 4);
+        for (int oy = 0; oy < Ho; oy++)
+            for (int ox = 0; ox < Wo; ox++)
+                for (int o = 0; o < Oc; o++) {
+                    double s = 0;
+                    for (int ky = 0; ky < 3; ky++)
+                        for (int kx = 0; kx < 3; kx++) {
+                            int iy = oy * stride - 1 + ky, ix = ox * stride - 1 + kx;
+                            if (iy < 0 || iy >= H || ix < 0 || ix >= Wd) continue;
+                            for (int i = 0; i < C; i++) s += (double)cx[(iy * Wd + ix) * C + i] * cw[((size_t)(o * C + i) * 3 + ky) * 3 + kx];
+                        }
+                    cref[(oy * Wo + ox) * Oc + o] = (float)s;
+                }
+        size_t m = be_mark(b);
+        be_tensor tcx = up(b, cx, 1, H, Wd, C), tcy = be_new(b, 1, Ho, Wo, Oc);
+        be_conv2d(b, &tcx, &CW, NULL, stride, 1, 1, &tcy);
+        REQUIRE(be_status(b) == SD_OK);
+        got = down(b, &tcy);
+        CHECK_MAXERR(got, cref, Ho * Wo * Oc, 2e-5);
+        free(got);
+        free(cref);
+        be_release(b, m);
+    }
+    be_weight_free(b, &W); be_weight_free(b, &B); be_weight_free(b, &CW);
+    be_free(b);
+    free(x); free(w); free(bias); free(w16); free(ref); free(cx); free(cw); free(cw16);
+}

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "../../core/error.h"
 #include "../../core/half.h"
@@ -67,6 +68,14 @@ static sd_status cpu_arena_reserve(be *b, size_t bytes) {
     return SD_OK;
 }
 
+static void cpu_arena_trim(be *b) {
+    cpu_impl *c = b->impl;
+    if (!c->arena_mem) return;
+    uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE), lo = ((uintptr_t)b->arena.base + b->arena.used + page - 1) & ~(page - 1);
+    uintptr_t hi = (uintptr_t)c->arena_mem + c->arena_bytes;
+    if (hi > lo) madvise((void *)lo, hi - lo, MADV_DONTNEED); /* anonymous private pages: dropped, zero on next touch */
+}
+
 static void *grow(be *b, void *old, size_t *have, size_t floats, const char *what) {
     if (floats <= *have) return old;
     free(old);
@@ -83,27 +92,39 @@ float *cpu_scratch(be *b, size_t floats) {
     return c->scratch;
 }
 
-const float *cpu_weight_f32(be *b, const be_weight *w) {
+int cpu_weight_block(const be_weight *w) {
+    const cpu_w *cw = w->data;
+    size_t k = cw->count / w->out;
+    if (cw->type == BE_F32 || (size_t)w->out * k <= WIDE_FLOATS) return w->out;
+    int nb = (int)(WIDE_FLOATS / k) & ~15;
+    return nb < 16 ? 16 : nb;
+}
+
+const float *cpu_weight_rows(be *b, const be_weight *w, int o0, int n) {
     cpu_impl *c = b->impl;
     const cpu_w *cw = w->data;
-    if (cw->type == BE_F32) return cw->data;
-    if (c->wide_of == cw) return c->wide;
+    size_t k = cw->count / w->out;
+    if (cw->type == BE_F32) return (const float *)cw->data + (size_t)o0 * k;
+    if (c->wide_of == cw && c->wide_o0 == o0 && c->wide_n == n) return c->wide;
     double t0 = c->profile ? cpu_now() : 0;
-    if (cw->count > c->wide_floats) c->wide_of = NULL;
-    c->wide = grow(b, c->wide, &c->wide_floats, cw->count, "widened weights");
+    size_t count = (size_t)n * k;
+    if (count > c->wide_floats) c->wide_of = NULL;
+    c->wide = grow(b, c->wide, &c->wide_floats, count, "widened weights");
     if (!c->wide) return NULL;
-    const uint16_t *src = cw->data;
+    const uint16_t *src = (const uint16_t *)cw->data + (size_t)o0 * k;
     float *dst = c->wide;
-    size_t n = cw->count, chunk = 1 << 16;
-    long nchunks = (long)((n + chunk - 1) / chunk);
+    size_t chunk = 1 << 16;
+    long nchunks = (long)((count + chunk - 1) / chunk);
     int f16 = cw->type == BE_F16;
 #pragma omp parallel for schedule(static) num_threads(c->threads) if (nchunks > 1)
     for (long i = 0; i < nchunks; i++) {
-        size_t o = (size_t)i * chunk, len = n - o < chunk ? n - o : chunk;
+        size_t o = (size_t)i * chunk, len = count - o < chunk ? count - o : chunk;
         if (f16) cpu_widen_f16(src + o, dst + o, len);
         else cpu_widen_bf16(src + o, dst + o, len);
     }
     c->wide_of = cw;
+    c->wide_o0 = o0;
+    c->wide_n = n;
     if (c->profile) { c->prof_s[PROF_WIDEN] += cpu_now() - t0; c->prof_calls[PROF_WIDEN]++; }
     return c->wide;
 }
@@ -308,6 +329,7 @@ static const struct be_ops cpu_ops = {
     .name = "cpu",
     .free = cpu_free,
     .arena_reserve = cpu_arena_reserve,
+    .arena_trim = cpu_arena_trim,
     .weight_upload = cpu_weight_upload,
     .weight_free = cpu_weight_free,
     .upload = cpu_upload,

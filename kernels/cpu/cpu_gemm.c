@@ -49,14 +49,18 @@ void cpu_gemm_nt(be *b, int M, int N, int K, const float *A, int lda, const floa
 
 void cpu_linear(be *b, const be_tensor *x, const be_weight *w, const be_weight *bias, be_act act, be_tensor *y) {
     cpu_impl *c = b->impl;
-    const float *wf = cpu_weight_f32(b, w);
-    if (!wf) return;
-    double t0 = c->profile ? cpu_now() : 0;
-    int rows = x->n * x->h * x->w;
-    /* y[rows, out] = x[rows, in] · W[out, in]ᵀ */
-    cpu_gemm_nt(b, rows, w->out, w->in, x->data, w->in, wf, w->in, y->data, w->out, cpu_vec(bias), act);
+    int rows = x->n * x->h * x->w, O = w->out, nb = cpu_weight_block(w);
+    const float *bv = cpu_vec(bias);
+    for (int o0 = 0; o0 < O; o0 += nb) {
+        int n = O - o0 < nb ? O - o0 : nb;
+        const float *wf = cpu_weight_rows(b, w, o0, n);
+        if (!wf) return;
+        double t0 = c->profile ? cpu_now() : 0;
+        /* y[rows, o0:o0+n] = x[rows, in] · W[o0:o0+n, in]ᵀ */
+        cpu_gemm_nt(b, rows, n, w->in, x->data, w->in, wf, w->in, (float *)y->data + o0, O, bv ? bv + o0 : NULL, act);
+        if (c->profile) c->prof_s[PROF_LINEAR] += cpu_now() - t0;
+    }
     if (c->profile) {
-        c->prof_s[PROF_LINEAR] += cpu_now() - t0;
         c->prof_calls[PROF_LINEAR]++;
         c->prof_flops[PROF_LINEAR] += 2.0 * rows * w->out * w->in;
     }
@@ -69,9 +73,10 @@ void cpu_linear(be *b, const be_tensor *x, const be_weight *w, const be_weight *
  * the weight columns (ky·3+kx)·C .. +C (leading dimension 9C). Two columns per row are garbage and dropped. */
 #define SLAB_ROWS 1024 /* output positions (GEMM rows) per chunk */
 
-static void conv3x3_slab(be *b, const be_tensor *x, const float *wf, const float *bias, be_tensor *y, int R) {
+/* Output channels [o0, o0+O) of y from their weight rows wf [O][9C]; bias is already offset. */
+static void conv3x3_slab(be *b, const be_tensor *x, const float *wf, const float *bias, be_tensor *y, int o0, int O, int R) {
     cpu_impl *c = b->impl;
-    int N = x->n, H = x->h, W = x->w, C = x->c, O = y->c, Wp = W + 2, T = c->threads;
+    int N = x->n, H = x->h, W = x->w, C = x->c, Wp = W + 2, T = c->threads, ldy = y->c;
     int per = (H + R - 1) / R, tasks = N * per;
     size_t slab = ((size_t)(R + 2) * Wp + 2) * C, outf = (size_t)R * Wp * O, each = (slab + outf + 15) & ~(size_t)15;
     float *scr = cpu_scratch(b, each * T);
@@ -97,10 +102,12 @@ static void conv3x3_slab(be *b, const be_tensor *x, const float *wf, const float
             sgemm_nt(M, O, C, s + ((size_t)ky * Wp + kx) * C, C, wf + (size_t)t * C, 9 * C, t ? 1.0f : 0.0f, o, O);
         }
         for (int i = 0; i < rr; i++) {
-            float *dst = ys + (((size_t)n * H + r0 + i) * W) * O;
+            float *dst = ys + (((size_t)n * H + r0 + i) * W) * ldy + o0;
             const float *src = o + (size_t)i * Wp * O;
-            if (bias) for (int j = 0; j < W; j++) cpu_bias_act_row(src + (size_t)j * O, bias, BE_ACT_NONE, dst + (size_t)j * O, O);
-            else memcpy(dst, src, (size_t)W * O * sizeof(float));
+            for (int j = 0; j < W; j++) {
+                if (bias) cpu_bias_act_row(src + (size_t)j * O, bias, BE_ACT_NONE, dst + (size_t)j * ldy, O);
+                else memcpy(dst + (size_t)j * ldy, src + (size_t)j * O, O * sizeof(float));
+            }
         }
     }
 }
@@ -129,9 +136,11 @@ static void im2col_rows(const be_tensor *x, const be_tensor *y, int kh, int kw, 
 
 #define IM2COL_FLOATS (1u << 20) /* per chunk: a few MiB, so the chunk is still in cache when the GEMM reads it */
 
-static void conv_im2col(be *b, const be_tensor *x, const float *wf, const float *bias, int stride, int pad, int kh, int kw, be_tensor *y) {
+/* Output channels [o0, o0+co) of y from their weight rows wf [co][kh·kw·C]; bias is already offset. */
+static void conv_im2col(be *b, const be_tensor *x, const float *wf, const float *bias, int stride, int pad, int kh, int kw, be_tensor *y,
+                        int o0, int co) {
     cpu_impl *c = b->impl;
-    int co = y->c, T = c->threads;
+    int T = c->threads, ldy = y->c;
     size_t rows = (size_t)y->n * y->h * y->w, K = (size_t)kh * kw * x->c;
     size_t chunk = IM2COL_FLOATS / K;
     if (chunk < 16) chunk = 16;
@@ -145,8 +154,8 @@ static void conv_im2col(be *b, const be_tensor *x, const float *wf, const float 
             size_t r0 = (size_t)t * chunk, nr = rows - r0 < chunk ? rows - r0 : chunk;
             float *cols = scr + chunk * K * omp_get_thread_num();
             im2col_rows(x, y, kh, kw, stride, pad, r0, nr, cols);
-            sgemm_nt((int)nr, co, (int)K, cols, (int)K, wf, (int)K, 0.0f, ys + r0 * co, co);
-            epilogue(ys + r0 * co, co, (int)nr, co, bias, BE_ACT_NONE);
+            sgemm_nt((int)nr, co, (int)K, cols, (int)K, wf, (int)K, 0.0f, ys + r0 * ldy + o0, ldy);
+            epilogue(ys + r0 * ldy + o0, ldy, (int)nr, co, bias, BE_ACT_NONE);
         }
         return;
     }
@@ -155,7 +164,7 @@ static void conv_im2col(be *b, const be_tensor *x, const float *wf, const float 
     if (!cols) return;
 #pragma omp parallel for schedule(static) num_threads(T) if (rows * K > 32768)
     for (size_t r = 0; r < rows; r++) im2col_rows(x, y, kh, kw, stride, pad, r, 1, cols + r * K);
-    cpu_gemm_nt(b, (int)rows, co, (int)K, cols, (int)K, wf, (int)K, ys, co, bias, BE_ACT_NONE);
+    cpu_gemm_nt(b, (int)rows, co, (int)K, cols, (int)K, wf, (int)K, ys + o0, ldy, bias, BE_ACT_NONE);
 }
 
 /* $SD_CPU_CONV=im2col turns the slab path off (to compare the two). */
@@ -170,23 +179,28 @@ static int slab_allowed(void) {
 
 void cpu_conv2d(be *b, const be_tensor *x, const be_weight *w, const be_weight *bias, int stride, int pad_lo, int pad_hi, be_tensor *y) {
     cpu_impl *c = b->impl;
-    const float *wf = cpu_weight_f32(b, w);
-    if (!wf) return;
-    double t0 = c->profile ? cpu_now() : 0;
-    int ci = x->c, co = w->out, kh = w->kh, kw = w->kw;
+    int ci = x->c, co = w->out, kh = w->kh, kw = w->kw, nb = cpu_weight_block(w);
     size_t rows = (size_t)y->n * y->h * y->w;
-    if (kh == 1 && kw == 1 && stride == 1 && pad_lo == 0 && pad_hi == 0) { /* a 1x1 conv is a linear layer on [N*H*W, C] */
-        cpu_gemm_nt(b, (int)rows, co, ci, x->data, ci, wf, ci, y->data, co, cpu_vec(bias), BE_ACT_NONE);
-    } else if (kh == 3 && kw == 3 && stride == 1 && pad_lo == 1 && pad_hi == 1 && x->w >= 16 && ci >= 16 && slab_allowed()) {
-        int R = (SLAB_ROWS + x->w + 1) / (x->w + 2);
-        if (R > x->h) R = x->h;
-        while (R > 1 && (long)x->n * ((x->h + R - 1) / R) < 2L * c->threads) R = (R + 1) / 2; /* enough chunks for every thread */
-        conv3x3_slab(b, x, wf, cpu_vec(bias), y, R);
-    } else {
-        conv_im2col(b, x, wf, cpu_vec(bias), stride, pad_lo, kh, kw, y);
+    const float *bv = cpu_vec(bias);
+    int slab = kh == 3 && kw == 3 && stride == 1 && pad_lo == 1 && pad_hi == 1 && x->w >= 16 && ci >= 16 && slab_allowed();
+    int R = (SLAB_ROWS + x->w + 1) / (x->w + 2);
+    if (R > x->h) R = x->h;
+    while (R > 1 && (long)x->n * ((x->h + R - 1) / R) < 2L * c->threads) R = (R + 1) / 2; /* enough chunks for every thread */
+    for (int o0 = 0; o0 < co; o0 += nb) {
+        int n = co - o0 < nb ? co - o0 : nb;
+        const float *wf = cpu_weight_rows(b, w, o0, n);
+        if (!wf) return;
+        double t0 = c->profile ? cpu_now() : 0;
+        const float *bo = bv ? bv + o0 : NULL;
+        if (kh == 1 && kw == 1 && stride == 1 && pad_lo == 0 && pad_hi == 0) /* a 1x1 conv is a linear layer on [N*H*W, C] */
+            cpu_gemm_nt(b, (int)rows, n, ci, x->data, ci, wf, ci, (float *)y->data + o0, co, bo, BE_ACT_NONE);
+        else if (slab)
+            conv3x3_slab(b, x, wf, bo, y, o0, n, R);
+        else
+            conv_im2col(b, x, wf, bo, stride, pad_lo, kh, kw, y, o0, n);
+        if (c->profile) c->prof_s[PROF_CONV] += cpu_now() - t0;
     }
     if (c->profile) {
-        c->prof_s[PROF_CONV] += cpu_now() - t0;
         c->prof_calls[PROF_CONV]++;
         c->prof_flops[PROF_CONV] += 2.0 * rows * co * ci * kh * kw;
     }

@@ -24,9 +24,10 @@ typedef struct cpu_impl {
     size_t arena_bytes;
     float *scratch;        /* conv and attention working memory; grown on demand, kept between calls */
     size_t scratch_floats;
-    float *wide;           /* f32 copy of the 16-bit weight last used by a GEMM (`wide_of`), kept for the next call */
+    float *wide;           /* f32 copy of rows [wide_o0, +wide_n) of the 16-bit weight `wide_of`, kept for the next call */
     size_t wide_floats;
     const void *wide_of;
+    int wide_o0, wide_n;
     int profile;
     double prof_s[PROF_COUNT];
     double prof_flops[PROF_COUNT];
@@ -34,8 +35,13 @@ typedef struct cpu_impl {
 } cpu_impl;
 
 float *cpu_scratch(be *b, size_t floats);
-/* The weight as f32 [out][kh·kw·in] (the stored data when it is f32, else a widened copy valid until the next call). */
-const float *cpu_weight_f32(be *b, const be_weight *w);
+/* 16-bit weights are widened to f32 at most WIDE_FLOATS at a time (a 1280x2560x3x3 conv would be 113 MiB): ops
+ * run over blocks of cpu_weight_block(w) output rows, each from cpu_weight_rows(), which returns rows [o0, o0+n)
+ * of the [out][kh·kw·in] matrix as f32 (the stored data when it is f32, else a widened copy valid until the next
+ * call; repeated calls for the same rows reuse it). */
+#define WIDE_FLOATS ((size_t)4 << 20)
+int cpu_weight_block(const be_weight *w);
+const float *cpu_weight_rows(be *b, const be_weight *w, int o0, int n);
 static inline const float *cpu_vec(const be_weight *w) { return w ? (const float *)((const cpu_w *)w->data)->data : NULL; }
 double cpu_now(void);
 

@@ -5,6 +5,7 @@
  *   BENCH_SKIP_512=1         skips the 512² rows
  *   BENCH_STAGES=a,b,...     only these of text, unet256, unet512, vae256, vae512
  *   BENCH_VAE=auto|off|on    VAE decode mode: the pipeline's automatic choice (default), untiled, exact bands
+ *   BENCH_VAE_LIMIT=MiB      activation budget of the decode (default: the pipeline's)
  *   BENCH_THREADS=n          CPU threads (default: all cores)
  *   SD_CPU_PROFILE=1         per-op times of the whole run when the backend is freed */
 #include <math.h>
@@ -64,7 +65,7 @@ static void die(void) {
 }
 
 /* One guided UNet step at an image side: the UNet on a batch of 2 (uncond + cond). Returns seconds, sets flops. */
-static double unet_step(sd_ctx *c, int side, double *flops) {
+static double unet_step(sd_ctx *c, int side, double *flops, size_t *arena) {
     be *b = c->b;
     int h = side / 8, w = side / 8;
     const unet_config *uc = unet_get_config(c->unet);
@@ -78,6 +79,7 @@ static double unet_step(sd_ctx *c, int side, double *flops) {
     unet_forward(b, c->unet, &x, ts, &cond, &e);
     *flops = b->flops - f0; /* measure mode counts the layer shapes without computing */
     size_t need = be_measure_end(b);
+    *arena = need;
     if (need > b->arena.size && be_arena_reserve(b, need) != SD_OK) die();
     x = be_new(b, 2, h, w, 4);
     e = be_new(b, 2, h, w, 4);
@@ -106,7 +108,8 @@ static double vae_dec(sd_ctx *c, int side, int tiling, double *flops, vae_plan *
     double f0 = b->flops;
     vae_decode_arena_bytes(b, c->vae, h, w, &off); /* one measure-mode pass of the whole decoder */
     *flops = b->flops - f0;
-    sd_vae_decode_opts(tiling, &o);
+    sd_vae_decode_opts(c, tiling, &o);
+    if (getenv("BENCH_VAE_LIMIT")) o.mem_limit = (size_t)atol(getenv("BENCH_VAE_LIMIT")) << 20;
     size_t need = vae_decode_arena_bytes(b, c->vae, h, w, &o);
     if (!need || vae_decode_plan(b, c->vae, h, w, &o, plan) != SD_OK) die();
     if (need > b->arena.size && be_arena_reserve(b, need) != SD_OK) die();
@@ -157,9 +160,12 @@ int main(int argc, char **argv) {
         char name[64];
         snprintf(name, sizeof name, "unet%d", sides[k]);
         if (!want(name)) continue;
-        for (int i = 0; i < runs; i++) t[i] = unet_step(c, sides[k], &fl);
+        size_t arena;
+        char how[64];
+        for (int i = 0; i < runs; i++) t[i] = unet_step(c, sides[k], &fl, &arena);
         snprintf(name, sizeof name, "UNet guided step %d²", sides[k]);
-        row(name, median(t, runs), fl, NULL);
+        snprintf(how, sizeof how, "batch 2, arena %.0f MiB", arena / 1048576.0);
+        row(name, median(t, runs), fl, how);
     }
     for (int k = 0; k < 2; k++) {
         char name[64], how[96];
