@@ -212,13 +212,14 @@ static void conv3_ref(const float *x, int N, int H, int W, int C, const float *w
                 }
 }
 
-/* The slab conv: chunks of rows (a ragged last chunk), one and two samples, one and two threads. */
+/* The slab conv: chunks of rows (a ragged last chunk), one and two samples, one and two threads, channel blocks. */
 TEST(cpu_conv3x3_slab_chunks) {
     static const struct { int N, H, W, C, O, threads; } cs[] = {
         {2, 37, 20, 16, 19, 0},  /* several chunks per sample, the last one short */
         {1, 3, 64, 24, 16, 0},   /* fewer rows than threads x 2: chunks of one row */
         {1, 9, 130, 17, 33, 1},  /* one thread, wide rows */
         {2, 16, 16, 32, 40, 0},
+        {1, 8, 16, 16, 168, 0},  /* few chunks: blocks of output channels too (two threads or more) */
     };
     for (size_t t = 0; t < sizeof cs / sizeof *cs; t++) {
         int N = cs[t].N, H = cs[t].H, W = cs[t].W, C = cs[t].C, O = cs[t].O;

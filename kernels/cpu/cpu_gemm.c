@@ -24,7 +24,9 @@ void cpu_gemm_nt(be *b, int M, int N, int K, const float *A, int lda, const floa
         epilogue(y, ldy, M, N, bias, act);
         return;
     }
-    if (M >= 64 * T) { /* rows: each thread a contiguous block of whole rows, epilogue while they are in cache */
+    /* Each part packs the operand it does not split: splitting rows repeats B (N x K) per thread, splitting columns
+     * repeats A (M x K). So split the longer side. */
+    if (M >= N || N < 32 * T) { /* rows: each thread a contiguous block of whole rows, epilogue while they are in cache */
 #pragma omp parallel num_threads(T)
         {
             int t = omp_get_thread_num(), nt = omp_get_num_threads();
@@ -34,7 +36,7 @@ void cpu_gemm_nt(be *b, int M, int N, int K, const float *A, int lda, const floa
                 epilogue(y + (size_t)m0 * ldy, ldy, m1 - m0, N, bias, act);
             }
         }
-    } else { /* few rows (text encoder, embeddings): columns, in multiples of 16 */
+    } else { /* few rows (text encoder, low-resolution UNet levels): columns, in multiples of 16 */
 #pragma omp parallel num_threads(T)
         {
             int t = omp_get_thread_num(), nt = omp_get_num_threads();
@@ -73,19 +75,26 @@ void cpu_linear(be *b, const be_tensor *x, const be_weight *w, const be_weight *
  * the weight columns (ky·3+kx)·C .. +C (leading dimension 9C). Two columns per row are garbage and dropped. */
 #define SLAB_ROWS 1024 /* output positions (GEMM rows) per chunk */
 
-/* Output channels [o0, o0+O) of y from their weight rows wf [O][9C]; bias is already offset. */
+/* Output channels [o0, o0+O) of y from their weight rows wf [O][9C]; bias is already offset. Tasks are chunks of
+ * R rows, and when those are too few for the threads also blocks of output channels (each task then packs only
+ * its part of the weights, instead of every thread packing all of them). */
 static void conv3x3_slab(be *b, const be_tensor *x, const float *wf, const float *bias, be_tensor *y, int o0, int O, int R) {
     cpu_impl *c = b->impl;
     int N = x->n, H = x->h, W = x->w, C = x->c, Wp = W + 2, T = c->threads, ldy = y->c;
-    int per = (H + R - 1) / R, tasks = N * per;
-    size_t slab = ((size_t)(R + 2) * Wp + 2) * C, outf = (size_t)R * Wp * O, each = (slab + outf + 15) & ~(size_t)15;
+    int per = (H + R - 1) / R, chunks = N * per, ncb = 1;
+    while ((long)chunks * ncb < 2L * T && O / (2 * ncb) >= 64) ncb *= 2;
+    int cbw = ((O + ncb - 1) / ncb + 15) & ~15;
+    ncb = (O + cbw - 1) / cbw;
+    int tasks = chunks * ncb;
+    size_t slab = ((size_t)(R + 2) * Wp + 2) * C, outf = (size_t)R * Wp * cbw, each = (slab + outf + 15) & ~(size_t)15;
     float *scr = cpu_scratch(b, each * T);
     if (!scr) return;
     const float *xs = x->data;
     float *ys = y->data;
 #pragma omp parallel for schedule(dynamic, 1) num_threads(T)
     for (int task = 0; task < tasks; task++) {
-        int n = task / per, r0 = task % per * R, rr = H - r0 < R ? H - r0 : R;
+        int ch = task / ncb, c0 = task % ncb * cbw, cw = O - c0 < cbw ? O - c0 : cbw;
+        int n = ch / per, r0 = ch % per * R, rr = H - r0 < R ? H - r0 : R;
         float *s = scr + each * omp_get_thread_num(), *o = s + slab;
         for (int i = 0; i < rr + 2; i++) {
             int iy = r0 - 1 + i;
@@ -97,16 +106,18 @@ static void conv3x3_slab(be *b, const be_tensor *x, const float *wf, const float
         }
         memset(s + (size_t)(rr + 2) * Wp * C, 0, 2 * C * sizeof(float)); /* read only by dropped columns */
         int M = rr * Wp;
+        const float *wc = wf + (size_t)c0 * 9 * C;
         for (int t = 0; t < 9; t++) {
             int ky = t / 3, kx = t % 3;
-            sgemm_nt(M, O, C, s + ((size_t)ky * Wp + kx) * C, C, wf + (size_t)t * C, 9 * C, t ? 1.0f : 0.0f, o, O);
+            sgemm_nt(M, cw, C, s + ((size_t)ky * Wp + kx) * C, C, wc + (size_t)t * C, 9 * C, t ? 1.0f : 0.0f, o, cw);
         }
+        const float *bc = bias ? bias + c0 : NULL;
         for (int i = 0; i < rr; i++) {
-            float *dst = ys + (((size_t)n * H + r0 + i) * W) * ldy + o0;
-            const float *src = o + (size_t)i * Wp * O;
+            float *dst = ys + (((size_t)n * H + r0 + i) * W) * ldy + o0 + c0;
+            const float *src = o + (size_t)i * Wp * cw;
             for (int j = 0; j < W; j++) {
-                if (bias) cpu_bias_act_row(src + (size_t)j * O, bias, BE_ACT_NONE, dst + (size_t)j * ldy, O);
-                else memcpy(dst + (size_t)j * ldy, src + (size_t)j * O, O * sizeof(float));
+                if (bc) cpu_bias_act_row(src + (size_t)j * cw, bc, BE_ACT_NONE, dst + (size_t)j * ldy, cw);
+                else memcpy(dst + (size_t)j * ldy, src + (size_t)j * cw, cw * sizeof(float));
             }
         }
     }
@@ -185,7 +196,8 @@ void cpu_conv2d(be *b, const be_tensor *x, const be_weight *w, const be_weight *
     int slab = kh == 3 && kw == 3 && stride == 1 && pad_lo == 1 && pad_hi == 1 && x->w >= 16 && ci >= 16 && slab_allowed();
     int R = (SLAB_ROWS + x->w + 1) / (x->w + 2);
     if (R > x->h) R = x->h;
-    while (R > 1 && (long)x->n * ((x->h + R - 1) / R) < 2L * c->threads) R = (R + 1) / 2; /* enough chunks for every thread */
+    while (R > 1 && (long)x->n * ((x->h + R - 1) / R) < c->threads) R = (R + 1) / 2; /* a chunk for every thread */
+    R = (x->h + (x->h + R - 1) / R - 1) / ((x->h + R - 1) / R);                      /* chunks of equal height */
     for (int o0 = 0; o0 < co; o0 += nb) {
         int n = co - o0 < nb ? co - o0 : nb;
         const float *wf = cpu_weight_rows(b, w, o0, n);

@@ -91,6 +91,7 @@ static double unet_step(sd_ctx *c, int side, double *flops, size_t *arena) {
     be_sync(b);
     double t = now() - t0;
     be_release(b, 0);
+    be_arena_trim(b); /* as the pipeline does after sampling */
     free(ctxh);
     free(xh);
     if (be_status(b) != SD_OK) die();
@@ -108,7 +109,7 @@ static double vae_dec(sd_ctx *c, int side, int tiling, double *flops, vae_plan *
     double f0 = b->flops;
     vae_decode_arena_bytes(b, c->vae, h, w, &off); /* one measure-mode pass of the whole decoder */
     *flops = b->flops - f0;
-    sd_vae_decode_opts(c, tiling, &o);
+    sd_vae_decode_opts(c, tiling, h, w, &o);
     if (getenv("BENCH_VAE_LIMIT")) o.mem_limit = (size_t)atol(getenv("BENCH_VAE_LIMIT")) << 20;
     size_t need = vae_decode_arena_bytes(b, c->vae, h, w, &o);
     if (!need || vae_decode_plan(b, c->vae, h, w, &o, plan) != SD_OK) die();
@@ -116,6 +117,7 @@ static double vae_dec(sd_ctx *c, int side, int tiling, double *flops, vae_plan *
     double t0 = now();
     sd_status st = vae_decode(b, c->vae, lat, 1, h, w, &o, rgb);
     double t = now() - t0;
+    be_arena_trim(b);
     free(lat);
     free(rgb);
     if (st != SD_OK) die();
