@@ -51,8 +51,8 @@ static void attention_blas(be *b, const be_tensor *q, const be_tensor *k, const 
 #define MR 6    /* rows of a micro-tile */
 #define PW 64   /* keys per packed panel (4 zmm) */
 
-/* S[MR][64] = Q[MR][d] · P[d][64] (one panel; P rows are 64 floats apart). */
-T512 static inline void qk_tile(const float *Q, int ldq, const float *P, int d, float *S, int lds) {
+/* S[MR][64] = Q[MR][d] · P[d][64] (one panel; P rows are 64 floats apart); rmax[r] = max(rmax[r], row r's max). */
+T512 static inline void qk_tile(const float *Q, int ldq, const float *P, int d, float *S, int lds, float *rmax) {
     __m512 acc[MR][4];
 #pragma GCC unroll 8
     for (int r = 0; r < MR; r++)
@@ -71,9 +71,12 @@ T512 static inline void qk_tile(const float *Q, int ldq, const float *P, int d, 
         }
     }
 #pragma GCC unroll 8
-    for (int r = 0; r < MR; r++)
+    for (int r = 0; r < MR; r++) {
 #pragma GCC unroll 4
         for (int z = 0; z < 4; z++) _mm512_storeu_ps(S + (size_t)r * lds + 16 * z, acc[r][z]);
+        float m = _mm512_reduce_max_ps(_mm512_max_ps(_mm512_max_ps(acc[r][0], acc[r][1]), _mm512_max_ps(acc[r][2], acc[r][3])));
+        rmax[r] = m > rmax[r] ? m : rmax[r];
+    }
 }
 
 /* O[MR][16·NZ (+ 8 when HALF)] += Pr[MR][bk] · V[bk][...] (V rows ldv apart). A trailing 8 columns (head
@@ -156,7 +159,7 @@ T512 static void attention_flash(be *b, const be_tensor *q, const be_tensor *k, 
     int npanel = (Tk + PW - 1) / PW, Tkp = npanel * PW, dvp = (dv + 15) & ~15;
     int nqb = (Tq + BQ - 1) / BQ, tasks = heads * nqb;
     size_t packed = (size_t)heads * d * Tkp; /* per head: panels [Tk/64][d][64] */
-    size_t each = (size_t)BQ * d + (size_t)BQ * BK + (size_t)BQ * dvp + 2 * BQ + (size_t)BK * 64;
+    size_t each = (size_t)BQ * d + (size_t)BQ * BK + (size_t)BQ * dvp + 3 * BQ + (size_t)BK * 64;
     each = (each + 15) & ~(size_t)15;
     float *scr = cpu_scratch(b, packed + each * T);
     if (!scr) return;
@@ -181,7 +184,7 @@ T512 static void attention_flash(be *b, const be_tensor *q, const be_tensor *k, 
         for (int task = 0; task < tasks; task++) {
             int hd = task / nqb, q0 = task % nqb * BQ, bq = Tq - q0 < BQ ? Tq - q0 : BQ;
             float *Qs = scr + packed + each * omp_get_thread_num(), *S = Qs + (size_t)BQ * d, *O = S + (size_t)BQ * BK;
-            float *mrow = O + (size_t)BQ * dvp, *lrow = mrow + BQ, *vtail = lrow + BQ;
+            float *mrow = O + (size_t)BQ * dvp, *lrow = mrow + BQ, *bmax = lrow + BQ, *vtail = bmax + BQ;
             const float *Q = (const float *)q->data + ((size_t)n * Tq + q0) * qc + (size_t)hd * d;
             const float *V = (const float *)v->data + (size_t)n * Tk * vc + (size_t)hd * dv;
             for (int i = 0; i < BQ; i++) {
@@ -193,16 +196,18 @@ T512 static void attention_flash(be *b, const be_tensor *q, const be_tensor *k, 
             int kend = causal ? (q0 + bq < Tk ? q0 + bq : Tk) : Tk; /* causal: no key past the block's last query */
             for (int j0 = 0; j0 < kend; j0 += BK) {
                 int bk = kend - j0 < BK ? kend - j0 : BK, np = (bk + PW - 1) / PW;
+                for (int i = 0; i < BQ; i++) bmax[i] = -INFINITY;
                 for (int p = 0; p < np; p++) {
                     const float *P = Kp + ((size_t)hd * npanel + j0 / PW + p) * d * PW;
-                    for (int r = 0; r < BQ; r += MR) qk_tile(Qs + (size_t)r * d, d, P, d, S + (size_t)r * BK + p * PW, BK);
+                    for (int r = 0; r < BQ; r += MR) qk_tile(Qs + (size_t)r * d, d, P, d, S + (size_t)r * BK + p * PW, BK, bmax + r);
                 }
+                int full = !causal && bk == np * PW; /* no padded or masked keys: the tiles' maxima are the rows' */
                 for (int i = 0; i < bq; i++) {
                     float *s = S + (size_t)i * BK;
                     int valid = bk;
                     if (causal && q0 + i + 1 - j0 < valid) valid = q0 + i + 1 - j0; /* query q0+i sees keys up to itself */
                     if (valid <= 0) { memset(s, 0, (size_t)bk * sizeof(float)); continue; }
-                    float mb = cpu_max_row(s, valid), mn = mb > mrow[i] ? mb : mrow[i];
+                    float mb = full ? bmax[i] : cpu_max_row(s, valid), mn = mb > mrow[i] ? mb : mrow[i];
                     float alpha = cpu_expf(mrow[i] - mn);
                     float sum = cpu_exp_sum_row(s, mn, valid);
                     if (valid < bk) memset(s + valid, 0, (size_t)(bk - valid) * sizeof(float));
