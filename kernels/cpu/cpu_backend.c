@@ -156,12 +156,20 @@ static sd_status cpu_weight_upload(be *b, be_weight *w, be_dtype src_type, const
     } else if (w->kind == BE_W_CONV && (w->kh > 1 || w->kw > 1)) {
         /* [out][in][kh][kw] -> [out][kh][kw][in]: rows match the NHWC im2col layout and each tap is a [out, in] slice */
         int ci = w->in, kk = w->kh * w->kw;
-        const char *s = src;
-        char *o = d;
-        for (int oc = 0; oc < w->out; oc++)
-            for (int i = 0; i < ci; i++)
-                for (int k = 0; k < kk; k++)
-                    memcpy(o + (((size_t)oc * kk + k) * ci + i) * es, s + (((size_t)oc * ci + i) * kk + k) * es, es);
+        for (int oc = 0; oc < w->out; oc++) {
+            size_t base = (size_t)oc * ci * kk;
+            if (es == 2) {
+                const uint16_t *s = (const uint16_t *)src + base;
+                uint16_t *o = (uint16_t *)d + base;
+                for (int i = 0; i < ci; i++)
+                    for (int k = 0; k < kk; k++) o[(size_t)k * ci + i] = s[(size_t)i * kk + k];
+            } else {
+                const float *s = (const float *)src + base;
+                float *o = (float *)d + base;
+                for (int i = 0; i < ci; i++)
+                    for (int k = 0; k < kk; k++) o[(size_t)k * ci + i] = s[(size_t)i * kk + k];
+            }
+        }
     } else {
         memcpy(d, src, n * es);
     }
