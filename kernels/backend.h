@@ -95,8 +95,9 @@ be_tensor be_new(be *b, int n, int h, int w, int c);
 static inline size_t be_mark(be *b) { return sd_arena_mark(&b->arena); }
 static inline void be_release(be *b, size_t mark) { sd_arena_release(&b->arena, mark); }
 /* Gives the arena's memory above its current top back to the system (what lies there is dead by the stack
- * discipline); addresses and size stay, pages come back zeroed on next use. Between stages whose peaks differ
- * (sampling, then decoding) this keeps the process from holding both. A no-op where the backend has none. */
+ * discipline, and its contents are lost); addresses, size and everything below the top stay. Between stages
+ * whose peaks differ (sampling, then decoding) this keeps the process from holding both. A no-op where the
+ * backend has nothing to give back. */
 void be_arena_trim(be *b);
 void be_measure_begin(be *b);
 size_t be_measure_end(be *b);      /* returns the arena peak seen while measuring */
