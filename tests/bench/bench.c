@@ -91,7 +91,6 @@ static double unet_step(sd_ctx *c, int side, double *flops, size_t *arena) {
     be_sync(b);
     double t = now() - t0;
     be_release(b, 0);
-    be_arena_trim(b); /* as the pipeline does after sampling */
     free(ctxh);
     free(xh);
     if (be_status(b) != SD_OK) die();
@@ -117,7 +116,6 @@ static double vae_dec(sd_ctx *c, int side, int tiling, double *flops, vae_plan *
     double t0 = now();
     sd_status st = vae_decode(b, c->vae, lat, 1, h, w, &o, rgb);
     double t = now() - t0;
-    be_arena_trim(b);
     free(lat);
     free(rgb);
     if (st != SD_OK) die();
@@ -168,6 +166,7 @@ int main(int argc, char **argv) {
         snprintf(name, sizeof name, "UNet guided step %d²", sides[k]);
         snprintf(how, sizeof how, "batch 2, arena %.0f MiB", arena / 1048576.0);
         row(name, median(t, runs), fl, how);
+        be_arena_trim(c->b); /* as the pipeline does after sampling */
     }
     for (int k = 0; k < 2; k++) {
         char name[64], how[96];
@@ -179,6 +178,7 @@ int main(int argc, char **argv) {
         else snprintf(how, sizeof how, "%s, arena %.0f MiB", pl.mode == VAE_TILING_OFF ? "untiled" : "blended tiles", pl.arena_bytes / 1048576.0);
         snprintf(name, sizeof name, "VAE decode %d²", sides[k]);
         row(name, median(t, runs), fl, how);
+        be_arena_trim(c->b);
     }
     printf("\npeak RSS %.0f MiB; f32 peak assumed %.1f GFLOP/s\n", peak_rss_mib(), PEAK_GFLOPS);
     free(t);
