@@ -114,7 +114,7 @@ static sd_status load_vae(sd_ctx *ctx) {
             if (ctx->files.family == SD_FAMILY_SDXL || ctx->files.family == SD_FAMILY_SDXL_REFINER) cfg.scaling_factor = VAE_SCALING_SDXL;
         }
     }
-    if (st == SD_OK) st = vae_load(ctx->b, m, &cfg, VAE_DECODER | VAE_ENCODER, &ctx->vae);
+    if (st == SD_OK) st = vae_load(ctx->vb, m, &cfg, VAE_DECODER | VAE_ENCODER, &ctx->vae);
     if (st == SD_OK) st = check_unused(m, "VAE", st_path(c->file));
     wmap_free(m);
     return st;
@@ -178,6 +178,32 @@ static sd_status load_all(sd_ctx *ctx, const sd_load_params *p) {
     return SD_OK;
 }
 
+/* CUDA when asked for, or by default when a GPU is present (f16 activations); the CPU otherwise. The SDXL VAE
+ * overflows f16 (diffusers' force_upcast), so on CUDA it gets a second backend instance on the same device
+ * with f32 storage. Verbose mode names the backend on stderr. */
+static sd_status pick_backend(sd_ctx *ctx, const sd_load_params *p) {
+    if (p->backend == SD_BACKEND_CUDA || (p->backend == SD_BACKEND_AUTO && be_cuda_available())) {
+        ctx->b = be_cuda_new(0, BE_F16);
+        if (!ctx->b && p->backend == SD_BACKEND_CUDA) {
+            sd_error_prefix("--backend cuda");
+            return SD_ERR_UNSUPPORTED;
+        }
+        if (!ctx->b && p->verbose) fprintf(stderr, "backend: CUDA device unusable (%s), using the CPU\n", sd_last_error());
+    }
+    if (ctx->b && (ctx->files.family == SD_FAMILY_SDXL || ctx->files.family == SD_FAMILY_SDXL_REFINER)) {
+        ctx->vb = be_cuda_new(0, BE_F32);
+        if (!ctx->vb) return SD_ERR_BACKEND;
+    }
+    if (!ctx->b) ctx->b = be_cpu_new(p->threads);
+    if (!ctx->b) return SD_ERR_MEMORY;
+    if (!ctx->vb) ctx->vb = ctx->b;
+    if (p->verbose) {
+        if (strcmp(ctx->b->ops->name, "cuda")) fprintf(stderr, "backend: cpu\n");
+        else fprintf(stderr, "backend: cuda (%s), f16 activations%s\n", be_cuda_device_name(ctx->b), ctx->vb != ctx->b ? ", VAE in f32" : "");
+    }
+    return SD_OK;
+}
+
 sd_status sd_load(const sd_load_params *p, sd_ctx **out) {
     *out = NULL;
     char dm[4096];
@@ -187,14 +213,7 @@ sd_status sd_load(const sd_load_params *p, sd_ctx **out) {
     ctx->verbose = p->verbose;
     sd_status st = sd_model_files_open(path, p->vae_path, &ctx->files);
     if (st != SD_OK) { free(ctx); return st; }
-    if (p->backend == SD_BACKEND_CUDA) {
-        sd_model_files_close(&ctx->files);
-        free(ctx);
-        return sd_fail(SD_ERR_UNSUPPORTED, "--backend cuda: this build has no CUDA backend");
-    }
-    ctx->b = be_cpu_new(p->threads);
-    if (!ctx->b) { sd_free(ctx); return SD_ERR_MEMORY; }
-    if (p->verbose) fprintf(stderr, "backend: cpu\n");
+    if ((st = pick_backend(ctx, p)) != SD_OK) { sd_free(ctx); return st; }
     if ((st = load_all(ctx, p)) != SD_OK) { sd_free(ctx); return st; }
 
     model_name(path, ctx->name, sizeof ctx->name);
@@ -215,7 +234,7 @@ sd_status sd_load(const sd_load_params *p, sd_ctx **out) {
     i->default_scheduler = "discrete";
     if (p->verbose)
         fprintf(stderr, "model: %s (%s, %s prediction, %dx%d), weights %.1f MiB on %s\n", i->name, i->family, i->prediction, size,
-                size, ctx->b->weight_bytes / 1048576.0, i->backend);
+                size, (ctx->b->weight_bytes + (ctx->vb != ctx->b ? ctx->vb->weight_bytes : 0)) / 1048576.0, i->backend);
     *out = ctx;
     return SD_OK;
 }
@@ -227,6 +246,7 @@ void sd_free(sd_ctx *ctx) {
         if (ctx->has_te2) clip_free(ctx->b, &ctx->te2);
         if (ctx->unet) unet_free(ctx->b, ctx->unet);
         if (ctx->vae) vae_free(ctx->vae);
+        if (ctx->vb && ctx->vb != ctx->b) be_free(ctx->vb);
         be_free(ctx->b);
     }
     clip_tokenizer_free(ctx->tok);
