@@ -211,6 +211,9 @@ static sd_status init(be *b, cuda_impl *c, int device) {
     CUDA_CHECK(cudaGetDeviceProperties(&prop, device));
     if (prop.major < 8) return sd_fail(SD_ERR_UNSUPPORTED, "%s: compute capability %d.%d; the CUDA backend needs 8.0 or newer", prop.name, prop.major, prop.minor);
     snprintf(c->device_name, sizeof c->device_name, "%s", prop.name);
+    int optin = 0;
+    CUDA_CHECK(cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, device));
+    c->smem_optin = (size_t)optin;
     c->device = device;
     sd_status st = cuda_blas_load();
     if (st != SD_OK) return st;
@@ -234,6 +237,8 @@ extern "C" be *be_cuda_new(int device, be_dtype act_dtype) {
     c->scratch_budget = (size_t)256 << 20;
     const char *env = getenv("SD_CUDA_SCRATCH_BYTES");
     if (env && atoll(env) > 0) c->scratch_budget = (size_t)atoll(env);
+    env = getenv("SD_CUDA_ATTENTION");
+    c->flash_attention = !(env && !strcmp(env, "cublas"));
     b->ops = &cuda_ops;
     b->impl = c;
     b->elem_size = cuda_dtype_size(act_dtype);

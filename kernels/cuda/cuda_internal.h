@@ -29,6 +29,9 @@ typedef struct cuda_impl {
     size_t scratch_bytes;   /*   grown on demand, kept, reused by the next op (the stream orders them) */
     size_t scratch_budget;  /* what one im2col chunk or attention score chunk may take (default 256 MiB;
                                $SD_CUDA_SCRATCH_BYTES overrides it, e.g. to exercise chunking in tests) */
+    size_t smem_optin;      /* the device's largest dynamic shared memory per block */
+    int flash_attention;    /* 1: fused attention kernel for f16/bf16 (default); 0: the cuBLAS reference path
+                               ($SD_CUDA_ATTENTION=cublas, for comparisons) */
     char device_name[256];
 } cuda_impl;
 

@@ -391,3 +391,50 @@ static void pipeline_case(const char *name) {
 
 TEST(cuda_model_pipeline_sd1_img2img) { pipeline_case("sd1_dpmpp2m_neg_img2img"); }
 TEST(cuda_model_pipeline_sdxl_txt2img) { pipeline_case("sdxl_euler_a_neg_txt2img"); }
+
+/* The SDXL VAE's activations pass f16's 65504 (diffusers' force_upcast); here a latent scaled by 10^4 (still within f16) does the
+ * same to the tiny VAE. f16 storage then overflows (the hazard is real), while bf16 and f32 storage - the
+ * VAE backends the pipeline can pick - decode to what the CPU gives: within MODEL_F16_U units of bf16's
+ * roundoff (2^-8) and f32's tolerance. */
+TEST(cuda_model_vae_overflow_needs_bf16_or_f32) {
+    vae_golden gd = {"golden/vae/a_diffusers.safetensors", "", "golden/vae/a_config.json", "golden/vae/a_io.safetensors", 0, 2, 5, 7};
+    static const be_dtype dts[3] = {BE_F16, BE_BF16, BE_F32};
+    float *out[4] = {NULL, NULL, NULL, NULL};
+    size_t nd = 0;
+    double zmax = 0;
+    for (int r = 0; r < 4; r++) {
+        be *b = r == 3 ? be_cpu_new(0) : be_cuda_new(0, dts[r]);
+        REQUIRE_MSG(b && be_arena_reserve(b, 64u << 20) == SD_OK, "%s", sd_last_error());
+        st_file *w = open_golden(gd.weights), *io = open_golden(gd.io);
+        wmap *m = wmap_new();
+        REQUIRE(vae_add_weights(m, w, "", VAE_LAYOUT_AUTO) == SD_OK);
+        vae_config cfg;
+        REQUIRE(vae_config_from_json(test_path(gd.config), &cfg) == SD_OK);
+        vae_model *v;
+        REQUIRE_MSG(vae_load(b, m, &cfg, VAE_DECODER, &v) == SD_OK, "%s", sd_last_error());
+        int64_t nz;
+        float *z = load(io, "dec.z", &nz);
+        for (int64_t i = 0; i < nz; i++) z[i] *= 10000.0f;
+        zmax = maxabs(z, (size_t)nz);
+        nd = (size_t)gd.n * gd.h * 2 * gd.w * 2 * 3;
+        out[r] = malloc(nd * sizeof(float));
+        sd_status st = vae_decode_z(b, v, z, gd.n, gd.h, gd.w, NULL, out[r]);
+        CHECK_MSG(st == SD_OK, "%s", sd_last_error());
+        free(z);
+        vae_free(v);
+        wmap_free(m);
+        st_close(w);
+        st_close(io);
+        be_free(b);
+    }
+    size_t bad16 = 0;
+    for (size_t i = 0; i < nd; i++) bad16 += !isfinite(out[0][i]);
+    double scale = maxabs(out[3], nd), ebf = max_err(out[1], out[3], nd), e32 = max_err(out[2], out[3], nd);
+    test_note("latent |z| <= %.3g: f16 storage gives %zu non-finite of %zu values; bf16 max err %.2e = %.1f u_bf16·|y|, f32 %.2e "
+              "(|y| <= %.3g)", zmax, bad16, nd, ebf, ebf / (0x1p-8 * scale), e32, scale);
+    CHECK_MSG(bad16 > 0, "the case must overflow f16 (else it tests nothing)");
+    CHECK(ebf <= MODEL_F16_U * 0x1p-8 * scale);
+    CHECK(e32 <= F32_TOL * fmax(scale, 1.0));
+    platform_clean();
+    for (int r = 0; r < 4; r++) free(out[r]);
+}

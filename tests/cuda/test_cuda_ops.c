@@ -397,35 +397,46 @@ static double attention_err(be *g, be *c, be_dtype t, const attn_case *a, float 
 }
 
 static const attn_case ATTN_CASES[] = {
-    {2, 5, 7, 35, 2, 40, 40, 0},   /* self-attention on a 5x7 latent, head dim 40 (SD 1.x level 0) */
-    {2, 3, 5, 77, 1, 80, 80, 0},   /* cross-attention to 77 tokens, head dim 80 */
-    {1, 1, 13, 13, 2, 160, 160, 0},/* head dim 160 */
-    {2, 1, 11, 11, 3, 8, 8, 1},    /* causal (CLIP) */
-    {2, 1, 9, 5, 4, 10, 6, 0},     /* v narrower than q/k, more queries than keys */
-    {1, 3, 3, 4, 1, 33, 33, 1},    /* causal with more queries than keys */
+    {2, 5, 7, 35, 2, 40, 40, 0},     /* self-attention on a 5x7 latent, head dim 40 (SD 1.x level 0) */
+    {2, 3, 5, 77, 1, 80, 80, 0},     /* cross-attention to 77 tokens, head dim 80 */
+    {1, 1, 13, 13, 2, 160, 160, 0},  /* head dim 160 */
+    {2, 1, 11, 11, 3, 8, 8, 1},      /* causal (CLIP) */
+    {2, 1, 9, 5, 4, 10, 6, 0},       /* v narrower than q/k, more queries than keys */
+    {1, 3, 3, 4, 1, 33, 33, 1},      /* causal with more queries than keys */
+    {1, 10, 15, 150, 2, 40, 40, 0},  /* several query blocks and key tiles (flash: 3 x 3) */
+    {1, 1, 77, 77, 2, 16, 16, 1},    /* causal over several tiles (CLIP's 77 tokens) */
+    {1, 4, 17, 77, 1, 160, 160, 0},  /* wide heads: 32-key tiles, 3 of them, the last partial */
 };
 
+/* Both paths (fused kernel, and cuBLAS + softmax) in 16-bit storage; f32 storage always takes cuBLAS. */
 TEST(cuda_op_attention) {
-    for (int d = 0; d < 3; d++) {
-        be_dtype t = DTS[d];
-        be *g = mk_gpu(t), *c = mk_cpu();
-        double worst = 0;
-        for (size_t i = 0; i < sizeof ATTN_CASES / sizeof *ATTN_CASES; i++) worst = fmax(worst, attention_err(g, c, t, &ATTN_CASES[i], 1.5f));
-        /* probabilities rounded (u each: sum |dp·v| <= u·max|v|), output rounded (u) */
-        judge("attention d = 40/80/160/8/10/33, causal, cross, dv != d", t, worst, 2 * unit(t) + SLACK);
-        check_clean(g, c);
-        be_free(g); be_free(c);
-    }
+    for (int d = 0; d < 3; d++)
+        for (int path = 0; path < (DTS[d] == BE_F32 ? 1 : 2); path++) {
+            be_dtype t = DTS[d];
+            if (path) setenv("SD_CUDA_ATTENTION", "cublas", 1);
+            be *g = mk_gpu(t), *c = mk_cpu();
+            unsetenv("SD_CUDA_ATTENTION");
+            double worst = 0;
+            for (size_t i = 0; i < sizeof ATTN_CASES / sizeof *ATTN_CASES; i++) worst = fmax(worst, attention_err(g, c, t, &ATTN_CASES[i], 1.5f));
+            /* probabilities rounded (u each: sum |dp·v| <= u·max|v|), output rounded (u) */
+            judge(t != BE_F32 && !path ? "attention (flash) d = 40/80/160/8/10/33/16, causal, cross, dv != d, multi-tile"
+                                       : "attention (cuBLAS) d = 40/80/160/8/10/33/16, causal, cross, dv != d, multi-tile",
+                  t, worst, 2 * unit(t) + SLACK);
+            check_clean(g, c);
+            be_free(g); be_free(c);
+        }
 }
 
-/* Scores chunked by heads, then by queries, when the score buffer would exceed the scratch budget. */
+/* Reference path: scores chunked by heads, then by queries, when the score buffer would exceed the scratch budget. */
 TEST(cuda_op_attention_chunked) {
     static const char *budgets[] = {"2000", "200"}; /* f16 score rows of 35 keys take 210 bytes */
     be *c = mk_cpu();
     for (int i = 0; i < 2; i++) {
         setenv("SD_CUDA_SCRATCH_BYTES", budgets[i], 1);
+        setenv("SD_CUDA_ATTENTION", "cublas", 1);
         be *g = mk_gpu(BE_F16);
         unsetenv("SD_CUDA_SCRATCH_BYTES");
+        unsetenv("SD_CUDA_ATTENTION");
         attn_case a = {2, 5, 7, 35, 3, 16, 16, i};
         char what[96];
         snprintf(what, sizeof what, "attention, scratch budget %s bytes%s", budgets[i], i ? ", causal" : "");
@@ -550,16 +561,24 @@ TEST(cuda_op_extreme_inputs_stay_finite) {
             }
         CHECK_MSG(smax > 65504 * 1000.0, "the case must overflow f16 scores (max |score| %.3g)", smax);
         be_tensor qg = put(g, q, N, H, W, C), qc = put(c, q, N, H, W, C);
-        be_attention(g, &qg, &xg, &xg, 1, 0, &yg);
         be_attention(c, &qc, &xc, &xc, 1, 0, &yc);
-        got = get(g, &yg);
         want = get(c, &yc);
-        char what[96];
-        snprintf(what, sizeof what, "attention with scores up to %.2g (f32 scores, max-subtracted softmax)", smax);
-        judge(what, t, rel_err(got, want, n, maxabs(x, n)), 2 * unit(t) + SLACK);
-        free(got); free(want); free(q); free(x);
+        setenv("SD_CUDA_ATTENTION", "cublas", 1);
+        be *gr = mk_gpu(t);
+        unsetenv("SD_CUDA_ATTENTION");
+        be_tensor qr = put(gr, q, N, H, W, C), xr = put(gr, x, N, H, W, C), yr = be_new(gr, N, H, W, C);
+        for (int path = 0; path < 2; path++) {
+            be_attention(path ? gr : g, path ? &qr : &qg, path ? &xr : &xg, path ? &xr : &xg, 1, 0, path ? &yr : &yg);
+            got = get(path ? gr : g, path ? &yr : &yg);
+            char what[128];
+            snprintf(what, sizeof what, "attention (%s) with scores up to %.2g (f32 scores, max-subtracted softmax)", path ? "cuBLAS" : "flash", smax);
+            judge(what, t, rel_err(got, want, n, maxabs(x, n)), 2 * unit(t) + SLACK);
+            free(got);
+        }
+        free(want); free(q); free(x);
         check_clean(g, c);
-        be_free(g); be_free(c);
+        check_clean(gr, c);
+        be_free(g); be_free(gr); be_free(c);
     }
 }
 
