@@ -6,8 +6,9 @@ memory-bound on an H100 SXM (989 TFLOP/s dense f16 tensor, 3.35 TB/s). Pure arit
 Bytes count what each kernel of the chosen implementation reads from and writes to device memory once (f16
 activations and weights, f32 parameter vectors, f32 attention scores); caches are ignored except where a kernel
 re-reads data it just touched (GroupNorm's second statistics pass, LayerNorm's rows).
-    python3 tools/cuda_roofline.py            the table for the kernels as built
-    python3 tools/cuda_roofline.py --fused    the same step with flash attention and implicit-GEMM convs
+    python3 tools/cuda_roofline.py                      kernels as built (flash attention, im2col + GEMM convs)
+    python3 tools/cuda_roofline.py --cublas-attention   attention on the reference path (cuBLAS + softmax kernel)
+    python3 tools/cuda_roofline.py --implicit-gemm      3x3 convs without materialised columns (not built yet)
 """
 import sys
 from collections import defaultdict
@@ -17,7 +18,8 @@ BW = 3.35e12    # HBM3 bytes/s
 E = 2           # bytes per f16 element
 
 N, H0, CTX, CTX_DIM, HEADS = 2, 64, 77, 768, 8
-FUSED = "--fused" in sys.argv
+FLASH = "--cublas-attention" not in sys.argv
+IMPLICIT = "--implicit-gemm" in sys.argv
 acc = defaultdict(lambda: [0.0, 0.0, 0])   # class -> [flops, bytes, launches]
 
 
@@ -39,7 +41,7 @@ def gemm(cls, m, n, k, bias=True, act=False, a_bytes=None):
 def conv3x3(cin, cout, h, stride=1):
     ho = h // stride
     m, k = N * ho * ho, 9 * cin
-    if FUSED:   # implicit GEMM: reads x once, no columns, bias in the epilogue
+    if IMPLICIT:   # implicit GEMM: reads x once, no columns, bias in the epilogue
         add("conv 3x3 (GEMM)", 2.0 * m * cout * k, N * h * h * cin * E + cout * k * E + m * cout * E)
         return
     add("im2col", 0, N * h * h * cin * E + m * k * E)
@@ -63,7 +65,7 @@ def attention(tq, tk, c):
     d = c // HEADS
     flops = 2.0 * 2 * N * HEADS * tq * tk * d
     qkv = (N * tq * c + 2 * N * tk * c + N * tq * c) * E
-    if FUSED:
+    if FLASH:
         add("attention (flash)", flops, qkv)
         return
     s = N * HEADS * tq * tk
@@ -149,7 +151,8 @@ unet()
 tot_f = sum(a[0] for a in acc.values())
 tot_b = sum(a[1] for a in acc.values())
 tot_t = 0.0
-print(f"SD 1.5 UNet, 512x512, batch 2 (one guided step), {'fused kernels' if FUSED else 'kernels as built'}, H100 SXM roofline")
+print(f"SD 1.5 UNet, 512x512, batch 2 (one guided step); attention {'flash' if FLASH else 'cuBLAS + softmax'}, "
+      f"3x3 conv {'implicit GEMM' if IMPLICIT else 'im2col + GEMM'}; H100 SXM roofline")
 print(f"| op class | GFLOP | MB moved | FLOP/byte | launches | roofline µs | bound |")
 print(f"|---|---:|---:|---:|---:|---:|---|")
 for cls, (f, b, n) in sorted(acc.items(), key=lambda kv: -max(kv[1][0] / PEAK, kv[1][1] / BW)):
