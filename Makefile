@@ -6,6 +6,8 @@
 #   make deps        installs the Debian packages the build needs (as root)
 #   make demo        renders samples/out/*.png with the bundled demo model
 #   make bench       CPU benchmark table (random-weight full-size SD 1.5)
+#   make batch-demo  renders samples/jobs/shapes.jsonl into samples/out/batch/, contact sheet samples/batch/contact.png
+#   make compare-demo  sampler x steps grid, table and chart in samples/compare/ with the demo model
 
 CC        := gcc
 CXX       := g++
@@ -29,7 +31,7 @@ TEST_SRC  := $(wildcard tests/*.c)
 TEST_OBJ  := $(TEST_SRC:%.c=$(BUILD)/%.o)
 CU_SRC    := $(wildcard kernels/cuda/*.cu)
 
-.PHONY: all test asan-test cuda-check deps clean demo bench
+.PHONY: all test asan-test cuda-check deps clean demo bench batch-demo compare-demo
 all: $(BUILD)/libsd.a sd
 
 $(BUILD)/%.o: %.c
@@ -49,10 +51,12 @@ $(BUILD)/sd: $(CLI_OBJ) $(BUILD)/libsd.a
 sd: $(BUILD)/sd
 	@cp $< $@
 
-$(BUILD)/tests/unit: $(TEST_OBJ) $(BUILD)/libsd.a
+# the unit tests link the CLI's helpers (job files, manifest, grids ...) too: everything in cli/ but main()
+CLI_LIB_OBJ := $(filter-out $(BUILD)/cli/main.o,$(CLI_OBJ))
+$(BUILD)/tests/unit: $(TEST_OBJ) $(CLI_LIB_OBJ) $(BUILD)/libsd.a
 	$(CC) -o $@ $^ $(LDLIBS)
 
-TEST_BINS := unit=$(BUILD)/tests/unit cli="tests/cli_test.sh $(BUILD)/sd"
+TEST_BINS := unit=$(BUILD)/tests/unit cli="tests/cli_test.sh $(BUILD)/sd" batch="tests/batch_test.sh $(BUILD)/sd build/cache/tiny-sd"
 
 test: $(BUILD)/tests/unit sd
 	@tests/run.sh $(TEST_BINS)
@@ -185,6 +189,12 @@ else
 	@echo "cuda-check: $(words $(CU_SRC)) files compiled for sm_$(subst $() ,/sm_,$(CUDA_ARCHS))"
 endif
 
+$(BUILD)/sd-bench: $(BUILD)/tests/bench/bench.o $(BUILD)/tests/random_ckpt.o $(BUILD)/libsd.a
+	$(CC) -o $@ $^ $(LDLIBS)
+
+bench: $(BUILD)/sd-bench
+	@$(BUILD)/sd-bench $(BENCH_RUNS)
+
 deps:
 	@tools/install_deps.sh
 
@@ -192,3 +202,12 @@ clean:
 	rm -rf build build-asan sd
 
 -include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(TEST_OBJ:.o=.d)
+
+DEMO_MODEL := samples/models/shapes
+
+batch-demo: sd
+	./sd batch samples/jobs/shapes.jsonl -m $(DEMO_MODEL) -o samples/out/batch --contact-sheet samples/batch/contact.png
+
+compare-demo: sd
+	./sd compare -m $(DEMO_MODEL) -p "a large red star on a blue background, centre" -s 42 \
+	    --samplers euler,euler_a,dpm++2m,ddim --steps 4,8,16,32 --reference dpm++2m:100 -o samples/compare/grid.png

@@ -106,7 +106,7 @@ typedef struct sd_gen_params {
     const char *rng;                /* "cuda" (Philox, default) or "cpu" (torch CPU generator) */
     const char *sampler_rng;        /* noise of ancestral/SDE samplers; NULL: same as rng */
     int batch_count;                /* images to make (>= 1) */
-    int batch_size;                 /* latents per UNet call (>= 1); the images are the same either way */
+    int batch_size;                 /* latents per UNet call (>= 1); the same images up to float rounding */
     int clip_skip;                  /* 0 or 1: last layer; 2: penultimate (A1111 numbering) */
     const sd_image *init_image;     /* img2img when set (any size: resized to width x height) */
     float strength;                 /* img2img denoising strength 0..1 */
@@ -145,6 +145,8 @@ typedef struct sd_result {
     sd_timings timings;
 } sd_result;
 
+/* Images of a call depend only on the parameters and each image's seed; batch_size changes how many latents
+ * share a UNet call, which can move a pixel by one 8-bit level through float rounding (GEMM blocking). */
 sd_status sd_generate(sd_ctx *ctx, const sd_gen_params *p, sd_progress_fn progress, void *user, sd_result *out);
 void sd_result_free(sd_result *r);
 
@@ -161,6 +163,10 @@ sd_status sd_params_from_png(const char *path, sd_gen_params *p, void **storage)
 /* `sd tokenize`: the token ids of each 77-token window of a prompt (weights and token strings when verbose),
  * with the model's tokenizer (model_path NULL: CLIP's own vocabulary, which every SD model uses). */
 sd_status sd_tokenize(const char *model_path, const char *prompt, int verbose, FILE *out);
+
+/* SHA-256 as 64 lowercase hex digits + NUL: of a whole file (manifests, model hashes), or of n bytes. */
+sd_status sd_sha256_file(const char *path, char hex[65]);
+void sd_sha256_string(const void *data, size_t n, char hex[65]);
 
 /* Sampler and scheduler names with one-line descriptions, for --help and validation. */
 int sd_sampler_count(void);

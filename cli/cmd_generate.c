@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -245,8 +246,12 @@ int cmd_generate(int argc, char **argv) {
     }
     if (lp.verbose) {
         const sd_timings *t = &res.timings;
-        fprintf(stderr, "timings: text encode %.3fs, sampling %.3fs (%.3fs/step), decode %.3fs, total %.3fs; peak activations %.1f MiB\n",
-                t->text_encode, t->sample, t->per_step, t->decode, t->total, t->peak_activation_bytes / 1048576.0);
+        struct rusage ru;
+        getrusage(RUSAGE_SELF, &ru);
+        fprintf(stderr, "timings: text encode %.3fs, sampling %.3fs (%.3fs/step), decode %.3fs, total %.3fs\n", t->text_encode,
+                t->sample, t->per_step, t->decode, t->total);
+        fprintf(stderr, "memory: peak activations %.1f MiB, peak RSS %.1f MiB\n", t->peak_activation_bytes / 1048576.0,
+                ru.ru_maxrss / 1024.0);
     }
     rc = 0;
 done:

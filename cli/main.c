@@ -12,6 +12,8 @@ static void usage(FILE *out) {
             "usage: sd [generate] -p PROMPT [options]   render images (see `sd generate --help`)\n"
             "       sd info PATH...                      describe a model, a .safetensors file or a generated PNG\n"
             "       sd tokenize [-m MODEL] [--verbose] TEXT  show how a prompt is cut into CLIP tokens\n"
+            "       sd batch JOBS [-o DIR] [options]     render a job file (resumable, shardable; sd batch --help)\n"
+            "       sd compare -p PROMPT --samplers ...  sampler/scheduler/steps grid with timings and errors\n"
             "       sd --version\n",
             SD_VERSION);
 }
@@ -24,6 +26,8 @@ int main(int argc, char **argv) {
     if (!strcmp(cmd, "info")) return cmd_info(argc - 1, argv + 1);
     if (!strcmp(cmd, "generate")) return cmd_generate(argc - 1, argv + 1);
     if (!strcmp(cmd, "tokenize")) return cmd_tokenize(argc - 1, argv + 1);
+    if (!strcmp(cmd, "batch")) return cmd_batch(argc - 1, argv + 1);
+    if (!strcmp(cmd, "compare")) return cmd_compare(argc - 1, argv + 1);
     if (cmd[0] == '-') return cmd_generate(argc, argv); /* `sd -p ...` */
     fprintf(stderr, "error: unknown command \"%s\" (try sd --help)\n", cmd);
     return 1;

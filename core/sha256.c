@@ -75,6 +75,15 @@ void sd_sha256_hex(const uint8_t d[32], char hex[65]) {
     for (int i = 0; i < 32; i++) snprintf(hex + 2 * i, 3, "%02x", d[i]);
 }
 
+void sd_sha256_string(const void *data, size_t n, char hex[65]) {
+    sd_sha256 s;
+    uint8_t d[32];
+    sd_sha256_init(&s);
+    sd_sha256_update(&s, data, n);
+    sd_sha256_final(&s, d);
+    sd_sha256_hex(d, hex);
+}
+
 sd_status sd_sha256_file(const char *path, char hex[65]) {
     FILE *fp = fopen(path, "rb");
     if (!fp) return sd_fail(SD_ERR_IO, "%s: cannot open: %s", path, strerror(errno));

@@ -18,7 +18,6 @@ void sd_sha256_init(sd_sha256 *s);
 void sd_sha256_update(sd_sha256 *s, const void *data, size_t n);
 void sd_sha256_final(sd_sha256 *s, uint8_t out[32]);
 void sd_sha256_hex(const uint8_t digest[32], char hex[65]);
-/* Hash a whole file into 64 lowercase hex digits + NUL. */
-sd_status sd_sha256_file(const char *path, char hex[65]);
+/* sd_sha256_file and sd_sha256_string (whole file / byte string to hex) are declared in sd.h. */
 
 #endif

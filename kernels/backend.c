@@ -125,6 +125,7 @@ static int vec_ok(be *b, const char *op, const be_weight *v, int len) {
 }
 
 void be_linear(be *b, const be_tensor *x, const be_weight *w, const be_weight *bias, be_act act, be_tensor *y) {
+    b->flops += 2.0 * x->n * x->h * x->w * w->in * w->out;
     if (!ready(b, "linear", y, x)) return;
     if (w->kind != BE_W_LINEAR || x->c != w->in || y->c != w->out || (size_t)x->n * x->h * x->w != (size_t)y->n * y->h * y->w) {
         be_set_error(b, SD_ERR_ARG, "linear: x " SHAPE_FMT " · W[%d,%d] -> y " SHAPE_FMT, SHAPE(x), w->out, w->in, SHAPE(y));
@@ -136,6 +137,7 @@ void be_linear(be *b, const be_tensor *x, const be_weight *w, const be_weight *b
 }
 
 void be_conv2d(be *b, const be_tensor *x, const be_weight *w, const be_weight *bias, int stride, int pad_lo, int pad_hi, be_tensor *y) {
+    b->flops += 2.0 * y->n * y->h * y->w * w->out * w->in * w->kh * w->kw;
     if (!ready(b, "conv2d", y, x)) return;
     int ho = stride > 0 ? (x->h + pad_lo + pad_hi - w->kh) / stride + 1 : -1;
     int wo = stride > 0 ? (x->w + pad_lo + pad_hi - w->kw) / stride + 1 : -1;
@@ -197,6 +199,7 @@ void be_add(be *b, const be_tensor *a, const be_tensor *x, float alpha, be_tenso
 }
 
 void be_attention(be *b, const be_tensor *q, const be_tensor *k, const be_tensor *v, int heads, int causal, be_tensor *y) {
+    b->flops += 2.0 * q->n * q->h * q->w * k->h * k->w * (q->c + v->c); /* QKᵀ and PV */
     if (!ready(b, "attention", y, q) || !ready(b, "attention", y, k) || !ready(b, "attention", y, v)) return;
     if (heads <= 0 || q->c != k->c || q->c % heads || v->c % heads || q->n != k->n || q->n != v->n ||
         (size_t)k->h * k->w != (size_t)v->h * v->w || y->n != q->n || (size_t)y->h * y->w != (size_t)q->h * q->w || y->c != v->c) {

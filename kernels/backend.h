@@ -75,6 +75,7 @@ struct be {
     sd_status err;           /* first failure, sticky */
     char err_msg[512];
     size_t weight_bytes;     /* backend memory held by weights */
+    double flops;            /* multiply-adds x 2 of the GEMM-shaped ops issued so far (also in measure mode) */
 };
 
 /* ---- backends ---- */

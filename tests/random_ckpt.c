@@ -11,7 +11,6 @@
 #include "../core/error.h"
 #include "../core/fileio.h"
 #include "../core/half.h"
-#include "test.h"
 
 typedef struct { char name[256]; int nd; int64_t shape[8]; } key;
 
@@ -107,13 +106,13 @@ sd_status random_ckpt_write(const char *keys_tsv, const char *out_path, uint64_t
     return sd_file_commit(&w);
 }
 
-const char *random_ckpt_sd15(void) {
+const char *random_ckpt_sd15(const char *keys_tsv) {
     static char path[512];
     const char *dir = getenv("SD_TEST_CACHE") ? getenv("SD_TEST_CACHE") : "build/cache";
     mkdir("build", 0755);
     mkdir(dir, 0755);
     snprintf(path, sizeof path, "%s/random-sd15-f16-seed1.safetensors", dir);
     if (sd_file_exists(path)) return path;
-    if (random_ckpt_write(test_path("data/sd15-ldm-keys.tsv"), path, 1, ST_F16) != SD_OK) return NULL;
+    if (random_ckpt_write(keys_tsv, path, 1, ST_F16) != SD_OK) return NULL;
     return path;
 }

@@ -11,7 +11,8 @@
  * so a forward pass stays finite. Streams to disk (a 1 B-parameter file never sits in memory). */
 sd_status random_ckpt_write(const char *keys_tsv, const char *out_path, uint64_t seed, st_dtype dtype);
 
-/* The path of a cached random SD 1.5 checkpoint (f16, seed 1) under build/cache/, made on first use. */
-const char *random_ckpt_sd15(void);
+/* The path of a cached random SD 1.5 checkpoint (f16, seed 1) under build/cache/ ($SD_TEST_CACHE), made on
+ * first use from the key list at keys_tsv (tests/data/sd15-ldm-keys.tsv). */
+const char *random_ckpt_sd15(const char *keys_tsv);
 
 #endif

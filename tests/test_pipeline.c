@@ -151,3 +151,51 @@ TEST(pipeline_repeatable_and_stateless) {
     sd_result_free(&ra1); sd_result_free(&rb); sd_result_free(&ra2); sd_result_free(&rb2); sd_result_free(&rc);
     sd_free(ctx);
 }
+
+TEST(pipeline_inpainting_keeps_unmasked_area) {
+    /* An ordinary (4-channel) model inpaints by blending: outside the mask every step is pulled back to the
+     * init image's trajectory and the last step lands on the init latent itself. So two seeds give (nearly) the
+     * same unmasked side and different masked sides; without a mask, two seeds differ everywhere. */
+    sd_ctx *ctx = load_model(test_path("golden/pipeline/sd1"));
+    sd_image init;
+    REQUIRE(sd_image_load(test_path("golden/pipeline/init.png"), 3, &init) == SD_OK);
+    int W = init.w, H = init.h;
+    sd_image mask = {W, H, 1, calloc((size_t)W * H, 1)};
+    for (int y = 0; y < H; y++)
+        for (int x = W / 2; x < W; x++) mask.data[y * W + x] = 255; /* repaint the right half */
+    sd_gen_params p;
+    sd_gen_params_init(&p);
+    p.prompt = "a red circle";
+    p.width = W; p.height = H; p.steps = 6;
+    p.init_image = &init;
+    p.strength = 1.0f;
+    sd_result r[4]; /* plain seed 3, plain seed 4, masked seed 3, masked seed 4 */
+    for (int k = 0; k < 4; k++) {
+        p.seed = 3 + k % 2;
+        p.mask = k >= 2 ? &mask : NULL;
+        REQUIRE_MSG(sd_generate(ctx, &p, NULL, NULL, &r[k]) == SD_OK, "%s", sd_last_error());
+    }
+    double d[2][2] = {{0}}; /* [plain/masked][left/right] mean |seed 3 - seed 4| */
+    int cnt[2] = {0};
+    for (int y = 0; y < H; y++)
+        for (int x = 0; x < W; x++) {
+            int side = x < W / 2 - 4 ? 0 : x >= W / 2 + 4 ? 1 : -1; /* skip the seam, where convolutions mix both sides */
+            if (side < 0) continue;
+            cnt[side] += 3;
+            for (int ch = 0; ch < 3; ch++) {
+                size_t i = ((size_t)y * W + x) * 3 + ch;
+                d[0][side] += abs(r[0].images[0].data[i] - r[1].images[0].data[i]);
+                d[1][side] += abs(r[2].images[0].data[i] - r[3].images[0].data[i]);
+            }
+        }
+    for (int m = 0; m < 2; m++)
+        for (int s2 = 0; s2 < 2; s2++) d[m][s2] /= cnt[s2];
+    test_note("mean |seed 3 - seed 4| per 8-bit channel: no mask %.1f / %.1f, mask %.1f (kept side) / %.1f (repainted side)",
+              d[0][0], d[0][1], d[1][0], d[1][1]);
+    CHECK(d[1][0] < 0.25 * d[0][0]);  /* the mask pins the kept side to the init image */
+    CHECK(d[1][1] > 0.5 * d[0][1]);   /* and leaves the repainted side free */
+    for (int k = 0; k < 4; k++) sd_result_free(&r[k]);
+    free(mask.data);
+    sd_image_free(&init);
+    sd_free(ctx);
+}

@@ -9,7 +9,7 @@
 #include <math.h>
 
 TEST(random_sd15_checkpoint_layout) {
-    const char *path = random_ckpt_sd15();
+    const char *path = random_ckpt_sd15(test_path("data/sd15-ldm-keys.tsv"));
     REQUIRE_MSG(path, "%s", sd_last_error());
     sd_model_files m;
     REQUIRE_MSG(sd_model_files_open(path, NULL, &m) == SD_OK, "%s", sd_last_error());
@@ -33,7 +33,7 @@ static int all_finite(void *user, const sd_progress *p) {
 
 TEST(random_sd15_renders) {
     /* the full SD 1.5 architecture loads from original names and runs: 64x64, 2 steps, finite latents */
-    const char *path = random_ckpt_sd15();
+    const char *path = random_ckpt_sd15(test_path("data/sd15-ldm-keys.tsv"));
     REQUIRE_MSG(path, "%s", sd_last_error());
     sd_load_params lp;
     sd_load_params_init(&lp);

@@ -1,0 +1,594 @@
+/* cmd_batch.c — `sd batch JOBS`: every image of a job file through one loaded model; resumable, shardable. */
+#include <errno.h>
+#include <dirent.h>
+#include <inttypes.h>
+#include <math.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "../sd.h"
+#include "cli.h"
+#include "clikit.h"
+#include "grid.h"
+#include "jobs.h"
+#include "manifest.h"
+#include "plan.h"
+
+#define JOBS_FILE_LIMIT (64u << 20)
+#define SHEET_MAX 400
+
+typedef struct batch_opts {
+    const char *jobs_path, *out_dir, *model, *vae, *backend, *sheet, *shard, *format;
+    int threads, check, list, quiet, verbose, sheet_cols, sheet_size;
+    cJSON *defaults;
+} batch_opts;
+
+static void usage(FILE *out) {
+    fprintf(out,
+            "usage: sd batch JOBS [-o DIR] [-m MODEL] [options] [generation defaults]\n"
+            "\n"
+            "Renders every image of a job file with one loaded model. JOBS is JSON Lines (one job object a line)\n"
+            "or plain text (one prompt a line); '-' reads standard input. Re-running the same command resumes:\n"
+            "images already in the manifest with an intact file are skipped.\n"
+            "\n"
+            "  -o, --output DIR        output folder (default: out); PNGs and manifest.jsonl go there\n"
+            "  -m, --model PATH        model file or folder (default: the bundled demo model)\n"
+            "      --vae PATH          replacement VAE\n"
+            "      --backend NAME      auto, cpu or cuda\n"
+            "  -t, --threads N         CPU threads (0: all cores)\n"
+            "      --format F          auto (default), jsonl or text\n"
+            "      --check             check the job file (and, with -m, every job against the model); render nothing\n"
+            "      --list              print this shard's images (index, file, seed, prompt) and exit\n"
+            "      --shard I/N         render only slice I of N (I from 0; \"auto\" reads Slurm's array variables)\n"
+            "      --contact-sheet F   also write a grid of this shard's images with captions to F\n"
+            "      --sheet-cols N      columns of the contact sheet (default: about square)\n"
+            "      --sheet-size N      thumbnail size in pixels (default: the images' size, at most 256)\n"
+            "  -q, --quiet             no progress lines\n"
+            "\n"
+            "Generation defaults (a job line overrides each; sd generate's spellings such as --cfg-scale and\n"
+            "--sampling-method work too):\n");
+    for (int i = 0; i < jobs_nflags; i++) {
+        if (!jobs_flags[i].help) continue;
+        char names[64];
+        snprintf(names, sizeof names, "%s%s%s", jobs_flags[i].short_flag ? jobs_flags[i].short_flag : "",
+                 jobs_flags[i].short_flag ? ", " : "    ", jobs_flags[i].flag);
+        fprintf(out, "  %-26s%s\n", names, jobs_flags[i].help);
+    }
+    fprintf(out, "\nJob keys: the flag names without dashes (steps, sampler, seed_range ...), plus prompt, seeds,\n"
+                 "name and output. Output names: %s by default; see the README for placeholders.\n",
+            PLAN_DEFAULT_TEMPLATE);
+}
+
+/* ---- signals ---- */
+
+static volatile sig_atomic_t g_stop;
+
+static void on_signal(int sig) {
+    if (g_stop) { signal(sig, SIG_DFL); raise(sig); } /* a second Ctrl-C stops at once */
+    g_stop = sig;
+}
+
+/* ---- small helpers ---- */
+
+static void dir_of(const char *path, char *out, size_t cap) {
+    snprintf(out, cap, "%s", path);
+    char *s = strrchr(out, '/');
+    if (s) *s = 0;
+    else snprintf(out, cap, ".");
+}
+
+static void iso_now(char *buf, size_t cap) {
+    time_t t = time(NULL);
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    strftime(buf, cap, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+/* The identity of the model in image keys: its file or folder name without extension. */
+static void model_id(const char *path, char *out, size_t cap) {
+    if (!path) { snprintf(out, cap, "(bundled)"); return; }
+    char buf[4096];
+    snprintf(buf, sizeof buf, "%s", path);
+    size_t n = strlen(buf);
+    while (n > 1 && buf[n - 1] == '/') buf[--n] = 0;
+    const char *base = strrchr(buf, '/') ? strrchr(buf, '/') + 1 : buf;
+    snprintf(out, cap, "%s", base);
+    char *dot = strrchr(out, '.');
+    if (dot && dot != out) *dot = 0;
+}
+
+static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
+
+/* Removes temp files (".NAME.XXXXXX") that a killed run left beside the images it was writing. */
+static void clean_temps(const char *out_dir, char **pending, int n) {
+    qsort(pending, (size_t)n, sizeof *pending, cmp_str);
+    char last_dir[4096] = "\1";
+    for (int i = 0; i < n; i++) {
+        char rel_dir[4096], dir[8192];
+        dir_of(pending[i], rel_dir, sizeof rel_dir);
+        if (!strchr(pending[i], '/')) rel_dir[0] = 0;
+        if (!strcmp(rel_dir, last_dir)) continue;
+        snprintf(last_dir, sizeof last_dir, "%s", rel_dir);
+        snprintf(dir, sizeof dir, "%s%s%s", out_dir, *rel_dir ? "/" : "", rel_dir);
+        DIR *d = opendir(dir);
+        if (!d) continue;
+        struct dirent *de;
+        while ((de = readdir(d))) {
+            size_t l = strlen(de->d_name);
+            if (de->d_name[0] != '.' || l < 9 || de->d_name[l - 7] != '.') continue;
+            char rel[8192], *key = rel;
+            snprintf(rel, sizeof rel, "%s%s%.*s", rel_dir, *rel_dir ? "/" : "", (int)(l - 8), de->d_name + 1);
+            if (bsearch(&key, pending, (size_t)n, sizeof *pending, cmp_str)) {
+                char full[12288];
+                snprintf(full, sizeof full, "%s/%s", dir, de->d_name);
+                unlink(full);
+            }
+        }
+        closedir(d);
+    }
+}
+
+/* ---- progress ---- */
+
+typedef struct progress_state {
+    int tty, quiet;
+    int pos, total;        /* images finished in this shard before the current call, and the shard's total */
+} progress_state;
+
+static int on_progress(void *user, const sd_progress *p) {
+    progress_state *ps = user;
+    if (ps->tty && !ps->quiet && p->steps > 0 && !strcmp(p->stage, "sample")) {
+        char bar[21];
+        int fill = p->step * 20 / p->steps;
+        for (int i = 0; i < 20; i++) bar[i] = i < fill ? '#' : '.';
+        bar[20] = 0;
+        fprintf(stderr, "\r[%d/%d] step %d/%d [%s]\033[K", ps->pos + p->image + 1, ps->total, p->step, p->steps, bar);
+    }
+    return g_stop != 0;
+}
+
+/* ---- test hook: SD_BATCH_TEST_KILL=after-save:N or torn-manifest:N kills this process with SIGKILL at the
+ * N-th image of the run, just after its PNG is in place, or after half of its manifest line is written. ---- */
+
+static int fault_at(const char *what, int nth) {
+    const char *s = getenv("SD_BATCH_TEST_KILL");
+    size_t l = strlen(what);
+    return s && !strncmp(s, what, l) && s[l] == ':' && atoi(s + l + 1) == nth;
+}
+
+/* ---- rendering ---- */
+
+typedef struct batch_run {
+    const batch_opts *o;
+    const jobs_list *jobs;
+    const plan *pl;
+    const char *model;
+    char shard_label[32];
+    manifest_writer mw;
+    progress_state ps;
+    int rendered, failed;
+    double t_start, busy;
+} batch_run;
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+static cJSON *make_entry(batch_run *b, const plan_image *im, const char *sha, const char *key,
+                             const sd_result *r, int k, double seconds) {
+    const jobs_job *job = &b->jobs->jobs[im->job];
+    cJSON *e = cJSON_CreateObject();
+    char when[32];
+    iso_now(when, sizeof when);
+    cJSON_AddNumberToObject(e, "index", im->index);
+    cJSON_AddStringToObject(e, "file", im->file);
+    cJSON_AddStringToObject(e, "sha256", sha);
+    cJSON_AddStringToObject(e, "key", key);
+    cJSON_AddNumberToObject(e, "job", im->job + 1);
+    cJSON_AddNumberToObject(e, "line", job->line);
+    cJSON_AddNumberToObject(e, "variation", im->variation);
+    cJSON_AddItemToObject(e, "params", plan_image_params(b->jobs, im));
+    cJSON *sd = r->json && r->json[k] ? cJSON_Parse(r->json[k]) : NULL;
+    if (sd) cJSON_AddItemToObject(e, "settings", sd);
+    cJSON_AddStringToObject(e, "model", b->model);
+    cJSON *t = cJSON_AddObjectToObject(e, "timings");
+    double n = r->count > 0 ? r->count : 1;
+    cJSON_AddNumberToObject(t, "seconds", seconds);
+    cJSON_AddNumberToObject(t, "text_encode", r->timings.text_encode / n);
+    cJSON_AddNumberToObject(t, "sample", r->timings.sample / n);
+    cJSON_AddNumberToObject(t, "decode", r->timings.decode / n);
+    cJSON_AddNumberToObject(t, "per_step", r->timings.per_step);
+    cJSON_AddNumberToObject(t, "images_in_call", r->count);
+    cJSON_AddStringToObject(e, "shard", b->shard_label);
+    cJSON_AddStringToObject(e, "written", when);
+    return e;
+}
+
+/* Saves image k of a call, then records it. Returns 0, or -1 after printing the error. */
+static int finish_image(batch_run *b, const plan_image *im, const sd_result *r, int k, double seconds) {
+    const jobs_job *job = &b->jobs->jobs[im->job];
+    char path[8192], dir[8192], sha[65], key[65], err[512];
+    snprintf(path, sizeof path, "%s/%s", b->o->out_dir, im->file);
+    if (clikit_mkdirs_for(path) != 0) { fprintf(stderr, "error: %s: cannot create its folder: %s\n", path, strerror(errno)); return -1; }
+    if (sd_save_png(path, &r->images[k], r->infotext ? r->infotext[k] : NULL, r->json ? r->json[k] : NULL, 1) != SD_OK) {
+        fprintf(stderr, "error: %s\n", sd_last_error());
+        return -1;
+    }
+    dir_of(path, dir, sizeof dir);
+    manifest_sync_dir(dir);
+    if (fault_at("after-save", b->rendered + 1)) raise(SIGKILL);
+    if (sd_sha256_file(path, sha) != SD_OK) { fprintf(stderr, "error: %s: cannot read back: %s\n", path, strerror(errno)); return -1; }
+    plan_image_key(b->jobs, im, b->model, key);
+    cJSON *e = make_entry(b, im, sha, key, r, k, seconds);
+    if (fault_at("torn-manifest", b->rendered + 1)) {
+        char *s = cJSON_PrintUnformatted(e);
+        if (write(b->mw.fd, s, strlen(s) / 2) < 0) perror("write");
+        raise(SIGKILL);
+    }
+    int rc = manifest_append(&b->mw, e, err, sizeof err);
+    cJSON_Delete(e);
+    if (rc != 0) { fprintf(stderr, "error: %s\n", err); return -1; }
+    b->rendered++;
+    b->ps.pos++;
+    if (!b->o->quiet) {
+        double per = b->busy / (b->rendered ? b->rendered : 1);
+        int left = b->ps.total - b->ps.pos;
+        fprintf(stderr, "%s[%d/%d] %s  seed %" PRIu64 "  %.2f s  line %d%s", b->ps.tty ? "\r\033[K" : "", b->ps.pos,
+                b->ps.total, im->file, im->seed, seconds, job->line, left ? "" : "\n");
+        if (left) fprintf(stderr, "  eta %.0f s\n", per * left);
+    }
+    return 0;
+}
+
+/* One sd_generate call for images first..first+n-1 of `todo` (consecutive seeds of one job variation). */
+static int render_group(batch_run *b, sd_ctx *ctx, const plan_image *const *todo, int n) {
+    const plan_image *im = todo[0];
+    const jobs_job *job = &b->jobs->jobs[im->job];
+    sd_gen_params gp;
+    sd_gen_params_init(&gp);
+    jobs_apply(job, &gp);
+    gp.prompt = im->prompt;
+    gp.seed = im->seed;
+    gp.batch_count = n;
+    gp.batch_size = n;
+    if (job->nvseeds) gp.variation_seed = im->vseed;
+    sd_image init = {0}, mask = {0};
+    const char *init_path = jobs_str(job, "init_image", NULL), *mask_path = jobs_str(job, "mask", NULL);
+    sd_status st = SD_OK;
+    if (init_path && (st = sd_image_load(init_path, 3, &init)) == SD_OK) gp.init_image = &init;
+    if (st == SD_OK && mask_path && (st = sd_image_load(mask_path, 1, &mask)) == SD_OK) gp.mask = &mask;
+    sd_result r;
+    memset(&r, 0, sizeof r);
+    double t0 = now_s();
+    if (st == SD_OK) st = sd_generate(ctx, &gp, on_progress, &b->ps, &r);
+    double dt = now_s() - t0;
+    sd_image_free(&init);
+    sd_image_free(&mask);
+    if (b->ps.tty && !b->o->quiet) fprintf(stderr, "\r\033[K");
+    if (st == SD_ERR_CANCELLED) return 1;
+    if (st != SD_OK) {
+        fprintf(stderr, "error: %s:%d: image %d (%s): %s\n", b->o->jobs_path, job->line, im->index, im->file, sd_last_error());
+        b->failed += n;
+        b->ps.pos += n;
+        /* a job's own problem (bad image, bad value) spares the others; a broken model or device does not */
+        return st == SD_ERR_ARG || st == SD_ERR_FORMAT || st == SD_ERR_IO || st == SD_ERR_UNSUPPORTED ? 0 : -1;
+    }
+    b->busy += dt;
+    int rc = 0;
+    for (int k = 0; k < n && k < r.count && rc == 0; k++) {
+        if (r.seeds && r.seeds[k] != todo[k]->seed) {
+            fprintf(stderr, "error: image %d: rendered with seed %" PRIu64 ", expected %" PRIu64 "\n", todo[k]->index,
+                    r.seeds[k], todo[k]->seed);
+            rc = -1;
+        } else if (finish_image(b, todo[k], &r, k, dt / n) != 0) {
+            rc = -1;
+        }
+    }
+    sd_result_free(&r);
+    return rc;
+}
+
+/* ---- the contact sheet ---- */
+
+static int write_sheet(const batch_opts *o, const plan *pl, int lo, int hi) {
+    int n = hi - lo > SHEET_MAX ? SHEET_MAX : hi - lo;
+    if (n <= 0) return 0;
+    if (hi - lo > SHEET_MAX) fprintf(stderr, "note: the contact sheet shows the first %d images\n", SHEET_MAX);
+    sd_image *imgs = calloc((size_t)n, sizeof *imgs);
+    const sd_image **cells = calloc((size_t)n, sizeof *cells);
+    char **caps = calloc((size_t)n, sizeof *caps);
+    int rc = -1, cols = o->sheet_cols, size = o->sheet_size;
+    if (!imgs || !cells || !caps) goto done;
+    if (cols <= 0) cols = (int)ceil(sqrt((double)n));
+    if (cols > n) cols = n;
+    for (int i = 0; i < n; i++) {
+        const plan_image *im = &pl->images[lo + i];
+        char path[8192], cap[600];
+        snprintf(path, sizeof path, "%s/%s", o->out_dir, im->file);
+        if (sd_image_load(path, 3, &imgs[i]) == SD_OK) {
+            cells[i] = &imgs[i];
+            /* default thumbnail: the images' own size, at most 256 */
+            int side = imgs[i].w > imgs[i].h ? imgs[i].w : imgs[i].h;
+            if (!o->sheet_size && side > size) size = side < 256 ? side : 256;
+        }
+        snprintf(cap, sizeof cap, "#%d seed %" PRIu64 "\n%s", im->index, im->seed, im->prompt);
+        caps[i] = strdup(cap);
+    }
+    /* the grid wants rows*cols entries; the last row's spare cells stay blank */
+    int rows = (n + cols - 1) / cols, total = rows * cols;
+    const sd_image **padded = calloc((size_t)total, sizeof *padded);
+    const char **pcaps = calloc((size_t)total, sizeof *pcaps);
+    if (!padded || !pcaps) { free(padded); free(pcaps); goto done; }
+    for (int i = 0; i < n; i++) { padded[i] = cells[i]; pcaps[i] = caps[i]; }
+    if (size < 16) size = 128;
+    grid_spec g = {rows, cols, padded, size, size, NULL, NULL, NULL, pcaps, size >= 192 ? 2 : 1};
+    sd_image out;
+    if (grid_render(&g, &out, NULL) == 0) {
+        if (clikit_mkdirs_for(o->sheet) == 0 && sd_save_png(o->sheet, &out, NULL, NULL, 1) == SD_OK) rc = 0;
+        else fprintf(stderr, "error: %s\n", sd_last_error());
+        free(out.data);
+    } else {
+        fprintf(stderr, "error: %s: the contact sheet would be too large\n", o->sheet);
+    }
+    free(padded);
+    free(pcaps);
+done:
+    for (int i = 0; imgs && i < n; i++) sd_image_free(&imgs[i]);
+    for (int i = 0; caps && i < n; i++) free(caps[i]);
+    free(imgs);
+    free(cells);
+    free(caps);
+    return rc;
+}
+
+/* ---- the command ---- */
+
+static int parse_args(int argc, char **argv, batch_opts *o) {
+    memset(o, 0, sizeof *o);
+    o->out_dir = "out";
+    o->defaults = cJSON_CreateObject();
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v;
+        char err[512];
+        if (!strcmp(a, "-h") || !strcmp(a, "--help")) { usage(stdout); return 2; }
+        if (a[0] != '-' || !strcmp(a, "-")) {
+            if (o->jobs_path) { fprintf(stderr, "error: more than one job file (\"%s\", \"%s\")\n", o->jobs_path, a); return 1; }
+            o->jobs_path = a;
+        } else if (!strcmp(a, "--check")) o->check = 1;
+        else if (!strcmp(a, "--list")) o->list = 1;
+        else if (!strcmp(a, "-q") || !strcmp(a, "--quiet")) o->quiet = 1;
+        else if (!strcmp(a, "-v") || !strcmp(a, "--verbose")) o->verbose = 1;
+        else if ((v = clikit_value(argc, argv, &i, "-o", "--output"))) o->out_dir = v;
+        else if ((v = clikit_value(argc, argv, &i, "-m", "--model"))) o->model = v;
+        else if ((v = clikit_value(argc, argv, &i, NULL, "--vae"))) o->vae = v;
+        else if ((v = clikit_value(argc, argv, &i, NULL, "--backend"))) o->backend = v;
+        else if ((v = clikit_value(argc, argv, &i, NULL, "--format"))) o->format = v;
+        else if ((v = clikit_value(argc, argv, &i, NULL, "--shard"))) o->shard = v;
+        else if ((v = clikit_value(argc, argv, &i, NULL, "--contact-sheet"))) o->sheet = v;
+        else if ((v = clikit_value(argc, argv, &i, "-t", "--threads"))) {
+            if (clikit_int(v, 0, 4096, &o->threads, "--threads") != 0) return 1;
+        } else if ((v = clikit_value(argc, argv, &i, NULL, "--sheet-cols"))) {
+            if (clikit_int(v, 1, 1000, &o->sheet_cols, "--sheet-cols") != 0) return 1;
+        } else if ((v = clikit_value(argc, argv, &i, NULL, "--sheet-size"))) {
+            if (clikit_int(v, 16, 2048, &o->sheet_size, "--sheet-size") != 0) return 1;
+        } else {
+            char flag[64];
+            snprintf(flag, sizeof flag, "%.*s", (int)(strchr(a, '=') ? strchr(a, '=') - a : (long)strlen(a)), a);
+            const jobs_flag *f = jobs_find_flag(flag);
+            if (!f) { fprintf(stderr, "error: unknown option \"%s\" (see sd batch --help)\n", a); return 1; }
+            if (!(v = clikit_value(argc, argv, &i, f->short_flag, f->flag))) return 1;
+            if (jobs_set_default(o->defaults, f, v, err, sizeof err) != 0) { fprintf(stderr, "error: %s\n", err); return 1; }
+        }
+        if (clikit_failed()) return 1;
+    }
+    if (!o->jobs_path) { fprintf(stderr, "error: no job file (usage: sd batch JOBS [-o DIR] ...)\n"); return 1; }
+    return 0;
+}
+
+static int load_model(const batch_opts *o, sd_ctx **ctx) {
+    sd_load_params lp;
+    sd_load_params_init(&lp);
+    lp.model_path = o->model;
+    lp.vae_path = o->vae;
+    lp.threads = o->threads;
+    lp.verbose = o->verbose;
+    if (o->backend && clikit_backend(o->backend, &lp.backend) != 0) return -1;
+    if (sd_load(&lp, ctx) != SD_OK) { fprintf(stderr, "error: %s\n", sd_last_error()); return -1; }
+    return 0;
+}
+
+/* Every job of images [lo, hi) as the pipeline sees it (sizes the model cannot take, samplers and schedules
+ * that do not go together ...), each problem with its line. Returns the number of bad jobs. */
+static int check_jobs(sd_ctx *ctx, const char *source, const jobs_list *jobs, const plan *pl, int lo, int hi) {
+    int bad = 0;
+    for (int i = lo, last_job = -1; i < hi; i++) {
+        if (pl->images[i].job == last_job) continue;
+        last_job = pl->images[i].job;
+        const jobs_job *job = &jobs->jobs[last_job];
+        sd_gen_params gp;
+        sd_gen_params_init(&gp);
+        jobs_apply(job, &gp);
+        gp.prompt = pl->images[i].prompt;
+        if (sd_check_params(ctx, &gp) != SD_OK) {
+            fprintf(stderr, "error: %s:%d: %s\n", source, job->line, sd_last_error());
+            bad++;
+        }
+    }
+    return bad;
+}
+
+static int report_errors(const batch_opts *o, jobs_errors *e) {
+    for (int i = 0; i < e->n; i++) fprintf(stderr, "error: %s\n", e->msg[i]);
+    if (e->total > e->n) fprintf(stderr, "error: ... and %d more problems\n", e->total - e->n);
+    if (e->total > 1) fprintf(stderr, "error: %d problems in %s; nothing rendered\n", e->total, o->jobs_path);
+    return 1;
+}
+
+int cmd_batch(int argc, char **argv) {
+    batch_opts o;
+    g_stop = 0;
+    int rc = parse_args(argc, argv, &o);
+    if (rc) { cJSON_Delete(o.defaults); return rc == 2 ? 0 : 1; }
+
+    /* the whole job file is checked before anything renders */
+    char *text = NULL;
+    size_t len = 0;
+    jobs_list jobs = {0};
+    plan pl = {0};
+    jobs_errors errs = {0};
+    manifest m = {0};
+    sd_ctx *ctx = NULL;
+    const plan_image **todo = NULL;
+    char **pending_names = NULL;
+    batch_run b = {0};
+    b.mw.fd = -1;
+    rc = 1;
+    jobs_format fmt = JOBS_AUTO;
+    if (o.format && strcmp(o.format, "auto")) {
+        if (!strcmp(o.format, "jsonl")) fmt = JOBS_JSONL;
+        else if (!strcmp(o.format, "text")) fmt = JOBS_TEXT;
+        else { fprintf(stderr, "error: --format \"%s\" is not auto, jsonl or text\n", o.format); goto out; }
+    }
+    int si = 0, sn = 1;
+    char err[1024];
+    if (o.shard && plan_parse_shard(o.shard, &si, &sn, err, sizeof err) != 0) { fprintf(stderr, "error: %s\n", err); goto out; }
+    if (clikit_read_text(o.jobs_path, JOBS_FILE_LIMIT, &text, &len) != 0) goto out;
+    const char *samplers[64], *schedulers[64];
+    sd_gen_params defaults;
+    sd_gen_params_init(&defaults);
+    jobs_rules names = {samplers, 0, schedulers, 0, defaults.seed};
+    for (int i = 0; i < sd_sampler_count() && i < 64; i++) samplers[names.nsamplers++] = sd_sampler_name(i, NULL);
+    for (int i = 0; i < sd_scheduler_count() && i < 64; i++) schedulers[names.nschedulers++] = sd_scheduler_name(i, NULL);
+    const char *source = strcmp(o.jobs_path, "-") ? o.jobs_path : "(stdin)";
+    if (jobs_parse(text, len, source, fmt, o.defaults, &names, &jobs, &errs) || plan_build(&jobs, source, &pl, &errs)) {
+        rc = report_errors(&o, &errs);
+        goto out;
+    }
+    int lo, hi;
+    plan_shard_range(pl.count, si, sn, &lo, &hi);
+    if (o.check) {
+        rc = 0;
+        if (o.model) {
+            if (load_model(&o, &ctx) != 0 || check_jobs(ctx, source, &jobs, &pl, lo, hi)) rc = 1;
+        }
+        if (rc == 0)
+            printf("%s: %d jobs, %d images%s%s; ok\n", source, jobs.count, pl.count, sn > 1 ? ", this shard " : "",
+                   sn > 1 ? (snprintf(err, sizeof err, "%d/%d: %d", si, sn, hi - lo), err) : "");
+        goto out;
+    }
+    if (o.list) {
+        for (int i = lo; i < hi; i++)
+            printf("%d\t%s\t%" PRIu64 "\t%s\n", pl.images[i].index, pl.images[i].file, pl.images[i].seed, pl.images[i].prompt);
+        rc = 0;
+        goto out;
+    }
+
+    /* what is already done */
+    char mid[512];
+    model_id(o.model, mid, sizeof mid);
+    if (manifest_load_dir(o.out_dir, &m, err, sizeof err) != 0) { fprintf(stderr, "error: %s\n", err); goto out; }
+    todo = calloc((size_t)(hi - lo) + 1, sizeof *todo);
+    pending_names = calloc((size_t)(hi - lo) + 1, sizeof *pending_names);
+    if (!todo || !pending_names) { fprintf(stderr, "error: out of memory\n"); goto out; }
+    int ntodo = 0, bad_existing = 0;
+    for (int i = lo; i < hi; i++) {
+        char key[65], path[8192];
+        plan_image_key(&jobs, &pl.images[i], mid, key);
+        if (manifest_done(&m, o.out_dir, pl.images[i].file, key)) continue;
+        snprintf(path, sizeof path, "%s/%s", o.out_dir, pl.images[i].file);
+        struct stat st;
+        if (stat(path, &st) == 0) {
+            /* a finished image whose manifest line was lost may be replaced; a stranger's file may not */
+            sd_gen_params gp;
+            void *storage = NULL;
+            if (sd_params_from_png(path, &gp, &storage) != SD_OK) {
+                fprintf(stderr, "error: %s exists and was not written by sd; move it away or choose another -o\n", path);
+                bad_existing++;
+            }
+            free(storage);
+        }
+        pending_names[ntodo] = pl.images[i].file;
+        todo[ntodo++] = &pl.images[i];
+    }
+    if (bad_existing) goto out;
+    int done_before = (hi - lo) - ntodo;
+    char mname[128];
+    manifest_name(si, sn, mname, sizeof mname);
+    snprintf(b.shard_label, sizeof b.shard_label, "%d/%d", si, sn);
+    if (!o.quiet)
+        fprintf(stderr, "sd batch: %d images%s, %d already done, %d to render -> %s/\n", hi - lo,
+                sn > 1 ? (snprintf(err, sizeof err, " in shard %d/%d", si, sn), err) : "", done_before, ntodo, o.out_dir);
+
+    if (ntodo) {
+        char mpath[8192];
+        snprintf(mpath, sizeof mpath, "%s/%s", o.out_dir, mname);
+        if (load_model(&o, &ctx) != 0) goto out; /* first, so a bad model leaves no empty output folder */
+        if (check_jobs(ctx, source, &jobs, &pl, lo, hi)) {
+            fprintf(stderr, "error: %s: nothing rendered\n", source);
+            goto out;
+        }
+        if (clikit_mkdirs_for(mpath) != 0) { fprintf(stderr, "error: %s: cannot create: %s\n", o.out_dir, strerror(errno)); goto out; }
+        clean_temps(o.out_dir, pending_names, ntodo);
+        if (manifest_open(&b.mw, mpath, err, sizeof err) != 0) { fprintf(stderr, "error: %s\n", err); goto out; }
+        b.o = &o;
+        b.jobs = &jobs;
+        b.pl = &pl;
+        b.model = mid;
+        b.ps.tty = isatty(2);
+        b.ps.quiet = o.quiet;
+        b.ps.pos = done_before;
+        b.ps.total = hi - lo;
+        b.t_start = now_s();
+        struct sigaction sa;
+        memset(&sa, 0, sizeof sa);
+        sa.sa_handler = on_signal;
+        sigaction(SIGINT, &sa, NULL);
+        sigaction(SIGTERM, &sa, NULL);
+        int stop = 0;
+        for (int i = 0; i < ntodo && !stop && !g_stop;) {
+            /* pack consecutive seeds of one job variation, up to the job's batch size */
+            const plan_image *a = todo[i];
+            int bs = (int)jobs_num(&jobs.jobs[a->job], "batch_size", 1), n = 1;
+            while (i + n < ntodo && n < bs && todo[i + n]->job == a->job && todo[i + n]->variation == a->variation &&
+                   todo[i + n]->vseed == a->vseed && todo[i + n]->seed == a->seed + (uint64_t)n)
+                n++;
+            int r = render_group(&b, ctx, todo + i, n);
+            if (r != 0) stop = r;
+            i += n;
+        }
+        signal(SIGINT, SIG_DFL);
+        signal(SIGTERM, SIG_DFL);
+        if (g_stop || stop == 1) {
+            fprintf(stderr, "interrupted: %d images rendered; run the same command again to resume\n", b.rendered);
+            rc = 130;
+            goto out;
+        }
+        if (stop < 0) goto out;
+    }
+    if (o.sheet && write_sheet(&o, &pl, lo, hi) != 0) goto out;
+    if (!o.quiet)
+        fprintf(stderr, "done: %d rendered, %d already done%s%s in %.1f s\n", b.rendered, done_before,
+                b.failed ? (snprintf(err, sizeof err, ", %d FAILED", b.failed), err) : "",
+                o.sheet ? (snprintf(mid, sizeof mid, ", contact sheet %s", o.sheet), mid) : "",
+                ntodo ? now_s() - b.t_start : 0.0);
+    rc = b.failed ? 1 : 0;
+out:
+    manifest_close(&b.mw);
+    if (ctx) sd_free(ctx);
+    free(todo);
+    free(pending_names);
+    manifest_free(&m);
+    plan_free(&pl);
+    jobs_list_free(&jobs);
+    jobs_errors_free(&errs);
+    free(text);
+    cJSON_Delete(o.defaults);
+    return rc;
+}

@@ -1,0 +1,549 @@
+/* cmd_compare.c — `sd compare`: one prompt and seed through several samplers, schedulers, step counts and CFG
+ * scales; a labelled grid, a CSV/JSON table of time and error against a high-step reference, and a chart. */
+#include <errno.h>
+#include <inttypes.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include <cjson/cJSON.h>
+
+#include "../sd.h"
+#include "chart.h"
+#include "cli.h"
+#include "clikit.h"
+#include "grid.h"
+#include "jobs.h"
+#include "metrics.h"
+
+#define MAXL 16 /* items per list */
+
+typedef struct cmp_opts {
+    const char *model, *vae, *backend, *prompt, *negative, *out, *csv, *json, *chart, *cells_dir, *reference;
+    const char *rng, *convention;
+    char *samplers[MAXL], *schedulers[MAXL], *steps_s[MAXL], *cfg_s[MAXL];
+    int nsamplers, nschedulers, nsteps, ncfg;
+    int steps[MAXL];
+    float cfg[MAXL];
+    int width, height, threads, clip_skip, cell_size, log_y, quiet;
+    uint64_t seed;
+    int seed_set;
+    char *storage[4];
+} cmp_opts;
+
+typedef struct cmp_cell {
+    const char *sampler, *scheduler; /* NULL scheduler: the model's default */
+    float cfg;                       /* < 0: the model's default */
+    int steps;
+    double seconds, rmse, psnr;      /* NAN when refused */
+    sd_image img;
+    char *refused;                   /* the library's reason when it refuses the combination, else NULL */
+} cmp_cell;
+
+static void usage(FILE *out) {
+    fprintf(out,
+            "usage: sd compare -p PROMPT [--samplers A,B] [--steps 10,20,30] [--schedulers X,Y] [--cfg 5,7]\n"
+            "                  [-s SEED] [-m MODEL] [-o grid.png]\n"
+            "\n"
+            "Renders the prompt with every combination (same seed, so every cell starts from the same noise) and writes\n"
+            "  grid.png        rows: sampler / scheduler / cfg, columns: steps; each cell captioned with time and PSNR\n"
+            "                  (a combination the library refuses, such as ddim with karras, stays blank: n/a)\n"
+            "  grid.csv/.json  per cell: seconds, RMSE and PSNR against a reference render (--reference)\n"
+            "  grid-chart.png  RMSE against steps, one line per row of the grid\n"
+            "\n"
+            "  -p, --prompt TEXT        the prompt            -n, --negative TEXT   negative prompt\n"
+            "  -s, --seed N             seed (default: the library's, 42)\n"
+            "      --samplers LIST      default euler,euler_a,dpm++2m,ddim\n"
+            "      --schedulers LIST    default: the model's\n"
+            "      --steps LIST         default 10,20,30\n"
+            "      --cfg LIST           default: the model's\n"
+            "      --reference S:N[:X]  the converged image: sampler S, N steps, scheduler X (default dpm++2m:100,\n"
+            "                           scheduler: the first of --schedulers); one reference per cfg value\n"
+            "  -W, -H, --size WxH       image size (default: the model's)\n"
+            "  -m, --model PATH         model (default: the bundled demo model)   --vae PATH   --backend auto|cpu|cuda\n"
+            "  -t, --threads N          CPU threads\n"
+            "  -o, --output FILE        grid PNG (default compare.png); --csv, --json, --chart override the other names\n"
+            "      --cells DIR          also save every cell and the references as PNGs with their settings\n"
+            "      --cell-size N        cell width in the grid (default: the image width, grown to 128+ or shrunk to 256)\n"
+            "      --log-y              logarithmic error axis in the chart\n"
+            "      --rng cuda|cpu  --convention diffusers|kdiffusion  --clip-skip N\n"
+            "  -q, --quiet              no progress lines\n");
+}
+
+static int parse_float(const char *s, float *out) {
+    char *end;
+    double d = strtod(s, &end);
+    if (end == s || *end || !isfinite(d)) return -1;
+    *out = (float)d;
+    return 0;
+}
+
+static int parse_args(int argc, char **argv, cmp_opts *o) {
+    memset(o, 0, sizeof *o);
+    o->out = "compare.png";
+    o->reference = "dpm++2m:100";
+    const char *samplers = "euler,euler_a,dpm++2m,ddim", *schedulers = NULL, *steps = "10,20,30", *cfg = NULL;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v;
+        if (!strcmp(a, "-h") || !strcmp(a, "--help")) { usage(stdout); return 2; }
+        if (!strcmp(a, "--log-y")) o->log_y = 1;
+        else if (!strcmp(a, "-q") || !strcmp(a, "--quiet")) o->quiet = 1;
+        else if ((v = clikit_value(argc, argv, &i, "-p", "--prompt"))) o->prompt = v;
+        else if ((v = clikit_value(argc, argv, &i, "-n", "--negative"))) o->negative = v;
+        else if ((v = clikit_value(argc, argv, &i, "-m", "--model"))) o->model = v;
+        else if ((v = clikit_value(argc, argv, &i, NULL, "--vae"))) o->vae = v;
+        else if ((v = clikit_value(argc, argv, &i, NULL, "--backend"))) o->backend = v;
+        else if ((v = clikit_value(argc, argv, &i, "-o", "--output"))) o->out = v;
+        else if ((v = clikit_value(argc, argv, &i, NULL, "--csv"))) o->csv = v;
+        else if ((v = clikit_value(argc, argv, &i, NULL, "--json"))) o->json = v;
+        else if ((v = clikit_value(argc, argv, &i, NULL, "--chart"))) o->chart = v;
+        else if ((v = clikit_value(argc, argv, &i, NULL, "--cells"))) o->cells_dir = v;
+        else if ((v = clikit_value(argc, argv, &i, NULL, "--reference"))) o->reference = v;
+        else if ((v = clikit_value(argc, argv, &i, NULL, "--samplers"))) samplers = v;
+        else if ((v = clikit_value(argc, argv, &i, NULL, "--schedulers"))) schedulers = v;
+        else if ((v = clikit_value(argc, argv, &i, NULL, "--steps"))) steps = v;
+        else if ((v = clikit_value(argc, argv, &i, NULL, "--cfg"))) cfg = v;
+        else if ((v = clikit_value(argc, argv, &i, NULL, "--rng"))) o->rng = v;
+        else if ((v = clikit_value(argc, argv, &i, NULL, "--convention"))) o->convention = v;
+        else if ((v = clikit_value(argc, argv, &i, "-s", "--seed"))) {
+            char *end;
+            errno = 0;
+            unsigned long long s = strtoull(v, &end, 10);
+            if (end == v || *end || errno || v[0] == '-') { fprintf(stderr, "error: --seed \"%s\" is not a whole number 0..2^64-1\n", v); return 1; }
+            o->seed = s;
+            o->seed_set = 1;
+        } else if ((v = clikit_value(argc, argv, &i, "-W", "--width"))) {
+            if (clikit_int(v, 8, 16384, &o->width, "--width") != 0) return 1;
+        } else if ((v = clikit_value(argc, argv, &i, "-H", "--height"))) {
+            if (clikit_int(v, 8, 16384, &o->height, "--height") != 0) return 1;
+        } else if ((v = clikit_value(argc, argv, &i, NULL, "--size"))) {
+            char x;
+            int n = 0;
+            if (sscanf(v, "%d%c%d%n", &o->width, &x, &o->height, &n) != 3 || (x != 'x' && x != 'X') || v[n]) {
+                fprintf(stderr, "error: --size \"%s\" is not WIDTHxHEIGHT\n", v);
+                return 1;
+            }
+        } else if ((v = clikit_value(argc, argv, &i, "-t", "--threads"))) {
+            if (clikit_int(v, 0, 4096, &o->threads, "--threads") != 0) return 1;
+        } else if ((v = clikit_value(argc, argv, &i, NULL, "--clip-skip"))) {
+            if (clikit_int(v, 0, 12, &o->clip_skip, "--clip-skip") != 0) return 1;
+        } else if ((v = clikit_value(argc, argv, &i, NULL, "--cell-size"))) {
+            if (clikit_int(v, 16, 4096, &o->cell_size, "--cell-size") != 0) return 1;
+        } else if (!clikit_failed()) {
+            fprintf(stderr, "error: unknown option \"%s\" (see sd compare --help)\n", a);
+            return 1;
+        } else {
+            return 1;
+        }
+        if (clikit_failed()) return 1;
+    }
+    if (!o->prompt) { fprintf(stderr, "error: no prompt (sd compare -p PROMPT ...)\n"); return 1; }
+    if (!o->seed_set) { /* the library's default, stated in the title and the table */
+        sd_gen_params gp;
+        sd_gen_params_init(&gp);
+        o->seed = gp.seed;
+        o->seed_set = 1;
+    }
+    if ((o->nsamplers = clikit_split(samplers, o->samplers, MAXL, &o->storage[0], "--samplers")) < 0) return 1;
+    if (schedulers && (o->nschedulers = clikit_split(schedulers, o->schedulers, MAXL, &o->storage[1], "--schedulers")) < 0) return 1;
+    if ((o->nsteps = clikit_split(steps, o->steps_s, MAXL, &o->storage[2], "--steps")) < 0) return 1;
+    for (int i = 0; i < o->nsteps; i++)
+        if (clikit_int(o->steps_s[i], 1, 1000, &o->steps[i], "--steps item") != 0) return 1;
+    if (cfg && (o->ncfg = clikit_split(cfg, o->cfg_s, MAXL, &o->storage[3], "--cfg")) < 0) return 1;
+    for (int i = 0; i < o->ncfg; i++)
+        if (parse_float(o->cfg_s[i], &o->cfg[i]) != 0 || o->cfg[i] < 0 || o->cfg[i] > 100) {
+            fprintf(stderr, "error: --cfg item \"%s\" is not a number from 0 to 100\n", o->cfg_s[i]);
+            return 1;
+        }
+    return 0;
+}
+
+/* Each name must be one the library knows. */
+static int check_names(char **items, int n, int (*count)(void), const char *(*name)(int, const char **), const char *what) {
+    for (int i = 0; i < n; i++) {
+        int found = 0;
+        for (int k = 0; k < count() && !found; k++)
+            if (jobs_name_equal(name(k, NULL), items[i])) {
+                found = 1;
+                items[i] = (char *)name(k, NULL); /* the canonical spelling, for labels and tables */
+            }
+        if (!found) {
+            char all[512] = "";
+            for (int k = 0; k < count(); k++) {
+                size_t l = strlen(all);
+                snprintf(all + l, sizeof all - l, "%s%s", k ? ", " : "", name(k, NULL));
+            }
+            fprintf(stderr, "error: %s: \"%s\" is not one of: %s\n", what, items[i], all);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+/* One render of the compare settings; the image is moved into *img. */
+/* Returns 0, -1 after an error, or 1 when the library refuses this combination (ddim with karras ...): then
+ * *refusal is its message and nothing was rendered. */
+static int render(sd_ctx *ctx, const cmp_opts *o, const char *sampler, const char *scheduler, float cfg, int steps,
+                  sd_image *img, double *seconds, const char *save_as, char **refusal) {
+    sd_gen_params gp;
+    sd_gen_params_init(&gp);
+    gp.prompt = o->prompt;
+    gp.negative_prompt = o->negative;
+    gp.seed = o->seed;
+    gp.width = o->width;
+    gp.height = o->height;
+    gp.sampler = sampler;
+    gp.scheduler = scheduler;
+    if (cfg >= 0) gp.cfg_scale = cfg;
+    gp.steps = steps;
+    if (o->rng) gp.rng = o->rng;
+    if (o->convention) gp.convention = o->convention;
+    gp.clip_skip = o->clip_skip;
+    if (refusal && sd_check_params(ctx, &gp) != SD_OK) {
+        *refusal = strdup(sd_last_error());
+        return 1;
+    }
+    sd_result r;
+    double t0 = now_s();
+    if (sd_generate(ctx, &gp, NULL, NULL, &r) != SD_OK) {
+        fprintf(stderr, "error: %s, %d steps: %s\n", sampler, steps, sd_last_error());
+        return -1;
+    }
+    *seconds = now_s() - t0;
+    int rc = 0;
+    if (save_as && sd_save_png(save_as, &r.images[0], r.infotext[0], r.json[0], 1) != SD_OK) {
+        fprintf(stderr, "error: %s\n", sd_last_error());
+        rc = -1;
+    }
+    *img = r.images[0];
+    r.images[0].data = NULL;
+    sd_result_free(&r);
+    return rc;
+}
+
+static char *path_with(const char *out, const char *suffix) {
+    size_t n = strlen(out);
+    const char *dot = strrchr(out, '.'), *slash = strrchr(out, '/');
+    if (dot && (!slash || dot > slash)) n = (size_t)(dot - out);
+    char *p = malloc(n + strlen(suffix) + 1);
+    if (p) { memcpy(p, out, n); strcpy(p + n, suffix); }
+    return p;
+}
+
+static cJSON *num_or_null(double v) { return isfinite(v) ? cJSON_CreateNumber(v) : cJSON_CreateNull(); }
+
+/* Everything one comparison holds. */
+typedef struct cmp_run {
+    const cmp_opts *o;
+    const sd_model_info *mi;
+    char ref_sampler[64], ref_sched[64];   /* ref_sched "": the model's default */
+    int ref_steps;
+    int nsch, ncfg, rows, cols, ncells;
+    cmp_cell *cells;                       /* rows x cols */
+    sd_image *refs;                        /* one per cfg value */
+    double *ref_secs;
+    char **row_labels;                     /* "sampler[\nscheduler][\ncfg X]" */
+    int cell_w, cell_h;
+    grid_layout layout;
+    int grid_w, grid_h;
+} cmp_run;
+
+static int parse_reference(const char *spec, cmp_run *run) {
+    char buf[256];
+    snprintf(buf, sizeof buf, "%s", spec);
+    char *c1 = strchr(buf, ':'), *c2 = c1 ? strchr(c1 + 1, ':') : NULL;
+    if (!c1) { fprintf(stderr, "error: --reference \"%s\" is not SAMPLER:STEPS[:SCHEDULER]\n", spec); return -1; }
+    *c1 = 0;
+    if (c2) *c2 = 0;
+    snprintf(run->ref_sampler, sizeof run->ref_sampler, "%s", buf);
+    snprintf(run->ref_sched, sizeof run->ref_sched, "%s", c2 ? c2 + 1 : "");
+    return clikit_int(c1 + 1, 1, 10000, &run->ref_steps, "--reference steps");
+}
+
+static const char *cell_scheduler(const cmp_run *run, const cmp_cell *c) {
+    return c->scheduler ? c->scheduler : run->mi->default_scheduler;
+}
+static double cell_cfg(const cmp_run *run, const cmp_cell *c) { return c->cfg >= 0 ? c->cfg : run->mi->default_cfg; }
+
+/* The references, then every cell; progress on stderr. */
+static int render_all(sd_ctx *ctx, cmp_run *run) {
+    const cmp_opts *o = run->o;
+    char save[4096];
+    int total = run->ncells + run->ncfg, done = 0;
+    const char *rsch = run->ref_sched[0] ? run->ref_sched : NULL;
+    for (int k = 0; k < run->ncfg; k++) {
+        float cfg = o->ncfg ? o->cfg[k] : -1;
+        if (o->cells_dir) snprintf(save, sizeof save, "%s/reference-cfg%s.png", o->cells_dir, o->ncfg ? o->cfg_s[k] : "default");
+        if (render(ctx, o, run->ref_sampler, rsch, cfg, run->ref_steps, &run->refs[k], &run->ref_secs[k], o->cells_dir ? save : NULL, NULL))
+            return -1;
+        if (!o->quiet)
+            fprintf(stderr, "[%d/%d] reference %s, %d steps: %.2f s\n", ++done, total, run->ref_sampler, run->ref_steps, run->ref_secs[k]);
+    }
+    for (int r = 0; r < run->rows; r++)
+        for (int c = 0; c < run->cols; c++) {
+            cmp_cell *cell = &run->cells[r * run->cols + c];
+            int k = r / (o->nsamplers * run->nsch);
+            cell->cfg = o->ncfg ? o->cfg[k] : -1;
+            cell->sampler = o->samplers[(r / run->nsch) % o->nsamplers];
+            cell->scheduler = o->nschedulers ? o->schedulers[r % run->nsch] : NULL;
+            cell->steps = o->steps[c];
+            if (o->cells_dir)
+                snprintf(save, sizeof save, "%s/%s-%s-cfg%s-%03d.png", o->cells_dir, cell->sampler,
+                         cell->scheduler ? cell->scheduler : "default", o->ncfg ? o->cfg_s[k] : "default", cell->steps);
+            int rc = render(ctx, o, cell->sampler, cell->scheduler, cell->cfg, cell->steps, &cell->img, &cell->seconds,
+                            o->cells_dir ? save : NULL, &cell->refused);
+            if (rc < 0) return -1;
+            if (rc > 0) { /* a blank cell: the grid still shows every other combination */
+                cell->seconds = cell->rmse = cell->psnr = NAN;
+                if (!o->quiet) fprintf(stderr, "[%d/%d] skipped: %s\n", ++done, total, cell->refused);
+                continue;
+            }
+            cell->rmse = metrics_rmse(&cell->img, &run->refs[k]);
+            cell->psnr = metrics_psnr(cell->rmse);
+            if (!o->quiet)
+                fprintf(stderr, "[%d/%d] %s %s cfg %g, %d steps: %.2f s, RMSE %.3f, PSNR %.2f dB\n", ++done, total,
+                        cell->sampler, cell_scheduler(run, cell), cell_cfg(run, cell), cell->steps, cell->seconds,
+                        cell->rmse, cell->psnr);
+        }
+    return 0;
+}
+
+static int write_grid(cmp_run *run) {
+    const cmp_opts *o = run->o;
+    int rows = run->rows, cols = run->cols, n = run->ncells, rc = -1;
+    const sd_image **gcells = calloc((size_t)n, sizeof *gcells);
+    char **col_labels = calloc((size_t)cols, sizeof *col_labels), **caps = calloc((size_t)n, sizeof *caps);
+    char title[1200];
+    snprintf(title, sizeof title, "%s\nseed %" PRIu64 ", %dx%d; error against %s, %d steps", o->prompt,
+             o->seed, run->cells[0].img.w, run->cells[0].img.h, run->ref_sampler, run->ref_steps);
+    if (gcells && col_labels && caps) {
+        for (int c = 0; c < cols; c++) {
+            char buf[32];
+            snprintf(buf, sizeof buf, "%d steps", o->steps[c]);
+            col_labels[c] = strdup(buf);
+        }
+        for (int i = 0; i < n; i++) {
+            char buf[64];
+            if (run->cells[i].refused) snprintf(buf, sizeof buf, "n/a");
+            else if (isfinite(run->cells[i].psnr)) snprintf(buf, sizeof buf, "%.2f s\n%.1f dB", run->cells[i].seconds, run->cells[i].psnr);
+            else snprintf(buf, sizeof buf, "%.2f s\nidentical", run->cells[i].seconds);
+            caps[i] = strdup(buf);
+            gcells[i] = run->cells[i].refused ? NULL : &run->cells[i].img;
+        }
+        grid_spec g = {rows, cols, gcells, run->cell_w, run->cell_h, title, (const char *const *)run->row_labels,
+                       (const char *const *)col_labels, (const char *const *)caps, run->cell_w >= 128 ? 2 : 1};
+        sd_image img;
+        if (grid_render(&g, &img, &run->layout) != 0) {
+            fprintf(stderr, "error: %s: the grid would be too large\n", o->out);
+        } else {
+            if (sd_save_png(o->out, &img, NULL, NULL, 1) == SD_OK) rc = 0;
+            else fprintf(stderr, "error: %s\n", sd_last_error());
+            run->grid_w = img.w;
+            run->grid_h = img.h;
+            free(img.data);
+        }
+    }
+    for (int c = 0; col_labels && c < cols; c++) free(col_labels[c]);
+    for (int i = 0; caps && i < n; i++) free(caps[i]);
+    free(col_labels);
+    free(caps);
+    free(gcells);
+    return rc;
+}
+
+static int write_tables(const cmp_run *run, const char *csv_path, const char *json_path, const char *chart_path) {
+    const cmp_opts *o = run->o;
+    cJSON *root = cJSON_CreateObject();
+    cJSON_AddStringToObject(root, "prompt", o->prompt);
+    cJSON_AddStringToObject(root, "negative", o->negative ? o->negative : "");
+    cJSON_AddNumberToObject(root, "seed", (double)o->seed);
+    cJSON_AddNumberToObject(root, "width", run->cells[0].img.w);
+    cJSON_AddNumberToObject(root, "height", run->cells[0].img.h);
+    cJSON_AddStringToObject(root, "model", run->mi->name);
+    cJSON *ref = cJSON_AddObjectToObject(root, "reference");
+    cJSON_AddStringToObject(ref, "sampler", run->ref_sampler);
+    cJSON_AddStringToObject(ref, "scheduler", run->ref_sched[0] ? run->ref_sched : run->mi->default_scheduler);
+    cJSON_AddNumberToObject(ref, "steps", run->ref_steps);
+    cJSON *rsecs = cJSON_AddArrayToObject(ref, "seconds"); /* one per cfg value */
+    for (int k = 0; k < run->ncfg; k++) cJSON_AddItemToArray(rsecs, cJSON_CreateNumber(run->ref_secs[k]));
+    cJSON *gj = cJSON_AddObjectToObject(root, "grid");
+    cJSON_AddStringToObject(gj, "file", o->out);
+    cJSON_AddNumberToObject(gj, "width", run->grid_w);
+    cJSON_AddNumberToObject(gj, "height", run->grid_h);
+    cJSON_AddNumberToObject(gj, "rows", run->rows);
+    cJSON_AddNumberToObject(gj, "cols", run->cols);
+    cJSON_AddStringToObject(root, "csv", csv_path);
+    cJSON_AddStringToObject(root, "chart", chart_path);
+    cJSON *arr = cJSON_AddArrayToObject(root, "cells");
+    size_t cap = 256 + (size_t)run->ncells * 200, n = 0;
+    char *csv = malloc(cap);
+    if (csv) n = (size_t)snprintf(csv, cap, "sampler,scheduler,cfg,steps,seconds,rmse,psnr_db\n");
+    for (int i = 0; i < run->ncells; i++) {
+        const cmp_cell *cl = &run->cells[i];
+        int x, y;
+        grid_cell_origin(&run->layout, i / run->cols, i % run->cols, &x, &y);
+        cJSON *e = cJSON_CreateObject();
+        cJSON_AddNumberToObject(e, "row", i / run->cols);
+        cJSON_AddNumberToObject(e, "col", i % run->cols);
+        cJSON_AddStringToObject(e, "sampler", cl->sampler);
+        cJSON_AddStringToObject(e, "scheduler", cell_scheduler(run, cl));
+        cJSON_AddNumberToObject(e, "cfg", cell_cfg(run, cl));
+        cJSON_AddNumberToObject(e, "steps", cl->steps);
+        cJSON_AddItemToObject(e, "seconds", num_or_null(cl->seconds));
+        cJSON_AddItemToObject(e, "rmse", num_or_null(cl->rmse));
+        cJSON_AddItemToObject(e, "psnr_db", num_or_null(cl->psnr)); /* null: identical to the reference (or refused) */
+        if (cl->refused) cJSON_AddStringToObject(e, "refused", cl->refused);
+        cJSON_AddNumberToObject(e, "x", x);                         /* where the cell sits in the grid */
+        cJSON_AddNumberToObject(e, "y", y);
+        cJSON_AddNumberToObject(e, "w", run->cell_w);
+        cJSON_AddNumberToObject(e, "h", run->cell_h);
+        cJSON_AddItemToArray(arr, e);
+        if (csv && cl->refused) /* empty fields: not rendered */
+            n += (size_t)snprintf(csv + n, cap - n, "%s,%s,%g,%d,,,\n", cl->sampler, cell_scheduler(run, cl),
+                                  cell_cfg(run, cl), cl->steps);
+        else if (csv)
+            n += (size_t)snprintf(csv + n, cap - n, "%s,%s,%g,%d,%.6f,%.6f,%.6f\n", cl->sampler, cell_scheduler(run, cl),
+                                  cell_cfg(run, cl), cl->steps, cl->seconds, cl->rmse, cl->psnr);
+    }
+    char *js = cJSON_Print(root);
+    int rc = csv && js && clikit_write_file(csv_path, csv, n) == 0 && clikit_write_file(json_path, js, strlen(js)) == 0 ? 0 : -1;
+    free(csv);
+    free(js);
+    cJSON_Delete(root);
+    return rc;
+}
+
+static int write_chart(const cmp_run *run, const char *path) {
+    int rows = run->rows, cols = run->cols, rc = -1;
+    chart_series *series = calloc((size_t)rows, sizeof *series);
+    double *xs = calloc((size_t)run->ncells, sizeof *xs), *ys = calloc((size_t)run->ncells, sizeof *ys);
+    char **labels = calloc((size_t)rows, sizeof *labels);
+    if (series && xs && ys && labels) {
+        for (int r = 0; r < rows; r++) {
+            int any = 0;
+            for (int c = 0; c < cols; c++) any |= !run->cells[r * cols + c].refused;
+            char buf[300];
+            snprintf(buf, sizeof buf, "%s%s", run->row_labels[r], any ? "" : " (n/a)");
+            labels[r] = strdup(buf);
+            for (char *p = labels[r]; p && *p; p++)
+                if (*p == '\n') *p = '/';
+            for (int c = 0; c < cols; c++) {
+                xs[r * cols + c] = run->cells[r * cols + c].steps;
+                ys[r * cols + c] = run->cells[r * cols + c].rmse;
+            }
+            series[r] = (chart_series){labels[r], cols, xs + r * cols, ys + r * cols};
+        }
+        char title[256];
+        snprintf(title, sizeof title, "RMSE against %s, %d steps (lower is better)", run->ref_sampler, run->ref_steps);
+        chart_spec cs = {0, 0, title, "steps", "RMSE (0-255)", run->o->log_y, series, rows};
+        sd_image img;
+        if (chart_render(&cs, &img, NULL) != 0) {
+            fprintf(stderr, "error: %s: cannot draw the chart\n", path);
+        } else {
+            if (sd_save_png(path, &img, NULL, NULL, 1) == SD_OK) rc = 0;
+            else fprintf(stderr, "error: %s\n", sd_last_error());
+            free(img.data);
+        }
+        for (int r = 0; r < rows; r++) free(labels[r]);
+    }
+    free(series);
+    free(xs);
+    free(ys);
+    free(labels);
+    return rc;
+}
+
+int cmd_compare(int argc, char **argv) {
+    cmp_opts o;
+    int rc = parse_args(argc, argv, &o);
+    if (rc) { for (int i = 0; i < 4; i++) free(o.storage[i]); return rc == 2 ? 0 : 1; }
+    rc = 1;
+    sd_ctx *ctx = NULL;
+    cmp_run run;
+    memset(&run, 0, sizeof run);
+    run.o = &o;
+    char *csv_path = NULL, *json_path = NULL, *chart_path = NULL;
+    if (parse_reference(o.reference, &run) != 0) goto out;
+    char *rs = run.ref_sampler, *rsch = run.ref_sched;
+    if (check_names(o.samplers, o.nsamplers, sd_sampler_count, sd_sampler_name, "--samplers") ||
+        check_names(&rs, 1, sd_sampler_count, sd_sampler_name, "--reference") ||
+        check_names(o.schedulers, o.nschedulers, sd_scheduler_count, sd_scheduler_name, "--schedulers") ||
+        (rsch[0] && check_names(&rsch, 1, sd_scheduler_count, sd_scheduler_name, "--reference")))
+        goto out;
+    if (!run.ref_sched[0] && o.nschedulers) snprintf(run.ref_sched, sizeof run.ref_sched, "%s", o.schedulers[0]);
+    char probe[4200];
+    snprintf(probe, sizeof probe, "%s/x", o.cells_dir ? o.cells_dir : ".");
+    if (clikit_mkdirs_for(o.out) != 0 || clikit_mkdirs_for(probe) != 0) {
+        fprintf(stderr, "error: cannot create the folder of %s: %s\n", o.cells_dir ? o.cells_dir : o.out, strerror(errno));
+        goto out;
+    }
+
+    sd_load_params lp;
+    sd_load_params_init(&lp);
+    lp.model_path = o.model;
+    lp.vae_path = o.vae;
+    lp.threads = o.threads;
+    if (o.backend && clikit_backend(o.backend, &lp.backend) != 0) goto out;
+    if (sd_load(&lp, &ctx) != SD_OK) { fprintf(stderr, "error: %s\n", sd_last_error()); goto out; }
+    run.mi = sd_model(ctx);
+
+    /* rows: cfg (outer) x sampler x scheduler; columns: steps */
+    run.nsch = o.nschedulers ? o.nschedulers : 1;
+    run.ncfg = o.ncfg ? o.ncfg : 1;
+    run.rows = run.ncfg * o.nsamplers * run.nsch;
+    run.cols = o.nsteps;
+    run.ncells = run.rows * run.cols;
+    run.cells = calloc((size_t)run.ncells, sizeof *run.cells);
+    run.refs = calloc((size_t)run.ncfg, sizeof *run.refs);
+    run.ref_secs = calloc((size_t)run.ncfg, sizeof *run.ref_secs);
+    run.row_labels = calloc((size_t)run.rows, sizeof *run.row_labels);
+    if (!run.cells || !run.refs || !run.ref_secs || !run.row_labels) { fprintf(stderr, "error: out of memory\n"); goto out; }
+    if (render_all(ctx, &run) != 0) goto out;
+
+    for (int r = 0; r < run.rows; r++) {
+        const cmp_cell *cl = &run.cells[r * run.cols];
+        char buf[256];
+        int n = snprintf(buf, sizeof buf, "%s", cl->sampler);
+        if (o.nschedulers) n += snprintf(buf + n, sizeof buf - (size_t)n, "\n%s", cl->scheduler);
+        if (o.ncfg) snprintf(buf + n, sizeof buf - (size_t)n, "\ncfg %g", cl->cfg);
+        run.row_labels[r] = strdup(buf);
+    }
+    int iw = run.cells[0].img.w, ih = run.cells[0].img.h;
+    /* default cell: the image itself, shrunk to 256 or grown by a whole factor to 128 or more (crisp, readable) */
+    run.cell_w = o.cell_size ? o.cell_size : iw > 256 ? 256 : iw < 128 ? iw * ((127 + iw) / iw) : iw;
+    run.cell_h = (int)((long long)run.cell_w * ih / iw);
+    csv_path = o.csv ? strdup(o.csv) : path_with(o.out, ".csv");
+    json_path = o.json ? strdup(o.json) : path_with(o.out, ".json");
+    chart_path = o.chart ? strdup(o.chart) : path_with(o.out, "-chart.png");
+    if (!csv_path || !json_path || !chart_path) goto out;
+    if (write_grid(&run) != 0 || write_tables(&run, csv_path, json_path, chart_path) != 0 || write_chart(&run, chart_path) != 0)
+        goto out;
+    if (!o.quiet) fprintf(stderr, "wrote %s, %s, %s, %s\n", o.out, csv_path, json_path, chart_path);
+    rc = 0;
+out:
+    for (int i = 0; run.cells && i < run.ncells; i++) {
+        free(run.cells[i].img.data);
+        free(run.cells[i].refused);
+    }
+    for (int k = 0; run.refs && k < run.ncfg; k++) free(run.refs[k].data);
+    for (int r = 0; run.row_labels && r < run.rows; r++) free(run.row_labels[r]);
+    free(run.cells);
+    free(run.refs);
+    free(run.ref_secs);
+    free(run.row_labels);
+    free(csv_path);
+    free(json_path);
+    free(chart_path);
+    if (ctx) sd_free(ctx);
+    for (int i = 0; i < 4; i++) free(o.storage[i]);
+    return rc;
+}

@@ -1,0 +1,692 @@
+/* jobs.c — reading and checking `sd batch` job files (JSON Lines or plain prompts) over command-line defaults. */
+#include "jobs.h"
+
+#include <ctype.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "expand.h"
+
+/* ---- the keys a job may have ---- */
+
+typedef enum ktype {
+    KT_STR,       /* any string */
+    KT_PROMPT,    /* string, non-empty */
+    KT_INT,       /* whole number in [lo, hi] */
+    KT_INT8,      /* whole number in [lo, hi], multiple of 8 */
+    KT_NUM,       /* finite number in [lo, hi] */
+    KT_SEED,      /* one seed: number or decimal string */
+    KT_SEEDS,     /* seed list: number, "A:B,C" string, or array of those */
+    KT_SIZE,      /* "WxH" */
+    KT_ENUM,      /* one of `choices` */
+    KT_SAMPLER,
+    KT_SCHEDULER,
+    KT_PATH,      /* a readable file */
+    KT_TILING     /* -1, 0, 1 or a boolean */
+} ktype;
+
+typedef struct keydef {
+    const char *key, *alias;
+    ktype type;
+    double lo, hi;
+    const char *choices; /* KT_ENUM: comma-separated */
+} keydef;
+
+/* The order here is the order of keys in a job's canonical object (and so in manifest lines). */
+static const keydef KEYS[] = {
+    {"prompt", NULL, KT_PROMPT, 0, 0, NULL},
+    {"negative", "negative_prompt", KT_STR, 0, 0, NULL},
+    {"name", NULL, KT_STR, 0, 0, NULL},
+    {"output", NULL, KT_STR, 0, 0, NULL},
+    {"seed", NULL, KT_SEED, 0, 0, NULL},
+    {"seeds", NULL, KT_SEEDS, 0, 0, NULL},
+    {"seed_range", NULL, KT_SEEDS, 0, 0, NULL},
+    {"count", NULL, KT_INT, 1, JOBS_MAX_SEEDS, NULL},
+    {"size", NULL, KT_SIZE, 0, 0, NULL},
+    {"width", NULL, KT_INT8, 8, 16384, NULL},
+    {"height", NULL, KT_INT8, 8, 16384, NULL},
+    {"steps", NULL, KT_INT, 1, 1000, NULL},
+    {"cfg", "cfg_scale", KT_NUM, 0, 100, NULL},
+    {"guidance_rescale", NULL, KT_NUM, 0, 1, NULL},
+    {"sampler", NULL, KT_SAMPLER, 0, 0, NULL},
+    {"scheduler", NULL, KT_SCHEDULER, 0, 0, NULL},
+    {"convention", NULL, KT_ENUM, 0, 0, "diffusers,kdiffusion"},
+    {"eta", NULL, KT_NUM, 0, 1, NULL},
+    {"rng", NULL, KT_ENUM, 0, 0, "cuda,cpu"},
+    {"sampler_rng", NULL, KT_ENUM, 0, 0, "cuda,cpu"},
+    {"clip_skip", NULL, KT_INT, 0, 12, NULL},
+    {"vae_tiling", NULL, KT_TILING, -1, 1, NULL},
+    {"variation_seed", NULL, KT_SEEDS, 0, 0, NULL},
+    {"variation_strength", NULL, KT_NUM, 0, 1, NULL},
+    {"init_image", NULL, KT_PATH, 0, 0, NULL},
+    {"strength", NULL, KT_NUM, 0, 1, NULL},
+    {"mask", NULL, KT_PATH, 0, 0, NULL},
+    {"batch_size", NULL, KT_INT, 1, 64, NULL},
+};
+#define NKEYS ((int)(sizeof KEYS / sizeof KEYS[0]))
+
+static int key_index(const char *name) {
+    for (int i = 0; i < NKEYS; i++)
+        if (!strcmp(KEYS[i].key, name) || (KEYS[i].alias && !strcmp(KEYS[i].alias, name))) return i;
+    return -1;
+}
+#define K(name) key_index(name)
+
+const jobs_flag jobs_flags[] = {
+    {"--negative", "-n", "negative", "negative prompt"},
+    {"--seed", "-s", "seed", "first seed (default: the library's, 42; batch seeds are never random)"},
+    {"--count", NULL, "count", "images per prompt: seed, seed+1, ... (default 1)"},
+    {"--seed-range", NULL, "seed_range", "A:B: every seed from A to B inclusive (also \"1,5,9:12\")"},
+    {"--steps", NULL, "steps", "sampler steps"},
+    {"--cfg", NULL, "cfg", "classifier-free guidance scale"},
+    {"--guidance-rescale", NULL, "guidance_rescale", "0..1"},
+    {"--size", NULL, "size", "WxH"},
+    {"--width", "-W", "width", "image width (multiple of 8)"},
+    {"--height", "-H", "height", "image height (multiple of 8)"},
+    {"--sampler", NULL, "sampler", "sampler name (sd generate --help lists them)"},
+    {"--scheduler", NULL, "scheduler", "noise schedule (discrete, karras ...)"},
+    {"--convention", NULL, "convention", "diffusers or kdiffusion"},
+    {"--eta", NULL, "eta", "DDIM eta"},
+    {"--rng", NULL, "rng", "cuda (Philox) or cpu (torch CPU generator)"},
+    {"--sampler-rng", NULL, "sampler_rng", "noise of ancestral samplers: cuda or cpu"},
+    {"--clip-skip", NULL, "clip_skip", "2: penultimate CLIP layer"},
+    {"--vae-tiling", NULL, "vae_tiling", "-1 never, 0 auto, 1 always"},
+    {"--variation-seed", NULL, "variation_seed", "second noise slerped into the first (seed list)"},
+    {"--variation-strength", NULL, "variation_strength", "0..1: how much of the variation noise"},
+    {"--init-image", NULL, "init_image", "img2img start image"},
+    {"--strength", NULL, "strength", "img2img denoising strength 0..1"},
+    {"--mask", NULL, "mask", "inpainting mask (white = repaint)"},
+    {"--name-template", NULL, "output", "output file name template (see below)"},
+    {"--batch-size", NULL, "batch_size", "latents per UNet call for consecutive seeds of one job"},
+    /* the spellings of `sd generate` (stable-diffusion.cpp's), accepted too */
+    {"--negative-prompt", NULL, "negative", NULL},
+    {"--cfg-scale", NULL, "cfg", NULL},
+    {"--sampling-method", NULL, "sampler", NULL},
+    {"--schedule-convention", NULL, "convention", NULL},
+    {"--init-img", "-i", "init_image", NULL},
+};
+const int jobs_nflags = (int)(sizeof jobs_flags / sizeof jobs_flags[0]);
+
+const jobs_flag *jobs_find_flag(const char *arg) {
+    for (int i = 0; i < jobs_nflags; i++)
+        if (!strcmp(arg, jobs_flags[i].flag) || (jobs_flags[i].short_flag && !strcmp(arg, jobs_flags[i].short_flag)))
+            return &jobs_flags[i];
+    return NULL;
+}
+
+/* ---- errors ---- */
+
+void jobs_error_add(jobs_errors *e, const char *fmt, ...) {
+    e->total++;
+    if (e->n == JOBS_MAX_ERRORS) return;
+    va_list ap;
+    va_start(ap, fmt);
+    char buf[1024];
+    vsnprintf(buf, sizeof buf, fmt, ap);
+    va_end(ap);
+    e->msg[e->n] = strdup(buf);
+    if (e->msg[e->n]) e->n++;
+}
+
+void jobs_errors_free(jobs_errors *e) {
+    for (int i = 0; i < e->n; i++) free(e->msg[i]);
+    memset(e, 0, sizeof *e);
+}
+
+/* ---- value checks ---- */
+
+int jobs_name_equal(const char *a, const char *b) {
+    for (;;) {
+        while (*a == ' ' || *a == '_' || *a == '-') a++;
+        while (*b == ' ' || *b == '_' || *b == '-') b++;
+        if (tolower((unsigned char)*a) != tolower((unsigned char)*b)) return 0;
+        if (!*a) return 1;
+        a++;
+        b++;
+    }
+}
+
+static int edit_distance(const char *a, const char *b) {
+    int la = (int)strlen(a), lb = (int)strlen(b);
+    if (la > 40 || lb > 40) return 99;
+    int d[41][41];
+    for (int i = 0; i <= la; i++) d[i][0] = i;
+    for (int j = 0; j <= lb; j++) d[0][j] = j;
+    for (int i = 1; i <= la; i++)
+        for (int j = 1; j <= lb; j++) {
+            int c = d[i - 1][j - 1] + (tolower((unsigned char)a[i - 1]) != tolower((unsigned char)b[j - 1]));
+            if (d[i - 1][j] + 1 < c) c = d[i - 1][j] + 1;
+            if (d[i][j - 1] + 1 < c) c = d[i][j - 1] + 1;
+            d[i][j] = c;
+        }
+    return d[la][lb];
+}
+
+/* " (did you mean \"steps\"?)" or "" */
+static void suggest(char *out, size_t cap, const char *got, const char *const *names, int n) {
+    int best = 3;
+    const char *pick = NULL;
+    for (int i = 0; i < n; i++) {
+        int d = edit_distance(got, names[i]);
+        if (d < best) { best = d; pick = names[i]; }
+    }
+    if (pick) snprintf(out, cap, " (did you mean \"%s\"?)", pick);
+    else out[0] = 0;
+}
+
+static const char *json_type_name(const cJSON *v) {
+    if (cJSON_IsString(v)) return "a string";
+    if (cJSON_IsNumber(v)) return "a number";
+    if (cJSON_IsBool(v)) return "a boolean";
+    if (cJSON_IsNull(v)) return "null";
+    if (cJSON_IsArray(v)) return "an array";
+    return "an object";
+}
+
+/* One seed from a number (exact integers up to 2^53) or a decimal string. */
+static int seed_value(const cJSON *v, uint64_t *out, char *err, size_t cap) {
+    if (cJSON_IsNumber(v)) {
+        double d = v->valuedouble;
+        if (!(d >= 0) || d != floor(d)) { snprintf(err, cap, "%g is not a seed (a whole number >= 0)", d); return -1; }
+        if (d > 9007199254740992.0) {
+            snprintf(err, cap, "%.17g is too large for a JSON number to hold exactly; write the seed as a string", d);
+            return -1;
+        }
+        *out = (uint64_t)d;
+        return 0;
+    }
+    if (cJSON_IsString(v)) {
+        if (expand_parse_u64(v->valuestring, out) != 0) {
+            snprintf(err, cap, "\"%.60s\" is not a seed (a whole number 0..2^64-1)", v->valuestring);
+            return -1;
+        }
+        return 0;
+    }
+    snprintf(err, cap, "a seed must be a number or a string of digits, not %s", json_type_name(v));
+    return -1;
+}
+
+/* A seed list: number, "A:B,C" string, or an array of numbers and such strings. */
+static int seeds_value(const cJSON *v, uint64_t **out, int *n, char *err, size_t cap) {
+    *out = NULL;
+    *n = 0;
+    if (cJSON_IsString(v)) return expand_seeds(v->valuestring, JOBS_MAX_SEEDS, out, n, err, cap);
+    if (cJSON_IsNumber(v)) {
+        uint64_t s;
+        if (seed_value(v, &s, err, cap) != 0) return -1;
+        if (!(*out = malloc(sizeof **out))) { snprintf(err, cap, "out of memory"); return -1; }
+        **out = s;
+        *n = 1;
+        return 0;
+    }
+    if (!cJSON_IsArray(v) || cJSON_GetArraySize(v) == 0) {
+        snprintf(err, cap, "must be a seed, a list like \"100:115\" or a non-empty array of seeds, not %s",
+                 cJSON_IsArray(v) ? "an empty array" : json_type_name(v));
+        return -1;
+    }
+    uint64_t *all = NULL;
+    int total = 0;
+    const cJSON *it;
+    cJSON_ArrayForEach(it, v) {
+        uint64_t *part;
+        int np;
+        if (seeds_value(it, &part, &np, err, cap) != 0 || cJSON_IsArray(it)) {
+            if (cJSON_IsArray(it)) { free(part); snprintf(err, cap, "seed arrays do not nest"); }
+            free(all);
+            return -1;
+        }
+        if (total + np > JOBS_MAX_SEEDS) {
+            free(part);
+            free(all);
+            snprintf(err, cap, "more than %d seeds", JOBS_MAX_SEEDS);
+            return -1;
+        }
+        uint64_t *grown = realloc(all, (size_t)(total + np) * sizeof *all);
+        if (!grown) { free(part); free(all); snprintf(err, cap, "out of memory"); return -1; }
+        all = grown;
+        memcpy(all + total, part, (size_t)np * sizeof *all);
+        total += np;
+        free(part);
+    }
+    *out = all;
+    *n = total;
+    return 0;
+}
+
+static int parse_size(const char *s, int *w, int *h) {
+    char x;
+    int n = 0;
+    if (sscanf(s, "%d%c%d%n", w, &x, h, &n) != 3 || (x != 'x' && x != 'X') || s[n] != 0) return -1;
+    return 0;
+}
+
+static int check_dim(int v, char *err, size_t cap, const char *what) {
+    if (v < 8 || v > 16384 || v % 8) {
+        snprintf(err, cap, "%s%d is not a multiple of 8 from 8 to 16384", what, v);
+        return -1;
+    }
+    return 0;
+}
+
+/* Checks one value against its key; on success the (possibly converted) value to store is returned in *store
+ * (a new item), or NULL for keys resolved elsewhere (seeds, size). */
+static int check_value(const keydef *k, const cJSON *v, const jobs_rules *rules, cJSON **store, char *err, size_t cap) {
+    *store = NULL;
+    switch (k->type) {
+    case KT_STR:
+    case KT_PROMPT:
+    case KT_PATH:
+        if (!cJSON_IsString(v)) { snprintf(err, cap, "must be a string, not %s", json_type_name(v)); return -1; }
+        if (k->type == KT_PROMPT) {
+            const char *s = v->valuestring;
+            while (isspace((unsigned char)*s)) s++;
+            if (!*s) { snprintf(err, cap, "is empty"); return -1; }
+        }
+        if (k->type == KT_PATH && access(v->valuestring, R_OK) != 0) {
+            snprintf(err, cap, "file \"%s\" cannot be read", v->valuestring);
+            return -1;
+        }
+        *store = cJSON_CreateString(v->valuestring);
+        return 0;
+    case KT_INT:
+    case KT_INT8:
+    case KT_NUM:
+    case KT_TILING: {
+        double d;
+        if (k->type == KT_TILING && cJSON_IsBool(v)) d = cJSON_IsTrue(v) ? 1 : -1;
+        else if (!cJSON_IsNumber(v)) { snprintf(err, cap, "must be a number, not %s", json_type_name(v)); return -1; }
+        else d = v->valuedouble;
+        if (k->type != KT_NUM && d != floor(d)) { snprintf(err, cap, "must be a whole number, not %g", d); return -1; }
+        if (!(d >= k->lo && d <= k->hi)) { snprintf(err, cap, "%g is out of range %g..%g", d, k->lo, k->hi); return -1; }
+        if (k->type == KT_INT8 && check_dim((int)d, err, cap, "") != 0) return -1;
+        *store = cJSON_CreateNumber(d);
+        return 0;
+    }
+    case KT_SEED: {
+        uint64_t s;
+        return seed_value(v, &s, err, cap);
+    }
+    case KT_SEEDS: {
+        uint64_t *s;
+        int n;
+        int rc = seeds_value(v, &s, &n, err, cap);
+        free(s);
+        return rc;
+    }
+    case KT_SIZE: {
+        int w, h;
+        if (!cJSON_IsString(v) || parse_size(v->valuestring, &w, &h) != 0) {
+            snprintf(err, cap, "must be a string \"WIDTHxHEIGHT\" such as \"512x768\"");
+            return -1;
+        }
+        if (check_dim(w, err, cap, "width ") != 0 || check_dim(h, err, cap, "height ") != 0) return -1;
+        return 0;
+    }
+    case KT_ENUM:
+    case KT_SAMPLER:
+    case KT_SCHEDULER: {
+        if (!cJSON_IsString(v)) { snprintf(err, cap, "must be a string, not %s", json_type_name(v)); return -1; }
+        const char *const *list = NULL;
+        int n = 0;
+        const char *enum_names[8];
+        char buf[128];
+        if (k->type == KT_ENUM) {
+            snprintf(buf, sizeof buf, "%s", k->choices);
+            char *save = NULL;
+            for (char *t = strtok_r(buf, ",", &save); t && n < 8; t = strtok_r(NULL, ",", &save)) enum_names[n++] = t;
+            list = enum_names;
+        } else if (rules && k->type == KT_SAMPLER) {
+            list = rules->samplers;
+            n = rules->nsamplers;
+        } else if (rules) {
+            list = rules->schedulers;
+            n = rules->nschedulers;
+        }
+        const char *canon = v->valuestring;
+        if (list) {
+            int found = 0;
+            for (int i = 0; i < n && !found; i++)
+                if (jobs_name_equal(list[i], v->valuestring)) { found = 1; canon = list[i]; }
+            if (!found) {
+                char hint[96], all[512] = "";
+                suggest(hint, sizeof hint, v->valuestring, list, n);
+                for (int i = 0; i < n; i++) {
+                    size_t l = strlen(all);
+                    snprintf(all + l, sizeof all - l, "%s%s", i ? ", " : "", list[i]);
+                }
+                snprintf(err, cap, "\"%.40s\" is not one of: %s%s", v->valuestring, all, hint);
+                return -1;
+            }
+        }
+        *store = cJSON_CreateString(canon); /* the canonical spelling, so image keys do not depend on it */
+        return 0;
+    }
+    }
+    return -1;
+}
+
+/* ---- one job: line values over defaults ---- */
+
+static void job_free(jobs_job *j) {
+    cJSON_Delete(j->obj);
+    free(j->seeds);
+    free(j->vseeds);
+    memset(j, 0, sizeof *j);
+}
+
+/* Gathers the values of `obj` by key index; reports unknown and repeated keys. Returns the error count. */
+static int gather(const cJSON *obj, const cJSON **vals, const char *where, jobs_errors *errs) {
+    int bad = 0;
+    for (int i = 0; i < NKEYS; i++) vals[i] = NULL;
+    if (!obj) return 0;
+    const cJSON *it;
+    cJSON_ArrayForEach(it, obj) {
+        int k = key_index(it->string);
+        if (k < 0) {
+            const char *names[NKEYS];
+            for (int i = 0; i < NKEYS; i++) names[i] = KEYS[i].key;
+            char hint[96];
+            suggest(hint, sizeof hint, it->string, names, NKEYS);
+            jobs_error_add(errs, "%s: unknown key \"%.60s\"%s", where, it->string, hint);
+            bad++;
+        } else if (vals[k]) {
+            jobs_error_add(errs, "%s: \"%s\" is given twice%s", where, KEYS[k].key,
+                           strcmp(it->string, KEYS[k].key) ? " (under two names)" : "");
+            bad++;
+        } else {
+            vals[k] = it;
+        }
+    }
+    return bad;
+}
+
+/* Builds and checks the job from line values L over defaults D. `line` 0 checks the defaults alone. */
+static int build_job(const cJSON **L, const cJSON **D, int line, const char *where, const jobs_rules *rules,
+                     jobs_job *job, jobs_errors *errs) {
+    char err[768];
+    int bad = 0;
+    memset(job, 0, sizeof *job);
+    job->line = line;
+    job->obj = cJSON_CreateObject();
+    if (!job->obj) { jobs_error_add(errs, "%s: out of memory", where); return 1; }
+
+    /* every value, from the line or else the defaults, checked and stored in table order */
+    const cJSON *V[NKEYS];
+    for (int i = 0; i < NKEYS; i++) {
+        V[i] = L[i] ? L[i] : D[i];
+        if (!V[i]) continue;
+        cJSON *store;
+        if (check_value(&KEYS[i], V[i], rules, &store, err, sizeof err) != 0) {
+            jobs_error_add(errs, "%s: \"%s\" %s", where, KEYS[i].key, err);
+            bad++;
+            continue;
+        }
+        if (store && (!strcmp(KEYS[i].key, "width") || !strcmp(KEYS[i].key, "height") || !strcmp(KEYS[i].key, "count"))) {
+            cJSON_Delete(store); /* resolved below: the size, and the seeds (each image has its own) */
+            store = NULL;
+        }
+        if (store) cJSON_AddItemToObject(job->obj, KEYS[i].key, store);
+    }
+
+    /* size: "size" and width/height of the same layer clash; a line's either overrides the defaults' */
+    for (int layer = 0; layer < 2; layer++) {
+        const cJSON **X = layer ? D : L;
+        if (X[K("size")] && (X[K("width")] || X[K("height")])) {
+            jobs_error_add(errs, "%s: give \"size\" or \"width\"/\"height\", not both", where);
+            bad++;
+        }
+    }
+    if (!bad) {
+        int w = 0, h = 0;
+        const cJSON *size = L[K("size")] ? L[K("size")] : D[K("size")];
+        if (size) parse_size(size->valuestring, &w, &h);
+        if (L[K("width")]) w = (int)L[K("width")]->valuedouble;
+        else if (!L[K("size")] && D[K("width")]) w = (int)D[K("width")]->valuedouble;
+        if (L[K("height")]) h = (int)L[K("height")]->valuedouble;
+        else if (!L[K("size")] && D[K("height")]) h = (int)D[K("height")]->valuedouble;
+        if (w) cJSON_AddNumberToObject(job->obj, "width", w);
+        if (h) cJSON_AddNumberToObject(job->obj, "height", h);
+    }
+
+    /* seeds */
+    if (!bad) {
+        const cJSON *list = NULL;
+        int ls = !!L[K("seeds")] + !!L[K("seed_range")], ds = !!D[K("seeds")] + !!D[K("seed_range")];
+        if (ls > 1 || ds > 1) {
+            jobs_error_add(errs, "%s: give \"seeds\" or \"seed_range\", not both", where);
+            bad++;
+        } else if (ls && (L[K("seed")] || L[K("count")])) {
+            if (line)
+                jobs_error_add(errs, "%s: \"%s\" cannot be combined with \"seed\" or \"count\"", where,
+                               L[K("seeds")] ? "seeds" : "seed_range");
+            else /* the command line's own values, checked alone */
+                jobs_error_add(errs, "%s: --seed-range cannot be combined with --seed or --count", where);
+            bad++;
+        } else {
+            if (ls) list = L[K("seeds")] ? L[K("seeds")] : L[K("seed_range")];
+            else if (!L[K("seed")] && !L[K("count")] && ds) list = D[K("seeds")] ? D[K("seeds")] : D[K("seed_range")];
+            if (list) {
+                if (seeds_value(list, &job->seeds, &job->nseeds, err, sizeof err) != 0) {
+                    jobs_error_add(errs, "%s: seeds %s", where, err);
+                    bad++;
+                }
+            } else {
+                uint64_t seed = rules ? rules->default_seed : 0;
+                const cJSON *sv = L[K("seed")] ? L[K("seed")] : D[K("seed")];
+                if (sv) seed_value(sv, &seed, err, sizeof err);
+                const cJSON *cv = L[K("count")] ? L[K("count")] : D[K("count")];
+                int count = cv ? (int)cv->valuedouble : 1;
+                if (seed > UINT64_MAX - (uint64_t)(count - 1)) {
+                    jobs_error_add(errs, "%s: seed + count passes 2^64-1", where);
+                    bad++;
+                } else if (!(job->seeds = malloc((size_t)count * sizeof *job->seeds))) {
+                    jobs_error_add(errs, "%s: out of memory", where);
+                    bad++;
+                } else {
+                    for (int i = 0; i < count; i++) job->seeds[i] = seed + (uint64_t)i;
+                    job->nseeds = count;
+                }
+            }
+        }
+        const cJSON *vs = V[K("variation_seed")];
+        if (!bad && vs && seeds_value(vs, &job->vseeds, &job->nvseeds, err, sizeof err) != 0) {
+            jobs_error_add(errs, "%s: \"variation_seed\" %s", where, err);
+            bad++;
+        }
+        if (!bad && (long long)job->nseeds * (job->nvseeds ? job->nvseeds : 1) > JOBS_MAX_SEEDS) {
+            jobs_error_add(errs, "%s: seeds x variation seeds makes more than %d images", where, JOBS_MAX_SEEDS);
+            bad++;
+        }
+    }
+
+    /* parameters that only make sense together (a line may complete what the command line starts) */
+    if (!bad && line) {
+        const cJSON *vstr = V[K("variation_strength")];
+        int has_vs = V[K("variation_seed")] != NULL, has_str = vstr && vstr->valuedouble > 0;
+        if (has_vs != has_str) {
+            jobs_error_add(errs, "%s: %s", where,
+                           has_vs ? "\"variation_seed\" needs \"variation_strength\" > 0"
+                                  : "\"variation_strength\" needs \"variation_seed\"");
+            bad++;
+        }
+        if (V[K("mask")] && !V[K("init_image")]) {
+            jobs_error_add(errs, "%s: \"mask\" needs \"init_image\"", where);
+            bad++;
+        }
+        if (V[K("strength")] && !V[K("init_image")]) {
+            jobs_error_add(errs, "%s: \"strength\" needs \"init_image\"", where);
+            bad++;
+        }
+    }
+    if (line && !V[K("prompt")] && !bad) {
+        jobs_error_add(errs, "%s: no \"prompt\"", where);
+        bad++;
+    }
+    if (bad) { job_free(job); return bad; }
+    job->prompt = jobs_str(job, "prompt", NULL);
+    job->name = jobs_str(job, "name", NULL);
+    job->output = jobs_str(job, "output", NULL);
+    return 0;
+}
+
+/* ---- files ---- */
+
+static jobs_format detect_format(const char *source, const char *text, size_t len) {
+    const char *dot = strrchr(source, '.');
+    if (dot && (!strcmp(dot, ".jsonl") || !strcmp(dot, ".ndjson") || !strcmp(dot, ".json"))) return JOBS_JSONL;
+    if (dot && !strcmp(dot, ".txt")) return JOBS_TEXT;
+    /* otherwise: JSON Lines if the first content line is a JSON object */
+    size_t i = 0;
+    while (i < len) {
+        size_t e = i;
+        while (e < len && text[e] != '\n') e++;
+        size_t b = i;
+        while (b < e && isspace((unsigned char)text[b])) b++;
+        if (b < e && text[b] != '#') {
+            char *l = strndup(text + b, e - b);
+            cJSON *j = l ? cJSON_Parse(l) : NULL;
+            int obj = cJSON_IsObject(j);
+            cJSON_Delete(j);
+            free(l);
+            return obj ? JOBS_JSONL : JOBS_TEXT;
+        }
+        i = e + 1;
+    }
+    return JOBS_TEXT;
+}
+
+int jobs_parse(const char *text, size_t len, const char *source, jobs_format fmt, const cJSON *defaults,
+               const jobs_rules *rules, jobs_list *out, jobs_errors *errs) {
+    memset(out, 0, sizeof *out);
+    int errors0 = errs->total;
+    const cJSON *D[NKEYS], *L[NKEYS];
+
+    /* the defaults alone first, so a bad flag is reported once, not on every line */
+    if (gather(defaults, D, "command line", errs) == 0) {
+        jobs_job probe;
+        if (build_job(D, (const cJSON *[NKEYS]){0}, 0, "command line", rules, &probe, errs) == 0) job_free(&probe);
+    }
+    if (errs->total > errors0) return errs->total - errors0;
+
+    out->format = fmt == JOBS_AUTO ? detect_format(source, text, len) : fmt;
+    int cap = 0, lineno = 0;
+    size_t i = 0;
+    while (i < len) {
+        size_t e = i;
+        while (e < len && text[e] != '\n') e++;
+        lineno++;
+        size_t line_start = i, b = i, t = e;
+        i = e + 1;
+        while (b < t && isspace((unsigned char)text[b])) b++;
+        while (t > b && isspace((unsigned char)text[t - 1])) t--;
+        if (b == t || text[b] == '#') continue;
+        char where[600];
+        snprintf(where, sizeof where, "%s:%d", source, lineno);
+        if (memchr(text + b, 0, t - b)) { jobs_error_add(errs, "%s: NUL byte in line", where); continue; }
+        char *l = strndup(text + b, t - b);
+        if (!l) { jobs_error_add(errs, "%s: out of memory", where); break; }
+        cJSON *obj = NULL;
+        if (out->format == JOBS_JSONL) {
+            const char *end = NULL;
+            obj = cJSON_ParseWithOpts(l, &end, 1);
+            if (!obj) {
+                size_t col = (b - line_start) + (end ? (size_t)(end - l) : 0) + 1;
+                jobs_error_add(errs, "%s: invalid JSON at column %zu", where, col);
+                free(l);
+                continue;
+            }
+            if (!cJSON_IsObject(obj)) {
+                jobs_error_add(errs, "%s: a job must be a JSON object {...}, not %s", where, json_type_name(obj));
+                cJSON_Delete(obj);
+                free(l);
+                continue;
+            }
+        } else {
+            obj = cJSON_CreateObject();
+            if (obj) cJSON_AddStringToObject(obj, "prompt", l);
+        }
+        free(l);
+        jobs_job job;
+        if (gather(obj, L, where, errs) == 0 && build_job(L, D, lineno, where, rules, &job, errs) == 0) {
+            if (out->count == cap) {
+                cap = cap ? cap * 2 : 16;
+                jobs_job *grown = realloc(out->jobs, (size_t)cap * sizeof *grown);
+                if (!grown) { job_free(&job); cJSON_Delete(obj); jobs_error_add(errs, "%s: out of memory", where); break; }
+                out->jobs = grown;
+            }
+            out->jobs[out->count++] = job;
+        }
+        cJSON_Delete(obj);
+    }
+    if (out->count == 0 && errs->total == errors0) jobs_error_add(errs, "%s: no jobs (only blank or # lines)", source);
+    return errs->total - errors0;
+}
+
+void jobs_list_free(jobs_list *l) {
+    for (int i = 0; i < l->count; i++) job_free(&l->jobs[i]);
+    free(l->jobs);
+    memset(l, 0, sizeof *l);
+}
+
+/* ---- reading a job ---- */
+
+double jobs_num(const jobs_job *job, const char *key, double def) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(job->obj, key);
+    return cJSON_IsNumber(v) ? v->valuedouble : def;
+}
+
+const char *jobs_str(const jobs_job *job, const char *key, const char *def) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(job->obj, key);
+    return cJSON_IsString(v) ? v->valuestring : def;
+}
+
+void jobs_apply(const jobs_job *job, sd_gen_params *p) {
+    p->negative_prompt = jobs_str(job, "negative", p->negative_prompt);
+    p->width = (int)jobs_num(job, "width", p->width);
+    p->height = (int)jobs_num(job, "height", p->height);
+    p->steps = (int)jobs_num(job, "steps", p->steps);
+    p->cfg_scale = (float)jobs_num(job, "cfg", p->cfg_scale);
+    p->guidance_rescale = (float)jobs_num(job, "guidance_rescale", p->guidance_rescale);
+    p->sampler = jobs_str(job, "sampler", p->sampler);
+    p->scheduler = jobs_str(job, "scheduler", p->scheduler);
+    p->convention = jobs_str(job, "convention", p->convention);
+    p->eta = (float)jobs_num(job, "eta", p->eta);
+    p->rng = jobs_str(job, "rng", p->rng);
+    p->sampler_rng = jobs_str(job, "sampler_rng", p->sampler_rng);
+    p->clip_skip = (int)jobs_num(job, "clip_skip", p->clip_skip);
+    p->vae_tiling = (int)jobs_num(job, "vae_tiling", p->vae_tiling);
+    p->variation_strength = (float)jobs_num(job, "variation_strength", p->variation_strength);
+    p->strength = (float)jobs_num(job, "strength", p->strength);
+}
+
+/* ---- command-line defaults ---- */
+
+int jobs_set_default(cJSON *defaults, const jobs_flag *f, const char *value, char *err, size_t errlen) {
+    int k = key_index(f->key);
+    cJSON *v = NULL;
+    switch (KEYS[k].type) {
+    case KT_INT:
+    case KT_INT8:
+    case KT_NUM:
+    case KT_TILING: {
+        char *end;
+        double d = strtod(value, &end);
+        if (end == value || *end || !isfinite(d)) {
+            snprintf(err, errlen, "%s: \"%s\" is not a number", f->flag, value);
+            return -1;
+        }
+        v = cJSON_CreateNumber(d);
+        break;
+    }
+    default:
+        v = cJSON_CreateString(value);
+    }
+    if (!v) { snprintf(err, errlen, "out of memory"); return -1; }
+    cJSON_DeleteItemFromObjectCaseSensitive(defaults, f->key);
+    cJSON_AddItemToObject(defaults, f->key, v);
+    return 0;
+}

@@ -1,0 +1,213 @@
+/* manifest.c — appending and re-reading the batch manifest (JSON Lines) crash-safely. */
+#include "manifest.h"
+
+#include "../sd.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+
+void manifest_name(int shard_index, int shard_count, char *out, size_t cap) {
+    if (shard_count <= 1) snprintf(out, cap, "manifest.jsonl");
+    else snprintf(out, cap, "manifest.shard-%d-of-%d.jsonl", shard_index, shard_count);
+}
+
+static int is_hex64(const char *s) {
+    if (!s || strlen(s) != 64) return 0;
+    for (; *s; s++)
+        if (!((*s >= '0' && *s <= '9') || (*s >= 'a' && *s <= 'f'))) return 0;
+    return 1;
+}
+
+static void add_line(manifest *m, const char *line) {
+    cJSON *o = cJSON_Parse(line);
+    const cJSON *file = cJSON_GetObjectItemCaseSensitive(o, "file");
+    const cJSON *key = cJSON_GetObjectItemCaseSensitive(o, "key");
+    const cJSON *sha = cJSON_GetObjectItemCaseSensitive(o, "sha256");
+    if (!cJSON_IsString(file) || !*file->valuestring || !cJSON_IsString(key) || !cJSON_IsString(sha) ||
+        !is_hex64(key->valuestring) || !is_hex64(sha->valuestring)) {
+        m->bad_lines++;
+        cJSON_Delete(o);
+        return;
+    }
+    if (m->n == m->cap) {
+        int cap = m->cap ? m->cap * 2 : 64;
+        manifest_entry *g = realloc(m->e, (size_t)cap * sizeof *g);
+        if (!g) { m->bad_lines++; cJSON_Delete(o); return; }
+        m->e = g;
+        m->cap = cap;
+    }
+    manifest_entry *e = &m->e[m->n];
+    e->file = strdup(file->valuestring);
+    if (!e->file) { m->bad_lines++; cJSON_Delete(o); return; }
+    memcpy(e->key, key->valuestring, 65);
+    memcpy(e->sha256, sha->valuestring, 65);
+    e->seq = m->n;
+    m->n++;
+    cJSON_Delete(o);
+}
+
+int manifest_load_file(const char *path, manifest *m) {
+    FILE *fp = fopen(path, "rb");
+    if (!fp) return -1;
+    m->files++;
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t len;
+    while ((len = getline(&line, &cap, fp)) > 0) {
+        if (line[len - 1] != '\n') { m->bad_lines++; break; } /* torn last line */
+        line[len - 1] = 0;
+        if (len > 1) add_line(m, line);
+    }
+    free(line);
+    fclose(fp);
+    return 0;
+}
+
+static int by_file_seq(const void *a, const void *b) {
+    const manifest_entry *x = a, *y = b;
+    int c = strcmp(x->file, y->file);
+    return c ? c : (x->seq > y->seq) - (x->seq < y->seq);
+}
+
+void manifest_finish(manifest *m) {
+    if (m->n) qsort(m->e, (size_t)m->n, sizeof *m->e, by_file_seq);
+}
+
+static int is_manifest_name(const char *n) {
+    size_t l = strlen(n);
+    return !strncmp(n, "manifest", 8) && l >= 14 && !strcmp(n + l - 6, ".jsonl");
+}
+
+static int by_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
+
+int manifest_load_dir(const char *dir, manifest *m, char *err, size_t errlen) {
+    memset(m, 0, sizeof *m);
+    DIR *d = opendir(dir);
+    if (!d) {
+        if (errno == ENOENT) return 0;
+        snprintf(err, errlen, "%s: cannot read folder: %s", dir, strerror(errno));
+        return -1;
+    }
+    char *names[1024];
+    int nn = 0;
+    struct dirent *de;
+    while ((de = readdir(d)) && nn < 1024)
+        if (is_manifest_name(de->d_name) && (names[nn] = strdup(de->d_name))) nn++;
+    closedir(d);
+    qsort(names, (size_t)nn, sizeof *names, by_str); /* a fixed reading order */
+    int rc = 0;
+    for (int i = 0; i < nn; i++) {
+        char path[4096];
+        snprintf(path, sizeof path, "%s/%s", dir, names[i]);
+        if (manifest_load_file(path, m) != 0 && rc == 0) {
+            snprintf(err, errlen, "%s: cannot read: %s", path, strerror(errno));
+            rc = -1;
+        }
+        free(names[i]);
+    }
+    manifest_finish(m);
+    return rc;
+}
+
+void manifest_free(manifest *m) {
+    for (int i = 0; i < m->n; i++) free(m->e[i].file);
+    free(m->e);
+    memset(m, 0, sizeof *m);
+}
+
+int manifest_done(const manifest *m, const char *dir, const char *file, const char *key) {
+    /* binary search for the first entry of `file`, then try each of its entries with this key */
+    int lo = 0, hi = m->n;
+    while (lo < hi) {
+        int mid = (lo + hi) / 2;
+        if (strcmp(m->e[mid].file, file) < 0) lo = mid + 1;
+        else hi = mid;
+    }
+    char path[4096], hex[65];
+    int hashed = 0;
+    snprintf(path, sizeof path, "%s/%s", dir, file);
+    for (int i = lo; i < m->n && !strcmp(m->e[i].file, file); i++) {
+        if (strcmp(m->e[i].key, key)) continue;
+        if (!hashed) {
+            if (sd_sha256_file(path, hex) != SD_OK) return 0;
+            hashed = 1;
+        }
+        if (!strcmp(hex, m->e[i].sha256)) return 1;
+    }
+    return 0;
+}
+
+/* ---- appending ---- */
+
+int manifest_sync_dir(const char *dir) {
+    int fd = open(dir, O_RDONLY | O_DIRECTORY);
+    if (fd < 0) return -1;
+    int rc = fsync(fd);
+    close(fd);
+    return rc;
+}
+
+int manifest_open(manifest_writer *w, const char *path, char *err, size_t errlen) {
+    snprintf(w->path, sizeof w->path, "%s", path);
+    w->fd = open(path, O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+    if (w->fd < 0) { snprintf(err, errlen, "%s: cannot open: %s", path, strerror(errno)); return -1; }
+    struct stat st;
+    if (fstat(w->fd, &st) != 0) goto io;
+    /* cut a torn tail back to the last newline: scan backwards in blocks */
+    off_t end = st.st_size, keep = 0;
+    char buf[4096];
+    while (end > 0) {
+        off_t start = end > (off_t)sizeof buf ? end - (off_t)sizeof buf : 0;
+        ssize_t got = pread(w->fd, buf, (size_t)(end - start), start);
+        if (got != end - start) goto io;
+        int k = (int)got - 1;
+        while (k >= 0 && buf[k] != '\n') k--;
+        if (k >= 0) { keep = start + k + 1; break; }
+        end = start;
+    }
+    if (keep != st.st_size && (ftruncate(w->fd, keep) != 0 || fsync(w->fd) != 0)) goto io;
+    return 0;
+io:
+    snprintf(err, errlen, "%s: %s", path, strerror(errno));
+    close(w->fd);
+    w->fd = -1;
+    return -1;
+}
+
+int manifest_append(manifest_writer *w, const cJSON *entry, char *err, size_t errlen) {
+    char *s = cJSON_PrintUnformatted(entry);
+    if (!s) { snprintf(err, errlen, "%s: out of memory", w->path); return -1; }
+    size_t len = strlen(s);
+    char *line = realloc(s, len + 2);
+    if (!line) { free(s); snprintf(err, errlen, "%s: out of memory", w->path); return -1; }
+    line[len++] = '\n';
+    line[len] = 0;
+    off_t before = lseek(w->fd, 0, SEEK_END);
+    size_t done = 0;
+    int rc = 0;
+    while (done < len) {
+        ssize_t k = write(w->fd, line + done, len - done);
+        if (k < 0 && errno == EINTR) continue;
+        if (k <= 0) { rc = -1; break; }
+        done += (size_t)k;
+    }
+    if (rc == 0 && fsync(w->fd) != 0) rc = -1;
+    if (rc != 0) {
+        snprintf(err, errlen, "%s: write failed: %s", w->path, strerror(errno));
+        if (before >= 0 && ftruncate(w->fd, before) == 0) fsync(w->fd);
+    }
+    free(line);
+    return rc;
+}
+
+void manifest_close(manifest_writer *w) {
+    if (w->fd >= 0) close(w->fd);
+    w->fd = -1;
+}

@@ -1,0 +1,58 @@
+/* manifest.h — the batch manifest: one JSON line per finished image, appended (and fsync'ed) only after the
+ * PNG is in place, read back tolerantly on resume.
+ *
+ * An unsharded run writes manifest.jsonl; shard I of N writes manifest.shard-I-of-N.jsonl, so processes on
+ * several machines never share a file. A resume reads every manifest*.jsonl of the output folder: an image
+ * counts as done when some line names its file with its key (plan_image_key) and the file's SHA-256 matches.
+ * Lines that do not parse (a torn last line after a crash, a hand edit) are skipped; before appending, a torn
+ * tail of the run's own manifest is cut off, so a new line never glues onto it. */
+#ifndef CLI_MANIFEST_H
+#define CLI_MANIFEST_H
+
+#include <stddef.h>
+
+#include <cjson/cJSON.h>
+
+typedef struct manifest_entry {
+    char *file;         /* relative to the output folder */
+    char key[65];
+    char sha256[65];
+    int seq;            /* order of reading */
+} manifest_entry;
+
+typedef struct manifest {
+    manifest_entry *e;  /* sorted by file, then seq */
+    int n, cap;
+    int bad_lines;      /* lines skipped as unreadable */
+    int files;          /* manifest files read */
+} manifest;
+
+/* The manifest file name of a shard ("manifest.jsonl" when count <= 1). */
+void manifest_name(int shard_index, int shard_count, char *out, size_t cap);
+
+/* Reads every manifest*.jsonl of `dir` (a missing folder is an empty manifest). Returns 0, or -1 + err. */
+int manifest_load_dir(const char *dir, manifest *m, char *err, size_t errlen);
+/* Reads one manifest file into m (call manifest_finish after the last). Returns 0, or -1 if unreadable. */
+int manifest_load_file(const char *path, manifest *m);
+void manifest_finish(manifest *m);
+void manifest_free(manifest *m);
+
+/* 1 when `file` (relative to dir) has an entry with this key and the file on disk has that entry's SHA-256. */
+int manifest_done(const manifest *m, const char *dir, const char *file, const char *key);
+
+typedef struct manifest_writer {
+    int fd;
+    char path[4096];
+} manifest_writer;
+
+/* Opens (creating) a manifest for appending; cuts a torn last line. Returns 0, or -1 + err. */
+int manifest_open(manifest_writer *w, const char *path, char *err, size_t errlen);
+/* Appends `entry` as one line with a single write, then fsync; on a short write the file is cut back so no
+ * partial line stays. Returns 0, or -1 + err. */
+int manifest_append(manifest_writer *w, const cJSON *entry, char *err, size_t errlen);
+void manifest_close(manifest_writer *w);
+
+/* fsync of a folder, so a rename into it survives a power cut. Returns 0 or -1. */
+int manifest_sync_dir(const char *dir);
+
+#endif

@@ -1,0 +1,339 @@
+/* plan.c — the batch image list: prompt expansion, output names, collisions, shards, per-image keys. */
+#include "plan.h"
+
+#include <ctype.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../sd.h"
+#include "expand.h"
+
+/* ---- names ---- */
+
+void plan_slug(const char *text, size_t max, char *out, size_t cap) {
+    size_t n = 0, lim = max && max < cap - 1 ? max : cap - 1;
+    int dash = 0;
+    for (const unsigned char *p = (const unsigned char *)text; *p && n < lim; p++) {
+        if (isalnum(*p) && *p < 128) {
+            if (dash && n) { out[n++] = '-'; if (n == lim) break; }
+            out[n++] = (char)tolower(*p);
+            dash = 0;
+        } else {
+            dash = 1;
+        }
+    }
+    while (n && out[n - 1] == '-') n--;
+    out[n] = 0;
+    if (!n) snprintf(out, cap, "prompt");
+}
+
+static int var_number(const plan_vars *v, const char *name, long long *out, int *unset) {
+    const plan_image *im = v->im;
+    *unset = 0;
+    if (!strcmp(name, "index")) *out = im->index;
+    else if (!strcmp(name, "job")) *out = v->job_number;
+    else if (!strcmp(name, "line")) *out = v->job ? v->job->line : 0;
+    else if (!strcmp(name, "n")) *out = im->n;
+    else if (!strcmp(name, "variation")) *out = im->variation;
+    else if (!strcmp(name, "steps") || !strcmp(name, "width") || !strcmp(name, "height")) {
+        double d = v->job ? jobs_num(v->job, name, -1) : -1;
+        *unset = d < 0;
+        *out = (long long)d;
+    } else return -1;
+    return 0;
+}
+
+static int var_text(const plan_vars *v, const char *name, size_t cut, char *out, size_t cap) {
+    const jobs_job *job = v->job;
+    if (!strcmp(name, "prompt_slug")) {
+        plan_slug(v->im->prompt, cut, out, cap);
+        return 0;
+    }
+    const char *s = NULL;
+    char tmp[64];
+    if (!strcmp(name, "name")) {
+        if (job && job->name) s = job->name;
+        else { snprintf(tmp, sizeof tmp, "job%03d", v->job_number); s = tmp; }
+    } else if (!strcmp(name, "sampler") || !strcmp(name, "scheduler")) {
+        s = job ? jobs_str(job, name, "default") : "default";
+    } else if (!strcmp(name, "cfg")) {
+        double c = job ? jobs_num(job, "cfg", -1) : -1;
+        if (c < 0) s = "default";
+        else { snprintf(tmp, sizeof tmp, "%g", c); s = tmp; }
+    } else return -1;
+    size_t len = strlen(s);
+    if (cut && len > cut) len = cut;
+    if (len >= cap) len = cap - 1;
+    memcpy(out, s, len);
+    out[len] = 0;
+    return 0;
+}
+
+static int check_path(const char *name, char *err, size_t errlen) {
+    if (!*name) { snprintf(err, errlen, "the name is empty"); return -1; }
+    if (name[0] == '/') { snprintf(err, errlen, "\"%s\" is an absolute path", name); return -1; }
+    for (const unsigned char *p = (const unsigned char *)name; *p; p++)
+        if (*p < 32 || *p == '\\') { snprintf(err, errlen, "\"%s\" holds a control character or backslash", name); return -1; }
+    const char *c = name;
+    for (;;) {
+        const char *e = strchr(c, '/');
+        size_t len = e ? (size_t)(e - c) : strlen(c);
+        if (len == 0) { snprintf(err, errlen, "\"%s\" has an empty folder name", name); return -1; }
+        if (c[0] == '.') { snprintf(err, errlen, "\"%s\": names may not start with '.'", name); return -1; }
+        if (len > 255) { snprintf(err, errlen, "\"%.60s...\": a name part is over 255 bytes", name); return -1; }
+        if (!e) break;
+        c = e + 1;
+    }
+    return 0;
+}
+
+int plan_format_name(const char *tmpl, const plan_vars *v, char *out, size_t cap, char *err, size_t errlen) {
+    size_t n = 0;
+    char piece[512];
+    for (const char *p = tmpl; *p;) {
+        size_t plen;
+        if ((p[0] == '{' && p[1] == '{') || (p[0] == '}' && p[1] == '}')) {
+            piece[0] = p[0];
+            plen = 1;
+            p += 2;
+        } else if (*p == '}') {
+            snprintf(err, errlen, "template \"%s\": '}' without '{' (write }} for a literal brace)", tmpl);
+            return -1;
+        } else if (*p == '{') {
+            const char *close = strchr(p, '}');
+            if (!close || close - p > 40) {
+                snprintf(err, errlen, "template \"%s\": '{' is not closed", tmpl);
+                return -1;
+            }
+            char name[48], *spec;
+            snprintf(name, sizeof name, "%.*s", (int)(close - p - 1), p + 1);
+            int width = 0;
+            if ((spec = strchr(name, ':'))) {
+                *spec++ = 0;
+                char *end;
+                long w = strtol(spec, &end, 10);
+                if (!*spec || *end || w < 1 || w > 200) {
+                    snprintf(err, errlen, "template \"%s\": \"{%s:%s}\" needs a width from 1 to 200", tmpl, name, spec);
+                    return -1;
+                }
+                width = (int)w;
+            }
+            long long num;
+            int unset;
+            if (!strcmp(name, "seed") || !strcmp(name, "vseed")) {
+                uint64_t s = !strcmp(name, "seed") ? v->im->seed : v->im->vseed;
+                if (v->job && !strcmp(name, "vseed") && !v->job->nvseeds) snprintf(piece, sizeof piece, "none");
+                else snprintf(piece, sizeof piece, "%0*" PRIu64, width, s);
+            } else if (var_number(v, name, &num, &unset) == 0) {
+                if (unset) snprintf(piece, sizeof piece, "default");
+                else snprintf(piece, sizeof piece, "%0*lld", width, num);
+            } else if (var_text(v, name, (size_t)width, piece, sizeof piece) != 0) {
+                snprintf(err, errlen,
+                         "template \"%s\": unknown placeholder {%s} (known: index job line n variation seed vseed "
+                         "steps width height name prompt_slug sampler scheduler cfg)", tmpl, name);
+                return -1;
+            }
+            plen = strlen(piece);
+            p = close + 1;
+        } else {
+            const char *q = p;
+            while (*q && *q != '{' && *q != '}') q++;
+            plen = (size_t)(q - p) < sizeof piece ? (size_t)(q - p) : sizeof piece - 1;
+            memcpy(piece, p, plen);
+            p = q;
+        }
+        if (n + plen + 5 >= cap) { snprintf(err, errlen, "template \"%s\": the name is too long", tmpl); return -1; }
+        memcpy(out + n, piece, plen);
+        n += plen;
+    }
+    out[n] = 0;
+    if (n < 4 || strcmp(out + n - 4, ".png")) strcpy(out + n, ".png");
+    return check_path(out, err, errlen);
+}
+
+/* ---- the list ---- */
+
+void plan_free(plan *p) {
+    for (int i = 0; i < p->count; i++) free(p->images[i].file);
+    free(p->images);
+    expand_free(p->prompts, p->nprompts);
+    memset(p, 0, sizeof *p);
+}
+
+static const plan_image *g_sort_images; /* qsort has no context argument in C11 */
+static int by_file(const void *a, const void *b) {
+    const plan_image *x = &g_sort_images[*(const int *)a], *y = &g_sort_images[*(const int *)b];
+    int c = strcmp(x->file, y->file);
+    return c ? c : (x->index > y->index) - (x->index < y->index);
+}
+
+int plan_build(const jobs_list *jobs, const char *source, plan *out, jobs_errors *errs) {
+    memset(out, 0, sizeof *out);
+    int errors0 = errs->total, cap = 0, pcap = 0;
+    for (int j = 0; j < jobs->count; j++) {
+        const jobs_job *job = &jobs->jobs[j];
+        char **vars;
+        int nvars;
+        char err[512];
+        if (expand_prompt(job->prompt, PLAN_MAX_IMAGES, &vars, &nvars, err, sizeof err) != 0) {
+            jobs_error_add(errs, "%s:%d: prompt: %s", source, job->line, err);
+            continue;
+        }
+        int nv = job->nvseeds ? job->nvseeds : 1;
+        long long add = (long long)nvars * nv * job->nseeds;
+        if (out->count + add > PLAN_MAX_IMAGES) {
+            jobs_error_add(errs, "%s:%d: the batch passes %d images", source, job->line, PLAN_MAX_IMAGES);
+            expand_free(vars, nvars);
+            break;
+        }
+        if (out->count + add > cap) {
+            cap = (int)(out->count + add) * 2;
+            if (cap > PLAN_MAX_IMAGES) cap = PLAN_MAX_IMAGES;
+            plan_image *g = realloc(out->images, (size_t)cap * sizeof *g);
+            if (!g) { expand_free(vars, nvars); jobs_error_add(errs, "%s: out of memory", source); break; }
+            out->images = g;
+        }
+        if (out->nprompts + nvars > pcap) {
+            pcap = (out->nprompts + nvars) * 2;
+            char **g = realloc(out->prompts, (size_t)pcap * sizeof *g);
+            if (!g) { expand_free(vars, nvars); jobs_error_add(errs, "%s: out of memory", source); break; }
+            out->prompts = g;
+        }
+        memcpy(out->prompts + out->nprompts, vars, (size_t)nvars * sizeof *vars);
+        out->nprompts += nvars;
+        free(vars);
+        const char *tmpl = job->output ? job->output : PLAN_DEFAULT_TEMPLATE;
+        int n = 0, bad = 0;
+        for (int a = 0; a < nvars && !bad; a++)
+            for (int b = 0; b < nv && !bad; b++)
+                for (int s = 0; s < job->nseeds && !bad; s++) {
+                    plan_image *im = &out->images[out->count];
+                    memset(im, 0, sizeof *im);
+                    im->index = out->count;
+                    im->job = j;
+                    im->variation = a;
+                    im->n = n++;
+                    im->seed = job->seeds[s];
+                    im->vseed = job->nvseeds ? job->vseeds[b] : 0;
+                    im->prompt = out->prompts[out->nprompts - nvars + a];
+                    char name[1100];
+                    plan_vars v = {job, j + 1, im};
+                    if (plan_format_name(tmpl, &v, name, sizeof name, err, sizeof err) != 0) {
+                        jobs_error_add(errs, "%s:%d: output %s", source, job->line, err);
+                        bad = 1;
+                    } else if (!(im->file = strdup(name))) {
+                        jobs_error_add(errs, "%s: out of memory", source);
+                        bad = 1;
+                    } else {
+                        out->count++;
+                    }
+                }
+    }
+    if (errs->total > errors0) return errs->total - errors0;
+
+    /* two images, one file: refuse before anything renders */
+    int *order = malloc((size_t)(out->count ? out->count : 1) * sizeof *order);
+    if (!order) { jobs_error_add(errs, "%s: out of memory", source); return 1; }
+    for (int i = 0; i < out->count; i++) order[i] = i;
+    g_sort_images = out->images;
+    qsort(order, (size_t)out->count, sizeof *order, by_file);
+    for (int i = 1, first = 0; i < out->count; i++) {
+        const plan_image *a = &out->images[order[first]], *b = &out->images[order[i]];
+        if (strcmp(a->file, b->file)) { first = i; continue; } /* compare each with the first of its name */
+        int la = jobs->jobs[a->job].line, lb = jobs->jobs[b->job].line;
+        if (la == lb)
+            jobs_error_add(errs, "%s:%d: images %d and %d would both be written to \"%s\" (add {seed} or {index} to "
+                           "\"output\")", source, la, a->index, b->index, a->file);
+        else
+            jobs_error_add(errs, "%s:%d: image %d would be written to \"%s\", like image %d of line %d (make "
+                           "\"output\" unique, e.g. with {index})", source, lb, b->index, b->file, a->index, la);
+    }
+    free(order);
+    return errs->total - errors0;
+}
+
+/* ---- shards ---- */
+
+static int env_int(const char *name, long *out) {
+    const char *s = getenv(name);
+    char *end;
+    if (!s || !*s) return -1;
+    *out = strtol(s, &end, 10);
+    return *end ? -1 : 0;
+}
+
+int plan_parse_shard(const char *spec, int *index, int *count, char *err, size_t errlen) {
+    long i, n;
+    if (!strcmp(spec, "auto")) {
+        long id, lo = 0, step = 1;
+        if (env_int("SLURM_ARRAY_TASK_ID", &id) != 0 || env_int("SLURM_ARRAY_TASK_COUNT", &n) != 0) {
+            snprintf(err, errlen, "--shard auto: SLURM_ARRAY_TASK_ID and SLURM_ARRAY_TASK_COUNT are not set "
+                                  "(outside Slurm write --shard I/N)");
+            return -1;
+        }
+        env_int("SLURM_ARRAY_TASK_MIN", &lo);
+        env_int("SLURM_ARRAY_TASK_STEP", &step);
+        if (step < 1) step = 1;
+        i = (id - lo) / step;
+    } else {
+        char *end;
+        i = strtol(spec, &end, 10);
+        if (end == spec || *end != '/') goto syntax;
+        const char *ns = end + 1;
+        n = strtol(ns, &end, 10);
+        if (end == ns || *end) goto syntax;
+    }
+    if (n < 1 || n > 1000000) { snprintf(err, errlen, "--shard %s: the shard count must be 1 or more", spec); return -1; }
+    if (i < 0 || i >= n) {
+        snprintf(err, errlen, "--shard %s: the index must be 0..%ld (shards count from 0, like SLURM_ARRAY_TASK_ID "
+                              "with --array=0-%ld)", spec, n - 1, n - 1);
+        return -1;
+    }
+    *index = (int)i;
+    *count = (int)n;
+    return 0;
+syntax:
+    snprintf(err, errlen, "--shard \"%s\" is not I/N (e.g. 0/4) or auto", spec);
+    return -1;
+}
+
+void plan_shard_range(int total, int index, int count, int *begin, int *end) {
+    *begin = (int)((long long)total * index / count);
+    *end = (int)((long long)total * (index + 1) / count);
+}
+
+/* ---- identity ---- */
+
+static void add_seed(cJSON *o, const char *key, uint64_t s) {
+    if (s <= 9007199254740992ull) {
+        cJSON_AddNumberToObject(o, key, (double)s);
+    } else {
+        char buf[24];
+        snprintf(buf, sizeof buf, "%" PRIu64, s);
+        cJSON_AddStringToObject(o, key, buf);
+    }
+}
+
+cJSON *plan_image_params(const jobs_list *jobs, const plan_image *im) {
+    const jobs_job *job = &jobs->jobs[im->job];
+    cJSON *o = cJSON_Duplicate(job->obj, 1);
+    if (!o) return NULL;
+    cJSON_ReplaceItemInObjectCaseSensitive(o, "prompt", cJSON_CreateString(im->prompt));
+    cJSON_DeleteItemFromObjectCaseSensitive(o, "output");
+    cJSON_DeleteItemFromObjectCaseSensitive(o, "name");
+    cJSON_DeleteItemFromObjectCaseSensitive(o, "batch_size");
+    add_seed(o, "seed", im->seed);
+    if (job->nvseeds) add_seed(o, "variation_seed", im->vseed);
+    return o;
+}
+
+void plan_image_key(const jobs_list *jobs, const plan_image *im, const char *model, char hex[65]) {
+    cJSON *o = plan_image_params(jobs, im);
+    if (o && model) cJSON_AddStringToObject(o, "model", model);
+    char *s = o ? cJSON_PrintUnformatted(o) : NULL;
+    sd_sha256_string(s ? s : "", s ? strlen(s) : 0, hex);
+    free(s);
+    cJSON_Delete(o);
+}

@@ -1,0 +1,174 @@
+#!/usr/bin/env bash
+# batch_test.sh — `sd batch` end to end on a tiny model: bad job files rejected before rendering, shards
+# that add up to the whole, resume after kill -9 (at chosen moments and at a random one) and Ctrl-C with no
+# duplicate or corrupt image or manifest line, batch packing, foreign files left alone.
+# Usage: tests/batch_test.sh [path/to/sd] [model]; prints "batch: N passed, M failed". The default model is the
+# tiny random-weight one the unit tests write (tests/tiny_model.c); any model works, e.g. samples/models/shapes.
+set -u
+SD=${1:-./sd}
+MODEL=${2:-build/cache/tiny-sd}
+label=${TEST_LABEL:-batch}
+T=$(mktemp -d); trap 'rm -rf "$T"' EXIT
+pass=0; fail=0
+ok()  { echo "ok   $1"; pass=$((pass + 1)); }
+bad() { echo "FAIL $1: $2"; fail=$((fail + 1)); }
+
+lines() { if [ -f "$1" ]; then wc -l <"$1"; else echo 0; fi; }
+# is_png FILE: the PNG signature at the start and a complete IEND chunk at the end
+is_png() {
+    [ "$(head -c 8 "$1" | od -An -tx1 | tr -d ' \n')" = "89504e470d0a1a0a" ] &&
+    [ "$(tail -c 12 "$1" | od -An -tx1 | tr -d ' \n')" = "0000000049454e44ae426082" ]
+}
+# check_dir NAME DIR N: the manifests of DIR list exactly N distinct files, every line is complete, and each
+# file is a whole PNG whose SHA-256 (coreutils, an independent implementation) is the one recorded
+check_dir() {
+    local name=$1 dir=$2 want=$3 problems=""
+    cat "$dir"/manifest*.jsonl >"$T/all.jsonl" 2>/dev/null
+    local lines; lines=$(grep -c '' "$T/all.jsonl")
+    [ "$lines" -eq "$want" ] || problems+="$lines manifest lines, expected $want; "
+    if grep -v -q '^{.*}$' "$T/all.jsonl"; then problems+="an incomplete manifest line; "; fi
+    local dups; dups=$(grep -o '"file":"[^"]*"' "$T/all.jsonl" | sort | uniq -d)
+    [ -z "$dups" ] || problems+="duplicates: $dups; "
+    while IFS= read -r line; do
+        local f s
+        f=$(sed -E 's/.*"file":"([^"]*)".*/\1/' <<<"$line")
+        s=$(sed -E 's/.*"sha256":"([0-9a-f]{64})".*/\1/' <<<"$line")
+        if [ ! -f "$dir/$f" ]; then problems+="$f missing; "; continue; fi
+        is_png "$dir/$f" || problems+="$f is not a whole PNG; "
+        [ "$(sha256sum "$dir/$f" | cut -d' ' -f1)" = "$s" ] || problems+="$f sha256 differs; "
+    done <"$T/all.jsonl"
+    for f in $(find "$dir" -name '*.png' ! -name 'sheet*'); do is_png "$f" || problems+="$f is a broken PNG; "; done
+    if [ -n "$(find "$dir" -name '.*.png.*')" ]; then problems+="temp files left: $(find "$dir" -name '.*.png.*'); "; fi
+    if [ -z "$problems" ]; then ok "$name"; else bad "$name" "$problems"; fi
+}
+
+if [ ! -e "$MODEL" ]; then
+    bad "model" "$MODEL not found (the unit tests write it: build/tests/unit compare_end_to_end)"
+    echo "$label: $pass passed, $fail failed"; exit 1
+fi
+SIZE=${BATCH_TEST_SIZE:-64x64}   # small and few steps: each image takes a fraction of a second
+COMMON=(-m "$MODEL" --size "$SIZE" --steps 2 -q)
+
+cat >"$T/jobs.jsonl" <<'EOF'
+{"prompt": "a {red|blue} circle on a black background", "seeds": "10:12"}
+# the plain form would also do; JSON Lines lets each job set its own parameters
+{"prompt": "a large green star on a white background", "count": 1, "sampler": "euler", "output": "stars/{seed}.png"}
+{"prompt": "a small yellow square", "seed": 7, "variation_seed": [1, 2], "variation_strength": 0.3, "output": "var-{vseed}"}
+EOF
+N=9
+
+# ---- bad job files: every problem, with its line number, before anything renders ----
+cat >"$T/bad.jsonl" <<'EOF'
+{"prompt": "fine"}
+{"prompt": "x", "stpes": 3}
+{"prompt": "x", "steps": -2
+{"prompt": "x", "sampler": "no_such_sampler"}
+EOF
+"$SD" batch "$T/bad.jsonl" -o "$T/bad-out" "${COMMON[@]}" >"$T/out" 2>"$T/err"; rc=$?
+if [ $rc -eq 1 ] && grep -q 'bad.jsonl:2: unknown key "stpes" (did you mean "steps"?)' "$T/err" &&
+   grep -q 'bad.jsonl:3: invalid JSON' "$T/err" && grep -q 'bad.jsonl:4: "sampler"' "$T/err" &&
+   grep -q '3 problems in' "$T/err" && [ ! -e "$T/bad-out" ]; then ok "bad job lines reported with line numbers, nothing rendered"
+else bad "bad job lines" "rc $rc: $(cat "$T/err")"; fi
+
+"$SD" batch "$T/nonexistent.jsonl" -o "$T/x" "${COMMON[@]}" >"$T/out" 2>"$T/err"; rc=$?
+if [ $rc -eq 1 ] && [ "$(wc -l <"$T/err")" -eq 1 ] && grep -q "^error: .*nonexistent.jsonl: cannot open" "$T/err"; then
+    ok "missing job file: one error line"; else bad "missing job file" "rc $rc: $(cat "$T/err")"; fi
+"$SD" batch "$T/jobs.jsonl" -o "$T/x" -m "$T/no-model" --size "$SIZE" >"$T/out" 2>"$T/err"; rc=$?
+if [ $rc -eq 1 ] && grep -q "^error: .*no-model" "$T/err" && [ ! -e "$T/x" ]; then
+    ok "missing model: error, no output folder"; else bad "missing model" "rc $rc: $(cat "$T/err")"; fi
+
+printf '{"prompt": "a"}\n{"prompt": "b", "sampler": "ddim", "scheduler": "karras"}\n' >"$T/model-bad.jsonl"
+"$SD" batch "$T/model-bad.jsonl" -o "$T/mb" "${COMMON[@]}" >"$T/out" 2>"$T/err"; rc=$?
+if [ $rc -eq 1 ] && grep -q "^error: .*model-bad.jsonl:2: .*karras" "$T/err" && [ -z "$(find "$T/mb" -name '*.png' 2>/dev/null)" ]; then
+    ok "a combination the model refuses: its line reported before rendering"; else bad "model check" "rc $rc: $(cat "$T/err")"; fi
+
+"$SD" batch "$T/jobs.jsonl" --check "${COMMON[@]}" >"$T/out" 2>"$T/err"; rc=$?
+if [ $rc -eq 0 ] && grep -q "3 jobs, $N images; ok" "$T/out"; then ok "--check of a good file"; else bad "--check" "rc $rc: $(cat "$T/out" "$T/err")"; fi
+
+printf '{"prompt": "a"}\n{"prompt": "b", "output": "00000-42-a.png"}\n' >"$T/clash.jsonl"
+"$SD" batch "$T/clash.jsonl" --check >"$T/out" 2>"$T/err"; rc=$?
+if [ $rc -eq 1 ] && grep -q 'clash.jsonl:2: image 1 would be written to "00000-42-a.png", like image 0 of line 1' "$T/err"; then
+    ok "two images with one name rejected"; else bad "name collision" "rc $rc: $(cat "$T/err")"; fi
+
+# ---- shards: the union of --list over N shards is the whole list, without overlap ----
+"$SD" batch "$T/jobs.jsonl" --list "${COMMON[@]}" >"$T/whole.tsv"
+for n in 1 3 4 11; do
+    : >"$T/union.tsv"
+    for ((i = 0; i < n; i++)); do "$SD" batch "$T/jobs.jsonl" --list --shard "$i/$n" "${COMMON[@]}" >>"$T/union.tsv"; done
+    if [ "$(grep -c '' "$T/whole.tsv")" -eq $N ] && cmp -s "$T/whole.tsv" "$T/union.tsv"; then ok "--list over $n shards is the whole list"
+    else bad "$n shards" "$(diff "$T/whole.tsv" "$T/union.tsv" | head -5)"; fi
+done
+"$SD" batch "$T/jobs.jsonl" --list --shard 3/3 >"$T/out" 2>"$T/err"; rc=$?
+if [ $rc -eq 1 ] && grep -q "must be 0..2" "$T/err"; then ok "--shard 3/3 is refused (shards count from 0)"; else bad "--shard 3/3" "rc $rc"; fi
+
+# ---- a whole run, then a re-run that renders nothing ----
+"$SD" batch "$T/jobs.jsonl" -o "$T/a" "${COMMON[@]}" --contact-sheet "$T/a/sheet.png" 2>"$T/err"; rc=$?
+[ $rc -eq 0 ] || bad "first run" "rc $rc: $(tail -3 "$T/err")"
+check_dir "first run: $N images, manifest complete" "$T/a" $N
+if is_png "$T/a/sheet.png"; then ok "contact sheet written"; else bad "contact sheet" "no PNG"; fi
+md5_before=$(cat "$T/a"/manifest.jsonl "$T/a"/*.png | md5sum)
+"$SD" batch "$T/jobs.jsonl" -o "$T/a" -m "$MODEL" --size "$SIZE" --steps 2 2>"$T/err"; rc=$?
+if [ $rc -eq 0 ] && grep -q "$N already done, 0 to render" "$T/err" && [ "$(cat "$T/a"/manifest.jsonl "$T/a"/*.png | md5sum)" = "$md5_before" ]; then
+    ok "re-run renders nothing and changes nothing"; else bad "re-run" "rc $rc: $(cat "$T/err")"; fi
+
+# ---- killed right after an image is in place, before its manifest line ----
+{ SD_BATCH_TEST_KILL=after-save:3 "$SD" batch "$T/jobs.jsonl" -o "$T/b" "${COMMON[@]}"; rc=$?; } 2>/dev/null
+if [ $rc -eq 137 ] && [ "$(grep -c '' "$T/b/manifest.jsonl")" -eq 2 ]; then ok "kill -9 after the 3rd PNG: 2 manifest lines"
+else bad "kill after save" "rc $rc, $(grep -c '' "$T/b/manifest.jsonl") lines"; fi
+"$SD" batch "$T/jobs.jsonl" -o "$T/b" "${COMMON[@]}" 2>"$T/err" || bad "resume after kill" "$(cat "$T/err")"
+check_dir "resume after kill -9 after a save" "$T/b" $N
+if cmp -s <(cd "$T/a" && sha256sum $(find . -name '*.png' ! -name 'sheet*' | sort)) <(cd "$T/b" && sha256sum $(find . -name '*.png' | sort)); then
+    ok "resumed images are the same bytes as an uninterrupted run"; else bad "resumed bytes" "differ"; fi
+
+# ---- killed in the middle of a manifest line ----
+{ SD_BATCH_TEST_KILL=torn-manifest:2 "$SD" batch "$T/jobs.jsonl" -o "$T/c" "${COMMON[@]}"; rc=$?; } 2>/dev/null
+if [ $rc -eq 137 ] && [ -n "$(tail -c 1 "$T/c/manifest.jsonl")" ]; then ok "kill -9 mid manifest line leaves a torn line"
+else bad "torn manifest" "rc $rc"; fi
+"$SD" batch "$T/jobs.jsonl" -o "$T/c" "${COMMON[@]}" 2>"$T/err" || bad "resume after torn line" "$(cat "$T/err")"
+check_dir "resume after a torn manifest line" "$T/c" $N
+
+# ---- kill -9 at a moment the test does not choose, and Ctrl-C ----
+cat >"$T/many.txt" <<'EOF'
+a {red|green} {circle|square} on a black background
+EOF
+M=8
+"$SD" batch "$T/many.txt" -o "$T/d" "${COMMON[@]}" --count 2 2>/dev/null &
+pid=$!
+for _ in $(seq 1 600); do [ "$(lines "$T/d/manifest.jsonl")" -ge 3 ] && break; sleep 0.02; done
+{ kill -9 $pid; wait $pid; } 2>/dev/null
+done_at_kill=$(grep -c '' "$T/d/manifest.jsonl")
+"$SD" batch "$T/many.txt" -o "$T/d" "${COMMON[@]}" --count 2 2>"$T/err" || bad "resume after random kill" "$(cat "$T/err")"
+check_dir "resume after kill -9 at $done_at_kill of $M images" "$T/d" $M
+
+"$SD" batch "$T/many.txt" -o "$T/e" -m "$MODEL" --size "$SIZE" --steps 2 --count 2 2>"$T/err" &
+pid=$!
+for _ in $(seq 1 600); do [ "$(lines "$T/e/manifest.jsonl")" -ge 2 ] && break; sleep 0.02; done
+kill -INT $pid; wait $pid; rc=$?
+n_int=$(grep -c '' "$T/e/manifest.jsonl")
+if { [ $rc -eq 130 ] && grep -q "interrupted: .* run the same command again to resume" "$T/err"; } || [ "$n_int" -eq $M ]; then
+    ok "Ctrl-C stops cleanly (exit $rc after $n_int images)"; else bad "Ctrl-C" "rc $rc: $(tail -2 "$T/err")"; fi
+"$SD" batch "$T/many.txt" -o "$T/e" "${COMMON[@]}" --count 2 2>"$T/err" || bad "resume after Ctrl-C" "$(cat "$T/err")"
+check_dir "resume after Ctrl-C" "$T/e" $M
+
+# ---- three shard processes at once into one folder, then an unsharded run finds everything done ----
+for i in 0 1 2; do "$SD" batch "$T/many.txt" -o "$T/f" "${COMMON[@]}" --count 2 --shard $i/3 & done
+wait
+if [ "$(ls "$T/f"/manifest.shard-*-of-3.jsonl | wc -l)" -eq 3 ]; then ok "one manifest per shard"; else bad "shard manifests" "$(ls "$T/f")"; fi
+check_dir "3 shards in parallel add up to the whole" "$T/f" $M
+"$SD" batch "$T/many.txt" -o "$T/f" -m "$MODEL" --size "$SIZE" --steps 2 --count 2 2>"$T/err"
+if grep -q "$M already done, 0 to render" "$T/err"; then ok "unsharded run reads the shard manifests"; else bad "after shards" "$(cat "$T/err")"; fi
+
+# ---- batch size packs consecutive seeds into one call (pixels compared in tests/test_batch_e2e.c) ----
+"$SD" batch "$T/jobs.jsonl" -o "$T/g" "${COMMON[@]}" --batch-size 3 2>"$T/err" || bad "batch size 3" "$(cat "$T/err")"
+if [ "$(grep -c '"images_in_call":3' "$T/g/manifest.jsonl")" -eq 6 ]; then ok "batch size 3 packs the 3 seeds of each variation"
+else bad "batch size 3" "$(grep -o '"images_in_call":[0-9]*' "$T/g/manifest.jsonl" | sort | uniq -c)"; fi
+check_dir "batch size 3: all images" "$T/g" $N
+
+# ---- a file the batch did not write is never overwritten ----
+mkdir -p "$T/h"; echo "my notes" >"$T/h/$(sed -n 1p "$T/whole.tsv" | cut -f2)"
+"$SD" batch "$T/jobs.jsonl" -o "$T/h" "${COMMON[@]}" >"$T/out" 2>"$T/err"; rc=$?
+if [ $rc -eq 1 ] && grep -q "was not written by sd" "$T/err" && [ "$(cat "$T/h/$(sed -n 1p "$T/whole.tsv" | cut -f2)")" = "my notes" ]; then
+    ok "a foreign file is left alone"; else bad "foreign file" "rc $rc: $(cat "$T/err")"; fi
+
+echo "$label: $pass passed, $fail failed"
+[ $fail -eq 0 ]
