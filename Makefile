@@ -114,7 +114,7 @@ cuda-portable-check:
 
 # ==== CUDA backend (issue 9) =============================================================================
 # kernels/cuda/*.cu implement the backend contract on the GPU. With nvcc (found above) they are compiled into
-# libsd.a and `sd` links cudart + cuBLAS; it still runs without a GPU (cudaGetDeviceCount fails -> CPU).
+# libsd.a and `sd` links cudart (cuBLAS is loaded when a CUDA backend is made); without a GPU `sd` uses the CPU.
 # Without nvcc, kernels/cuda/cuda_none.c stands in (be_cuda_available() = 0).
 # The same .cu files are compiled for the emulator too: tests/cuda/ runs them against the CPU backend in
 # `make test` (op tests under the four schedules, whole models under one). `make cuda-test-bin` links the
