@@ -170,11 +170,10 @@ TEST(cuda_op_conv2d) {
             float *x = rnd((size_t)N * H * W * C, 1, 0, t), *w = rnd(nw, 0.3f, 0, t), *bias = rnd(O, 0.3f, 0, BE_F32);
             /* the weight arrives in each source type the loader passes on (f32, f16, bf16 checkpoints) */
             uint16_t *w16 = malloc(nw * 2);
-            be_dtype src = t == BE_F32 ? BE_F32 : t;
             if (t == BE_F16) f32_to_f16_array(w, w16, nw);
             if (t == BE_BF16) f32_to_bf16_array(w, w16, nw);
             be_weight wg, bg, wc, bc;
-            REQUIRE(be_weight_upload(g, &wg, BE_W_CONV, O, C, K, K, src, src == BE_F32 ? (const void *)w : (const void *)w16) == SD_OK);
+            REQUIRE(be_weight_upload(g, &wg, BE_W_CONV, O, C, K, K, t, t == BE_F32 ? (const void *)w : (const void *)w16) == SD_OK);
             REQUIRE(be_weight_upload(g, &bg, BE_W_VEC, O, 1, 1, 1, BE_F32, bias) == SD_OK);
             REQUIRE(be_weight_upload(c, &wc, BE_W_CONV, O, C, K, K, BE_F32, w) == SD_OK);
             REQUIRE(be_weight_upload(c, &bc, BE_W_VEC, O, 1, 1, 1, BE_F32, bias) == SD_OK);
