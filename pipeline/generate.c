@@ -292,10 +292,13 @@ static sd_status resolve(gen *g) {
 }
 
 sd_status sd_check_params(const sd_ctx *ctx, const sd_gen_params *p) {
-    gen g = {0};
-    g.c = (sd_ctx *)ctx;
-    g.p = p;
-    return resolve(&g);
+    gen *g = calloc(1, sizeof *g); /* large (per-image generator states): not on the stack */
+    if (!g) return sd_fail(SD_ERR_MEMORY, "out of memory");
+    g->c = (sd_ctx *)ctx;
+    g->p = p;
+    sd_status st = resolve(g);
+    free(g);
+    return st;
 }
 
 /* Runs images [first, first + B) of the call into rgb8 outputs. */
