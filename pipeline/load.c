@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "../core/error.h"
@@ -257,14 +258,66 @@ void sd_free(sd_ctx *ctx) {
 
 const sd_model_info *sd_model(const sd_ctx *ctx) { return &ctx->info; }
 
+/* Hashing a multi-gigabyte checkpoint takes seconds, so hashes are remembered per (path, size, mtime) in
+ * $XDG_CACHE_HOME/sd/hashes.tsv (~/.cache/sd), as AUTOMATIC1111 keeps its cache.json. */
+static void hash_cache_path(char *buf, size_t cap) {
+    const char *xdg = getenv("XDG_CACHE_HOME"), *home = getenv("HOME");
+    if (xdg && *xdg) snprintf(buf, cap, "%s/sd", xdg);
+    else if (home && *home) snprintf(buf, cap, "%s/.cache/sd", home);
+    else buf[0] = 0;
+}
+
+static int cached_hash(const char *key, char hex[65]) {
+    char dir[4096], path[4200], line[8192];
+    hash_cache_path(dir, sizeof dir);
+    if (!dir[0]) return 0;
+    snprintf(path, sizeof path, "%s/hashes.tsv", dir);
+    FILE *fp = fopen(path, "r");
+    if (!fp) return 0;
+    int found = 0;
+    size_t kl = strlen(key);
+    while (!found && fgets(line, sizeof line, fp))
+        if (!strncmp(line, key, kl) && line[kl] == '\t' && strlen(line + kl + 1) >= 64) {
+            memcpy(hex, line + kl + 1, 64);
+            hex[64] = 0;
+            found = 1;
+        }
+    fclose(fp);
+    return found;
+}
+
+static void remember_hash(const char *key, const char hex[65]) {
+    char dir[4096], path[4200];
+    hash_cache_path(dir, sizeof dir);
+    if (!dir[0]) return;
+    char parent[4096];
+    snprintf(parent, sizeof parent, "%s", dir);
+    mkdir(dirname(parent), 0755);
+    mkdir(dir, 0755);
+    snprintf(path, sizeof path, "%s/hashes.tsv", dir);
+    FILE *fp = fopen(path, "a"); /* one short line per append: concurrent writers do not tear it */
+    if (!fp) return;
+    fprintf(fp, "%s\t%s\n", key, hex);
+    fclose(fp);
+}
+
 const char *sd_model_hash(sd_ctx *ctx) {
     if (!ctx->hash_done) {
         ctx->hash_done = 1;
-        char hex[65];
+        char hex[65], key[4400], real[4096];
         /* A1111 hashes the checkpoint file; a diffusers folder has none, so hash its UNet weights */
         const char *file = ctx->files.single ? st_path(ctx->files.single) : st_path(ctx->files.unet.file);
-        if (sd_sha256_file(file, hex) == SD_OK) snprintf(ctx->hash, sizeof ctx->hash, "%.10s", hex);
-        else ctx->hash[0] = 0;
+        struct stat sb;
+        int keyed = realpath(file, real) && stat(real, &sb) == 0;
+        if (keyed) snprintf(key, sizeof key, "%s\t%lld\t%lld", real, (long long)sb.st_size, (long long)sb.st_mtime);
+        if (keyed && cached_hash(key, hex)) {
+            snprintf(ctx->hash, sizeof ctx->hash, "%.10s", hex);
+        } else if (sd_sha256_file(file, hex) == SD_OK) {
+            snprintf(ctx->hash, sizeof ctx->hash, "%.10s", hex);
+            if (keyed) remember_hash(key, hex);
+        } else {
+            ctx->hash[0] = 0;
+        }
     }
     return ctx->hash[0] ? ctx->hash : NULL;
 }
