@@ -112,6 +112,68 @@ cuda-portable-check:
 -include $(EMU_RT_OBJ:.o=.d) $(EMU_TEST_OBJ:.o=.d)
 # ==== end of CUDA emulation ==============================================================================
 
+# ==== CUDA backend (issue 9) =============================================================================
+# kernels/cuda/*.cu implement the backend contract on the GPU. With nvcc (found above) they are compiled into
+# libsd.a and `sd` links cudart (cuBLAS is loaded when a CUDA backend is made); without a GPU `sd` uses the CPU.
+# Without nvcc, kernels/cuda/cuda_none.c stands in (be_cuda_available() = 0).
+# The same .cu files are compiled for the emulator too: tests/cuda/ runs them against the CPU backend in
+# `make test` (op tests under the four schedules, whole models under one). `make cuda-test-bin` links the
+# same test code against the real backend (it builds anywhere nvcc is; it needs a GPU to run).
+CUDA_HOME     ?= $(patsubst %/bin/nvcc,%,$(NVCC))
+NVCC_ARCHS    ?= 80 90
+NVCC_GENCODE  := $(foreach a,$(NVCC_ARCHS),-gencode arch=compute_$(a),code=sm_$(a)) \
+                 -gencode arch=compute_$(lastword $(NVCC_ARCHS)),code=compute_$(lastword $(NVCC_ARCHS))
+NVCC_FLAGS    := -std=c++17 -O3 -g -I. -Werror all-warnings -Xcompiler -Wall,-Wextra -MMD -MP -DSD_CUDA_LIBDIR=\"$(CUDA_HOME)/lib64\"
+CUDA_BE_SRC   := $(wildcard kernels/cuda/*.cu)
+ifneq ($(NVCC),)
+CUDA_BE_OBJ   := $(CUDA_BE_SRC:%.cu=$(BUILD)/%.cu.o)
+# cuBLAS is not linked: kernels/cuda/cublas_lazy.cu loads it when a CUDA backend is created
+LDLIBS        += -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcudart -ldl -lstdc++
+else
+CUDA_BE_OBJ   := $(BUILD)/kernels/cuda/cuda_none.o
+endif
+$(BUILD)/libsd.a: $(CUDA_BE_OBJ)
+
+$(BUILD)/kernels/cuda/%.cu.o: kernels/cuda/%.cu
+	@mkdir -p $(dir $@)
+	$(NVCC) $(NVCC_FLAGS) $(NVCC_GENCODE) -c $< -o $@
+
+CUDA_TEST_OBJ   := $(patsubst %.c,$(BUILD)/%.o,$(wildcard tests/cuda/test_*.c))
+CUDA_EMU_BE_OBJ := $(CUDA_BE_SRC:%.cu=$(BUILD)/%.emu.o)
+CUDA_EMU_BIN    := $(BUILD)/tests/cuda_backend_emu
+CUDA_GPU_BIN    := $(BUILD)/tests/cuda_backend_gpu
+
+$(BUILD)/tests/cuda/%.o: tests/cuda/%.cpp
+	@mkdir -p $(dir $@)
+	$(CXX) $(EMU_CXXFLAGS) -c $< -o $@
+
+# the library's C objects, not libsd.a: the emulated backend takes the place of the real one
+$(CUDA_EMU_BIN): $(CUDA_TEST_OBJ) $(BUILD)/tests/cuda/hooks_emu.o $(CUDA_EMU_BE_OBJ) $(BUILD)/tests/test_main.o $(LIB_OBJ) $(EMU_LIB)
+	$(CXX) -o $@ $^ $(LDLIBS)
+
+$(CUDA_GPU_BIN): $(CUDA_TEST_OBJ) $(BUILD)/tests/cuda/hooks_gpu.o $(BUILD)/tests/test_main.o $(BUILD)/libsd.a
+	$(CC) -o $@ $^ $(LDLIBS)
+
+.PHONY: cuda-test-bin
+cuda-test-bin:
+ifeq ($(NVCC),)
+	@echo "cuda-test-bin: nvcc not found"; exit 1
+else
+	@$(MAKE) --no-print-directory $(CUDA_GPU_BIN)
+	@echo "cuda-test-bin: $(CUDA_GPU_BIN) (run it on a machine with a GPU)"
+endif
+cuda-check: cuda-test-bin
+
+TEST_BINS += 'cuda-ops-inorder=CUDA_EMU_SCHED=inorder $(CUDA_EMU_BIN) cuda_op_' \
+             'cuda-ops-reverse=CUDA_EMU_SCHED=reverse $(CUDA_EMU_BIN) cuda_op_' \
+             'cuda-ops-rand1=CUDA_EMU_SCHED=random CUDA_EMU_SEED=1 $(CUDA_EMU_BIN) cuda_op_' \
+             'cuda-ops-rand2=CUDA_EMU_SCHED=random CUDA_EMU_SEED=2 $(CUDA_EMU_BIN) cuda_op_' \
+             'cuda-models=CUDA_EMU_SCHED=random CUDA_EMU_SEED=3 $(CUDA_EMU_BIN) cuda_model_'
+test: $(CUDA_EMU_BIN)
+
+-include $(CUDA_BE_OBJ:.o=.d) $(CUDA_EMU_BE_OBJ:.o=.d) $(CUDA_TEST_OBJ:.o=.d) $(BUILD)/tests/cuda/hooks_emu.d
+# ==== end of CUDA backend ================================================================================
+
 asan-test:
 	$(MAKE) BUILD=build-asan OPT="-O1" SAN="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined" test
 

@@ -81,6 +81,12 @@ struct be {
 
 /* ---- backends ---- */
 be *be_cpu_new(int threads);   /* threads <= 0: all cores */
+/* CUDA (kernels/cuda/): activations and GEMM weights stored in act_dtype (BE_F16 normally; BE_BF16 or BE_F32
+ * where f16 overflows, e.g. the SDXL VAE), f32 accumulation, f32 norm statistics and attention scores.
+ * Returns NULL with sd_last_error() set when there is no device or the build has no CUDA backend. */
+be *be_cuda_new(int device, be_dtype act_dtype);
+int be_cuda_available(void);                     /* 1 when the build has CUDA and a device is present */
+const char *be_cuda_device_name(const be *b);    /* the GPU's name, NULL for other backends */
 void be_free(be *b);
 
 /* ---- status ---- */

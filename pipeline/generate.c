@@ -23,11 +23,11 @@
 
 void sd_vae_decode_opts(const sd_ctx *c, int vae_tiling, int h, int w, vae_decode_opts *o) {
     vae_decode_opts d = {vae_tiling > 0 ? VAE_TILING_ON : vae_tiling < 0 ? VAE_TILING_OFF : VAE_TILING_AUTO, VAE_MEM_LIMIT, 0, 0};
-    if (!strcmp(c->b->ops->name, "cpu")) {
+    if (!strcmp(c->vb->ops->name, "cpu")) {
         vae_decode_opts whole = {VAE_TILING_OFF, 0, 0, 0};
-        double f = c->b->flops; /* a measure pass: counts FLOPs that are not run */
-        size_t need = vae_decode_arena_bytes(c->b, c->vae, h, w, &whole);
-        c->b->flops = f;
+        double f = c->vb->flops; /* a measure pass: counts FLOPs that are not run */
+        size_t need = vae_decode_arena_bytes(c->vb, c->vae, h, w, &whole);
+        c->vb->flops = f;
         d.mem_limit = need && need <= VAE_WHOLE_CPU ? VAE_WHOLE_CPU : VAE_BANDS_CPU;
     }
     *o = d;
@@ -310,10 +310,13 @@ static sd_status resolve(gen *g) {
 }
 
 sd_status sd_check_params(const sd_ctx *ctx, const sd_gen_params *p) {
-    gen g = {0};
-    g.c = (sd_ctx *)ctx;
-    g.p = p;
-    return resolve(&g);
+    gen *g = calloc(1, sizeof *g); /* large (per-image generator states): not on the stack */
+    if (!g) return sd_fail(SD_ERR_MEMORY, "out of memory");
+    g->c = (sd_ctx *)ctx;
+    g->p = p;
+    sd_status st = resolve(g);
+    free(g);
+    return st;
 }
 
 /* Runs images [first, first + B) of the call into rgb8 outputs. */
@@ -358,7 +361,7 @@ static sd_status run_group(gen *g, int first, int B, sd_result *r) {
         int diffusers = g->sc.convention == SCHED_CONV_DIFFUSERS;
         float *noise = malloc(n * sizeof(float));
         for (int i = 0; i < B && st == SD_OK; i++) {
-            st = vae_encode(b, c->vae, img, 1, H, W, diffusers ? x + i * per : NULL, x0 + i * per);
+            st = vae_encode(c->vb, c->vae, img, 1, H, W, diffusers ? x + i * per : NULL, x0 + i * per);
             if (diffusers) {
                 rng_randn(&g->img[i], g->nchw, per);
                 nchw_to_nhwc(g->nchw, g->lc, g->h, g->w, noise + i * per);
@@ -375,7 +378,7 @@ static sd_status run_group(gen *g, int first, int B, sd_result *r) {
                     int keep = !p->mask || p->mask->data[((size_t)sy * p->mask->w + sx) * p->mask->c] < 128;
                     for (int ch = 0; ch < 3; ch++) masked[((size_t)y * W + xx) * 3 + ch] = keep ? img[((size_t)y * W + xx) * 3 + ch] : 0.0f;
                 }
-            st = vae_encode(b, c->vae, masked, 1, H, W, NULL, mlat);
+            st = vae_encode(c->vb, c->vae, masked, 1, H, W, NULL, mlat);
             g->inpaint_extra = malloc((size_t)B * g->h * g->w * ex * sizeof(float));
             for (int i = 0; i < B; i++)
                 for (size_t q = 0; q < (size_t)g->h * g->w; q++) {
@@ -425,14 +428,14 @@ static sd_status run_group(gen *g, int first, int B, sd_result *r) {
     double td = now();
     vae_decode_opts vo, whole = {VAE_TILING_OFF, 0, 0, 0};
     sd_vae_decode_opts(c, p->vae_tiling, g->h, g->w, &vo);
-    double fd = b->flops;
-    vae_decode_arena_bytes(b, c->vae, g->h, g->w, &whole); /* a measure pass of the untiled decoder counts its FLOPs */
-    r->timings.decode_flops += (b->flops - fd) * B;
-    size_t need = vae_decode_arena_bytes(b, c->vae, g->h, g->w, &vo);
+    double fd = c->vb->flops;
+    vae_decode_arena_bytes(c->vb, c->vae, g->h, g->w, &whole); /* a measure pass of the untiled decoder counts its FLOPs */
+    r->timings.decode_flops += (c->vb->flops - fd) * B;
+    size_t need = vae_decode_arena_bytes(c->vb, c->vae, g->h, g->w, &vo);
     if (need > r->timings.peak_activation_bytes) r->timings.peak_activation_bytes = need;
-    st = ensure_arena(b, need);
+    st = ensure_arena(c->vb, need);
     float *rgb = malloc((size_t)B * g->W * g->H * 3 * sizeof(float));
-    if (st == SD_OK) st = vae_decode(b, c->vae, x, B, g->h, g->w, &vo, rgb);
+    if (st == SD_OK) st = vae_decode(c->vb, c->vae, x, B, g->h, g->w, &vo, rgb);
     for (int i = 0; i < B && st == SD_OK; i++) {
         sd_image *im = &r->images[first + i];
         im->w = g->W;
@@ -456,6 +459,7 @@ sd_status sd_generate(sd_ctx *c, const sd_gen_params *p, sd_progress_fn progress
     g->user = user;
     g->t0 = now();
     be_clear_error(c->b);
+    be_clear_error(c->vb);
     sd_status st = resolve(g);
     if (st != SD_OK) { free(g); return st; }
     int total = p->batch_count, bs = p->batch_size < MAX_GROUP ? p->batch_size : MAX_GROUP;
@@ -494,12 +498,15 @@ sd_status sd_generate(sd_ctx *c, const sd_gen_params *p, sd_progress_fn progress
         unet_forward(b, c->unet, &x, ts, &cond, &e);
         size_t need = be_measure_end(b);
         free(dummy_ids);
+        size_t vneed = 0; /* the encoder's arena when the VAE has its own backend (SDXL on CUDA) */
         if (p->init_image) {
-            size_t enc = vae_encode_arena_bytes(b, c->vae, g->H, g->W) + need;
-            need = enc > need ? enc : need;
+            size_t enc = vae_encode_arena_bytes(c->vb, c->vae, g->H, g->W);
+            if (c->vb == b) need += enc;
+            else vneed = enc;
         }
         if (need > r->timings.peak_activation_bytes) r->timings.peak_activation_bytes = need;
         st = ensure_arena(b, need);
+        if (st == SD_OK && vneed) st = ensure_arena(c->vb, vneed);
         if (st == SD_OK && (st = be_status(b)) != SD_OK) be_clear_error(b);
         size_t per = (size_t)g->lc * g->h * g->w;
         g->x_in_host = malloc((size_t)N * g->h * g->w * uc->in_channels * sizeof(float));

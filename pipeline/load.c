@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "../core/error.h"
@@ -114,7 +115,7 @@ static sd_status load_vae(sd_ctx *ctx) {
             if (ctx->files.family == SD_FAMILY_SDXL || ctx->files.family == SD_FAMILY_SDXL_REFINER) cfg.scaling_factor = VAE_SCALING_SDXL;
         }
     }
-    if (st == SD_OK) st = vae_load(ctx->b, m, &cfg, VAE_DECODER | VAE_ENCODER, &ctx->vae);
+    if (st == SD_OK) st = vae_load(ctx->vb, m, &cfg, VAE_DECODER | VAE_ENCODER, &ctx->vae);
     if (st == SD_OK) st = check_unused(m, "VAE", st_path(c->file));
     wmap_free(m);
     return st;
@@ -178,6 +179,32 @@ static sd_status load_all(sd_ctx *ctx, const sd_load_params *p) {
     return SD_OK;
 }
 
+/* CUDA when asked for, or by default when a GPU is present (f16 activations); the CPU otherwise. The SDXL VAE
+ * overflows f16 (diffusers' force_upcast), so on CUDA it gets a second backend instance on the same device
+ * with f32 storage. Verbose mode names the backend on stderr. */
+static sd_status pick_backend(sd_ctx *ctx, const sd_load_params *p) {
+    if (p->backend == SD_BACKEND_CUDA || (p->backend == SD_BACKEND_AUTO && be_cuda_available())) {
+        ctx->b = be_cuda_new(0, BE_F16);
+        if (!ctx->b && p->backend == SD_BACKEND_CUDA) {
+            sd_error_prefix("--backend cuda");
+            return SD_ERR_UNSUPPORTED;
+        }
+        if (!ctx->b && p->verbose) fprintf(stderr, "backend: CUDA device unusable (%s), using the CPU\n", sd_last_error());
+    }
+    if (ctx->b && (ctx->files.family == SD_FAMILY_SDXL || ctx->files.family == SD_FAMILY_SDXL_REFINER)) {
+        ctx->vb = be_cuda_new(0, BE_F32);
+        if (!ctx->vb) return SD_ERR_BACKEND;
+    }
+    if (!ctx->b) ctx->b = be_cpu_new(p->threads);
+    if (!ctx->b) return SD_ERR_MEMORY;
+    if (!ctx->vb) ctx->vb = ctx->b;
+    if (p->verbose) {
+        if (strcmp(ctx->b->ops->name, "cuda")) fprintf(stderr, "backend: cpu\n");
+        else fprintf(stderr, "backend: cuda (%s), f16 activations%s\n", be_cuda_device_name(ctx->b), ctx->vb != ctx->b ? ", VAE in f32" : "");
+    }
+    return SD_OK;
+}
+
 sd_status sd_load(const sd_load_params *p, sd_ctx **out) {
     *out = NULL;
     char dm[4096];
@@ -187,14 +214,7 @@ sd_status sd_load(const sd_load_params *p, sd_ctx **out) {
     ctx->verbose = p->verbose;
     sd_status st = sd_model_files_open(path, p->vae_path, &ctx->files);
     if (st != SD_OK) { free(ctx); return st; }
-    if (p->backend == SD_BACKEND_CUDA) {
-        sd_model_files_close(&ctx->files);
-        free(ctx);
-        return sd_fail(SD_ERR_UNSUPPORTED, "--backend cuda: this build has no CUDA backend");
-    }
-    ctx->b = be_cpu_new(p->threads);
-    if (!ctx->b) { sd_free(ctx); return SD_ERR_MEMORY; }
-    if (p->verbose) fprintf(stderr, "backend: cpu\n");
+    if ((st = pick_backend(ctx, p)) != SD_OK) { sd_free(ctx); return st; }
     if ((st = load_all(ctx, p)) != SD_OK) { sd_free(ctx); return st; }
 
     model_name(path, ctx->name, sizeof ctx->name);
@@ -215,7 +235,7 @@ sd_status sd_load(const sd_load_params *p, sd_ctx **out) {
     i->default_scheduler = "discrete";
     if (p->verbose)
         fprintf(stderr, "model: %s (%s, %s prediction, %dx%d), weights %.1f MiB on %s\n", i->name, i->family, i->prediction, size,
-                size, ctx->b->weight_bytes / 1048576.0, i->backend);
+                size, (ctx->b->weight_bytes + (ctx->vb != ctx->b ? ctx->vb->weight_bytes : 0)) / 1048576.0, i->backend);
     *out = ctx;
     return SD_OK;
 }
@@ -227,6 +247,7 @@ void sd_free(sd_ctx *ctx) {
         if (ctx->has_te2) clip_free(ctx->b, &ctx->te2);
         if (ctx->unet) unet_free(ctx->b, ctx->unet);
         if (ctx->vae) vae_free(ctx->vae);
+        if (ctx->vb && ctx->vb != ctx->b) be_free(ctx->vb);
         be_free(ctx->b);
     }
     clip_tokenizer_free(ctx->tok);
@@ -237,14 +258,66 @@ void sd_free(sd_ctx *ctx) {
 
 const sd_model_info *sd_model(const sd_ctx *ctx) { return &ctx->info; }
 
+/* Hashing a multi-gigabyte checkpoint takes seconds, so hashes are remembered per (path, size, mtime) in
+ * $XDG_CACHE_HOME/sd/hashes.tsv (~/.cache/sd), as AUTOMATIC1111 keeps its cache.json. */
+static void hash_cache_path(char *buf, size_t cap) {
+    const char *xdg = getenv("XDG_CACHE_HOME"), *home = getenv("HOME");
+    if (xdg && *xdg) snprintf(buf, cap, "%s/sd", xdg);
+    else if (home && *home) snprintf(buf, cap, "%s/.cache/sd", home);
+    else buf[0] = 0;
+}
+
+static int cached_hash(const char *key, char hex[65]) {
+    char dir[4096], path[4200], line[8192];
+    hash_cache_path(dir, sizeof dir);
+    if (!dir[0]) return 0;
+    snprintf(path, sizeof path, "%s/hashes.tsv", dir);
+    FILE *fp = fopen(path, "r");
+    if (!fp) return 0;
+    int found = 0;
+    size_t kl = strlen(key);
+    while (!found && fgets(line, sizeof line, fp))
+        if (!strncmp(line, key, kl) && line[kl] == '\t' && strlen(line + kl + 1) >= 64) {
+            memcpy(hex, line + kl + 1, 64);
+            hex[64] = 0;
+            found = 1;
+        }
+    fclose(fp);
+    return found;
+}
+
+static void remember_hash(const char *key, const char hex[65]) {
+    char dir[4096], path[4200];
+    hash_cache_path(dir, sizeof dir);
+    if (!dir[0]) return;
+    char parent[4096];
+    snprintf(parent, sizeof parent, "%s", dir);
+    mkdir(dirname(parent), 0755);
+    mkdir(dir, 0755);
+    snprintf(path, sizeof path, "%s/hashes.tsv", dir);
+    FILE *fp = fopen(path, "a"); /* one short line per append: concurrent writers do not tear it */
+    if (!fp) return;
+    fprintf(fp, "%s\t%s\n", key, hex);
+    fclose(fp);
+}
+
 const char *sd_model_hash(sd_ctx *ctx) {
     if (!ctx->hash_done) {
         ctx->hash_done = 1;
-        char hex[65];
+        char hex[65], key[4400], real[4096];
         /* A1111 hashes the checkpoint file; a diffusers folder has none, so hash its UNet weights */
         const char *file = ctx->files.single ? st_path(ctx->files.single) : st_path(ctx->files.unet.file);
-        if (sd_sha256_file(file, hex) == SD_OK) snprintf(ctx->hash, sizeof ctx->hash, "%.10s", hex);
-        else ctx->hash[0] = 0;
+        struct stat sb;
+        int keyed = realpath(file, real) && stat(real, &sb) == 0;
+        if (keyed) snprintf(key, sizeof key, "%s\t%lld\t%lld", real, (long long)sb.st_size, (long long)sb.st_mtime);
+        if (keyed && cached_hash(key, hex)) {
+            snprintf(ctx->hash, sizeof ctx->hash, "%.10s", hex);
+        } else if (sd_sha256_file(file, hex) == SD_OK) {
+            snprintf(ctx->hash, sizeof ctx->hash, "%.10s", hex);
+            if (keyed) remember_hash(key, hex);
+        } else {
+            ctx->hash[0] = 0;
+        }
     }
     return ctx->hash[0] ? ctx->hash : NULL;
 }

@@ -16,6 +16,7 @@
 struct sd_ctx {
     sd_model_files files;
     be *b;
+    be *vb;                              /* the VAE's backend: b, or an f32 CUDA instance where f16 overflows (SDXL) */
     sd_model_info info;
     char name[256], hash[16];
     int hash_done;

@@ -199,3 +199,38 @@ TEST(pipeline_inpainting_keeps_unmasked_area) {
     sd_image_free(&init);
     sd_free(ctx);
 }
+
+TEST(model_hash_cached_per_file_version) {
+    /* A1111's "Model hash": the first 10 hex digits of the weights' SHA-256, remembered per (path, size, mtime) */
+    const char *tmp = test_tmpdir();
+    char cmd[1024], cache[512], unet[600];
+    snprintf(cmd, sizeof cmd, "cp -r %s %s/m", test_path("golden/pipeline/sd1"), tmp);
+    REQUIRE(system(cmd) == 0);
+    snprintf(cache, sizeof cache, "%s/cache", tmp);
+    setenv("XDG_CACHE_HOME", cache, 1);
+    snprintf(unet, sizeof unet, "%s/m/unet/diffusion_pytorch_model.safetensors", tmp);
+    char want[65];
+    REQUIRE(sd_sha256_file(unet, want) == SD_OK);
+    snprintf(cmd, sizeof cmd, "%s/m", tmp);
+    sd_ctx *ctx = load_model(cmd);
+    const char *h = sd_model_hash(ctx);
+    CHECK(h && !strncmp(h, want, 10) && strlen(h) == 10);
+    sd_free(ctx);
+    /* the cache is what a second context reads: plant a different hash for the same file version */
+    char tsv[600];
+    snprintf(tsv, sizeof tsv, "%s/sd/hashes.tsv", cache);
+    snprintf(cmd, sizeof cmd, "sed -i 's/\\t%.64s$/\\t%s/' %s", want, "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef", tsv);
+    REQUIRE(system(cmd) == 0);
+    snprintf(cmd, sizeof cmd, "%s/m", tmp);
+    ctx = load_model(cmd);
+    CHECK(sd_model_hash(ctx) && !strcmp(sd_model_hash(ctx), "0123456789"));
+    sd_free(ctx);
+    /* a new version of the file (new mtime) is hashed again */
+    snprintf(cmd, sizeof cmd, "touch -d '2001-01-01' %s", unet);
+    REQUIRE(system(cmd) == 0);
+    snprintf(cmd, sizeof cmd, "%s/m", tmp);
+    ctx = load_model(cmd);
+    CHECK(sd_model_hash(ctx) && !strncmp(sd_model_hash(ctx), want, 10));
+    sd_free(ctx);
+    unsetenv("XDG_CACHE_HOME");
+}

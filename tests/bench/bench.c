@@ -100,7 +100,7 @@ static double unet_step(sd_ctx *c, int side, double *flops, size_t *arena) {
 /* One VAE decode of a side x side image with the given tiling; sets the nominal FLOPs (the untiled decode's
  * layer shapes: bands recompute a few halo rows, which is not counted) and the plan. */
 static double vae_dec(sd_ctx *c, int side, int tiling, double *flops, vae_plan *plan) {
-    be *b = c->b;
+    be *b = c->vb; /* the VAE's backend (an f32 instance for SDXL's VAE on CUDA) */
     int h = side / 8, w = side / 8;
     float *lat = malloc(sizeof(float) * h * w * 4), *rgb = malloc(sizeof(float) * side * side * 3);
     for (int i = 0; i < h * w * 4; i++) lat[i] = (float)cos(i * 0.11);

@@ -1,0 +1,256 @@
+/* backend.cu — the CUDA backend's host side: device and stream, cuBLAS handle, activation arena, weight upload
+ * with re-layout, host<->device transfers, and the ops table (the ops themselves live in the other .cu files). */
+#include "cuda_internal.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Weight uploads are staged and converted in pieces of at most this many source elements, so loading a
+ * large embedding table does not leave a large scratch buffer behind. */
+#define WEIGHT_CHUNK_ELEMS ((size_t)8 << 20)
+
+/* ---- scratch and arena ---- */
+
+sd_status cuda_scratch(be *b, size_t bytes, void **out) {
+    cuda_impl *c = cuda_of(b);
+    if (bytes > c->scratch_bytes) {
+        /* kernels queued earlier may still read the old buffer */
+        CUDA_CHECK(cudaStreamSynchronize(c->stream));
+        if (c->scratch) CUDA_CHECK(cudaFree(c->scratch));
+        c->scratch = NULL;
+        c->scratch_bytes = 0;
+        size_t want = (bytes + 0xfffff) & ~(size_t)0xfffff; /* whole MiB: fewer regrowths */
+        if (cudaMalloc(&c->scratch, want) != cudaSuccess) {
+            cudaGetLastError();
+            c->scratch = NULL;
+            return sd_fail(SD_ERR_MEMORY, "cuda backend: cannot allocate %.1f MiB of scratch on the device", want / 1048576.0);
+        }
+        c->scratch_bytes = want;
+    }
+    *out = c->scratch;
+    return SD_OK;
+}
+
+static void cuda_free_backend(be *b) {
+    cuda_impl *c = cuda_of(b);
+    if (c->stream) cudaStreamSynchronize(c->stream);
+    if (c->arena_mem) cudaFree(c->arena_mem);
+    if (c->scratch) cudaFree(c->scratch);
+    if (c->blas) cublasDestroy(c->blas);
+    if (c->stream) cudaStreamDestroy(c->stream);
+    free(c);
+    free(b);
+}
+
+static sd_status cuda_arena_reserve(be *b, size_t bytes) {
+    cuda_impl *c = cuda_of(b);
+    if (b->arena.used) return sd_fail(SD_ERR_ARG, "cuda backend: arena resized while in use");
+    CUDA_CHECK(cudaStreamSynchronize(c->stream));
+    if (c->arena_mem) CUDA_CHECK(cudaFree(c->arena_mem));
+    c->arena_mem = NULL;
+    c->arena_bytes = 0;
+    sd_arena_init(&b->arena, 0, 0);
+    if (cudaMalloc(&c->arena_mem, bytes) != cudaSuccess) {
+        cudaGetLastError();
+        c->arena_mem = NULL;
+        size_t free_b = 0, total_b = 0;
+        cudaMemGetInfo(&free_b, &total_b);
+        return sd_fail(SD_ERR_MEMORY, "cuda backend: cannot reserve %.1f MiB of activation memory (%.1f of %.1f MiB free on %s)",
+                       bytes / 1048576.0, free_b / 1048576.0, total_b / 1048576.0, c->device_name);
+    }
+    c->arena_bytes = bytes;
+    sd_arena_init(&b->arena, (uintptr_t)c->arena_mem, bytes); /* cudaMalloc is 256-byte aligned, as sd_arena wants */
+    return SD_OK;
+}
+
+/* ---- weights ---- */
+
+static size_t weight_elem_size(const be *b, const be_weight *w) {
+    return w->kind == BE_W_VEC ? sizeof(float) : cuda_dtype_size(cuda_of((be *)b)->dt);
+}
+
+static size_t weight_bytes(const be *b, const be_weight *w) {
+    return (size_t)w->out * w->in * w->kh * w->kw * weight_elem_size(b, w);
+}
+
+/* Layouts on the device: LINEAR [out][in] and EMBED [rows][dim] as given; CONV [out][kh][kw][in] (rows of the
+ * NHWC im2col matrix); VEC in f32. */
+static sd_status upload_weight(be *b, be_weight *w, be_dtype src_type, const void *src) {
+    cuda_impl *c = cuda_of(b);
+    be_dtype dst_type = w->kind == BE_W_VEC ? BE_F32 : c->dt;
+    size_t row = (size_t)w->in * w->kh * w->kw, src_es = cuda_dtype_size(src_type);
+    size_t bytes = weight_bytes(b, w);
+    CUDA_CHECK(cudaMalloc(&w->data, bytes));
+    int rows_per_chunk = row >= WEIGHT_CHUNK_ELEMS ? 1 : (int)(WEIGHT_CHUNK_ELEMS / row);
+    for (int r0 = 0; r0 < w->out; r0 += rows_per_chunk) {
+        int nr = w->out - r0 < rows_per_chunk ? w->out - r0 : rows_per_chunk;
+        void *stage = NULL;
+        sd_status st = cuda_scratch(b, (size_t)nr * row * src_es, &stage);
+        if (st != SD_OK) return st;
+        CUDA_CHECK(cudaMemcpyAsync(stage, (const char *)src + (size_t)r0 * row * src_es, (size_t)nr * row * src_es,
+                                   cudaMemcpyHostToDevice, c->stream));
+        st = cuda_weight_convert(b, stage, src_type, (char *)w->data + (size_t)r0 * row * cuda_dtype_size(dst_type), dst_type, nr,
+                                 w->in, w->kind == BE_W_CONV ? w->kh * w->kw : 1);
+        if (st != SD_OK) return st;
+    }
+    /* the host source may be freed as soon as we return */
+    CUDA_CHECK(cudaStreamSynchronize(c->stream));
+    return SD_OK;
+}
+
+static sd_status cuda_weight_upload(be *b, be_weight *w, be_dtype src_type, const void *src) {
+    w->data = NULL;
+    sd_status st = upload_weight(b, w, src_type, src);
+    if (st != SD_OK) {
+        if (w->data) cudaFree(w->data);
+        w->data = NULL;
+        return st;
+    }
+    b->weight_bytes += weight_bytes(b, w);
+    return SD_OK;
+}
+
+static void cuda_weight_free(be *b, be_weight *w) {
+    /* cudaFree waits for kernels still reading the weight */
+    cudaFree(w->data);
+    b->weight_bytes -= weight_bytes(b, w);
+}
+
+/* ---- transfers ---- */
+
+static void cuda_upload(be *b, be_tensor *dst, const float *src) {
+    cuda_impl *c = cuda_of(b);
+    size_t n = be_numel(dst);
+    sd_status st = SD_OK;
+    if (c->dt == BE_F32) {
+        cudaError_t e = cudaMemcpyAsync(dst->data, src, n * sizeof(float), cudaMemcpyHostToDevice, c->stream);
+        if (e != cudaSuccess) st = sd_fail(SD_ERR_BACKEND, "cuda upload: %s", cudaGetErrorString(e));
+    } else {
+        void *stage = NULL;
+        st = cuda_scratch(b, n * sizeof(float), &stage);
+        if (st == SD_OK) {
+            cudaError_t e = cudaMemcpyAsync(stage, src, n * sizeof(float), cudaMemcpyHostToDevice, c->stream);
+            st = e == cudaSuccess ? cuda_convert(b, stage, BE_F32, dst->data, c->dt, n)
+                                  : sd_fail(SD_ERR_BACKEND, "cuda upload: %s", cudaGetErrorString(e));
+        }
+    }
+    cuda_report(b, st);
+}
+
+static sd_status download(be *b, const be_tensor *src, float *dst) {
+    cuda_impl *c = cuda_of(b);
+    size_t n = be_numel(src);
+    const void *from = src->data;
+    if (c->dt != BE_F32) {
+        void *stage = NULL;
+        sd_status st = cuda_scratch(b, n * sizeof(float), &stage);
+        if (st != SD_OK) return st;
+        st = cuda_convert(b, src->data, c->dt, stage, BE_F32, n);
+        if (st != SD_OK) return st;
+        from = stage;
+    }
+    CUDA_CHECK(cudaMemcpyAsync(dst, from, n * sizeof(float), cudaMemcpyDeviceToHost, c->stream));
+    CUDA_CHECK(cudaStreamSynchronize(c->stream));
+    return SD_OK;
+}
+
+static void cuda_download(be *b, const be_tensor *src, float *dst) { cuda_report(b, download(b, src, dst)); }
+
+static sd_status cuda_sync(be *b) {
+    CUDA_CHECK(cudaStreamSynchronize(cuda_of(b)->stream));
+    CUDA_CHECK(cudaGetLastError());
+    return SD_OK;
+}
+
+/* ---- construction ---- */
+
+static const struct be_ops cuda_ops = {
+    /* .name = */ "cuda",
+    /* .free = */ cuda_free_backend,
+    /* .arena_reserve = */ cuda_arena_reserve,
+    /* .arena_trim = */ NULL, /* device memory stays reserved: cudaMalloc/cudaFree per stage would cost more than it saves */
+    /* .weight_upload = */ cuda_weight_upload,
+    /* .weight_free = */ cuda_weight_free,
+    /* .upload = */ cuda_upload,
+    /* .download = */ cuda_download,
+    /* .sync = */ cuda_sync,
+    /* .linear = */ cuda_linear,
+    /* .conv2d = */ cuda_conv2d,
+    /* .group_norm = */ cuda_group_norm,
+    /* .layer_norm = */ cuda_layer_norm,
+    /* .act = */ cuda_act,
+    /* .geglu = */ cuda_geglu,
+    /* .add = */ cuda_add,
+    /* .attention = */ cuda_attention,
+    /* .upsample_nearest = */ cuda_upsample_nearest,
+    /* .concat_channels = */ cuda_concat_channels,
+    /* .embedding = */ cuda_embedding,
+    /* .timestep_embedding = */ cuda_timestep_embedding,
+};
+
+extern "C" int be_cuda_available(void) {
+    static int known = -1; /* the answer cannot change while the process runs */
+    if (known < 0) {
+        int n = 0;
+        known = cudaGetDeviceCount(&n) == cudaSuccess && n > 0;
+        cudaGetLastError(); /* no driver / no device is not an error of anything that follows */
+    }
+    return known;
+}
+
+static sd_status init(be *b, cuda_impl *c, int device) {
+    int count = 0;
+    cudaError_t e = cudaGetDeviceCount(&count);
+    if (e != cudaSuccess || count == 0) {
+        cudaGetLastError();
+        return sd_fail(SD_ERR_UNSUPPORTED, "no CUDA device found (%s)", e != cudaSuccess ? cudaGetErrorString(e) : "device count 0");
+    }
+    if (device < 0 || device >= count) return sd_fail(SD_ERR_ARG, "CUDA device %d does not exist (%d found)", device, count);
+    CUDA_CHECK(cudaSetDevice(device));
+    cudaDeviceProp prop;
+    CUDA_CHECK(cudaGetDeviceProperties(&prop, device));
+    if (prop.major < 8) return sd_fail(SD_ERR_UNSUPPORTED, "%s: compute capability %d.%d; the CUDA backend needs 8.0 or newer", prop.name, prop.major, prop.minor);
+    snprintf(c->device_name, sizeof c->device_name, "%s", prop.name);
+    int optin = 0;
+    CUDA_CHECK(cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, device));
+    c->smem_optin = (size_t)optin;
+    c->device = device;
+    sd_status st = cuda_blas_load();
+    if (st != SD_OK) return st;
+    CUDA_CHECK(cudaStreamCreateWithFlags(&c->stream, cudaStreamNonBlocking));
+    CUBLAS_CHECK(cublasCreate(&c->blas));
+    CUBLAS_CHECK(cublasSetStream(c->blas, c->stream));
+    (void)b;
+    return SD_OK;
+}
+
+extern "C" be *be_cuda_new(int device, be_dtype act_dtype) {
+    be *b = (be *)calloc(1, sizeof *b);
+    cuda_impl *c = (cuda_impl *)calloc(1, sizeof *c);
+    if (!b || !c) {
+        free(b);
+        free(c);
+        sd_fail(SD_ERR_MEMORY, "cuda backend: out of memory");
+        return NULL;
+    }
+    c->dt = act_dtype;
+    c->scratch_budget = (size_t)256 << 20;
+    const char *env = getenv("SD_CUDA_SCRATCH_BYTES");
+    if (env && atoll(env) > 0) c->scratch_budget = (size_t)atoll(env);
+    env = getenv("SD_CUDA_ATTENTION");
+    c->flash_attention = !(env && !strcmp(env, "cublas"));
+    b->ops = &cuda_ops;
+    b->impl = c;
+    b->elem_size = cuda_dtype_size(act_dtype);
+    sd_status st = init(b, c, device);
+    if (st != SD_OK) {
+        cuda_free_backend(b);
+        return NULL;
+    }
+    return b;
+}
+
+extern "C" const char *be_cuda_device_name(const be *b) {
+    return b && b->ops == &cuda_ops ? cuda_of((be *)b)->device_name : NULL;
+}

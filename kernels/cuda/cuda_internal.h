@@ -1,0 +1,138 @@
+/* cuda_internal.h — what the CUDA backend's files share: its state, the storage-type helpers used by every
+ * kernel, block reductions, and the op entry points each .cu file provides to the ops table (backend.cu).
+ *
+ * Storage: activations and GEMM weights (linear, conv, embedding tables) are stored in the backend's
+ * dtype (f16 by default, bf16 or f32 on request); parameter vectors (biases, norm gains) are stored in f32
+ * (they are tiny and read once per element). Every kernel loads through ld() and stores through st(), so
+ * one template serves the three types; arithmetic, accumulation and statistics are always f32. */
+#ifndef KERNELS_CUDA_INTERNAL_H
+#define KERNELS_CUDA_INTERNAL_H
+
+#include <cublas_v2.h>
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+#include <cuda_runtime.h>
+
+extern "C" {
+#include "../backend.h"
+}
+#include "cuda_portable.h"
+
+typedef struct cuda_impl {
+    int device;
+    be_dtype dt;            /* activation / GEMM-weight storage type */
+    cudaStream_t stream;    /* every kernel and copy of this backend runs on it, in order */
+    cublasHandle_t blas;
+    void *arena_mem;        /* one cudaMalloc per be_arena_reserve; sd_arena hands out its addresses */
+    size_t arena_bytes;
+    void *scratch;          /* op-private device memory (im2col columns, attention scores, staging); */
+    size_t scratch_bytes;   /*   grown on demand, kept, reused by the next op (the stream orders them) */
+    size_t scratch_budget;  /* what one im2col chunk or attention score chunk may take (default 256 MiB;
+                               $SD_CUDA_SCRATCH_BYTES overrides it, e.g. to exercise chunking in tests) */
+    size_t smem_optin;      /* the device's largest dynamic shared memory per block */
+    int flash_attention;    /* 1: fused attention kernel for f16/bf16 (default); 0: the cuBLAS reference path
+                               ($SD_CUDA_ATTENTION=cublas, for comparisons) */
+    char device_name[256];
+} cuda_impl;
+
+static inline cuda_impl *cuda_of(be *b) { return (cuda_impl *)b->impl; }
+
+/* Records a failed step of an op as the backend's sticky error. */
+static inline void cuda_report(be *b, sd_status st) {
+    if (st != SD_OK) be_set_error(b, st, "%s", sd_last_error());
+}
+
+/* Device scratch of at least `bytes` (256-byte aligned), valid until the next cuda_scratch call. */
+sd_status cuda_scratch(be *b, size_t bytes, void **out);
+
+static inline size_t cuda_dtype_size(be_dtype t) { return t == BE_F32 ? 4 : 2; }
+
+/* Runs `body` with T the C++ type of storage type `dt`. */
+#define CUDA_DTYPE_SWITCH(dt, T, ...)                                  \
+    switch (dt) {                                                      \
+    case BE_F16: { typedef __half T; __VA_ARGS__; } break;             \
+    case BE_BF16: { typedef __nv_bfloat16 T; __VA_ARGS__; } break;     \
+    default: { typedef float T; __VA_ARGS__; } break;                  \
+    }
+
+/* After a launch: a configuration error now, or a sticky error of an earlier kernel. */
+#define CUDA_CHECK_LAUNCH() CUDA_CHECK(cudaGetLastError())
+
+/* ---- device helpers ---- */
+
+static __device__ __forceinline__ float ld(const float *p) { return *p; }
+static __device__ __forceinline__ float ld(const __half *p) { return __half2float(*p); }
+static __device__ __forceinline__ float ld(const __nv_bfloat16 *p) { return __bfloat162float(*p); }
+static __device__ __forceinline__ void st(float *p, float v) { *p = v; }
+static __device__ __forceinline__ void st(__half *p, float v) { *p = __float2half_rn(v); }
+static __device__ __forceinline__ void st(__nv_bfloat16 *p, float v) { *p = __float2bfloat16_rn(v); }
+
+#define CUDA_FULL_MASK 0xffffffffu
+
+static __device__ __forceinline__ float warp_sum(float v) {
+    for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(CUDA_FULL_MASK, v, o);
+    return v;
+}
+static __device__ __forceinline__ float warp_max(float v) {
+    for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(CUDA_FULL_MASK, v, o));
+    return v;
+}
+/* Sum over a block whose size is a multiple of 32; every thread gets it. `red` holds 32 floats of shared
+ * memory; the trailing barrier lets the caller reuse it at once. */
+static __device__ __forceinline__ float block_sum(float v, float *red) {
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, nwarps = blockDim.x >> 5;
+    v = warp_sum(v);
+    if (lane == 0) red[warp] = v;
+    __syncthreads();
+    v = lane < nwarps ? red[lane] : 0.0f;
+    v = warp_sum(v);
+    __syncthreads();
+    return v;
+}
+
+static __device__ __forceinline__ float act_apply(be_act a, float v) {
+    switch (a) {
+    case BE_ACT_SILU: return v / (1.0f + expf(-v));
+    case BE_ACT_GELU: return 0.5f * v * (1.0f + erff(v * 0.70710678118654752f));
+    case BE_ACT_QUICK_GELU: return v / (1.0f + expf(-1.702f * v));
+    default: return v;
+    }
+}
+
+/* Blocks for a grid-stride loop over n items with `threads` per block (at least 1, at most 8192: enough
+ * to fill any current GPU several times over). */
+static inline unsigned cuda_grid(size_t n, int threads) {
+    size_t g = (n + threads - 1) / threads;
+    return (unsigned)(g < 1 ? 1 : g > 8192 ? 8192 : g);
+}
+
+/* cublas_lazy.cu: loads cuBLAS (real build; a no-op on the emulator). */
+sd_status cuda_blas_load(void);
+
+/* ---- op entry points (the ops table in backend.cu points at these) ---- */
+
+/* eltwise.cu */
+sd_status cuda_convert(be *b, const void *src, be_dtype st_, void *dst, be_dtype dt_, size_t n);
+sd_status cuda_weight_convert(be *b, const void *src, be_dtype st_, void *dst, be_dtype dt_, int rows, int in, int taps);
+sd_status cuda_bias_act(be *b, void *y, size_t rows, int cols, const float *bias, be_act act);
+void cuda_act(be *b, be_act act, const be_tensor *x, be_tensor *y);
+void cuda_geglu(be *b, const be_tensor *x, be_tensor *y);
+void cuda_add(be *b, const be_tensor *a, const be_tensor *x, float alpha, be_tensor *y);
+void cuda_upsample_nearest(be *b, const be_tensor *x, be_tensor *y);
+void cuda_concat_channels(be *b, const be_tensor *a, const be_tensor *x, be_tensor *y);
+void cuda_embedding(be *b, const int32_t *ids, const be_weight *table, be_tensor *y);
+void cuda_timestep_embedding(be *b, const float *t, int flip_sin_to_cos, float freq_shift, be_tensor *y);
+/* norm.cu */
+void cuda_group_norm(be *b, const be_tensor *x, const be_weight *gamma, const be_weight *beta, int groups, float eps, int silu, be_tensor *y);
+void cuda_layer_norm(be *b, const be_tensor *x, const be_weight *gamma, const be_weight *beta, float eps, be_tensor *y);
+/* gemm.cu: C = alpha·op(A)·op(B) (+ beta·C), column-major as cuBLAS sees it, `batch` GEMMs strided by sa, sb,
+ * sc elements. A and B are in the backend's dtype, C in c_type (the dtype, or f32 for attention scores). */
+sd_status cuda_gemm(be *b, int trans_a, int trans_b, int m, int n, int k, float alpha, const void *A, int lda, long long sa,
+                    const void *B, int ldb, long long sb, float beta, void *C, be_dtype c_type, int ldc, long long sc, int batch);
+void cuda_linear(be *b, const be_tensor *x, const be_weight *w, const be_weight *bias, be_act act, be_tensor *y);
+/* conv.cu */
+void cuda_conv2d(be *b, const be_tensor *x, const be_weight *w, const be_weight *bias, int stride, int pad_lo, int pad_hi, be_tensor *y);
+/* attention.cu */
+void cuda_attention(be *b, const be_tensor *q, const be_tensor *k, const be_tensor *v, int heads, int causal, be_tensor *y);
+
+#endif

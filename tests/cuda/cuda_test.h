@@ -1,0 +1,15 @@
+/* cuda_test.h — what the CUDA backend tests share: the platform hooks (emulator or GPU) and small helpers.
+ * The test files are plain C against the backend contract; they link either with the emulated backend
+ * (hooks_emu.cpp, `make test`) or with the real one (hooks_gpu.c, `make cuda-test-bin`). */
+#ifndef TESTS_CUDA_CUDA_TEST_H
+#define TESTS_CUDA_CUDA_TEST_H
+
+#include <stddef.h>
+
+/* "emulator (schedule random, seed 1)" or "GPU". */
+const char *cuda_test_platform(void);
+/* 1 if the platform saw no misuse since the last call (emulator: no violation and no warning logged);
+ * otherwise 0 and the last message in msg. Clears the log. */
+int cuda_test_clean(char *msg, size_t cap);
+
+#endif

@@ -1,0 +1,19 @@
+// hooks_emu.cpp — cuda_test.h for the emulated build: the emulator's schedule and its violation/warning log.
+#include <stdio.h>
+
+extern "C" {
+#include "tests/cuda/cuda_test.h"
+}
+
+extern "C" const char *cuda_test_platform(void) {
+    static char buf[96];
+    snprintf(buf, sizeof buf, "emulator (schedule %s, seed %u)", cuda_emu_schedule_name(), cuda_emu_seed());
+    return buf;
+}
+
+extern "C" int cuda_test_clean(char *msg, size_t cap) {
+    int ok = cuda_emu_violation_count() == 0 && cuda_emu_warning_count() == 0;
+    if (!ok) snprintf(msg, cap, "%s%s", cuda_emu_last_violation(), cuda_emu_violation_count() ? "" : cuda_emu_last_warning());
+    cuda_emu_clear_log();
+    return ok;
+}

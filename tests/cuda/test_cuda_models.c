@@ -1,0 +1,440 @@
+/* test_cuda_models.c — whole tiny models on the CUDA backend against the CPU backend and the goldens made by
+ * diffusers / transformers: the UNets (SD1-, SD2-, SDXL-like), the VAEs (decoder and encoder) and the CLIP text
+ * encoders of tests/golden, and one full generation through sd_load / sd_generate. Emulated in `make test`
+ * (one schedule: these are the slow ones), unchanged on a GPU.
+ *
+ * Each model runs three times: CPU (f32), CUDA with f32 storage, CUDA with f16 storage.
+ *  - CUDA f32 must meet the golden at the CPU tests' own tolerance (1e-4): the kernels are the same maths.
+ *  - CUDA f16 is held to MODEL_F16_U unit roundoffs (u = 2^-11) relative to the output's scale, against both the
+ *    CPU result and the golden. A forward rounds every activation it stores (a few dozen times along the deepest
+ *    path of these models, through residual sums and normalisations that neither shrink nor amplify much), so
+ *    the error is a small multiple of u; 32 u = 1.6e-2 relative leaves room for that and still fails for any
+ *    real defect (a wrong index, a missing bias or a mis-scaled softmax moves outputs by O(1)). */
+#include "../test.h"
+#include "../../core/error.h"
+#include "../../core/fileio.h"
+#include "../../sd.h"
+#include "../../text_encoder/clip_model.h"
+#include "../../unet/unet.h"
+#include "../../vae/vae.h"
+#include "cuda_test.h"
+
+#include <cjson/cJSON.h>
+#include <stdlib.h>
+
+#define U16 0x1p-11
+#define MODEL_F16_U 32
+#define F32_TOL 1e-4
+
+enum { RUN_CPU, RUN_F32, RUN_F16, RUNS };
+static const char *const RUN_NAME[RUNS] = {"cpu", "cuda f32", "cuda f16"};
+
+static be *mk(int run, size_t arena) {
+    be *b = run == RUN_CPU ? be_cpu_new(0) : be_cuda_new(0, run == RUN_F32 ? BE_F32 : BE_F16);
+    REQUIRE_MSG(b, "%s", sd_last_error());
+    REQUIRE_MSG(be_arena_reserve(b, arena) == SD_OK, "%s", sd_last_error());
+    return b;
+}
+
+static st_file *open_golden(const char *name) {
+    st_file *f;
+    REQUIRE_MSG(st_open(test_path(name), &f) == SD_OK, "%s", sd_last_error());
+    return f;
+}
+
+static float *load(st_file *f, const char *name, int64_t *n) {
+    float *d = st_load_f32(f, name, n);
+    REQUIRE_MSG(d, "%s", sd_last_error());
+    return d;
+}
+
+static double maxabs(const float *x, size_t n) {
+    double m = 0;
+    for (size_t i = 0; i < n; i++) m = fmax(m, fabs(x[i]));
+    return m;
+}
+static double max_err(const float *a, const float *b, size_t n) {
+    double m = 0;
+    for (size_t i = 0; i < n; i++) {
+        double d = fabs((double)a[i] - b[i]);
+        if (!(d == d)) return INFINITY;
+        m = fmax(m, d);
+    }
+    return m;
+}
+
+static void platform_clean(void) {
+    char msg[512] = "";
+    CHECK_MSG(cuda_test_clean(msg, sizeof msg), "%s", msg);
+}
+
+/* out[RUNS] of one model against its golden `want` (n values): the checks described at the top. */
+static void judge(const char *what, float *const out[RUNS], const float *want, size_t n) {
+    double scale = fmax(maxabs(want, n), 1e-3);
+    double e_cpu = max_err(out[RUN_CPU], want, n), e32 = max_err(out[RUN_F32], want, n);
+    double e16 = max_err(out[RUN_F16], out[RUN_CPU], n), e16g = max_err(out[RUN_F16], want, n);
+    double tol16 = MODEL_F16_U * U16 * scale;
+    test_note("%s: |y| <= %.3g; max abs err vs golden: cpu %.2e, cuda f32 %.2e (tol %.0e); cuda f16 vs cpu %.2e = %.1f u·|y| "
+              "(tol %.0f u), vs golden %.2e",
+              what, scale, e_cpu, e32, F32_TOL, e16, e16 / (U16 * scale), (double)MODEL_F16_U, e16g);
+    CHECK_MSG(e32 <= F32_TOL, "%s: cuda f32 vs golden %.3g > %.0e", what, e32, F32_TOL);
+    CHECK_MSG(e16 <= tol16, "%s: cuda f16 vs cpu %.3g > %.3g", what, e16, tol16);
+    CHECK_MSG(e16g <= tol16 + F32_TOL, "%s: cuda f16 vs golden %.3g > %.3g", what, e16g, tol16 + F32_TOL);
+}
+
+/* ---- UNet ---- */
+
+static int skip_io(const char *src, char *dst, size_t cap, void *user) {
+    (void)user;
+    if (!strncmp(src, "io.", 3)) return 0;
+    snprintf(dst, cap, "%s", src);
+    return 1;
+}
+
+static be_tensor gt(be *b, st_file *f, const char *name, int n, int h, int w, int c) {
+    int64_t cnt;
+    float *d = load(f, name, &cnt);
+    REQUIRE_MSG(cnt == (int64_t)n * h * w * c, "%s: %lld values", name, (long long)cnt);
+    be_tensor t = be_new(b, n, h, w, c);
+    be_upload(b, &t, d);
+    free(d);
+    return t;
+}
+
+static float *unet_run(int run, st_file *f, size_t *count) {
+    be *b = mk(run, 64u << 20);
+    unet_config cfg;
+    REQUIRE(unet_config_from_json(st_meta(f, "config"), &cfg) == SD_OK);
+    wmap *m = wmap_new();
+    REQUIRE(wmap_add_file(m, f, "", skip_io, NULL) == SD_OK);
+    unet_model *u;
+    REQUIRE_MSG(unet_load(b, m, &cfg, &u) == SD_OK, "%s", sd_last_error());
+    const st_tensor *xs = st_find(f, "io.x"), *cs = st_find(f, "io.ctx");
+    int N = (int)xs->shape[0], H = (int)xs->shape[1], W = (int)xs->shape[2];
+    be_tensor x = gt(b, f, "io.x", N, H, W, cfg.in_channels), ctx = gt(b, f, "io.ctx", N, 1, (int)cs->shape[2], cfg.ctx_dim);
+    float *t = load(f, "io.t", NULL), *ids = NULL;
+    unet_cond c = {.ctx = &ctx};
+    be_tensor pooled, tcond;
+    if (cfg.add_embed) {
+        pooled = gt(b, f, "io.text_embeds", N, 1, 1, (int)st_find(f, "io.text_embeds")->shape[3]);
+        ids = load(f, "io.time_ids", NULL);
+        c.text_embeds = &pooled;
+        c.time_ids = ids;
+    }
+    if (cfg.time_cond_dim) {
+        tcond = gt(b, f, "io.timestep_cond", N, 1, 1, cfg.time_cond_dim);
+        c.timestep_cond = &tcond;
+    }
+    be_tensor y = be_new(b, N, H, W, cfg.out_channels);
+    unet_forward(b, u, &x, t, &c, &y);
+    *count = be_numel(&y);
+    float *out = malloc(*count * sizeof(float));
+    be_download(b, &y, out);
+    REQUIRE_MSG(be_status(b) == SD_OK, "%s: %s", RUN_NAME[run], sd_last_error());
+    free(t);
+    free(ids);
+    unet_free(b, u);
+    wmap_free(m);
+    be_free(b);
+    return out;
+}
+
+static void unet_case(const char *file, const char *what) {
+    st_file *f = open_golden(file);
+    float *out[RUNS];
+    size_t n = 0;
+    for (int r = 0; r < RUNS; r++) out[r] = unet_run(r, f, &n);
+    int64_t nw;
+    float *want = load(f, "io.y", &nw);
+    REQUIRE((size_t)nw == n);
+    judge(what, out, want, n);
+    platform_clean();
+    for (int r = 0; r < RUNS; r++) free(out[r]);
+    free(want);
+    st_close(f);
+}
+
+TEST(cuda_model_unet_sd1) { unet_case("golden/unet/sd1.safetensors", "UNet SD1-like 2x9x12"); }
+TEST(cuda_model_unet_sd2) { unet_case("golden/unet/sd2.safetensors", "UNet SD2-like (linear proj, 9-ch, LCM cond) 2x8x12"); }
+TEST(cuda_model_unet_sdxl) { unet_case("golden/unet/sdxl.safetensors", "UNet SDXL-like (add embedding) 2x7x10"); }
+
+/* ---- VAE ---- */
+
+typedef struct vae_golden { const char *weights, *prefix, *config, *io; int groups, n, h, w; } vae_golden;
+
+/* decode of dec.z and encode (posterior mean) of enc.img, both as the host API gives them */
+static void vae_run(int run, const vae_golden *gd, float **dec, float **enc, size_t *nd, size_t *ne) {
+    be *b = mk(run, 64u << 20);
+    st_file *w = open_golden(gd->weights), *io = open_golden(gd->io);
+    wmap *m = wmap_new();
+    REQUIRE(vae_add_weights(m, w, gd->prefix, VAE_LAYOUT_AUTO) == SD_OK);
+    vae_config cfg;
+    if (gd->config) REQUIRE(vae_config_from_json(test_path(gd->config), &cfg) == SD_OK);
+    else REQUIRE(vae_config_infer(m, &cfg) == SD_OK);
+    if (gd->groups) cfg.groups = gd->groups;
+    vae_model *v;
+    REQUIRE_MSG(vae_load(b, m, &cfg, VAE_DECODER | VAE_ENCODER, &v) == SD_OK, "%s", sd_last_error());
+    int f = vae_factor(v), lc = cfg.latent_channels;
+    *nd = (size_t)gd->n * gd->h * f * gd->w * f * 3;
+    *ne = (size_t)gd->n * gd->h * gd->w * lc;
+    float *z = load(io, "dec.z", NULL), *img = load(io, "enc.img", NULL);
+    *dec = malloc(*nd * sizeof(float));
+    *enc = malloc(*ne * sizeof(float));
+    REQUIRE_MSG(vae_decode_z(b, v, z, gd->n, gd->h, gd->w, NULL, *dec) == SD_OK, "%s: %s", RUN_NAME[run], sd_last_error());
+    REQUIRE_MSG(vae_encode(b, v, img, gd->n, gd->h * f, gd->w * f, NULL, *enc) == SD_OK, "%s: %s", RUN_NAME[run], sd_last_error());
+    free(z);
+    free(img);
+    vae_free(v);
+    wmap_free(m);
+    st_close(w);
+    st_close(io);
+    be_free(b);
+}
+
+static void vae_case(const vae_golden *gd, const char *what) {
+    float *dec[RUNS], *enc[RUNS];
+    size_t nd = 0, ne = 0;
+    for (int r = 0; r < RUNS; r++) vae_run(r, gd, &dec[r], &enc[r], &nd, &ne);
+    st_file *io = open_golden(gd->io);
+    int64_t n;
+    float *want_dec = load(io, "dec.img", &n), *want_enc = load(io, "enc.mean", NULL);
+    REQUIRE((size_t)n == nd);
+    st_close(io);
+    /* the host API returns the mean in the UNet's space: scale the golden the same way */
+    vae_config cfg;
+    if (gd->config) REQUIRE(vae_config_from_json(test_path(gd->config), &cfg) == SD_OK);
+    else vae_config_default(&cfg);
+    vae_latent_to_unet(&cfg, want_enc, ne / cfg.latent_channels);
+    char w[160];
+    snprintf(w, sizeof w, "%s decode", what);
+    judge(w, dec, want_dec, nd);
+    snprintf(w, sizeof w, "%s encode (mean)", what);
+    judge(w, enc, want_enc, ne);
+    platform_clean();
+    for (int r = 0; r < RUNS; r++) { free(dec[r]); free(enc[r]); }
+    free(want_dec);
+    free(want_enc);
+}
+
+TEST(cuda_model_vae_a) {
+    vae_golden g = {"golden/vae/a_diffusers.safetensors", "", "golden/vae/a_config.json", "golden/vae/a_io.safetensors", 0, 2, 5, 7};
+    vae_case(&g, "VAE a (mid attention) 2x5x7 latent");
+}
+TEST(cuda_model_vae_b) {
+    vae_golden g = {"golden/vae/b_ldm.safetensors", "first_stage_model.", NULL, "golden/vae/b_io.safetensors", 4, 1, 5, 7};
+    vae_case(&g, "VAE b (LDM names, 3 levels) 1x5x7 latent");
+}
+TEST(cuda_model_vae_c) {
+    vae_golden g = {"golden/vae/c_diffusers.safetensors", "", "golden/vae/c_config.json", "golden/vae/c_io.safetensors", 0, 1, 5, 7};
+    vae_case(&g, "VAE c (no quant convs, 6 latent ch) 1x5x7 latent");
+}
+
+/* ---- CLIP ---- */
+
+#define T 77
+
+static void clip_run(int run, const char *weights, const char *config, const char *ids_name, int width, int pdim, float **hidden, float **pooled) {
+    be *b = mk(run, 16u << 20);
+    st_file *f = open_golden(weights), *io = open_golden("golden/clip/io.safetensors");
+    wmap *m = wmap_new();
+    REQUIRE(clip_add_file(m, f, "", CLIP_LAYOUT_AUTO) == SD_OK);
+    clip_config cfg;
+    REQUIRE(clip_config_from_json(test_path(config), &cfg) == SD_OK);
+    clip_model c;
+    REQUIRE_MSG(clip_load(b, m, &cfg, &c) == SD_OK, "%s", sd_last_error());
+    float *idf = load(io, ids_name, NULL);
+    int32_t ids[2 * T];
+    for (int i = 0; i < 2 * T; i++) ids[i] = (int32_t)idf[i];
+    be_tensor h = be_new(b, 2, 1, T, width), p = be_new(b, 2, 1, 1, pdim);
+    clip_forward(b, &c, ids, 2, T, -1, 1, &h, &p);
+    *hidden = malloc(be_numel(&h) * sizeof(float));
+    *pooled = malloc(be_numel(&p) * sizeof(float));
+    be_download(b, &h, *hidden);
+    be_download(b, &p, *pooled);
+    REQUIRE_MSG(be_status(b) == SD_OK, "%s: %s", RUN_NAME[run], sd_last_error());
+    free(idf);
+    clip_free(b, &c);
+    wmap_free(m);
+    st_close(f);
+    st_close(io);
+    be_free(b);
+}
+
+static void clip_case(const char *weights, const char *config, const char *prefix, int width, int pdim, const char *pooled_name, const char *what) {
+    float *h[RUNS], *p[RUNS];
+    char name[32];
+    snprintf(name, sizeof name, "%s.ids", prefix);
+    for (int r = 0; r < RUNS; r++) clip_run(r, weights, config, name, width, pdim, &h[r], &p[r]);
+    st_file *io = open_golden("golden/clip/io.safetensors");
+    snprintf(name, sizeof name, "%s.last", prefix);
+    float *want_h = load(io, name, NULL), *want_p = load(io, pooled_name, NULL);
+    st_close(io);
+    char w[160];
+    snprintf(w, sizeof w, "%s last_hidden_state", what);
+    judge(w, h, want_h, (size_t)2 * T * width);
+    snprintf(w, sizeof w, "%s %s", what, pdim == width ? "pooled" : "text_embeds");
+    judge(w, p, want_p, (size_t)2 * pdim);
+    platform_clean();
+    for (int r = 0; r < RUNS; r++) { free(h[r]); free(p[r]); }
+    free(want_h);
+    free(want_p);
+}
+
+TEST(cuda_model_clip_l) { clip_case("golden/clip/clip_l.safetensors", "golden/clip/clip_l_config.json", "l", 32, 32, "l.pooled", "CLIP-L-like (quick_gelu, causal)"); }
+TEST(cuda_model_clip_g) { clip_case("golden/clip/clip_g.safetensors", "golden/clip/clip_g_config.json", "g", 40, 24, "g.embeds", "OpenCLIP-G-like (gelu, projection)"); }
+
+/* ---- a whole generation ---- */
+
+typedef struct { float *latent; size_t n; } capture;
+
+static int grab_latent(void *user, const sd_progress *p) {
+    capture *c = user;
+    if (!strcmp(p->stage, "sample") && p->latent && p->step == p->steps) {
+        c->n = (size_t)p->lw * p->lh * 4;
+        free(c->latent);
+        c->latent = malloc(c->n * sizeof(float));
+        memcpy(c->latent, p->latent, c->n * sizeof(float));
+    }
+    return 0;
+}
+
+/* Runs golden pipeline case `name` (tests/golden/pipeline/cases.json) on one backend; returns the image and
+ * the final latent. */
+static void generate(const char *name, sd_backend_kind kind, sd_image *img, capture *cap) {
+    char *txt;
+    REQUIRE(sd_read_file(test_path("golden/pipeline/cases.json"), 1 << 20, &txt, NULL) == SD_OK);
+    cJSON *root = cJSON_Parse(txt), *c = NULL, *it;
+    free(txt);
+    REQUIRE(root);
+    cJSON_ArrayForEach(it, cJSON_GetObjectItem(root, "cases"))
+        if (!strcmp(cJSON_GetObjectItem(it, "name")->valuestring, name)) c = it;
+    REQUIRE_MSG(c, "no case %s", name);
+    char folder[64];
+    snprintf(folder, sizeof folder, "golden/pipeline/%s", cJSON_GetObjectItem(c, "model")->valuestring);
+    sd_load_params lp;
+    sd_load_params_init(&lp);
+    lp.model_path = test_path(folder);
+    lp.backend = kind;
+    sd_ctx *ctx;
+    REQUIRE_MSG(sd_load(&lp, &ctx) == SD_OK, "%s", sd_last_error());
+    CHECK(!strcmp(sd_model(ctx)->backend, kind == SD_BACKEND_CUDA ? "cuda" : "cpu"));
+    sd_gen_params p;
+    sd_gen_params_init(&p);
+    p.prompt = cJSON_GetObjectItem(c, "prompt")->valuestring;
+    const cJSON *neg = cJSON_GetObjectItem(c, "negative_prompt");
+    p.negative_prompt = cJSON_IsString(neg) ? neg->valuestring : NULL;
+    p.sampler = cJSON_GetObjectItem(c, "sampler")->valuestring;
+    p.steps = cJSON_GetObjectItem(c, "steps")->valueint;
+    p.cfg_scale = (float)cJSON_GetObjectItem(c, "cfg")->valuedouble;
+    p.seed = (uint64_t)cJSON_GetObjectItem(c, "seed")->valuedouble;
+    p.width = cJSON_GetObjectItem(c, "width")->valueint;
+    p.height = cJSON_GetObjectItem(c, "height")->valueint;
+    p.rng = "cpu";
+    sd_image init = {0};
+    if (!strcmp(cJSON_GetObjectItem(c, "mode")->valuestring, "img2img")) {
+        REQUIRE(sd_image_load(test_path("golden/pipeline/init.png"), 3, &init) == SD_OK);
+        p.init_image = &init;
+        p.strength = (float)cJSON_GetObjectItem(c, "strength")->valuedouble;
+    }
+    memset(cap, 0, sizeof *cap);
+    sd_result r;
+    REQUIRE_MSG(sd_generate(ctx, &p, grab_latent, cap, &r) == SD_OK, "%s", sd_last_error());
+    REQUIRE(cap->latent);
+    *img = r.images[0];
+    r.images[0].data = NULL; /* kept by the caller */
+    sd_result_free(&r);
+    sd_image_free(&init);
+    sd_free(ctx);
+    cJSON_Delete(root);
+}
+
+static int max_level_diff(const sd_image *a, const sd_image *b) {
+    int m = 0;
+    for (size_t i = 0; i < (size_t)a->w * a->h * 3; i++) m = abs(a->data[i] - b->data[i]) > m ? abs(a->data[i] - b->data[i]) : m;
+    return m;
+}
+
+/* The image of a 4-step generation on CUDA (f16 activations) is within a few 8-bit levels of the CPU's and of
+ * diffusers'; the final latent is within the f16 model tolerance of both. */
+static void pipeline_case(const char *name) {
+    sd_image icpu, icuda, gold;
+    capture ccpu, ccuda;
+    generate(name, SD_BACKEND_CPU, &icpu, &ccpu);
+    generate(name, SD_BACKEND_CUDA, &icuda, &ccuda);
+    char path[160];
+    snprintf(path, sizeof path, "golden/pipeline/%s.png", name);
+    REQUIRE(sd_image_load(test_path(path), 3, &gold) == SD_OK);
+    REQUIRE(icpu.w == icuda.w && icpu.h == icuda.h && gold.w == icpu.w && gold.h == icpu.h && ccpu.n == ccuda.n);
+    snprintf(path, sizeof path, "golden/pipeline/%s.safetensors", name);
+    st_file *f = open_golden(path);
+    int64_t n;
+    float *want = load(f, "latent", &n);
+    st_close(f);
+    REQUIRE((size_t)n == ccpu.n);
+    double scale = maxabs(want, ccpu.n), e16 = max_err(ccuda.latent, ccpu.latent, ccpu.n), e16g = max_err(ccuda.latent, want, ccpu.n);
+    int d_cpu = max_level_diff(&icuda, &icpu), d_gold = max_level_diff(&icuda, &gold), d_ref = max_level_diff(&icpu, &gold);
+    test_note("%s on CUDA f16: latent |x| <= %.3g, max err vs cpu %.2e = %.1f u·|x|, vs diffusers %.2e; image vs cpu %d/255, "
+              "vs diffusers %d/255 (cpu vs diffusers %d/255)", name, scale, e16, e16 / (U16 * scale), e16g, d_cpu, d_gold, d_ref);
+    CHECK_MSG(e16 <= MODEL_F16_U * U16 * scale, "latent vs cpu %.3g", e16);
+    CHECK_MSG(e16g <= MODEL_F16_U * U16 * scale + 1e-4 * scale, "latent vs diffusers %.3g", e16g);
+    /* "a few 8-bit levels": 3 for our f16 against our f32, plus the 2 the CPU may differ from diffusers */
+    CHECK_MSG(d_cpu <= 3, "image differs from the CPU's by %d/255", d_cpu);
+    CHECK_MSG(d_gold <= 5, "image differs from diffusers' by %d/255", d_gold);
+    platform_clean();
+    free(want);
+    free(ccpu.latent);
+    free(ccuda.latent);
+    sd_image_free(&icpu);
+    sd_image_free(&icuda);
+    sd_image_free(&gold);
+}
+
+TEST(cuda_model_pipeline_sd1_img2img) { pipeline_case("sd1_dpmpp2m_neg_img2img"); }
+TEST(cuda_model_pipeline_sdxl_txt2img) { pipeline_case("sdxl_euler_a_neg_txt2img"); }
+
+/* The SDXL VAE's activations pass f16's 65504 (diffusers' force_upcast); here a latent scaled by 10^4 (still within f16) does the
+ * same to the tiny VAE. f16 storage then overflows (the hazard is real), while bf16 and f32 storage - the
+ * VAE backends the pipeline can pick - decode to what the CPU gives: within MODEL_F16_U units of bf16's
+ * roundoff (2^-8) and f32's tolerance. */
+TEST(cuda_model_vae_overflow_needs_bf16_or_f32) {
+    vae_golden gd = {"golden/vae/a_diffusers.safetensors", "", "golden/vae/a_config.json", "golden/vae/a_io.safetensors", 0, 2, 5, 7};
+    static const be_dtype dts[3] = {BE_F16, BE_BF16, BE_F32};
+    float *out[4] = {NULL, NULL, NULL, NULL};
+    size_t nd = 0;
+    double zmax = 0;
+    for (int r = 0; r < 4; r++) {
+        be *b = r == 3 ? be_cpu_new(0) : be_cuda_new(0, dts[r]);
+        REQUIRE_MSG(b && be_arena_reserve(b, 64u << 20) == SD_OK, "%s", sd_last_error());
+        st_file *w = open_golden(gd.weights), *io = open_golden(gd.io);
+        wmap *m = wmap_new();
+        REQUIRE(vae_add_weights(m, w, "", VAE_LAYOUT_AUTO) == SD_OK);
+        vae_config cfg;
+        REQUIRE(vae_config_from_json(test_path(gd.config), &cfg) == SD_OK);
+        vae_model *v;
+        REQUIRE_MSG(vae_load(b, m, &cfg, VAE_DECODER, &v) == SD_OK, "%s", sd_last_error());
+        int64_t nz;
+        float *z = load(io, "dec.z", &nz);
+        for (int64_t i = 0; i < nz; i++) z[i] *= 10000.0f;
+        zmax = maxabs(z, (size_t)nz);
+        nd = (size_t)gd.n * gd.h * 2 * gd.w * 2 * 3;
+        out[r] = malloc(nd * sizeof(float));
+        sd_status st = vae_decode_z(b, v, z, gd.n, gd.h, gd.w, NULL, out[r]);
+        CHECK_MSG(st == SD_OK, "%s", sd_last_error());
+        free(z);
+        vae_free(v);
+        wmap_free(m);
+        st_close(w);
+        st_close(io);
+        be_free(b);
+    }
+    size_t bad16 = 0;
+    for (size_t i = 0; i < nd; i++) bad16 += !isfinite(out[0][i]);
+    double scale = maxabs(out[3], nd), ebf = max_err(out[1], out[3], nd), e32 = max_err(out[2], out[3], nd);
+    test_note("latent |z| <= %.3g: f16 storage gives %zu non-finite of %zu values; bf16 max err %.2e = %.1f u_bf16·|y|, f32 %.2e "
+              "(|y| <= %.3g)", zmax, bad16, nd, ebf, ebf / (0x1p-8 * scale), e32, scale);
+    CHECK_MSG(bad16 > 0, "the case must overflow f16 (else it tests nothing)");
+    CHECK(ebf <= MODEL_F16_U * 0x1p-8 * scale);
+    CHECK(e32 <= F32_TOL * fmax(scale, 1.0));
+    platform_clean();
+    for (int r = 0; r < 4; r++) free(out[r]);
+}
