@@ -3,6 +3,7 @@
  * several key blocks, GroupNorm over many row chunks. Every op check runs at both SIMD levels (AVX-512 when the
  * machine has it, and the portable C level). */
 #include "test.h"
+#include "be_test.h"
 #include "../core/error.h"
 #include "../core/half.h"
 #include "../kernels/backend.h"
@@ -20,25 +21,6 @@ static float *rnd(size_t n, float scale, float offset) {
     float *p = malloc(n * sizeof(float));
     for (size_t i = 0; i < n; i++) p[i] = offset + frand() * scale;
     return p;
-}
-
-static be *mk(int threads) {
-    be *b = be_cpu_new(threads);
-    REQUIRE(b);
-    REQUIRE(be_arena_reserve(b, 256u << 20) == SD_OK);
-    return b;
-}
-
-static be_tensor up(be *b, const float *h, int n, int hh, int w, int c) {
-    be_tensor t = be_new(b, n, hh, w, c);
-    be_upload(b, &t, h);
-    return t;
-}
-
-static float *down(be *b, const be_tensor *t) {
-    float *h = malloc(be_numel(t) * sizeof(float));
-    be_download(b, t, h);
-    return h;
 }
 
 /* The levels to run: the generic one always, AVX-512 when the CPU has it. */
@@ -121,7 +103,7 @@ TEST(cpu_16bit_weights_linear_conv_embedding) {
     int nl = levels(lv);
     for (int l = 0; l < nl; l++) {
         cpu_simd_level was = cpu_simd_set(lv[l]);
-        be *b = mk(0);
+        be *b = test_cpu_backend(0);
         for (int dt = 0; dt < 2; dt++) {
             be_dtype type = dt ? BE_BF16 : BE_F16;
             const int R = 150, I = 70, O = 45;
@@ -138,10 +120,10 @@ TEST(cpu_16bit_weights_linear_conv_embedding) {
             REQUIRE(be_weight_upload(b, &B, BE_W_VEC, O, 1, 1, 1, BE_F32, bias) == SD_OK);
             CHECK(b->weight_bytes == (size_t)O * I * 2 + O * 4); /* kept at 16 bits, vectors as f32 */
             size_t m = be_mark(b);
-            be_tensor tx = up(b, x, 1, 10, 15, I), ty = be_new(b, 1, 10, 15, O);
+            be_tensor tx = test_upload(b, x, 1, 10, 15, I), ty = be_new(b, 1, 10, 15, O);
             be_linear(b, &tx, &W, &B, BE_ACT_NONE, &ty);
             REQUIRE(be_status(b) == SD_OK);
-            float *got = down(b, &ty);
+            float *got = test_download(b, &ty);
             CHECK_MAXERR(got, ref, R * O, 1e-5);
             free(got);
             /* a conv 3x3 with 16-bit weights, through the slab path (W >= 16, C >= 16) */
@@ -167,10 +149,10 @@ TEST(cpu_16bit_weights_linear_conv_embedding) {
                     }
             be_weight CW;
             REQUIRE(be_weight_upload(b, &CW, BE_W_CONV, Oc, C, 3, 3, type, cw16) == SD_OK);
-            be_tensor tcx = up(b, cx, N, H, Wd, C), tcy = be_new(b, N, H, Wd, Oc);
+            be_tensor tcx = test_upload(b, cx, N, H, Wd, C), tcy = be_new(b, N, H, Wd, Oc);
             be_conv2d(b, &tcx, &CW, NULL, 1, 1, 1, &tcy);
             REQUIRE(be_status(b) == SD_OK);
-            got = down(b, &tcy);
+            got = test_download(b, &tcy);
             CHECK_MAXERR(got, cref, N * H * Wd * Oc, 1e-5);
             free(got);
             /* embedding rows widened on lookup */
@@ -179,7 +161,7 @@ TEST(cpu_16bit_weights_linear_conv_embedding) {
             int32_t ids[3] = {44, 0, 17};
             be_tensor te = be_new(b, 1, 1, 3, I);
             be_embedding(b, ids, &T, &te);
-            got = down(b, &te);
+            got = test_download(b, &te);
             int same = 1;
             for (int i = 0; i < 3; i++)
                 for (int j = 0; j < I; j++) same &= got[i * I + j] == w[ids[i] * I + j];
@@ -226,14 +208,14 @@ TEST(cpu_conv3x3_slab_chunks) {
         float *x = rnd((size_t)N * H * W * C, 1, 0), *w = rnd((size_t)O * C * 9, 0.2f, 0), *bias = rnd(O, 0.3f, 0);
         float *ref = malloc((size_t)N * H * W * O * 4);
         conv3_ref(x, N, H, W, C, w, bias, O, ref);
-        be *b = mk(cs[t].threads);
+        be *b = test_cpu_backend(cs[t].threads);
         be_weight Wt, B;
         REQUIRE(be_weight_upload(b, &Wt, BE_W_CONV, O, C, 3, 3, BE_F32, w) == SD_OK);
         REQUIRE(be_weight_upload(b, &B, BE_W_VEC, O, 1, 1, 1, BE_F32, bias) == SD_OK);
-        be_tensor tx = up(b, x, N, H, W, C), ty = be_new(b, N, H, W, O);
+        be_tensor tx = test_upload(b, x, N, H, W, C), ty = be_new(b, N, H, W, O);
         be_conv2d(b, &tx, &Wt, &B, 1, 1, 1, &ty);
         REQUIRE_MSG(be_status(b) == SD_OK, "%s", sd_last_error());
-        float *got = down(b, &ty);
+        float *got = test_download(b, &ty);
         CHECK_MAXERR(got, ref, (long)N * H * W * O, 2e-5);
         free(got);
         be_weight_free(b, &Wt);
@@ -252,14 +234,14 @@ TEST(cpu_split_gemm_rows_and_columns) {
         float *lin = malloc((size_t)R * O * 4), *ref = malloc((size_t)R * O * 4);
         linear_ref(x, w, bias, R, I, O, lin);
         for (int i = 0; i < R * O; i++) ref[i] = (float)(lin[i] / (1 + exp(-(double)lin[i]))); /* SiLU */
-        be *b = mk(0);
+        be *b = test_cpu_backend(0);
         be_weight W, B;
         REQUIRE(be_weight_upload(b, &W, BE_W_LINEAR, O, I, 1, 1, BE_F32, w) == SD_OK);
         REQUIRE(be_weight_upload(b, &B, BE_W_VEC, O, 1, 1, 1, BE_F32, bias) == SD_OK);
-        be_tensor tx = up(b, x, 1, 1, R, I), ty = be_new(b, 1, 1, R, O);
+        be_tensor tx = test_upload(b, x, 1, 1, R, I), ty = be_new(b, 1, 1, R, O);
         be_linear(b, &tx, &W, &B, BE_ACT_SILU, &ty);
         REQUIRE(be_status(b) == SD_OK);
-        float *got = down(b, &ty);
+        float *got = test_download(b, &ty);
         CHECK_MAXERR(got, ref, R * O, 2e-5);
         free(got);
         be_weight_free(b, &W);
@@ -309,7 +291,7 @@ TEST(cpu_attention_key_blocks_and_head_widths) {
     int nl = levels(lv);
     for (int l = 0; l < nl; l++) {
         cpu_simd_level was = cpu_simd_set(lv[l]);
-        be *b = mk(0);
+        be *b = test_cpu_backend(0);
         double worst = 0;
         for (size_t t = 0; t < sizeof cs / sizeof *cs; t++) {
             int N = cs[t].N, Tq = cs[t].Tq, Tk = cs[t].Tk, C = cs[t].C, Cv = cs[t].Cv;
@@ -317,10 +299,10 @@ TEST(cpu_attention_key_blocks_and_head_widths) {
             float *ref = malloc((size_t)N * Tq * Cv * 4);
             attn_ref(q, k, v, N, Tq, Tk, C, Cv, cs[t].heads, cs[t].causal, ref);
             size_t m = be_mark(b);
-            be_tensor tq = up(b, q, N, 1, Tq, C), tk = up(b, k, N, 1, Tk, C), tv = up(b, v, N, 1, Tk, Cv), ty = be_new(b, N, 1, Tq, Cv);
+            be_tensor tq = test_upload(b, q, N, 1, Tq, C), tk = test_upload(b, k, N, 1, Tk, C), tv = test_upload(b, v, N, 1, Tk, Cv), ty = be_new(b, N, 1, Tq, Cv);
             be_attention(b, &tq, &tk, &tv, cs[t].heads, cs[t].causal, &ty);
             REQUIRE_MSG(be_status(b) == SD_OK, "%s", sd_last_error());
-            float *got = down(b, &ty);
+            float *got = test_download(b, &ty);
             for (long i = 0; i < (long)N * Tq * Cv; i++)
                 if (fabs(got[i] - ref[i]) > worst) worst = fabs(got[i] - ref[i]);
             CHECK_MAXERR(got, ref, (long)N * Tq * Cv, 1e-5);
@@ -364,14 +346,14 @@ TEST(cpu_group_norm_many_chunks_offset_mean) {
     int nl = levels(lv);
     for (int l = 0; l < nl; l++) {
         cpu_simd_level was = cpu_simd_set(lv[l]);
-        be *b = mk(0);
+        be *b = test_cpu_backend(0);
         be_weight Gw, Bw;
         REQUIRE(be_weight_upload(b, &Gw, BE_W_VEC, C, 1, 1, 1, BE_F32, g) == SD_OK);
         REQUIRE(be_weight_upload(b, &Bw, BE_W_VEC, C, 1, 1, 1, BE_F32, bt) == SD_OK);
-        be_tensor tx = up(b, x, N, H, W, C);
+        be_tensor tx = test_upload(b, x, N, H, W, C);
         be_group_norm(b, &tx, &Gw, &Bw, G, 1e-6f, 1, &tx); /* in place, as the ResNet block does */
         REQUIRE(be_status(b) == SD_OK);
-        float *got = down(b, &tx);
+        float *got = test_download(b, &tx);
         double worst = 0;
         for (size_t i = 0; i < (size_t)N * hw * C; i++)
             if (fabs(got[i] - ref[i]) > worst) worst = fabs(got[i] - ref[i]);
@@ -388,7 +370,7 @@ TEST(cpu_group_norm_many_chunks_offset_mean) {
 
 /* 16-bit weights over 4 Mi elements are widened a block of output rows at a time: linear, slab conv, im2col conv. */
 TEST(cpu_16bit_weights_in_row_blocks) {
-    be *b = mk(0);
+    be *b = test_cpu_backend(0);
     const int R = 20, I = 4000, O = 1100;
     float *x = rnd((size_t)R * I, 1, 0), *w = rnd((size_t)O * I, 0.05f, 0), *bias = rnd(O, 0.3f, 0);
     uint16_t *w16 = malloc((size_t)O * I * 2);
@@ -401,10 +383,10 @@ TEST(cpu_16bit_weights_in_row_blocks) {
     be_weight W, B;
     REQUIRE(be_weight_upload(b, &W, BE_W_LINEAR, O, I, 1, 1, BE_F16, w16) == SD_OK);
     REQUIRE(be_weight_upload(b, &B, BE_W_VEC, O, 1, 1, 1, BE_F32, bias) == SD_OK);
-    be_tensor tx = up(b, x, 1, 1, R, I), ty = be_new(b, 1, 1, R, O);
+    be_tensor tx = test_upload(b, x, 1, 1, R, I), ty = be_new(b, 1, 1, R, O);
     be_linear(b, &tx, &W, &B, BE_ACT_NONE, &ty);
     REQUIRE(be_status(b) == SD_OK);
-    float *got = down(b, &ty);
+    float *got = test_download(b, &ty);
     CHECK_MAXERR(got, ref, R * O, 2e-5);
     free(got);
     /* conv 3x3, 520 outputs x 900 inputs x 9 = 4.2 Mi weights: stride 1 (slab) and stride 2 (im2col) */
@@ -433,10 +415,10 @@ TEST(cpu_16bit_weights_in_row_blocks) {
                     cref[(oy * Wo + ox) * Oc + o] = (float)s;
                 }
         size_t m = be_mark(b);
-        be_tensor tcx = up(b, cx, 1, H, Wd, C), tcy = be_new(b, 1, Ho, Wo, Oc);
+        be_tensor tcx = test_upload(b, cx, 1, H, Wd, C), tcy = be_new(b, 1, Ho, Wo, Oc);
         be_conv2d(b, &tcx, &CW, NULL, stride, 1, 1, &tcy);
         REQUIRE(be_status(b) == SD_OK);
-        got = down(b, &tcy);
+        got = test_download(b, &tcy);
         CHECK_MAXERR(got, cref, Ho * Wo * Oc, 2e-5);
         free(got);
         free(cref);
@@ -449,20 +431,20 @@ TEST(cpu_16bit_weights_in_row_blocks) {
 
 /* be_arena_trim keeps what is below the top and leaves the arena usable above it. */
 TEST(cpu_arena_trim_keeps_live_tensors) {
-    be *b = mk(0);
+    be *b = test_cpu_backend(0);
     float *h = rnd(1 << 16, 1, 0);
-    be_tensor live = up(b, h, 1, 1, 256, 256);
+    be_tensor live = test_upload(b, h, 1, 1, 256, 256);
     size_t m = be_mark(b);
     be_tensor dead = be_new(b, 1, 1024, 1024, 16); /* 64 MiB, touched, then released */
     be_act_fn(b, BE_ACT_NONE, &dead, &dead);
     be_release(b, m);
     be_arena_trim(b);
-    float *got = down(b, &live);
+    float *got = test_download(b, &live);
     CHECK_MAXERR(got, h, 1 << 16, 0);
     be_tensor again = be_new(b, 1, 1, 256, 256);
     be_act_fn(b, BE_ACT_SILU, &live, &again);
     REQUIRE(be_status(b) == SD_OK);
-    float *s = down(b, &again), *ref = malloc((1 << 16) * sizeof(float));
+    float *s = test_download(b, &again), *ref = malloc((1 << 16) * sizeof(float));
     for (int i = 0; i < 1 << 16; i++) ref[i] = (float)(h[i] / (1 + exp(-(double)h[i])));
     CHECK_MAXERR(s, ref, 1 << 16, 1e-6);
     be_measure_begin(b); /* a no-op in measure mode */

@@ -1,5 +1,6 @@
 /* test_cpu_ops.c — every op of the CPU backend against naive references written here, on ragged shapes. */
 #include "test.h"
+#include "be_test.h"
 #include "../core/error.h"
 #include "../kernels/backend.h"
 
@@ -16,25 +17,6 @@ static float *rnd(size_t n, float scale) {
     return p;
 }
 
-static be *mk(void) {
-    be *b = be_cpu_new(0);
-    REQUIRE(b);
-    REQUIRE(be_arena_reserve(b, 256u << 20) == SD_OK);
-    return b;
-}
-
-static be_tensor up(be *b, const float *h, int n, int hh, int w, int c) {
-    be_tensor t = be_new(b, n, hh, w, c);
-    be_upload(b, &t, h);
-    return t;
-}
-
-static float *down(be *b, const be_tensor *t) {
-    float *h = malloc(be_numel(t) * sizeof(float));
-    be_download(b, t, h);
-    return h;
-}
-
 static double act_ref(be_act a, double v) {
     switch (a) {
     case BE_ACT_SILU: return v / (1 + exp(-v));
@@ -45,7 +27,7 @@ static double act_ref(be_act a, double v) {
 }
 
 TEST(cpu_linear_with_bias_and_activations) {
-    be *b = mk();
+    be *b = test_cpu_backend(0);
     const int R = 37, I = 29, O = 13;
     for (int a = 0; a < 4; a++) {
         float *x = rnd(R * I, 1), *w = rnd(O * I, 0.5f), *bias = rnd(O, 0.5f), *ref = malloc(R * O * 4);
@@ -59,10 +41,10 @@ TEST(cpu_linear_with_bias_and_activations) {
         REQUIRE(be_weight_upload(b, &W, BE_W_LINEAR, O, I, 1, 1, BE_F32, w) == SD_OK);
         REQUIRE(be_weight_upload(b, &B, BE_W_VEC, O, 1, 1, 1, BE_F32, bias) == SD_OK);
         size_t m = be_mark(b);
-        be_tensor tx = up(b, x, 1, 1, R, I), ty = be_new(b, 1, 1, R, O);
+        be_tensor tx = test_upload(b, x, 1, 1, R, I), ty = be_new(b, 1, 1, R, O);
         be_linear(b, &tx, &W, &B, (be_act)a, &ty);
         REQUIRE(be_status(b) == SD_OK);
-        float *got = down(b, &ty);
+        float *got = test_download(b, &ty);
         CHECK_MAXERR(got, ref, R * O, 2e-5);
         be_release(b, m);
         be_weight_free(b, &W);
@@ -91,7 +73,7 @@ static void conv_ref(const float *x, int N, int H, int W, int C, const float *w,
 }
 
 TEST(cpu_conv2d_shapes) {
-    be *b = mk();
+    be *b = test_cpu_backend(0);
     static const struct { int N, H, W, C, O, k, stride, plo, phi; } cs[] = {
         {2, 7, 5, 3, 11, 3, 1, 1, 1},   /* UNet/VAE 3x3 */
         {2, 9, 6, 5, 7, 3, 2, 1, 1},    /* UNet downsample */
@@ -109,10 +91,10 @@ TEST(cpu_conv2d_shapes) {
         REQUIRE(be_weight_upload(b, &Wt, BE_W_CONV, O, C, k, k, BE_F32, w) == SD_OK);
         REQUIRE(be_weight_upload(b, &B, BE_W_VEC, O, 1, 1, 1, BE_F32, bias) == SD_OK);
         size_t m = be_mark(b);
-        be_tensor tx = up(b, x, N, H, W, C), ty = be_new(b, N, Ho, Wo, O);
+        be_tensor tx = test_upload(b, x, N, H, W, C), ty = be_new(b, N, Ho, Wo, O);
         be_conv2d(b, &tx, &Wt, &B, s, cs[t].plo, cs[t].phi, &ty);
         REQUIRE_MSG(be_status(b) == SD_OK, "%s", sd_last_error());
-        float *got = down(b, &ty);
+        float *got = test_download(b, &ty);
         CHECK_MAXERR(got, ref, (long)N * Ho * Wo * O, 2e-5);
         be_release(b, m);
         be_weight_free(b, &Wt);
@@ -123,7 +105,7 @@ TEST(cpu_conv2d_shapes) {
 }
 
 TEST(cpu_group_norm_and_silu) {
-    be *b = mk();
+    be *b = test_cpu_backend(0);
     const int N = 2, H = 5, W = 7, C = 12, G = 4;
     float *x = rnd(N * H * W * C, 2), *g = rnd(C, 1), *bt = rnd(C, 1);
     for (int i = 0; i < N * H * W * C; i++) x[i] += 3.0f; /* an offset mean exercises the two-pass variance */
@@ -153,12 +135,12 @@ TEST(cpu_group_norm_and_silu) {
         be_weight_upload(b, &Wg, BE_W_VEC, C, 1, 1, 1, BE_F32, g);
         be_weight_upload(b, &Wb, BE_W_VEC, C, 1, 1, 1, BE_F32, bt);
         size_t m = be_mark(b);
-        be_tensor tx = up(b, x, N, H, W, C), ty = be_new(b, N, H, W, C);
+        be_tensor tx = test_upload(b, x, N, H, W, C), ty = be_new(b, N, H, W, C);
         be_group_norm(b, &tx, &Wg, &Wb, G, 1e-5f, silu, &ty);
-        float *got = down(b, &ty);
+        float *got = test_download(b, &ty);
         CHECK_MAXERR(got, ref, N * H * W * C, 1e-5);
         be_group_norm(b, &tx, &Wg, &Wb, G, 1e-5f, silu, &tx); /* in place is allowed */
-        float *got2 = down(b, &tx);
+        float *got2 = test_download(b, &tx);
         CHECK_MAXERR(got2, ref, N * H * W * C, 1e-5);
         REQUIRE(be_status(b) == SD_OK);
         be_release(b, m);
@@ -171,7 +153,7 @@ TEST(cpu_group_norm_and_silu) {
 }
 
 TEST(cpu_layer_norm) {
-    be *b = mk();
+    be *b = test_cpu_backend(0);
     const int R = 19, C = 33;
     float *x = rnd(R * C, 3), *g = rnd(C, 1), *bt = rnd(C, 1), *ref = malloc(R * C * 4);
     for (int r = 0; r < R; r++) {
@@ -184,9 +166,9 @@ TEST(cpu_layer_norm) {
     be_weight Wg, Wb;
     be_weight_upload(b, &Wg, BE_W_VEC, C, 1, 1, 1, BE_F32, g);
     be_weight_upload(b, &Wb, BE_W_VEC, C, 1, 1, 1, BE_F32, bt);
-    be_tensor tx = up(b, x, 1, 1, R, C), ty = be_new(b, 1, 1, R, C);
+    be_tensor tx = test_upload(b, x, 1, 1, R, C), ty = be_new(b, 1, 1, R, C);
     be_layer_norm(b, &tx, &Wg, &Wb, 1e-5f, &ty);
-    float *got = down(b, &ty);
+    float *got = test_download(b, &ty);
     CHECK_MAXERR(got, ref, R * C, 1e-5);
     CHECK(be_status(b) == SD_OK);
     be_weight_free(b, &Wg);
@@ -196,41 +178,41 @@ TEST(cpu_layer_norm) {
 }
 
 TEST(cpu_elementwise_ops) {
-    be *b = mk();
+    be *b = test_cpu_backend(0);
     const int N = 2, H = 3, W = 5, C = 7;
     size_t n = N * H * W * C;
     float *x = rnd(n, 4), *x2 = rnd(2 * n, 4), *ref = malloc(2 * n * 4);
-    be_tensor tx = up(b, x, N, H, W, C), ty = be_new(b, N, H, W, C);
+    be_tensor tx = test_upload(b, x, N, H, W, C), ty = be_new(b, N, H, W, C);
     for (int a = 1; a < 4; a++) {
         be_act_fn(b, (be_act)a, &tx, &ty);
-        float *got = down(b, &ty);
+        float *got = test_download(b, &ty);
         for (size_t i = 0; i < n; i++) ref[i] = (float)act_ref((be_act)a, x[i]);
         CHECK_MAXERR(got, ref, (long)n, 2e-6);
         free(got);
     }
     /* geglu: [a | g] -> a * gelu(g) */
-    be_tensor tg = up(b, x2, N, H, W, 2 * C);
+    be_tensor tg = test_upload(b, x2, N, H, W, 2 * C);
     be_geglu(b, &tg, &ty);
-    float *got = down(b, &ty);
+    float *got = test_download(b, &ty);
     for (size_t r = 0; r < n / C; r++)
         for (int j = 0; j < C; j++) ref[r * C + j] = (float)(x2[r * 2 * C + j] * act_ref(BE_ACT_GELU, x2[r * 2 * C + C + j]));
     CHECK_MAXERR(got, ref, (long)n, 2e-6);
     free(got);
     /* add: same shape, and broadcast of [N,1,1,C] (time embedding) and [1,1,W,C] (positions) */
     float *t1 = rnd(N * C, 1), *t2 = rnd(W * C, 1);
-    be_tensor ta = up(b, x2, N, H, W, C), tb = up(b, t1, N, 1, 1, C), tp = up(b, t2, 1, 1, W, C);
+    be_tensor ta = test_upload(b, x2, N, H, W, C), tb = test_upload(b, t1, N, 1, 1, C), tp = test_upload(b, t2, 1, 1, W, C);
     be_add(b, &tx, &ta, 0.5f, &ty);
-    got = down(b, &ty);
+    got = test_download(b, &ty);
     for (size_t i = 0; i < n; i++) ref[i] = x[i] + 0.5f * x2[i];
     CHECK_MAXERR(got, ref, (long)n, 1e-6);
     free(got);
     be_add(b, &tx, &tb, 1.0f, &ty);
-    got = down(b, &ty);
+    got = test_download(b, &ty);
     for (size_t i = 0; i < n; i++) ref[i] = x[i] + t1[(i / (H * W * C)) * C + i % C];
     CHECK_MAXERR(got, ref, (long)n, 1e-6);
     free(got);
     be_add(b, &tx, &tp, 1.0f, &tx); /* in place */
-    got = down(b, &tx);
+    got = test_download(b, &tx);
     for (size_t i = 0; i < n; i++) ref[i] = x[i] + t2[(i / C) % W * C + i % C];
     CHECK_MAXERR(got, ref, (long)n, 1e-6);
     free(got);
@@ -240,16 +222,16 @@ TEST(cpu_elementwise_ops) {
 }
 
 TEST(cpu_upsample_concat_embedding) {
-    be *b = mk();
+    be *b = test_cpu_backend(0);
     const int N = 2, H = 3, W = 5, C = 3;
     float *x = rnd(N * H * W * C, 1);
     /* exact 2x, and resize to an odd skip size (3 -> 5, 5 -> 9) as the UNet does for odd latents */
     int outs[2][2] = {{6, 10}, {5, 9}};
     for (int t = 0; t < 2; t++) {
         int Ho = outs[t][0], Wo = outs[t][1];
-        be_tensor tx = up(b, x, N, H, W, C), ty = be_new(b, N, Ho, Wo, C);
+        be_tensor tx = test_upload(b, x, N, H, W, C), ty = be_new(b, N, Ho, Wo, C);
         be_upsample_nearest(b, &tx, &ty);
-        float *got = down(b, &ty), *ref = malloc(N * Ho * Wo * C * 4);
+        float *got = test_download(b, &ty), *ref = malloc(N * Ho * Wo * C * 4);
         for (int n = 0; n < N; n++)
             for (int oy = 0; oy < Ho; oy++)
                 for (int ox = 0; ox < Wo; ox++) {
@@ -260,9 +242,9 @@ TEST(cpu_upsample_concat_embedding) {
         free(got); free(ref);
     }
     float *a = rnd(N * H * W * 2, 1);
-    be_tensor ta = up(b, a, N, H, W, 2), tx = up(b, x, N, H, W, C), ty = be_new(b, N, H, W, 2 + C);
+    be_tensor ta = test_upload(b, a, N, H, W, 2), tx = test_upload(b, x, N, H, W, C), ty = be_new(b, N, H, W, 2 + C);
     be_concat_channels(b, &ta, &tx, &ty);
-    float *got = down(b, &ty);
+    float *got = test_download(b, &ty);
     int ok = 1;
     for (int r = 0; r < N * H * W; r++) {
         for (int j = 0; j < 2; j++) ok &= got[r * 5 + j] == a[r * 2 + j];
@@ -276,7 +258,7 @@ TEST(cpu_upsample_concat_embedding) {
     int32_t ids[6] = {3, 0, 9, 9, 1, 5};
     be_tensor te = be_new(b, 2, 1, 3, 4);
     be_embedding(b, ids, &T, &te);
-    got = down(b, &te);
+    got = test_download(b, &te);
     ok = 1;
     for (int i = 0; i < 6; i++)
         for (int j = 0; j < 4; j++) ok &= got[i * 4 + j] == table[ids[i] * 4 + j];
@@ -316,7 +298,7 @@ static void attn_ref(const float *q, const float *k, const float *v, int N, int 
 }
 
 TEST(cpu_attention_heads_and_mask) {
-    be *b = mk();
+    be *b = test_cpu_backend(0);
     static const struct { int N, Tq, Tk, C, Cv, heads, causal; } cs[] = {
         {2, 13, 13, 24, 24, 3, 0},    /* self attention, head dim 8 */
         {2, 77, 77, 40, 40, 5, 1},    /* CLIP-like causal */
@@ -329,10 +311,10 @@ TEST(cpu_attention_heads_and_mask) {
         float *q = rnd(N * Tq * C, 2), *k = rnd(N * Tk * C, 2), *v = rnd(N * Tk * Cv, 1), *ref = malloc(N * Tq * Cv * 4);
         attn_ref(q, k, v, N, Tq, Tk, C, Cv, cs[t].heads, cs[t].causal, ref);
         size_t m = be_mark(b);
-        be_tensor tq = up(b, q, N, 1, Tq, C), tk = up(b, k, N, 1, Tk, C), tv = up(b, v, N, 1, Tk, Cv), ty = be_new(b, N, 1, Tq, Cv);
+        be_tensor tq = test_upload(b, q, N, 1, Tq, C), tk = test_upload(b, k, N, 1, Tk, C), tv = test_upload(b, v, N, 1, Tk, Cv), ty = be_new(b, N, 1, Tq, Cv);
         be_attention(b, &tq, &tk, &tv, cs[t].heads, cs[t].causal, &ty);
         REQUIRE_MSG(be_status(b) == SD_OK, "%s", sd_last_error());
-        float *got = down(b, &ty);
+        float *got = test_download(b, &ty);
         CHECK_MAXERR(got, ref, N * Tq * Cv, 1e-5);
         be_release(b, m);
         free(q); free(k); free(v); free(ref); free(got);
@@ -341,11 +323,11 @@ TEST(cpu_attention_heads_and_mask) {
 }
 
 TEST(cpu_timestep_embedding) {
-    be *b = mk();
+    be *b = test_cpu_backend(0);
     float t[3] = {999.0f, 0.0f, 52.578949f};
     be_tensor y = be_new(b, 3, 1, 1, 32);
     be_timestep_embedding(b, t, 1, 0.0f, &y);
-    float *got = down(b, &y), ref[96];
+    float *got = test_download(b, &y), ref[96];
     for (int i = 0; i < 3; i++)
         for (int j = 0; j < 16; j++) {
             double f = exp(-log(10000.0) * j / 16.0);
@@ -358,7 +340,7 @@ TEST(cpu_timestep_embedding) {
 }
 
 TEST(backend_shape_errors_and_measure) {
-    be *b = mk();
+    be *b = test_cpu_backend(0);
     be_tensor x = be_new(b, 1, 2, 3, 4), y = be_new(b, 1, 2, 3, 5);
     be_act_fn(b, BE_ACT_SILU, &x, &y);
     CHECK(be_status(b) != SD_OK);

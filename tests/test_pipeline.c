@@ -2,6 +2,7 @@
  * (tests/golden/pipeline, made by tools/goldens_pipeline.py): SD1-style and SDXL-style, 3 samplers, with and
  * without a negative prompt, txt2img and img2img, 4 steps, CPU generator. */
 #include "test.h"
+#include "latent_capture.h"
 #include "../core/error.h"
 #include "../core/fileio.h"
 #include "../core/safetensors.h"
@@ -9,19 +10,6 @@
 
 #include <cjson/cJSON.h>
 #include <stdlib.h>
-
-typedef struct { float *latent; size_t n; int steps; } capture;
-
-static int grab_latent(void *user, const sd_progress *p) {
-    capture *c = user;
-    if (!strcmp(p->stage, "sample") && p->latent && p->step == p->steps) {
-        c->n = (size_t)p->lw * p->lh * 4;
-        free(c->latent);
-        c->latent = malloc(c->n * sizeof(float));
-        memcpy(c->latent, p->latent, c->n * sizeof(float));
-    }
-    return 0;
-}
 
 static sd_ctx *load_model(const char *folder) {
     sd_load_params lp;
@@ -64,9 +52,9 @@ TEST(pipeline_matches_diffusers) {
             p.init_image = &init;
             p.strength = (float)cJSON_GetObjectItem(c, "strength")->valuedouble;
         }
-        capture cap = {0};
+        latent_capture cap = {0};
         sd_result r;
-        sd_status st = sd_generate(ctx, &p, grab_latent, &cap, &r);
+        sd_status st = sd_generate(ctx, &p, latent_capture_fn, &cap, &r);
         CHECK_MSG(st == SD_OK, "%s: %s", name, sd_last_error());
         if (st != SD_OK) continue;
         char path[512];

@@ -33,6 +33,8 @@ from PIL import Image
 from safetensors.torch import save_file
 from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection, CLIPTokenizer
 
+from clip_bpe import byte_encoder
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 OUT = os.path.join(HERE, "..", "tests", "golden", "pipeline")
 META = {"torch": torch.__version__, "diffusers": diffusers.__version__, "transformers": transformers.__version__,
@@ -49,23 +51,11 @@ SD15_SCHEDULER = {"_class_name": "PNDMScheduler", "_diffusers_version": "0.6.0",
                   "trained_betas": None}
 
 
-def bytes_to_unicode():
-    bs = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), ord("ÿ") + 1))
-    cs = bs[:]
-    n = 0
-    for b in range(256):
-        if b not in bs:
-            bs.append(b)
-            cs.append(256 + n)
-            n += 1
-    return [chr(c) for c in cs]
-
-
 def write_tokenizer(folder, pad):
     os.makedirs(folder, exist_ok=True)
     lines = gzip.open(MERGES_GZ).read().decode("utf-8").split("\n")[1:1 + N_MERGES]
     merges = [tuple(l.split()) for l in lines]
-    chars = bytes_to_unicode()
+    chars = list(byte_encoder().values())
     vocab = chars + [c + "</w>" for c in chars] + ["".join(m) for m in merges] + ["<|startoftext|>", "<|endoftext|>"]
     with open(os.path.join(folder, "vocab.json"), "w") as f:
         json.dump({t: i for i, t in enumerate(vocab)}, f)

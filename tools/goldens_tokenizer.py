@@ -38,6 +38,8 @@ import tokenizers
 import tokenizers.normalizers
 import torch
 import transformers
+
+from clip_bpe import byte_encoder
 from safetensors.torch import save_file
 from transformers import CLIPTokenizer
 
@@ -57,19 +59,7 @@ def openai_simple_tokenizer():
     return mod.SimpleTokenizer()
 
 
-def byte_table():
-    bs = list(range(33, 127)) + list(range(161, 173)) + list(range(174, 256))
-    cs = bs[:]
-    n = 0
-    for b in range(256):
-        if b not in bs:
-            bs.append(b)
-            cs.append(256 + n)
-            n += 1
-    return dict(zip(bs, map(chr, cs)))
-
-
-BYTE = byte_table()
+BYTE = byte_encoder()
 
 
 def write_hf_files(d, n_merges=None, shuffle_ids=False):

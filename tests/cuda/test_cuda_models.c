@@ -11,6 +11,7 @@
  *    the error is a small multiple of u; 32 u = 1.6e-2 relative leaves room for that and still fails for any
  *    real defect (a wrong index, a missing bias or a mis-scaled softmax moves outputs by O(1)). */
 #include "../test.h"
+#include "../latent_capture.h"
 #include "../../core/error.h"
 #include "../../core/fileio.h"
 #include "../../sd.h"
@@ -285,22 +286,9 @@ TEST(cuda_model_clip_g) { clip_case("golden/clip/clip_g.safetensors", "golden/cl
 
 /* ---- a whole generation ---- */
 
-typedef struct { float *latent; size_t n; } capture;
-
-static int grab_latent(void *user, const sd_progress *p) {
-    capture *c = user;
-    if (!strcmp(p->stage, "sample") && p->latent && p->step == p->steps) {
-        c->n = (size_t)p->lw * p->lh * 4;
-        free(c->latent);
-        c->latent = malloc(c->n * sizeof(float));
-        memcpy(c->latent, p->latent, c->n * sizeof(float));
-    }
-    return 0;
-}
-
 /* Runs golden pipeline case `name` (tests/golden/pipeline/cases.json) on one backend; returns the image and
  * the final latent. */
-static void generate(const char *name, sd_backend_kind kind, sd_image *img, capture *cap) {
+static void generate(const char *name, sd_backend_kind kind, sd_image *img, latent_capture *cap) {
     char *txt;
     REQUIRE(sd_read_file(test_path("golden/pipeline/cases.json"), 1 << 20, &txt, NULL) == SD_OK);
     cJSON *root = cJSON_Parse(txt), *c = NULL, *it;
@@ -338,7 +326,7 @@ static void generate(const char *name, sd_backend_kind kind, sd_image *img, capt
     }
     memset(cap, 0, sizeof *cap);
     sd_result r;
-    REQUIRE_MSG(sd_generate(ctx, &p, grab_latent, cap, &r) == SD_OK, "%s", sd_last_error());
+    REQUIRE_MSG(sd_generate(ctx, &p, latent_capture_fn, cap, &r) == SD_OK, "%s", sd_last_error());
     REQUIRE(cap->latent);
     *img = r.images[0];
     r.images[0].data = NULL; /* kept by the caller */
@@ -358,7 +346,7 @@ static int max_level_diff(const sd_image *a, const sd_image *b) {
  * diffusers'; the final latent is within the f16 model tolerance of both. */
 static void pipeline_case(const char *name) {
     sd_image icpu, icuda, gold;
-    capture ccpu, ccuda;
+    latent_capture ccpu, ccuda;
     generate(name, SD_BACKEND_CPU, &icpu, &ccpu);
     generate(name, SD_BACKEND_CUDA, &icuda, &ccuda);
     char path[160];
