@@ -4,7 +4,8 @@
 #   make asan-test   the tests under -fsanitize=address,undefined
 #   make cuda-check  every .cu compiled by nvcc for sm_80, sm_86, sm_89, sm_90
 #   make deps        installs the Debian packages the build needs (as root)
-#   make demo        renders samples/out/*.png with the bundled demo model
+#   make demo        renders samples/out/*.png with the bundled demo model (samples/prompts.tsv)
+#   make samples     re-renders the committed sample pictures: samples/images/, batch contact sheet, compare grid
 #   make bench       CPU benchmark table (random-weight full-size SD 1.5)
 #   make batch-demo  renders samples/jobs/shapes.jsonl into samples/out/batch/, contact sheet samples/batch/contact.png
 #   make compare-demo  sampler x steps grid, table and chart in samples/compare/ with the demo model
@@ -31,7 +32,7 @@ TEST_SRC  := $(wildcard tests/*.c)
 TEST_OBJ  := $(TEST_SRC:%.c=$(BUILD)/%.o)
 CU_SRC    := $(wildcard kernels/cuda/*.cu)
 
-.PHONY: all test asan-test cuda-check deps clean demo bench batch-demo compare-demo
+.PHONY: all test asan-test cuda-check deps clean demo samples bench batch-demo compare-demo
 all: $(BUILD)/libsd.a sd
 
 $(BUILD)/%.o: %.c
@@ -204,6 +205,18 @@ clean:
 -include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(TEST_OBJ:.o=.d)
 
 DEMO_MODEL := samples/models/shapes
+
+# Renders every line of samples/prompts.tsv (seed, name, prompt) with the demo model into $(1)/<name>.png.
+render_prompts = @mkdir -p $(1) && grep -v '^\#' samples/prompts.tsv | while IFS='	' read -r seed name prompt; do \
+	    ./sd -m $(DEMO_MODEL) -p "$$prompt" -s $$seed -o $(1)/$$name.png --overwrite || exit 1; done
+
+demo: sd
+	$(call render_prompts,samples/out)
+
+samples: sd
+	$(call render_prompts,samples/images)
+	rm -rf samples/out/batch
+	$(MAKE) batch-demo compare-demo
 
 batch-demo: sd
 	./sd batch samples/jobs/shapes.jsonl -m $(DEMO_MODEL) -o samples/out/batch --contact-sheet samples/batch/contact.png
