@@ -2,6 +2,7 @@
 #ifndef TESTS_BE_TEST_H
 #define TESTS_BE_TEST_H
 
+#include <math.h>
 #include <stdlib.h>
 
 #include "test.h"
@@ -27,6 +28,31 @@ static inline float *test_download(be *b, const be_tensor *t) {
     float *h = malloc(be_numel(t) * sizeof(float));
     be_download(b, t, h);
     return h;
+}
+
+/* Naive multi-head attention in double precision, the reference for the backends' kernels: q [N, Tq, C],
+ * k [N, Tk, C], v [N, Tk, Cv] (heads split the channels), causal masks keys after the query; y [N, Tq, Cv]. */
+static inline void test_attention_ref(const float *q, const float *k, const float *v, int N, int Tq, int Tk, int C, int Cv, int heads, int causal, float *y) {
+    int d = C / heads, dv = Cv / heads;
+    double *s = malloc(Tk * sizeof(double));
+    for (int n = 0; n < N; n++)
+        for (int h = 0; h < heads; h++)
+            for (int i = 0; i < Tq; i++) {
+                double m = -1e300, sum = 0;
+                for (int j = 0; j < Tk; j++) {
+                    double dot = 0;
+                    for (int e = 0; e < d; e++) dot += (double)q[((size_t)n * Tq + i) * C + h * d + e] * k[((size_t)n * Tk + j) * C + h * d + e];
+                    s[j] = (causal && j > i) ? -INFINITY : dot / sqrt((double)d);
+                    if (s[j] > m) m = s[j];
+                }
+                for (int j = 0; j < Tk; j++) { s[j] = exp(s[j] - m); sum += s[j]; }
+                for (int e = 0; e < dv; e++) {
+                    double o = 0;
+                    for (int j = 0; j < Tk; j++) o += s[j] / sum * v[((size_t)n * Tk + j) * Cv + h * dv + e];
+                    y[((size_t)n * Tq + i) * Cv + h * dv + e] = (float)o;
+                }
+            }
+    free(s);
 }
 
 #endif

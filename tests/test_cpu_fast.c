@@ -251,29 +251,6 @@ TEST(cpu_split_gemm_rows_and_columns) {
     }
 }
 
-static void attn_ref(const float *q, const float *k, const float *v, int N, int Tq, int Tk, int C, int Cv, int heads, int causal, float *y) {
-    int d = C / heads, dv = Cv / heads;
-    double *s = malloc(Tk * sizeof(double));
-    for (int n = 0; n < N; n++)
-        for (int h = 0; h < heads; h++)
-            for (int i = 0; i < Tq; i++) {
-                double m = -1e300, sum = 0;
-                for (int j = 0; j < Tk; j++) {
-                    double dot = 0;
-                    for (int e = 0; e < d; e++) dot += (double)q[((size_t)n * Tq + i) * C + h * d + e] * k[((size_t)n * Tk + j) * C + h * d + e];
-                    s[j] = (causal && j > i) ? -INFINITY : dot / sqrt((double)d);
-                    if (s[j] > m) m = s[j];
-                }
-                for (int j = 0; j < Tk; j++) { s[j] = exp(s[j] - m); sum += s[j]; }
-                for (int e = 0; e < dv; e++) {
-                    double o = 0;
-                    for (int j = 0; j < Tk; j++) o += s[j] / sum * v[((size_t)n * Tk + j) * Cv + h * dv + e];
-                    y[((size_t)n * Tq + i) * Cv + h * dv + e] = (float)o;
-                }
-            }
-    free(s);
-}
-
 /* Flash attention: several key blocks (online softmax rescaling), ragged query blocks, the head widths of
  * SD 1.x/2.x/XL and the VAE, ragged head widths, causal masks across key blocks. */
 TEST(cpu_attention_key_blocks_and_head_widths) {
@@ -297,7 +274,7 @@ TEST(cpu_attention_key_blocks_and_head_widths) {
             int N = cs[t].N, Tq = cs[t].Tq, Tk = cs[t].Tk, C = cs[t].C, Cv = cs[t].Cv;
             float *q = rnd((size_t)N * Tq * C, cs[t].qs, 0), *k = rnd((size_t)N * Tk * C, 2, 0), *v = rnd((size_t)N * Tk * Cv, 1, 0);
             float *ref = malloc((size_t)N * Tq * Cv * 4);
-            attn_ref(q, k, v, N, Tq, Tk, C, Cv, cs[t].heads, cs[t].causal, ref);
+            test_attention_ref(q, k, v, N, Tq, Tk, C, Cv, cs[t].heads, cs[t].causal, ref);
             size_t m = be_mark(b);
             be_tensor tq = test_upload(b, q, N, 1, Tq, C), tk = test_upload(b, k, N, 1, Tk, C), tv = test_upload(b, v, N, 1, Tk, Cv), ty = be_new(b, N, 1, Tq, Cv);
             be_attention(b, &tq, &tk, &tv, cs[t].heads, cs[t].causal, &ty);

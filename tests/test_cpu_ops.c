@@ -274,29 +274,6 @@ TEST(cpu_upsample_concat_embedding) {
     be_free(b);
 }
 
-static void attn_ref(const float *q, const float *k, const float *v, int N, int Tq, int Tk, int C, int Cv, int heads, int causal, float *y) {
-    int d = C / heads, dv = Cv / heads;
-    double *s = malloc(Tk * sizeof(double));
-    for (int n = 0; n < N; n++)
-        for (int h = 0; h < heads; h++)
-            for (int i = 0; i < Tq; i++) {
-                double m = -1e300, sum = 0;
-                for (int j = 0; j < Tk; j++) {
-                    double dot = 0;
-                    for (int e = 0; e < d; e++) dot += (double)q[(n * Tq + i) * C + h * d + e] * k[(n * Tk + j) * C + h * d + e];
-                    s[j] = (causal && j > i) ? -INFINITY : dot / sqrt((double)d);
-                    if (s[j] > m) m = s[j];
-                }
-                for (int j = 0; j < Tk; j++) { s[j] = exp(s[j] - m); sum += s[j]; }
-                for (int e = 0; e < dv; e++) {
-                    double o = 0;
-                    for (int j = 0; j < Tk; j++) o += s[j] / sum * v[(n * Tk + j) * Cv + h * dv + e];
-                    y[(n * Tq + i) * Cv + h * dv + e] = (float)o;
-                }
-            }
-    free(s);
-}
-
 TEST(cpu_attention_heads_and_mask) {
     be *b = test_cpu_backend(0);
     static const struct { int N, Tq, Tk, C, Cv, heads, causal; } cs[] = {
@@ -309,7 +286,7 @@ TEST(cpu_attention_heads_and_mask) {
     for (size_t t = 0; t < sizeof cs / sizeof *cs; t++) {
         int N = cs[t].N, Tq = cs[t].Tq, Tk = cs[t].Tk, C = cs[t].C, Cv = cs[t].Cv;
         float *q = rnd(N * Tq * C, 2), *k = rnd(N * Tk * C, 2), *v = rnd(N * Tk * Cv, 1), *ref = malloc(N * Tq * Cv * 4);
-        attn_ref(q, k, v, N, Tq, Tk, C, Cv, cs[t].heads, cs[t].causal, ref);
+        test_attention_ref(q, k, v, N, Tq, Tk, C, Cv, cs[t].heads, cs[t].causal, ref);
         size_t m = be_mark(b);
         be_tensor tq = test_upload(b, q, N, 1, Tq, C), tk = test_upload(b, k, N, 1, Tk, C), tv = test_upload(b, v, N, 1, Tk, Cv), ty = be_new(b, N, 1, Tq, Cv);
         be_attention(b, &tq, &tk, &tv, cs[t].heads, cs[t].causal, &ty);
