@@ -79,5 +79,11 @@ expect_ok_file "generate: --overwrite replaces" "$T/out.png" "$SD" -m $M -p "a b
 "$SD" -m $M -p "x" -W 48 -H 32 --steps 1 -b 3 -o "$T/multi.png" 2>/dev/null
 [ -s "$T/multi_1.png" ] && [ -s "$T/multi_2.png" ] && [ -s "$T/multi_3.png" ] && [ ! -e "$T/multi.png" ] && ok "batch count numbers the outputs" || bad "batch count numbers the outputs" "$(ls $T)"
 
+# without -m: the bundled demo model, found from any working directory (the build records the source folder)
+SDA=$(cd "$(dirname "$SD")" && pwd)/$(basename "$SD")
+expect_ok_file "generate without -m, elsewhere" "$T/demo.png" bash -c "cd '$T' && '$SDA' -p 'a small yellow ring on a black background, top left' --steps 4 -o demo.png"
+expect_ok "without -m: the demo model" "Model: shapes," "$SD" info "$T/demo.png"
+expect_ok "without -m: at the demo model's 128x128" "Size: 128x128," "$SD" info "$T/demo.png"
+
 echo "$label: $pass passed, $fail failed"
 [ $fail -eq 0 ]
