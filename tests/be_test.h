@@ -3,9 +3,13 @@
 #define TESTS_BE_TEST_H
 
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "test.h"
+#include "../core/error.h"
+#include "../core/safetensors.h"
 #include "../kernels/backend.h"
 
 /* A CPU backend (threads 0: all cores) with a 256 MiB arena; the test stops if it cannot be made. */
@@ -28,6 +32,26 @@ static inline float *test_download(be *b, const be_tensor *t) {
     float *h = malloc(be_numel(t) * sizeof(float));
     be_download(b, t, h);
     return h;
+}
+
+/* Golden tensor `name` of f uploaded as an activation of the given shape (element counts must agree). */
+static inline be_tensor test_golden_upload(be *b, st_file *f, const char *name, int n, int h, int w, int c) {
+    int64_t cnt;
+    float *d = st_load_f32(f, name, &cnt);
+    REQUIRE_MSG(d, "%s", sd_last_error());
+    REQUIRE_MSG(cnt == (int64_t)n * h * w * c, "%s: %lld values", name, (long long)cnt);
+    be_tensor t = be_new(b, n, h, w, c);
+    be_upload(b, &t, d);
+    free(d);
+    return t;
+}
+
+/* A weight-name filter for golden files that keep their inputs and outputs under "io.": every other name as is. */
+static inline int test_skip_io(const char *src, char *dst, size_t cap, void *user) {
+    (void)user;
+    if (!strncmp(src, "io.", 3)) return 0;
+    snprintf(dst, cap, "%s", src);
+    return 1;
 }
 
 /* Naive multi-head attention in double precision, the reference for the backends' kernels: q [N, Tq, C],

@@ -1,6 +1,7 @@
 /* test_layers.c — norms, attention and the shared layers against PyTorch / diffusers goldens
  * (tests/golden/ops, made by tools/goldens_ops.py), and the weight map's checks. */
 #include "test.h"
+#include "be_test.h"
 #include "../core/error.h"
 #include "../kernels/layers.h"
 
@@ -17,18 +18,6 @@ static st_file *open_golden(const char *name) {
     st_file *f;
     REQUIRE_MSG(st_open(test_path(name), &f) == SD_OK, "%s", sd_last_error());
     return f;
-}
-
-/* Upload golden tensor `name` as an activation of the given shape (element counts must agree). */
-static be_tensor gt(be *b, st_file *f, const char *name, int n, int h, int w, int c) {
-    int64_t cnt;
-    float *d = st_load_f32(f, name, &cnt);
-    REQUIRE_MSG(d, "%s", sd_last_error());
-    REQUIRE(cnt == (int64_t)n * h * w * c);
-    be_tensor t = be_new(b, n, h, w, c);
-    be_upload(b, &t, d);
-    free(d);
-    return t;
 }
 
 static void expect(be *b, st_file *f, const char *name, const be_tensor *got, double tol, const char *what) {
@@ -59,12 +48,12 @@ TEST(golden_group_norm_layer_norm) {
     be_weight gw, gb, lw, lb;
     REQUIRE(wmap_vec(b, m, &gw, 12, "gn.weight") == SD_OK && wmap_vec(b, m, &gb, 12, "gn.bias") == SD_OK);
     REQUIRE(wmap_vec(b, m, &lw, 20, "ln.weight") == SD_OK && wmap_vec(b, m, &lb, 20, "ln.bias") == SD_OK);
-    be_tensor x = gt(b, f, "gn.x", 2, 5, 7, 12), y = be_new(b, 2, 5, 7, 12);
+    be_tensor x = test_golden_upload(b, f, "gn.x", 2, 5, 7, 12), y = be_new(b, 2, 5, 7, 12);
     be_group_norm(b, &x, &gw, &gb, 4, 1e-6f, 0, &y);
     expect(b, f, "gn.y", &y, 1e-5, "GroupNorm");
     be_group_norm(b, &x, &gw, &gb, 4, 1e-6f, 1, &y);
     expect(b, f, "gn.y_silu", &y, 1e-5, "GroupNorm+SiLU");
-    be_tensor lx = gt(b, f, "ln.x", 3, 1, 11, 20), ly = be_new(b, 3, 1, 11, 20);
+    be_tensor lx = test_golden_upload(b, f, "ln.x", 3, 1, 11, 20), ly = be_new(b, 3, 1, 11, 20);
     be_layer_norm(b, &lx, &lw, &lb, 1e-5f, &ly);
     expect(b, f, "ln.y", &ly, 1e-5, "LayerNorm");
     be_weight *ws[] = {&gw, &gb, &lw, &lb};
@@ -84,8 +73,8 @@ TEST(golden_attention) {
         snprintf(nq, 64, "%s.q", cs[i].name); snprintf(nk, 64, "%s.k", cs[i].name);
         snprintf(nv, 64, "%s.v", cs[i].name); snprintf(ny, 64, "%s.y", cs[i].name);
         size_t mark = be_mark(b);
-        be_tensor q = gt(b, f, nq, cs[i].n, 1, cs[i].tq, cs[i].c), k = gt(b, f, nk, cs[i].n, 1, cs[i].tk, cs[i].c);
-        be_tensor v = gt(b, f, nv, cs[i].n, 1, cs[i].tk, cs[i].c), y = be_new(b, cs[i].n, 1, cs[i].tq, cs[i].c);
+        be_tensor q = test_golden_upload(b, f, nq, cs[i].n, 1, cs[i].tq, cs[i].c), k = test_golden_upload(b, f, nk, cs[i].n, 1, cs[i].tk, cs[i].c);
+        be_tensor v = test_golden_upload(b, f, nv, cs[i].n, 1, cs[i].tk, cs[i].c), y = be_new(b, cs[i].n, 1, cs[i].tq, cs[i].c);
         be_attention(b, &q, &k, &v, cs[i].heads, cs[i].causal, &y);
         expect(b, f, ny, &y, 1e-5, cs[i].name);
         be_release(b, mark);
@@ -100,7 +89,7 @@ TEST(golden_resnet_block) {
     wmap *m = map_of(f, "");
     layer_resnet r;
     REQUIRE_MSG(layer_resnet_load(b, m, &r, "resnet", 24, 40, 48, 8, 1e-5f) == SD_OK, "%s", sd_last_error());
-    be_tensor x = gt(b, f, "x", 2, 5, 7, 24), temb = gt(b, f, "temb", 2, 1, 1, 48), y = be_new(b, 2, 5, 7, 40);
+    be_tensor x = test_golden_upload(b, f, "x", 2, 5, 7, 24), temb = test_golden_upload(b, f, "temb", 2, 1, 1, 48), y = be_new(b, 2, 5, 7, 40);
     be_act_fn(b, BE_ACT_SILU, &temb, &temb);
     layer_resnet_forward(b, &r, &x, &temb, &y);
     expect(b, f, "y", &y, 1e-4, "ResnetBlock2D");
@@ -122,7 +111,7 @@ TEST(golden_transformer2d) {
         REQUIRE_MSG(layer_t2d_load(b, m, &t, "t2d", 32, 24, 2, 2, 32) == SD_OK, "%s", sd_last_error());
         char unused[512];
         CHECK_MSG(wmap_unused(m, unused, sizeof unused) == 3, "unused: %s", unused); /* x, ctx, y */
-        be_tensor x = gt(b, f, "x", 2, 3, 5, 32), ctx = gt(b, f, "ctx", 2, 1, 7, 24), y = be_new(b, 2, 3, 5, 32);
+        be_tensor x = test_golden_upload(b, f, "x", 2, 3, 5, 32), ctx = test_golden_upload(b, f, "ctx", 2, 1, 7, 24), y = be_new(b, 2, 3, 5, 32);
         layer_t2d_forward(b, &t, &x, &ctx, &y);
         expect(b, f, "y", &y, 1e-4, i ? "Transformer2D (linear proj)" : "Transformer2D (1x1 conv proj)");
         layer_t2d_free(b, &t);

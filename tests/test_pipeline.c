@@ -3,6 +3,7 @@
  * without a negative prompt, txt2img and img2img, 4 steps, CPU generator. */
 #include "test.h"
 #include "latent_capture.h"
+#include "pipeline_case.h"
 #include "../core/error.h"
 #include "../core/fileio.h"
 #include "../core/safetensors.h"
@@ -37,21 +38,7 @@ TEST(pipeline_matches_diffusers) {
         const char *name = cJSON_GetObjectItem(c, "name")->valuestring;
         sd_ctx *ctx = models[strcmp(cJSON_GetObjectItem(c, "model")->valuestring, "sd1") ? 1 : 0];
         sd_gen_params p;
-        sd_gen_params_init(&p);
-        p.prompt = cJSON_GetObjectItem(c, "prompt")->valuestring;
-        const cJSON *neg = cJSON_GetObjectItem(c, "negative_prompt");
-        p.negative_prompt = cJSON_IsString(neg) ? neg->valuestring : NULL;
-        p.sampler = cJSON_GetObjectItem(c, "sampler")->valuestring;
-        p.steps = cJSON_GetObjectItem(c, "steps")->valueint;
-        p.cfg_scale = (float)cJSON_GetObjectItem(c, "cfg")->valuedouble;
-        p.seed = (uint64_t)cJSON_GetObjectItem(c, "seed")->valuedouble;
-        p.width = cJSON_GetObjectItem(c, "width")->valueint;
-        p.height = cJSON_GetObjectItem(c, "height")->valueint;
-        p.rng = "cpu"; /* diffusers with a CPU torch.Generator */
-        if (!strcmp(cJSON_GetObjectItem(c, "mode")->valuestring, "img2img")) {
-            p.init_image = &init;
-            p.strength = (float)cJSON_GetObjectItem(c, "strength")->valuedouble;
-        }
+        if (pipeline_case_params(c, &p)) p.init_image = &init;
         latent_capture cap = {0};
         sd_result r;
         sd_status st = sd_generate(ctx, &p, latent_capture_fn, &cap, &r);

@@ -1,6 +1,7 @@
 /* test_unet.c — the UNet against diffusers on tiny random-weight SD1 / SD2 / SDXL-like models
  * (tests/golden/unet, made by tools/goldens_unet.py), both weight namings, measure mode, bad inputs. */
 #include "test.h"
+#include "be_test.h"
 #include "../core/error.h"
 #include "../unet/unet.h"
 
@@ -20,25 +21,6 @@ static st_file *open_golden(const char *name) {
     return f;
 }
 
-static int skip_io(const char *src, char *dst, size_t cap, void *user) {
-    (void)user;
-    if (!strncmp(src, "io.", 3)) return 0;
-    snprintf(dst, cap, "%s", src);
-    return 1;
-}
-
-/* Upload golden tensor `name` as an activation of the given shape. */
-static be_tensor gt(be *b, st_file *f, const char *name, int n, int h, int w, int c) {
-    int64_t cnt;
-    float *d = st_load_f32(f, name, &cnt);
-    REQUIRE_MSG(d, "%s", sd_last_error());
-    REQUIRE_MSG(cnt == (int64_t)n * h * w * c, "%s: %lld values", name, (long long)cnt);
-    be_tensor t = be_new(b, n, h, w, c);
-    be_upload(b, &t, d);
-    free(d);
-    return t;
-}
-
 static const st_tensor *io(st_file *f, const char *name) {
     const st_tensor *t = st_find(f, name);
     REQUIRE_MSG(t, "golden lacks %s", name);
@@ -53,22 +35,22 @@ static float *run(be *b, st_file *f, wmap *m, const unet_config *cfg, int ms_rep
     const st_tensor *xs = io(f, "io.x"), *cs = io(f, "io.ctx");
     int N = (int)xs->shape[0], H = (int)xs->shape[1], W = (int)xs->shape[2];
     size_t mark = be_mark(b);
-    be_tensor x = gt(b, f, "io.x", N, H, W, cfg->in_channels);
-    be_tensor ctx = gt(b, f, "io.ctx", N, 1, (int)cs->shape[2], cfg->ctx_dim);
+    be_tensor x = test_golden_upload(b, f, "io.x", N, H, W, cfg->in_channels);
+    be_tensor ctx = test_golden_upload(b, f, "io.ctx", N, 1, (int)cs->shape[2], cfg->ctx_dim);
     float *t = st_load_f32(f, "io.t", NULL), *ids = NULL;
     REQUIRE(t);
     unet_cond c = {.ctx = &ctx};
     be_tensor pooled, tcond;
     if (cfg->add_embed) {
         const st_tensor *ps = io(f, "io.text_embeds");
-        pooled = gt(b, f, "io.text_embeds", N, 1, 1, (int)ps->shape[3]);
+        pooled = test_golden_upload(b, f, "io.text_embeds", N, 1, 1, (int)ps->shape[3]);
         ids = st_load_f32(f, "io.time_ids", NULL);
         REQUIRE(ids);
         c.text_embeds = &pooled;
         c.time_ids = ids;
     }
     if (cfg->time_cond_dim) {
-        tcond = gt(b, f, "io.timestep_cond", N, 1, 1, cfg->time_cond_dim);
+        tcond = test_golden_upload(b, f, "io.timestep_cond", N, 1, 1, cfg->time_cond_dim);
         c.timestep_cond = &tcond;
     }
     be_tensor y = be_new(b, N, H, W, cfg->out_channels);
@@ -105,7 +87,7 @@ static void golden_case(const char *file, const char *what) {
     unet_config cfg;
     config_of(f, &cfg);
     wmap *m = wmap_new();
-    REQUIRE(wmap_add_file(m, f, "", skip_io, NULL) == SD_OK);
+    REQUIRE(wmap_add_file(m, f, "", test_skip_io, NULL) == SD_OK);
     double ms;
     float *y = run(b, f, m, &cfg, 3, &ms);
     int64_t n;
@@ -135,7 +117,7 @@ TEST(unet_ldm_names_same_output) {
     unet_config cj, ci;
     config_of(fd, &cj);
     wmap *md = wmap_new(), *ml = wmap_new();
-    REQUIRE(wmap_add_file(md, fd, "", skip_io, NULL) == SD_OK);
+    REQUIRE(wmap_add_file(md, fd, "", test_skip_io, NULL) == SD_OK);
     REQUIRE_MSG(unet_add_tensors(ml, fl, UNET_NAMES_LDM, "model.diffusion_model.") == SD_OK, "%s", sd_last_error());
     CHECK_EQ_INT(wmap_count(ml), wmap_count(md));
     /* the tiny model's 4 GroupNorm groups are not visible in the shapes: inference asks for the config */
@@ -162,7 +144,7 @@ TEST(unet_measure_mode) {
     unet_config cfg;
     config_of(f, &cfg);
     wmap *m = wmap_new();
-    REQUIRE(wmap_add_file(m, f, "", skip_io, NULL) == SD_OK);
+    REQUIRE(wmap_add_file(m, f, "", test_skip_io, NULL) == SD_OK);
     be *b = mk(0);
     unet_model *u;
     REQUIRE_MSG(unet_load(b, m, &cfg, &u) == SD_OK, "%s", sd_last_error());
@@ -178,7 +160,7 @@ TEST(unet_measure_mode) {
     unet_free(b, u);
     wmap_free(m);
     m = wmap_new();
-    REQUIRE(wmap_add_file(m, f, "", skip_io, NULL) == SD_OK);
+    REQUIRE(wmap_add_file(m, f, "", test_skip_io, NULL) == SD_OK);
     double ms;
     float *out = run(b, f, m, &cfg, 0, &ms); /* inputs (x, ctx, pooled, y) + forward fit exactly in the peak */
     free(out);
@@ -193,7 +175,7 @@ TEST(unet_forward_bad_inputs) {
     unet_config cfg;
     config_of(f, &cfg);
     wmap *m = wmap_new();
-    REQUIRE(wmap_add_file(m, f, "", skip_io, NULL) == SD_OK);
+    REQUIRE(wmap_add_file(m, f, "", test_skip_io, NULL) == SD_OK);
     be *b = mk(16u << 20);
     unet_model *u;
     REQUIRE_MSG(unet_load(b, m, &cfg, &u) == SD_OK, "%s", sd_last_error());

@@ -11,7 +11,9 @@
  *    the error is a small multiple of u; 32 u = 1.6e-2 relative leaves room for that and still fails for any
  *    real defect (a wrong index, a missing bias or a mis-scaled softmax moves outputs by O(1)). */
 #include "../test.h"
+#include "../be_test.h"
 #include "../latent_capture.h"
+#include "../pipeline_case.h"
 #include "../../core/error.h"
 #include "../../core/fileio.h"
 #include "../../sd.h"
@@ -85,45 +87,28 @@ static void judge(const char *what, float *const out[RUNS], const float *want, s
 
 /* ---- UNet ---- */
 
-static int skip_io(const char *src, char *dst, size_t cap, void *user) {
-    (void)user;
-    if (!strncmp(src, "io.", 3)) return 0;
-    snprintf(dst, cap, "%s", src);
-    return 1;
-}
-
-static be_tensor gt(be *b, st_file *f, const char *name, int n, int h, int w, int c) {
-    int64_t cnt;
-    float *d = load(f, name, &cnt);
-    REQUIRE_MSG(cnt == (int64_t)n * h * w * c, "%s: %lld values", name, (long long)cnt);
-    be_tensor t = be_new(b, n, h, w, c);
-    be_upload(b, &t, d);
-    free(d);
-    return t;
-}
-
 static float *unet_run(int run, st_file *f, size_t *count) {
     be *b = mk(run, 64u << 20);
     unet_config cfg;
     REQUIRE(unet_config_from_json(st_meta(f, "config"), &cfg) == SD_OK);
     wmap *m = wmap_new();
-    REQUIRE(wmap_add_file(m, f, "", skip_io, NULL) == SD_OK);
+    REQUIRE(wmap_add_file(m, f, "", test_skip_io, NULL) == SD_OK);
     unet_model *u;
     REQUIRE_MSG(unet_load(b, m, &cfg, &u) == SD_OK, "%s", sd_last_error());
     const st_tensor *xs = st_find(f, "io.x"), *cs = st_find(f, "io.ctx");
     int N = (int)xs->shape[0], H = (int)xs->shape[1], W = (int)xs->shape[2];
-    be_tensor x = gt(b, f, "io.x", N, H, W, cfg.in_channels), ctx = gt(b, f, "io.ctx", N, 1, (int)cs->shape[2], cfg.ctx_dim);
+    be_tensor x = test_golden_upload(b, f, "io.x", N, H, W, cfg.in_channels), ctx = test_golden_upload(b, f, "io.ctx", N, 1, (int)cs->shape[2], cfg.ctx_dim);
     float *t = load(f, "io.t", NULL), *ids = NULL;
     unet_cond c = {.ctx = &ctx};
     be_tensor pooled, tcond;
     if (cfg.add_embed) {
-        pooled = gt(b, f, "io.text_embeds", N, 1, 1, (int)st_find(f, "io.text_embeds")->shape[3]);
+        pooled = test_golden_upload(b, f, "io.text_embeds", N, 1, 1, (int)st_find(f, "io.text_embeds")->shape[3]);
         ids = load(f, "io.time_ids", NULL);
         c.text_embeds = &pooled;
         c.time_ids = ids;
     }
     if (cfg.time_cond_dim) {
-        tcond = gt(b, f, "io.timestep_cond", N, 1, 1, cfg.time_cond_dim);
+        tcond = test_golden_upload(b, f, "io.timestep_cond", N, 1, 1, cfg.time_cond_dim);
         c.timestep_cond = &tcond;
     }
     be_tensor y = be_new(b, N, H, W, cfg.out_channels);
@@ -307,22 +292,10 @@ static void generate(const char *name, sd_backend_kind kind, sd_image *img, late
     REQUIRE_MSG(sd_load(&lp, &ctx) == SD_OK, "%s", sd_last_error());
     CHECK(!strcmp(sd_model(ctx)->backend, kind == SD_BACKEND_CUDA ? "cuda" : "cpu"));
     sd_gen_params p;
-    sd_gen_params_init(&p);
-    p.prompt = cJSON_GetObjectItem(c, "prompt")->valuestring;
-    const cJSON *neg = cJSON_GetObjectItem(c, "negative_prompt");
-    p.negative_prompt = cJSON_IsString(neg) ? neg->valuestring : NULL;
-    p.sampler = cJSON_GetObjectItem(c, "sampler")->valuestring;
-    p.steps = cJSON_GetObjectItem(c, "steps")->valueint;
-    p.cfg_scale = (float)cJSON_GetObjectItem(c, "cfg")->valuedouble;
-    p.seed = (uint64_t)cJSON_GetObjectItem(c, "seed")->valuedouble;
-    p.width = cJSON_GetObjectItem(c, "width")->valueint;
-    p.height = cJSON_GetObjectItem(c, "height")->valueint;
-    p.rng = "cpu";
     sd_image init = {0};
-    if (!strcmp(cJSON_GetObjectItem(c, "mode")->valuestring, "img2img")) {
+    if (pipeline_case_params(c, &p)) {
         REQUIRE(sd_image_load(test_path("golden/pipeline/init.png"), 3, &init) == SD_OK);
         p.init_image = &init;
-        p.strength = (float)cJSON_GetObjectItem(c, "strength")->valuedouble;
     }
     memset(cap, 0, sizeof *cap);
     sd_result r;
