@@ -21,15 +21,14 @@
 #define VAE_WHOLE_CPU ((size_t)320 << 20)
 #define VAE_BANDS_CPU ((size_t)128 << 20)
 
-void sd_vae_decode_opts(const sd_ctx *c, int vae_tiling, int h, int w, vae_decode_opts *o) {
+void sd_vae_decode_opts(const sd_ctx *c, int vae_tiling, int h, int w, vae_decode_opts *o, double *flops) {
     vae_decode_opts d = {vae_tiling > 0 ? VAE_TILING_ON : vae_tiling < 0 ? VAE_TILING_OFF : VAE_TILING_AUTO, VAE_MEM_LIMIT, 0, 0};
-    if (!strcmp(c->vb->ops->name, "cpu")) {
-        vae_decode_opts whole = {VAE_TILING_OFF, 0, 0, 0};
-        double f = c->vb->flops; /* a measure pass: counts FLOPs that are not run */
-        size_t need = vae_decode_arena_bytes(c->vb, c->vae, h, w, &whole);
-        c->vb->flops = f;
-        d.mem_limit = need && need <= VAE_WHOLE_CPU ? VAE_WHOLE_CPU : VAE_BANDS_CPU;
-    }
+    vae_decode_opts whole = {VAE_TILING_OFF, 0, 0, 0};
+    double f = c->vb->flops; /* a measure pass of the untiled decoder: counts FLOPs that are not run */
+    size_t need = vae_decode_arena_bytes(c->vb, c->vae, h, w, &whole);
+    if (flops) *flops = c->vb->flops - f;
+    c->vb->flops = f;
+    if (!strcmp(c->vb->ops->name, "cpu")) d.mem_limit = need && need <= VAE_WHOLE_CPU ? VAE_WHOLE_CPU : VAE_BANDS_CPU;
     *o = d;
 }
 
@@ -426,11 +425,10 @@ static sd_status run_group(gen *g, int first, int B, sd_result *r) {
         if (g->progress(g->user, &pr)) { free(x); return sd_fail(SD_ERR_CANCELLED, "cancelled"); }
     }
     double td = now();
-    vae_decode_opts vo, whole = {VAE_TILING_OFF, 0, 0, 0};
-    sd_vae_decode_opts(c, p->vae_tiling, g->h, g->w, &vo);
-    double fd = c->vb->flops;
-    vae_decode_arena_bytes(c->vb, c->vae, g->h, g->w, &whole); /* a measure pass of the untiled decoder counts its FLOPs */
-    r->timings.decode_flops += (c->vb->flops - fd) * B;
+    vae_decode_opts vo;
+    double fd;
+    sd_vae_decode_opts(c, p->vae_tiling, g->h, g->w, &vo, &fd);
+    r->timings.decode_flops += fd * B;
     size_t need = vae_decode_arena_bytes(c->vb, c->vae, g->h, g->w, &vo);
     if (need > r->timings.peak_activation_bytes) r->timings.peak_activation_bytes = need;
     st = ensure_arena(c->vb, need);

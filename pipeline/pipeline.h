@@ -37,8 +37,10 @@ struct sd_ctx {
 };
 
 /* The VAE decode options of a generation with an h x w latent: vae_tiling > 0 exact bands, < 0 untiled, 0
- * automatic within the pipeline's activation budget for the decode (smaller on the CPU backend). */
-void sd_vae_decode_opts(const sd_ctx *c, int vae_tiling, int h, int w, vae_decode_opts *o);
+ * automatic within the pipeline's activation budget for the decode (smaller on the CPU backend). flops (may be
+ * NULL) gets the nominal work of one image's decode: the untiled decoder's layer shapes (bands recompute a few
+ * halo rows, which is not counted). */
+void sd_vae_decode_opts(const sd_ctx *c, int vae_tiling, int h, int w, vae_decode_opts *o, double *flops);
 
 /* Checks a parameter set against the resolved size (sampler names are checked by the scheduler). */
 sd_status sd_params_validate(const sd_gen_params *p, int width, int height);

@@ -104,11 +104,8 @@ static double vae_dec(sd_ctx *c, int side, int tiling, double *flops, vae_plan *
     int h = side / 8, w = side / 8;
     float *lat = malloc(sizeof(float) * h * w * 4), *rgb = malloc(sizeof(float) * side * side * 3);
     for (int i = 0; i < h * w * 4; i++) lat[i] = (float)cos(i * 0.11);
-    vae_decode_opts off = {VAE_TILING_OFF, 0, 0, 0}, o;
-    double f0 = b->flops;
-    vae_decode_arena_bytes(b, c->vae, h, w, &off); /* one measure-mode pass of the whole decoder */
-    *flops = b->flops - f0;
-    sd_vae_decode_opts(c, tiling, h, w, &o);
+    vae_decode_opts o;
+    sd_vae_decode_opts(c, tiling, h, w, &o, flops);
     if (getenv("BENCH_VAE_LIMIT")) o.mem_limit = (size_t)atol(getenv("BENCH_VAE_LIMIT")) << 20;
     size_t need = vae_decode_arena_bytes(b, c->vae, h, w, &o);
     if (!need || vae_decode_plan(b, c->vae, h, w, &o, plan) != SD_OK) die();
