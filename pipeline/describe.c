@@ -70,6 +70,9 @@ sd_status sd_describe(const char *path, FILE *out) {
         fprintf(out, "  family        %s%s (%s)\n", sd_family_name(m.family), m.in_channels == 9 ? " inpainting" : m.in_channels == 8 ? " instruct-pix2pix" : "", m.family_reason);
         fprintf(out, "  prediction    %s\n", pred);
         fprintf(out, "  resolution    %dx%d (default)\n", default_size(&m), default_size(&m));
+        if (m.default_cfg || m.default_steps) /* the folder's own "_sd_defaults" (model_index.json) */
+            fprintf(out, "  sampling      %d steps, guidance %g (the model's defaults)\n", sd_model_files_default_steps(&m),
+                    (double)sd_model_files_default_cfg(&m));
         describe_component(out, "unet", &m.unet);
         describe_component(out, "vae", &m.vae);
         describe_component(out, "text_encoder", &m.te);

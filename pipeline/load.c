@@ -229,8 +229,8 @@ sd_status sd_load(const sd_load_params *p, sd_ctx **out) {
     int size = ctx->files.family == SD_FAMILY_SDXL ? 1024 : ctx->files.family == SD_FAMILY_SD2 && ctx->prediction == SD_PRED_V ? 768 : 512;
     if (sample > 0) size = sample * factor;
     i->default_width = i->default_height = size;
-    i->default_steps = 20;
-    i->default_cfg = ctx->files.family == SD_FAMILY_SDXL ? 5.0f : 7.0f;
+    i->default_steps = sd_model_files_default_steps(&ctx->files);
+    i->default_cfg = sd_model_files_default_cfg(&ctx->files);
     i->default_sampler = "euler_a";
     i->default_scheduler = "discrete";
     if (p->verbose)

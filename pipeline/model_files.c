@@ -142,6 +142,24 @@ static sd_status open_vae_override(const char *path, sd_component *c) {
     return SD_OK;
 }
 
+/* "_sd_defaults" in model_index.json: the guidance scale and step count a model is meant to be sampled with (the
+ * bundled demo model draws its shapes best at a low guidance). The leading underscore keeps diffusers from taking
+ * the key for a pipeline component. Optional; a present but unusable value is an error, not silently ignored. */
+static sd_status read_defaults(const char *file, const cJSON *idx, sd_model_files *m) {
+    const cJSON *d = cJSON_GetObjectItemCaseSensitive(idx, "_sd_defaults");
+    if (!d) return SD_OK;
+    if (!cJSON_IsObject(d)) return sd_fail(SD_ERR_MODEL, "%s: \"_sd_defaults\" must be an object", file);
+    const cJSON *g = cJSON_GetObjectItemCaseSensitive(d, "guidance_scale");
+    const cJSON *n = cJSON_GetObjectItemCaseSensitive(d, "num_inference_steps");
+    if (g && !(cJSON_IsNumber(g) && g->valuedouble >= 1.0 && g->valuedouble <= 30.0))
+        return sd_fail(SD_ERR_MODEL, "%s: \"_sd_defaults\".guidance_scale must be a number from 1 to 30", file);
+    if (n && !(cJSON_IsNumber(n) && n->valuedouble == (double)(int)n->valuedouble && n->valueint >= 1 && n->valueint <= 1000))
+        return sd_fail(SD_ERR_MODEL, "%s: \"_sd_defaults\".num_inference_steps must be a whole number from 1 to 1000", file);
+    if (g) m->default_cfg = (float)g->valuedouble;
+    if (n) m->default_steps = n->valueint;
+    return SD_OK;
+}
+
 static sd_status open_folder(const char *path, sd_model_files *m) {
     char p[4200];
     sd_status st;
@@ -152,7 +170,9 @@ static sd_status open_folder(const char *path, sd_model_files *m) {
     const cJSON *cls = cJSON_GetObjectItemCaseSensitive(idx, "_class_name");
     char cname[128] = "";
     if (cJSON_IsString(cls)) snprintf(cname, sizeof cname, "%s", cls->valuestring);
+    st = read_defaults(p, idx, m);
     cJSON_Delete(idx);
+    if (st != SD_OK) return st;
     if (strncmp(cname, "StableDiffusion", 15) || strstr(cname, "StableDiffusion3") || strstr(cname, "Upscale") ||
         strstr(cname, "Cascade") || strstr(cname, "Video"))
         return sd_fail(SD_ERR_UNSUPPORTED, "%s: %s models are not supported (SD 1.x, 2.x and SDXL pipelines are)", path,
@@ -260,4 +280,10 @@ void sd_model_files_close(sd_model_files *m) {
     m->single = NULL;
     cJSON_Delete(m->scheduler_config);
     m->scheduler_config = NULL;
+}
+
+int sd_model_files_default_steps(const sd_model_files *m) { return m->default_steps ? m->default_steps : 20; }
+
+float sd_model_files_default_cfg(const sd_model_files *m) {
+    return m->default_cfg ? m->default_cfg : m->family == SD_FAMILY_SDXL ? 5.0f : 7.0f;
 }

@@ -38,6 +38,10 @@ typedef struct sd_model_files {
     int in_channels;                 /* UNet input channels: 4, 9 (inpainting), 8 (instruct-pix2pix) */
     sd_prediction prediction;        /* from a config or metadata; AUTO when unknown */
     char family_reason[256];         /* which tensor or file decided the family */
+    /* Settings the model's makers chose (model_index.json "_sd_defaults": guidance_scale, num_inference_steps),
+     * used where the caller gives none; 0 = none given (the family's defaults apply). */
+    float default_cfg;
+    int default_steps;
 } sd_model_files;
 
 /* Opens and validates the files; `vae_override` (may be NULL) replaces the VAE. Refuses .ckpt pickles,
@@ -46,6 +50,9 @@ sd_status sd_model_files_open(const char *path, const char *vae_override, sd_mod
 void sd_model_files_close(sd_model_files *m);
 
 const char *sd_family_name(sd_family f);
+/* The steps and guidance a caller who gives none gets: the folder's "_sd_defaults", else the family's. */
+int sd_model_files_default_steps(const sd_model_files *m);
+float sd_model_files_default_cfg(const sd_model_files *m);
 /* Family of a single-file checkpoint from its tensor names (facts §5.3); sets a reason string. */
 sd_family sd_detect_family(const st_file *f, int *in_channels, char *reason, size_t cap);
 

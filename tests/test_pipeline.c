@@ -209,3 +209,41 @@ TEST(model_hash_cached_per_file_version) {
     sd_free(ctx);
     unsetenv("XDG_CACHE_HOME");
 }
+
+/* Rewrites the model_index.json of the copy at `dir` with `defaults` as its "_sd_defaults" value. */
+static void plant_defaults(const char *dir, const char *defaults) {
+    char cmd[1200];
+    snprintf(cmd, sizeof cmd, "sed -i '0,/{/s/{/{\"_sd_defaults\": %s,/' %s/model_index.json", defaults, dir);
+    REQUIRE(system(cmd) == 0);
+}
+
+TEST(model_index_defaults_apply_and_are_checked) {
+    /* A folder may say how it is meant to be sampled ("_sd_defaults" in model_index.json); callers that give no
+     * steps or guidance get those, and an unusable value stops the load with the file named. */
+    const char *tmp = test_tmpdir();
+    char cmd[1024], dir[600];
+    snprintf(dir, sizeof dir, "%s/d", tmp);
+    snprintf(cmd, sizeof cmd, "rm -rf %s && cp -r %s %s", dir, test_path("golden/pipeline/sd1"), dir);
+    REQUIRE(system(cmd) == 0);
+    sd_ctx *ctx = load_model(dir);
+    CHECK(sd_model(ctx)->default_cfg == 7.0f && sd_model(ctx)->default_steps == 20); /* SD 1.x family defaults */
+    sd_free(ctx);
+    plant_defaults(dir, "{\"guidance_scale\": 3.5, \"num_inference_steps\": 12}");
+    ctx = load_model(dir);
+    CHECK(sd_model(ctx)->default_cfg == 3.5f && sd_model(ctx)->default_steps == 12);
+    sd_free(ctx);
+    static const char *bad[] = {"{\"guidance_scale\": \"low\"}", "{\"guidance_scale\": 0.5}", "{\"num_inference_steps\": 2.5}",
+                                "{\"num_inference_steps\": 0}", "[3]"};
+    for (int i = 0; i < 5; i++) {
+        snprintf(cmd, sizeof cmd, "rm -rf %s && cp -r %s %s", dir, test_path("golden/pipeline/sd1"), dir);
+        REQUIRE(system(cmd) == 0);
+        plant_defaults(dir, bad[i]);
+        sd_load_params lp;
+        sd_load_params_init(&lp);
+        lp.model_path = dir;
+        ctx = NULL;
+        CHECK_MSG(sd_load(&lp, &ctx) != SD_OK, "accepted %s", bad[i]);
+        CHECK_MSG(strstr(sd_last_error(), "model_index.json") && strstr(sd_last_error(), "_sd_defaults"), "%s", sd_last_error());
+        sd_free(ctx);
+    }
+}
