@@ -24,18 +24,6 @@ static sd_ctx *load_demo(void) {
     return ctx;
 }
 
-/* The smallest k with P(X >= k) < alpha for X ~ Binomial(n, p): more successes than guessing gives but rarely. */
-static int binomial_upper_quantile(int n, double p, double alpha) {
-    double tail = 1.0; /* P(X >= k), starting at k = 0 */
-    double pk = pow(1 - p, n); /* P(X = k) */
-    for (int k = 0; k <= n; k++) {
-        if (tail < alpha) return k;
-        tail -= pk;
-        pk *= (double)(n - k) / (k + 1) * p / (1 - p);
-    }
-    return n + 1;
-}
-
 TEST(demo_model_draws_what_is_asked) {
     FILE *f = fopen(test_path("golden/shapes/e2e_prompts.txt"), "r");
     REQUIRE_MSG(f != NULL, "cannot open %s", test_path("golden/shapes/e2e_prompts.txt"));
@@ -75,16 +63,11 @@ TEST(demo_model_draws_what_is_asked) {
     sd_free(ctx);
     REQUIRE_MSG(n >= 24, "only %d prompts", n);
     for (int k = 0; k < 5; k++) test_note("%s accuracy %.1f%% (%d/%d)", names[k], 100.0 * right[k] / n, right[k], n);
-    /* The demo-model issue's pass bars: colour >= 90%, background >= 90%, position >= 75%, shape >= 75%. The shipped
-     * model meets the first three; its shapes are recognisable but rounded (squares lose their corners, small stars
-     * their points) and it does not meet the fourth (47% measured, see samples/models/shapes/README.md): until a
-     * better-trained model lands, shape is held to better than guessing among the 5 shapes, at the 1% level. */
+    /* The demo-model issue's pass bars (samples/models/shapes/README.md has the measured accuracies) */
     CHECK_MSG(right[0] >= 0.90 * n, "colour accuracy %d/%d under 90%%", right[0], n);
     CHECK_MSG(right[1] >= 0.90 * n, "background accuracy %d/%d under 90%%", right[1], n);
+    CHECK_MSG(right[2] >= 0.75 * n, "shape accuracy %d/%d under 75%%", right[2], n);
     CHECK_MSG(right[3] >= 0.75 * n, "position accuracy %d/%d under 75%%", right[3], n);
-    int k_chance = binomial_upper_quantile(n, 1.0 / 5, 0.01);
-    test_note("shape: %d of %d right is better than chance (1/5) at the 1%% level", k_chance, n);
-    CHECK_MSG(right[2] >= k_chance, "shape accuracy %d/%d: no better than chance (needs %d)", right[2], n, k_chance);
 }
 
 TEST(demo_model_matches_diffusers) {

@@ -30,7 +30,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 # (prompt, seed, sampler, steps, cfg): the recommended default, a deterministic multistep sampler, and PNDM (the
 # model's own scheduler_config.json) with a prompt that leaves out the optional parts.
 CASES = [
-    ("a large red star on a blue background, centre", 42, "euler_a", 20, 6.0),
+    ("a large red star on a blue background, centre", 42, "euler_a", 20, 3.0),
     ("a small yellow ring on a black background, top left", 7, "dpmpp2m", 20, 6.0),
     ("a green triangle", 3, "pndm", 20, 6.0),
 ]
