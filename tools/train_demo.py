@@ -519,8 +519,8 @@ def export(args):
                    "text_encoder": ["transformers", "CLIPTextModel"], "tokenizer": ["transformers", "CLIPTokenizer"],
                    "unet": ["diffusers", "UNet2DConditionModel"], "vae": ["diffusers", "AutoencoderKL"],
                    # read by our engine (pipeline/model_files.c) when the user gives no guidance: at the SD 1.x
-                   # default of 7 this small model overshoots and rounds off corners (held-out shapes 63% right at
-                   # 7, 78% at 3); the leading underscore keeps diffusers from taking it for a component
+                   # default of 7 this small model overshoots and rounds off corners (held-out shapes 69% right at
+                   # 7, 88% at 3); the leading underscore keeps diffusers from taking it for a component
                    "_sd_defaults": {"guidance_scale": args.guidance}}, f, indent=2)
     stats = dict(vstats, **ck["stats"], scaling_factor=data["scaling_factor"], images=len(data["scenes"]),
                  params={"text_encoder": count(te), "unet": count(unet), "vae": count(vae)}, versions=versions(),
