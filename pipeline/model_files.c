@@ -153,10 +153,10 @@ static sd_status read_defaults(const char *file, const cJSON *idx, sd_model_file
     const cJSON *n = cJSON_GetObjectItemCaseSensitive(d, "num_inference_steps");
     if (g && !(cJSON_IsNumber(g) && g->valuedouble >= 1.0 && g->valuedouble <= 30.0))
         return sd_fail(SD_ERR_MODEL, "%s: \"_sd_defaults\".guidance_scale must be a number from 1 to 30", file);
-    if (n && !(cJSON_IsNumber(n) && n->valuedouble == (double)(int)n->valuedouble && n->valueint >= 1 && n->valueint <= 1000))
+    if (n && !(cJSON_IsNumber(n) && n->valuedouble >= 1 && n->valuedouble <= 1000 && n->valuedouble == (double)(int)n->valuedouble))
         return sd_fail(SD_ERR_MODEL, "%s: \"_sd_defaults\".num_inference_steps must be a whole number from 1 to 1000", file);
     if (g) m->default_cfg = (float)g->valuedouble;
-    if (n) m->default_steps = n->valueint;
+    if (n) m->default_steps = (int)n->valuedouble;
     return SD_OK;
 }
 

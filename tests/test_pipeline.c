@@ -233,8 +233,8 @@ TEST(model_index_defaults_apply_and_are_checked) {
     CHECK(sd_model(ctx)->default_cfg == 3.5f && sd_model(ctx)->default_steps == 12);
     sd_free(ctx);
     static const char *bad[] = {"{\"guidance_scale\": \"low\"}", "{\"guidance_scale\": 0.5}", "{\"num_inference_steps\": 2.5}",
-                                "{\"num_inference_steps\": 0}", "[3]"};
-    for (int i = 0; i < 5; i++) {
+                                "{\"num_inference_steps\": 0}", "{\"num_inference_steps\": 1e12}", "[3]"};
+    for (int i = 0; i < (int)(sizeof bad / sizeof bad[0]); i++) {
         snprintf(cmd, sizeof cmd, "rm -rf %s && cp -r %s %s", dir, test_path("golden/pipeline/sd1"), dir);
         REQUIRE(system(cmd) == 0);
         plant_defaults(dir, bad[i]);
