@@ -324,3 +324,16 @@ done:
     free(mask), free(tmp), free(lab), free(stack), free(dist), free(vals);
     return 0;
 }
+
+int shapes_list_next(FILE *f, char *line, int cap, char **first, char **caption) {
+    while (fgets(line, cap, f)) {
+        if (line[0] == '#') continue;
+        line[strcspn(line, "\r\n")] = 0;
+        char *tab = strchr(line, '\t');
+        if (!tab) return -1;
+        *tab = 0;
+        *first = line, *caption = tab + 1;
+        return 1;
+    }
+    return 0;
+}

@@ -17,6 +17,8 @@
 #ifndef TESTS_SHAPES_CLASSIFY_H
 #define TESTS_SHAPES_CLASSIFY_H
 
+#include <stdio.h>
+
 typedef struct {
     const char *colour;      /* foreground colour name; NULL when no shape was found (so are the next four) */
     const char *background;  /* always set */
@@ -39,6 +41,11 @@ typedef struct {
 
 /* Parses a caption of the fixed grammar (tools/shapes.py caption()); returns 0, or -1 if it is not one. */
 int shapes_parse_caption(const char *text, shapes_scene *out);
+
+/* Next line of a "first<TAB>caption" list written by tools/shapes.py (captions.txt: picture name; e2e_prompts.txt:
+ * seed), '#' comment lines skipped. Splits `line` in place: returns 1 with *first and *caption set, 0 at the end
+ * of the file, -1 on a line without a tab (left in `line` for the message). */
+int shapes_list_next(FILE *f, char *line, int cap, char **first, char **caption);
 
 /* Hue/lightness name of one colour among the foreground names (fg=1) or the background names (fg=0). */
 const char *shapes_colour_name(const float rgb[3], int fg);

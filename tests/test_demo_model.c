@@ -32,20 +32,15 @@ TEST(demo_model_draws_what_is_asked) {
     CHECK(!strcmp(mi->family, "SD 1.x") && mi->default_width == 128 && mi->default_height == 128);
     static const char *names[5] = {"colour", "background", "shape", "position", "size"};
     int n = 0, right[5] = {0};
-    char line[512];
-    while (fgets(line, sizeof line, f)) {
-        if (line[0] == '#') continue;
-        line[strcspn(line, "\r\n")] = 0;
-        char *tab = strchr(line, '\t');
-        REQUIRE_MSG(tab != NULL, "bad line in e2e_prompts.txt: %s", line);
-        *tab = 0;
-        const char *prompt = tab + 1;
+    char line[512], *seed, *prompt;
+    int rc;
+    while ((rc = shapes_list_next(f, line, sizeof line, &seed, &prompt)) > 0) {
         shapes_scene want;
         REQUIRE_MSG(shapes_parse_caption(prompt, &want) == 0, "not a demo caption: %s", prompt);
         sd_gen_params p;
-        sd_gen_params_init(&p); /* the model's defaults: 128x128, euler_a, 20 steps, cfg 7, Philox noise */
+        sd_gen_params_init(&p); /* the model's defaults: 128x128, euler_a, 20 steps, guidance 3 (its model_index.json), Philox noise */
         p.prompt = prompt;
-        p.seed = strtoull(line, NULL, 10);
+        p.seed = strtoull(seed, NULL, 10);
         sd_result r;
         REQUIRE_MSG(sd_generate(ctx, &p, NULL, NULL, &r) == SD_OK, "%s: %s", prompt, sd_last_error());
         shapes_result got;
@@ -54,13 +49,14 @@ TEST(demo_model_draws_what_is_asked) {
         const char *g[5] = {got.colour, got.background, got.shape, got.position, got.size};
         for (int k = 0; k < 5; k++) {
             if (g[k] && !strcmp(g[k], w[k])) right[k]++;
-            else test_note("seed %s \"%s\": %s %s", line, prompt, names[k], g[k] ? g[k] : "(no shape found)");
+            else test_note("seed %s \"%s\": %s %s", seed, prompt, names[k], g[k] ? g[k] : "(no shape found)");
         }
         sd_result_free(&r);
         n++;
     }
     fclose(f);
     sd_free(ctx);
+    REQUIRE_MSG(rc == 0, "bad line in e2e_prompts.txt: %s", line);
     REQUIRE_MSG(n >= 24, "only %d prompts", n);
     for (int k = 0; k < 5; k++) test_note("%s accuracy %.1f%% (%d/%d)", names[k], 100.0 * right[k] / n, right[k], n);
     /* The demo-model issue's pass bars (samples/models/shapes/README.md has the measured accuracies) */

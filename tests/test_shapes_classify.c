@@ -15,18 +15,14 @@ TEST(shapes_classify_renderer_pictures) {
     REQUIRE_MSG(f != NULL, "cannot open %s", path);
     static const char *names[5] = {"size", "colour", "shape", "background", "position"};
     int n = 0, right[5] = {0};
-    char line[512];
-    while (fgets(line, sizeof line, f)) {
-        if (line[0] == '#') continue;
-        line[strcspn(line, "\r\n")] = 0;
-        char *tab = strchr(line, '\t');
-        REQUIRE_MSG(tab != NULL, "bad line in captions.txt: %s", line);
-        *tab = 0;
+    char line[512], *name, *caption;
+    int rc;
+    while ((rc = shapes_list_next(f, line, sizeof line, &name, &caption)) > 0) {
         shapes_scene sc;
-        REQUIRE_MSG(shapes_parse_caption(tab + 1, &sc) == 0, "bad caption for %s", line);
+        REQUIRE_MSG(shapes_parse_caption(caption, &sc) == 0, "bad caption for %s", name);
         const char *want[5] = {sc.size, sc.colour, sc.shape, sc.background, sc.position};
         char img_path[1024];
-        snprintf(img_path, sizeof img_path, "%s/%s", test_path("golden/shapes"), line);
+        snprintf(img_path, sizeof img_path, "%s/%s", test_path("golden/shapes"), name);
         sd_image im;
         REQUIRE_MSG(sd_image_load(img_path, 3, &im) == SD_OK, "%s", sd_last_error());
         shapes_result r;
@@ -35,12 +31,13 @@ TEST(shapes_classify_renderer_pictures) {
         const char *got[5] = {r.size, r.colour, r.shape, r.background, r.position};
         for (int k = 0; k < 5; k++) {
             if (got[k] && strcmp(got[k], want[k]) == 0) right[k]++;
-            else test_note("%s: %s is %s, classified %s (corners %d, amplitude %.3f, hole %d)", line, names[k],
+            else test_note("%s: %s is %s, classified %s (corners %d, amplitude %.3f, hole %d)", name, names[k],
                            want[k], got[k] ? got[k] : "(none)", r.corners, r.amplitude, r.hole);
         }
         n++;
     }
     fclose(f);
+    REQUIRE_MSG(rc == 0, "bad line in captions.txt: %s", line);
     REQUIRE_MSG(n >= 60, "only %d pictures in captions.txt", n);
     for (int k = 0; k < 5; k++) {
         test_note("%s accuracy %.1f%% (%d/%d)", names[k], 100.0 * right[k] / n, right[k], n);
@@ -110,20 +107,18 @@ TEST(shapes_classify_drawn_by_hand) {
 TEST(shapes_e2e_prompt_list) {
     FILE *f = fopen(test_path("golden/shapes/e2e_prompts.txt"), "r");
     REQUIRE_MSG(f != NULL, "cannot open golden/shapes/e2e_prompts.txt");
-    char line[512], seen[512] = "";
-    int n = 0;
-    while (fgets(line, sizeof line, f)) {
-        if (line[0] == '#') continue;
-        char *tab = strchr(line, '\t'), *end;
-        REQUIRE_MSG(tab != NULL, "bad line: %s", line);
-        long seed = strtol(line, &end, 10);
-        CHECK(end == tab && seed >= 0);
+    char line[512], seen[512] = "", *seed_s, *caption, *end;
+    int n = 0, rc;
+    while ((rc = shapes_list_next(f, line, sizeof line, &seed_s, &caption)) > 0) {
+        long seed = strtol(seed_s, &end, 10);
+        CHECK(end > seed_s && *end == 0 && seed >= 0);
         shapes_scene sc;
-        CHECK_MSG(shapes_parse_caption(tab + 1, &sc) == 0, "bad caption: %s", tab + 1);
+        CHECK_MSG(shapes_parse_caption(caption, &sc) == 0, "bad caption: %s", caption);
         if (strlen(seen) + 40 < sizeof seen) strcat(strcat(strcat(strcat(seen, sc.shape), " "), sc.colour), " ");
         n++;
     }
     fclose(f);
+    REQUIRE_MSG(rc == 0, "bad line: %s", line);
     CHECK_MSG(n >= 24, "only %d prompts", n);
     static const char *want[] = {"circle", "square", "triangle", "star", "ring", "red", "orange", "yellow",
                                  "green", "cyan", "blue", "purple", "white"};
