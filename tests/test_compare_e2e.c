@@ -13,6 +13,7 @@
 #include "../cli/cli.h"
 #include "../sd.h"
 #include "test.h"
+#include "load_model.h"
 #include "tiny_model.h"
 
 
@@ -79,11 +80,7 @@ TEST(compare_end_to_end_matches_single_renders) {
     CHECK(sd_image_load(chartp, 3, &chart) == SD_OK && chart.w > 0);
     sd_image_free(&chart);
 
-    sd_load_params lp;
-    sd_load_params_init(&lp);
-    lp.model_path = model;
-    sd_ctx *ctx;
-    REQUIRE(sd_load(&lp, &ctx) == SD_OK);
+    sd_ctx *ctx = test_load_model(model);
     sd_image ref = single(ctx, prompt, "dpm++2m", 8, 7);
     REQUIRE(ref.data);
     const char *want_sampler[4] = {"euler", "euler", "dpm++2m", "dpm++2m"};

@@ -6,6 +6,7 @@
  *     tools/goldens_demo.py): same seed (CPU generator), sampler, steps and guidance, within 2/255. */
 #include "test.h"
 #include "latent_capture.h"
+#include "load_model.h"
 #include "shapes_classify.h"
 #include "../core/error.h"
 #include "../core/fileio.h"
@@ -15,14 +16,7 @@
 #include <cjson/cJSON.h>
 #include <stdlib.h>
 
-static sd_ctx *load_demo(void) {
-    sd_load_params lp;
-    sd_load_params_init(&lp);
-    lp.model_path = test_path("../samples/models/shapes");
-    sd_ctx *ctx;
-    REQUIRE_MSG(sd_load(&lp, &ctx) == SD_OK, "%s", sd_last_error());
-    return ctx;
-}
+static sd_ctx *load_demo(void) { return test_load_model(test_path("../samples/models/shapes")); }
 
 TEST(demo_model_draws_what_is_asked) {
     FILE *f = fopen(test_path("golden/shapes/e2e_prompts.txt"), "r");

@@ -3,6 +3,7 @@
  * without a negative prompt, txt2img and img2img, 4 steps, CPU generator. */
 #include "test.h"
 #include "latent_capture.h"
+#include "load_model.h"
 #include "pipeline_case.h"
 #include "../core/error.h"
 #include "../core/fileio.h"
@@ -12,15 +13,6 @@
 #include <cjson/cJSON.h>
 #include <stdlib.h>
 
-static sd_ctx *load_model(const char *folder) {
-    sd_load_params lp;
-    sd_load_params_init(&lp);
-    lp.model_path = folder;
-    sd_ctx *ctx;
-    REQUIRE_MSG(sd_load(&lp, &ctx) == SD_OK, "%s", sd_last_error());
-    return ctx;
-}
-
 TEST(pipeline_matches_diffusers) {
     char *txt;
     REQUIRE(sd_read_file(test_path("golden/pipeline/cases.json"), 1 << 20, &txt, NULL) == SD_OK);
@@ -29,7 +21,7 @@ TEST(pipeline_matches_diffusers) {
     REQUIRE(root);
     sd_image init;
     REQUIRE(sd_image_load(test_path("golden/pipeline/init.png"), 3, &init) == SD_OK);
-    sd_ctx *models[2] = {load_model(test_path("golden/pipeline/sd1")), load_model(test_path("golden/pipeline/sdxl"))};
+    sd_ctx *models[2] = {test_load_model(test_path("golden/pipeline/sd1")), test_load_model(test_path("golden/pipeline/sdxl"))};
     CHECK(!strcmp(sd_model(models[0])->family, "SD 1.x") && !strcmp(sd_model(models[1])->family, "SDXL"));
     double worst_lat = 0, worst_rel = 0;
     int worst_px = 0, ncases = 0;
@@ -86,7 +78,7 @@ TEST(pipeline_matches_diffusers) {
 
 TEST(pipeline_repeatable_and_stateless) {
     /* two different generations in a row give what each gives alone; batch_size does not change images */
-    sd_ctx *ctx = load_model(test_path("golden/pipeline/sd1"));
+    sd_ctx *ctx = test_load_model(test_path("golden/pipeline/sd1"));
     sd_gen_params a, b;
     sd_gen_params_init(&a);
     a.prompt = "a red circle";
@@ -131,7 +123,7 @@ TEST(pipeline_inpainting_keeps_unmasked_area) {
     /* An ordinary (4-channel) model inpaints by blending: outside the mask every step is pulled back to the
      * init image's trajectory and the last step lands on the init latent itself. So two seeds give (nearly) the
      * same unmasked side and different masked sides; without a mask, two seeds differ everywhere. */
-    sd_ctx *ctx = load_model(test_path("golden/pipeline/sd1"));
+    sd_ctx *ctx = test_load_model(test_path("golden/pipeline/sd1"));
     sd_image init;
     REQUIRE(sd_image_load(test_path("golden/pipeline/init.png"), 3, &init) == SD_OK);
     int W = init.w, H = init.h;
@@ -187,7 +179,7 @@ TEST(model_hash_cached_per_file_version) {
     char want[65];
     REQUIRE(sd_sha256_file(unet, want) == SD_OK);
     snprintf(cmd, sizeof cmd, "%s/m", tmp);
-    sd_ctx *ctx = load_model(cmd);
+    sd_ctx *ctx = test_load_model(cmd);
     const char *h = sd_model_hash(ctx);
     CHECK(h && !strncmp(h, want, 10) && strlen(h) == 10);
     sd_free(ctx);
@@ -197,14 +189,14 @@ TEST(model_hash_cached_per_file_version) {
     snprintf(cmd, sizeof cmd, "sed -i 's/\\t%.64s$/\\t%s/' %s", want, "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef", tsv);
     REQUIRE(system(cmd) == 0);
     snprintf(cmd, sizeof cmd, "%s/m", tmp);
-    ctx = load_model(cmd);
+    ctx = test_load_model(cmd);
     CHECK(sd_model_hash(ctx) && !strcmp(sd_model_hash(ctx), "0123456789"));
     sd_free(ctx);
     /* a new version of the file (new mtime) is hashed again */
     snprintf(cmd, sizeof cmd, "touch -d '2001-01-01' %s", unet);
     REQUIRE(system(cmd) == 0);
     snprintf(cmd, sizeof cmd, "%s/m", tmp);
-    ctx = load_model(cmd);
+    ctx = test_load_model(cmd);
     CHECK(sd_model_hash(ctx) && !strncmp(sd_model_hash(ctx), want, 10));
     sd_free(ctx);
     unsetenv("XDG_CACHE_HOME");
@@ -225,11 +217,11 @@ TEST(model_index_defaults_apply_and_are_checked) {
     snprintf(dir, sizeof dir, "%s/d", tmp);
     snprintf(cmd, sizeof cmd, "rm -rf %s && cp -r %s %s", dir, test_path("golden/pipeline/sd1"), dir);
     REQUIRE(system(cmd) == 0);
-    sd_ctx *ctx = load_model(dir);
+    sd_ctx *ctx = test_load_model(dir);
     CHECK(sd_model(ctx)->default_cfg == 7.0f && sd_model(ctx)->default_steps == 20); /* SD 1.x family defaults */
     sd_free(ctx);
     plant_defaults(dir, "{\"guidance_scale\": 3.5, \"num_inference_steps\": 12}");
-    ctx = load_model(dir);
+    ctx = test_load_model(dir);
     CHECK(sd_model(ctx)->default_cfg == 3.5f && sd_model(ctx)->default_steps == 12);
     sd_free(ctx);
     static const char *bad[] = {"{\"guidance_scale\": \"low\"}", "{\"guidance_scale\": 0.5}", "{\"num_inference_steps\": 2.5}",

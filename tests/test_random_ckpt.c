@@ -1,6 +1,7 @@
 /* test_random_ckpt.c — the random SD 1.5 checkpoint has exactly the reference names and shapes and is
  * recognised as SD 1.x by family detection. */
 #include "test.h"
+#include "load_model.h"
 #include "random_ckpt.h"
 #include "../core/error.h"
 #include "../pipeline/model_files.h"
@@ -35,11 +36,7 @@ TEST(random_sd15_renders) {
     /* the full SD 1.5 architecture loads from original names and runs: 64x64, 2 steps, finite latents */
     const char *path = random_ckpt_sd15(test_path("data/sd15-ldm-keys.tsv"));
     REQUIRE_MSG(path, "%s", sd_last_error());
-    sd_load_params lp;
-    sd_load_params_init(&lp);
-    lp.model_path = path;
-    sd_ctx *ctx;
-    REQUIRE_MSG(sd_load(&lp, &ctx) == SD_OK, "%s", sd_last_error());
+    sd_ctx *ctx = test_load_model(path);
     CHECK(!strcmp(sd_model(ctx)->family, "SD 1.x") && sd_model(ctx)->default_width == 512);
     sd_gen_params p;
     sd_gen_params_init(&p);
