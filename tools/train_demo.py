@@ -333,26 +333,23 @@ def train_captions(scenes, idx, rng, p_empty, p_partial):
     return caps, labels
 
 
+UNET_STAGES = 7    # stage k > 1 starts from stage k-1's EMA weights (see stage_settings)
+
+
 def stage_settings(args, stage):
     """(schedule steps, steps run, peak lr, warm-up, share of the batch drawn from t in [t_lo, 1000), t_lo,
     x0-weight floor, share of "first sampler step" samples) of a UNet stage. Stage 1 trains from scratch; stages 2 and 3 continue from the EMA weights
     of the stage before with a fresh AdamW, their own warm-up + cosine schedule and their own data stream."""
-    if stage == 1:
-        return args.unet_steps, args.unet_stop or args.unet_steps, args.lr, 200, args.hi_t1, 500, 0.0, 0.0
-    if stage == 2:
-        return (args.unet2_steps, args.unet2_stop or args.unet2_steps, args.lr2, 100, args.hi_t, 500, 0.0,
-                args.terminal2)
-    if stage == 3:
-        return (args.unet3_steps, args.unet3_stop or args.unet3_steps, args.lr3, 100, args.hi_t3, args.t_lo3,
-                args.x0_floor, args.terminal3)
-    if stage == 4:
-        return (args.unet4_steps, args.unet4_stop or args.unet4_steps, args.lr4, 100, args.hi_t3, args.t_lo3,
-                args.x0_floor, args.terminal3)
-    if stage == 5:
-        return args.unet5_steps, args.unet5_steps, args.lr5, 100, args.hi_t5, args.t_lo3, args.x0_floor, args.terminal5
-    if stage == 6:
-        return args.unet6_steps, args.unet6_steps, args.lr6, 100, args.hi_t6, args.t_lo3, args.x0_floor, args.terminal6
-    return args.unet7_steps, args.unet7_steps, args.lr7, 100, args.hi_t6, args.t_lo3, args.x0_floor, args.terminal6
+    a = args
+    return {
+        1: (a.unet_steps, a.unet_stop or a.unet_steps, a.lr, 200, a.hi_t1, 500, 0.0, 0.0),
+        2: (a.unet2_steps, a.unet2_stop or a.unet2_steps, a.lr2, 100, a.hi_t, 500, 0.0, a.terminal2),
+        3: (a.unet3_steps, a.unet3_stop or a.unet3_steps, a.lr3, 100, a.hi_t3, a.t_lo3, a.x0_floor, a.terminal3),
+        4: (a.unet4_steps, a.unet4_stop or a.unet4_steps, a.lr4, 100, a.hi_t3, a.t_lo3, a.x0_floor, a.terminal3),
+        5: (a.unet5_steps, a.unet5_steps, a.lr5, 100, a.hi_t5, a.t_lo3, a.x0_floor, a.terminal5),
+        6: (a.unet6_steps, a.unet6_steps, a.lr6, 100, a.hi_t6, a.t_lo3, a.x0_floor, a.terminal6),
+        7: (a.unet7_steps, a.unet7_steps, a.lr7, 100, a.hi_t6, a.t_lo3, a.x0_floor, a.terminal6),
+    }[stage]
 
 
 def train_unet(args, stage=1):
@@ -538,8 +535,8 @@ def main():
     ap.add_argument("--work", default="/tmp/demo-train", help="checkpoints, latents and logs (not committed)")
     ap.add_argument("--out", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "samples",
                                                   "models", "shapes"))
-    ap.add_argument("--phase", default="all", choices=["all", "vae", "latents", "decoder", "unet", "unet2", "unet3", "unet4",
-                                                      "unet5", "unet6", "unet7", "export"])
+    ap.add_argument("--phase", default="all", choices=["all", "vae", "latents", "decoder", "unet"] +
+                    ["unet%d" % k for k in range(2, UNET_STAGES + 1)] + ["export"])
     ap.add_argument("--seed", type=int, default=20240)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--vae-steps", type=int, default=1000)
@@ -590,17 +587,13 @@ def main():
     write_tokenizer(os.path.join(args.work, "tokenizer"))
     log("train_demo: %s" % json.dumps(versions()))
     t0 = time.time()
-    phases = ["vae", "latents", "decoder", "unet"] + (["unet2"] if args.unet2_steps else []) + \
-        (["unet3"] if args.unet3_steps else []) + (["unet4"] if args.unet4_steps else []) + \
-        (["unet5"] if args.unet5_steps else []) + (["unet6"] if args.unet6_steps else []) + \
-        (["unet7"] if args.unet7_steps else []) + ["export"]
-    phases = phases if args.phase == "all" else [args.phase]
+    later = ["unet%d" % k for k in range(2, UNET_STAGES + 1) if getattr(args, "unet%d_steps" % k)]
+    phases = ["vae", "latents", "decoder", "unet"] + later + ["export"] if args.phase == "all" else [args.phase]
     for ph in phases:
-        {"vae": train_vae, "latents": make_latents, "decoder": train_decoder, "unet": train_unet,
-         "unet2": lambda a: train_unet(a, 2), "unet3": lambda a: train_unet(a, 3),
-         "unet4": lambda a: train_unet(a, 4), "unet5": lambda a: train_unet(a, 5),
-         "unet6": lambda a: train_unet(a, 6),
-         "unet7": lambda a: train_unet(a, 7), "export": export}[ph](args)
+        if ph.startswith("unet"):
+            train_unet(args, int(ph[4:] or 1))
+        else:
+            {"vae": train_vae, "latents": make_latents, "decoder": train_decoder, "export": export}[ph](args)
         log("phase %s done; %.1f min since start" % (ph, (time.time() - t0) / 60))
 
 
