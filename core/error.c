@@ -12,10 +12,14 @@ const char *sd_last_error(void) { return g_msg; }
 void sd_clear_error(void) { g_msg[0] = 0; }
 
 sd_status sd_fail(sd_status status, const char *fmt, ...) {
+    /* formatted aside first: an argument may be the current message itself (vsnprintf into its own source
+     * is undefined), as when a caller adds context to sd_last_error() */
+    char msg[sizeof g_msg];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(g_msg, sizeof g_msg, fmt, ap);
+    vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
+    memcpy(g_msg, msg, sizeof g_msg);
     return status;
 }
 

@@ -138,7 +138,10 @@ static sd_status read_scheduler_config(sd_ctx *ctx) {
     if (cJSON_IsString(sp)) {
         sched_spacing s;
         sd_status st = sched_spacing_from_name(sp->valuestring, &s);
-        if (st != SD_OK) return sd_fail(st, "%s/scheduler/scheduler_config.json: %s", ctx->files.path, sd_last_error());
+        if (st != SD_OK) {
+            sd_error_prefix("%s/scheduler/scheduler_config.json", ctx->files.path);
+            return st;
+        }
         ctx->sched_spacing = s;
     }
     return SD_OK;

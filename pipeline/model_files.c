@@ -261,6 +261,7 @@ sd_status sd_model_files_open(const char *path, const char *vae_override, sd_mod
     if (st == SD_OK && vae_override) {
         if (m->vae.file && m->vae.file != m->single) st_close(m->vae.file);
         cJSON_Delete(m->vae.config);
+        memset(&m->vae, 0, sizeof m->vae); /* closed: a failed override must not leave it to be closed again */
         st = open_vae_override(vae_override, &m->vae);
     }
     if (st == SD_OK && !m->vae.file) st = sd_fail(SD_ERR_MODEL, "%s: the checkpoint has no VAE (first_stage_model.*); pass one with --vae", path);

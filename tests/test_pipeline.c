@@ -239,3 +239,30 @@ TEST(model_index_defaults_apply_and_are_checked) {
         sd_free(ctx);
     }
 }
+
+TEST(load_errors_keep_the_cause) {
+    /* An error that travels up gains the file it came from and keeps what went wrong (a message formatted from
+     * sd_last_error() into itself used to come out garbled), and a failed --vae leaves nothing to free twice. */
+    const char *tmp = test_tmpdir();
+    char cmd[1200], dir[600], path[700];
+    snprintf(dir, sizeof dir, "%s/sched", tmp);
+    snprintf(cmd, sizeof cmd, "rm -rf %s && cp -r %s %s && sed -i '0,/{/s/{/{\"timestep_spacing\": \"sideways\",/' %s/scheduler/scheduler_config.json",
+             dir, test_path("golden/pipeline/sd1"), dir, dir);
+    REQUIRE(system(cmd) == 0);
+    sd_load_params lp;
+    sd_load_params_init(&lp);
+    lp.model_path = dir;
+    sd_ctx *ctx = NULL;
+    CHECK(sd_load(&lp, &ctx) != SD_OK && !ctx);
+    CHECK_MSG(strstr(sd_last_error(), "scheduler_config.json: unknown timestep spacing \"sideways\" (valid: "), "%s", sd_last_error());
+
+    snprintf(path, sizeof path, "%s/vae.ckpt", tmp);
+    FILE *fp = fopen(path, "wb");
+    REQUIRE(fp);
+    fputs("PK\3\4 not a safetensors file", fp);
+    fclose(fp);
+    lp.model_path = test_path("golden/pipeline/sd1");
+    lp.vae_path = path;
+    CHECK(sd_load(&lp, &ctx) == SD_ERR_UNSUPPORTED && !ctx);
+    CHECK_MSG(strstr(sd_last_error(), "vae.ckpt: PyTorch pickle"), "%s", sd_last_error());
+}
