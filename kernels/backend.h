@@ -42,6 +42,7 @@ typedef struct be be;
 
 struct be_ops {
     const char *name;
+    int host_memory;      /* activations live in the process's own RAM (they add to its RSS beside the weights) */
     void (*free)(be *b);
     /* memory */
     sd_status (*arena_reserve)(be *b, size_t bytes);             /* (re)create the activation arena */

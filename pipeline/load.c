@@ -202,8 +202,9 @@ static sd_status pick_backend(sd_ctx *ctx, const sd_load_params *p) {
     if (!ctx->b) return SD_ERR_MEMORY;
     if (!ctx->vb) ctx->vb = ctx->b;
     if (p->verbose) {
-        if (strcmp(ctx->b->ops->name, "cuda")) fprintf(stderr, "backend: cpu\n");
-        else fprintf(stderr, "backend: cuda (%s), f16 activations%s\n", be_cuda_device_name(ctx->b), ctx->vb != ctx->b ? ", VAE in f32" : "");
+        const char *gpu = be_cuda_device_name(ctx->b);
+        if (!gpu) fprintf(stderr, "backend: %s\n", ctx->b->ops->name);
+        else fprintf(stderr, "backend: cuda (%s), f16 activations%s\n", gpu, ctx->vb != ctx->b ? ", VAE in f32" : "");
     }
     return SD_OK;
 }

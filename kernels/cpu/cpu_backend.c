@@ -335,6 +335,7 @@ static void cpu_timestep_embedding(be *b, const float *t, int flip, float shift,
 
 static const struct be_ops cpu_ops = {
     .name = "cpu",
+    .host_memory = 1,
     .free = cpu_free,
     .arena_reserve = cpu_arena_reserve,
     .arena_trim = cpu_arena_trim,

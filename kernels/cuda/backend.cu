@@ -167,6 +167,7 @@ static sd_status cuda_sync(be *b) {
 
 static const struct be_ops cuda_ops = {
     /* .name = */ "cuda",
+    /* .host_memory = */ 0,
     /* .free = */ cuda_free_backend,
     /* .arena_reserve = */ cuda_arena_reserve,
     /* .arena_trim = */ NULL, /* device memory stays reserved: cudaMalloc/cudaFree per stage would cost more than it saves */

@@ -1,0 +1,93 @@
+/* gen.h — one sd_generate call, resolved once, and the jobs it is made of. Each job has its own file:
+ *   noise.c    the seeded starting noise of each image (variation seeds) and the samplers' fresh noise
+ *   img2img.c  img2img / inpainting preparation: init image and mask to latents, the per-step blend
+ *   guided.c   the guided model call: conditioning tensors, UNet on [uncond; cond], CFG and rescale
+ *   decode.c   the VAE decode policy and latents to 8-bit images
+ *   generate.c the orchestration: resolve the parameters, run the images in groups, settings text
+ * A feature that changes one job (a ControlNet in the model call, a preview after a step, a second pass)
+ * extends that job's file or adds its own, and generate.c only calls it. */
+#ifndef PIPELINE_GEN_H
+#define PIPELINE_GEN_H
+
+#include "../scheduler/rng.h"
+#include "../scheduler/sampler.h"
+#include "pipeline.h"
+
+#define GEN_MAX_GROUP 64 /* latents per UNet call (sd_gen_params.batch_size is capped to it) */
+
+typedef struct gen {
+    /* the call */
+    sd_ctx *c;
+    const sd_gen_params *p;
+    sd_progress_fn progress;
+    void *user;
+    double t0;                      /* start of the call (progress times are relative to it) */
+    sd_status cb_err;               /* set when the progress callback asked to stop */
+
+    /* resolved once (generate.c: resolve) */
+    int W, H, h, w, lc;             /* image size, latent size and channels (4) */
+    int steps;
+    float cfg;
+    int use_cfg;                    /* a second UNet batch for the negative prompt */
+    const char *sampler, *scheduler;
+    sched_config sc;
+    rng_kind rng, srng;
+    int separate_srng;              /* the sampler's noise has its own generator (--sampler-rng) */
+    int start_step;                 /* img2img: the first sampler step run */
+    sd_cond cond, uncond;
+    int uncond_zero;                /* SDXL with no negative prompt: zero conditioning */
+
+    /* the current group of images [first, first + B) of total */
+    int B, first, total;
+    rng img[GEN_MAX_GROUP], smp[GEN_MAX_GROUP]; /* each image's generator, and its sampler-noise generator */
+
+    /* guided.c: model-call state (device tensors at the bottom of the arena, host staging buffers) */
+    be_tensor ctx_t, pooled_t, tcond_t;
+    float *time_ids;                /* SDXL micro-conditioning [N, 6] */
+    float *x_in_host, *eps_host;    /* [N, h, w, in_channels], [N, h, w, lc] */
+
+    float *nchw;                    /* [lc, h, w] scratch: torch draws noise in NCHW order */
+
+    /* img2img.c: inpainting state of the current group */
+    float *inpaint_extra;           /* 9-channel UNets: [B, h, w, 5] mask ‖ masked-image latent */
+    float *blend_x0, *blend_mask;   /* 4-channel inpainting: the init latent and the latent mask [B, h, w, lc] */
+    float *blend_noise;
+    float *blend_known;             /* [B, h, w, lc] scratch of the blend */
+
+    double t_sample;                /* seconds in the sampler, over the groups */
+} gen;
+
+/* generate.c */
+double gen_now(void); /* monotonic seconds */
+
+/* noise.c */
+/* x [B, h, w, lc] <- each image's starting noise (seed + index, blended with its variation seed). */
+sd_status gen_noise_init(gen *g, float *x);
+/* The samplers' fresh noise (sched_noise_fn): n = B latents, from each image's sampler generator. */
+sd_status gen_noise_draw(void *user, float *out);
+/* n standard normals from r, drawn in torch's NCHW order and stored NHWC in out. */
+void gen_randn_nhwc(gen *g, rng *r, float *out);
+
+/* img2img.c */
+/* img2img / inpainting: x holds the starting noise on entry, the init latents noised to the start step on exit;
+ * sets the inpainting state of the group (freed by img2img_release). */
+sd_status img2img_prepare(gen *g, float *x);
+/* 4-channel inpainting: keep the unmasked area on the init image's trajectory after sampler step `step`. */
+void img2img_blend(gen *g, int step, int total, float *x);
+void img2img_release(gen *g);
+
+/* guided.c */
+/* Sizes the arena for the largest group (contexts + one UNet evaluation, + the VAE encoder for img2img) and
+ * allocates the host staging buffers; reports the need in *peak (max with its value). */
+sd_status guided_prepare(gen *g, int B, size_t *peak);
+/* The group's conditioning tensors at the bottom of the arena: context, pooled, LCM guidance embedding. */
+sd_status guided_upload(gen *g);
+/* The guided model output for x_in [B, h, w, lc] at timestep t (sched_model_fn). */
+sd_status guided_model(void *user, const float *x_in, float t, float *out);
+void guided_release(gen *g);
+
+/* decode.c */
+/* Decodes the group's B final latents into r->images[first .. first + B). */
+sd_status decode_group(gen *g, const float *x, sd_result *r);
+
+#endif
