@@ -1,8 +1,8 @@
-/* sampler.c — sampler configuration and names, the per-run plan (which timesteps and σ each sampler uses in each
- * convention), the sched_sample loop entry points, img2img start and noising. */
+/* sampler.c — sampler configuration, the per-run plan (which timesteps and σ each sampler uses in each
+ * convention), the sched_sample loop entry points that hand a run to its sampler family, img2img start and
+ * noising. Names are in sampler_names.c, what the families share in sampler_run.c. */
 #include "sampler.h"
 
-#include <ctype.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,122 +10,6 @@
 
 #include "../core/error.h"
 #include "sampler_internal.h"
-
-/* ---------------------------------------------------------------------------------------------------------------
- * Names. Lookup ignores case, spaces, '_' and '-', so "euler_a", "Euler a" and "euler-a" all work. */
-
-typedef struct name_entry { const char *name; int value; } name_entry;
-
-static const name_entry sampler_names[] = {
-    {"euler", SCHED_EULER}, {"euler_a", SCHED_EULER_A}, {"heun", SCHED_HEUN}, {"dpm2", SCHED_DPM2},
-    {"dpm2_a", SCHED_DPM2_A}, {"dpm++2s_a", SCHED_DPMPP_2S_A}, {"dpm++2m", SCHED_DPMPP_2M},
-    {"dpm++2m_sde", SCHED_DPMPP_2M_SDE}, {"lms", SCHED_LMS}, {"ddim", SCHED_DDIM}, {"pndm", SCHED_PNDM},
-    {"ddpm", SCHED_DDPM}, {"unipc", SCHED_UNIPC}, {"lcm", SCHED_LCM},
-    /* aliases: A1111 labels, k-diffusion function names, diffusers class names */
-    {"euler ancestral", SCHED_EULER_A}, {"k_euler", SCHED_EULER}, {"k_euler_a", SCHED_EULER_A},
-    {"k_euler_ancestral", SCHED_EULER_A}, {"k_heun", SCHED_HEUN}, {"k_dpm_2", SCHED_DPM2},
-    {"k_dpm_2_a", SCHED_DPM2_A}, {"k_dpm_2_ancestral", SCHED_DPM2_A}, {"dpm2 ancestral", SCHED_DPM2_A},
-    {"dpmpp_2s_a", SCHED_DPMPP_2S_A}, {"dpmpp_2s_ancestral", SCHED_DPMPP_2S_A}, {"dpmpp_2m", SCHED_DPMPP_2M},
-    {"dpmpp_2m_sde", SCHED_DPMPP_2M_SDE}, {"k_lms", SCHED_LMS}, {"plms", SCHED_PNDM},
-    {"dpmsolvermultistep", SCHED_DPMPP_2M}, {"unipcmultistep", SCHED_UNIPC},
-};
-static const name_entry schedule_names[] = {
-    {"discrete", SCHED_SCHEDULE_DISCRETE}, {"karras", SCHED_SCHEDULE_KARRAS},
-    {"exponential", SCHED_SCHEDULE_EXPONENTIAL}, {"sgm_uniform", SCHED_SCHEDULE_SGM_UNIFORM},
-    {"default", SCHED_SCHEDULE_DISCRETE}, {"automatic", SCHED_SCHEDULE_DISCRETE}, {"uniform", SCHED_SCHEDULE_DISCRETE},
-    {"normal", SCHED_SCHEDULE_DISCRETE},
-};
-static const name_entry spacing_names[] = {
-    {"default", SCHED_SPACING_DEFAULT}, {"leading", SCHED_SPACING_LEADING}, {"trailing", SCHED_SPACING_TRAILING},
-    {"linspace", SCHED_SPACING_LINSPACE},
-};
-static const name_entry prediction_names[] = {
-    {"eps", SCHED_PRED_EPS}, {"v", SCHED_PRED_V}, {"epsilon", SCHED_PRED_EPS}, {"v_prediction", SCHED_PRED_V},
-};
-static const name_entry convention_names[] = {
-    {"diffusers", SCHED_CONV_DIFFUSERS}, {"kdiffusion", SCHED_CONV_KDIFFUSION}, {"k-diffusion", SCHED_CONV_KDIFFUSION},
-    {"a1111", SCHED_CONV_KDIFFUSION}, {"webui", SCHED_CONV_KDIFFUSION}, {"sdcpp", SCHED_CONV_KDIFFUSION},
-};
-#define COUNT(a) ((int)(sizeof(a) / sizeof *(a)))
-
-static void squash(const char *in, char *out, size_t cap) {
-    size_t k = 0;
-    for (; *in && k + 1 < cap; in++)
-        if (*in != ' ' && *in != '_' && *in != '-') out[k++] = (char)tolower((unsigned char)*in);
-    out[k] = 0;
-}
-
-static int lookup(const name_entry *tab, int count, const char *name) {
-    char a[64], b[64];
-    if (!name || strlen(name) >= sizeof a) return -1;
-    squash(name, a, sizeof a);
-    for (int i = 0; i < count; i++) {
-        squash(tab[i].name, b, sizeof b);
-        if (strcmp(a, b) == 0) return tab[i].value;
-    }
-    return -1;
-}
-
-/* "unknown <what> "x" (valid: a, b, c)" listing the canonical names (the first `canon` entries). */
-static sd_status unknown(const char *what, const char *name, const name_entry *tab, int canon) {
-    char list[512];
-    size_t k = 0;
-    for (int i = 0; i < canon && k < sizeof list; i++)
-        k += (size_t)snprintf(list + k, sizeof list - k, "%s%s", i ? ", " : "", tab[i].name);
-    return sd_fail(SD_ERR_ARG, "unknown %s \"%s\" (valid: %s)", what, name ? name : "(null)", list);
-}
-
-#define PARSER(fn, type, what, tab, canon)                              \
-    sd_status fn(const char *name, type *out) {                         \
-        int v = lookup(tab, COUNT(tab), name);                          \
-        if (v < 0) return unknown(what, name, tab, canon);              \
-        *out = (type)v;                                                 \
-        return SD_OK;                                                   \
-    }
-PARSER(sched_sampler_from_name, sched_sampler, "sampling method", sampler_names, SCHED_SAMPLER_COUNT)
-PARSER(sched_schedule_from_name, sched_schedule, "scheduler", schedule_names, SCHED_SCHEDULE_COUNT)
-PARSER(sched_spacing_from_name, sched_spacing, "timestep spacing", spacing_names, SCHED_SPACING_COUNT)
-PARSER(sched_prediction_from_name, sched_prediction, "prediction type", prediction_names, SCHED_PRED_COUNT)
-PARSER(sched_convention_from_name, sched_convention, "schedule convention", convention_names, SCHED_CONV_COUNT)
-
-const char *sched_sampler_name(sched_sampler s) { return (unsigned)s < SCHED_SAMPLER_COUNT ? sampler_names[s].name : "?"; }
-const char *sched_schedule_name(sched_schedule s) { return (unsigned)s < SCHED_SCHEDULE_COUNT ? schedule_names[s].name : "?"; }
-const char *sched_spacing_name(sched_spacing s) { return (unsigned)s < SCHED_SPACING_COUNT ? spacing_names[s].name : "?"; }
-const char *sched_convention_name(sched_convention c) { return (unsigned)c < SCHED_CONV_COUNT ? convention_names[c].name : "?"; }
-
-static const char *sampler_help[SCHED_SAMPLER_COUNT] = {
-    [SCHED_EULER] = "Euler (A1111 \"Euler\")",
-    [SCHED_EULER_A] = "Euler ancestral, stochastic (A1111 \"Euler a\")",
-    [SCHED_HEUN] = "Heun, 2nd order, ~2 UNet calls per step (A1111 \"Heun\")",
-    [SCHED_DPM2] = "DPM-Solver-2, ~2 calls per step (A1111 \"DPM2\")",
-    [SCHED_DPM2_A] = "DPM2 ancestral, stochastic (A1111 \"DPM2 a\")",
-    [SCHED_DPMPP_2S_A] = "DPM-Solver++(2S) ancestral, ~2 calls per step (A1111 \"DPM++ 2S a\")",
-    [SCHED_DPMPP_2M] = "DPM-Solver++(2M) multistep (A1111 \"DPM++ 2M\", diffusers DPMSolverMultistep)",
-    [SCHED_DPMPP_2M_SDE] = "DPM-Solver++(2M) SDE, fresh noise per step (A1111 \"DPM++ 2M SDE\")",
-    [SCHED_LMS] = "linear multistep, order 4 (A1111 \"LMS\")",
-    [SCHED_DDIM] = "DDIM; --eta > 0 adds noise (A1111 \"DDIM\")",
-    [SCHED_PNDM] = "PLMS / PNDM, steps+1 UNet calls (A1111 \"PLMS\", SD 1.5's own scheduler); alias plms",
-    [SCHED_DDPM] = "DDPM ancestral sampling (needs many steps)",
-    [SCHED_UNIPC] = "UniPC predictor-corrector, order 2 (A1111 \"UniPC\")",
-    [SCHED_LCM] = "latent consistency, for LCM-distilled models, at most 50 steps (A1111 \"LCM\")",
-};
-
-size_t sched_help(char *buf, size_t cap) {
-    size_t k = 0;
-#define OUT(...) k += (size_t)snprintf(buf + (k < cap ? k : cap), k < cap ? cap - k : 0, __VA_ARGS__)
-    if (cap) buf[0] = 0;
-    OUT("  --sampling-method NAME\n");
-    for (int s = 0; s < SCHED_SAMPLER_COUNT; s++) OUT("      %-12s %s\n", sampler_names[s].name, sampler_help[s]);
-    OUT("  --scheduler NAME          discrete (default), karras, exponential, sgm_uniform (k-diffusion convention)\n"
-        "  --timestep-spacing NAME   default, leading, trailing, linspace (diffusers grids; default = the sampler's\n"
-        "                            SD 1.5 default: leading for ddim/pndm/ddpm/lcm, linspace otherwise)\n"
-        "  --schedule-convention C   diffusers (default): match diffusers' schedulers;\n"
-        "                            kdiffusion: k-diffusion samplers as AUTOMATIC1111 / stable-diffusion.cpp run them\n"
-        "  --rng cpu|cuda            initial noise: torch CPU generator, or CUDA Philox (default cuda, as the UIs)\n"
-        "  --sampler-rng cpu|cuda    noise drawn by stochastic samplers at each step\n");
-#undef OUT
-    return k;
-}
 
 /* ---------------------------------------------------------------------------------------------------------------
  * Configuration */
@@ -159,11 +43,10 @@ static int integer_timesteps(sched_sampler s) {
 }
 
 static sd_status config_check_basic(const sched_config *cfg, int steps) {
-    if ((unsigned)cfg->sampler >= SCHED_SAMPLER_COUNT) return unknown("sampling method", "(enum out of range)", sampler_names, SCHED_SAMPLER_COUNT);
-    if ((unsigned)cfg->schedule >= SCHED_SCHEDULE_COUNT) return unknown("scheduler", "(enum out of range)", schedule_names, SCHED_SCHEDULE_COUNT);
-    if ((unsigned)cfg->spacing >= SCHED_SPACING_COUNT) return unknown("timestep spacing", "(enum out of range)", spacing_names, SCHED_SPACING_COUNT);
-    if ((unsigned)cfg->prediction >= SCHED_PRED_COUNT) return unknown("prediction type", "(enum out of range)", prediction_names, SCHED_PRED_COUNT);
-    if ((unsigned)cfg->convention >= SCHED_CONV_COUNT) return unknown("schedule convention", "(enum out of range)", convention_names, SCHED_CONV_COUNT);
+    if ((unsigned)cfg->sampler >= SCHED_SAMPLER_COUNT || (unsigned)cfg->schedule >= SCHED_SCHEDULE_COUNT ||
+        (unsigned)cfg->spacing >= SCHED_SPACING_COUNT || (unsigned)cfg->prediction >= SCHED_PRED_COUNT ||
+        (unsigned)cfg->convention >= SCHED_CONV_COUNT)
+        return sd_fail(SD_ERR_ARG, "sampler configuration holds an out-of-range enum value");
     int T = cfg->train_steps;
     if (T < 2 || T > SCHED_MAX_TRAIN) return sd_fail(SD_ERR_ARG, "train steps %d out of range (2..%d)", T, SCHED_MAX_TRAIN);
     if (steps < 1) return sd_fail(SD_ERR_ARG, "steps must be at least 1 (got %d)", steps);
@@ -381,22 +264,6 @@ sd_status sched_config_check(const sched_config *cfg, int steps) {
 
 /* ---------------------------------------------------------------------------------------------------------------
  * Running */
-
-sd_status sched_run_model(sched_run *r, const float *x_in, float t) {
-    sd_status st = r->model(r->user, x_in, t, r->out);
-    if (st) sd_error_prefix("model at t=%g", t);
-    return st;
-}
-
-sd_status sched_run_noise(sched_run *r, float *buf) {
-    if (!r->noise) return sd_fail(SD_ERR_ARG, "sampler %s needs a noise callback", sched_sampler_name(r->p->cfg.sampler));
-    return r->noise(r->user, buf);
-}
-
-void sched_run_progress(sched_run *r, const float *x) {
-    r->done++;
-    if (r->progress) r->progress(r->user, r->done, r->total, x);
-}
 
 static int steps_in_run(const sched_plan *p, int start) {
     if (p->cfg.sampler == SCHED_PNDM) return p->n_t - start > 1 ? p->n_t - start - 1 : 1;

@@ -118,8 +118,8 @@ const char *sched_sampler_name(sched_sampler s);
 const char *sched_schedule_name(sched_schedule s);
 const char *sched_spacing_name(sched_spacing s);
 const char *sched_convention_name(sched_convention c);
-/* Help text for the CLI (--sampling-method, --scheduler, --timestep-spacing, --schedule-convention, --rng);
- * writes at most cap bytes (NUL-terminated) and returns the full length, like snprintf. */
-size_t sched_help(char *buf, size_t cap);
+/* One line describing a sampler or a schedule, for --help. */
+const char *sched_sampler_description(sched_sampler s);
+const char *sched_schedule_description(sched_schedule s);
 
 #endif
