@@ -20,32 +20,13 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "core/status.h" /* sd_status, sd_last_error, sd_image: shared with the engine's lower floors */
+
 #ifdef __cplusplus
 extern "C" {
 #endif
 
 #define SD_VERSION "0.1.0"
-
-typedef enum sd_status {
-    SD_OK = 0,
-    SD_ERR_IO,          /* a file could not be read or written */
-    SD_ERR_FORMAT,      /* a file is malformed (safetensors, image, job file, config) */
-    SD_ERR_MODEL,       /* tensors missing, mis-shaped or of an unsupported kind */
-    SD_ERR_ARG,         /* an invalid parameter (size, steps, sampler name ...) */
-    SD_ERR_MEMORY,      /* an allocation failed or a size would overflow */
-    SD_ERR_BACKEND,     /* the compute backend failed (CUDA error ...) */
-    SD_ERR_UNSUPPORTED, /* a valid input this engine does not handle */
-    SD_ERR_CANCELLED    /* the progress callback asked to stop */
-} sd_status;
-
-/* The message of the last error on this thread ("" if none). Valid until the next failing call. */
-const char *sd_last_error(void);
-
-/* An 8-bit image, row-major, channels interleaved (c = 3 RGB, or 1 for masks). */
-typedef struct sd_image {
-    int w, h, c;
-    uint8_t *data;
-} sd_image;
 
 sd_status sd_image_load(const char *path, int channels, sd_image *out); /* PNG, JPEG, BMP, ... */
 void sd_image_free(sd_image *img);

@@ -2,7 +2,7 @@
 #ifndef CORE_ERROR_H
 #define CORE_ERROR_H
 
-#include "../sd.h"
+#include "status.h"
 
 #ifdef __cplusplus
 extern "C" {

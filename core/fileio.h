@@ -6,7 +6,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
-#include "../sd.h"
+#include "status.h"
 
 typedef struct sd_file_writer {
     FILE *fp;

@@ -4,9 +4,7 @@
 
 #include <stdint.h>
 
-#include "../sd.h"
-
-/* sd_image (w, h, c, data) is the public type of sd.h. */
+#include "status.h"
 
 typedef struct sd_text_kv {
     const char *key;  /* Latin-1 keyword, 1..79 bytes */
@@ -15,8 +13,10 @@ typedef struct sd_text_kv {
 
 #define SD_IMAGE_MAX_SIDE 16384
 
-/* sd_image_load (declared in sd.h) decodes into `channels` (3 = RGB, 1 = grey) 8-bit data and rejects
- * unreadable files, unknown formats and sides over SD_IMAGE_MAX_SIDE with a message naming the file. */
+/* Decodes into `channels` (3 = RGB, 1 = grey) 8-bit data and rejects unreadable files, unknown formats and sides
+ * over SD_IMAGE_MAX_SIDE with a message naming the file. Public: sd.h declares both too. */
+sd_status sd_image_load(const char *path, int channels, sd_image *out);
+void sd_image_free(sd_image *img);
 
 /* Write an RGB (or grey) PNG with text chunks (tEXt when the value is Latin-1, else iTXt, as Pillow does).
  * The file appears atomically; with no_replace an existing file is an error and is left untouched. */

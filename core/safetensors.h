@@ -15,7 +15,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "../sd.h"
+#include "status.h"
 
 #define ST_MAX_DIMS 8
 

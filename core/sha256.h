@@ -5,7 +5,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "../sd.h"
+#include "status.h"
 
 typedef struct sd_sha256 {
     uint32_t h[8];
@@ -18,6 +18,8 @@ void sd_sha256_init(sd_sha256 *s);
 void sd_sha256_update(sd_sha256 *s, const void *data, size_t n);
 void sd_sha256_final(sd_sha256 *s, uint8_t out[32]);
 void sd_sha256_hex(const uint8_t digest[32], char hex[65]);
-/* sd_sha256_file and sd_sha256_string (whole file / byte string to hex) are declared in sd.h. */
+/* Whole file / byte string to 64 hex digits + NUL. Public: sd.h declares both too. */
+sd_status sd_sha256_file(const char *path, char hex[65]);
+void sd_sha256_string(const void *data, size_t n, char hex[65]);
 
 #endif

@@ -20,7 +20,7 @@
 #include <stdint.h>
 
 #include "../core/arena.h"
-#include "../sd.h"
+#include "../core/status.h"
 
 typedef struct be_tensor {
     void *data;           /* backend memory; NULL after a failed allocation */

@@ -5,7 +5,7 @@
 
 #include <stddef.h>
 
-#include "../sd.h"
+#include "../core/status.h"
 
 /* out = uncond + scale·(cond - uncond), n floats (out may alias either input). */
 void sched_cfg_combine(const float *uncond, const float *cond, float scale, size_t n, float *out);

@@ -20,7 +20,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "../sd.h"
+#include "../core/status.h"
 
 typedef enum rng_kind {
     RNG_TORCH_CPU,  /* "cpu":  torch.Generator() on the CPU (diffusers with a CPU generator, A1111 "CPU") */

@@ -28,7 +28,7 @@
 
 #include <stddef.h>
 
-#include "../sd.h"
+#include "../core/status.h"
 #include "schedule.h"
 
 typedef enum sched_sampler {

@@ -9,7 +9,7 @@
 #ifndef SCHEDULER_SCHEDULE_H
 #define SCHEDULER_SCHEDULE_H
 
-#include "../sd.h"
+#include "../core/status.h"
 
 #define SCHED_MAX_TRAIN 1000 /* num_train_timesteps of every SD checkpoint; also the most inference steps allowed */
 

@@ -14,7 +14,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "../sd.h"
+#include "../core/status.h"
 
 #define CLIP_VOCAB_SIZE 49408
 #define CLIP_BOS 49406 /* <|startoftext|> in the standard vocabulary */

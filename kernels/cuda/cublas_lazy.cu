@@ -13,6 +13,7 @@ sd_status cuda_blas_load(void) { return SD_OK; }
 
 #include <dlfcn.h>
 #include <pthread.h>
+#include <stdio.h>
 
 #define STR_(x) #x
 #define STR(x) STR_(x)
