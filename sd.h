@@ -72,8 +72,11 @@ sd_status sd_describe(const char *path, FILE *out);
 
 /* ---- generation ---- */
 
+/* Longest prompt (and negative prompt) accepted, in bytes: ~400 CLIP windows, far beyond what a model attends to. */
+#define SD_PROMPT_MAX_BYTES 32768
+
 typedef struct sd_gen_params {
-    const char *prompt;
+    const char *prompt;             /* UTF-8, at most SD_PROMPT_MAX_BYTES */
     const char *negative_prompt;    /* NULL: "" */
     int width, height;              /* multiples of 8; 0: model default */
     int steps;                      /* 0: model default */

@@ -31,6 +31,7 @@ int sd_prompt_chunk_count(sd_ctx *c, const char *prompt) {
 static int32_t *window_ids(const clip_tokenizer *tok, const clip_chunks *ch, int n, int pad_zero) {
     int32_t bos = clip_token_id(tok, "<|startoftext|>"), eos = clip_token_id(tok, "<|endoftext|>");
     int32_t *ids = malloc((size_t)n * WINDOW * sizeof *ids);
+    if (!ids) return NULL;
     memcpy(ids, ch->ids, (size_t)ch->n * WINDOW * sizeof *ids);
     for (int k = ch->n; k < n; k++) {
         int32_t *w = ids + (size_t)k * WINDOW;
@@ -48,8 +49,9 @@ static int any_weight(const clip_chunks *ch) {
 }
 
 /* A1111 "Original" emphasis on columns [c0, c0 + cw) of each window of a [n*77, C] host context. */
-static void emphasis(float *h, int n, int C, int c0, int cw, const clip_chunks *ch) {
+static sd_status emphasis(float *h, int n, int C, int c0, int cw, const clip_chunks *ch) {
     float *tmp = malloc((size_t)WINDOW * cw * sizeof *tmp);
+    if (!tmp) return sd_fail(SD_ERR_MEMORY, "out of memory for prompt emphasis");
     for (int k = 0; k < ch->n && k < n; k++) {
         float *win = h + (size_t)k * WINDOW * C;
         for (int t = 0; t < WINDOW; t++) memcpy(tmp + (size_t)t * cw, win + (size_t)t * C + c0, cw * sizeof *tmp);
@@ -57,6 +59,7 @@ static void emphasis(float *h, int n, int C, int c0, int cw, const clip_chunks *
         for (int t = 0; t < WINDOW; t++) memcpy(win + (size_t)t * C + c0, tmp + (size_t)t * cw, cw * sizeof *tmp);
     }
     free(tmp);
+    return SD_OK;
 }
 
 void sd_cond_free(sd_cond *c) {
@@ -99,26 +102,32 @@ sd_status sd_encode_prompt(sd_ctx *c, const char *prompt, int clip_skip, int min
     int w1 = c->te.cfg.width, ctx_dim = w1 + (is_sdxl(c) ? c->te2.cfg.width : 0);
     int pooled_dim = is_sdxl(c) ? (c->te2.cfg.proj_dim ? c->te2.cfg.proj_dim : c->te2.cfg.width) : 0;
     be *b = c->b;
-    /* size the activation arena for this many windows, then run for real */
-    be_measure_begin(b);
-    run_encoders(c, ids1, ids2, n, clip_skip, NULL, NULL, ctx_dim, pooled_dim);
-    size_t need = be_measure_end(b);
-    if (b->arena.used == 0 && need > b->arena.size) st = be_arena_reserve(b, need);
     out->ctx = malloc((size_t)n * WINDOW * ctx_dim * sizeof(float));
     float *pooled_all = pooled_dim ? malloc((size_t)n * pooled_dim * sizeof(float)) : NULL;
+    if (!ids1 || (is_sdxl(c) && !ids2) || !out->ctx || (pooled_dim && !pooled_all))
+        st = sd_fail(SD_ERR_MEMORY, "out of memory for the text context of %d windows", n);
+    if (st == SD_OK) { /* size the activation arena for this many windows, then run for real */
+        be_measure_begin(b);
+        run_encoders(c, ids1, ids2, n, clip_skip, NULL, NULL, ctx_dim, pooled_dim);
+        size_t need = be_measure_end(b);
+        if (b->arena.used == 0 && need > b->arena.size) st = be_arena_reserve(b, need);
+    }
     if (st == SD_OK) {
         run_encoders(c, ids1, ids2, n, clip_skip, out->ctx, pooled_all, ctx_dim, pooled_dim);
         st = be_status(b);
     }
     if (st == SD_OK) {
         /* A1111 emphasis, per window and per encoder (each encoder's output keeps its own mean) */
-        if (any_weight(&ch1)) emphasis(out->ctx, n, ctx_dim, 0, w1, &ch1);
-        if (is_sdxl(c) && any_weight(&ch2)) emphasis(out->ctx, n, ctx_dim, w1, ctx_dim - w1, &ch2);
+        if (any_weight(&ch1)) st = emphasis(out->ctx, n, ctx_dim, 0, w1, &ch1);
+        if (st == SD_OK && is_sdxl(c) && any_weight(&ch2)) st = emphasis(out->ctx, n, ctx_dim, w1, ctx_dim - w1, &ch2);
+    }
+    if (st == SD_OK) {
         out->tokens = n * WINDOW;
         out->ctx_dim = ctx_dim;
         if (pooled_dim) { /* the pooled vector of the first window, as A1111 and diffusers (one window) use */
             out->pooled = malloc(pooled_dim * sizeof(float));
-            memcpy(out->pooled, pooled_all, pooled_dim * sizeof(float));
+            if (!out->pooled) st = sd_fail(SD_ERR_MEMORY, "out of memory for the pooled text vector");
+            else memcpy(out->pooled, pooled_all, pooled_dim * sizeof(float));
             out->pooled_dim = pooled_dim;
         }
     }

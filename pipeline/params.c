@@ -21,12 +21,16 @@ void sd_gen_params_init(sd_gen_params *p) {
 
 sd_status sd_params_validate(const sd_gen_params *p, int width, int height) {
     if (!p->prompt) return sd_fail(SD_ERR_ARG, "no prompt given");
+    const char *texts[2] = {p->prompt, p->negative_prompt}, *what[2] = {"prompt", "negative prompt"};
+    for (int i = 0; i < 2; i++)
+        if (texts[i] && strlen(texts[i]) > SD_PROMPT_MAX_BYTES)
+            return sd_fail(SD_ERR_ARG, "%s is %zu bytes long: at most %d are accepted", what[i], strlen(texts[i]), SD_PROMPT_MAX_BYTES);
     if (width % 8 || height % 8 || width < 8 || height < 8 || width > 8192 || height > 8192)
         return sd_fail(SD_ERR_ARG, "size %dx%d: width and height must be multiples of 8 between 8 and 8192", width, height);
     if (p->steps < 0 || p->steps > 1000) return sd_fail(SD_ERR_ARG, "steps %d: must be between 1 and 1000", p->steps);
     if (p->batch_count < 1 || p->batch_count > 100000) return sd_fail(SD_ERR_ARG, "batch count %d: must be at least 1", p->batch_count);
     if (p->batch_size < 1 || p->batch_size > 64) return sd_fail(SD_ERR_ARG, "batch size %d: must be between 1 and 64", p->batch_size);
-    if (!(p->cfg_scale < 0 || p->cfg_scale <= 100)) return sd_fail(SD_ERR_ARG, "cfg scale %g: must be between 0 and 100", p->cfg_scale);
+    if (!isfinite(p->cfg_scale) || p->cfg_scale > 100) return sd_fail(SD_ERR_ARG, "cfg scale %g: must be between 0 and 100", p->cfg_scale);
     if (!(p->guidance_rescale >= 0 && p->guidance_rescale <= 1)) return sd_fail(SD_ERR_ARG, "guidance rescale %g: must be between 0 and 1", p->guidance_rescale);
     if (!(p->eta >= 0 && p->eta <= 1)) return sd_fail(SD_ERR_ARG, "eta %g: must be between 0 and 1", p->eta);
     if (p->clip_skip < 0 || p->clip_skip > 12) return sd_fail(SD_ERR_ARG, "clip skip %d: must be between 0 and 12", p->clip_skip);

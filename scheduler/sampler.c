@@ -80,6 +80,7 @@ static void plan_free(sched_plan *p) {
     free(p->sigmas);
     free(p->t);
     free(p->ti);
+    free(p->work);
     free(p);
 }
 
@@ -87,7 +88,7 @@ static void plan_free(sched_plan *p) {
  * linear interpolation, Karras/exponential between the ends of that interpolated schedule. */
 static void plan_sigma_diffusers(sched_plan *p) {
     int N = p->steps;
-    double *sd = malloc((size_t)N * sizeof *sd), *td = malloc((size_t)N * sizeof *td);
+    double *sd = p->work, *td = p->work + N;
     sched_grid_float(p->table.T, N, p->cfg.spacing, p->cfg.steps_offset, p->t);
     for (int i = 0; i < N; i++) sd[i] = sched_sigma_interp(&p->table, p->t[i]);
     if (p->cfg.schedule != SCHED_SCHEDULE_DISCRETE) {
@@ -110,15 +111,13 @@ static void plan_sigma_diffusers(sched_plan *p) {
     p->sigmas[N] = 0.0f;
     /* init_noise_sigma: max σ for linspace/trailing, sqrt(max σ² + 1) for leading */
     p->init_sigma = p->cfg.spacing == SCHED_SPACING_LEADING ? sqrtf(smax * smax + 1.0f) : smax;
-    free(sd);
-    free(td);
 }
 
 /* k-diffusion / A1111: σ from the LDM table by log-σ interpolation (or Karras/exponential between the table
  * ends), t = sigma_to_t(σ), x_T = noise·σ₀; optionally A1111's "discard next-to-last sigma". */
 static void plan_sigma_kdiff(sched_plan *p) {
     int N = p->steps, nn = N + (p->cfg.discard_penultimate > 0);
-    float *s = malloc((size_t)(nn + 1) * sizeof *s);
+    float *s = (float *)p->work; /* nn + 1 <= steps + 2 */
     double smin = p->table.sigmas[0], smax = p->table.sigmas[p->table.T - 1];
     switch (p->cfg.schedule) {
     case SCHED_SCHEDULE_KARRAS: sched_karras_f32(nn, smin, smax, s); break;
@@ -131,7 +130,6 @@ static void plan_sigma_kdiff(sched_plan *p) {
     for (int i = 0; i <= N; i++) p->sigmas[i] = s[i];
     for (int i = 0; i < N; i++) p->t[i] = sched_sigma_to_t_f32(&p->table, p->sigmas[i]);
     p->init_sigma = p->sigmas[0];
-    free(s);
 }
 
 /* diffusers DPMSolverMultistep / UniPC: an (N+1)-point integer grid (its last point dropped), σ read from the table;
@@ -143,7 +141,7 @@ static void plan_dpm_diffusers(sched_plan *p) {
         sched_grid_int_plus1(tb->T, N, p->cfg.spacing, p->cfg.steps_offset, p->ti);
         for (int i = 0; i < N; i++) p->sigmas[i] = (float)sched_sigma_interp(tb, p->ti[i]);
     } else {
-        double *sd = malloc((size_t)N * sizeof *sd);
+        double *sd = p->work;
         if (p->cfg.schedule == SCHED_SCHEDULE_KARRAS) sched_karras_f64(N, tb->sigmas[0], tb->sigmas[tb->T - 1], sd);
         else sched_exponential_f64(N, tb->sigmas[0], tb->sigmas[tb->T - 1], sd);
         for (int i = 0; i < N; i++) {
@@ -151,7 +149,6 @@ static void plan_dpm_diffusers(sched_plan *p) {
             p->ti[i] = (int)(p->cfg.schedule == SCHED_SCHEDULE_KARRAS ? nearbyint(t) : trunc(t));
             p->sigmas[i] = (float)sd[i];
         }
-        free(sd);
     }
     for (int i = 0; i < N; i++) p->t[i] = (float)p->ti[i];
     p->sigmas[N] = 0.0f;
@@ -166,7 +163,7 @@ static void plan_integer(sched_plan *p) {
     int N = p->steps, T = p->table.T;
     if (p->cfg.sampler == SCHED_PNDM) {
         /* base grid ascending, then [base[:-1], base[-2], base[-1]] reversed: the second-largest repeats */
-        int *base = malloc((size_t)N * sizeof *base);
+        int *base = (int *)p->work;
         sched_grid_int(T, N, p->cfg.spacing, p->cfg.steps_offset, base); /* descending */
         int k = 0;
         p->ti[k++] = base[0];
@@ -174,7 +171,6 @@ static void plan_integer(sched_plan *p) {
         for (int i = 1; i < N; i++) p->ti[k++] = base[i];
         p->n_t = k;
         for (int i = 0; i < N; i++) p->sigmas[i] = table_sigma(&p->table, base[i]);
-        free(base);
     } else if (p->cfg.sampler == SCHED_LCM) {
         /* origin steps (i+1)·(T//50) - 1, reversed, picked at floor(linspace(0, 50, N, endpoint=False)) */
         int k = T / 50;
@@ -230,7 +226,8 @@ static sd_status plan_make(const sched_config *cfg, int steps, sched_plan **out)
     p->sigmas = malloc((size_t)(steps + 2) * sizeof *p->sigmas);
     p->t = malloc((size_t)(steps + 2) * sizeof *p->t);
     p->ti = malloc((size_t)(steps + 2) * sizeof *p->ti);
-    if (!p->sigmas || !p->t || !p->ti) {
+    p->work = malloc(2 * (size_t)(steps + 2) * sizeof *p->work);
+    if (!p->sigmas || !p->t || !p->ti || !p->work) {
         plan_free(p);
         return sd_fail(SD_ERR_MEMORY, "sampler: out of memory");
     }

@@ -17,6 +17,7 @@ typedef struct sched_plan {
     int *ti;            /* [n_t] integer timesteps of the DDPM-space samplers */
     int n_t;
     float init_sigma;   /* factor on the initial noise */
+    double *work;       /* [2 (N + 2)] scratch of the plan builders (doubles, or floats / ints in its space) */
 } sched_plan;
 
 typedef struct sched_run {

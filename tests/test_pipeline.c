@@ -266,3 +266,27 @@ TEST(load_errors_keep_the_cause) {
     CHECK(sd_load(&lp, &ctx) == SD_ERR_UNSUPPORTED && !ctx);
     CHECK_MSG(strstr(sd_last_error(), "vae.ckpt: PyTorch pickle"), "%s", sd_last_error());
 }
+
+TEST(params_refused_before_any_work) {
+    /* Parameters that cannot be honoured stop the call with a message naming them, never a silent default. */
+    sd_ctx *ctx = test_load_model(test_path("golden/pipeline/sd1"));
+    sd_gen_params p;
+    sd_gen_params_init(&p);
+    p.prompt = "a red circle";
+    CHECK(sd_check_params(ctx, &p) == SD_OK);
+    p.cfg_scale = -INFINITY;
+    CHECK(sd_check_params(ctx, &p) == SD_ERR_ARG && strstr(sd_last_error(), "cfg scale"));
+    p.cfg_scale = NAN;
+    CHECK(sd_check_params(ctx, &p) == SD_ERR_ARG && strstr(sd_last_error(), "cfg scale"));
+    p.cfg_scale = -1;
+    char *long_text = malloc(SD_PROMPT_MAX_BYTES + 2);
+    REQUIRE(long_text);
+    memset(long_text, 'a', SD_PROMPT_MAX_BYTES + 1);
+    long_text[SD_PROMPT_MAX_BYTES + 1] = 0;
+    p.negative_prompt = long_text;
+    CHECK_MSG(sd_check_params(ctx, &p) == SD_ERR_ARG && strstr(sd_last_error(), "negative prompt is 32769 bytes"), "%s", sd_last_error());
+    long_text[SD_PROMPT_MAX_BYTES] = 0; /* exactly the limit: accepted */
+    CHECK(sd_check_params(ctx, &p) == SD_OK);
+    free(long_text);
+    sd_free(ctx);
+}
