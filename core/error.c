@@ -9,9 +9,9 @@ static _Thread_local char g_msg[2048];
 
 const char *sd_last_error(void) { return g_msg; }
 
-void sd_clear_error(void) { g_msg[0] = 0; }
+void err_clear(void) { g_msg[0] = 0; }
 
-sd_status sd_fail(sd_status status, const char *fmt, ...) {
+sd_status err_fail(sd_status status, const char *fmt, ...) {
     /* formatted aside first: an argument may be the current message itself (vsnprintf into its own source
      * is undefined), as when a caller adds context to sd_last_error() */
     char msg[sizeof g_msg];
@@ -23,7 +23,7 @@ sd_status sd_fail(sd_status status, const char *fmt, ...) {
     return status;
 }
 
-void sd_error_prefix(const char *fmt, ...) {
+void err_prefix(const char *fmt, ...) {
     char pre[512], old[sizeof g_msg];
     va_list ap;
     va_start(ap, fmt);

@@ -9,13 +9,13 @@ extern "C" {
 #endif
 
 /* Record a printf-style message for sd_last_error() and return `status`, so callers can write
- * `return sd_fail(SD_ERR_FORMAT, "%s: header is not a JSON object", path);`. */
-sd_status sd_fail(sd_status status, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+ * `return err_fail(SD_ERR_FORMAT, "%s: header is not a JSON object", path);`. */
+sd_status err_fail(sd_status status, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* Prefix the current message with "<prefix>: " (adds context while an error travels up). */
-void sd_error_prefix(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void err_prefix(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
-void sd_clear_error(void);
+void err_clear(void);
 
 #ifdef __cplusplus
 }

@@ -11,9 +11,9 @@
 
 #include "error.h"
 
-sd_status sd_file_begin(sd_file_writer *w, const char *path) {
+sd_status file_begin(file_writer *w, const char *path) {
     memset(w, 0, sizeof *w);
-    if (strlen(path) + 16 >= sizeof w->tmp) return sd_fail(SD_ERR_ARG, "%s: path too long", path);
+    if (strlen(path) + 16 >= sizeof w->tmp) return err_fail(SD_ERR_ARG, "%s: path too long", path);
     snprintf(w->path, sizeof w->path, "%s", path);
     /* the temp name starts with '.' and sits in the same folder, so rename() is atomic */
     char dir[4096], base[4096];
@@ -21,24 +21,24 @@ sd_status sd_file_begin(sd_file_writer *w, const char *path) {
     snprintf(base, sizeof base, "%s", path);
     snprintf(w->tmp, sizeof w->tmp, "%s/.%s.XXXXXX", dirname(dir), basename(base));
     int fd = mkstemp(w->tmp);
-    if (fd < 0) return sd_fail(SD_ERR_IO, "%s: cannot create file: %s", path, strerror(errno));
+    if (fd < 0) return err_fail(SD_ERR_IO, "%s: cannot create file: %s", path, strerror(errno));
     fchmod(fd, 0644);
     w->fp = fdopen(fd, "wb");
-    if (!w->fp) { close(fd); unlink(w->tmp); return sd_fail(SD_ERR_IO, "%s: cannot open: %s", path, strerror(errno)); }
+    if (!w->fp) { close(fd); unlink(w->tmp); return err_fail(SD_ERR_IO, "%s: cannot open: %s", path, strerror(errno)); }
     return SD_OK;
 }
 
-void sd_file_write(sd_file_writer *w, const void *data, size_t n) {
+void file_write(file_writer *w, const void *data, size_t n) {
     if (!w->failed && n && fwrite(data, 1, n, w->fp) != n) w->failed = errno ? errno : EIO;
 }
 
-void sd_file_abort(sd_file_writer *w) {
+void file_abort(file_writer *w) {
     if (w->fp) fclose(w->fp);
     w->fp = NULL;
     unlink(w->tmp);
 }
 
-sd_status sd_file_commit(sd_file_writer *w) {
+sd_status file_commit(file_writer *w) {
     int err = w->failed;
     if (!err && fflush(w->fp) != 0) err = errno;
     if (!err && fsync(fileno(w->fp)) != 0) err = errno;
@@ -49,30 +49,30 @@ sd_status sd_file_commit(sd_file_writer *w) {
             /* link() fails with EEXIST instead of replacing: the never-overwrite guarantee */
             if (link(w->tmp, w->path) != 0) err = errno;
             unlink(w->tmp);
-            if (err == EEXIST) return sd_fail(SD_ERR_IO, "%s: already exists (not overwritten)", w->path);
+            if (err == EEXIST) return err_fail(SD_ERR_IO, "%s: already exists (not overwritten)", w->path);
         } else if (rename(w->tmp, w->path) != 0) {
             err = errno;
         }
     }
     if (err) {
         unlink(w->tmp);
-        return sd_fail(SD_ERR_IO, "%s: write failed: %s", w->path, strerror(err));
+        return err_fail(SD_ERR_IO, "%s: write failed: %s", w->path, strerror(err));
     }
     return SD_OK;
 }
 
-sd_status sd_read_file(const char *path, size_t max_bytes, char **data, size_t *len) {
+sd_status file_read(const char *path, size_t max_bytes, char **data, size_t *len) {
     *data = NULL;
     if (len) *len = 0;
     FILE *fp = fopen(path, "rb");
-    if (!fp) return sd_fail(SD_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+    if (!fp) return err_fail(SD_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
     struct stat sb;
-    if (fstat(fileno(fp), &sb) != 0 || !S_ISREG(sb.st_mode)) { fclose(fp); return sd_fail(SD_ERR_IO, "%s: not a regular file", path); }
-    if ((uint64_t)sb.st_size > max_bytes) { fclose(fp); return sd_fail(SD_ERR_FORMAT, "%s: %lld bytes is over the %zu-byte limit", path, (long long)sb.st_size, max_bytes); }
+    if (fstat(fileno(fp), &sb) != 0 || !S_ISREG(sb.st_mode)) { fclose(fp); return err_fail(SD_ERR_IO, "%s: not a regular file", path); }
+    if ((uint64_t)sb.st_size > max_bytes) { fclose(fp); return err_fail(SD_ERR_FORMAT, "%s: %lld bytes is over the %zu-byte limit", path, (long long)sb.st_size, max_bytes); }
     size_t n = (size_t)sb.st_size;
     char *buf = malloc(n + 1);
-    if (!buf) { fclose(fp); return sd_fail(SD_ERR_MEMORY, "%s: out of memory", path); }
-    if (fread(buf, 1, n, fp) != n) { free(buf); fclose(fp); return sd_fail(SD_ERR_IO, "%s: read failed", path); }
+    if (!buf) { fclose(fp); return err_fail(SD_ERR_MEMORY, "%s: out of memory", path); }
+    if (fread(buf, 1, n, fp) != n) { free(buf); fclose(fp); return err_fail(SD_ERR_IO, "%s: read failed", path); }
     fclose(fp);
     buf[n] = 0;
     *data = buf;
@@ -80,12 +80,12 @@ sd_status sd_read_file(const char *path, size_t max_bytes, char **data, size_t *
     return SD_OK;
 }
 
-int sd_file_exists(const char *path) {
+int file_exists(const char *path) {
     struct stat sb;
     return stat(path, &sb) == 0;
 }
 
-int sd_is_dir(const char *path) {
+int file_is_dir(const char *path) {
     struct stat sb;
     return stat(path, &sb) == 0 && S_ISDIR(sb.st_mode);
 }

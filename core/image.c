@@ -17,7 +17,7 @@
 #define STB_IMAGE_IMPLEMENTATION
 #define STBI_NO_STDIO /* we read the file ourselves, with a size limit */
 #define STBI_FAILURE_USERMSG
-#define STBI_MAX_DIMENSIONS SD_IMAGE_MAX_SIDE
+#define STBI_MAX_DIMENSIONS IMAGE_MAX_SIDE
 #include <stb/stb_image.h>
 #pragma GCC diagnostic pop
 
@@ -27,20 +27,20 @@ sd_status sd_image_load(const char *path, int channels, sd_image *out) {
     memset(out, 0, sizeof *out);
     char *buf;
     size_t len;
-    sd_status st = sd_read_file(path, MAX_IMAGE_FILE, &buf, &len);
+    sd_status st = file_read(path, MAX_IMAGE_FILE, &buf, &len);
     if (st != SD_OK) return st;
     int w, h, c;
     if (len > INT32_MAX || !stbi_info_from_memory((const stbi_uc *)buf, (int)len, &w, &h, &c)) {
         free(buf);
-        return sd_fail(SD_ERR_FORMAT, "%s: not a readable image (%s)", path, stbi_failure_reason());
+        return err_fail(SD_ERR_FORMAT, "%s: not a readable image (%s)", path, stbi_failure_reason());
     }
-    if (w <= 0 || h <= 0 || w > SD_IMAGE_MAX_SIDE || h > SD_IMAGE_MAX_SIDE) {
+    if (w <= 0 || h <= 0 || w > IMAGE_MAX_SIDE || h > IMAGE_MAX_SIDE) {
         free(buf);
-        return sd_fail(SD_ERR_FORMAT, "%s: image of %dx%d pixels is too large (at most %d per side)", path, w, h, SD_IMAGE_MAX_SIDE);
+        return err_fail(SD_ERR_FORMAT, "%s: image of %dx%d pixels is too large (at most %d per side)", path, w, h, IMAGE_MAX_SIDE);
     }
     uint8_t *d = stbi_load_from_memory((const stbi_uc *)buf, (int)len, &w, &h, &c, channels);
     free(buf);
-    if (!d) return sd_fail(SD_ERR_FORMAT, "%s: cannot decode image (%s)", path, stbi_failure_reason());
+    if (!d) return err_fail(SD_ERR_FORMAT, "%s: cannot decode image (%s)", path, stbi_failure_reason());
     out->w = w;
     out->h = h;
     out->c = channels;
@@ -55,10 +55,10 @@ void sd_image_free(sd_image *img) {
 
 /* ---- PNG writing ---- */
 
-static void png_write_cb(png_structp p, png_bytep data, png_size_t n) { sd_file_write(png_get_io_ptr(p), data, n); }
+static void png_write_cb(png_structp p, png_bytep data, png_size_t n) { file_write(png_get_io_ptr(p), data, n); }
 static void png_flush_cb(png_structp p) { (void)p; }
 static void png_err_cb(png_structp p, png_const_charp msg) {
-    sd_fail(SD_ERR_IO, "libpng: %s", msg);
+    err_fail(SD_ERR_IO, "libpng: %s", msg);
     png_longjmp(p, 1);
 }
 static void png_warn_cb(png_structp p, png_const_charp msg) { (void)p; (void)msg; }
@@ -90,10 +90,10 @@ static char *latin1_to_utf8(const char *s, size_t n) {
     return o;
 }
 
-sd_status sd_image_write_png(const char *path, const sd_image *img, const sd_text_kv *text, int ntext, int no_replace) {
-    if (img->c != 3 && img->c != 1) return sd_fail(SD_ERR_ARG, "%s: PNG writer takes 1 or 3 channels, not %d", path, img->c);
-    sd_file_writer fw;
-    sd_status st = sd_file_begin(&fw, path);
+sd_status image_write_png(const char *path, const sd_image *img, const image_text *text, int ntext, int no_replace) {
+    if (img->c != 3 && img->c != 1) return err_fail(SD_ERR_ARG, "%s: PNG writer takes 1 or 3 channels, not %d", path, img->c);
+    file_writer fw;
+    sd_status st = file_begin(&fw, path);
     if (st != SD_OK) return st;
     fw.no_replace = no_replace;
     png_structp p = png_create_write_struct(PNG_LIBPNG_VER_STRING, NULL, png_err_cb, png_warn_cb);
@@ -103,15 +103,15 @@ sd_status sd_image_write_png(const char *path, const sd_image *img, const sd_tex
     if (!p || !info || !pt || !conv) {
         png_destroy_write_struct(&p, &info);
         free(pt); free(conv);
-        sd_file_abort(&fw);
-        return sd_fail(SD_ERR_MEMORY, "%s: out of memory", path);
+        file_abort(&fw);
+        return err_fail(SD_ERR_MEMORY, "%s: out of memory", path);
     }
     if (setjmp(png_jmpbuf(p))) {
         png_destroy_write_struct(&p, &info);
         for (int i = 0; i < ntext; i++) free(conv[i]);
         free(pt); free(conv);
-        sd_file_abort(&fw);
-        sd_error_prefix("%s", path);
+        file_abort(&fw);
+        err_prefix("%s", path);
         return SD_ERR_IO;
     }
     png_set_write_fn(p, &fw, png_write_cb, png_flush_cb);
@@ -138,7 +138,7 @@ sd_status sd_image_write_png(const char *path, const sd_image *img, const sd_tex
     for (int i = 0; i < ntext; i++) free(conv[i]);
     free(pt);
     free(conv);
-    return sd_file_commit(&fw);
+    return file_commit(&fw);
 }
 
 /* ---- PNG text reading ---- */
@@ -148,38 +148,38 @@ static void png_read_cb(png_structp p, png_bytep data, png_size_t n) {
     if (fread(data, 1, n, fp) != n) png_error(p, "unexpected end of file");
 }
 
-sd_status sd_png_read_text(const char *path, sd_text_kv **text, int *n) {
+sd_status image_read_png_text(const char *path, image_text **text, int *n) {
     *text = NULL;
     *n = 0;
     FILE *fp = fopen(path, "rb");
-    if (!fp) return sd_fail(SD_ERR_IO, "%s: cannot open", path);
+    if (!fp) return err_fail(SD_ERR_IO, "%s: cannot open", path);
     unsigned char sig[8];
     if (fread(sig, 1, 8, fp) != 8 || png_sig_cmp(sig, 0, 8)) {
         fclose(fp);
-        return sd_fail(SD_ERR_FORMAT, "%s: not a PNG file", path);
+        return err_fail(SD_ERR_FORMAT, "%s: not a PNG file", path);
     }
     png_structp p = png_create_read_struct(PNG_LIBPNG_VER_STRING, NULL, png_err_cb, png_warn_cb);
     png_infop info = p ? png_create_info_struct(p) : NULL;
     png_infop end = p ? png_create_info_struct(p) : NULL;
-    sd_text_kv *volatile out = NULL;
+    image_text *volatile out = NULL;
     volatile int cnt = 0;
     if (!p || !info || !end) {
         png_destroy_read_struct(&p, &info, &end);
         fclose(fp);
-        return sd_fail(SD_ERR_MEMORY, "out of memory");
+        return err_fail(SD_ERR_MEMORY, "out of memory");
     }
     if (setjmp(png_jmpbuf(p))) {
         png_destroy_read_struct(&p, &info, &end);
         fclose(fp);
-        sd_text_free(out, cnt);
-        sd_error_prefix("%s", path);
+        image_text_free(out, cnt);
+        err_prefix("%s", path);
         return SD_ERR_FORMAT;
     }
     png_set_read_fn(p, fp, png_read_cb);
     png_set_sig_bytes(p, 8);
     png_read_info(p, info);
     /* text after the image data is legal too: skip the pixels without decoding them fully */
-    png_set_user_limits(p, SD_IMAGE_MAX_SIDE, SD_IMAGE_MAX_SIDE);
+    png_set_user_limits(p, IMAGE_MAX_SIDE, IMAGE_MAX_SIDE);
     int h = (int)png_get_image_height(p, info);
     png_size_t rb = png_get_rowbytes(p, info);
     png_bytep row = malloc(rb ? rb : 1);
@@ -208,7 +208,7 @@ sd_status sd_png_read_text(const char *path, sd_text_kv **text, int *n) {
     return SD_OK;
 }
 
-void sd_text_free(sd_text_kv *text, int n) {
+void image_text_free(image_text *text, int n) {
     if (!text) return;
     for (int i = 0; i < n; i++) {
         free((char *)text[i].key);

@@ -92,22 +92,22 @@ void st_close(st_file *f) {
 static sd_status parse_header(st_file *f, const char *hdr, size_t hlen, const uint8_t *data, uint64_t data_len) {
     const char *path = f->path;
     cJSON *root = cJSON_ParseWithLength(hdr, hlen);
-    if (!root) return sd_fail(SD_ERR_FORMAT, "%s: header is not valid JSON", path);
+    if (!root) return err_fail(SD_ERR_FORMAT, "%s: header is not valid JSON", path);
     sd_status st = SD_OK;
-    if (!cJSON_IsObject(root)) { st = sd_fail(SD_ERR_FORMAT, "%s: header is not a JSON object", path); goto done; }
+    if (!cJSON_IsObject(root)) { st = err_fail(SD_ERR_FORMAT, "%s: header is not a JSON object", path); goto done; }
     int n = cJSON_GetArraySize(root);
     f->tensors = calloc(n ? n : 1, sizeof *f->tensors);
-    if (!f->tensors) { st = sd_fail(SD_ERR_MEMORY, "%s: out of memory", path); goto done; }
+    if (!f->tensors) { st = err_fail(SD_ERR_MEMORY, "%s: out of memory", path); goto done; }
     for (cJSON *e = root->child; e; e = e->next) {
         const char *name = e->string;
         if (!strcmp(name, "__metadata__")) {
-            if (!cJSON_IsObject(e)) { st = sd_fail(SD_ERR_FORMAT, "%s: __metadata__ is not an object", path); goto done; }
+            if (!cJSON_IsObject(e)) { st = err_fail(SD_ERR_FORMAT, "%s: __metadata__ is not an object", path); goto done; }
             int m = cJSON_GetArraySize(e);
             f->meta_keys = calloc(m ? m : 1, sizeof(char *));
             f->meta_vals = calloc(m ? m : 1, sizeof(char *));
-            if (!f->meta_keys || !f->meta_vals) { st = sd_fail(SD_ERR_MEMORY, "%s: out of memory", path); goto done; }
+            if (!f->meta_keys || !f->meta_vals) { st = err_fail(SD_ERR_MEMORY, "%s: out of memory", path); goto done; }
             for (cJSON *kv = e->child; kv; kv = kv->next) {
-                if (!cJSON_IsString(kv)) { st = sd_fail(SD_ERR_FORMAT, "%s: __metadata__ value of \"%s\" is not a string", path, kv->string); goto done; }
+                if (!cJSON_IsString(kv)) { st = err_fail(SD_ERR_FORMAT, "%s: __metadata__ value of \"%s\" is not a string", path, kv->string); goto done; }
                 f->meta_keys[f->meta_count] = strdup(kv->string);
                 f->meta_vals[f->meta_count] = strdup(kv->valuestring);
                 f->meta_count++;
@@ -115,54 +115,54 @@ static sd_status parse_header(st_file *f, const char *hdr, size_t hlen, const ui
             continue;
         }
         st_tensor *t = &f->tensors[f->count];
-        if (!cJSON_IsObject(e)) { st = sd_fail(SD_ERR_FORMAT, "%s: tensor \"%s\": entry is not an object", path, name); goto done; }
+        if (!cJSON_IsObject(e)) { st = err_fail(SD_ERR_FORMAT, "%s: tensor \"%s\": entry is not an object", path, name); goto done; }
         const cJSON *jd = cJSON_GetObjectItemCaseSensitive(e, "dtype");
         const cJSON *js = cJSON_GetObjectItemCaseSensitive(e, "shape");
         const cJSON *jo = cJSON_GetObjectItemCaseSensitive(e, "data_offsets");
-        if (!cJSON_IsString(jd)) { st = sd_fail(SD_ERR_FORMAT, "%s: tensor \"%s\": missing dtype", path, name); goto done; }
-        if (!dtype_parse(jd->valuestring, &t->dtype)) { st = sd_fail(SD_ERR_FORMAT, "%s: tensor \"%s\": unknown dtype \"%s\"", path, name, jd->valuestring); goto done; }
-        if (!cJSON_IsArray(js)) { st = sd_fail(SD_ERR_FORMAT, "%s: tensor \"%s\": missing shape", path, name); goto done; }
+        if (!cJSON_IsString(jd)) { st = err_fail(SD_ERR_FORMAT, "%s: tensor \"%s\": missing dtype", path, name); goto done; }
+        if (!dtype_parse(jd->valuestring, &t->dtype)) { st = err_fail(SD_ERR_FORMAT, "%s: tensor \"%s\": unknown dtype \"%s\"", path, name, jd->valuestring); goto done; }
+        if (!cJSON_IsArray(js)) { st = err_fail(SD_ERR_FORMAT, "%s: tensor \"%s\": missing shape", path, name); goto done; }
         int nd = cJSON_GetArraySize(js);
-        if (nd > ST_MAX_DIMS) { st = sd_fail(SD_ERR_FORMAT, "%s: tensor \"%s\": %d dimensions (at most %d)", path, name, nd, ST_MAX_DIMS); goto done; }
+        if (nd > ST_MAX_DIMS) { st = err_fail(SD_ERR_FORMAT, "%s: tensor \"%s\": %d dimensions (at most %d)", path, name, nd, ST_MAX_DIMS); goto done; }
         uint64_t numel = 1;
         int overflow = 0;
         for (int d = 0; d < nd; d++) {
             uint64_t dim;
-            if (!json_uint(cJSON_GetArrayItem(js, d), &dim)) { st = sd_fail(SD_ERR_FORMAT, "%s: tensor \"%s\": shape entry %d is not a non-negative integer", path, name, d); goto done; }
+            if (!json_uint(cJSON_GetArrayItem(js, d), &dim)) { st = err_fail(SD_ERR_FORMAT, "%s: tensor \"%s\": shape entry %d is not a non-negative integer", path, name, d); goto done; }
             t->shape[d] = (int64_t)dim;
             if (dim && numel > UINT64_MAX / dim) overflow = 1;
             numel *= dim;
         }
         size_t isz = k_dtypes[t->dtype].size;
-        if (overflow || numel > UINT64_MAX / isz || numel > (uint64_t)INT64_MAX) { st = sd_fail(SD_ERR_FORMAT, "%s: tensor \"%s\": shape element count overflows", path, name); goto done; }
+        if (overflow || numel > UINT64_MAX / isz || numel > (uint64_t)INT64_MAX) { st = err_fail(SD_ERR_FORMAT, "%s: tensor \"%s\": shape element count overflows", path, name); goto done; }
         uint64_t b, en;
         if (!cJSON_IsArray(jo) || cJSON_GetArraySize(jo) != 2 || !json_uint(cJSON_GetArrayItem(jo, 0), &b) || !json_uint(cJSON_GetArrayItem(jo, 1), &en)) {
-            st = sd_fail(SD_ERR_FORMAT, "%s: tensor \"%s\": data_offsets must be two non-negative integers", path, name); goto done;
+            st = err_fail(SD_ERR_FORMAT, "%s: tensor \"%s\": data_offsets must be two non-negative integers", path, name); goto done;
         }
-        if (en < b) { st = sd_fail(SD_ERR_FORMAT, "%s: tensor \"%s\": data_offsets end %llu before begin %llu", path, name, (unsigned long long)en, (unsigned long long)b); goto done; }
-        if (en > data_len) { st = sd_fail(SD_ERR_FORMAT, "%s: tensor \"%s\": data_offsets [%llu, %llu) past the end of the data section (%llu bytes; file truncated?)", path, name, (unsigned long long)b, (unsigned long long)en, (unsigned long long)data_len); goto done; }
-        if (en - b != numel * isz) { st = sd_fail(SD_ERR_FORMAT, "%s: tensor \"%s\": shape needs %llu bytes but data_offsets span %llu", path, name, (unsigned long long)(numel * isz), (unsigned long long)(en - b)); goto done; }
+        if (en < b) { st = err_fail(SD_ERR_FORMAT, "%s: tensor \"%s\": data_offsets end %llu before begin %llu", path, name, (unsigned long long)en, (unsigned long long)b); goto done; }
+        if (en > data_len) { st = err_fail(SD_ERR_FORMAT, "%s: tensor \"%s\": data_offsets [%llu, %llu) past the end of the data section (%llu bytes; file truncated?)", path, name, (unsigned long long)b, (unsigned long long)en, (unsigned long long)data_len); goto done; }
+        if (en - b != numel * isz) { st = err_fail(SD_ERR_FORMAT, "%s: tensor \"%s\": shape needs %llu bytes but data_offsets span %llu", path, name, (unsigned long long)(numel * isz), (unsigned long long)(en - b)); goto done; }
         t->ndim = nd;
         t->numel = (int64_t)numel;
         t->nbytes = (size_t)(en - b);
         t->data = data + b;
         t->name = strdup(name);
-        if (!t->name) { st = sd_fail(SD_ERR_MEMORY, "%s: out of memory", path); goto done; }
+        if (!t->name) { st = err_fail(SD_ERR_MEMORY, "%s: out of memory", path); goto done; }
         f->count++;
     }
     /* duplicates and overlaps: sort by name, then by span */
     f->sorted = malloc((f->count ? f->count : 1) * sizeof(int));
     int *by_span = malloc((f->count ? f->count : 1) * sizeof(int));
-    if (!f->sorted || !by_span) { free(by_span); st = sd_fail(SD_ERR_MEMORY, "%s: out of memory", path); goto done; }
+    if (!f->sorted || !by_span) { free(by_span); st = err_fail(SD_ERR_MEMORY, "%s: out of memory", path); goto done; }
     for (int i = 0; i < f->count; i++) f->sorted[i] = by_span[i] = i;
     qsort_r(f->sorted, f->count, sizeof(int), cmp_name, f->tensors);
     qsort_r(by_span, f->count, sizeof(int), cmp_span, f->tensors);
     for (int i = 1; i < f->count && st == SD_OK; i++) {
         if (!strcmp(f->tensors[f->sorted[i]].name, f->tensors[f->sorted[i - 1]].name))
-            st = sd_fail(SD_ERR_FORMAT, "%s: tensor \"%s\" appears twice in the header", path, f->tensors[f->sorted[i]].name);
+            st = err_fail(SD_ERR_FORMAT, "%s: tensor \"%s\" appears twice in the header", path, f->tensors[f->sorted[i]].name);
         const st_tensor *p = &f->tensors[by_span[i - 1]], *q = &f->tensors[by_span[i]];
         if (st == SD_OK && p->nbytes && q->nbytes && (const uint8_t *)p->data + p->nbytes > (const uint8_t *)q->data)
-            st = sd_fail(SD_ERR_FORMAT, "%s: tensors \"%s\" and \"%s\" overlap in the data section", path, p->name, q->name);
+            st = err_fail(SD_ERR_FORMAT, "%s: tensors \"%s\" and \"%s\" overlap in the data section", path, p->name, q->name);
     }
     free(by_span);
 done:
@@ -173,24 +173,24 @@ done:
 sd_status st_open(const char *path, st_file **out) {
     *out = NULL;
     st_file *f = calloc(1, sizeof *f);
-    if (!f) return sd_fail(SD_ERR_MEMORY, "%s: out of memory", path);
+    if (!f) return err_fail(SD_ERR_MEMORY, "%s: out of memory", path);
     f->path = strdup(path);
     int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) { st_close(f); return sd_fail(SD_ERR_IO, "%s: cannot open: %s", path, strerror(errno)); }
+    if (fd < 0) { st_close(f); return err_fail(SD_ERR_IO, "%s: cannot open: %s", path, strerror(errno)); }
     struct stat sb;
-    if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) { close(fd); st_close(f); return sd_fail(SD_ERR_IO, "%s: not a regular file", path); }
+    if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) { close(fd); st_close(f); return err_fail(SD_ERR_IO, "%s: not a regular file", path); }
     size_t size = (size_t)sb.st_size;
-    if (size < 8) { close(fd); st_close(f); return sd_fail(SD_ERR_FORMAT, "%s: %zu bytes is too short for a safetensors file (needs an 8-byte header length)", path, size); }
+    if (size < 8) { close(fd); st_close(f); return err_fail(SD_ERR_FORMAT, "%s: %zu bytes is too short for a safetensors file (needs an 8-byte header length)", path, size); }
     void *map = mmap(NULL, size, PROT_READ, MAP_PRIVATE, fd, 0);
     close(fd);
-    if (map == MAP_FAILED) { st_close(f); return sd_fail(SD_ERR_IO, "%s: cannot map: %s", path, strerror(errno)); }
+    if (map == MAP_FAILED) { st_close(f); return err_fail(SD_ERR_IO, "%s: cannot map: %s", path, strerror(errno)); }
     f->map = map;
     f->map_size = size;
     uint64_t hlen = 0;
     for (int i = 7; i >= 0; i--) hlen = (hlen << 8) | f->map[i];
-    if (hlen > ST_MAX_HEADER) { st_close(f); return sd_fail(SD_ERR_FORMAT, "%s: header length %llu is over the 100 MB limit (not a safetensors file?)", path, (unsigned long long)hlen); }
-    if (hlen > size - 8) { st_close(f); return sd_fail(SD_ERR_FORMAT, "%s: header length %llu is past the end of the %zu-byte file (truncated?)", path, (unsigned long long)hlen, size); }
-    if (hlen < 2 || f->map[8] != '{') { st_close(f); return sd_fail(SD_ERR_FORMAT, "%s: header is not a JSON object", path); }
+    if (hlen > ST_MAX_HEADER) { st_close(f); return err_fail(SD_ERR_FORMAT, "%s: header length %llu is over the 100 MB limit (not a safetensors file?)", path, (unsigned long long)hlen); }
+    if (hlen > size - 8) { st_close(f); return err_fail(SD_ERR_FORMAT, "%s: header length %llu is past the end of the %zu-byte file (truncated?)", path, (unsigned long long)hlen, size); }
+    if (hlen < 2 || f->map[8] != '{') { st_close(f); return err_fail(SD_ERR_FORMAT, "%s: header is not a JSON object", path); }
     sd_status st = parse_header(f, (const char *)f->map + 8, (size_t)hlen, f->map + 8 + hlen, size - 8 - hlen);
     if (st != SD_OK) { st_close(f); return st; }
     *out = f;
@@ -237,16 +237,16 @@ sd_status st_read_f32(const st_file *f, const st_tensor *t, float *dst) {
         }
         break;
     default:
-        return sd_fail(SD_ERR_MODEL, "%s: tensor \"%s\" has dtype %s, expected a float type", f->path, t->name, st_dtype_name(t->dtype));
+        return err_fail(SD_ERR_MODEL, "%s: tensor \"%s\" has dtype %s, expected a float type", f->path, t->name, st_dtype_name(t->dtype));
     }
     return SD_OK;
 }
 
 float *st_load_f32(const st_file *f, const char *name, int64_t *numel) {
     const st_tensor *t = st_find(f, name);
-    if (!t) { sd_fail(SD_ERR_MODEL, "%s: tensor \"%s\" not found", f->path, name); return NULL; }
+    if (!t) { err_fail(SD_ERR_MODEL, "%s: tensor \"%s\" not found", f->path, name); return NULL; }
     float *d = malloc((t->numel ? t->numel : 1) * sizeof(float));
-    if (!d) { sd_fail(SD_ERR_MEMORY, "%s: out of memory for \"%s\"", f->path, name); return NULL; }
+    if (!d) { err_fail(SD_ERR_MEMORY, "%s: out of memory for \"%s\"", f->path, name); return NULL; }
     if (st_read_f32(f, t, d) != SD_OK) { free(d); return NULL; }
     if (numel) *numel = t->numel;
     return d;
@@ -274,11 +274,11 @@ void st_writer_free(st_writer *w) {
 }
 
 sd_status st_writer_add(st_writer *w, const char *name, st_dtype dtype, int ndim, const int64_t *shape, const void *data) {
-    if (ndim < 0 || ndim > ST_MAX_DIMS || (unsigned)dtype >= ST_DTYPE_COUNT) return sd_fail(SD_ERR_ARG, "safetensors writer: bad tensor \"%s\"", name);
+    if (ndim < 0 || ndim > ST_MAX_DIMS || (unsigned)dtype >= ST_DTYPE_COUNT) return err_fail(SD_ERR_ARG, "safetensors writer: bad tensor \"%s\"", name);
     if (w->count == w->cap) {
         int cap = w->cap ? 2 * w->cap : 16;
         void *t = realloc(w->t, cap * sizeof *w->t);
-        if (!t) return sd_fail(SD_ERR_MEMORY, "safetensors writer: out of memory");
+        if (!t) return err_fail(SD_ERR_MEMORY, "safetensors writer: out of memory");
         w->t = t;
         w->cap = cap;
     }
@@ -286,7 +286,7 @@ sd_status st_writer_add(st_writer *w, const char *name, st_dtype dtype, int ndim
     for (int d = 0; d < ndim; d++) numel *= (size_t)shape[d];
     size_t nbytes = numel * k_dtypes[dtype].size;
     void *copy = malloc(nbytes ? nbytes : 1);
-    if (!copy) return sd_fail(SD_ERR_MEMORY, "safetensors writer: out of memory");
+    if (!copy) return err_fail(SD_ERR_MEMORY, "safetensors writer: out of memory");
     memcpy(copy, data, nbytes);
     w->t[w->count].name = strdup(name);
     w->t[w->count].dtype = dtype;
@@ -302,9 +302,9 @@ sd_status st_writer_add_f32(st_writer *w, const char *name, st_dtype dtype, int 
     size_t numel = 1;
     for (int d = 0; d < ndim; d++) numel *= (size_t)shape[d];
     if (dtype == ST_F32) return st_writer_add(w, name, dtype, ndim, shape, data);
-    if (dtype != ST_F16 && dtype != ST_BF16) return sd_fail(SD_ERR_ARG, "safetensors writer: cannot convert to %s", st_dtype_name(dtype));
+    if (dtype != ST_F16 && dtype != ST_BF16) return err_fail(SD_ERR_ARG, "safetensors writer: cannot convert to %s", st_dtype_name(dtype));
     uint16_t *h = malloc((numel ? numel : 1) * 2);
-    if (!h) return sd_fail(SD_ERR_MEMORY, "safetensors writer: out of memory");
+    if (!h) return err_fail(SD_ERR_MEMORY, "safetensors writer: out of memory");
     if (dtype == ST_F16) f32_to_f16_array(data, h, numel); else f32_to_bf16_array(data, h, numel);
     sd_status st = st_writer_add(w, name, dtype, ndim, shape, h);
     free(h);
@@ -313,10 +313,10 @@ sd_status st_writer_add_f32(st_writer *w, const char *name, st_dtype dtype, int 
 
 sd_status st_writer_meta(st_writer *w, const char *key, const char *value) {
     char **mk = realloc(w->mk, (w->mcount + 1) * sizeof(char *)), **mv;
-    if (!mk) return sd_fail(SD_ERR_MEMORY, "safetensors writer: out of memory");
+    if (!mk) return err_fail(SD_ERR_MEMORY, "safetensors writer: out of memory");
     w->mk = mk;
     mv = realloc(w->mv, (w->mcount + 1) * sizeof(char *));
-    if (!mv) return sd_fail(SD_ERR_MEMORY, "safetensors writer: out of memory");
+    if (!mv) return err_fail(SD_ERR_MEMORY, "safetensors writer: out of memory");
     w->mv = mv;
     w->mk[w->mcount] = strdup(key);
     w->mv[w->mcount] = strdup(value);
@@ -343,17 +343,17 @@ sd_status st_writer_save(st_writer *w, const char *path) {
     }
     char *json = cJSON_PrintUnformatted(root);
     cJSON_Delete(root);
-    if (!json) return sd_fail(SD_ERR_MEMORY, "%s: out of memory", path);
+    if (!json) return err_fail(SD_ERR_MEMORY, "%s: out of memory", path);
     size_t jl = strlen(json), padded = (jl + 7) & ~(size_t)7; /* data starts 8-byte aligned */
-    sd_file_writer fw;
-    sd_status st = sd_file_begin(&fw, path);
+    file_writer fw;
+    sd_status st = file_begin(&fw, path);
     if (st != SD_OK) { free(json); return st; }
     uint8_t len8[8];
     for (int i = 0; i < 8; i++) len8[i] = (uint8_t)((uint64_t)padded >> (8 * i));
-    sd_file_write(&fw, len8, 8);
-    sd_file_write(&fw, json, jl);
-    for (size_t i = jl; i < padded; i++) sd_file_write(&fw, " ", 1);
-    for (int i = 0; i < w->count; i++) sd_file_write(&fw, w->t[i].data, w->t[i].nbytes);
+    file_write(&fw, len8, 8);
+    file_write(&fw, json, jl);
+    for (size_t i = jl; i < padded; i++) file_write(&fw, " ", 1);
+    for (int i = 0; i < w->count; i++) file_write(&fw, w->t[i].data, w->t[i].nbytes);
     free(json);
-    return sd_file_commit(&fw);
+    return file_commit(&fw);
 }

@@ -36,14 +36,14 @@ static void block(uint32_t h[8], const uint8_t *p) {
     h[0] += a; h[1] += b; h[2] += c; h[3] += d; h[4] += e; h[5] += f; h[6] += g; h[7] += hh;
 }
 
-void sd_sha256_init(sd_sha256 *s) {
+void sha256_init(sha256_ctx *s) {
     static const uint32_t iv[8] = {0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a, 0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19};
     memcpy(s->h, iv, sizeof iv);
     s->len = 0;
     s->nbuf = 0;
 }
 
-void sd_sha256_update(sd_sha256 *s, const void *data, size_t n) {
+void sha256_update(sha256_ctx *s, const void *data, size_t n) {
     const uint8_t *p = data;
     s->len += n;
     if (s->nbuf) {
@@ -57,48 +57,48 @@ void sd_sha256_update(sd_sha256 *s, const void *data, size_t n) {
     s->nbuf += n;
 }
 
-void sd_sha256_final(sd_sha256 *s, uint8_t out[32]) {
+void sha256_final(sha256_ctx *s, uint8_t out[32]) {
     uint64_t bits = s->len * 8;
     uint8_t pad = 0x80, z = 0;
-    sd_sha256_update(s, &pad, 1);
-    while (s->nbuf != 56) sd_sha256_update(s, &z, 1);
+    sha256_update(s, &pad, 1);
+    while (s->nbuf != 56) sha256_update(s, &z, 1);
     uint8_t l[8];
     for (int i = 0; i < 8; i++) l[i] = (uint8_t)(bits >> (56 - 8 * i));
-    sd_sha256_update(s, l, 8);
+    sha256_update(s, l, 8);
     for (int i = 0; i < 8; i++) {
         out[4 * i] = (uint8_t)(s->h[i] >> 24); out[4 * i + 1] = (uint8_t)(s->h[i] >> 16);
         out[4 * i + 2] = (uint8_t)(s->h[i] >> 8); out[4 * i + 3] = (uint8_t)s->h[i];
     }
 }
 
-void sd_sha256_hex(const uint8_t d[32], char hex[65]) {
+void sha256_hex(const uint8_t d[32], char hex[65]) {
     for (int i = 0; i < 32; i++) snprintf(hex + 2 * i, 3, "%02x", d[i]);
 }
 
 void sd_sha256_string(const void *data, size_t n, char hex[65]) {
-    sd_sha256 s;
+    sha256_ctx s;
     uint8_t d[32];
-    sd_sha256_init(&s);
-    sd_sha256_update(&s, data, n);
-    sd_sha256_final(&s, d);
-    sd_sha256_hex(d, hex);
+    sha256_init(&s);
+    sha256_update(&s, data, n);
+    sha256_final(&s, d);
+    sha256_hex(d, hex);
 }
 
 sd_status sd_sha256_file(const char *path, char hex[65]) {
     FILE *fp = fopen(path, "rb");
-    if (!fp) return sd_fail(SD_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
-    sd_sha256 s;
-    sd_sha256_init(&s);
+    if (!fp) return err_fail(SD_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+    sha256_ctx s;
+    sha256_init(&s);
     size_t cap = 1 << 20, n;
     uint8_t *buf = malloc(cap);
-    if (!buf) { fclose(fp); return sd_fail(SD_ERR_MEMORY, "out of memory"); }
-    while ((n = fread(buf, 1, cap, fp)) > 0) sd_sha256_update(&s, buf, n);
+    if (!buf) { fclose(fp); return err_fail(SD_ERR_MEMORY, "out of memory"); }
+    while ((n = fread(buf, 1, cap, fp)) > 0) sha256_update(&s, buf, n);
     int err = ferror(fp);
     fclose(fp);
     free(buf);
-    if (err) return sd_fail(SD_ERR_IO, "%s: read error", path);
+    if (err) return err_fail(SD_ERR_IO, "%s: read error", path);
     uint8_t d[32];
-    sd_sha256_final(&s, d);
-    sd_sha256_hex(d, hex);
+    sha256_final(&s, d);
+    sha256_hex(d, hex);
     return SD_OK;
 }

@@ -7,17 +7,17 @@
 
 #include "status.h"
 
-typedef struct sd_sha256 {
+typedef struct sha256_ctx {
     uint32_t h[8];
     uint64_t len;
     uint8_t buf[64];
     size_t nbuf;
-} sd_sha256;
+} sha256_ctx;
 
-void sd_sha256_init(sd_sha256 *s);
-void sd_sha256_update(sd_sha256 *s, const void *data, size_t n);
-void sd_sha256_final(sd_sha256 *s, uint8_t out[32]);
-void sd_sha256_hex(const uint8_t digest[32], char hex[65]);
+void sha256_init(sha256_ctx *s);
+void sha256_update(sha256_ctx *s, const void *data, size_t n);
+void sha256_final(sha256_ctx *s, uint8_t out[32]);
+void sha256_hex(const uint8_t digest[32], char hex[65]);
 /* Whole file / byte string to 64 hex digits + NUL. Public: sd.h declares both too. */
 sd_status sd_sha256_file(const char *path, char hex[65]);
 void sd_sha256_string(const void *data, size_t n, char hex[65]);

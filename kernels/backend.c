@@ -12,7 +12,7 @@ void be_free(be *b) {
 }
 
 sd_status be_status(const be *b) {
-    if (b->err != SD_OK) sd_fail(b->err, "%s", b->err_msg);
+    if (b->err != SD_OK) err_fail(b->err, "%s", b->err_msg);
     return b->err;
 }
 
@@ -31,7 +31,7 @@ void be_clear_error(be *b) {
 }
 
 sd_status be_arena_reserve(be *b, size_t bytes) {
-    if (b->measuring) return sd_fail(SD_ERR_ARG, "be_arena_reserve inside measure mode");
+    if (b->measuring) return err_fail(SD_ERR_ARG, "be_arena_reserve inside measure mode");
     if (bytes <= b->arena.size) return SD_OK;
     return b->ops->arena_reserve(b, bytes);
 }
@@ -47,7 +47,7 @@ be_tensor be_new(be *b, int n, int h, int w, int c) {
         return t;
     }
     size_t bytes = be_numel(&t) * b->elem_size;
-    uintptr_t p = sd_arena_alloc(&b->arena, bytes);
+    uintptr_t p = arena_alloc(&b->arena, bytes);
     if (!p) {
         be_set_error(b, SD_ERR_MEMORY, "activation memory exhausted: %.1f MiB arena, %.1f MiB in use, %.1f MiB more requested",
                      b->arena.size / 1048576.0, b->arena.used / 1048576.0, bytes / 1048576.0);
@@ -59,7 +59,7 @@ be_tensor be_new(be *b, int n, int h, int w, int c) {
 
 void be_measure_begin(be *b) {
     b->measure_saved = b->arena;
-    sd_arena_init(&b->arena, (uintptr_t)1 << 20, (size_t)1 << 46); /* fake addresses, never dereferenced */
+    arena_init(&b->arena, (uintptr_t)1 << 20, (size_t)1 << 46); /* fake addresses, never dereferenced */
     b->measuring = 1;
 }
 
@@ -77,7 +77,7 @@ sd_status be_weight_upload(be *b, be_weight *w, be_wkind kind, int out, int in, 
     w->in = kind == BE_W_VEC ? 1 : in;
     w->kh = kind == BE_W_CONV ? kh : 1;
     w->kw = kind == BE_W_CONV ? kw : 1;
-    if (out <= 0 || w->in <= 0 || w->kh <= 0 || w->kw <= 0) return sd_fail(SD_ERR_ARG, "weight of shape [%d, %d, %d, %d]", out, in, kh, kw);
+    if (out <= 0 || w->in <= 0 || w->kh <= 0 || w->kw <= 0) return err_fail(SD_ERR_ARG, "weight of shape [%d, %d, %d, %d]", out, in, kh, kw);
     return b->ops->weight_upload(b, w, src_type, src);
 }
 

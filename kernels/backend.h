@@ -71,9 +71,9 @@ struct be {
     const struct be_ops *ops;
     void *impl;              /* the backend's private state */
     size_t elem_size;        /* bytes per activation element (4 on the CPU, 2 on CUDA) */
-    sd_arena arena;          /* activation arena (addresses are backend memory) */
+    mem_arena arena;          /* activation arena (addresses are backend memory) */
     int measuring;           /* measure mode: allocations count, ops do nothing */
-    sd_arena measure_saved;
+    mem_arena measure_saved;
     sd_status err;           /* first failure, sticky */
     char err_msg[512];
     size_t weight_bytes;     /* backend memory held by weights */
@@ -99,8 +99,8 @@ static inline int be_ok(const be *b) { return b->err == SD_OK; }
 /* ---- memory ---- */
 sd_status be_arena_reserve(be *b, size_t bytes);
 be_tensor be_new(be *b, int n, int h, int w, int c);
-static inline size_t be_mark(be *b) { return sd_arena_mark(&b->arena); }
-static inline void be_release(be *b, size_t mark) { sd_arena_release(&b->arena, mark); }
+static inline size_t be_mark(be *b) { return arena_mark(&b->arena); }
+static inline void be_release(be *b, size_t mark) { arena_release(&b->arena, mark); }
 /* Gives the arena's memory above its current top back to the system (what lies there is dead by the stack
  * discipline, and its contents are lost); addresses, size and everything below the top stay. Between stages
  * whose peaks differ (sampling, then decoding) this keeps the process from holding both. A no-op where the

@@ -167,7 +167,7 @@ sd_status layer_t2d_load(be *b, wmap *m, layer_t2d *t, const char *p, int ch, in
     TRY(wmap_linear(b, m, &t->out_w, ch, ch, "%s.proj_out.weight", p));
     TRY(wmap_vec(b, m, &t->out_b, ch, "%s.proj_out.bias", p));
     t->blocks = calloc(depth, sizeof *t->blocks);
-    if (!t->blocks) return sd_fail(SD_ERR_MEMORY, "out of memory");
+    if (!t->blocks) return err_fail(SD_ERR_MEMORY, "out of memory");
     for (int i = 0; i < depth; i++) {
         char q[512];
         snprintf(q, sizeof q, "%s.transformer_blocks.%d", p, i);

@@ -52,7 +52,7 @@ static int find_index(const wmap *m, const char *name) {
 
 static sd_status rehash(wmap *m, int nslots) {
     int *s = malloc(nslots * sizeof(int));
-    if (!s) return sd_fail(SD_ERR_MEMORY, "out of memory");
+    if (!s) return err_fail(SD_ERR_MEMORY, "out of memory");
     for (int i = 0; i < nslots; i++) s[i] = -1;
     for (int i = 0; i < m->count; i++) {
         uint64_t h = hash_str(m->e[i].name) & (nslots - 1);
@@ -68,12 +68,12 @@ static sd_status rehash(wmap *m, int nslots) {
 static sd_status add_entry(wmap *m, const char *name, const st_file *f, const st_tensor *t) {
     if (find_index(m, name) >= 0) {
         const wentry *o = &m->e[find_index(m, name)];
-        return sd_fail(SD_ERR_MODEL, "%s: tensors \"%s\" and \"%s\" both map to \"%s\"", f ? st_path(f) : "model", o->t.name, t->name, name);
+        return err_fail(SD_ERR_MODEL, "%s: tensors \"%s\" and \"%s\" both map to \"%s\"", f ? st_path(f) : "model", o->t.name, t->name, name);
     }
     if (m->count == m->cap) {
         int cap = m->cap ? 2 * m->cap : 256;
         wentry *e = realloc(m->e, cap * sizeof *e);
-        if (!e) return sd_fail(SD_ERR_MEMORY, "out of memory");
+        if (!e) return err_fail(SD_ERR_MEMORY, "out of memory");
         m->e = e;
         m->cap = cap;
     }
@@ -156,7 +156,7 @@ static sd_status vload(be *b, wmap *m, be_weight *w, be_wkind kind, int out, int
     vsnprintf(name, sizeof name, fmt, ap);
     memset(w, 0, sizeof *w);
     int i = find_index(m, name);
-    if (i < 0) return sd_fail(SD_ERR_MODEL, "missing tensor \"%s\"", name);
+    if (i < 0) return err_fail(SD_ERR_MODEL, "missing tensor \"%s\"", name);
     wentry *e = &m->e[i];
     const st_tensor *t = &e->t;
     int64_t want[4];
@@ -174,11 +174,11 @@ static sd_status vload(be *b, wmap *m, be_weight *w, be_wkind kind, int out, int
         char got[128], exp[128];
         shape_str(t->shape, t->ndim, got, sizeof got);
         shape_str(want, nd, exp, sizeof exp);
-        if (!strcmp(t->name, name)) return sd_fail(SD_ERR_MODEL, "%s: tensor \"%s\" has shape %s, expected %s", where(e), name, got, exp);
-        return sd_fail(SD_ERR_MODEL, "%s: tensor \"%s\" (%s) has shape %s, expected %s", where(e), t->name, name, got, exp);
+        if (!strcmp(t->name, name)) return err_fail(SD_ERR_MODEL, "%s: tensor \"%s\" has shape %s, expected %s", where(e), name, got, exp);
+        return err_fail(SD_ERR_MODEL, "%s: tensor \"%s\" (%s) has shape %s, expected %s", where(e), t->name, name, got, exp);
     }
     if (!st_dtype_is_float(t->dtype) || t->dtype == ST_F64)
-        return sd_fail(SD_ERR_MODEL, "%s: tensor \"%s\" has dtype %s, expected F32, F16 or BF16", where(e), t->name, st_dtype_name(t->dtype));
+        return err_fail(SD_ERR_MODEL, "%s: tensor \"%s\" has dtype %s, expected F32, F16 or BF16", where(e), t->name, st_dtype_name(t->dtype));
     e->used = 1;
     if (b->measuring || !e->file) { /* architecture check only */
         w->kind = kind; w->out = out; w->in = kind == BE_W_VEC ? 1 : in;
@@ -190,14 +190,14 @@ static sd_status vload(be *b, wmap *m, be_weight *w, be_wkind kind, int out, int
     void *aligned = NULL;
     if ((uintptr_t)src % st_dtype_size(t->dtype)) { /* backends may use vector loads: give them aligned data */
         aligned = malloc(t->nbytes);
-        if (!aligned) return sd_fail(SD_ERR_MEMORY, "out of memory loading \"%s\"", name);
+        if (!aligned) return err_fail(SD_ERR_MEMORY, "out of memory loading \"%s\"", name);
         memcpy(aligned, src, t->nbytes);
         src = aligned;
     }
     sd_status st = be_weight_upload(b, w, kind, out, in, kh, kw, dt, src);
     free(aligned);
     st_release(e->file, t); /* the backend holds its own copy now: the file's pages need not stay in our RSS */
-    if (st != SD_OK) sd_error_prefix("tensor \"%s\"", name);
+    if (st != SD_OK) err_prefix("tensor \"%s\"", name);
     return st;
 }
 
@@ -227,11 +227,11 @@ sd_status wmap_linear(be *b, wmap *m, be_weight *w, int out, int in, const char 
 
 float *wmap_read_f32(wmap *m, const char *name, int64_t *numel) {
     int i = find_index(m, name);
-    if (i < 0) { sd_fail(SD_ERR_MODEL, "missing tensor \"%s\"", name); return NULL; }
+    if (i < 0) { err_fail(SD_ERR_MODEL, "missing tensor \"%s\"", name); return NULL; }
     wentry *e = &m->e[i];
-    if (!e->file) { sd_fail(SD_ERR_MODEL, "tensor \"%s\" has no data", name); return NULL; }
+    if (!e->file) { err_fail(SD_ERR_MODEL, "tensor \"%s\" has no data", name); return NULL; }
     float *d = malloc((e->t.numel ? e->t.numel : 1) * sizeof(float));
-    if (!d) { sd_fail(SD_ERR_MEMORY, "out of memory"); return NULL; }
+    if (!d) { err_fail(SD_ERR_MEMORY, "out of memory"); return NULL; }
     if (st_read_f32(e->file, &e->t, d) != SD_OK) { free(d); return NULL; }
     st_release(e->file, &e->t);
     e->used = 1;

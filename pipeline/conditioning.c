@@ -11,7 +11,7 @@
 
 static const clip_tokenizer *tok1(const sd_ctx *c) { return c->tok ? c->tok : clip_tokenizer_default(); }
 static const clip_tokenizer *tok2(const sd_ctx *c) { return c->tok2 ? c->tok2 : clip_tokenizer_default(); }
-static int is_sdxl(const sd_ctx *c) { return c->files.family == SD_FAMILY_SDXL; }
+static int is_sdxl(const sd_ctx *c) { return c->files.family == MODEL_FAMILY_SDXL; }
 
 static sd_status chunks_for(const sd_ctx *c, const char *prompt, int second, clip_chunks *out) {
     clip_prompt_opts o = CLIP_PROMPT_OPTS_DEFAULT;
@@ -19,7 +19,7 @@ static sd_status chunks_for(const sd_ctx *c, const char *prompt, int second, cli
     return clip_prompt_chunks(second ? tok2(c) : tok1(c), prompt, &o, out);
 }
 
-int sd_prompt_chunk_count(sd_ctx *c, const char *prompt) {
+int text_cond_windows(sd_ctx *c, const char *prompt) {
     clip_chunks ch;
     if (chunks_for(c, prompt, 0, &ch) != SD_OK) return -1;
     int n = ch.n;
@@ -51,7 +51,7 @@ static int any_weight(const clip_chunks *ch) {
 /* A1111 "Original" emphasis on columns [c0, c0 + cw) of each window of a [n*77, C] host context. */
 static sd_status emphasis(float *h, int n, int C, int c0, int cw, const clip_chunks *ch) {
     float *tmp = malloc((size_t)WINDOW * cw * sizeof *tmp);
-    if (!tmp) return sd_fail(SD_ERR_MEMORY, "out of memory for prompt emphasis");
+    if (!tmp) return err_fail(SD_ERR_MEMORY, "out of memory for prompt emphasis");
     for (int k = 0; k < ch->n && k < n; k++) {
         float *win = h + (size_t)k * WINDOW * C;
         for (int t = 0; t < WINDOW; t++) memcpy(tmp + (size_t)t * cw, win + (size_t)t * C + c0, cw * sizeof *tmp);
@@ -62,7 +62,7 @@ static sd_status emphasis(float *h, int n, int C, int c0, int cw, const clip_chu
     return SD_OK;
 }
 
-void sd_cond_free(sd_cond *c) {
+void text_cond_free(text_cond *c) {
     free(c->ctx);
     free(c->pooled);
     memset(c, 0, sizeof *c);
@@ -87,7 +87,7 @@ static void run_encoders(sd_ctx *c, const int32_t *ids1, const int32_t *ids2, in
     be_release(b, mark);
 }
 
-sd_status sd_encode_prompt(sd_ctx *c, const char *prompt, int clip_skip, int min_chunks, sd_cond *out) {
+sd_status text_cond_encode(sd_ctx *c, const char *prompt, int clip_skip, int min_chunks, text_cond *out) {
     memset(out, 0, sizeof *out);
     clip_chunks ch1 = {0}, ch2 = {0};
     sd_status st = chunks_for(c, prompt, 0, &ch1);
@@ -95,7 +95,7 @@ sd_status sd_encode_prompt(sd_ctx *c, const char *prompt, int clip_skip, int min
     if (st != SD_OK) { clip_chunks_free(&ch1); return st; }
     if (is_sdxl(c) && ch2.n != ch1.n) {
         clip_chunks_free(&ch1); clip_chunks_free(&ch2);
-        return sd_fail(SD_ERR_ARG, "prompt splits into %d windows for one SDXL tokenizer and %d for the other", ch1.n, ch2.n);
+        return err_fail(SD_ERR_ARG, "prompt splits into %d windows for one SDXL tokenizer and %d for the other", ch1.n, ch2.n);
     }
     int n = ch1.n > min_chunks ? ch1.n : min_chunks;
     int32_t *ids1 = window_ids(tok1(c), &ch1, n, c->pad_zero), *ids2 = is_sdxl(c) ? window_ids(tok2(c), &ch2, n, 1) : NULL;
@@ -105,7 +105,7 @@ sd_status sd_encode_prompt(sd_ctx *c, const char *prompt, int clip_skip, int min
     out->ctx = malloc((size_t)n * WINDOW * ctx_dim * sizeof(float));
     float *pooled_all = pooled_dim ? malloc((size_t)n * pooled_dim * sizeof(float)) : NULL;
     if (!ids1 || (is_sdxl(c) && !ids2) || !out->ctx || (pooled_dim && !pooled_all))
-        st = sd_fail(SD_ERR_MEMORY, "out of memory for the text context of %d windows", n);
+        st = err_fail(SD_ERR_MEMORY, "out of memory for the text context of %d windows", n);
     if (st == SD_OK) { /* size the activation arena for this many windows, then run for real */
         be_measure_begin(b);
         run_encoders(c, ids1, ids2, n, clip_skip, NULL, NULL, ctx_dim, pooled_dim);
@@ -126,7 +126,7 @@ sd_status sd_encode_prompt(sd_ctx *c, const char *prompt, int clip_skip, int min
         out->ctx_dim = ctx_dim;
         if (pooled_dim) { /* the pooled vector of the first window, as A1111 and diffusers (one window) use */
             out->pooled = malloc(pooled_dim * sizeof(float));
-            if (!out->pooled) st = sd_fail(SD_ERR_MEMORY, "out of memory for the pooled text vector");
+            if (!out->pooled) st = err_fail(SD_ERR_MEMORY, "out of memory for the pooled text vector");
             else memcpy(out->pooled, pooled_all, pooled_dim * sizeof(float));
             out->pooled_dim = pooled_dim;
         }
@@ -136,23 +136,23 @@ sd_status sd_encode_prompt(sd_ctx *c, const char *prompt, int clip_skip, int min
     free(ids2);
     clip_chunks_free(&ch1);
     clip_chunks_free(&ch2);
-    if (st != SD_OK) sd_cond_free(out);
+    if (st != SD_OK) text_cond_free(out);
     return st;
 }
 
 sd_status sd_tokenize(const char *model_path, const char *prompt, int verbose, FILE *out) {
-    sd_model_files f;
+    model_files f;
     clip_tokenizer *tok = NULL;
     int pad_zero = 0;
     if (model_path) {
-        sd_status st = sd_model_files_open(model_path, NULL, &f);
+        sd_status st = model_files_open(model_path, NULL, &f);
         if (st != SD_OK) return st;
-        pad_zero = f.family == SD_FAMILY_SD2;
+        pad_zero = f.family == MODEL_FAMILY_SD2;
         char v[4200], m[4200];
         snprintf(v, sizeof v, "%s/vocab.json", f.tokenizer_dir);
         snprintf(m, sizeof m, "%s/merges.txt", f.tokenizer_dir);
         if (f.tokenizer_dir[0]) st = clip_tokenizer_load(v, m, &tok);
-        sd_model_files_close(&f);
+        model_files_close(&f);
         if (st != SD_OK) return st;
     }
     clip_prompt_opts o = CLIP_PROMPT_OPTS_DEFAULT;

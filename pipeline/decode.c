@@ -14,7 +14,7 @@
 #define VAE_WHOLE_CPU ((size_t)320 << 20)
 #define VAE_BANDS_CPU ((size_t)128 << 20)
 
-void sd_vae_decode_opts(const sd_ctx *c, int vae_tiling, int h, int w, vae_decode_opts *o, double *flops) {
+void decode_opts(const sd_ctx *c, int vae_tiling, int h, int w, vae_decode_opts *o, double *flops) {
     vae_decode_opts d = {vae_tiling > 0 ? VAE_TILING_ON : vae_tiling < 0 ? VAE_TILING_OFF : VAE_TILING_AUTO, VAE_MEM_LIMIT, 0, 0};
     vae_decode_opts whole = {VAE_TILING_OFF, 0, 0, 0};
     double f = c->vb->flops; /* a measure pass of the untiled decoder: counts FLOPs that are not run */
@@ -36,19 +36,19 @@ sd_status decode_group(gen *g, const float *x, sd_result *r) {
     size_t npix = (size_t)g->W * g->H * 3;
     double td = gen_now(), fd;
     vae_decode_opts vo;
-    sd_vae_decode_opts(c, g->p->vae_tiling, g->h, g->w, &vo, &fd);
+    decode_opts(c, g->p->vae_tiling, g->h, g->w, &vo, &fd);
     r->timings.decode_flops += fd * B;
     size_t need = vae_decode_arena_bytes(c->vb, c->vae, g->h, g->w, &vo);
     if (need > r->timings.peak_activation_bytes) r->timings.peak_activation_bytes = need;
     sd_status st = ensure_arena(c->vb, need);
     float *rgb = st == SD_OK ? malloc(B * npix * sizeof(float)) : NULL;
-    if (st == SD_OK && !rgb) st = sd_fail(SD_ERR_MEMORY, "out of memory for the decoded images");
+    if (st == SD_OK && !rgb) st = err_fail(SD_ERR_MEMORY, "out of memory for the decoded images");
     if (st == SD_OK) st = vae_decode(c->vb, c->vae, x, B, g->h, g->w, &vo, rgb);
     for (int i = 0; i < B && st == SD_OK; i++) {
         sd_image *im = &r->images[g->first + i];
         im->data = malloc(npix);
         if (!im->data) {
-            st = sd_fail(SD_ERR_MEMORY, "out of memory for the decoded images");
+            st = err_fail(SD_ERR_MEMORY, "out of memory for the decoded images");
             break;
         }
         im->w = g->W;

@@ -26,7 +26,7 @@ static void print_dtypes(FILE *out, const int dtypes[ST_DTYPE_COUNT]) {
         if (dtypes[d]) { fprintf(out, "%s%s×%d", first ? "" : ", ", st_dtype_name((st_dtype)d), dtypes[d]); first = 0; }
 }
 
-static void describe_component(FILE *out, const char *label, const sd_component *c) {
+static void describe_component(FILE *out, const char *label, const model_component *c) {
     if (!c->file) return;
     int64_t params = 0;
     int tensors = 0, dtypes[ST_DTYPE_COUNT] = {0};
@@ -36,9 +36,9 @@ static void describe_component(FILE *out, const char *label, const sd_component 
     fprintf(out, ")%s\n", c->original_names ? ", original names" : "");
 }
 
-static int default_size(const sd_model_files *m) {
-    if (m->family == SD_FAMILY_SDXL || m->family == SD_FAMILY_SDXL_REFINER) return 1024;
-    if (m->family == SD_FAMILY_SD2 && m->prediction == SD_PRED_V) return 768;
+static int default_size(const model_files *m) {
+    if (m->family == MODEL_FAMILY_SDXL || m->family == MODEL_FAMILY_SDXL_REFINER) return 1024;
+    if (m->family == MODEL_FAMILY_SD2 && m->prediction == MODEL_PRED_V) return 768;
     const cJSON *ss = m->unet.config ? cJSON_GetObjectItemCaseSensitive(m->unet.config, "sample_size") : NULL;
     if (cJSON_IsNumber(ss)) return ss->valueint * 8;
     return 512;
@@ -50,38 +50,38 @@ static sd_status describe_png(const char *path, FILE *out) {
     if (st != SD_OK) return st;
     fprintf(out, "%s: PNG image, %dx%d\n", path, img.w, img.h);
     sd_image_free(&img);
-    sd_text_kv *t;
+    image_text *t;
     int n;
-    if ((st = sd_png_read_text(path, &t, &n)) != SD_OK) return st;
+    if ((st = image_read_png_text(path, &t, &n)) != SD_OK) return st;
     if (!n) fprintf(out, "  no text chunks (no generation parameters)\n");
     for (int i = 0; i < n; i++) fprintf(out, "%s:\n%s\n", t[i].key, t[i].value);
-    sd_text_free(t, n);
+    image_text_free(t, n);
     return SD_OK;
 }
 
 sd_status sd_describe(const char *path, FILE *out) {
     const char *dot = strrchr(path, '.');
     if (dot && (!strcmp(dot, ".png") || !strcmp(dot, ".PNG"))) return describe_png(path, out);
-    sd_model_files m;
-    sd_status st = sd_model_files_open(path, NULL, &m);
+    model_files m;
+    sd_status st = model_files_open(path, NULL, &m);
     if (st == SD_OK) {
-        const char *pred = m.prediction == SD_PRED_V ? "v-prediction" : m.prediction == SD_PRED_EPS ? "epsilon" : "unknown (assumed epsilon; override with --prediction)";
+        const char *pred = m.prediction == MODEL_PRED_V ? "v-prediction" : m.prediction == MODEL_PRED_EPS ? "epsilon" : "unknown (assumed epsilon; override with --prediction)";
         fprintf(out, "%s: %s\n", path, m.is_folder ? "diffusers folder" : "single-file checkpoint");
-        fprintf(out, "  family        %s%s (%s)\n", sd_family_name(m.family), m.in_channels == 9 ? " inpainting" : m.in_channels == 8 ? " instruct-pix2pix" : "", m.family_reason);
+        fprintf(out, "  family        %s%s (%s)\n", model_family_name(m.family), m.in_channels == 9 ? " inpainting" : m.in_channels == 8 ? " instruct-pix2pix" : "", m.family_reason);
         fprintf(out, "  prediction    %s\n", pred);
         fprintf(out, "  resolution    %dx%d (default)\n", default_size(&m), default_size(&m));
         if (m.default_cfg || m.default_steps) /* the folder's own "_sd_defaults" (model_index.json) */
-            fprintf(out, "  sampling      %d steps, guidance %g (the model's defaults)\n", sd_model_files_default_steps(&m),
-                    (double)sd_model_files_default_cfg(&m));
+            fprintf(out, "  sampling      %d steps, guidance %g (the model's defaults)\n", model_files_default_steps(&m),
+                    (double)model_files_default_cfg(&m));
         describe_component(out, "unet", &m.unet);
         describe_component(out, "vae", &m.vae);
         describe_component(out, "text_encoder", &m.te);
         describe_component(out, "text_encoder_2", &m.te2);
-        sd_model_files_close(&m);
+        model_files_close(&m);
         return SD_OK;
     }
     /* not a model we can run: describe the safetensors file itself if it is one */
-    if (st != SD_ERR_MODEL || sd_is_dir(path)) return st;
+    if (st != SD_ERR_MODEL || file_is_dir(path)) return st;
     char why[1024];
     snprintf(why, sizeof why, "%s", sd_last_error());
     st_file *f;

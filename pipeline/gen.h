@@ -34,7 +34,7 @@ typedef struct gen {
     rng_kind rng, srng;
     int separate_srng;              /* the sampler's noise has its own generator (--sampler-rng) */
     int start_step;                 /* img2img: the first sampler step run */
-    sd_cond cond, uncond;
+    text_cond cond, uncond;
     int uncond_zero;                /* SDXL with no negative prompt: zero conditioning */
 
     /* the current group of images [first, first + B) of total */

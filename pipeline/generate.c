@@ -21,10 +21,10 @@ static sd_status resolve(gen *g) {
     const sd_model_info *mi = &c->info;
     g->W = p->width ? p->width : mi->default_width;
     g->H = p->height ? p->height : mi->default_height;
-    sd_status st = sd_params_validate(p, g->W, g->H);
+    sd_status st = params_validate(p, g->W, g->H);
     if (st != SD_OK) return st;
     int f = vae_factor(c->vae);
-    if (g->W % f || g->H % f) return sd_fail(SD_ERR_ARG, "size %dx%d: must be a multiple of %d for this model", g->W, g->H, f);
+    if (g->W % f || g->H % f) return err_fail(SD_ERR_ARG, "size %dx%d: must be a multiple of %d for this model", g->W, g->H, f);
     g->h = g->H / f;
     g->w = g->W / f;
     g->lc = unet_get_config(c->unet)->out_channels;
@@ -38,7 +38,7 @@ static sd_status resolve(gen *g) {
     if (p->convention && (st = sched_convention_from_name(p->convention, &g->sc.convention)) != SD_OK) return st;
     g->sampler = sched_sampler_name(g->sc.sampler);
     g->scheduler = sched_schedule_name(g->sc.schedule);
-    g->sc.prediction = c->prediction == SD_PRED_V ? SCHED_PRED_V : SCHED_PRED_EPS;
+    g->sc.prediction = c->prediction == MODEL_PRED_V ? SCHED_PRED_V : SCHED_PRED_EPS;
     g->sc.spacing = (sched_spacing)c->sched_spacing;
     g->sc.steps_offset = c->steps_offset;
     if (p->eta > 0) g->sc.eta = p->eta;
@@ -49,7 +49,7 @@ static sd_status resolve(gen *g) {
     const unet_config *uc = unet_get_config(c->unet);
     /* CFG needs a second UNet batch; LCM-distilled UNets take the guidance as an embedding instead */
     g->use_cfg = g->cfg > 1.0f && !uc->time_cond_dim;
-    if (uc->in_channels == 9 && !p->init_image) return sd_fail(SD_ERR_ARG, "%s is an inpainting model: give an init image and a mask", c->name);
+    if (uc->in_channels == 9 && !p->init_image) return err_fail(SD_ERR_ARG, "%s is an inpainting model: give an init image and a mask", c->name);
     if (p->init_image) {
         st = sched_img2img_start(&g->sc, g->steps, p->strength, &g->start_step);
         if (st != SD_OK) return st;
@@ -59,7 +59,7 @@ static sd_status resolve(gen *g) {
 
 sd_status sd_check_params(const sd_ctx *ctx, const sd_gen_params *p) {
     gen *g = calloc(1, sizeof *g); /* large (per-image generator states): not on the stack */
-    if (!g) return sd_fail(SD_ERR_MEMORY, "out of memory");
+    if (!g) return err_fail(SD_ERR_MEMORY, "out of memory");
     g->c = (sd_ctx *)ctx;
     g->p = p;
     sd_status st = resolve(g);
@@ -88,7 +88,7 @@ static sd_status run_group(gen *g, int first, int B, sd_result *r) {
     g->B = B;
     g->first = first;
     float *x = malloc(n * sizeof(float));
-    if (!x) return sd_fail(SD_ERR_MEMORY, "out of memory for the latents");
+    if (!x) return err_fail(SD_ERR_MEMORY, "out of memory for the latents");
     sd_status st = gen_noise_init(g, x);
     size_t mark = be_mark(b);
     if (st == SD_OK) st = guided_upload(g);
@@ -97,13 +97,13 @@ static sd_status run_group(gen *g, int first, int B, sd_result *r) {
     if (st == SD_OK)
         st = p->init_image ? sched_sample_from(&g->sc, g->steps, g->start_step, x, n, guided_model, gen_noise_draw, after_step, g)
                            : sched_sample(&g->sc, g->steps, x, n, guided_model, gen_noise_draw, after_step, g);
-    if (st == SD_OK && g->cb_err) st = sd_fail(SD_ERR_CANCELLED, "cancelled");
+    if (st == SD_OK && g->cb_err) st = err_fail(SD_ERR_CANCELLED, "cancelled");
     g->t_sample += gen_now() - ts;
     r->timings.sample_flops += b->flops - f0;
     be_release(b, mark);
     be_arena_trim(b); /* the UNet's activations are dead: the decode's peak need not stack on theirs */
     img2img_release(g);
-    if (st == SD_OK && report(g, "decode", 0, 0, NULL)) st = sd_fail(SD_ERR_CANCELLED, "cancelled");
+    if (st == SD_OK && report(g, "decode", 0, 0, NULL)) st = err_fail(SD_ERR_CANCELLED, "cancelled");
     if (st == SD_OK) st = decode_group(g, x, r);
     free(x);
     return st;
@@ -115,7 +115,7 @@ static sd_status result_alloc(sd_result *r, int total) {
     r->seeds = calloc(total, sizeof *r->seeds);
     r->infotext = calloc(total, sizeof *r->infotext);
     r->json = calloc(total, sizeof *r->json);
-    if (!r->images || !r->seeds || !r->infotext || !r->json) return sd_fail(SD_ERR_MEMORY, "out of memory for %d images", total);
+    if (!r->images || !r->seeds || !r->infotext || !r->json) return err_fail(SD_ERR_MEMORY, "out of memory for %d images", total);
     return SD_OK;
 }
 
@@ -124,25 +124,25 @@ static sd_status encode_prompts(gen *g) {
     sd_ctx *c = g->c;
     const sd_gen_params *p = g->p;
     const char *neg = p->negative_prompt ? p->negative_prompt : "";
-    int k = sd_prompt_chunk_count(c, p->prompt), kn = k < 0 ? 0 : sd_prompt_chunk_count(c, neg);
+    int k = text_cond_windows(c, p->prompt), kn = k < 0 ? 0 : text_cond_windows(c, neg);
     if (k < 0 || kn < 0) return SD_ERR_ARG; /* the tokenizer left the message */
     int kk = k > kn ? k : kn;
-    sd_status st = sd_encode_prompt(c, p->prompt, p->clip_skip, kk, &g->cond);
+    sd_status st = text_cond_encode(c, p->prompt, p->clip_skip, kk, &g->cond);
     /* diffusers' SDXL force_zeros_for_empty_prompt: no negative prompt at all means zero conditioning */
-    g->uncond_zero = c->files.family == SD_FAMILY_SDXL && !p->negative_prompt;
-    if (st == SD_OK && g->use_cfg && !g->uncond_zero) st = sd_encode_prompt(c, neg, p->clip_skip, kk, &g->uncond);
+    g->uncond_zero = c->files.family == MODEL_FAMILY_SDXL && !p->negative_prompt;
+    if (st == SD_OK && g->use_cfg && !g->uncond_zero) st = text_cond_encode(c, neg, p->clip_skip, kk, &g->uncond);
     return st;
 }
 
 static sd_status settings_text(gen *g, sd_result *r) {
     sd_ctx *c = g->c;
     const sd_gen_params *p = g->p;
-    sd_infotext_ctx ic = {c->name, sd_model_hash(c), g->sampler, g->scheduler, g->W, g->H, g->steps, g->cfg};
+    infotext_ctx ic = {c->name, sd_model_hash(c), g->sampler, g->scheduler, g->W, g->H, g->steps, g->cfg};
     for (int i = 0; i < g->total; i++) {
         r->seeds[i] = p->seed + (uint64_t)i;
-        r->infotext[i] = sd_infotext_a1111(p, &ic, r->seeds[i]);
-        r->json[i] = sd_infotext_json(p, &ic, r->seeds[i]);
-        if (!r->infotext[i] || !r->json[i]) return sd_fail(SD_ERR_MEMORY, "out of memory for the settings text");
+        r->infotext[i] = infotext_a1111(p, &ic, r->seeds[i]);
+        r->json[i] = infotext_json(p, &ic, r->seeds[i]);
+        if (!r->infotext[i] || !r->json[i]) return err_fail(SD_ERR_MEMORY, "out of memory for the settings text");
     }
     return SD_OK;
 }
@@ -150,7 +150,7 @@ static sd_status settings_text(gen *g, sd_result *r) {
 sd_status sd_generate(sd_ctx *c, const sd_gen_params *p, sd_progress_fn progress, void *user, sd_result *r) {
     memset(r, 0, sizeof *r);
     gen *g = calloc(1, sizeof *g); /* large (per-image generator states): not on the stack */
-    if (!g) return sd_fail(SD_ERR_MEMORY, "out of memory");
+    if (!g) return err_fail(SD_ERR_MEMORY, "out of memory");
     g->c = c;
     g->p = p;
     g->progress = progress;
@@ -162,14 +162,14 @@ sd_status sd_generate(sd_ctx *c, const sd_gen_params *p, sd_progress_fn progress
     int total = p->batch_count, bs = p->batch_size < GEN_MAX_GROUP ? p->batch_size : GEN_MAX_GROUP;
     g->total = total;
     if (st == SD_OK) st = result_alloc(r, total);
-    if (st == SD_OK && report(g, "encode", 0, 0, NULL)) st = sd_fail(SD_ERR_CANCELLED, "cancelled");
+    if (st == SD_OK && report(g, "encode", 0, 0, NULL)) st = err_fail(SD_ERR_CANCELLED, "cancelled");
     double te = gen_now();
     if (st == SD_OK) st = encode_prompts(g);
     r->timings.text_encode = gen_now() - te;
     if (st == SD_OK) {
         g->nchw = malloc((size_t)g->lc * g->h * g->w * sizeof(float));
         st = g->nchw ? guided_prepare(g, bs < total ? bs : total, &r->timings.peak_activation_bytes)
-                     : sd_fail(SD_ERR_MEMORY, "out of memory for the noise");
+                     : err_fail(SD_ERR_MEMORY, "out of memory for the noise");
     }
     for (int first = 0; first < total && st == SD_OK; first += bs)
         st = run_group(g, first, total - first < bs ? total - first : bs, r);
@@ -180,8 +180,8 @@ sd_status sd_generate(sd_ctx *c, const sd_gen_params *p, sd_progress_fn progress
         r->timings.per_step = evals > 0 ? g->t_sample / ((double)evals * ((total + bs - 1) / bs)) : 0;
     }
     r->timings.total = gen_now() - g->t0;
-    sd_cond_free(&g->cond);
-    sd_cond_free(&g->uncond);
+    text_cond_free(&g->cond);
+    text_cond_free(&g->uncond);
     guided_release(g);
     free(g->nchw);
     free(g);

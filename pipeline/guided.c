@@ -35,9 +35,9 @@ sd_status guided_prepare(gen *g, int B, size_t *peak) {
     size_t hw = (size_t)g->h * g->w;
     g->x_in_host = malloc((size_t)N * hw * uc->in_channels * sizeof(float));
     g->eps_host = malloc((size_t)N * hw * g->lc * sizeof(float));
-    if (c->files.family == SD_FAMILY_SDXL) g->time_ids = malloc((size_t)N * 6 * sizeof(float));
-    if (!g->x_in_host || !g->eps_host || (c->files.family == SD_FAMILY_SDXL && !g->time_ids))
-        return sd_fail(SD_ERR_MEMORY, "out of memory for the model input");
+    if (c->files.family == MODEL_FAMILY_SDXL) g->time_ids = malloc((size_t)N * 6 * sizeof(float));
+    if (!g->x_in_host || !g->eps_host || (c->files.family == MODEL_FAMILY_SDXL && !g->time_ids))
+        return err_fail(SD_ERR_MEMORY, "out of memory for the model input");
     if (g->time_ids) /* SDXL micro-conditioning: original size, crop (0, 0), target size */
         for (int i = 0; i < N; i++) {
             float *t6 = g->time_ids + i * 6;
@@ -72,10 +72,10 @@ sd_status guided_upload(gen *g) {
     group_tensors(g, B);
     size_t cs = (size_t)g->cond.tokens * g->cond.ctx_dim;
     float *host = malloc(N * cs * sizeof(float));
-    if (!host) return sd_fail(SD_ERR_MEMORY, "out of memory for the text context");
+    if (!host) return err_fail(SD_ERR_MEMORY, "out of memory for the text context");
     /* rows [0, B) the negative prompt (or zeros), [B, 2B) the prompt; without CFG only the prompt */
     for (int k = 0; k < N; k++) {
-        const sd_cond *src = g->use_cfg && k < B ? &g->uncond : &g->cond;
+        const text_cond *src = g->use_cfg && k < B ? &g->uncond : &g->cond;
         if (g->use_cfg && k < B && g->uncond_zero) memset(host + k * cs, 0, cs * sizeof(float));
         else memcpy(host + k * cs, src->ctx, cs * sizeof(float));
     }
@@ -83,7 +83,7 @@ sd_status guided_upload(gen *g) {
     if (g->cond.pooled) {
         int P = g->cond.pooled_dim;
         for (int k = 0; k < N; k++) {
-            const sd_cond *src = g->use_cfg && k < B ? &g->uncond : &g->cond;
+            const text_cond *src = g->use_cfg && k < B ? &g->uncond : &g->cond;
             if (g->use_cfg && k < B && g->uncond_zero) memset(host + (size_t)k * P, 0, P * sizeof(float));
             else memcpy(host + (size_t)k * P, src->pooled, P * sizeof(float));
         }

@@ -58,7 +58,7 @@ static sd_status inpaint_extra(gen *g, const float *img, const float *lmask) {
     size_t hw = (size_t)g->h * g->w;
     float *masked = malloc((size_t)W * H * 3 * sizeof(float)), *mlat = malloc(hw * g->lc * sizeof(float));
     g->inpaint_extra = malloc((size_t)g->B * hw * ex * sizeof(float));
-    sd_status st = masked && mlat && g->inpaint_extra ? SD_OK : sd_fail(SD_ERR_MEMORY, "out of memory for the inpainting input");
+    sd_status st = masked && mlat && g->inpaint_extra ? SD_OK : err_fail(SD_ERR_MEMORY, "out of memory for the inpainting input");
     if (st == SD_OK) {
         for (int y = 0; y < H; y++)
             for (int x = 0; x < W; x++) {
@@ -88,7 +88,7 @@ sd_status img2img_prepare(gen *g, float *x) {
     int nine = unet_get_config(c->unet)->in_channels != g->lc;
     float *img = image_to_input(p->init_image, W, H), *x0 = malloc(n * sizeof(float)), *noise = malloc(n * sizeof(float));
     float *lmask = p->mask ? malloc(hw * sizeof(float)) : NULL;
-    sd_status st = img && x0 && noise && (lmask || !p->mask) ? SD_OK : sd_fail(SD_ERR_MEMORY, "out of memory for the init image");
+    sd_status st = img && x0 && noise && (lmask || !p->mask) ? SD_OK : err_fail(SD_ERR_MEMORY, "out of memory for the init image");
     if (st == SD_OK && lmask) mask_to_latent(p->mask, g->h, g->w, lmask);
     /* diffusers samples the posterior with each image's generator (its first draw, already in x) and then
      * draws the img2img noise; A1111's posterior sample is not seeded, so the kdiffusion convention takes
@@ -104,7 +104,7 @@ sd_status img2img_prepare(gen *g, float *x) {
     if (st == SD_OK && lmask && !nine) { /* ordinary model: blend the known area each step */
         g->blend_mask = malloc(n * sizeof(float));
         g->blend_known = malloc(n * sizeof(float));
-        if (!g->blend_mask || !g->blend_known) st = sd_fail(SD_ERR_MEMORY, "out of memory for the inpainting blend");
+        if (!g->blend_mask || !g->blend_known) st = err_fail(SD_ERR_MEMORY, "out of memory for the inpainting blend");
         else {
             for (int i = 0; i < B; i++)
                 for (size_t q = 0; q < hw; q++)

@@ -16,13 +16,13 @@ static const struct { const char *ours, *a1111; } k_names[] = {
     {"ddim", "DDIM"}, {"pndm", "PLMS"}, {"plms", "PLMS"}, {"ddpm", "DDPM"}, {"unipc", "UniPC"}, {"lcm", "LCM"},
 };
 
-const char *sd_sampler_a1111_name(const char *ours) {
+const char *infotext_sampler_to_a1111(const char *ours) {
     for (size_t i = 0; i < sizeof k_names / sizeof *k_names; i++)
         if (!strcmp(k_names[i].ours, ours)) return k_names[i].a1111;
     return NULL;
 }
 
-const char *sd_sampler_from_a1111(const char *a) {
+const char *infotext_sampler_from_a1111(const char *a) {
     for (size_t i = 0; i < sizeof k_names / sizeof *k_names; i++)
         if (!strcmp(k_names[i].a1111, a)) return k_names[i].ours;
     return NULL;
@@ -65,7 +65,7 @@ static const char *schedule_a1111(const char *s) {
     return s;
 }
 
-char *sd_infotext_a1111(const sd_gen_params *p, const sd_infotext_ctx *c, uint64_t seed) {
+char *infotext_a1111(const sd_gen_params *p, const infotext_ctx *c, uint64_t seed) {
     sbuf b = {0};
     char v[128];
     sb_str(&b, p->prompt ? p->prompt : "");
@@ -77,7 +77,7 @@ char *sd_infotext_a1111(const sd_gen_params *p, const sd_infotext_ctx *c, uint64
     }
     snprintf(v, sizeof v, "%d", c->steps);
     sb_kv(&b, "Steps", v);
-    const char *an = sd_sampler_a1111_name(c->sampler);
+    const char *an = infotext_sampler_to_a1111(c->sampler);
     sb_kv(&b, "Sampler", an ? an : c->sampler);
     sb_kv(&b, "Schedule type", schedule_a1111(c->scheduler));
     snprintf(v, sizeof v, "%g", c->cfg_scale);
@@ -115,7 +115,7 @@ char *sd_infotext_a1111(const sd_gen_params *p, const sd_infotext_ctx *c, uint64
     return b.s;
 }
 
-char *sd_infotext_json(const sd_gen_params *p, const sd_infotext_ctx *c, uint64_t seed) {
+char *infotext_json(const sd_gen_params *p, const infotext_ctx *c, uint64_t seed) {
     cJSON *j = cJSON_CreateObject();
     char v[32];
     cJSON_AddStringToObject(j, "prompt", p->prompt ? p->prompt : "");
@@ -149,11 +149,11 @@ char *sd_infotext_json(const sd_gen_params *p, const sd_infotext_ctx *c, uint64_
 }
 
 sd_status sd_save_png(const char *path, const sd_image *img, const char *infotext, const char *json, int overwrite) {
-    sd_text_kv kv[2];
+    image_text kv[2];
     int n = 0;
-    if (infotext) kv[n++] = (sd_text_kv){"parameters", infotext};
-    if (json) kv[n++] = (sd_text_kv){"sd", json};
-    return sd_image_write_png(path, img, kv, n, !overwrite);
+    if (infotext) kv[n++] = (image_text){"parameters", infotext};
+    if (json) kv[n++] = (image_text){"sd", json};
+    return image_write_png(path, img, kv, n, !overwrite);
 }
 
 /* ---- reading settings back ---- */
@@ -182,7 +182,7 @@ static int jnum(const cJSON *j, const char *k, double *out) {
 
 static sd_status from_json(const char *path, const char *text, sd_gen_params *p, strstore *st) {
     cJSON *j = cJSON_Parse(text);
-    if (!j || !cJSON_IsObject(j)) { cJSON_Delete(j); return sd_fail(SD_ERR_FORMAT, "%s: the \"sd\" text chunk is not a JSON object", path); }
+    if (!j || !cJSON_IsObject(j)) { cJSON_Delete(j); return err_fail(SD_ERR_FORMAT, "%s: the \"sd\" text chunk is not a JSON object", path); }
     const char *s;
     double d;
     if ((s = jstr(j, "prompt"))) p->prompt = keep(st, s);
@@ -248,7 +248,7 @@ static sd_status from_a1111(const char *text, sd_gen_params *p, strstore *st) {
         }
         if (!strcmp(key, "Steps")) p->steps = atoi(val);
         else if (!strcmp(key, "Sampler")) {
-            const char *ours = sd_sampler_from_a1111(val);
+            const char *ours = infotext_sampler_from_a1111(val);
             p->sampler = keep(st, ours ? ours : val);
         } else if (!strcmp(key, "Schedule type")) {
             p->scheduler = !strcmp(val, "Karras") ? "karras" : !strcmp(val, "Exponential") ? "exponential" : !strcmp(val, "SGM Uniform") ? "sgm_uniform" : "discrete";
@@ -271,9 +271,9 @@ static sd_status from_a1111(const char *text, sd_gen_params *p, strstore *st) {
 
 sd_status sd_params_from_png(const char *path, sd_gen_params *p, void **storage) {
     *storage = NULL;
-    sd_text_kv *t;
+    image_text *t;
     int n;
-    sd_status st = sd_png_read_text(path, &t, &n);
+    sd_status st = image_read_png_text(path, &t, &n);
     if (st != SD_OK) return st;
     const char *json = NULL, *a1111 = NULL;
     size_t total = 0;
@@ -283,13 +283,13 @@ sd_status sd_params_from_png(const char *path, sd_gen_params *p, void **storage)
         total += strlen(t[i].value) + 64;
     }
     if (!json && !a1111) {
-        sd_text_free(t, n);
-        return sd_fail(SD_ERR_FORMAT, "%s: no generation parameters in this PNG (no \"sd\" or \"parameters\" text chunk)", path);
+        image_text_free(t, n);
+        return err_fail(SD_ERR_FORMAT, "%s: no generation parameters in this PNG (no \"sd\" or \"parameters\" text chunk)", path);
     }
     strstore s = {malloc(2 * total + 256), 0, 2 * total + 256};
     sd_gen_params_init(p);
     st = json ? from_json(path, json, p, &s) : from_a1111(a1111, p, &s);
-    sd_text_free(t, n);
+    image_text_free(t, n);
     if (st != SD_OK) { free(s.buf); return st; }
     *storage = s.buf;
     return SD_OK;

@@ -5,20 +5,20 @@
 #include "../sd.h"
 
 /* What the infotext needs beyond the parameters: the resolved values and the model's identity. */
-typedef struct sd_infotext_ctx {
+typedef struct infotext_ctx {
     const char *model_name, *model_hash;   /* hash may be NULL */
     const char *sampler, *scheduler;       /* resolved names (never NULL) */
     int width, height, steps;
     float cfg_scale;
-} sd_infotext_ctx;
+} infotext_ctx;
 
 /* A1111 layout: prompt / "Negative prompt: ..." / "Steps: 20, Sampler: Euler a, ..." (malloc'd). */
-char *sd_infotext_a1111(const sd_gen_params *p, const sd_infotext_ctx *c, uint64_t seed);
+char *infotext_a1111(const sd_gen_params *p, const infotext_ctx *c, uint64_t seed);
 /* Our JSON object with every parameter, resolved (malloc'd). */
-char *sd_infotext_json(const sd_gen_params *p, const sd_infotext_ctx *c, uint64_t seed);
+char *infotext_json(const sd_gen_params *p, const infotext_ctx *c, uint64_t seed);
 
 /* A1111 display name of one of our sampler names ("euler_a" -> "Euler a") and back (NULL if unknown). */
-const char *sd_sampler_a1111_name(const char *ours);
-const char *sd_sampler_from_a1111(const char *a1111);
+const char *infotext_sampler_to_a1111(const char *ours);
+const char *infotext_sampler_from_a1111(const char *a1111);
 
 #endif

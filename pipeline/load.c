@@ -30,7 +30,7 @@ static const char *default_model(char *buf, size_t cap) {
         const char *rel[] = {"samples/models/shapes", "../samples/models/shapes", "../share/sd/models/shapes"};
         for (int i = 0; i < 3; i++) {
             snprintf(buf, cap, "%s/%s", dir, rel[i]);
-            if (sd_is_dir(buf)) return buf;
+            if (file_is_dir(buf)) return buf;
         }
     }
     snprintf(buf, cap, "%s/samples/models/shapes", SD_SOURCE_DIR);
@@ -48,21 +48,21 @@ static void model_name(const char *path, char *out, size_t cap) {
     if (dot && (!strcmp(dot, ".safetensors") || !strcmp(dot, ".sft"))) *dot = 0;
 }
 
-static sd_status component_config_path(const sd_component *c, const char *file, char *buf, size_t cap) {
+static sd_status component_config_path(const model_component *c, const char *file, char *buf, size_t cap) {
     if (!c->dir[0]) return SD_ERR_IO;
     snprintf(buf, cap, "%s/%s", c->dir, file);
-    return sd_file_exists(buf) ? SD_OK : SD_ERR_IO;
+    return file_exists(buf) ? SD_OK : SD_ERR_IO;
 }
 
 /* Reports tensors of a component that no loader asked for. */
 static sd_status check_unused(const wmap *m, const char *what, const char *path) {
     char names[512];
     int n = wmap_unused(m, names, sizeof names);
-    if (n) return sd_fail(SD_ERR_MODEL, "%s: %d unexpected %s tensor%s: %s", path, n, what, n > 1 ? "s" : "", names);
+    if (n) return err_fail(SD_ERR_MODEL, "%s: %d unexpected %s tensor%s: %s", path, n, what, n > 1 ? "s" : "", names);
     return SD_OK;
 }
 
-static sd_status load_text_encoder(sd_ctx *ctx, const sd_component *c, clip_model *out, int sd2, int with_projection) {
+static sd_status load_text_encoder(sd_ctx *ctx, const model_component *c, clip_model *out, int sd2, int with_projection) {
     wmap *m = wmap_new();
     sd_status st = clip_add_file(m, c->file, c->prefix, CLIP_LAYOUT_AUTO);
     clip_config cfg;
@@ -85,12 +85,12 @@ static sd_status load_tokenizer(const char *dir, clip_tokenizer **out) {
     char v[4200], mg[4200];
     snprintf(v, sizeof v, "%s/vocab.json", dir);
     snprintf(mg, sizeof mg, "%s/merges.txt", dir);
-    if (!sd_file_exists(v) || !sd_file_exists(mg)) return SD_OK; /* use the embedded CLIP vocabulary */
+    if (!file_exists(v) || !file_exists(mg)) return SD_OK; /* use the embedded CLIP vocabulary */
     return clip_tokenizer_load(v, mg, out);
 }
 
 static sd_status load_unet(sd_ctx *ctx) {
-    const sd_component *c = &ctx->files.unet;
+    const model_component *c = &ctx->files.unet;
     wmap *m = wmap_new();
     sd_status st = unet_add_tensors(m, c->file, c->original_names ? UNET_NAMES_LDM : UNET_NAMES_DIFFUSERS, c->prefix);
     unet_config cfg;
@@ -102,7 +102,7 @@ static sd_status load_unet(sd_ctx *ctx) {
 }
 
 static sd_status load_vae(sd_ctx *ctx) {
-    const sd_component *c = &ctx->files.vae;
+    const model_component *c = &ctx->files.vae;
     wmap *m = wmap_new();
     sd_status st = vae_add_weights(m, c->file, c->prefix, VAE_LAYOUT_AUTO);
     vae_config cfg;
@@ -112,7 +112,7 @@ static sd_status load_vae(sd_ctx *ctx) {
             st = vae_config_from_json(cp, &cfg);
         } else {
             st = vae_config_infer(m, &cfg);
-            if (ctx->files.family == SD_FAMILY_SDXL || ctx->files.family == SD_FAMILY_SDXL_REFINER) cfg.scaling_factor = VAE_SCALING_SDXL;
+            if (ctx->files.family == MODEL_FAMILY_SDXL || ctx->files.family == MODEL_FAMILY_SDXL_REFINER) cfg.scaling_factor = VAE_SCALING_SDXL;
         }
     }
     if (st == SD_OK) st = vae_load(ctx->vb, m, &cfg, VAE_DECODER | VAE_ENCODER, &ctx->vae);
@@ -129,7 +129,7 @@ static sd_status read_scheduler_config(sd_ctx *ctx) {
     ctx->steps_offset = 1;
     const cJSON *j = ctx->files.scheduler_config;
     if (!j) {
-        if (ctx->files.family == SD_FAMILY_SDXL) ctx->sched_spacing = SCHED_SPACING_LEADING;
+        if (ctx->files.family == MODEL_FAMILY_SDXL) ctx->sched_spacing = SCHED_SPACING_LEADING;
         return SD_OK;
     }
     const cJSON *sp = cJSON_GetObjectItemCaseSensitive(j, "timestep_spacing");
@@ -139,7 +139,7 @@ static sd_status read_scheduler_config(sd_ctx *ctx) {
         sched_spacing s;
         sd_status st = sched_spacing_from_name(sp->valuestring, &s);
         if (st != SD_OK) {
-            sd_error_prefix("%s/scheduler/scheduler_config.json", ctx->files.path);
+            err_prefix("%s/scheduler/scheduler_config.json", ctx->files.path);
             return st;
         }
         ctx->sched_spacing = s;
@@ -148,22 +148,22 @@ static sd_status read_scheduler_config(sd_ctx *ctx) {
 }
 
 static sd_status load_all(sd_ctx *ctx, const sd_load_params *p) {
-    sd_model_files *f = &ctx->files;
-    sd_family fam = f->family;
+    model_files *f = &ctx->files;
+    model_family fam = f->family;
     TRY(read_scheduler_config(ctx));
-    if (fam == SD_FAMILY_SDXL_REFINER) return sd_fail(SD_ERR_UNSUPPORTED, "%s: SDXL refiner checkpoints are not supported yet (use an SDXL base model)", f->path);
+    if (fam == MODEL_FAMILY_SDXL_REFINER) return err_fail(SD_ERR_UNSUPPORTED, "%s: SDXL refiner checkpoints are not supported yet (use an SDXL base model)", f->path);
     if (p->prediction && strcmp(p->prediction, "auto")) {
-        if (!strcmp(p->prediction, "eps")) ctx->prediction = SD_PRED_EPS;
-        else if (!strcmp(p->prediction, "v")) ctx->prediction = SD_PRED_V;
-        else return sd_fail(SD_ERR_ARG, "unknown prediction type \"%s\" (valid: auto, eps, v)", p->prediction);
+        if (!strcmp(p->prediction, "eps")) ctx->prediction = MODEL_PRED_EPS;
+        else if (!strcmp(p->prediction, "v")) ctx->prediction = MODEL_PRED_V;
+        else return err_fail(SD_ERR_ARG, "unknown prediction type \"%s\" (valid: auto, eps, v)", p->prediction);
     } else {
-        ctx->prediction = f->prediction == SD_PRED_V ? SD_PRED_V : SD_PRED_EPS;
+        ctx->prediction = f->prediction == MODEL_PRED_V ? MODEL_PRED_V : MODEL_PRED_EPS;
     }
     TRY(load_tokenizer(f->tokenizer_dir, &ctx->tok));
     TRY(load_tokenizer(f->tokenizer2_dir, &ctx->tok2));
-    ctx->pad_zero = fam == SD_FAMILY_SD2;
+    ctx->pad_zero = fam == MODEL_FAMILY_SD2;
     if (f->te.file) {
-        TRY(load_text_encoder(ctx, &f->te, &ctx->te, fam == SD_FAMILY_SD2, 0));
+        TRY(load_text_encoder(ctx, &f->te, &ctx->te, fam == MODEL_FAMILY_SD2, 0));
         ctx->has_te = 1;
     }
     if (f->te2.file) {
@@ -174,11 +174,11 @@ static sd_status load_all(sd_ctx *ctx, const sd_load_params *p) {
     TRY(load_vae(ctx));
     /* the text context must be what the UNet's cross-attention reads */
     const unet_config *uc = unet_get_config(ctx->unet);
-    int ctx_dim = (ctx->has_te ? ctx->te.cfg.width : 0) + (fam == SD_FAMILY_SDXL ? ctx->te2.cfg.width : 0);
+    int ctx_dim = (ctx->has_te ? ctx->te.cfg.width : 0) + (fam == MODEL_FAMILY_SDXL ? ctx->te2.cfg.width : 0);
     if (ctx_dim != uc->ctx_dim)
-        return sd_fail(SD_ERR_MODEL, "%s: the text encoder gives %d-wide states but the UNet's cross-attention reads %d", f->path, ctx_dim, uc->ctx_dim);
+        return err_fail(SD_ERR_MODEL, "%s: the text encoder gives %d-wide states but the UNet's cross-attention reads %d", f->path, ctx_dim, uc->ctx_dim);
     if (uc->in_channels != 4 && uc->in_channels != 9)
-        return sd_fail(SD_ERR_UNSUPPORTED, "%s: UNets with %d input channels are not supported (4, or 9 for inpainting)", f->path, uc->in_channels);
+        return err_fail(SD_ERR_UNSUPPORTED, "%s: UNets with %d input channels are not supported (4, or 9 for inpainting)", f->path, uc->in_channels);
     return SD_OK;
 }
 
@@ -189,12 +189,12 @@ static sd_status pick_backend(sd_ctx *ctx, const sd_load_params *p) {
     if (p->backend == SD_BACKEND_CUDA || (p->backend == SD_BACKEND_AUTO && be_cuda_available())) {
         ctx->b = be_cuda_new(0, BE_F16);
         if (!ctx->b && p->backend == SD_BACKEND_CUDA) {
-            sd_error_prefix("--backend cuda");
+            err_prefix("--backend cuda");
             return SD_ERR_UNSUPPORTED;
         }
         if (!ctx->b && p->verbose) fprintf(stderr, "backend: CUDA device unusable (%s), using the CPU\n", sd_last_error());
     }
-    if (ctx->b && (ctx->files.family == SD_FAMILY_SDXL || ctx->files.family == SD_FAMILY_SDXL_REFINER)) {
+    if (ctx->b && (ctx->files.family == MODEL_FAMILY_SDXL || ctx->files.family == MODEL_FAMILY_SDXL_REFINER)) {
         ctx->vb = be_cuda_new(0, BE_F32);
         if (!ctx->vb) return SD_ERR_BACKEND;
     }
@@ -214,9 +214,9 @@ sd_status sd_load(const sd_load_params *p, sd_ctx **out) {
     char dm[4096];
     const char *path = p->model_path ? p->model_path : default_model(dm, sizeof dm);
     sd_ctx *ctx = calloc(1, sizeof *ctx);
-    if (!ctx) return sd_fail(SD_ERR_MEMORY, "out of memory");
+    if (!ctx) return err_fail(SD_ERR_MEMORY, "out of memory");
     ctx->verbose = p->verbose;
-    sd_status st = sd_model_files_open(path, p->vae_path, &ctx->files);
+    sd_status st = model_files_open(path, p->vae_path, &ctx->files);
     if (st != SD_OK) { free(ctx); return st; }
     if ((st = pick_backend(ctx, p)) != SD_OK) { sd_free(ctx); return st; }
     if ((st = load_all(ctx, p)) != SD_OK) { sd_free(ctx); return st; }
@@ -224,17 +224,17 @@ sd_status sd_load(const sd_load_params *p, sd_ctx **out) {
     model_name(path, ctx->name, sizeof ctx->name);
     sd_model_info *i = &ctx->info;
     i->name = ctx->name;
-    i->family = sd_family_name(ctx->files.family);
-    i->prediction = ctx->prediction == SD_PRED_V ? "v" : "epsilon";
+    i->family = model_family_name(ctx->files.family);
+    i->prediction = ctx->prediction == MODEL_PRED_V ? "v" : "epsilon";
     i->backend = ctx->b->ops->name;
     i->inpainting = unet_get_config(ctx->unet)->in_channels == 9;
     int sample = unet_get_config(ctx->unet)->sample_size;
     int factor = vae_factor(ctx->vae);
-    int size = ctx->files.family == SD_FAMILY_SDXL ? 1024 : ctx->files.family == SD_FAMILY_SD2 && ctx->prediction == SD_PRED_V ? 768 : 512;
+    int size = ctx->files.family == MODEL_FAMILY_SDXL ? 1024 : ctx->files.family == MODEL_FAMILY_SD2 && ctx->prediction == MODEL_PRED_V ? 768 : 512;
     if (sample > 0) size = sample * factor;
     i->default_width = i->default_height = size;
-    i->default_steps = sd_model_files_default_steps(&ctx->files);
-    i->default_cfg = sd_model_files_default_cfg(&ctx->files);
+    i->default_steps = model_files_default_steps(&ctx->files);
+    i->default_cfg = model_files_default_cfg(&ctx->files);
     i->default_sampler = "euler_a";
     i->default_scheduler = "discrete";
     if (p->verbose)
@@ -256,7 +256,7 @@ void sd_free(sd_ctx *ctx) {
     }
     clip_tokenizer_free(ctx->tok);
     clip_tokenizer_free(ctx->tok2);
-    sd_model_files_close(&ctx->files);
+    model_files_close(&ctx->files);
     free(ctx);
 }
 

@@ -8,12 +8,12 @@
 #include "../core/error.h"
 #include "../core/fileio.h"
 
-const char *sd_family_name(sd_family f) {
+const char *model_family_name(model_family f) {
     switch (f) {
-    case SD_FAMILY_SD1: return "SD 1.x";
-    case SD_FAMILY_SD2: return "SD 2.x";
-    case SD_FAMILY_SDXL: return "SDXL";
-    case SD_FAMILY_SDXL_REFINER: return "SDXL refiner";
+    case MODEL_FAMILY_SD1: return "SD 1.x";
+    case MODEL_FAMILY_SD2: return "SD 2.x";
+    case MODEL_FAMILY_SDXL: return "SDXL";
+    case MODEL_FAMILY_SDXL_REFINER: return "SDXL refiner";
     default: return "unknown";
     }
 }
@@ -27,31 +27,31 @@ static int has_prefix(const st_file *f, const char *prefix) {
     return 0;
 }
 
-sd_family sd_detect_family(const st_file *f, int *in_channels, char *reason, size_t cap) {
+model_family model_family_detect(const st_file *f, int *in_channels, char *reason, size_t cap) {
     const st_tensor *ci = st_find(f, "model.diffusion_model.input_blocks.0.0.weight");
     if (in_channels) *in_channels = ci && ci->ndim == 4 ? (int)ci->shape[1] : 4;
     if (has(f, "conditioner.embedders.1.model.ln_final.weight") || has_prefix(f, "conditioner.embedders.1.model.transformer.")) {
         snprintf(reason, cap, "conditioner.embedders.1 (OpenCLIP bigG) present");
-        return SD_FAMILY_SDXL;
+        return MODEL_FAMILY_SDXL;
     }
     if (has(f, "conditioner.embedders.0.model.ln_final.weight") || has_prefix(f, "conditioner.embedders.0.model.transformer.")) {
         snprintf(reason, cap, "conditioner.embedders.0 is OpenCLIP (refiner layout)");
-        return SD_FAMILY_SDXL_REFINER;
+        return MODEL_FAMILY_SDXL_REFINER;
     }
     const st_tensor *k = st_find(f, "model.diffusion_model.input_blocks.1.1.transformer_blocks.0.attn2.to_k.weight");
     if (k && k->ndim == 2 && k->shape[1] == 1024) {
         snprintf(reason, cap, "cross-attention context width 1024");
-        return SD_FAMILY_SD2;
+        return MODEL_FAMILY_SD2;
     }
     if (has_prefix(f, "cond_stage_model.model.")) {
         snprintf(reason, cap, "cond_stage_model is OpenCLIP");
-        return SD_FAMILY_SD2;
+        return MODEL_FAMILY_SD2;
     }
     if (ci) {
         snprintf(reason, cap, "original UNet with a CLIP-L context");
-        return SD_FAMILY_SD1;
+        return MODEL_FAMILY_SD1;
     }
-    return SD_FAMILY_UNKNOWN;
+    return MODEL_FAMILY_UNKNOWN;
 }
 
 /* Names the unsupported architectures we can recognise, so the refusal says what the file is. */
@@ -75,7 +75,7 @@ static int looks_like_pickle(const char *path) {
 }
 
 static sd_status refuse_pickle(const char *path) {
-    return sd_fail(SD_ERR_UNSUPPORTED,
+    return err_fail(SD_ERR_UNSUPPORTED,
                    "%s: PyTorch pickle checkpoints (.ckpt/.pt/.bin) can execute arbitrary code when loaded and are "
                    "not read; convert it to .safetensors first, e.g. with python: "
                    "`from safetensors.torch import save_file; import torch; "
@@ -85,26 +85,26 @@ static sd_status refuse_pickle(const char *path) {
 
 static cJSON *read_json(const char *path, sd_status *st) {
     char *txt;
-    *st = sd_read_file(path, 16u << 20, &txt, NULL);
+    *st = file_read(path, 16u << 20, &txt, NULL);
     if (*st != SD_OK) return NULL;
     cJSON *j = cJSON_Parse(txt);
     free(txt);
     if (!j || !cJSON_IsObject(j)) {
         cJSON_Delete(j);
-        *st = sd_fail(SD_ERR_FORMAT, "%s: not a JSON object", path);
+        *st = err_fail(SD_ERR_FORMAT, "%s: not a JSON object", path);
         return NULL;
     }
     return j;
 }
 
 /* Opens a diffusers component folder: its weights file (plain or .fp16 variant) and config.json. */
-static sd_status open_component(const char *root, const char *sub, const char *weights, const char *config, sd_component *c, int required) {
+static sd_status open_component(const char *root, const char *sub, const char *weights, const char *config, model_component *c, int required) {
     char dir[4096], p[4200];
     snprintf(dir, sizeof dir, "%s/%s", root, sub);
     memset(c, 0, sizeof *c);
     c->prefix = "";
-    if (!sd_is_dir(dir)) {
-        if (required) return sd_fail(SD_ERR_MODEL, "%s: missing component folder %s/", root, sub);
+    if (!file_is_dir(dir)) {
+        if (required) return err_fail(SD_ERR_MODEL, "%s: missing component folder %s/", root, sub);
         return SD_OK;
     }
     snprintf(c->dir, sizeof c->dir, "%s", dir);
@@ -112,25 +112,25 @@ static sd_status open_component(const char *root, const char *sub, const char *w
     sd_status st = SD_ERR_IO;
     for (int i = 0; i < 2 && st != SD_OK; i++) {
         snprintf(p, sizeof p, "%s/%s.%s", dir, weights, variants[i]);
-        if (sd_file_exists(p)) st = st_open(p, &c->file);
+        if (file_exists(p)) st = st_open(p, &c->file);
         if (st != SD_OK && st != SD_ERR_IO) return st;
     }
     if (st != SD_OK) {
         snprintf(p, sizeof p, "%s/%s.safetensors.index.json", dir, weights);
-        if (sd_file_exists(p)) return sd_fail(SD_ERR_UNSUPPORTED, "%s: sharded weights are not supported yet; merge the shards into one .safetensors", p);
+        if (file_exists(p)) return err_fail(SD_ERR_UNSUPPORTED, "%s: sharded weights are not supported yet; merge the shards into one .safetensors", p);
         snprintf(p, sizeof p, "%s/%s.bin", dir, weights);
-        if (sd_file_exists(p)) return refuse_pickle(p);
-        return sd_fail(SD_ERR_MODEL, "%s: no %s.safetensors in the component folder", dir, weights);
+        if (file_exists(p)) return refuse_pickle(p);
+        return err_fail(SD_ERR_MODEL, "%s: no %s.safetensors in the component folder", dir, weights);
     }
     snprintf(p, sizeof p, "%s/%s", dir, config);
-    if (sd_file_exists(p)) {
+    if (file_exists(p)) {
         c->config = read_json(p, &st);
         if (!c->config) return st;
     }
     return SD_OK;
 }
 
-static sd_status open_vae_override(const char *path, sd_component *c) {
+static sd_status open_vae_override(const char *path, model_component *c) {
     if (looks_like_pickle(path)) return refuse_pickle(path);
     memset(c, 0, sizeof *c);
     sd_status st = st_open(path, &c->file);
@@ -138,33 +138,33 @@ static sd_status open_vae_override(const char *path, sd_component *c) {
     if (has(c->file, "first_stage_model.decoder.conv_in.weight")) { c->prefix = "first_stage_model."; c->original_names = 1; }
     else if (has(c->file, "decoder.up.0.block.0.conv1.weight")) { c->prefix = ""; c->original_names = 1; }
     else if (has(c->file, "decoder.up_blocks.0.resnets.0.conv1.weight")) { c->prefix = ""; c->original_names = 0; }
-    else return sd_fail(SD_ERR_MODEL, "%s: no VAE decoder tensors found (expected decoder.* or first_stage_model.decoder.*)", path);
+    else return err_fail(SD_ERR_MODEL, "%s: no VAE decoder tensors found (expected decoder.* or first_stage_model.decoder.*)", path);
     return SD_OK;
 }
 
 /* "_sd_defaults" in model_index.json: the guidance scale and step count a model is meant to be sampled with (the
  * bundled demo model draws its shapes best at a low guidance). The leading underscore keeps diffusers from taking
  * the key for a pipeline component. Optional; a present but unusable value is an error, not silently ignored. */
-static sd_status read_defaults(const char *file, const cJSON *idx, sd_model_files *m) {
+static sd_status read_defaults(const char *file, const cJSON *idx, model_files *m) {
     const cJSON *d = cJSON_GetObjectItemCaseSensitive(idx, "_sd_defaults");
     if (!d) return SD_OK;
-    if (!cJSON_IsObject(d)) return sd_fail(SD_ERR_MODEL, "%s: \"_sd_defaults\" must be an object", file);
+    if (!cJSON_IsObject(d)) return err_fail(SD_ERR_MODEL, "%s: \"_sd_defaults\" must be an object", file);
     const cJSON *g = cJSON_GetObjectItemCaseSensitive(d, "guidance_scale");
     const cJSON *n = cJSON_GetObjectItemCaseSensitive(d, "num_inference_steps");
     if (g && !(cJSON_IsNumber(g) && g->valuedouble >= 1.0 && g->valuedouble <= 30.0))
-        return sd_fail(SD_ERR_MODEL, "%s: \"_sd_defaults\".guidance_scale must be a number from 1 to 30", file);
+        return err_fail(SD_ERR_MODEL, "%s: \"_sd_defaults\".guidance_scale must be a number from 1 to 30", file);
     if (n && !(cJSON_IsNumber(n) && n->valuedouble >= 1 && n->valuedouble <= 1000 && n->valuedouble == (double)(int)n->valuedouble))
-        return sd_fail(SD_ERR_MODEL, "%s: \"_sd_defaults\".num_inference_steps must be a whole number from 1 to 1000", file);
+        return err_fail(SD_ERR_MODEL, "%s: \"_sd_defaults\".num_inference_steps must be a whole number from 1 to 1000", file);
     if (g) m->default_cfg = (float)g->valuedouble;
     if (n) m->default_steps = (int)n->valuedouble;
     return SD_OK;
 }
 
-static sd_status open_folder(const char *path, sd_model_files *m) {
+static sd_status open_folder(const char *path, model_files *m) {
     char p[4200];
     sd_status st;
     snprintf(p, sizeof p, "%s/model_index.json", path);
-    if (!sd_file_exists(p)) return sd_fail(SD_ERR_MODEL, "%s: a folder without model_index.json is not a diffusers model", path);
+    if (!file_exists(p)) return err_fail(SD_ERR_MODEL, "%s: a folder without model_index.json is not a diffusers model", path);
     cJSON *idx = read_json(p, &st);
     if (!idx) return st;
     const cJSON *cls = cJSON_GetObjectItemCaseSensitive(idx, "_class_name");
@@ -175,84 +175,84 @@ static sd_status open_folder(const char *path, sd_model_files *m) {
     if (st != SD_OK) return st;
     if (strncmp(cname, "StableDiffusion", 15) || strstr(cname, "StableDiffusion3") || strstr(cname, "Upscale") ||
         strstr(cname, "Cascade") || strstr(cname, "Video"))
-        return sd_fail(SD_ERR_UNSUPPORTED, "%s: %s models are not supported (SD 1.x, 2.x and SDXL pipelines are)", path,
+        return err_fail(SD_ERR_UNSUPPORTED, "%s: %s models are not supported (SD 1.x, 2.x and SDXL pipelines are)", path,
                        cname[0] ? cname : "unnamed");
     if ((st = open_component(path, "unet", "diffusion_pytorch_model", "config.json", &m->unet, 1)) != SD_OK) return st;
     if ((st = open_component(path, "vae", "diffusion_pytorch_model", "config.json", &m->vae, 1)) != SD_OK) return st;
     if ((st = open_component(path, "text_encoder", "model", "config.json", &m->te, 0)) != SD_OK) return st;
     if ((st = open_component(path, "text_encoder_2", "model", "config.json", &m->te2, 0)) != SD_OK) return st;
-    if (!m->te.file && !m->te2.file) return sd_fail(SD_ERR_MODEL, "%s: no text_encoder/ folder", path);
+    if (!m->te.file && !m->te2.file) return err_fail(SD_ERR_MODEL, "%s: no text_encoder/ folder", path);
     snprintf(p, sizeof p, "%s/scheduler/scheduler_config.json", path);
-    if (sd_file_exists(p) && !(m->scheduler_config = read_json(p, &st))) return st;
+    if (file_exists(p) && !(m->scheduler_config = read_json(p, &st))) return st;
     snprintf(p, sizeof p, "%s/tokenizer", path);
-    if (sd_is_dir(p)) snprintf(m->tokenizer_dir, sizeof m->tokenizer_dir, "%s", p);
+    if (file_is_dir(p)) snprintf(m->tokenizer_dir, sizeof m->tokenizer_dir, "%s", p);
     snprintf(p, sizeof p, "%s/tokenizer_2", path);
-    if (sd_is_dir(p)) snprintf(m->tokenizer2_dir, sizeof m->tokenizer2_dir, "%s", p);
+    if (file_is_dir(p)) snprintf(m->tokenizer2_dir, sizeof m->tokenizer2_dir, "%s", p);
 
     const cJSON *uc = m->unet.config;
     const cJSON *ctx = uc ? cJSON_GetObjectItemCaseSensitive(uc, "cross_attention_dim") : NULL;
     const cJSON *inc = uc ? cJSON_GetObjectItemCaseSensitive(uc, "in_channels") : NULL;
     m->in_channels = cJSON_IsNumber(inc) ? inc->valueint : 4;
     int cdim = cJSON_IsNumber(ctx) ? ctx->valueint : 0;
-    if (m->te2.file && m->te.file) { m->family = SD_FAMILY_SDXL; snprintf(m->family_reason, sizeof m->family_reason, "text_encoder_2/ present"); }
-    else if (m->te2.file) { m->family = SD_FAMILY_SDXL_REFINER; snprintf(m->family_reason, sizeof m->family_reason, "only text_encoder_2/"); }
-    else if (cdim == 1024) { m->family = SD_FAMILY_SD2; snprintf(m->family_reason, sizeof m->family_reason, "unet cross_attention_dim 1024"); }
-    else { m->family = SD_FAMILY_SD1; snprintf(m->family_reason, sizeof m->family_reason, "unet cross_attention_dim %d", cdim ? cdim : 768); }
+    if (m->te2.file && m->te.file) { m->family = MODEL_FAMILY_SDXL; snprintf(m->family_reason, sizeof m->family_reason, "text_encoder_2/ present"); }
+    else if (m->te2.file) { m->family = MODEL_FAMILY_SDXL_REFINER; snprintf(m->family_reason, sizeof m->family_reason, "only text_encoder_2/"); }
+    else if (cdim == 1024) { m->family = MODEL_FAMILY_SD2; snprintf(m->family_reason, sizeof m->family_reason, "unet cross_attention_dim 1024"); }
+    else { m->family = MODEL_FAMILY_SD1; snprintf(m->family_reason, sizeof m->family_reason, "unet cross_attention_dim %d", cdim ? cdim : 768); }
     const cJSON *pt = m->scheduler_config ? cJSON_GetObjectItemCaseSensitive(m->scheduler_config, "prediction_type") : NULL;
-    if (cJSON_IsString(pt)) m->prediction = !strcmp(pt->valuestring, "v_prediction") ? SD_PRED_V : SD_PRED_EPS;
+    if (cJSON_IsString(pt)) m->prediction = !strcmp(pt->valuestring, "v_prediction") ? MODEL_PRED_V : MODEL_PRED_EPS;
     return SD_OK;
 }
 
-static sd_status open_single(const char *path, sd_model_files *m) {
+static sd_status open_single(const char *path, model_files *m) {
     sd_status st = st_open(path, &m->single);
     if (st != SD_OK) return st;
     const st_file *f = m->single;
     const char *kind = unsupported_kind(f);
-    if (kind) return sd_fail(SD_ERR_UNSUPPORTED, "%s: this is %s; only Stable Diffusion 1.x, 2.x and SDXL checkpoints are supported", path, kind);
-    m->family = sd_detect_family(f, &m->in_channels, m->family_reason, sizeof m->family_reason);
-    if (m->family == SD_FAMILY_UNKNOWN) {
+    if (kind) return err_fail(SD_ERR_UNSUPPORTED, "%s: this is %s; only Stable Diffusion 1.x, 2.x and SDXL checkpoints are supported", path, kind);
+    m->family = model_family_detect(f, &m->in_channels, m->family_reason, sizeof m->family_reason);
+    if (m->family == MODEL_FAMILY_UNKNOWN) {
         if (has(f, "decoder.conv_in.weight") || has(f, "decoder.up_blocks.0.resnets.0.conv1.weight"))
-            return sd_fail(SD_ERR_MODEL, "%s: this is a VAE alone; pass it with --vae next to a full model", path);
-        return sd_fail(SD_ERR_MODEL, "%s: not a Stable Diffusion checkpoint (no model.diffusion_model.* UNet tensors)", path);
+            return err_fail(SD_ERR_MODEL, "%s: this is a VAE alone; pass it with --vae next to a full model", path);
+        return err_fail(SD_ERR_MODEL, "%s: not a Stable Diffusion checkpoint (no model.diffusion_model.* UNet tensors)", path);
     }
-    sd_component *cs[4] = {&m->unet, &m->vae, &m->te, &m->te2};
+    model_component *cs[4] = {&m->unet, &m->vae, &m->te, &m->te2};
     for (int i = 0; i < 4; i++) { memset(cs[i], 0, sizeof *cs[i]); cs[i]->original_names = 1; }
     m->unet.file = m->single; m->unet.prefix = "model.diffusion_model.";
     m->vae.file = m->single; m->vae.prefix = "first_stage_model.";
     switch (m->family) {
-    case SD_FAMILY_SD1:
+    case MODEL_FAMILY_SD1:
         m->te.file = m->single;
         /* very old SD1 files lack the "text_model." level; the encoder's name map handles both under this prefix */
         m->te.prefix = "cond_stage_model.transformer.";
         break;
-    case SD_FAMILY_SD2:
+    case MODEL_FAMILY_SD2:
         m->te.file = m->single; m->te.prefix = "cond_stage_model.model.";
         break;
-    case SD_FAMILY_SDXL:
+    case MODEL_FAMILY_SDXL:
         m->te.file = m->single; m->te.prefix = "conditioner.embedders.0.transformer.";
         m->te2.file = m->single; m->te2.prefix = "conditioner.embedders.1.model.";
         break;
-    case SD_FAMILY_SDXL_REFINER:
+    case MODEL_FAMILY_SDXL_REFINER:
         m->te2.file = m->single; m->te2.prefix = "conditioner.embedders.0.model.";
         break;
     default: break;
     }
     if (!has_prefix(f, "first_stage_model.")) m->vae.file = NULL; /* UNet-only files need --vae */
-    if (has(f, "v_pred")) m->prediction = SD_PRED_V;
+    if (has(f, "v_pred")) m->prediction = MODEL_PRED_V;
     const char *pt = st_meta(f, "modelspec.prediction_type");
-    if (pt) m->prediction = !strcmp(pt, "v") || strstr(pt, "v_pred") ? SD_PRED_V : SD_PRED_EPS;
+    if (pt) m->prediction = !strcmp(pt, "v") || strstr(pt, "v_pred") ? MODEL_PRED_V : MODEL_PRED_EPS;
     return SD_OK;
 }
 
-sd_status sd_model_files_open(const char *path, const char *vae_override, sd_model_files *m) {
+sd_status model_files_open(const char *path, const char *vae_override, model_files *m) {
     memset(m, 0, sizeof *m);
     snprintf(m->path, sizeof m->path, "%s", path);
     sd_status st;
-    if (sd_is_dir(path)) {
+    if (file_is_dir(path)) {
         m->is_folder = 1;
         st = open_folder(path, m);
-    } else if (!sd_file_exists(path)) {
-        st = sd_fail(SD_ERR_IO, "%s: no such file or folder", path);
+    } else if (!file_exists(path)) {
+        st = err_fail(SD_ERR_IO, "%s: no such file or folder", path);
     } else if (looks_like_pickle(path)) {
         st = refuse_pickle(path);
     } else {
@@ -264,13 +264,13 @@ sd_status sd_model_files_open(const char *path, const char *vae_override, sd_mod
         memset(&m->vae, 0, sizeof m->vae); /* closed: a failed override must not leave it to be closed again */
         st = open_vae_override(vae_override, &m->vae);
     }
-    if (st == SD_OK && !m->vae.file) st = sd_fail(SD_ERR_MODEL, "%s: the checkpoint has no VAE (first_stage_model.*); pass one with --vae", path);
-    if (st != SD_OK) sd_model_files_close(m);
+    if (st == SD_OK && !m->vae.file) st = err_fail(SD_ERR_MODEL, "%s: the checkpoint has no VAE (first_stage_model.*); pass one with --vae", path);
+    if (st != SD_OK) model_files_close(m);
     return st;
 }
 
-void sd_model_files_close(sd_model_files *m) {
-    sd_component *cs[4] = {&m->unet, &m->vae, &m->te, &m->te2};
+void model_files_close(model_files *m) {
+    model_component *cs[4] = {&m->unet, &m->vae, &m->te, &m->te2};
     for (int i = 0; i < 4; i++) {
         if (cs[i]->file && cs[i]->file != m->single) st_close(cs[i]->file);
         cJSON_Delete(cs[i]->config);
@@ -283,8 +283,8 @@ void sd_model_files_close(sd_model_files *m) {
     m->scheduler_config = NULL;
 }
 
-int sd_model_files_default_steps(const sd_model_files *m) { return m->default_steps ? m->default_steps : 20; }
+int model_files_default_steps(const model_files *m) { return m->default_steps ? m->default_steps : 20; }
 
-float sd_model_files_default_cfg(const sd_model_files *m) {
-    return m->default_cfg ? m->default_cfg : m->family == SD_FAMILY_SDXL ? 5.0f : 7.0f;
+float model_files_default_cfg(const model_files *m) {
+    return m->default_cfg ? m->default_cfg : m->family == MODEL_FAMILY_SDXL ? 5.0f : 7.0f;
 }

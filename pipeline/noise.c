@@ -56,7 +56,7 @@ sd_status gen_noise_init(gen *g, float *x) {
         if (!var || !dot) {
             free(var);
             free(dot);
-            return sd_fail(SD_ERR_MEMORY, "out of memory for the variation noise");
+            return err_fail(SD_ERR_MEMORY, "out of memory for the variation noise");
         }
     }
     for (int i = 0; i < g->B; i++) {

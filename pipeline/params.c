@@ -19,37 +19,37 @@ void sd_gen_params_init(sd_gen_params *p) {
     p->strength = 0.75f;
 }
 
-sd_status sd_params_validate(const sd_gen_params *p, int width, int height) {
-    if (!p->prompt) return sd_fail(SD_ERR_ARG, "no prompt given");
+sd_status params_validate(const sd_gen_params *p, int width, int height) {
+    if (!p->prompt) return err_fail(SD_ERR_ARG, "no prompt given");
     const char *texts[2] = {p->prompt, p->negative_prompt}, *what[2] = {"prompt", "negative prompt"};
     for (int i = 0; i < 2; i++)
         if (texts[i] && strlen(texts[i]) > SD_PROMPT_MAX_BYTES)
-            return sd_fail(SD_ERR_ARG, "%s is %zu bytes long: at most %d are accepted", what[i], strlen(texts[i]), SD_PROMPT_MAX_BYTES);
+            return err_fail(SD_ERR_ARG, "%s is %zu bytes long: at most %d are accepted", what[i], strlen(texts[i]), SD_PROMPT_MAX_BYTES);
     if (width % 8 || height % 8 || width < 8 || height < 8 || width > 8192 || height > 8192)
-        return sd_fail(SD_ERR_ARG, "size %dx%d: width and height must be multiples of 8 between 8 and 8192", width, height);
-    if (p->steps < 0 || p->steps > 1000) return sd_fail(SD_ERR_ARG, "steps %d: must be between 1 and 1000", p->steps);
-    if (p->batch_count < 1 || p->batch_count > 100000) return sd_fail(SD_ERR_ARG, "batch count %d: must be at least 1", p->batch_count);
-    if (p->batch_size < 1 || p->batch_size > 64) return sd_fail(SD_ERR_ARG, "batch size %d: must be between 1 and 64", p->batch_size);
-    if (!isfinite(p->cfg_scale) || p->cfg_scale > 100) return sd_fail(SD_ERR_ARG, "cfg scale %g: must be between 0 and 100", p->cfg_scale);
-    if (!(p->guidance_rescale >= 0 && p->guidance_rescale <= 1)) return sd_fail(SD_ERR_ARG, "guidance rescale %g: must be between 0 and 1", p->guidance_rescale);
-    if (!(p->eta >= 0 && p->eta <= 1)) return sd_fail(SD_ERR_ARG, "eta %g: must be between 0 and 1", p->eta);
-    if (p->clip_skip < 0 || p->clip_skip > 12) return sd_fail(SD_ERR_ARG, "clip skip %d: must be between 0 and 12", p->clip_skip);
-    if (!(p->variation_strength >= 0 && p->variation_strength <= 1)) return sd_fail(SD_ERR_ARG, "variation strength %g: must be between 0 and 1", p->variation_strength);
+        return err_fail(SD_ERR_ARG, "size %dx%d: width and height must be multiples of 8 between 8 and 8192", width, height);
+    if (p->steps < 0 || p->steps > 1000) return err_fail(SD_ERR_ARG, "steps %d: must be between 1 and 1000", p->steps);
+    if (p->batch_count < 1 || p->batch_count > 100000) return err_fail(SD_ERR_ARG, "batch count %d: must be at least 1", p->batch_count);
+    if (p->batch_size < 1 || p->batch_size > 64) return err_fail(SD_ERR_ARG, "batch size %d: must be between 1 and 64", p->batch_size);
+    if (!isfinite(p->cfg_scale) || p->cfg_scale > 100) return err_fail(SD_ERR_ARG, "cfg scale %g: must be between 0 and 100", p->cfg_scale);
+    if (!(p->guidance_rescale >= 0 && p->guidance_rescale <= 1)) return err_fail(SD_ERR_ARG, "guidance rescale %g: must be between 0 and 1", p->guidance_rescale);
+    if (!(p->eta >= 0 && p->eta <= 1)) return err_fail(SD_ERR_ARG, "eta %g: must be between 0 and 1", p->eta);
+    if (p->clip_skip < 0 || p->clip_skip > 12) return err_fail(SD_ERR_ARG, "clip skip %d: must be between 0 and 12", p->clip_skip);
+    if (!(p->variation_strength >= 0 && p->variation_strength <= 1)) return err_fail(SD_ERR_ARG, "variation strength %g: must be between 0 and 1", p->variation_strength);
     if (p->init_image) {
-        if (!(p->strength >= 0 && p->strength <= 1)) return sd_fail(SD_ERR_ARG, "strength %g: must be between 0 and 1", p->strength);
-        if (!p->init_image->data || p->init_image->w < 1 || p->init_image->h < 1) return sd_fail(SD_ERR_ARG, "init image is empty");
+        if (!(p->strength >= 0 && p->strength <= 1)) return err_fail(SD_ERR_ARG, "strength %g: must be between 0 and 1", p->strength);
+        if (!p->init_image->data || p->init_image->w < 1 || p->init_image->h < 1) return err_fail(SD_ERR_ARG, "init image is empty");
     }
     if (p->mask) {
-        if (!p->init_image) return sd_fail(SD_ERR_ARG, "a mask needs an init image (inpainting)");
+        if (!p->init_image) return err_fail(SD_ERR_ARG, "a mask needs an init image (inpainting)");
         if (p->mask->w != p->init_image->w || p->mask->h != p->init_image->h)
-            return sd_fail(SD_ERR_ARG, "mask is %dx%d but the init image is %dx%d: they must be the same size", p->mask->w, p->mask->h,
+            return err_fail(SD_ERR_ARG, "mask is %dx%d but the init image is %dx%d: they must be the same size", p->mask->w, p->mask->h,
                            p->init_image->w, p->init_image->h);
     }
     if (p->rng && strcmp(p->rng, "cpu") && strcmp(p->rng, "cuda"))
-        return sd_fail(SD_ERR_ARG, "unknown rng \"%s\" (valid: cuda, cpu)", p->rng);
+        return err_fail(SD_ERR_ARG, "unknown rng \"%s\" (valid: cuda, cpu)", p->rng);
     if (p->sampler_rng && strcmp(p->sampler_rng, "cpu") && strcmp(p->sampler_rng, "cuda"))
-        return sd_fail(SD_ERR_ARG, "unknown sampler rng \"%s\" (valid: cuda, cpu)", p->sampler_rng);
+        return err_fail(SD_ERR_ARG, "unknown sampler rng \"%s\" (valid: cuda, cpu)", p->sampler_rng);
     if (p->convention && strcmp(p->convention, "diffusers") && strcmp(p->convention, "kdiffusion"))
-        return sd_fail(SD_ERR_ARG, "unknown schedule convention \"%s\" (valid: diffusers, kdiffusion)", p->convention);
+        return err_fail(SD_ERR_ARG, "unknown schedule convention \"%s\" (valid: diffusers, kdiffusion)", p->convention);
     return SD_OK;
 }

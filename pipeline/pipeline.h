@@ -14,14 +14,14 @@
 #include "model_files.h"
 
 struct sd_ctx {
-    sd_model_files files;
+    model_files files;
     be *b;
     be *vb;                              /* the VAE's backend: b, or an f32 CUDA instance where f16 overflows (SDXL) */
     sd_model_info info;
     char name[256], hash[16];
     int hash_done;
     int verbose;
-    sd_prediction prediction;
+    model_prediction prediction;
     int sched_spacing;                   /* sched_spacing from the model's scheduler config (DEFAULT: none given) */
     int steps_offset;                    /* its steps_offset (1 for every SD model) */
 
@@ -40,23 +40,23 @@ struct sd_ctx {
  * automatic within the pipeline's activation budget for the decode (smaller on the CPU backend). flops (may be
  * NULL) gets the nominal work of one image's decode: the untiled decoder's layer shapes (bands recompute a few
  * halo rows, which is not counted). */
-void sd_vae_decode_opts(const sd_ctx *c, int vae_tiling, int h, int w, vae_decode_opts *o, double *flops);
+void decode_opts(const sd_ctx *c, int vae_tiling, int h, int w, vae_decode_opts *o, double *flops);
 
 /* Checks a parameter set against the resolved size (sampler names are checked by the scheduler). */
-sd_status sd_params_validate(const sd_gen_params *p, int width, int height);
+sd_status params_validate(const sd_gen_params *p, int width, int height);
 
 /* The conditioning of one prompt: context [1, 1, tokens, ctx_dim] (host) and, for SDXL, the pooled vector. */
-typedef struct sd_cond {
+typedef struct text_cond {
     float *ctx;       /* [tokens * ctx_dim] */
     int tokens, ctx_dim;
     float *pooled;    /* [pooled_dim] or NULL */
     int pooled_dim;
-} sd_cond;
+} text_cond;
 
 /* Encodes a prompt with the context's text encoder(s), A1111 weighting syntax and 75-token chunks
  * (chunks are padded to `min_chunks` with empty-prompt chunks so cond and uncond line up). */
-sd_status sd_encode_prompt(sd_ctx *ctx, const char *prompt, int clip_skip, int min_chunks, sd_cond *out);
-int sd_prompt_chunk_count(sd_ctx *ctx, const char *prompt);
-void sd_cond_free(sd_cond *c);
+sd_status text_cond_encode(sd_ctx *ctx, const char *prompt, int clip_skip, int min_chunks, text_cond *out);
+int text_cond_windows(sd_ctx *ctx, const char *prompt);
+void text_cond_free(text_cond *c);
 
 #endif

@@ -19,13 +19,13 @@ static double stddev(const float *x, size_t n) {
 }
 
 sd_status sched_guidance_rescale(float *guided, const float *cond, int batch, size_t per_item, float phi) {
-    if (!(phi >= 0.0f && phi <= 1.0f)) return sd_fail(SD_ERR_ARG, "guidance rescale %g is outside [0, 1]", phi);
+    if (!(phi >= 0.0f && phi <= 1.0f)) return err_fail(SD_ERR_ARG, "guidance rescale %g is outside [0, 1]", phi);
     if (phi == 0.0f) return SD_OK;
-    if (batch < 1 || per_item < 2) return sd_fail(SD_ERR_ARG, "guidance rescale needs >= 2 values per batch item");
+    if (batch < 1 || per_item < 2) return err_fail(SD_ERR_ARG, "guidance rescale needs >= 2 values per batch item");
     for (int b = 0; b < batch; b++) {
         float *g = guided + (size_t)b * per_item;
         double sg = stddev(g, per_item), sc = stddev(cond + (size_t)b * per_item, per_item);
-        if (!(sg > 0)) return sd_fail(SD_ERR_ARG, "guidance rescale: guided output of batch item %d has no spread", b);
+        if (!(sg > 0)) return err_fail(SD_ERR_ARG, "guidance rescale: guided output of batch item %d has no spread", b);
         float ratio = (float)(sc / sg);
         for (size_t i = 0; i < per_item; i++) g[i] = phi * (g[i] * ratio) + (1.0f - phi) * g[i];
     }

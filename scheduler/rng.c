@@ -219,7 +219,7 @@ sd_status rng_kind_from_name(const char *name, rng_kind *out) {
             *out = rng_names[i].kind;
             return SD_OK;
         }
-    return sd_fail(SD_ERR_ARG, "unknown RNG \"%s\" (valid: cpu = torch CPU generator, cuda = torch CUDA Philox as "
+    return err_fail(SD_ERR_ARG, "unknown RNG \"%s\" (valid: cpu = torch CPU generator, cuda = torch CUDA Philox as "
                                "A1111/stable-diffusion.cpp emulate it)", name ? name : "(null)");
 }
 

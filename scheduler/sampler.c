@@ -46,21 +46,21 @@ static sd_status config_check_basic(const sched_config *cfg, int steps) {
     if ((unsigned)cfg->sampler >= SCHED_SAMPLER_COUNT || (unsigned)cfg->schedule >= SCHED_SCHEDULE_COUNT ||
         (unsigned)cfg->spacing >= SCHED_SPACING_COUNT || (unsigned)cfg->prediction >= SCHED_PRED_COUNT ||
         (unsigned)cfg->convention >= SCHED_CONV_COUNT)
-        return sd_fail(SD_ERR_ARG, "sampler configuration holds an out-of-range enum value");
+        return err_fail(SD_ERR_ARG, "sampler configuration holds an out-of-range enum value");
     int T = cfg->train_steps;
-    if (T < 2 || T > SCHED_MAX_TRAIN) return sd_fail(SD_ERR_ARG, "train steps %d out of range (2..%d)", T, SCHED_MAX_TRAIN);
-    if (steps < 1) return sd_fail(SD_ERR_ARG, "steps must be at least 1 (got %d)", steps);
-    if (steps > T) return sd_fail(SD_ERR_ARG, "steps %d exceeds the %d training timesteps (valid: 1..%d)", steps, T, T);
-    if (cfg->steps_offset < 0 || cfg->steps_offset >= T) return sd_fail(SD_ERR_ARG, "steps_offset %d out of range (0..%d)", cfg->steps_offset, T - 1);
+    if (T < 2 || T > SCHED_MAX_TRAIN) return err_fail(SD_ERR_ARG, "train steps %d out of range (2..%d)", T, SCHED_MAX_TRAIN);
+    if (steps < 1) return err_fail(SD_ERR_ARG, "steps must be at least 1 (got %d)", steps);
+    if (steps > T) return err_fail(SD_ERR_ARG, "steps %d exceeds the %d training timesteps (valid: 1..%d)", steps, T, T);
+    if (cfg->steps_offset < 0 || cfg->steps_offset >= T) return err_fail(SD_ERR_ARG, "steps_offset %d out of range (0..%d)", cfg->steps_offset, T - 1);
     if (cfg->sampler == SCHED_LCM && steps > 50)
-        return sd_fail(SD_ERR_ARG, "lcm supports at most 50 steps (its original_inference_steps), got %d", steps);
-    if (cfg->sampler == SCHED_LCM && T / 50 < 1) return sd_fail(SD_ERR_ARG, "lcm needs at least 50 training timesteps");
-    if (!(cfg->eta < 0) && !(cfg->eta <= 100.0f)) return sd_fail(SD_ERR_ARG, "eta %g is invalid (valid: 0..100, or negative for the default)", cfg->eta);
+        return err_fail(SD_ERR_ARG, "lcm supports at most 50 steps (its original_inference_steps), got %d", steps);
+    if (cfg->sampler == SCHED_LCM && T / 50 < 1) return err_fail(SD_ERR_ARG, "lcm needs at least 50 training timesteps");
+    if (!(cfg->eta < 0) && !(cfg->eta <= 100.0f)) return err_fail(SD_ERR_ARG, "eta %g is invalid (valid: 0..100, or negative for the default)", cfg->eta);
     if (cfg->schedule != SCHED_SCHEDULE_DISCRETE && integer_timesteps(cfg->sampler))
-        return sd_fail(SD_ERR_ARG, "scheduler %s does not apply to %s, which walks integer timesteps (valid: discrete)",
+        return err_fail(SD_ERR_ARG, "scheduler %s does not apply to %s, which walks integer timesteps (valid: discrete)",
                        sched_schedule_name(cfg->schedule), sched_sampler_name(cfg->sampler));
     if (cfg->schedule == SCHED_SCHEDULE_SGM_UNIFORM && (cfg->convention != SCHED_CONV_KDIFFUSION || is_ddpm_space(cfg)))
-        return sd_fail(SD_ERR_ARG, "scheduler sgm_uniform exists only for the k-diffusion samplers in the kdiffusion "
+        return err_fail(SD_ERR_ARG, "scheduler sgm_uniform exists only for the k-diffusion samplers in the kdiffusion "
                                    "convention (valid here: discrete, karras, exponential; or --timestep-spacing trailing)");
     return SD_OK;
 }
@@ -198,7 +198,7 @@ static sd_status plan_check_grid(const sched_plan *p) {
     for (int i = 0; i < p->n_t; i++) {
         int t = p->ti[i], dup_ok = p->cfg.sampler == SCHED_PNDM && i == 2; /* PLMS repeats its second timestep */
         if (t < 0 || t >= p->table.T || (i > 0 && t >= p->ti[i - 1] && !dup_ok))
-            return sd_fail(SD_ERR_ARG, "%s with %d steps and %s spacing (steps_offset %d) gives timestep %d at step %d, "
+            return err_fail(SD_ERR_ARG, "%s with %d steps and %s spacing (steps_offset %d) gives timestep %d at step %d, "
                                        "outside 0..%d or not decreasing; use fewer steps or another spacing",
                            sched_sampler_name(p->cfg.sampler), p->steps, sched_spacing_name(p->cfg.spacing),
                            p->cfg.steps_offset, t, i, p->table.T - 1);
@@ -211,7 +211,7 @@ static sd_status plan_make(const sched_config *cfg, int steps, sched_plan **out)
     sd_status st = config_check_basic(cfg, steps);
     if (st) return st;
     sched_plan *p = calloc(1, sizeof *p);
-    if (!p) return sd_fail(SD_ERR_MEMORY, "sampler: out of memory");
+    if (!p) return err_fail(SD_ERR_MEMORY, "sampler: out of memory");
     p->cfg = *cfg;
     p->steps = steps;
     p->kdiff = cfg->convention == SCHED_CONV_KDIFFUSION;
@@ -229,7 +229,7 @@ static sd_status plan_make(const sched_config *cfg, int steps, sched_plan **out)
     p->work = malloc(2 * (size_t)(steps + 2) * sizeof *p->work);
     if (!p->sigmas || !p->t || !p->ti || !p->work) {
         plan_free(p);
-        return sd_fail(SD_ERR_MEMORY, "sampler: out of memory");
+        return err_fail(SD_ERR_MEMORY, "sampler: out of memory");
     }
     if ((st = sched_table_init(&p->table, cfg->train_steps, cfg->beta_start, cfg->beta_end, cfg->beta_schedule, p->kdiff))) {
         plan_free(p);
@@ -269,21 +269,21 @@ static int steps_in_run(const sched_plan *p, int start) {
 
 static sd_status run(const sched_config *cfg, int steps, int start, int from_noise, float *x, size_t n,
                      sched_model_fn model, sched_noise_fn noise, sched_step_fn progress, void *user) {
-    if (!x || !model || n == 0) return sd_fail(SD_ERR_ARG, "sampler: no latent or no model callback");
+    if (!x || !model || n == 0) return err_fail(SD_ERR_ARG, "sampler: no latent or no model callback");
     sched_plan *p;
     sd_status st = plan_make(cfg, steps, &p);
     if (st) return st;
     int last = p->cfg.sampler == SCHED_PNDM ? p->n_t : steps;
     if (start < 0 || start >= last) {
         plan_free(p);
-        return sd_fail(SD_ERR_ARG, "start step %d out of range (0..%d)", start, last - 1);
+        return err_fail(SD_ERR_ARG, "start step %d out of range (0..%d)", start, last - 1);
     }
     sched_run r = {.p = p, .n = n, .model = model, .noise = noise, .progress = progress, .user = user,
                    .total = steps_in_run(p, start)};
     r.xin = malloc(2 * n * sizeof *r.xin);
     if (!r.xin) {
         plan_free(p);
-        return sd_fail(SD_ERR_MEMORY, "sampler: out of memory for %zu latent values", n);
+        return err_fail(SD_ERR_MEMORY, "sampler: out of memory for %zu latent values", n);
     }
     r.out = r.xin + n;
     if (from_noise && p->init_sigma != 1.0f)
@@ -314,7 +314,7 @@ sd_status sched_img2img_start(const sched_config *cfg, int steps, double strengt
     sd_status st = sched_config_check(cfg, steps);
     if (st) return st;
     if (!(strength >= 0.0 && strength <= 1.0))
-        return sd_fail(SD_ERR_ARG, "strength %g is outside [0, 1]", strength);
+        return err_fail(SD_ERR_ARG, "strength %g is outside [0, 1]", strength);
     if (cfg->convention == SCHED_CONV_KDIFFUSION && !is_ddpm_space(cfg)) {
         /* A1111 sample_img2img: t_enc = int(min(strength, 0.999)·steps), σ schedule sliced at steps - t_enc - 1 */
         int t_enc = (int)((strength < 0.999 ? strength : 0.999) * steps);
@@ -325,7 +325,7 @@ sd_status sched_img2img_start(const sched_config *cfg, int steps, double strengt
     int init = (int)((double)steps * strength);
     if (init > steps) init = steps;
     if (init < 1)
-        return sd_fail(SD_ERR_ARG, "strength %g with %d steps leaves no step to run (need strength >= %g)",
+        return err_fail(SD_ERR_ARG, "strength %g with %d steps leaves no step to run (need strength >= %g)",
                        strength, steps, 1.0 / steps);
     *start_step = steps - init;
     return SD_OK;
@@ -339,7 +339,7 @@ sd_status sched_img2img_prepare(const sched_config *cfg, int steps, int start_st
     int last = p->cfg.sampler == SCHED_PNDM ? p->n_t : steps;
     if (start_step < 0 || start_step >= last) {
         plan_free(p);
-        return sd_fail(SD_ERR_ARG, "start step %d out of range (0..%d)", start_step, last - 1);
+        return err_fail(SD_ERR_ARG, "start step %d out of range (0..%d)", start_step, last - 1);
     }
     if (p->sigma_space) {
         float s = p->sigmas[start_step];
@@ -379,7 +379,7 @@ int sched_model_evals(const sched_config *cfg, int steps, int start_step) {
     else evals = steps - start_step;
     plan_free(p);
     if (start_step < 0 || evals < 1) {
-        sd_fail(SD_ERR_ARG, "start step %d out of range for %d steps", start_step, steps);
+        err_fail(SD_ERR_ARG, "start step %d out of range for %d steps", start_step, steps);
         return -1;
     }
     return evals;

@@ -160,14 +160,14 @@ static sd_status run_lcm(sched_run *r, float *x, int start, float *x0, float *z)
 sd_status sched_run_ddpm_family(sched_run *r, float *x, int start) {
     size_t n = r->n;
     float *buf = malloc(6 * n * sizeof *buf);
-    if (!buf) return sd_fail(SD_ERR_MEMORY, "sampler: out of memory for %zu latent values", n);
+    if (!buf) return err_fail(SD_ERR_MEMORY, "sampler: out of memory for %zu latent values", n);
     sd_status st;
     switch (r->p->cfg.sampler) {
     case SCHED_DDIM: st = run_ddim(r, x, start, buf, buf + n, buf + 2 * n); break;
     case SCHED_DDPM: st = run_ddpm(r, x, start, buf, buf + n); break;
     case SCHED_PNDM: st = run_plms(r, x, start, buf); break;
     case SCHED_LCM: st = run_lcm(r, x, start, buf, buf + n); break;
-    default: st = sd_fail(SD_ERR_UNSUPPORTED, "sampler %s is not a DDPM-space sampler", sched_sampler_name(r->p->cfg.sampler));
+    default: st = err_fail(SD_ERR_UNSUPPORTED, "sampler %s is not a DDPM-space sampler", sched_sampler_name(r->p->cfg.sampler));
     }
     free(buf);
     return st;

@@ -158,7 +158,7 @@ static sd_status run_unipc(sched_run *r, float *x, int start, float *buf) {
 sd_status sched_run_dpm_family(sched_run *r, float *x, int start) {
     size_t n = r->n;
     float *buf = malloc(4 * n * sizeof *buf);
-    if (!buf) return sd_fail(SD_ERR_MEMORY, "sampler: out of memory for %zu latent values", n);
+    if (!buf) return err_fail(SD_ERR_MEMORY, "sampler: out of memory for %zu latent values", n);
     sd_status st = r->p->cfg.sampler == SCHED_UNIPC ? run_unipc(r, x, start, buf) : run_dpmpp(r, x, start, buf);
     free(buf);
     return st;

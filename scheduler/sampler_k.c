@@ -310,7 +310,7 @@ sd_status sched_run_sigma_space(sched_run *r, float *x, int start) {
     size_t n = r->n;
     kctx k = {.r = r, .p = p, .n = n};
     float *buf = malloc(10 * n * sizeof *buf);
-    if (!buf) return sd_fail(SD_ERR_MEMORY, "sampler: out of memory for %zu latent values", n);
+    if (!buf) return err_fail(SD_ERR_MEMORY, "sampler: out of memory for %zu latent values", n);
     k.D = buf; k.d = buf + n; k.x2 = buf + 2 * n; k.D2 = buf + 3 * n; k.old = buf + 4 * n; k.z = buf + 5 * n;
     for (int q = 0; q < 4; q++) k.hist[q] = buf + (6 + q) * n;
     sd_status st = SD_OK;
@@ -326,7 +326,7 @@ sd_status sched_run_sigma_space(sched_run *r, float *x, int start) {
         case SCHED_LMS: st = step_lms(&k, x, i, local); break;
         case SCHED_DPMPP_2M: st = step_dpmpp_2m_k(&k, x, i, local); break;
         case SCHED_DPMPP_2M_SDE: st = step_dpmpp_2m_sde_k(&k, x, i, local); break;
-        default: st = sd_fail(SD_ERR_UNSUPPORTED, "sampler %s is not a sigma-space sampler", sched_sampler_name(p->cfg.sampler));
+        default: st = err_fail(SD_ERR_UNSUPPORTED, "sampler %s is not a sigma-space sampler", sched_sampler_name(p->cfg.sampler));
         }
         if (!st) sched_run_progress(r, x);
     }

@@ -67,7 +67,7 @@ static sd_status unknown(const char *what, const char *name, const name_entry *t
     size_t k = 0;
     for (int i = 0; i < canon && k < sizeof list; i++)
         k += (size_t)snprintf(list + k, sizeof list - k, "%s%s", i ? ", " : "", tab[i].name);
-    return sd_fail(SD_ERR_ARG, "unknown %s \"%s\" (valid: %s)", what, name ? name : "(null)", list);
+    return err_fail(SD_ERR_ARG, "unknown %s \"%s\" (valid: %s)", what, name ? name : "(null)", list);
 }
 
 #define PARSER(fn, type, what, tab, canon)                              \

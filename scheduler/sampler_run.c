@@ -5,12 +5,12 @@
 
 sd_status sched_run_model(sched_run *r, const float *x_in, float t) {
     sd_status st = r->model(r->user, x_in, t, r->out);
-    if (st) sd_error_prefix("model at t=%g", t);
+    if (st) err_prefix("model at t=%g", t);
     return st;
 }
 
 sd_status sched_run_noise(sched_run *r, float *buf) {
-    if (!r->noise) return sd_fail(SD_ERR_ARG, "sampler %s needs a noise callback", sched_sampler_name(r->p->cfg.sampler));
+    if (!r->noise) return err_fail(SD_ERR_ARG, "sampler %s needs a noise callback", sched_sampler_name(r->p->cfg.sampler));
     return r->noise(r->user, buf);
 }
 

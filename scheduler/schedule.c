@@ -56,9 +56,9 @@ static int np_arange_down(double start, double step, int cap, double *out) {
 
 sd_status sched_table_init(sched_table *tb, int T, double beta_start, double beta_end, sched_beta beta, int ldm_float64) {
     if (T < 2 || T > SCHED_MAX_TRAIN)
-        return sd_fail(SD_ERR_ARG, "num_train_timesteps %d is out of range (2..%d)", T, SCHED_MAX_TRAIN);
+        return err_fail(SD_ERR_ARG, "num_train_timesteps %d is out of range (2..%d)", T, SCHED_MAX_TRAIN);
     if (!(beta_start > 0 && beta_end > beta_start && beta_end < 1))
-        return sd_fail(SD_ERR_ARG, "beta range %g..%g is invalid (need 0 < beta_start < beta_end < 1)", beta_start, beta_end);
+        return err_fail(SD_ERR_ARG, "beta range %g..%g is invalid (need 0 < beta_start < beta_end < 1)", beta_start, beta_end);
     tb->T = T;
     if (ldm_float64) {
         /* ldm make_beta_schedule: torch.linspace(float64)**2, numpy float64 cumprod, stored as float32 */

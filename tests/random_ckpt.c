@@ -16,7 +16,7 @@ typedef struct { char name[256]; int nd; int64_t shape[8]; } key;
 
 static sd_status read_keys(const char *path, key **out, int *n) {
     char *txt;
-    sd_status st = sd_read_file(path, 16u << 20, &txt, NULL);
+    sd_status st = file_read(path, 16u << 20, &txt, NULL);
     if (st != SD_OK) return st;
     int cap = 2048, cnt = 0;
     key *k = malloc(cap * sizeof *k);
@@ -66,13 +66,13 @@ sd_status random_ckpt_write(const char *keys_tsv, const char *out_path, uint64_t
     char *json = cJSON_PrintUnformatted(h);
     cJSON_Delete(h);
     size_t jl = strlen(json), padded = (jl + 7) & ~(size_t)7;
-    sd_file_writer w;
-    if ((st = sd_file_begin(&w, out_path)) != SD_OK) { free(json); free(k); return st; }
+    file_writer w;
+    if ((st = file_begin(&w, out_path)) != SD_OK) { free(json); free(k); return st; }
     uint8_t len8[8];
     for (int i = 0; i < 8; i++) len8[i] = (uint8_t)((uint64_t)padded >> (8 * i));
-    sd_file_write(&w, len8, 8);
-    sd_file_write(&w, json, jl);
-    for (size_t i = jl; i < padded; i++) sd_file_write(&w, " ", 1);
+    file_write(&w, len8, 8);
+    file_write(&w, json, jl);
+    for (size_t i = jl; i < padded; i++) file_write(&w, " ", 1);
     free(json);
     g_s = seed * 0x9E3779B97F4A7C15ull + 1;
     size_t cap = 1 << 20;
@@ -97,13 +97,13 @@ sd_status random_ckpt_write(const char *keys_tsv, const char *out_path, uint64_t
                 else if (dtype == ST_BF16) { uint16_t hv = f32_to_bf16(v); memcpy(buf + 2 * j, &hv, 2); }
                 else memcpy(buf + 4 * j, &v, 4);
             }
-            sd_file_write(&w, buf, m * es);
+            file_write(&w, buf, m * es);
             done += m;
         }
     }
     free(buf);
     free(k);
-    return sd_file_commit(&w);
+    return file_commit(&w);
 }
 
 const char *random_ckpt_sd15(const char *keys_tsv) {
@@ -112,7 +112,7 @@ const char *random_ckpt_sd15(const char *keys_tsv) {
     mkdir("build", 0755);
     mkdir(dir, 0755);
     snprintf(path, sizeof path, "%s/random-sd15-f16-seed1.safetensors", dir);
-    if (sd_file_exists(path)) return path;
+    if (file_exists(path)) return path;
     if (random_ckpt_write(keys_tsv, path, 1, ST_F16) != SD_OK) return NULL;
     return path;
 }

@@ -62,7 +62,7 @@ TEST(demo_model_draws_what_is_asked) {
 
 TEST(demo_model_matches_diffusers) {
     char *txt;
-    REQUIRE(sd_read_file(test_path("golden/demo/demo.json"), 1 << 20, &txt, NULL) == SD_OK);
+    REQUIRE(file_read(test_path("golden/demo/demo.json"), 1 << 20, &txt, NULL) == SD_OK);
     cJSON *root = cJSON_Parse(txt);
     free(txt);
     REQUIRE(root);

@@ -6,8 +6,8 @@
 
 #include <stdlib.h>
 
-static sd_infotext_ctx ictx(void) {
-    sd_infotext_ctx c = {"v1-5-pruned-emaonly", "6ce0161689", "euler_a", "karras", 512, 768, 20, 7.0f};
+static infotext_ctx ictx(void) {
+    infotext_ctx c = {"v1-5-pruned-emaonly", "6ce0161689", "euler_a", "karras", 512, 768, 20, 7.0f};
     return c;
 }
 
@@ -16,8 +16,8 @@ TEST(infotext_a1111_layout) {
     sd_gen_params_init(&p);
     p.prompt = "a cat, sitting";
     p.negative_prompt = "blurry";
-    sd_infotext_ctx c = ictx();
-    char *t = sd_infotext_a1111(&p, &c, 1234);
+    infotext_ctx c = ictx();
+    char *t = infotext_a1111(&p, &c, 1234);
     /* the layout A1111 writes (facts §6.2): prompt, negative line, then comma-separated key: value pairs */
     CHECK_MSG(!strcmp(t, "a cat, sitting\nNegative prompt: blurry\nSteps: 20, Sampler: Euler a, Schedule type: Karras, "
                          "CFG scale: 7, Seed: 1234, Size: 512x768, Model hash: 6ce0161689, Model: v1-5-pruned-emaonly, "
@@ -27,7 +27,7 @@ TEST(infotext_a1111_layout) {
     p.rng = "cpu";
     p.clip_skip = 2;
     c.model_name = "name, with: comma";
-    t = sd_infotext_a1111(&p, &c, 5);
+    t = infotext_a1111(&p, &c, 5);
     CHECK_STR_CONTAINS(t, "a cat, sitting\nSteps: 20,");            /* no negative line when empty */
     CHECK_STR_CONTAINS(t, "Model: \"name, with: comma\"");           /* quoted like json.dumps */
     CHECK_STR_CONTAINS(t, "Clip skip: 2");
@@ -49,8 +49,8 @@ TEST(png_settings_roundtrip) {
     p.guidance_rescale = 0.7f;
     p.variation_strength = 0.25f;
     p.variation_seed = 18446744073709551615ull;
-    sd_infotext_ctx c = ictx();
-    char *a = sd_infotext_a1111(&p, &c, 9876543210ull), *j = sd_infotext_json(&p, &c, 9876543210ull);
+    infotext_ctx c = ictx();
+    char *a = infotext_a1111(&p, &c, 9876543210ull), *j = infotext_json(&p, &c, 9876543210ull);
     REQUIRE(sd_save_png(path, &img, a, j, 0) == SD_OK);
     sd_gen_params q;
     void *store;

@@ -15,7 +15,7 @@
 
 TEST(pipeline_matches_diffusers) {
     char *txt;
-    REQUIRE(sd_read_file(test_path("golden/pipeline/cases.json"), 1 << 20, &txt, NULL) == SD_OK);
+    REQUIRE(file_read(test_path("golden/pipeline/cases.json"), 1 << 20, &txt, NULL) == SD_OK);
     cJSON *root = cJSON_Parse(txt);
     free(txt);
     REQUIRE(root);

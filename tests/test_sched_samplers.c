@@ -39,7 +39,7 @@ static sd_status toy_model(void *user, const float *x, float t, float *out) {
     traj *tr = user;
     if (tr->nt < 256) tr->t[tr->nt] = t;
     tr->nt++;
-    if (tr->fail_at && tr->nt == tr->fail_at) return sd_fail(SD_ERR_BACKEND, "toy model failure");
+    if (tr->fail_at && tr->nt == tr->fail_at) return err_fail(SD_ERR_BACKEND, "toy model failure");
     float s = (float)(0.1 * sin((double)t / 100.0));
     for (int i = 0; i < NEL; i++) out[i] = tanhf(0.5f * x[i]) * g_ctx[i] + s * x[i];
     return SD_OK;

@@ -13,12 +13,12 @@
 static int copy_file(const char *from, const char *to) {
     char *data;
     size_t len;
-    if (sd_read_file(from, 1 << 20, &data, &len) != SD_OK) return -1;
-    sd_file_writer w;
+    if (file_read(from, 1 << 20, &data, &len) != SD_OK) return -1;
+    file_writer w;
     int rc = -1;
-    if (sd_file_begin(&w, to) == SD_OK) {
-        sd_file_write(&w, data, len);
-        rc = sd_file_commit(&w) == SD_OK ? 0 : -1;
+    if (file_begin(&w, to) == SD_OK) {
+        file_write(&w, data, len);
+        rc = file_commit(&w) == SD_OK ? 0 : -1;
     }
     free(data);
     return rc;
@@ -32,7 +32,7 @@ const char *tiny_model_dir(void) {
     snprintf(dir, sizeof dir, "%s/tiny-sd", cache);
     char done[600];
     snprintf(done, sizeof done, "%s/.complete", dir); /* written last: a half-made folder is made again */
-    if (sd_file_exists(done)) return dir;
+    if (file_exists(done)) return dir;
     static const struct { const char *sub, *weights; } parts[] = {
         {"unet", "diffusion_pytorch_model.safetensors"},
         {"vae", "diffusion_pytorch_model.safetensors"},

@@ -82,7 +82,7 @@ static sd_status json_int(const cJSON *o, const char *key, int *v, const char *w
     const cJSON *j = cJSON_GetObjectItemCaseSensitive(o, key);
     if (!j || cJSON_IsNull(j)) return SD_OK; /* transformers' default stays */
     if (!cJSON_IsNumber(j) || j->valuedouble != (double)(int)j->valuedouble || j->valuedouble < 0 || j->valuedouble > 1e8)
-        return sd_fail(SD_ERR_FORMAT, "%s: \"%s\" must be a non-negative integer", what, key);
+        return err_fail(SD_ERR_FORMAT, "%s: \"%s\" must be a non-negative integer", what, key);
     *v = (int)j->valuedouble;
     return SD_OK;
 }
@@ -94,7 +94,7 @@ sd_status clip_config_from_json_text(const char *text, size_t len, const char *w
     cJSON *root = cJSON_ParseWithLength(text, len);
     if (!root || !cJSON_IsObject(root)) {
         cJSON_Delete(root);
-        return sd_fail(SD_ERR_FORMAT, "%s: not a JSON object", what);
+        return err_fail(SD_ERR_FORMAT, "%s: not a JSON object", what);
     }
     const cJSON *o = root, *tc = cJSON_GetObjectItemCaseSensitive(root, "text_config");
     if (cJSON_IsObject(tc)) o = tc; /* a full CLIPConfig */
@@ -111,18 +111,18 @@ sd_status clip_config_from_json_text(const char *text, size_t len, const char *w
     if (st == SD_OK && j) {
         if (cJSON_IsString(j) && !strcmp(j->valuestring, "quick_gelu")) c.act = CLIP_ACT_QUICK_GELU;
         else if (cJSON_IsString(j) && !strcmp(j->valuestring, "gelu")) c.act = CLIP_ACT_GELU;
-        else st = sd_fail(SD_ERR_UNSUPPORTED, "%s: hidden_act %s is not supported (quick_gelu, gelu)",
+        else st = err_fail(SD_ERR_UNSUPPORTED, "%s: hidden_act %s is not supported (quick_gelu, gelu)",
                           what, cJSON_IsString(j) ? j->valuestring : "(not a string)");
     }
     j = cJSON_GetObjectItemCaseSensitive(o, "layer_norm_eps");
     if (st == SD_OK && j && !cJSON_IsNull(j)) {
-        if (!cJSON_IsNumber(j) || !(j->valuedouble > 0 && j->valuedouble < 1)) st = sd_fail(SD_ERR_FORMAT, "%s: \"layer_norm_eps\" must be in (0, 1)", what);
+        if (!cJSON_IsNumber(j) || !(j->valuedouble > 0 && j->valuedouble < 1)) st = err_fail(SD_ERR_FORMAT, "%s: \"layer_norm_eps\" must be in (0, 1)", what);
         else c.ln_eps = (float)j->valuedouble;
     }
     j = cJSON_GetObjectItemCaseSensitive(o, "eos_token_id");
     if (st == SD_OK && j && !cJSON_IsNull(j)) {
         if (!cJSON_IsNumber(j) || j->valuedouble != (double)(int)j->valuedouble)
-            st = sd_fail(SD_ERR_UNSUPPORTED, "%s: eos_token_id must be one integer", what);
+            st = err_fail(SD_ERR_UNSUPPORTED, "%s: eos_token_id must be one integer", what);
         else c.eos_id = (int)j->valuedouble;
     }
     /* transformers pools at argmax(ids) when eos_token_id is 2: configs written before the fix of PR #24773,
@@ -141,7 +141,7 @@ sd_status clip_config_from_json_text(const char *text, size_t len, const char *w
 sd_status clip_config_from_json(const char *path, clip_config *cfg) {
     char *text;
     size_t len;
-    sd_status st = sd_read_file(path, 1 << 20, &text, &len);
+    sd_status st = file_read(path, 1 << 20, &text, &len);
     if (st != SD_OK) return st;
     st = clip_config_from_json_text(text, len, path, cfg);
     free(text);
@@ -152,9 +152,9 @@ sd_status clip_config_from_json(const char *path, clip_config *cfg) {
 
 static sd_status need2(const wmap *m, const char *name, const st_tensor **t) {
     *t = wmap_find(m, name);
-    if (!*t) return sd_fail(SD_ERR_MODEL, "missing tensor \"%s\"", name);
+    if (!*t) return err_fail(SD_ERR_MODEL, "missing tensor \"%s\"", name);
     if ((*t)->ndim != 2 || (*t)->shape[0] <= 0 || (*t)->shape[1] <= 0 || (*t)->shape[0] > 1 << 24 || (*t)->shape[1] > 1 << 20)
-        return sd_fail(SD_ERR_MODEL, "tensor \"%s\" (%s) is not a matrix of sensible size", (*t)->name, name);
+        return err_fail(SD_ERR_MODEL, "tensor \"%s\" (%s) is not a matrix of sensible size", (*t)->name, name);
     return SD_OK;
 }
 
@@ -173,7 +173,7 @@ sd_status clip_config_infer(const wmap *m, clip_config *cfg) {
         long l = strtol(n + strlen(LAYERS_PREFIX), &end, 10);
         if (end != n + strlen(LAYERS_PREFIX) && *end == '.' && l >= 0 && l < 10000 && l + 1 > c.layers) c.layers = (int)l + 1;
     }
-    if (!c.layers) return sd_fail(SD_ERR_MODEL, "no \"" LAYERS_PREFIX "N.*\" tensors: not a CLIP text encoder");
+    if (!c.layers) return err_fail(SD_ERR_MODEL, "no \"" LAYERS_PREFIX "N.*\" tensors: not a CLIP text encoder");
     if ((st = need2(m, LAYERS_PREFIX "0.mlp.fc1.weight", &fc1)) != SD_OK) return st;
     c.inter = (int)fc1->shape[0];
     c.heads = c.width % 64 ? 0 : c.width / 64;

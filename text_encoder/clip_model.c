@@ -23,7 +23,7 @@ static void shape_str(const int64_t *s, int nd, char *buf, size_t cap) {
  * need host-side rework before upload). */
 static sd_status check_tensor(const wmap *m, const char *name, int nd, const int64_t *want, const st_tensor **out) {
     const st_tensor *t = wmap_find(m, name);
-    if (!t) return sd_fail(SD_ERR_MODEL, "missing tensor \"%s\"", name);
+    if (!t) return err_fail(SD_ERR_MODEL, "missing tensor \"%s\"", name);
     char both[600]; /* the file's name, and the canonical one when they differ */
     if (strcmp(t->name, name)) snprintf(both, sizeof both, "\"%s\" (%s)", t->name, name);
     else snprintf(both, sizeof both, "\"%s\"", name);
@@ -33,10 +33,10 @@ static sd_status check_tensor(const wmap *m, const char *name, int nd, const int
         char got[128], exp[128];
         shape_str(t->shape, t->ndim, got, sizeof got);
         shape_str(want, nd, exp, sizeof exp);
-        return sd_fail(SD_ERR_MODEL, "tensor %s has shape %s, expected %s", both, got, exp);
+        return err_fail(SD_ERR_MODEL, "tensor %s has shape %s, expected %s", both, got, exp);
     }
     if (!st_dtype_is_float(t->dtype) || t->dtype == ST_F64)
-        return sd_fail(SD_ERR_MODEL, "tensor %s has dtype %s, expected F32, F16 or BF16", both, st_dtype_name(t->dtype));
+        return err_fail(SD_ERR_MODEL, "tensor %s has dtype %s, expected F32, F16 or BF16", both, st_dtype_name(t->dtype));
     *out = t;
     return SD_OK;
 }
@@ -49,7 +49,7 @@ static void checked_only(be_weight *w, be_wkind kind, int out, int in) {
 
 static sd_status upload(be *b, be_weight *w, be_wkind kind, int out, int in, const float *src, const char *name) {
     sd_status st = be_weight_upload(b, w, kind, out, in, 1, 1, BE_F32, src);
-    if (st != SD_OK) sd_error_prefix("tensor \"%s\"", name);
+    if (st != SD_OK) err_prefix("tensor \"%s\"", name);
     return st;
 }
 
@@ -96,7 +96,7 @@ static sd_status load_proj_transposed(be *b, wmap *m, be_weight *w, int P, int C
     float *src = wmap_read_f32(m, "text_projection", NULL), *dst = src ? malloc((size_t)P * C * sizeof(float)) : NULL;
     if (!dst) {
         free(src);
-        return src ? sd_fail(SD_ERR_MEMORY, "out of memory") : SD_ERR_MODEL;
+        return src ? err_fail(SD_ERR_MEMORY, "out of memory") : SD_ERR_MODEL;
     }
     for (int c = 0; c < C; c++)
         for (int p = 0; p < P; p++) dst[(size_t)p * C + c] = src[(size_t)c * P + p];
@@ -129,13 +129,13 @@ static sd_status load_block(be *b, wmap *m, const clip_config *g, clip_block *k,
 
 static sd_status check_config(const clip_config *g) {
     if (g->vocab <= 0 || g->width <= 0 || g->layers <= 0 || g->inter <= 0 || g->max_pos <= 0 || g->proj_dim < 0)
-        return sd_fail(SD_ERR_ARG, "CLIP config: vocab %d, width %d, layers %d, inter %d, max positions %d, projection %d must be positive",
+        return err_fail(SD_ERR_ARG, "CLIP config: vocab %d, width %d, layers %d, inter %d, max positions %d, projection %d must be positive",
                        g->vocab, g->width, g->layers, g->inter, g->max_pos, g->proj_dim);
     if (g->heads <= 0 || g->width % g->heads)
-        return sd_fail(SD_ERR_ARG, "CLIP config: %d heads do not divide width %d", g->heads, g->width);
+        return err_fail(SD_ERR_ARG, "CLIP config: %d heads do not divide width %d", g->heads, g->width);
     if (!(g->ln_eps > 0) || (g->act != CLIP_ACT_GELU && g->act != CLIP_ACT_QUICK_GELU) ||
         (g->pool != CLIP_POOL_ARGMAX && g->pool != CLIP_POOL_FIRST_EOS))
-        return sd_fail(SD_ERR_ARG, "CLIP config: bad layer norm eps, activation or pooling rule");
+        return err_fail(SD_ERR_ARG, "CLIP config: bad layer norm eps, activation or pooling rule");
     return SD_OK;
 }
 
@@ -158,7 +158,7 @@ static sd_status load_all(be *b, wmap *m, clip_model *c) {
     TRY(wmap_load(b, m, &c->pos, BE_W_EMBED, g->max_pos, g->width, 1, 1, "text_model.embeddings.position_embedding.weight"));
     c->pos_ids = malloc(g->max_pos * sizeof *c->pos_ids);
     c->blocks = calloc(g->layers, sizeof *c->blocks);
-    if (!c->pos_ids || !c->blocks) return sd_fail(SD_ERR_MEMORY, "out of memory");
+    if (!c->pos_ids || !c->blocks) return err_fail(SD_ERR_MEMORY, "out of memory");
     for (int i = 0; i < g->max_pos; i++) c->pos_ids[i] = i;
     for (int l = 0; l < g->layers; l++) {
         c->nblocks = l + 1; /* so clip_free releases what was loaded */

@@ -150,7 +150,7 @@ sd_status clip_parse_attention(const char *prompt, clip_segments *out) {
                         size_t from = round_at[nround - 1], span = j + 1 - from;
                         if (span > 80) { from = j + 1 - 80; span = 80; }
                         rc = -2;
-                        sd_fail(SD_ERR_ARG, "prompt: \"%.*s\" is not a valid weight in \"%s%.*s\"", (int)(num_end - num),
+                        err_fail(SD_ERR_ARG, "prompt: \"%.*s\" is not a valid weight in \"%s%.*s\"", (int)(num_end - num),
                                 p + num, from > round_at[nround - 1] ? "..." : "", (int)span, p + from);
                         break;
                     }
@@ -189,7 +189,7 @@ sd_status clip_parse_attention(const char *prompt, clip_segments *out) {
     free(round_at);
     if (rc) {
         clip_segments_free(out);
-        return rc == -2 ? SD_ERR_ARG : sd_fail(SD_ERR_MEMORY, "prompt: out of memory");
+        return rc == -2 ? SD_ERR_ARG : err_fail(SD_ERR_MEMORY, "prompt: out of memory");
     }
     /* merge neighbours of equal weight (BREAK markers stay apart) */
     int w = 0;
@@ -202,7 +202,7 @@ sd_status clip_parse_attention(const char *prompt, clip_segments *out) {
                 for (int m = k; m < out->n; m++) free(out->v[m].text);
                 out->n = w;
                 clip_segments_free(out);
-                return sd_fail(SD_ERR_MEMORY, "prompt: out of memory");
+                return err_fail(SD_ERR_MEMORY, "prompt: out of memory");
             }
             memcpy(t + a, cur->text, b + 1);
             prev->text = t;
@@ -298,7 +298,7 @@ sd_status clip_prompt_chunks(const clip_tokenizer *tok, const char *prompt, cons
     static const clip_prompt_opts defaults = CLIP_PROMPT_OPTS_DEFAULT;
     if (!opts) opts = &defaults;
     memset(out, 0, sizeof *out);
-    if (!tok) return sd_fail(SD_ERR_ARG, "prompt: no tokenizer");
+    if (!tok) return err_fail(SD_ERR_ARG, "prompt: no tokenizer");
     if (!prompt) prompt = "";
     builder b = {0};
     b.bos = clip_token_id(tok, "<|startoftext|>");
@@ -343,7 +343,7 @@ sd_status clip_prompt_chunks(const clip_tokenizer *tok, const char *prompt, cons
         free(b.ids);
         free(b.w);
         free(b.lens);
-        return st ? st : sd_fail(SD_ERR_MEMORY, "prompt: out of memory");
+        return st ? st : err_fail(SD_ERR_MEMORY, "prompt: out of memory");
     }
     out->n = b.n;
     out->ids = b.ids;
@@ -431,5 +431,5 @@ sd_status clip_print_tokens(FILE *f, const clip_tokenizer *tok, const char *prom
         fprintf(f, "# %d token%s past the 75-token limit %s dropped\n", c.dropped, c.dropped > 1 ? "s" : "",
                 c.dropped > 1 ? "were" : "was");
     clip_chunks_free(&c);
-    return ferror(f) ? sd_fail(SD_ERR_IO, "tokenize: cannot write the output") : SD_OK;
+    return ferror(f) ? err_fail(SD_ERR_IO, "tokenize: cannot write the output") : SD_OK;
 }

@@ -128,7 +128,7 @@ static int lookup(const clip_tokenizer *t, const char *s, size_t len) {
 static sd_status tok_index(clip_tokenizer *t, const char *what) {
     t->str_mask = pow2_at_least((size_t)t->n * 2) - 1;
     t->str_slot = malloc(((size_t)t->str_mask + 1) * sizeof *t->str_slot);
-    if (!t->str_slot) return sd_fail(SD_ERR_MEMORY, "%s: out of memory", what);
+    if (!t->str_slot) return err_fail(SD_ERR_MEMORY, "%s: out of memory", what);
     memset(t->str_slot, 0xff, ((size_t)t->str_mask + 1) * sizeof *t->str_slot);
     for (int id = 0; id < t->n; id++) {
         if (t->off[id] == NO_STR) continue;
@@ -149,7 +149,7 @@ static sd_status tok_index(clip_tokenizer *t, const char *what) {
     t->eos = lookup(t, "<|endoftext|>", 13);
     t->bang = lookup(t, "!", 1);
     if (t->bos < 0 || t->eos < 0)
-        return sd_fail(SD_ERR_FORMAT, "%s: the vocabulary has no <|startoftext|> / <|endoftext|> token", what);
+        return err_fail(SD_ERR_FORMAT, "%s: the vocabulary has no <|startoftext|> / <|endoftext|> token", what);
     return SD_OK;
 }
 
@@ -165,7 +165,7 @@ static sd_status merges_alloc(clip_tokenizer *t, int nmerges) {
     t->pair_key = malloc(cap * sizeof *t->pair_key);
     t->pair_rank = malloc(cap * sizeof *t->pair_rank);
     t->pair_res = malloc(cap * sizeof *t->pair_res);
-    if (!t->pair_key || !t->pair_rank || !t->pair_res) return sd_fail(SD_ERR_MEMORY, "tokenizer: out of memory");
+    if (!t->pair_key || !t->pair_rank || !t->pair_res) return err_fail(SD_ERR_MEMORY, "tokenizer: out of memory");
     memset(t->pair_rank, 0xff, cap * sizeof *t->pair_rank);
     return SD_OK;
 }
@@ -175,17 +175,17 @@ static sd_status merges_alloc(clip_tokenizer *t, int nmerges) {
 static sd_status merge_add(clip_tokenizer *t, const char *line, size_t len, const char *what, int lineno) {
     const char *sp = memchr(line, ' ', len);
     if (!sp || sp == line || sp + 1 == line + len || memchr(sp + 1, ' ', (size_t)(line + len - sp - 1)))
-        return sd_fail(SD_ERR_FORMAT, "%s: line %d is not \"left right\"", what, lineno);
+        return err_fail(SD_ERR_FORMAT, "%s: line %d is not \"left right\"", what, lineno);
     size_t la = (size_t)(sp - line), lb = len - la - 1;
     int a = lookup(t, line, la), b = lookup(t, sp + 1, lb);
     char stack[256], *joined = la + lb <= sizeof stack ? stack : malloc(la + lb);
-    if (!joined) return sd_fail(SD_ERR_MEMORY, "%s: out of memory", what);
+    if (!joined) return err_fail(SD_ERR_MEMORY, "%s: out of memory", what);
     memcpy(joined, line, la);
     memcpy(joined + la, sp + 1, lb);
     int r = lookup(t, joined, la + lb);
     if (joined != stack) free(joined);
     if (a < 0 || b < 0 || r < 0)
-        return sd_fail(SD_ERR_FORMAT, "%s: line %d: merge \"%.*s\" uses a token missing from the vocabulary", what,
+        return err_fail(SD_ERR_FORMAT, "%s: line %d: merge \"%.*s\" uses a token missing from the vocabulary", what,
                        lineno, (int)(len > 80 ? 80 : len), line);
     uint64_t key = (uint64_t)(uint32_t)a << 32 | (uint32_t)b;
     int h = merge_slot(t, key);
@@ -202,17 +202,17 @@ static sd_status merge_add(clip_tokenizer *t, const char *line, size_t len, cons
 static sd_status inflate_lines(int lines, char **out, size_t *out_len) {
     z_stream z;
     memset(&z, 0, sizeof z);
-    if (inflateInit2(&z, 16 + MAX_WBITS) != Z_OK) return sd_fail(SD_ERR_MEMORY, "tokenizer: zlib init failed");
+    if (inflateInit2(&z, 16 + MAX_WBITS) != Z_OK) return err_fail(SD_ERR_MEMORY, "tokenizer: zlib init failed");
     size_t cap = 600000, len = 0;
     char *buf = malloc(cap);
-    if (!buf) { inflateEnd(&z); return sd_fail(SD_ERR_MEMORY, "tokenizer: out of memory"); }
+    if (!buf) { inflateEnd(&z); return err_fail(SD_ERR_MEMORY, "tokenizer: out of memory"); }
     z.next_in = (unsigned char *)clip_merges_gz;
     z.avail_in = (unsigned)(clip_merges_gz_end - clip_merges_gz);
     int seen = 0, rc = Z_OK;
     while (seen < lines && rc != Z_STREAM_END) {
         if (len + 65536 > cap) {
             char *p = realloc(buf, cap * 2);
-            if (!p) { free(buf); inflateEnd(&z); return sd_fail(SD_ERR_MEMORY, "tokenizer: out of memory"); }
+            if (!p) { free(buf); inflateEnd(&z); return err_fail(SD_ERR_MEMORY, "tokenizer: out of memory"); }
             buf = p;
             cap *= 2;
         }
@@ -222,7 +222,7 @@ static sd_status inflate_lines(int lines, char **out, size_t *out_len) {
         if (rc != Z_OK && rc != Z_STREAM_END) {
             free(buf);
             inflateEnd(&z);
-            return sd_fail(SD_ERR_FORMAT, "tokenizer: embedded merges are corrupt (zlib error %d)", rc);
+            return err_fail(SD_ERR_FORMAT, "tokenizer: embedded merges are corrupt (zlib error %d)", rc);
         }
         size_t got = 65536 - z.avail_out;
         for (size_t i = len; i < len + got; i++) seen += buf[i] == '\n';
@@ -258,7 +258,7 @@ sd_status clip_tokenizer_embedded(clip_tokenizer **out) {
     for (int pass = 0; pass < 2; pass++) {
         const char *p = memchr(text, '\n', len), *end = text + len;
         for (int i = 0; i < CLIP_MERGES; i++) {
-            if (!p || p + 1 >= end) { st = sd_fail(SD_ERR_FORMAT, "tokenizer: embedded merges are truncated"); goto fail; }
+            if (!p || p + 1 >= end) { st = err_fail(SD_ERR_FORMAT, "tokenizer: embedded merges are truncated"); goto fail; }
             const char *s = p + 1;
             p = memchr(s, '\n', (size_t)(end - s));
             size_t l = (size_t)((p ? p : end) - s);
@@ -268,7 +268,7 @@ sd_status clip_tokenizer_embedded(clip_tokenizer **out) {
             }
             const char *sp = memchr(s, ' ', l);
             char joined[128];
-            if (!sp || l > sizeof joined) { st = sd_fail(SD_ERR_FORMAT, "tokenizer: embedded merges line %d is malformed", i + 1); goto fail; }
+            if (!sp || l > sizeof joined) { st = err_fail(SD_ERR_FORMAT, "tokenizer: embedded merges line %d is malformed", i + 1); goto fail; }
             size_t la = (size_t)(sp - s);
             memcpy(joined, s, la);
             memcpy(joined + la, sp + 1, l - la - 1);
@@ -283,7 +283,7 @@ sd_status clip_tokenizer_embedded(clip_tokenizer **out) {
     *out = t;
     return SD_OK;
 fail:
-    if (st == SD_ERR_MEMORY && !strstr(sd_last_error(), "memory")) sd_fail(st, "tokenizer: out of memory");
+    if (st == SD_ERR_MEMORY && !strstr(sd_last_error(), "memory")) err_fail(st, "tokenizer: out of memory");
     free(text);
     clip_tokenizer_free(t);
     *out = NULL;
@@ -301,7 +301,7 @@ static void build_default(void) {
 const clip_tokenizer *clip_tokenizer_default(void) {
     static pthread_once_t once = PTHREAD_ONCE_INIT;
     pthread_once(&once, build_default);
-    if (!g_default) sd_fail(SD_ERR_MEMORY, "%s", g_default_err);
+    if (!g_default) err_fail(SD_ERR_MEMORY, "%s", g_default_err);
     return g_default;
 }
 
@@ -330,36 +330,36 @@ sd_status clip_tokenizer_load(const char *vocab_json, const char *merges_txt, cl
     *out = NULL;
     size_t vlen, mlen;
     char *vtext = read_file(vocab_json, &vlen);
-    if (!vtext) return sd_fail(SD_ERR_IO, "%s: cannot read", vocab_json);
+    if (!vtext) return err_fail(SD_ERR_IO, "%s: cannot read", vocab_json);
     cJSON *root = cJSON_ParseWithLength(vtext, vlen);
     free(vtext);
     if (!cJSON_IsObject(root)) {
         cJSON_Delete(root);
-        return sd_fail(SD_ERR_FORMAT, "%s: not a JSON object of token -> id", vocab_json);
+        return err_fail(SD_ERR_FORMAT, "%s: not a JSON object of token -> id", vocab_json);
     }
     int maxid = -1, count = 0;
     for (cJSON *e = root->child; e; e = e->next, count++) {
         double v = cJSON_IsNumber(e) ? e->valuedouble : -1;
         if (v < 0 || v > 1 << 20 || v != (int)v || !e->string || !e->string[0]) {
             cJSON_Delete(root);
-            return sd_fail(SD_ERR_FORMAT, "%s: entry %d is not \"token\": id with 0 <= id <= 2^20", vocab_json, count);
+            return err_fail(SD_ERR_FORMAT, "%s: entry %d is not \"token\": id with 0 <= id <= 2^20", vocab_json, count);
         }
         if ((int)v > maxid) maxid = (int)v;
     }
     clip_tokenizer *t = tok_new(maxid + 1);
     sd_status st = SD_OK;
-    if (!t) { cJSON_Delete(root); return sd_fail(SD_ERR_MEMORY, "%s: out of memory", vocab_json); }
+    if (!t) { cJSON_Delete(root); return err_fail(SD_ERR_MEMORY, "%s: out of memory", vocab_json); }
     for (cJSON *e = root->child; e; e = e->next) {
         int id = (int)e->valuedouble;
-        if (t->off[id] != NO_STR) { st = sd_fail(SD_ERR_FORMAT, "%s: id %d is used twice", vocab_json, id); break; }
-        if (tok_set(t, id, e->string, strlen(e->string))) { st = sd_fail(SD_ERR_MEMORY, "%s: out of memory", vocab_json); break; }
+        if (t->off[id] != NO_STR) { st = err_fail(SD_ERR_FORMAT, "%s: id %d is used twice", vocab_json, id); break; }
+        if (tok_set(t, id, e->string, strlen(e->string))) { st = err_fail(SD_ERR_MEMORY, "%s: out of memory", vocab_json); break; }
     }
     cJSON_Delete(root);
     if (!st) st = tok_index(t, vocab_json);
     if (st) { clip_tokenizer_free(t); return st; }
 
     char *m = read_file(merges_txt, &mlen);
-    if (!m) { clip_tokenizer_free(t); return sd_fail(SD_ERR_IO, "%s: cannot read", merges_txt); }
+    if (!m) { clip_tokenizer_free(t); return err_fail(SD_ERR_IO, "%s: cannot read", merges_txt); }
     int nlines = 1;
     for (size_t i = 0; i < mlen; i++) nlines += m[i] == '\n';
     if (!(st = merges_alloc(t, nlines))) {
@@ -658,7 +658,7 @@ sd_status clip_tokenize(const clip_tokenizer *t, const char *text, size_t len, u
     }
     if (rc) {
         free(ids.v);
-        return sd_fail(SD_ERR_MEMORY, "tokenizer: out of memory");
+        return err_fail(SD_ERR_MEMORY, "tokenizer: out of memory");
     }
     out->ids = ids.v;
     out->n = ids.n;

@@ -108,7 +108,7 @@ static sd_status load_all(be *b, wmap *m, unet_model *u) {
     int extra = wmap_unused(m, names, sizeof names);
     if (extra) {
         if (strlen(names) >= sizeof names - 1) strcpy(names + sizeof names - 5, "...");
-        return sd_fail(SD_ERR_MODEL, "%d unexpected tensor%s for this UNet configuration: %s", extra, extra > 1 ? "s" : "", names);
+        return err_fail(SD_ERR_MODEL, "%d unexpected tensor%s for this UNet configuration: %s", extra, extra > 1 ? "s" : "", names);
     }
     return SD_OK;
 }
@@ -116,11 +116,11 @@ static sd_status load_all(be *b, wmap *m, unet_model *u) {
 sd_status unet_load(be *b, wmap *m, const unet_config *cfg, unet_model **out) {
     *out = NULL;
     unet_model *u = calloc(1, sizeof *u);
-    if (!u) return sd_fail(SD_ERR_MEMORY, "out of memory");
+    if (!u) return err_fail(SD_ERR_MEMORY, "out of memory");
     u->cfg = *cfg;
     sd_status st = load_all(b, m, u);
     if (st != SD_OK) {
-        sd_error_prefix("UNet");
+        err_prefix("UNet");
         unet_free(b, u);
         return st;
     }

@@ -40,30 +40,30 @@ static void config_normalize(unet_config *c) {
 static sd_status config_check(unet_config *c, const char *what) {
     config_normalize(c);
     if (c->levels < 1 || c->levels > UNET_MAX_LEVELS)
-        return sd_fail(SD_ERR_UNSUPPORTED, "%s: %d UNet levels (1..%d supported)", what, c->levels, UNET_MAX_LEVELS);
-    if (c->in_channels < 1 || c->out_channels < 1) return sd_fail(SD_ERR_FORMAT, "%s: bad in/out channels", what);
-    if (c->norm_groups < 1) return sd_fail(SD_ERR_FORMAT, "%s: norm_num_groups %d", what, c->norm_groups);
+        return err_fail(SD_ERR_UNSUPPORTED, "%s: %d UNet levels (1..%d supported)", what, c->levels, UNET_MAX_LEVELS);
+    if (c->in_channels < 1 || c->out_channels < 1) return err_fail(SD_ERR_FORMAT, "%s: bad in/out channels", what);
+    if (c->norm_groups < 1) return err_fail(SD_ERR_FORMAT, "%s: norm_num_groups %d", what, c->norm_groups);
     for (int l = 0; l < c->levels; l++) {
         int ch = c->block_out[l];
         if (ch < 1 || ch % c->norm_groups)
-            return sd_fail(SD_ERR_FORMAT, "%s: block_out_channels[%d] = %d is not a multiple of norm_num_groups %d", what, l, ch, c->norm_groups);
+            return err_fail(SD_ERR_FORMAT, "%s: block_out_channels[%d] = %d is not a multiple of norm_num_groups %d", what, l, ch, c->norm_groups);
         if (c->layers[l] < 1 || c->layers[l] > UNET_MAX_LAYERS)
-            return sd_fail(SD_ERR_UNSUPPORTED, "%s: %d layers at level %d (1..%d supported)", what, c->layers[l], l, UNET_MAX_LAYERS);
+            return err_fail(SD_ERR_UNSUPPORTED, "%s: %d layers at level %d (1..%d supported)", what, c->layers[l], l, UNET_MAX_LAYERS);
         int attn = 0;
         for (int j = 0; j < c->layers[l]; j++) attn |= c->down_depth[l][j] > 0;
         for (int j = 0; j <= c->layers[l]; j++) attn |= c->up_depth[l][j] > 0;
         if (attn && (c->heads[l] < 1 || ch % c->heads[l]))
-            return sd_fail(SD_ERR_FORMAT, "%s: %d attention heads do not divide the %d channels of level %d", what, c->heads[l], ch, l);
+            return err_fail(SD_ERR_FORMAT, "%s: %d attention heads do not divide the %d channels of level %d", what, c->heads[l], ch, l);
     }
     int top = c->block_out[c->levels - 1];
-    if (c->mid_depth < 1) return sd_fail(SD_ERR_UNSUPPORTED, "%s: a mid block without cross-attention is not supported", what);
+    if (c->mid_depth < 1) return err_fail(SD_ERR_UNSUPPORTED, "%s: a mid block without cross-attention is not supported", what);
     if (c->mid_heads < 1 || top % c->mid_heads)
-        return sd_fail(SD_ERR_FORMAT, "%s: %d attention heads do not divide the %d mid-block channels", what, c->mid_heads, top);
-    if (c->ctx_dim < 1) return sd_fail(SD_ERR_FORMAT, "%s: cross_attention_dim %d", what, c->ctx_dim);
-    if (c->temb_dim < 1) return sd_fail(SD_ERR_FORMAT, "%s: time embedding width %d", what, c->temb_dim);
-    if (c->block_out[0] % 2) return sd_fail(SD_ERR_UNSUPPORTED, "%s: odd timestep embedding width %d", what, c->block_out[0]);
+        return err_fail(SD_ERR_FORMAT, "%s: %d attention heads do not divide the %d mid-block channels", what, c->mid_heads, top);
+    if (c->ctx_dim < 1) return err_fail(SD_ERR_FORMAT, "%s: cross_attention_dim %d", what, c->ctx_dim);
+    if (c->temb_dim < 1) return err_fail(SD_ERR_FORMAT, "%s: time embedding width %d", what, c->temb_dim);
+    if (c->block_out[0] % 2) return err_fail(SD_ERR_UNSUPPORTED, "%s: odd timestep embedding width %d", what, c->block_out[0]);
     if (c->add_embed && (c->add_time_dim < 2 || c->add_time_dim % 2 || c->add_in_dim <= c->add_time_dim))
-        return sd_fail(SD_ERR_FORMAT, "%s: add embedding input %d with %d-wide time ids", what, c->add_in_dim, c->add_time_dim);
+        return err_fail(SD_ERR_FORMAT, "%s: add embedding input %d with %d-wide time ids", what, c->add_in_dim, c->add_time_dim);
     return SD_OK;
 }
 
@@ -85,7 +85,7 @@ static int is_int(const cJSON *j) { return cJSON_IsNumber(j) && j->valuedouble =
 static sd_status json_int(const cJSON *root, const char *key, int *out) {
     const cJSON *j = get(root, key);
     if (!j) return SD_OK;
-    if (!is_int(j)) return sd_fail(SD_ERR_FORMAT, "config.json: \"%s\" is not an integer", key);
+    if (!is_int(j)) return err_fail(SD_ERR_FORMAT, "config.json: \"%s\" is not an integer", key);
     *out = j->valueint;
     return SD_OK;
 }
@@ -99,10 +99,10 @@ static sd_status json_per_level(const cJSON *root, const char *key, int n, int *
         return SD_OK;
     }
     if (!cJSON_IsArray(j) || cJSON_GetArraySize(j) != n)
-        return sd_fail(SD_ERR_FORMAT, "config.json: \"%s\" must be an integer or a list of %d integers", key, n);
+        return err_fail(SD_ERR_FORMAT, "config.json: \"%s\" must be an integer or a list of %d integers", key, n);
     for (int i = 0; i < n; i++) {
         const cJSON *e = cJSON_GetArrayItem(j, i);
-        if (!is_int(e)) return sd_fail(SD_ERR_FORMAT, "config.json: \"%s\"[%d] is not an integer", key, i);
+        if (!is_int(e)) return err_fail(SD_ERR_FORMAT, "config.json: \"%s\"[%d] is not an integer", key, i);
         out[i] = e->valueint;
     }
     return SD_OK;
@@ -119,37 +119,37 @@ static sd_status want_bool(const cJSON *root, const char *key, int supported) {
         for (const cJSON *e = j->child; e; e = e->next) ok &= cJSON_IsBool(e) && cJSON_IsTrue(e) == supported;
         if (ok) return SD_OK;
     }
-    return sd_fail(SD_ERR_UNSUPPORTED, "config.json: \"%s\" other than %s is not supported", key, supported ? "true" : "false");
+    return err_fail(SD_ERR_UNSUPPORTED, "config.json: \"%s\" other than %s is not supported", key, supported ? "true" : "false");
 }
 static sd_status want_null(const cJSON *root, const char *key) {
     if (!get(root, key)) return SD_OK;
-    return sd_fail(SD_ERR_UNSUPPORTED, "config.json: \"%s\" is not supported (must be null)", key);
+    return err_fail(SD_ERR_UNSUPPORTED, "config.json: \"%s\" is not supported (must be null)", key);
 }
 static sd_status want_str(const cJSON *root, const char *key, const char *value) {
     const cJSON *j = get(root, key);
     if (!j || (cJSON_IsString(j) && !strcmp(j->valuestring, value))) return SD_OK;
-    if (cJSON_IsString(j)) return sd_fail(SD_ERR_UNSUPPORTED, "config.json: %s \"%s\" is not supported (only \"%s\")", key, j->valuestring, value);
-    return sd_fail(SD_ERR_FORMAT, "config.json: \"%s\" is not a string", key);
+    if (cJSON_IsString(j)) return err_fail(SD_ERR_UNSUPPORTED, "config.json: %s \"%s\" is not supported (only \"%s\")", key, j->valuestring, value);
+    return err_fail(SD_ERR_FORMAT, "config.json: \"%s\" is not a string", key);
 }
 static sd_status want_num(const cJSON *root, const char *key, double value) {
     const cJSON *j = get(root, key);
     if (!j || (cJSON_IsNumber(j) && j->valuedouble == value)) return SD_OK;
-    return sd_fail(SD_ERR_UNSUPPORTED, "config.json: \"%s\" other than %g is not supported", key, value);
+    return err_fail(SD_ERR_UNSUPPORTED, "config.json: \"%s\" other than %g is not supported", key, value);
 }
 
 /* Block type list -> has-attention flags; `n` out: the list length. */
 static sd_status block_types(const cJSON *root, const char *key, const char *attn_name, const char *plain_name, int *flags, int *n) {
     const cJSON *j = get(root, key);
     if (!j) return SD_OK; /* keep the defaults */
-    if (!cJSON_IsArray(j)) return sd_fail(SD_ERR_FORMAT, "config.json: \"%s\" is not a list", key);
+    if (!cJSON_IsArray(j)) return err_fail(SD_ERR_FORMAT, "config.json: \"%s\" is not a list", key);
     int cnt = cJSON_GetArraySize(j);
-    if (cnt < 1 || cnt > UNET_MAX_LEVELS) return sd_fail(SD_ERR_UNSUPPORTED, "config.json: %d entries in \"%s\"", cnt, key);
+    if (cnt < 1 || cnt > UNET_MAX_LEVELS) return err_fail(SD_ERR_UNSUPPORTED, "config.json: %d entries in \"%s\"", cnt, key);
     for (int i = 0; i < cnt; i++) {
         const cJSON *e = cJSON_GetArrayItem(j, i);
-        if (!cJSON_IsString(e)) return sd_fail(SD_ERR_FORMAT, "config.json: \"%s\"[%d] is not a string", key, i);
+        if (!cJSON_IsString(e)) return err_fail(SD_ERR_FORMAT, "config.json: \"%s\"[%d] is not a string", key, i);
         if (!strcmp(e->valuestring, attn_name)) flags[i] = 1;
         else if (!strcmp(e->valuestring, plain_name)) flags[i] = 0;
-        else return sd_fail(SD_ERR_UNSUPPORTED, "config.json: %s \"%s\" is not supported (%s or %s)", key, e->valuestring, attn_name, plain_name);
+        else return err_fail(SD_ERR_UNSUPPORTED, "config.json: %s \"%s\" is not supported (%s or %s)", key, e->valuestring, attn_name, plain_name);
     }
     *n = cnt;
     return SD_OK;
@@ -164,7 +164,7 @@ static sd_status json_depths(const cJSON *j, const char *key, int levels, const 
         return SD_OK;
     }
     if (!cJSON_IsArray(j) || cJSON_GetArraySize(j) != levels)
-        return sd_fail(SD_ERR_FORMAT, "config.json: \"%s\" must be an integer or a list of %d entries", key, levels);
+        return err_fail(SD_ERR_FORMAT, "config.json: \"%s\" must be an integer or a list of %d entries", key, levels);
     for (int l = 0; l < levels; l++) {
         const cJSON *e = cJSON_GetArrayItem(j, l);
         if (is_int(e)) {
@@ -172,18 +172,18 @@ static sd_status json_depths(const cJSON *j, const char *key, int levels, const 
         } else if (cJSON_IsArray(e) && cJSON_GetArraySize(e) == layers[l]) {
             for (int k = 0; k < layers[l]; k++) {
                 const cJSON *d = cJSON_GetArrayItem(e, k);
-                if (!is_int(d)) return sd_fail(SD_ERR_FORMAT, "config.json: \"%s\"[%d][%d] is not an integer", key, l, k);
+                if (!is_int(d)) return err_fail(SD_ERR_FORMAT, "config.json: \"%s\"[%d][%d] is not an integer", key, l, k);
                 out[l][k] = d->valueint;
             }
         } else {
-            return sd_fail(SD_ERR_FORMAT, "config.json: \"%s\"[%d] must be an integer or a list of %d integers", key, l, layers[l]);
+            return err_fail(SD_ERR_FORMAT, "config.json: \"%s\"[%d] must be an integer or a list of %d integers", key, l, layers[l]);
         }
     }
     return SD_OK;
 }
 
 static sd_status parse(const cJSON *root, unet_config *c) {
-    if (!cJSON_IsObject(root)) return sd_fail(SD_ERR_FORMAT, "config.json: not a JSON object");
+    if (!cJSON_IsObject(root)) return err_fail(SD_ERR_FORMAT, "config.json: not a JSON object");
     TRY(want_str(root, "_class_name", "UNet2DConditionModel"));
     /* options this engine does not implement: refused by name rather than silently ignored */
     TRY(want_bool(root, "only_cross_attention", 0));
@@ -210,13 +210,13 @@ static sd_status parse(const cJSON *root, unet_config *c) {
     TRY(want_num(root, "mid_block_scale_factor", 1));
     TRY(want_num(root, "resnet_out_scale_factor", 1));
     const cJSON *mbt = cJSON_GetObjectItemCaseSensitive(root, "mid_block_type");
-    if (mbt && cJSON_IsNull(mbt)) return sd_fail(SD_ERR_UNSUPPORTED, "config.json: a UNet without mid block (mid_block_type null) is not supported");
+    if (mbt && cJSON_IsNull(mbt)) return err_fail(SD_ERR_UNSUPPORTED, "config.json: a UNet without mid block (mid_block_type null) is not supported");
     const cJSON *ng = cJSON_GetObjectItemCaseSensitive(root, "norm_num_groups");
-    if (ng && cJSON_IsNull(ng)) return sd_fail(SD_ERR_UNSUPPORTED, "config.json: norm_num_groups null (no output norm) is not supported");
+    if (ng && cJSON_IsNull(ng)) return err_fail(SD_ERR_UNSUPPORTED, "config.json: norm_num_groups null (no output norm) is not supported");
     const cJSON *aet = get(root, "addition_embed_type");
     if (aet) {
         if (!cJSON_IsString(aet) || strcmp(aet->valuestring, "text_time"))
-            return sd_fail(SD_ERR_UNSUPPORTED, "config.json: addition_embed_type %s is not supported (only \"text_time\")",
+            return err_fail(SD_ERR_UNSUPPORTED, "config.json: addition_embed_type %s is not supported (only \"text_time\")",
                            cJSON_IsString(aet) ? aet->valuestring : "(not a string)");
         c->add_embed = 1;
     }
@@ -231,16 +231,16 @@ static sd_status parse(const cJSON *root, unet_config *c) {
     const cJSON *bo = get(root, "block_out_channels");
     if (bo) {
         if (!cJSON_IsArray(bo) || cJSON_GetArraySize(bo) < 1 || cJSON_GetArraySize(bo) > UNET_MAX_LEVELS)
-            return sd_fail(SD_ERR_FORMAT, "config.json: \"block_out_channels\" must be a list of 1..%d integers", UNET_MAX_LEVELS);
+            return err_fail(SD_ERR_FORMAT, "config.json: \"block_out_channels\" must be a list of 1..%d integers", UNET_MAX_LEVELS);
         nb = cJSON_GetArraySize(bo);
         for (int i = 0; i < nb; i++) {
             const cJSON *e = cJSON_GetArrayItem(bo, i);
-            if (!is_int(e)) return sd_fail(SD_ERR_FORMAT, "config.json: \"block_out_channels\"[%d] is not an integer", i);
+            if (!is_int(e)) return err_fail(SD_ERR_FORMAT, "config.json: \"block_out_channels\"[%d] is not an integer", i);
             c->block_out[i] = e->valueint;
         }
     }
     if (nd != nb || nu != nb)
-        return sd_fail(SD_ERR_FORMAT, "config.json: %d down blocks, %d up blocks and %d block_out_channels", nd, nu, nb);
+        return err_fail(SD_ERR_FORMAT, "config.json: %d down blocks, %d up blocks and %d block_out_channels", nd, nu, nb);
     int L = c->levels = nb;
     for (int l = L; l < UNET_MAX_LEVELS; l++) c->block_out[l] = 0;
 
@@ -251,7 +251,7 @@ static sd_status parse(const cJSON *root, unet_config *c) {
     TRY(json_per_level(root, "layers_per_block", L, c->layers));
     for (int l = 0; l < L; l++)
         if (c->layers[l] < 1 || c->layers[l] > UNET_MAX_LAYERS)
-            return sd_fail(SD_ERR_UNSUPPORTED, "config.json: layers_per_block %d at level %d (1..%d supported)", c->layers[l], l, UNET_MAX_LAYERS);
+            return err_fail(SD_ERR_UNSUPPORTED, "config.json: layers_per_block %d at level %d (1..%d supported)", c->layers[l], l, UNET_MAX_LAYERS);
 
     /* heads: "attention_head_dim" holds the head COUNT in SD configs (diffusers naming quirk);
      * "num_attention_heads", where given, is the same thing under its right name and wins */
@@ -266,7 +266,7 @@ static sd_status parse(const cJSON *root, unet_config *c) {
     for (int l = 0; l < L; l++) ctx[l] = 1280;
     TRY(json_per_level(root, "cross_attention_dim", L, ctx));
     for (int l = 1; l < L; l++)
-        if (ctx[l] != ctx[0]) return sd_fail(SD_ERR_UNSUPPORTED, "config.json: per-level cross_attention_dim values differ");
+        if (ctx[l] != ctx[0]) return err_fail(SD_ERR_UNSUPPORTED, "config.json: per-level cross_attention_dim values differ");
     c->ctx_dim = ctx[0];
 
     /* transformer depth per level (and per layer); the up path mirrors it unless
@@ -287,7 +287,7 @@ static sd_status parse(const cJSON *root, unet_config *c) {
         if (tl && cJSON_IsArray(tl))
             for (int l = 0; l < L; l++)
                 if (cJSON_IsArray(cJSON_GetArrayItem(tl, l)))
-                    return sd_fail(SD_ERR_FORMAT, "config.json: per-layer transformer_layers_per_block needs reverse_transformer_layers_per_block");
+                    return err_fail(SD_ERR_FORMAT, "config.json: per-layer transformer_layers_per_block needs reverse_transformer_layers_per_block");
         for (int l = 0; l < L; l++)
             for (int k = 0; k <= UNET_MAX_LAYERS; k++) up_d[l][k] = down_d[l][0];
     }
@@ -296,9 +296,9 @@ static sd_status parse(const cJSON *root, unet_config *c) {
         for (int k = 0; k < c->layers[l]; k++) c->down_depth[l][k] = down_attn[l] ? down_d[l][k] : 0;
         for (int k = 0; k <= c->layers[l]; k++) c->up_depth[l][k] = up_has ? up_d[l][k] : 0;
         for (int k = 0; k < c->layers[l]; k++)
-            if (down_attn[l] && c->down_depth[l][k] < 1) return sd_fail(SD_ERR_FORMAT, "config.json: transformer depth %d", c->down_depth[l][k]);
+            if (down_attn[l] && c->down_depth[l][k] < 1) return err_fail(SD_ERR_FORMAT, "config.json: transformer depth %d", c->down_depth[l][k]);
         for (int k = 0; k <= c->layers[l]; k++)
-            if (up_has && c->up_depth[l][k] < 1) return sd_fail(SD_ERR_FORMAT, "config.json: transformer depth %d", c->up_depth[l][k]);
+            if (up_has && c->up_depth[l][k] < 1) return err_fail(SD_ERR_FORMAT, "config.json: transformer depth %d", c->up_depth[l][k]);
     }
     /* mid block: the last level's depth (diffusers passes transformer_layers_per_block[-1]; a per-layer
      * list there means its first entry, as UNetMidBlock2DCrossAttn has one attention) */
@@ -307,24 +307,24 @@ static sd_status parse(const cJSON *root, unet_config *c) {
     int use_lin = 0;
     const cJSON *ulp = get(root, "use_linear_projection");
     if (ulp) {
-        if (!cJSON_IsBool(ulp)) return sd_fail(SD_ERR_FORMAT, "config.json: \"use_linear_projection\" is not a boolean");
+        if (!cJSON_IsBool(ulp)) return err_fail(SD_ERR_FORMAT, "config.json: \"use_linear_projection\" is not a boolean");
         use_lin = cJSON_IsTrue(ulp);
     }
     c->linear_proj = use_lin;
     TRY(json_int(root, "norm_num_groups", &c->norm_groups));
     const cJSON *eps = get(root, "norm_eps");
     if (eps) {
-        if (!cJSON_IsNumber(eps)) return sd_fail(SD_ERR_FORMAT, "config.json: \"norm_eps\" is not a number");
+        if (!cJSON_IsNumber(eps)) return err_fail(SD_ERR_FORMAT, "config.json: \"norm_eps\" is not a number");
         c->norm_eps = (float)eps->valuedouble;
     }
     const cJSON *flip = get(root, "flip_sin_to_cos");
     if (flip) {
-        if (!cJSON_IsBool(flip)) return sd_fail(SD_ERR_FORMAT, "config.json: \"flip_sin_to_cos\" is not a boolean");
+        if (!cJSON_IsBool(flip)) return err_fail(SD_ERR_FORMAT, "config.json: \"flip_sin_to_cos\" is not a boolean");
         c->flip_sin_to_cos = cJSON_IsTrue(flip);
     }
     const cJSON *fs = get(root, "freq_shift");
     if (fs) {
-        if (!cJSON_IsNumber(fs)) return sd_fail(SD_ERR_FORMAT, "config.json: \"freq_shift\" is not a number");
+        if (!cJSON_IsNumber(fs)) return err_fail(SD_ERR_FORMAT, "config.json: \"freq_shift\" is not a number");
         c->freq_shift = (float)fs->valuedouble;
     }
     c->temb_dim = 4 * c->block_out[0];
@@ -335,7 +335,7 @@ static sd_status parse(const cJSON *root, unet_config *c) {
         TRY(json_int(root, "addition_time_embed_dim", &c->add_time_dim));
         TRY(json_int(root, "projection_class_embeddings_input_dim", &c->add_in_dim));
         if (!c->add_time_dim || !c->add_in_dim)
-            return sd_fail(SD_ERR_FORMAT, "config.json: text_time needs addition_time_embed_dim and projection_class_embeddings_input_dim");
+            return err_fail(SD_ERR_FORMAT, "config.json: text_time needs addition_time_embed_dim and projection_class_embeddings_input_dim");
     }
     return config_check(c, "config.json");
 }
@@ -343,7 +343,7 @@ static sd_status parse(const cJSON *root, unet_config *c) {
 sd_status unet_config_from_json(const char *json, unet_config *cfg) {
     config_defaults(cfg);
     cJSON *root = cJSON_Parse(json);
-    if (!root) return sd_fail(SD_ERR_FORMAT, "config.json: not valid JSON");
+    if (!root) return err_fail(SD_ERR_FORMAT, "config.json: not valid JSON");
     sd_status st = parse(root, cfg);
     cJSON_Delete(root);
     return st;
@@ -352,9 +352,9 @@ sd_status unet_config_from_json(const char *json, unet_config *cfg) {
 sd_status unet_config_from_file(const char *path, unet_config *cfg) {
     char *text;
     size_t len;
-    TRY(sd_read_file(path, 1 << 20, &text, &len));
+    TRY(file_read(path, 1 << 20, &text, &len));
     sd_status st = unet_config_from_json(text, cfg);
-    if (st != SD_OK) sd_error_prefix("%s", path);
+    if (st != SD_OK) err_prefix("%s", path);
     free(text);
     return st;
 }
@@ -372,8 +372,8 @@ static const st_tensor *findf(const wmap *m, const char *fmt, ...) {
 }
 
 static sd_status need(const st_tensor *t, const char *name, int ndim) {
-    if (!t) return sd_fail(SD_ERR_MODEL, "UNet: missing tensor \"%s\"", name);
-    if (t->ndim != ndim) return sd_fail(SD_ERR_MODEL, "UNet: tensor \"%s\" has %d dimensions, expected %d", name, t->ndim, ndim);
+    if (!t) return err_fail(SD_ERR_MODEL, "UNet: missing tensor \"%s\"", name);
+    if (t->ndim != ndim) return err_fail(SD_ERR_MODEL, "UNet: tensor \"%s\" has %d dimensions, expected %d", name, t->ndim, ndim);
     return SD_OK;
 }
 
@@ -389,7 +389,7 @@ static int depth_at(const wmap *m, const char *prefix) {
 static sd_status infer_heads(int linear, int ch, const char *where, int *heads) {
     int width = linear ? 64 : 8; /* head width, or for SD 1.x the head count: both must divide ch */
     if (ch % width)
-        return sd_fail(SD_ERR_MODEL, "UNet: cannot infer the attention heads of %s (%d channels, not a multiple of %d): give the model's config.json",
+        return err_fail(SD_ERR_MODEL, "UNet: cannot infer the attention heads of %s (%d channels, not a multiple of %d): give the model's config.json",
                        where, ch, width);
     *heads = linear ? ch / 64 : 8;
     return SD_OK;
@@ -402,12 +402,12 @@ sd_status unet_config_infer(const wmap *m, unet_config *c) {
         static const char *const refused[] = {"class_embedding.", "encoder_hid_proj.", "position_net."};
         for (size_t k = 0; k < sizeof refused / sizeof *refused; k++)
             if (!strncmp(n, refused[k], strlen(refused[k])))
-                return sd_fail(SD_ERR_UNSUPPORTED, "UNet: tensor \"%s\": %.*s is not supported", n, (int)strlen(refused[k]) - 1, refused[k]);
+                return err_fail(SD_ERR_UNSUPPORTED, "UNet: tensor \"%s\": %.*s is not supported", n, (int)strlen(refused[k]) - 1, refused[k]);
     }
     const st_tensor *t = wmap_find(m, "conv_in.weight");
     TRY(need(t, "conv_in.weight", 4));
     if (t->shape[2] != 3 || t->shape[3] != 3)
-        return sd_fail(SD_ERR_UNSUPPORTED, "UNet: conv_in kernel %lldx%lld (only 3x3)", (long long)t->shape[2], (long long)t->shape[3]);
+        return err_fail(SD_ERR_UNSUPPORTED, "UNet: conv_in kernel %lldx%lld (only 3x3)", (long long)t->shape[2], (long long)t->shape[3]);
     c->in_channels = (int)t->shape[1];
     t = wmap_find(m, "conv_out.weight");
     TRY(need(t, "conv_out.weight", 4));
@@ -415,8 +415,8 @@ sd_status unet_config_infer(const wmap *m, unet_config *c) {
 
     int L = 0;
     while (L < UNET_MAX_LEVELS + 1 && findf(m, "down_blocks.%d.resnets.0.conv1.weight", L)) L++;
-    if (L == 0) return sd_fail(SD_ERR_MODEL, "UNet: missing tensor \"down_blocks.0.resnets.0.conv1.weight\"");
-    if (L > UNET_MAX_LEVELS) return sd_fail(SD_ERR_UNSUPPORTED, "UNet: more than %d levels", UNET_MAX_LEVELS);
+    if (L == 0) return err_fail(SD_ERR_MODEL, "UNet: missing tensor \"down_blocks.0.resnets.0.conv1.weight\"");
+    if (L > UNET_MAX_LEVELS) return err_fail(SD_ERR_UNSUPPORTED, "UNet: more than %d levels", UNET_MAX_LEVELS);
     c->levels = L;
     char p[256];
     int first_attn = 0;
@@ -428,7 +428,7 @@ sd_status unet_config_infer(const wmap *m, unet_config *c) {
         c->block_out[l] = (int)t->shape[0];
         int n = 0;
         while (n <= UNET_MAX_LAYERS && findf(m, "down_blocks.%d.resnets.%d.conv1.weight", l, n)) n++;
-        if (n > UNET_MAX_LAYERS) return sd_fail(SD_ERR_UNSUPPORTED, "UNet: more than %d resnets at level %d", UNET_MAX_LAYERS, l);
+        if (n > UNET_MAX_LAYERS) return err_fail(SD_ERR_UNSUPPORTED, "UNet: more than %d resnets at level %d", UNET_MAX_LAYERS, l);
         c->layers[l] = n;
         for (int j = 0; j < n; j++) {
             snprintf(p, sizeof p, "down_blocks.%d.attentions.%d", l, j);
@@ -439,8 +439,8 @@ sd_status unet_config_infer(const wmap *m, unet_config *c) {
         while (un <= UNET_MAX_LAYERS + 1 && findf(m, "up_blocks.%d.resnets.%d.conv1.weight", up, un)) un++;
         if (un != n + 1) {
             snprintf(p, sizeof p, "up_blocks.%d.resnets.%d.conv1.weight", up, un < n + 1 ? un : n + 1);
-            return un < n + 1 ? sd_fail(SD_ERR_MODEL, "UNet: missing tensor \"%s\"", p)
-                              : sd_fail(SD_ERR_MODEL, "UNet: unexpected tensor \"%s\" (level %d has %d resnets going down)", p, l, n);
+            return un < n + 1 ? err_fail(SD_ERR_MODEL, "UNet: missing tensor \"%s\"", p)
+                              : err_fail(SD_ERR_MODEL, "UNet: unexpected tensor \"%s\" (level %d has %d resnets going down)", p, l, n);
         }
         for (int j = 0; j <= n; j++) {
             snprintf(p, sizeof p, "up_blocks.%d.attentions.%d", up, j);
@@ -448,15 +448,15 @@ sd_status unet_config_infer(const wmap *m, unet_config *c) {
             if (c->up_depth[l][j] && !first_attn) { first_attn = 1; snprintf(attn_prefix, sizeof attn_prefix, "%s", p); }
         }
     }
-    if (!findf(m, "mid_block.resnets.0.conv1.weight")) return sd_fail(SD_ERR_MODEL, "UNet: missing tensor \"mid_block.resnets.0.conv1.weight\"");
+    if (!findf(m, "mid_block.resnets.0.conv1.weight")) return err_fail(SD_ERR_MODEL, "UNet: missing tensor \"mid_block.resnets.0.conv1.weight\"");
     c->mid_depth = depth_at(m, "mid_block.attentions.0");
-    if (!c->mid_depth) return sd_fail(SD_ERR_UNSUPPORTED, "UNet: a mid block without cross-attention is not supported");
+    if (!c->mid_depth) return err_fail(SD_ERR_UNSUPPORTED, "UNet: a mid block without cross-attention is not supported");
     if (!first_attn) snprintf(attn_prefix, sizeof attn_prefix, "mid_block.attentions.0");
 
     /* attention geometry from the first attention site */
     snprintf(p, sizeof p, "%s.proj_in.weight", attn_prefix);
     t = wmap_find(m, p);
-    if (!t) return sd_fail(SD_ERR_MODEL, "UNet: missing tensor \"%s\"", p);
+    if (!t) return err_fail(SD_ERR_MODEL, "UNet: missing tensor \"%s\"", p);
     c->linear_proj = t->ndim == 2;
     snprintf(p, sizeof p, "%s.transformer_blocks.0.attn2.to_k.weight", attn_prefix);
     t = wmap_find(m, p);
@@ -475,7 +475,7 @@ sd_status unet_config_infer(const wmap *m, unet_config *c) {
     TRY(need(t, "time_embedding.linear_1.weight", 2));
     c->temb_dim = (int)t->shape[0];
     if (t->shape[1] != c->block_out[0])
-        return sd_fail(SD_ERR_MODEL, "UNet: tensor \"time_embedding.linear_1.weight\" takes %lld inputs, expected %d (block_out_channels[0])",
+        return err_fail(SD_ERR_MODEL, "UNet: tensor \"time_embedding.linear_1.weight\" takes %lld inputs, expected %d (block_out_channels[0])",
                        (long long)t->shape[1], c->block_out[0]);
     t = wmap_find(m, "time_embedding.cond_proj.weight");
     if (t) {
@@ -491,7 +491,7 @@ sd_status unet_config_infer(const wmap *m, unet_config *c) {
     }
     for (int l = 0; l < L; l++)
         if (c->block_out[l] % c->norm_groups)
-            return sd_fail(SD_ERR_MODEL, "UNet: cannot infer the GroupNorm groups (%d channels at level %d, not a multiple of %d): "
+            return err_fail(SD_ERR_MODEL, "UNet: cannot infer the GroupNorm groups (%d channels at level %d, not a multiple of %d): "
                            "give the model's config.json", c->block_out[l], l, c->norm_groups);
     return config_check(c, "UNet");
 }

@@ -110,7 +110,7 @@ sd_status unet_ldm_layers_per_block(const char *const *names, int count, const c
         if (strncmp(names[n], prefix, pl) || !starts(names[n] + pl, "input_blocks.", &rest) || !(rest = two_ints(rest, &i, &k))) continue;
         if (i > max_in) max_in = i;
         if (k == 0 && !strcmp(rest, "op.weight")) {
-            if (ops == 64) return sd_fail(SD_ERR_UNSUPPORTED, "too many UNet downsamplers");
+            if (ops == 64) return err_fail(SD_ERR_UNSUPPORTED, "too many UNet downsamplers");
             op_at[ops++] = i;
         }
     }
@@ -120,12 +120,12 @@ sd_status unet_ldm_layers_per_block(const char *const *names, int count, const c
     }
     int levels = ops + 1;
     if ((max_in - ops) % levels || (max_in - ops) / levels < 1)
-        return sd_fail(SD_ERR_MODEL, "UNet input_blocks 1..%d with %d downsamplers do not form equal levels", max_in, ops);
+        return err_fail(SD_ERR_MODEL, "UNet input_blocks 1..%d with %d downsamplers do not form equal levels", max_in, ops);
     *lpb = (max_in - ops) / levels;
     for (int a = 0; a < ops; a++) {
         int ok = 0;
         for (int l = 0; l < ops; l++) ok |= op_at[a] == (l + 1) * (*lpb + 1);
-        if (!ok) return sd_fail(SD_ERR_MODEL, "UNet downsampler at input_blocks.%d does not fit %d layers per block", op_at[a], *lpb);
+        if (!ok) return err_fail(SD_ERR_MODEL, "UNet downsampler at input_blocks.%d does not fit %d layers per block", op_at[a], *lpb);
     }
     return SD_OK;
 }
@@ -138,12 +138,12 @@ sd_status unet_add_tensors(wmap *m, const st_file *f, unet_names names, const ch
     if (names == UNET_NAMES_DIFFUSERS) return wmap_add_file(m, f, prefix, NULL, NULL);
     int n = st_count(f), lpb;
     const char **list = malloc((n ? n : 1) * sizeof *list);
-    if (!list) return sd_fail(SD_ERR_MEMORY, "out of memory");
+    if (!list) return err_fail(SD_ERR_MEMORY, "out of memory");
     for (int i = 0; i < n; i++) list[i] = st_at(f, i)->name;
     sd_status st = unet_ldm_layers_per_block(list, n, prefix, &lpb);
     free(list);
     if (st != SD_OK) {
-        sd_error_prefix("%s", st_path(f));
+        err_prefix("%s", st_path(f));
         return st;
     }
     return wmap_add_file(m, f, prefix, rename_ldm, &lpb);

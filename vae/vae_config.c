@@ -23,22 +23,22 @@ void vae_config_default(vae_config *c) {
 }
 
 sd_status vae_config_check(const vae_config *c) {
-    if (c->levels < 1 || c->levels > VAE_MAX_LEVELS) return sd_fail(SD_ERR_UNSUPPORTED, "VAE with %d levels (1..%d supported)", c->levels, VAE_MAX_LEVELS);
+    if (c->levels < 1 || c->levels > VAE_MAX_LEVELS) return err_fail(SD_ERR_UNSUPPORTED, "VAE with %d levels (1..%d supported)", c->levels, VAE_MAX_LEVELS);
     if (c->latent_channels < 1 || c->latent_channels > VAE_MAX_LATENT)
-        return sd_fail(SD_ERR_UNSUPPORTED, "VAE with %d latent channels (1..%d supported)", c->latent_channels, VAE_MAX_LATENT);
+        return err_fail(SD_ERR_UNSUPPORTED, "VAE with %d latent channels (1..%d supported)", c->latent_channels, VAE_MAX_LATENT);
     if (c->in_channels < 1 || c->out_channels < 1 || c->in_channels > 64 || c->out_channels > 64)
-        return sd_fail(SD_ERR_FORMAT, "VAE image channels in %d, out %d", c->in_channels, c->out_channels);
-    if (c->layers_per_block < 1 || c->layers_per_block > 16) return sd_fail(SD_ERR_FORMAT, "VAE layers_per_block %d", c->layers_per_block);
-    if (c->groups < 1) return sd_fail(SD_ERR_FORMAT, "VAE norm_num_groups %d", c->groups);
+        return err_fail(SD_ERR_FORMAT, "VAE image channels in %d, out %d", c->in_channels, c->out_channels);
+    if (c->layers_per_block < 1 || c->layers_per_block > 16) return err_fail(SD_ERR_FORMAT, "VAE layers_per_block %d", c->layers_per_block);
+    if (c->groups < 1) return err_fail(SD_ERR_FORMAT, "VAE norm_num_groups %d", c->groups);
     for (int l = 0; l < c->levels; l++) {
-        if (c->block_out[l] < 1 || c->block_out[l] > 65536) return sd_fail(SD_ERR_FORMAT, "VAE block_out_channels[%d] = %d", l, c->block_out[l]);
+        if (c->block_out[l] < 1 || c->block_out[l] > 65536) return err_fail(SD_ERR_FORMAT, "VAE block_out_channels[%d] = %d", l, c->block_out[l]);
         if (c->block_out[l] % c->groups)
-            return sd_fail(SD_ERR_FORMAT, "VAE block_out_channels[%d] = %d is not divisible by norm_num_groups %d", l, c->block_out[l], c->groups);
+            return err_fail(SD_ERR_FORMAT, "VAE block_out_channels[%d] = %d is not divisible by norm_num_groups %d", l, c->block_out[l], c->groups);
     }
-    if (!(c->scaling_factor > 0) || c->scaling_factor > 1e6f) return sd_fail(SD_ERR_FORMAT, "VAE scaling_factor %g", c->scaling_factor);
+    if (!(c->scaling_factor > 0) || c->scaling_factor > 1e6f) return err_fail(SD_ERR_FORMAT, "VAE scaling_factor %g", c->scaling_factor);
     if (c->has_latents_mean_std)
         for (int i = 0; i < c->latent_channels; i++)
-            if (!(c->latents_std[i] > 0)) return sd_fail(SD_ERR_FORMAT, "VAE latents_std[%d] = %g", i, c->latents_std[i]);
+            if (!(c->latents_std[i] > 0)) return err_fail(SD_ERR_FORMAT, "VAE latents_std[%d] = %g", i, c->latents_std[i]);
     return SD_OK;
 }
 
@@ -102,7 +102,7 @@ sd_status vae_config_from_json_text(const char *text, size_t len, const char *wh
     cJSON *o = cJSON_ParseWithLength(text, len);
     if (!o || !cJSON_IsObject(o)) {
         cJSON_Delete(o);
-        return sd_fail(SD_ERR_FORMAT, "%s: not a JSON object", what);
+        return err_fail(SD_ERR_FORMAT, "%s: not a JSON object", what);
     }
     sd_status st = SD_OK;
     /* diffusers' AutoencoderKL defaults for keys a config leaves out */
@@ -119,12 +119,12 @@ sd_status vae_config_from_json_text(const char *text, size_t len, const char *wh
     const char *bad = NULL;
     const cJSON *cls = cJSON_GetObjectItemCaseSensitive(o, "_class_name");
     if (cls && (!cJSON_IsString(cls) || strcmp(cls->valuestring, "AutoencoderKL"))) {
-        st = sd_fail(SD_ERR_UNSUPPORTED, "%s: class \"%s\" is not AutoencoderKL", what, cJSON_IsString(cls) ? cls->valuestring : "?");
+        st = err_fail(SD_ERR_UNSUPPORTED, "%s: class \"%s\" is not AutoencoderKL", what, cJSON_IsString(cls) ? cls->valuestring : "?");
         goto done;
     }
     const cJSON *act = cJSON_GetObjectItemCaseSensitive(o, "act_fn");
     if (act && (!cJSON_IsString(act) || strcmp(act->valuestring, "silu"))) {
-        st = sd_fail(SD_ERR_UNSUPPORTED, "%s: act_fn \"%s\" (only silu)", what, cJSON_IsString(act) ? act->valuestring : "?");
+        st = err_fail(SD_ERR_UNSUPPORTED, "%s: act_fn \"%s\" (only silu)", what, cJSON_IsString(act) ? act->valuestring : "?");
         goto done;
     }
     float boc[VAE_MAX_LEVELS + 1];
@@ -141,39 +141,39 @@ sd_status vae_config_from_json_text(const char *text, size_t len, const char *wh
     else if (!json_float(o, "scaling_factor", &c->scaling_factor, NULL)) bad = "scaling_factor";
     else if (!json_float(o, "shift_factor", &c->shift_factor, &has_shift)) bad = "shift_factor";
     else if (!json_floats(o, "block_out_channels", boc, VAE_MAX_LEVELS + 1, &nboc)) bad = "block_out_channels";
-    if (bad) { st = sd_fail(SD_ERR_FORMAT, "%s: bad value for \"%s\"", what, bad); goto done; }
+    if (bad) { st = err_fail(SD_ERR_FORMAT, "%s: bad value for \"%s\"", what, bad); goto done; }
     if (nboc) {
-        if (nboc > VAE_MAX_LEVELS) { st = sd_fail(SD_ERR_UNSUPPORTED, "%s: %d levels (at most %d)", what, nboc, VAE_MAX_LEVELS); goto done; }
+        if (nboc > VAE_MAX_LEVELS) { st = err_fail(SD_ERR_UNSUPPORTED, "%s: %d levels (at most %d)", what, nboc, VAE_MAX_LEVELS); goto done; }
         c->levels = nboc;
         for (int i = 0; i < nboc; i++) {
             c->block_out[i] = (int)boc[i];
-            if ((float)c->block_out[i] != boc[i]) { st = sd_fail(SD_ERR_FORMAT, "%s: block_out_channels[%d] is not an integer", what, i); goto done; }
+            if ((float)c->block_out[i] != boc[i]) { st = err_fail(SD_ERR_FORMAT, "%s: block_out_channels[%d] is not an integer", what, i); goto done; }
         }
     }
     if (!json_all_str(o, "down_block_types", "DownEncoderBlock2D", &ndown) || !json_all_str(o, "up_block_types", "UpDecoderBlock2D", &nup)) {
-        st = sd_fail(SD_ERR_UNSUPPORTED, "%s: block types other than DownEncoderBlock2D / UpDecoderBlock2D", what);
+        st = err_fail(SD_ERR_UNSUPPORTED, "%s: block types other than DownEncoderBlock2D / UpDecoderBlock2D", what);
         goto done;
     }
     if ((ndown >= 0 && ndown != c->levels) || (nup >= 0 && nup != c->levels)) {
-        st = sd_fail(SD_ERR_FORMAT, "%s: %d down and %d up block types for %d block_out_channels", what, ndown, nup, c->levels);
+        st = err_fail(SD_ERR_FORMAT, "%s: %d down and %d up block types for %d block_out_channels", what, ndown, nup, c->levels);
         goto done;
     }
     if (!has_shift) c->shift_factor = 0;
     int nmean, nstd;
     if (!json_floats(o, "latents_mean", c->latents_mean, VAE_MAX_LATENT, &nmean) ||
         !json_floats(o, "latents_std", c->latents_std, VAE_MAX_LATENT, &nstd)) {
-        st = sd_fail(SD_ERR_FORMAT, "%s: latents_mean / latents_std must be arrays of at most %d numbers", what, VAE_MAX_LATENT);
+        st = err_fail(SD_ERR_FORMAT, "%s: latents_mean / latents_std must be arrays of at most %d numbers", what, VAE_MAX_LATENT);
         goto done;
     }
     if (nmean || nstd) {
         if (nmean != c->latent_channels || nstd != c->latent_channels) {
-            st = sd_fail(SD_ERR_FORMAT, "%s: latents_mean has %d and latents_std %d entries for %d latent channels", what, nmean, nstd, c->latent_channels);
+            st = err_fail(SD_ERR_FORMAT, "%s: latents_mean has %d and latents_std %d entries for %d latent channels", what, nmean, nstd, c->latent_channels);
             goto done;
         }
         c->has_latents_mean_std = 1;
     }
     st = vae_config_check(c);
-    if (st != SD_OK) sd_error_prefix("%s", what);
+    if (st != SD_OK) err_prefix("%s", what);
 done:
     cJSON_Delete(o);
     return st;
@@ -182,7 +182,7 @@ done:
 sd_status vae_config_from_json(const char *path, vae_config *c) {
     char *text;
     size_t len;
-    sd_status st = sd_read_file(path, 1 << 20, &text, &len);
+    sd_status st = file_read(path, 1 << 20, &text, &len);
     if (st != SD_OK) return st;
     st = vae_config_from_json_text(text, len, path, c);
     free(text);
@@ -200,34 +200,34 @@ sd_status vae_config_infer(const wmap *m, vae_config *c) {
     vae_config_default(c);
     const st_tensor *t;
     int dec = wmap_has(m, "decoder.conv_in.weight"), enc = wmap_has(m, "encoder.conv_in.weight");
-    if (!dec && !enc) return sd_fail(SD_ERR_MODEL, "no VAE tensors (decoder.conv_in.weight / encoder.conv_in.weight)");
+    if (!dec && !enc) return err_fail(SD_ERR_MODEL, "no VAE tensors (decoder.conv_in.weight / encoder.conv_in.weight)");
     char name[128];
     int L = 0;
     const char *part = dec ? "decoder.up_blocks" : "encoder.down_blocks";
     while (L < VAE_MAX_LEVELS + 1 && (snprintf(name, sizeof name, "%s.%d.resnets.0.conv2.weight", part, L), wmap_has(m, "%s", name))) L++;
-    if (L == 0 || L > VAE_MAX_LEVELS) return sd_fail(SD_ERR_MODEL, "VAE: cannot count the levels (%s.N.resnets.0.conv2.weight: %d found)", part, L);
+    if (L == 0 || L > VAE_MAX_LEVELS) return err_fail(SD_ERR_MODEL, "VAE: cannot count the levels (%s.N.resnets.0.conv2.weight: %d found)", part, L);
     c->levels = L;
     memset(c->block_out, 0, sizeof c->block_out);
     for (int i = 0; i < L; i++) {
         snprintf(name, sizeof name, "%s.%d.resnets.0.conv2.weight", part, i);
-        if (!(t = shape_of(m, name, 1))) return sd_fail(SD_ERR_MODEL, "VAE: tensor \"%s\" has no shape", name);
+        if (!(t = shape_of(m, name, 1))) return err_fail(SD_ERR_MODEL, "VAE: tensor \"%s\" has no shape", name);
         c->block_out[dec ? L - 1 - i : i] = (int)t->shape[0];
     }
     int nres = 0;
     while (nres < 64 && wmap_has(m, "%s.0.resnets.%d.conv1.weight", part, nres)) nres++;
     c->layers_per_block = dec ? nres - 1 : nres;
     if (dec) {
-        if (!(t = shape_of(m, "decoder.conv_in.weight", 2))) return sd_fail(SD_ERR_MODEL, "VAE: decoder.conv_in.weight is not a conv weight");
+        if (!(t = shape_of(m, "decoder.conv_in.weight", 2))) return err_fail(SD_ERR_MODEL, "VAE: decoder.conv_in.weight is not a conv weight");
         c->latent_channels = (int)t->shape[1];
         if ((t = shape_of(m, "decoder.conv_out.weight", 1))) c->out_channels = (int)t->shape[0];
         c->mid_attention = wmap_has(m, "decoder.mid_block.attentions.0.to_q.weight");
         c->post_quant_conv = wmap_has(m, "post_quant_conv.weight");
     }
     if (enc) {
-        if (!(t = shape_of(m, "encoder.conv_in.weight", 2))) return sd_fail(SD_ERR_MODEL, "VAE: encoder.conv_in.weight is not a conv weight");
+        if (!(t = shape_of(m, "encoder.conv_in.weight", 2))) return err_fail(SD_ERR_MODEL, "VAE: encoder.conv_in.weight is not a conv weight");
         c->in_channels = (int)t->shape[1];
         if (!dec) {
-            if (!(t = shape_of(m, "encoder.conv_out.weight", 1))) return sd_fail(SD_ERR_MODEL, "VAE: missing encoder.conv_out.weight");
+            if (!(t = shape_of(m, "encoder.conv_out.weight", 1))) return err_fail(SD_ERR_MODEL, "VAE: missing encoder.conv_out.weight");
             c->latent_channels = (int)t->shape[0] / 2;
             c->mid_attention = wmap_has(m, "encoder.mid_block.attentions.0.to_q.weight");
         }

@@ -12,7 +12,7 @@
 
 /* Measure mode, nestable: inside a caller's measurement the arena is already fake, so only its peak is
  * tracked relative to the current top. */
-typedef struct measure { int nested; sd_arena saved; } measure;
+typedef struct measure { int nested; mem_arena saved; } measure;
 
 static void measure_begin(be *b, measure *m) {
     m->nested = b->measuring;
@@ -73,11 +73,11 @@ static sd_status plan(be *b, const vae_model *v, int h, int w, const vae_decode_
     if (opts) o = *opts;
     memset(p, 0, sizeof *p);
     p->mode = VAE_TILING_OFF;
-    if (!(v->parts & VAE_DECODER)) return sd_fail(SD_ERR_ARG, "VAE: the decoder was not loaded");
+    if (!(v->parts & VAE_DECODER)) return err_fail(SD_ERR_ARG, "VAE: the decoder was not loaded");
     if (h < 1 || w < 1 || h > 65536 / vae_factor(v) || w > 65536 / vae_factor(v))
-        return sd_fail(SD_ERR_ARG, "VAE: cannot decode a %dx%d latent", h, w);
+        return err_fail(SD_ERR_ARG, "VAE: cannot decode a %dx%d latent", h, w);
     if ((unsigned)o.tiling > VAE_TILING_BLEND || o.tile < 0 || o.overlap < 0 || (o.tile && o.tiling == VAE_TILING_BLEND && o.overlap >= o.tile))
-        return sd_fail(SD_ERR_ARG, "VAE tiling: mode %d, tile %d, overlap %d", (int)o.tiling, o.tile, o.overlap);
+        return err_fail(SD_ERR_ARG, "VAE tiling: mode %d, tile %d, overlap %d", (int)o.tiling, o.tile, o.overlap);
     size_t limit = o.mem_limit;
     if (!limit && arena_free && !b->measuring) limit = b->arena.size - b->arena.used;
     p->arena_bytes = decode_peak(b, v, h, w);
@@ -106,7 +106,7 @@ done:
     return be_ok(b) ? SD_OK : be_status(b);
 nofit:
     if (!be_ok(b)) return be_status(b);
-    return sd_fail(SD_ERR_MEMORY, "VAE decode of a %dx%d latent needs %.1f MiB of activations untiled, %.1f MiB in bands of one latent row, "
+    return err_fail(SD_ERR_MEMORY, "VAE decode of a %dx%d latent needs %.1f MiB of activations untiled, %.1f MiB in bands of one latent row, "
                    "%.1f MiB in 8x8 tiles; the limit is %.1f MiB", h, w, decode_peak(b, v, h, w) / 1048576.0, stream_peak(b, v, h, w, 1) / 1048576.0,
                    decode_peak(b, v, imin(8, h), imin(8, w)) / 1048576.0, limit / 1048576.0);
 }
@@ -164,7 +164,7 @@ static sd_status decode_one(be *b, const vae_model *v, const float *z, int h, in
     float *zt_h = malloc(sizeof(float) * th * tw * lc), *pix = malloc(sizeof(float) * Hp * Wp * oc);
     float *wsum = calloc((size_t)H * W, sizeof(float)), *wy = malloc(sizeof(float) * Hp), *wx = malloc(sizeof(float) * Wp);
     sd_status st = SD_OK;
-    if (!ys || !xs || !zt_h || !pix || !wsum || !wy || !wx) { st = sd_fail(SD_ERR_MEMORY, "VAE tiling: out of memory"); goto done; }
+    if (!ys || !xs || !zt_h || !pix || !wsum || !wy || !wx) { st = err_fail(SD_ERR_MEMORY, "VAE tiling: out of memory"); goto done; }
     memset(out, 0, sizeof(float) * H * W * oc);
     int ny = tile_starts(h, th, imin(O, th - 1), ys), nx = tile_starts(w, tw, imin(O, tw - 1), xs);
     for (int iy = 0; iy < ny && st == SD_OK; iy++) {
@@ -201,7 +201,7 @@ done:
 }
 
 sd_status vae_decode_z(be *b, const vae_model *v, const float *z, int n, int h, int w, const vae_decode_opts *opts, float *rgb) {
-    if (n < 1) return sd_fail(SD_ERR_ARG, "VAE decode: batch %d", n);
+    if (n < 1) return err_fail(SD_ERR_ARG, "VAE decode: batch %d", n);
     if (be_status(b) != SD_OK) return b->err;
     vae_plan p;
     sd_status st = plan(b, v, h, w, opts, 1, &p);
@@ -213,10 +213,10 @@ sd_status vae_decode_z(be *b, const vae_model *v, const float *z, int n, int h, 
 }
 
 sd_status vae_decode(be *b, const vae_model *v, const float *latent, int n, int h, int w, const vae_decode_opts *opts, float *rgb) {
-    if (n < 1 || h < 1 || w < 1) return sd_fail(SD_ERR_ARG, "VAE decode: latent [%d, %d, %d]", n, h, w);
+    if (n < 1 || h < 1 || w < 1) return err_fail(SD_ERR_ARG, "VAE decode: latent [%d, %d, %d]", n, h, w);
     size_t count = (size_t)n * h * w;
     float *z = malloc(count * v->cfg.latent_channels * sizeof(float));
-    if (!z) return sd_fail(SD_ERR_MEMORY, "VAE decode: out of memory");
+    if (!z) return err_fail(SD_ERR_MEMORY, "VAE decode: out of memory");
     memcpy(z, latent, count * v->cfg.latent_channels * sizeof(float));
     vae_latent_from_unet(&v->cfg, z, count);
     sd_status st = vae_decode_z(b, v, z, n, h, w, opts, rgb);
@@ -242,10 +242,10 @@ void vae_posterior(const float *moments, int lc, size_t count, const float *nois
 }
 
 static sd_status check_encode(const vae_model *v, int H, int W, int *h, int *w) {
-    if (!(v->parts & VAE_ENCODER)) return sd_fail(SD_ERR_ARG, "VAE: the encoder was not loaded");
+    if (!(v->parts & VAE_ENCODER)) return err_fail(SD_ERR_ARG, "VAE: the encoder was not loaded");
     vae_latent_size(v, H, W, h, w);
     if (H < 1 || W < 1 || H > 65536 || W > 65536 || *h < 1 || *w < 1)
-        return sd_fail(SD_ERR_ARG, "VAE: cannot encode a %dx%d image (at least %d pixels a side)", W, H, vae_factor(v));
+        return err_fail(SD_ERR_ARG, "VAE: cannot encode a %dx%d image (at least %d pixels a side)", W, H, vae_factor(v));
     return SD_OK;
 }
 
@@ -264,11 +264,11 @@ sd_status vae_encode(be *b, const vae_model *v, const float *image, int n, int H
     int h, w, lc = v->cfg.latent_channels;
     sd_status st = check_encode(v, H, W, &h, &w);
     if (st != SD_OK) return st;
-    if (n < 1) return sd_fail(SD_ERR_ARG, "VAE encode: batch %d", n);
+    if (n < 1) return err_fail(SD_ERR_ARG, "VAE encode: batch %d", n);
     if ((st = be_status(b)) != SD_OK) return st;
     size_t hw = (size_t)h * w, is = (size_t)H * W * v->cfg.in_channels;
     float *mom = malloc(hw * 2 * lc * sizeof(float));
-    if (!mom) return sd_fail(SD_ERR_MEMORY, "VAE encode: out of memory");
+    if (!mom) return err_fail(SD_ERR_MEMORY, "VAE encode: out of memory");
     for (int s = 0; s < n && st == SD_OK; s++) {
         size_t mark = be_mark(b);
         be_tensor it = be_new(b, 1, H, W, v->cfg.in_channels), mt = be_new(b, 1, h, w, 2 * lc);

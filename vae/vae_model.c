@@ -35,23 +35,23 @@ static sd_status host_vec(be *b, wmap *m, int len, float **out, const char *fmt,
     char name[160];
     snprintf(name, sizeof name, fmt, p);
     const st_tensor *t = wmap_find(m, name);
-    if (!t) return sd_fail(SD_ERR_MODEL, "missing tensor \"%s\"", name);
+    if (!t) return err_fail(SD_ERR_MODEL, "missing tensor \"%s\"", name);
     if (b->measuring || !t->data) {
         *out = calloc(len, sizeof(float));
-        return *out ? SD_OK : sd_fail(SD_ERR_MEMORY, "out of memory");
+        return *out ? SD_OK : err_fail(SD_ERR_MEMORY, "out of memory");
     }
     int64_t n;
     *out = wmap_read_f32(m, name, &n);
     if (!*out) return SD_ERR_MODEL;
-    if (n != len) return sd_fail(SD_ERR_MODEL, "tensor \"%s\" has %lld values, expected %d", name, (long long)n, len);
+    if (n != len) return err_fail(SD_ERR_MODEL, "tensor \"%s\" has %lld values, expected %d", name, (long long)n, len);
     return SD_OK;
 }
 
 static sd_status load_level(be *b, wmap *m, vae_level *lv, const char *p, int nres, int cin, int cout, int samp, const char *samp_name,
                             int host_gn, const vae_config *c) {
     lv->res = calloc(nres, sizeof *lv->res);
-    if (!lv->res) return sd_fail(SD_ERR_MEMORY, "out of memory");
-    if (host_gn && !(lv->gnh = calloc(nres, sizeof *lv->gnh))) return sd_fail(SD_ERR_MEMORY, "out of memory");
+    if (!lv->res) return err_fail(SD_ERR_MEMORY, "out of memory");
+    if (host_gn && !(lv->gnh = calloc(nres, sizeof *lv->gnh))) return err_fail(SD_ERR_MEMORY, "out of memory");
     char q[160];
     for (int j = 0; j < nres; j++) {
         snprintf(q, sizeof q, "%s.resnets.%d", p, j);
@@ -153,9 +153,9 @@ void vae_free(vae_model *v) {
 sd_status vae_load(be *b, wmap *m, const vae_config *c, int parts, vae_model **out) {
     *out = NULL;
     TRY(vae_config_check(c));
-    if (!(parts & (VAE_DECODER | VAE_ENCODER))) return sd_fail(SD_ERR_ARG, "vae_load: no part asked for");
+    if (!(parts & (VAE_DECODER | VAE_ENCODER))) return err_fail(SD_ERR_ARG, "vae_load: no part asked for");
     vae_model *v = calloc(1, sizeof *v);
-    if (!v) return sd_fail(SD_ERR_MEMORY, "out of memory");
+    if (!v) return err_fail(SD_ERR_MEMORY, "out of memory");
     v->cfg = *c;
     v->b = b;
     v->parts = parts & (VAE_DECODER | VAE_ENCODER);
@@ -163,7 +163,7 @@ sd_status vae_load(be *b, wmap *m, const vae_config *c, int parts, vae_model **o
     if (parts & VAE_DECODER) st = load_decoder(b, m, v);
     if (st == SD_OK && (parts & VAE_ENCODER)) st = load_encoder(b, m, v);
     if (st != SD_OK) {
-        sd_error_prefix("VAE");
+        err_prefix("VAE");
         vae_free(v);
         return st;
     }

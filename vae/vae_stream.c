@@ -39,7 +39,7 @@ static sd_status hact_init(hact *a, int h, int w, int c, int dry) {
     a->s2 = calloc(c, sizeof(double));
     if (!a->d || !a->s1 || !a->s2) {
         hact_free(a);
-        return sd_fail(SD_ERR_MEMORY, "VAE tiled decode: cannot allocate %.1f MiB of host memory", (double)h * w * c * 4 / 1048576.0);
+        return err_fail(SD_ERR_MEMORY, "VAE tiled decode: cannot allocate %.1f MiB of host memory", (double)h * w * c * 4 / 1048576.0);
     }
     return SD_OK;
 }
@@ -106,7 +106,7 @@ static sd_status pass_norm_conv(be *b, hact *x, const float *gamma, const float 
         out = malloc((size_t)(band + 2) * row_out * sizeof(float));
         saved = malloc(row_in * sizeof(float));
         saved_next = malloc(row_in * sizeof(float));
-        if (!mu || !scale || !in || !out || !saved || !saved_next) { st = sd_fail(SD_ERR_MEMORY, "VAE tiled decode: out of memory"); goto done; }
+        if (!mu || !scale || !in || !out || !saved || !saved_next) { st = err_fail(SD_ERR_MEMORY, "VAE tiled decode: out of memory"); goto done; }
         gn_coeffs(x, groups, gamma, mu, scale);
         if (dst) { /* x's statistics are consumed: dst (maybe x itself) starts counting afresh */
             memset(dst->s1, 0, dst->c * sizeof(double));
@@ -156,7 +156,7 @@ static sd_status pass_upconv(be *b, const hact *x, const be_weight *cw, const be
     int R = x->h, W = x->w, C = x->c, Co = cw->out, H2 = 2 * R, W2 = 2 * W;
     size_t row_out = (size_t)W2 * Co;
     float *out = dry ? NULL : malloc((size_t)(band + 4) * row_out * sizeof(float));
-    if (!dry && !out) return sd_fail(SD_ERR_MEMORY, "VAE tiled decode: out of memory");
+    if (!dry && !out) return err_fail(SD_ERR_MEMORY, "VAE tiled decode: out of memory");
     sd_status st = SD_OK;
     for (int r0 = 0; r0 < H2; r0 += band) {
         int r1 = imin(H2, r0 + band), a = imax(0, r0 / 2 - 1), e = imin(R, r1 / 2 + 1), n = e - a;
@@ -179,7 +179,7 @@ sd_status vae_stream_decode(be *b, const vae_model *v, const float *z, int h, in
     const vae_config *c = &v->cfg;
     const vae_coder *d = &v->dec;
     int L = c->levels, C = c->block_out[L - 1];
-    if (band < 1) return sd_fail(SD_ERR_ARG, "VAE tiled decode: band of %d rows", band);
+    if (band < 1) return err_fail(SD_ERR_ARG, "VAE tiled decode: band of %d rows", band);
     hact X, Hh;
     sd_status st = hact_init(&X, h, w, C, dry);
     if (st != SD_OK) return st;

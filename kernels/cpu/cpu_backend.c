@@ -53,18 +53,18 @@ static void cpu_free(be *b) {
 
 static sd_status cpu_arena_reserve(be *b, size_t bytes) {
     cpu_impl *c = b->impl;
-    if (b->arena.used) return sd_fail(SD_ERR_ARG, "cpu backend: arena resized while in use");
+    if (b->arena.used) return err_fail(SD_ERR_ARG, "cpu backend: arena resized while in use");
     if (c->arena_mem) munmap(c->arena_mem, c->arena_bytes);
     c->arena_mem = NULL;
     /* pages are only backed when first touched, so a generous reservation costs nothing */
     void *p = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
     if (p == MAP_FAILED) {
-        sd_arena_init(&b->arena, 0, 0);
-        return sd_fail(SD_ERR_MEMORY, "cpu backend: cannot reserve %.1f MiB of activation memory", bytes / 1048576.0);
+        arena_init(&b->arena, 0, 0);
+        return err_fail(SD_ERR_MEMORY, "cpu backend: cannot reserve %.1f MiB of activation memory", bytes / 1048576.0);
     }
     c->arena_mem = p;
     c->arena_bytes = bytes;
-    sd_arena_init(&b->arena, (uintptr_t)p, bytes);
+    arena_init(&b->arena, (uintptr_t)p, bytes);
     return SD_OK;
 }
 
@@ -146,7 +146,7 @@ static sd_status cpu_weight_upload(be *b, be_weight *w, be_dtype src_type, const
     void *d = NULL;
     if (!cw || posix_memalign(&d, 64, n > 0 ? n * es : 64)) {
         free(cw);
-        return sd_fail(SD_ERR_MEMORY, "cpu backend: cannot allocate %.1f MiB for a weight", n * es / 1048576.0);
+        return err_fail(SD_ERR_MEMORY, "cpu backend: cannot allocate %.1f MiB for a weight", n * es / 1048576.0);
     }
     cw->type = t;
     cw->count = n;
@@ -361,7 +361,7 @@ static const struct be_ops cpu_ops = {
 be *be_cpu_new(int threads) {
     be *b = calloc(1, sizeof *b);
     cpu_impl *c = calloc(1, sizeof *c);
-    if (!b || !c) { free(b); free(c); sd_fail(SD_ERR_MEMORY, "cpu backend: out of memory"); return NULL; }
+    if (!b || !c) { free(b); free(c); err_fail(SD_ERR_MEMORY, "cpu backend: out of memory"); return NULL; }
     c->threads = threads > 0 ? threads : omp_get_num_procs();
     const char *p = getenv("SD_CPU_PROFILE");
     c->profile = p && *p && strcmp(p, "0");

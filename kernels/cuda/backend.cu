@@ -24,7 +24,7 @@ sd_status cuda_scratch(be *b, size_t bytes, void **out) {
         if (cudaMalloc(&c->scratch, want) != cudaSuccess) {
             cudaGetLastError();
             c->scratch = NULL;
-            return sd_fail(SD_ERR_MEMORY, "cuda backend: cannot allocate %.1f MiB of scratch on the device", want / 1048576.0);
+            return err_fail(SD_ERR_MEMORY, "cuda backend: cannot allocate %.1f MiB of scratch on the device", want / 1048576.0);
         }
         c->scratch_bytes = want;
     }
@@ -45,22 +45,22 @@ static void cuda_free_backend(be *b) {
 
 static sd_status cuda_arena_reserve(be *b, size_t bytes) {
     cuda_impl *c = cuda_of(b);
-    if (b->arena.used) return sd_fail(SD_ERR_ARG, "cuda backend: arena resized while in use");
+    if (b->arena.used) return err_fail(SD_ERR_ARG, "cuda backend: arena resized while in use");
     CUDA_CHECK(cudaStreamSynchronize(c->stream));
     if (c->arena_mem) CUDA_CHECK(cudaFree(c->arena_mem));
     c->arena_mem = NULL;
     c->arena_bytes = 0;
-    sd_arena_init(&b->arena, 0, 0);
+    arena_init(&b->arena, 0, 0);
     if (cudaMalloc(&c->arena_mem, bytes) != cudaSuccess) {
         cudaGetLastError();
         c->arena_mem = NULL;
         size_t free_b = 0, total_b = 0;
         cudaMemGetInfo(&free_b, &total_b);
-        return sd_fail(SD_ERR_MEMORY, "cuda backend: cannot reserve %.1f MiB of activation memory (%.1f of %.1f MiB free on %s)",
+        return err_fail(SD_ERR_MEMORY, "cuda backend: cannot reserve %.1f MiB of activation memory (%.1f of %.1f MiB free on %s)",
                        bytes / 1048576.0, free_b / 1048576.0, total_b / 1048576.0, c->device_name);
     }
     c->arena_bytes = bytes;
-    sd_arena_init(&b->arena, (uintptr_t)c->arena_mem, bytes); /* cudaMalloc is 256-byte aligned, as sd_arena wants */
+    arena_init(&b->arena, (uintptr_t)c->arena_mem, bytes); /* cudaMalloc is 256-byte aligned, as mem_arena wants */
     return SD_OK;
 }
 
@@ -125,14 +125,14 @@ static void cuda_upload(be *b, be_tensor *dst, const float *src) {
     sd_status st = SD_OK;
     if (c->dt == BE_F32) {
         cudaError_t e = cudaMemcpyAsync(dst->data, src, n * sizeof(float), cudaMemcpyHostToDevice, c->stream);
-        if (e != cudaSuccess) st = sd_fail(SD_ERR_BACKEND, "cuda upload: %s", cudaGetErrorString(e));
+        if (e != cudaSuccess) st = err_fail(SD_ERR_BACKEND, "cuda upload: %s", cudaGetErrorString(e));
     } else {
         void *stage = NULL;
         st = cuda_scratch(b, n * sizeof(float), &stage);
         if (st == SD_OK) {
             cudaError_t e = cudaMemcpyAsync(stage, src, n * sizeof(float), cudaMemcpyHostToDevice, c->stream);
             st = e == cudaSuccess ? cuda_convert(b, stage, BE_F32, dst->data, c->dt, n)
-                                  : sd_fail(SD_ERR_BACKEND, "cuda upload: %s", cudaGetErrorString(e));
+                                  : err_fail(SD_ERR_BACKEND, "cuda upload: %s", cudaGetErrorString(e));
         }
     }
     cuda_report(b, st);
@@ -205,13 +205,13 @@ static sd_status init(be *b, cuda_impl *c, int device) {
     cudaError_t e = cudaGetDeviceCount(&count);
     if (e != cudaSuccess || count == 0) {
         cudaGetLastError();
-        return sd_fail(SD_ERR_UNSUPPORTED, "no CUDA device found (%s)", e != cudaSuccess ? cudaGetErrorString(e) : "device count 0");
+        return err_fail(SD_ERR_UNSUPPORTED, "no CUDA device found (%s)", e != cudaSuccess ? cudaGetErrorString(e) : "device count 0");
     }
-    if (device < 0 || device >= count) return sd_fail(SD_ERR_ARG, "CUDA device %d does not exist (%d found)", device, count);
+    if (device < 0 || device >= count) return err_fail(SD_ERR_ARG, "CUDA device %d does not exist (%d found)", device, count);
     CUDA_CHECK(cudaSetDevice(device));
     cudaDeviceProp prop;
     CUDA_CHECK(cudaGetDeviceProperties(&prop, device));
-    if (prop.major < 8) return sd_fail(SD_ERR_UNSUPPORTED, "%s: compute capability %d.%d; the CUDA backend needs 8.0 or newer", prop.name, prop.major, prop.minor);
+    if (prop.major < 8) return err_fail(SD_ERR_UNSUPPORTED, "%s: compute capability %d.%d; the CUDA backend needs 8.0 or newer", prop.name, prop.major, prop.minor);
     snprintf(c->device_name, sizeof c->device_name, "%s", prop.name);
     int optin = 0;
     CUDA_CHECK(cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, device));
@@ -232,7 +232,7 @@ extern "C" be *be_cuda_new(int device, be_dtype act_dtype) {
     if (!b || !c) {
         free(b);
         free(c);
-        sd_fail(SD_ERR_MEMORY, "cuda backend: out of memory");
+        err_fail(SD_ERR_MEMORY, "cuda backend: out of memory");
         return NULL;
     }
     c->dt = act_dtype;

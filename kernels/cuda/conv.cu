@@ -27,7 +27,7 @@ template <typename T>
 static sd_status conv_as(be *b, const be_tensor *x, const be_weight *w, const float *bias, int stride, int pad_lo, be_tensor *y) {
     const int ci = x->c, co = w->out, kh = w->kh, kw = w->kw;
     const size_t rows = (size_t)y->n * y->h * y->w, K = (size_t)kh * kw * ci;
-    if (rows > 0x7fffffff || K > 0x7fffffff) return sd_fail(SD_ERR_ARG, "cuda conv2d: GEMM of %zu x %zu exceeds cuBLAS's int range", rows, K);
+    if (rows > 0x7fffffff || K > 0x7fffffff) return err_fail(SD_ERR_ARG, "cuda conv2d: GEMM of %zu x %zu exceeds cuBLAS's int range", rows, K);
     if (kh == 1 && kw == 1 && stride == 1 && pad_lo == 0) { /* a 1x1 convolution is a linear layer on [N·H·W, C] */
         sd_status st = cuda_gemm(b, 1, 0, co, (int)rows, ci, 1.0f, w->data, ci, 0, x->data, ci, 0, 0.0f, y->data, cuda_of(b)->dt, co, 0, 1);
         return st != SD_OK ? st : cuda_bias_act(b, y->data, rows, co, bias, BE_ACT_NONE);

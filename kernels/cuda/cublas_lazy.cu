@@ -65,7 +65,7 @@ static void api_load(void) {
 
 sd_status cuda_blas_load(void) {
     pthread_once(&api_once, api_load);
-    return api.create ? SD_OK : sd_fail(SD_ERR_UNSUPPORTED, "cuda backend: %s", api.error);
+    return api.create ? SD_OK : err_fail(SD_ERR_UNSUPPORTED, "cuda backend: %s", api.error);
 }
 
 /* Reached only after cuda_blas_load succeeded (be_cuda_new checks it first). */

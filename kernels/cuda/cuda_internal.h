@@ -23,7 +23,7 @@ typedef struct cuda_impl {
     be_dtype dt;            /* activation / GEMM-weight storage type */
     cudaStream_t stream;    /* every kernel and copy of this backend runs on it, in order */
     cublasHandle_t blas;
-    void *arena_mem;        /* one cudaMalloc per be_arena_reserve; sd_arena hands out its addresses */
+    void *arena_mem;        /* one cudaMalloc per be_arena_reserve; mem_arena hands out its addresses */
     size_t arena_bytes;
     void *scratch;          /* op-private device memory (im2col columns, attention scores, staging); */
     size_t scratch_bytes;   /*   grown on demand, kept, reused by the next op (the stream orders them) */

@@ -8,7 +8,7 @@ int be_cuda_available(void) { return 0; }
 be *be_cuda_new(int device, be_dtype act_dtype) {
     (void)device;
     (void)act_dtype;
-    sd_fail(SD_ERR_UNSUPPORTED, "this build has no CUDA backend (nvcc was not found when it was built)");
+    err_fail(SD_ERR_UNSUPPORTED, "this build has no CUDA backend (nvcc was not found when it was built)");
     return NULL;
 }
 

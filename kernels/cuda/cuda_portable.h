@@ -32,14 +32,14 @@ extern "C" {
     do {                                                                                              \
         cudaError_t e_ = (call);                                                                      \
         if (e_ != cudaSuccess)                                                                        \
-            return sd_fail(SD_ERR_BACKEND, "%s:%d: %s: %s (%s)", __FILE__, __LINE__, #call,           \
+            return err_fail(SD_ERR_BACKEND, "%s:%d: %s: %s (%s)", __FILE__, __LINE__, #call,           \
                            cudaGetErrorString(e_), cudaGetErrorName(e_));                             \
     } while (0)
 #define CUBLAS_CHECK(call)                                                                            \
     do {                                                                                              \
         cublasStatus_t s_ = (call);                                                                   \
         if (s_ != CUBLAS_STATUS_SUCCESS)                                                              \
-            return sd_fail(SD_ERR_BACKEND, "%s:%d: %s: %s", __FILE__, __LINE__, #call,                \
+            return err_fail(SD_ERR_BACKEND, "%s:%d: %s: %s", __FILE__, __LINE__, #call,                \
                            cublasGetStatusString(s_));                                                \
     } while (0)
 

@@ -24,7 +24,7 @@ sd_status cuda_gemm(be *b, int trans_a, int trans_b, int m, int n, int k, float 
 
 static sd_status linear_run(be *b, const be_tensor *x, const be_weight *w, const be_weight *bias, be_act act, be_tensor *y) {
     size_t rows = (size_t)x->n * x->h * x->w;
-    if (rows > 0x7fffffff) return sd_fail(SD_ERR_ARG, "cuda linear: %zu rows exceed cuBLAS's int range", rows);
+    if (rows > 0x7fffffff) return err_fail(SD_ERR_ARG, "cuda linear: %zu rows exceed cuBLAS's int range", rows);
     /* y[rows, out] = x[rows, in] · W[out, in]ᵀ */
     sd_status st = cuda_gemm(b, 1, 0, w->out, (int)rows, w->in, 1.0f, w->data, w->in, 0, x->data, w->in, 0, 0.0f, y->data, cuda_of(b)->dt,
                              w->out, 0, 1);

@@ -105,7 +105,7 @@ static double vae_dec(sd_ctx *c, int side, int tiling, double *flops, vae_plan *
     float *lat = malloc(sizeof(float) * h * w * 4), *rgb = malloc(sizeof(float) * side * side * 3);
     for (int i = 0; i < h * w * 4; i++) lat[i] = (float)cos(i * 0.11);
     vae_decode_opts o;
-    sd_vae_decode_opts(c, tiling, h, w, &o, flops);
+    decode_opts(c, tiling, h, w, &o, flops);
     if (getenv("BENCH_VAE_LIMIT")) o.mem_limit = (size_t)atol(getenv("BENCH_VAE_LIMIT")) << 20;
     size_t need = vae_decode_arena_bytes(b, c->vae, h, w, &o);
     if (!need || vae_decode_plan(b, c->vae, h, w, &o, plan) != SD_OK) die();
@@ -141,14 +141,14 @@ int main(int argc, char **argv) {
     double *t = malloc(runs * sizeof *t), fl = 0;
     if (want("text")) { /* text encoder: the two prompts of a guided generation */
         for (int i = 0; i < runs; i++) {
-            sd_cond cond;
+            text_cond cond;
             double f0 = c->b->flops, s = now();
-            if (sd_encode_prompt(c, "a photo of an astronaut riding a horse on mars", 0, 1, &cond) != SD_OK) die();
-            sd_cond_free(&cond);
-            if (sd_encode_prompt(c, "", 0, 1, &cond) != SD_OK) die();
+            if (text_cond_encode(c, "a photo of an astronaut riding a horse on mars", 0, 1, &cond) != SD_OK) die();
+            text_cond_free(&cond);
+            if (text_cond_encode(c, "", 0, 1, &cond) != SD_OK) die();
             t[i] = now() - s;
             fl = (c->b->flops - f0) / 2; /* measure + real pass both count */
-            sd_cond_free(&cond);
+            text_cond_free(&cond);
         }
         row("text encode (2 prompts)", median(t, runs), fl, NULL);
     }

@@ -275,7 +275,7 @@ TEST(cuda_model_clip_g) { clip_case("golden/clip/clip_g.safetensors", "golden/cl
  * the final latent. */
 static void generate(const char *name, sd_backend_kind kind, sd_image *img, latent_capture *cap) {
     char *txt;
-    REQUIRE(sd_read_file(test_path("golden/pipeline/cases.json"), 1 << 20, &txt, NULL) == SD_OK);
+    REQUIRE(file_read(test_path("golden/pipeline/cases.json"), 1 << 20, &txt, NULL) == SD_OK);
     cJSON *root = cJSON_Parse(txt), *c = NULL, *it;
     free(txt);
     REQUIRE(root);
