@@ -194,7 +194,7 @@ static cJSON *make_entry(batch_run *b, const plan_image *im, const char *sha, co
     cJSON_AddNumberToObject(e, "job", im->job + 1);
     cJSON_AddNumberToObject(e, "line", job->line);
     cJSON_AddNumberToObject(e, "variation", im->variation);
-    cJSON_AddItemToObject(e, "params", plan_image_params(b->jobs, im));
+    cJSON_AddItemToObject(e, "params", plan_image_params(b->pl, im));
     cJSON *sd = r->json && r->json[k] ? cJSON_Parse(r->json[k]) : NULL;
     if (sd) cJSON_AddItemToObject(e, "settings", sd);
     cJSON_AddStringToObject(e, "model", b->model);
@@ -225,8 +225,8 @@ static int finish_image(batch_run *b, const plan_image *im, const sd_result *r, 
     manifest_sync_dir(dir);
     if (fault_at("after-save", b->rendered + 1)) raise(SIGKILL);
     if (sd_sha256_file(path, sha) != SD_OK) { fprintf(stderr, "error: %s: cannot read back: %s\n", path, strerror(errno)); return -1; }
-    plan_image_key(b->jobs, im, b->model, key);
-    cJSON *e = make_entry(b, im, sha, key, r, k, seconds);
+    cJSON *e = plan_image_key(b->pl, im, b->model, key) == 0 ? make_entry(b, im, sha, key, r, k, seconds) : NULL;
+    if (!e) { fprintf(stderr, "error: out of memory\n"); return -1; }
     if (fault_at("torn-manifest", b->rendered + 1)) {
         char *s = cJSON_PrintUnformatted(e);
         if (write(b->mw.fd, s, strlen(s) / 2) < 0) perror("write");
@@ -254,7 +254,9 @@ static int render_group(batch_run *b, sd_ctx *ctx, const plan_image *const *todo
     sd_gen_params gp;
     sd_gen_params_init(&gp);
     jobs_apply(job, &gp);
-    gp.prompt = im->prompt;
+    char *prompt = plan_prompt(b->pl, im);
+    if (!prompt) { fprintf(stderr, "error: out of memory\n"); return -1; }
+    gp.prompt = prompt;
     gp.seed = im->seed;
     gp.batch_count = n;
     gp.batch_size = n;
@@ -271,6 +273,7 @@ static int render_group(batch_run *b, sd_ctx *ctx, const plan_image *const *todo
     double dt = now_s() - t0;
     sd_image_free(&init);
     sd_image_free(&mask);
+    free(prompt);
     if (b->ps.tty && !b->o->quiet) fprintf(stderr, "\r\033[K");
     if (st == SD_ERR_CANCELLED) return 1;
     if (st != SD_OK) {
@@ -318,7 +321,9 @@ static int write_sheet(const batch_opts *o, const plan *pl, int lo, int hi) {
             int side = imgs[i].w > imgs[i].h ? imgs[i].w : imgs[i].h;
             if (!o->sheet_size && side > size) size = side < 256 ? side : 256;
         }
-        snprintf(cap, sizeof cap, "#%d seed %" PRIu64 "\n%s", im->index, im->seed, im->prompt);
+        char *prompt = plan_prompt(pl, im);
+        snprintf(cap, sizeof cap, "#%d seed %" PRIu64 "\n%s", im->index, im->seed, prompt ? prompt : "");
+        free(prompt);
         caps[i] = strdup(cap);
     }
     /* the grid wants rows*cols entries; the last row's spare cells stay blank */
@@ -415,11 +420,16 @@ static int check_jobs(sd_ctx *ctx, const char *source, const jobs_list *jobs, co
         sd_gen_params gp;
         sd_gen_params_init(&gp);
         jobs_apply(job, &gp);
-        gp.prompt = pl->images[i].prompt;
-        if (sd_check_params(ctx, &gp) != SD_OK) {
+        char *prompt = plan_prompt(pl, &pl->images[i]);
+        gp.prompt = prompt;
+        if (!prompt) {
+            fprintf(stderr, "error: out of memory\n");
+            bad++;
+        } else if (sd_check_params(ctx, &gp) != SD_OK) {
             fprintf(stderr, "error: %s:%d: %s\n", source, job->line, sd_last_error());
             bad++;
         }
+        free(prompt);
     }
     return bad;
 }
@@ -484,9 +494,13 @@ int cmd_batch(int argc, char **argv) {
         goto out;
     }
     if (o.list) {
-        for (int i = lo; i < hi; i++)
-            printf("%d\t%s\t%" PRIu64 "\t%s\n", pl.images[i].index, pl.images[i].file, pl.images[i].seed, pl.images[i].prompt);
         rc = 0;
+        for (int i = lo; i < hi && rc == 0; i++) {
+            char *prompt = plan_prompt(&pl, &pl.images[i]);
+            if (!prompt) { fprintf(stderr, "error: out of memory\n"); rc = 1; }
+            else printf("%d\t%s\t%" PRIu64 "\t%s\n", pl.images[i].index, pl.images[i].file, pl.images[i].seed, prompt);
+            free(prompt);
+        }
         goto out;
     }
 
@@ -500,7 +514,7 @@ int cmd_batch(int argc, char **argv) {
     int ntodo = 0, bad_existing = 0;
     for (int i = lo; i < hi; i++) {
         char key[65], path[8192];
-        plan_image_key(&jobs, &pl.images[i], mid, key);
+        if (plan_image_key(&pl, &pl.images[i], mid, key) != 0) { fprintf(stderr, "error: out of memory\n"); goto out; }
         if (manifest_done(&m, o.out_dir, pl.images[i].file, key)) continue;
         snprintf(path, sizeof path, "%s/%s", o.out_dir, pl.images[i].file);
         struct stat st;

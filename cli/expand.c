@@ -6,50 +6,32 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* ---- a growable list of malloc'd strings ---- */
+/* ---- the template: a tree of sequences, groups and literal runs in one node array ---- */
 
-typedef struct strlist {
-    char **v;
-    int n, cap;
-} strlist;
+enum { N_LIT, N_SEQ, N_GROUP };
 
-static void sl_free(strlist *l) {
-    for (int i = 0; i < l->n; i++) free(l->v[i]);
-    free(l->v);
-    l->v = NULL;
-    l->n = l->cap = 0;
-}
+typedef struct enode {
+    int kind;
+    int child, next;        /* first child and next sibling, -1 for none */
+    long long count;        /* expansions of this node */
+    long long stride;       /* in its parent sequence: expansions of the items after it (mixed radix) */
+    size_t off, len;        /* N_LIT: its text in lit */
+} enode;
 
-static int sl_push(strlist *l, char *s) {
-    if (!s) return -1;
-    if (l->n == l->cap) {
-        int cap = l->cap ? l->cap * 2 : 4;
-        char **v = realloc(l->v, (size_t)cap * sizeof *v);
-        if (!v) { free(s); return -1; }
-        l->v = v;
-        l->cap = cap;
-    }
-    l->v[l->n++] = s;
-    return 0;
-}
-
-static char *cat2(const char *a, const char *b, size_t blen) {
-    size_t alen = strlen(a);
-    char *s = malloc(alen + blen + 1);
-    if (!s) return NULL;
-    memcpy(s, a, alen);
-    memcpy(s + alen, b, blen);
-    s[alen + blen] = 0;
-    return s;
-}
-
-/* ---- the parser: seq := (text | '{' seq ('|' seq)* '}')* ---- */
+struct expand_tmpl {
+    enode *n;
+    int nn, cap;
+    char *lit;              /* every literal run, escapes resolved; an expansion is never longer */
+    size_t nlit, litcap;
+    int root;               /* an N_SEQ */
+    int groups;             /* any group: expansions get their spaces cleaned up */
+};
 
 typedef struct parser {
     const char *s;
     size_t pos;
     int max_out;
-    int groups;      /* groups seen, to decide on whitespace clean-up */
+    expand_tmpl *t;
     char *err;
     size_t errlen;
 } parser;
@@ -63,123 +45,193 @@ static int fail(parser *p, const char *fmt, ...) {
     return -1;
 }
 
-/* Appends a literal run to every string of `acc`. */
-static int acc_append(strlist *acc, const char *lit, size_t len) {
-    if (!len) return 0;
-    for (int i = 0; i < acc->n; i++) {
-        char *s = cat2(acc->v[i], lit, len);
-        if (!s) return -1;
-        free(acc->v[i]);
-        acc->v[i] = s;
+static int new_node(parser *p, int kind) {
+    expand_tmpl *t = p->t;
+    if (t->nn == t->cap) {
+        int cap = t->cap ? t->cap * 2 : 16;
+        enode *g = realloc(t->n, (size_t)cap * sizeof *g);
+        if (!g) return fail(p, "out of memory");
+        t->n = g;
+        t->cap = cap;
     }
+    t->n[t->nn] = (enode){kind, -1, -1, 1, 1, 0, 0};
+    return t->nn++;
+}
+
+static int lit_char(parser *p, char c) {
+    expand_tmpl *t = p->t;
+    if (t->nlit + 1 >= t->litcap) {
+        size_t cap = t->litcap ? t->litcap * 2 : 64;
+        char *g = realloc(t->lit, cap);
+        if (!g) return fail(p, "out of memory");
+        t->lit = g;
+        t->litcap = cap;
+    }
+    t->lit[t->nlit++] = c;
     return 0;
 }
 
-/* acc := acc × choices (acc's order outermost). */
-static int acc_product(parser *p, strlist *acc, const strlist *choices, size_t col) {
-    if ((long long)acc->n * choices->n > p->max_out)
-        return fail(p, "the group at column %zu makes more than %d prompts", col, p->max_out);
-    strlist out = {0};
-    for (int i = 0; i < acc->n; i++)
-        for (int j = 0; j < choices->n; j++)
-            if (sl_push(&out, cat2(acc->v[i], choices->v[j], strlen(choices->v[j]))) != 0) {
-                sl_free(&out);
-                snprintf(p->err, p->errlen, "out of memory");
-                return -1;
-            }
-    sl_free(acc);
-    *acc = out;
-    return 0;
+/* Appends child to parent's list (last = the current last child, updated). */
+static void link_child(expand_tmpl *t, int parent, int *last, int child) {
+    if (*last < 0) t->n[parent].child = child;
+    else t->n[*last].next = child;
+    *last = child;
 }
 
-static int parse_seq(parser *p, int in_group, strlist *out);
+static int parse_group(parser *p, int depth, int *out);
 
-static int parse_group(parser *p, strlist *choices) {
-    size_t open_col = p->pos + 1;
-    p->pos++; /* '{' */
-    p->groups++;
-    for (;;) {
-        strlist alt = {0};
-        if (parse_seq(p, 1, &alt) != 0) { sl_free(&alt); return -1; }
-        if (choices->n + alt.n > p->max_out) {
-            sl_free(&alt);
-            return fail(p, "the group at column %zu makes more than %d prompts", open_col, p->max_out);
-        }
-        for (int i = 0; i < alt.n; i++) sl_push(choices, alt.v[i]);
-        free(alt.v);
-        char c = p->s[p->pos];
-        if (c == '|') { p->pos++; continue; }
-        if (c == '}') { p->pos++; return 0; }
-        return fail(p, "'{' at column %zu is never closed", open_col);
-    }
-}
-
-static int parse_seq(parser *p, int in_group, strlist *out) {
-    if (sl_push(out, strdup("")) != 0) { snprintf(p->err, p->errlen, "out of memory"); return -1; }
-    char lit[1024];
-    size_t nlit = 0;
+/* seq := (text | group)*, ending at the end of the text or, inside a group (depth > 0), at '|' or '}'.
+ * The count of the sequence is the product of its groups' counts, checked as each group closes. */
+static int parse_seq(parser *p, int depth, int *out) {
+    expand_tmpl *t = p->t;
+    int seq = new_node(p, N_SEQ), last = -1;
+    if (seq < 0) return -1;
+    long long count = 1;
+    size_t lit_start = t->nlit;
     for (;;) {
         char c = p->s[p->pos];
-        int special = c == 0 || c == '{' || c == '}' || (in_group && c == '|');
-        if (special || nlit == sizeof lit) {
-            if (acc_append(out, lit, nlit) != 0) { snprintf(p->err, p->errlen, "out of memory"); return -1; }
-            nlit = 0;
+        int ends = c == 0 || c == '}' || (depth > 0 && c == '|');
+        if ((ends || c == '{') && t->nlit > lit_start) { /* close the literal run so far */
+            int l = new_node(p, N_LIT);
+            if (l < 0) return -1;
+            t->n[l].off = lit_start;
+            t->n[l].len = t->nlit - lit_start;
+            link_child(t, seq, &last, l);
         }
-        if (c == 0) return 0;
+        if (c == '}' && depth == 0)
+            return fail(p, "'}' at column %zu has no matching '{' (write \\} for a literal brace)", p->pos + 1);
+        if (ends) break;
         if (c == '{') {
             size_t col = p->pos + 1;
-            strlist choices = {0};
-            int rc = parse_group(p, &choices);
-            if (rc == 0) rc = acc_product(p, out, &choices, col);
-            sl_free(&choices);
-            if (rc != 0) return -1;
+            if (depth == EXPAND_MAX_DEPTH)
+                return fail(p, "the group at column %zu nests more than %d groups deep", col, EXPAND_MAX_DEPTH);
+            int g = -1;
+            if (parse_group(p, depth + 1, &g) != 0) return -1;
+            link_child(t, seq, &last, g);
+            count *= t->n[g].count; /* both <= max_out <= INT_MAX: no overflow */
+            if (count > p->max_out) return fail(p, "the group at column %zu makes more than %d prompts", col, p->max_out);
+            lit_start = t->nlit;
             continue;
         }
-        if (c == '}') {
-            if (in_group) return 0;
-            return fail(p, "'}' at column %zu has no matching '{' (write \\} for a literal brace)", p->pos + 1);
-        }
-        if (in_group && c == '|') return 0;
-        if (c == '\\' && (p->s[p->pos + 1] == '{' || p->s[p->pos + 1] == '}' || p->s[p->pos + 1] == '|')) {
-            lit[nlit++] = p->s[p->pos + 1];
-            p->pos += 2;
-            continue;
-        }
-        lit[nlit++] = c;
+        if (c == '\\' && (p->s[p->pos + 1] == '{' || p->s[p->pos + 1] == '}' || p->s[p->pos + 1] == '|')) p->pos++;
+        if (lit_char(p, p->s[p->pos]) != 0) return -1;
         p->pos++;
+    }
+    t->n[seq].count = count;
+    long long rest = count; /* the last item varies fastest */
+    for (int c = t->n[seq].child; c >= 0; c = t->n[c].next) {
+        rest /= t->n[c].count;
+        t->n[c].stride = rest;
+    }
+    *out = seq;
+    return 0;
+}
+
+static int parse_group(parser *p, int depth, int *out) {
+    expand_tmpl *t = p->t;
+    size_t open_col = p->pos + 1;
+    p->pos++; /* '{' */
+    t->groups++;
+    int g = new_node(p, N_GROUP), last = -1;
+    if (g < 0) return -1;
+    long long count = 0;
+    for (;;) {
+        int alt = -1;
+        if (parse_seq(p, depth, &alt) != 0) return -1;
+        link_child(t, g, &last, alt);
+        count += t->n[alt].count;
+        if (count > p->max_out) return fail(p, "the group at column %zu makes more than %d prompts", open_col, p->max_out);
+        char c = p->s[p->pos];
+        if (c == '|') { p->pos++; continue; }
+        if (c == '}') { p->pos++; break; }
+        return fail(p, "'{' at column %zu is never closed", open_col);
+    }
+    t->n[g].count = count;
+    *out = g;
+    return 0;
+}
+
+void expand_tmpl_free(expand_tmpl *t) {
+    if (!t) return;
+    free(t->n);
+    free(t->lit);
+    free(t);
+}
+
+int expand_parse(const char *text, int max_out, expand_tmpl **out, char *err, size_t errlen) {
+    *out = NULL;
+    expand_tmpl *t = calloc(1, sizeof *t);
+    if (!t) { snprintf(err, errlen, "out of memory"); return -1; }
+    parser p = {.s = text, .max_out = max_out < 1 ? 1 : max_out, .t = t, .err = err, .errlen = errlen};
+    if (parse_seq(&p, 0, &t->root) != 0) { expand_tmpl_free(t); return -1; }
+    *out = t;
+    return 0;
+}
+
+int expand_count(const expand_tmpl *t) { return (int)t->n[t->root].count; }
+
+/* Writes expansion k of node i at buf + *n. Recursion is as deep as the groups nest (bounded). */
+static void gen(const expand_tmpl *t, int i, long long k, char *buf, size_t *n) {
+    const enode *e = &t->n[i];
+    if (e->kind == N_LIT) {
+        memcpy(buf + *n, t->lit + e->off, e->len);
+        *n += e->len;
+    } else if (e->kind == N_SEQ) {
+        for (int c = e->child; c >= 0; c = t->n[c].next) gen(t, c, (k / t->n[c].stride) % t->n[c].count, buf, n);
+    } else {
+        int c = e->child;
+        while (k >= t->n[c].count) {
+            k -= t->n[c].count;
+            c = t->n[c].next;
+        }
+        gen(t, c, k, buf, n);
     }
 }
 
 /* Collapses runs of blanks to one space and trims both ends, in place. */
 static void clean_spaces(char *s) {
     char *w = s;
-    int pending = 0;
-    for (const char *r = s; *r; r++) {
-        if (*r == ' ' || *r == '\t') { pending = 1; continue; }
-        if (pending && w != s) *w++ = ' ';
-        pending = 0;
-        *w++ = *r;
+    const char *r = s + strspn(s, " \t");
+    while (*r) {
+        size_t word = strcspn(r, " \t"); /* whole runs at a time: prompts can be kilobytes, expansions many */
+        if (w != s) *w++ = ' ';
+        memmove(w, r, word);
+        w += word;
+        r += word;
+        r += strspn(r, " \t");
     }
     *w = 0;
 }
 
-int expand_prompt(const char *text, int max_out, char ***out, int *n, char *err, size_t errlen) {
-    *out = NULL;
-    *n = 0;
-    parser p = {.s = text, .max_out = max_out, .err = err, .errlen = errlen};
-    strlist res = {0};
-    if (parse_seq(&p, 0, &res) != 0) { sl_free(&res); return -1; }
-    if (p.groups)
-        for (int i = 0; i < res.n; i++) clean_spaces(res.v[i]);
-    *out = res.v;
-    *n = res.n;
-    return 0;
+/* buf holds t->nlit + 1 bytes: an expansion uses each literal run at most once. */
+static void nth_into(const expand_tmpl *t, int k, char *buf) {
+    size_t n = 0;
+    gen(t, t->root, k, buf, &n);
+    buf[n] = 0;
+    if (t->groups) clean_spaces(buf);
 }
 
-void expand_free(char **v, int n) {
-    if (!v) return;
-    for (int i = 0; i < n; i++) free(v[i]);
-    free(v);
+char *expand_nth(const expand_tmpl *t, int k) {
+    if (k < 0 || k >= expand_count(t)) return NULL;
+    char *buf = malloc(t->nlit + 1);
+    if (buf) nth_into(t, k, buf);
+    return buf;
+}
+
+int expand_each(const char *text, int max_out, int (*fn)(void *user, int k, const char *s), void *user, char *err,
+                size_t errlen) {
+    expand_tmpl *t;
+    if (expand_parse(text, max_out, &t, err, errlen) != 0) return -1;
+    char *buf = malloc(t->nlit + 1);
+    int rc = 0;
+    if (!buf) { snprintf(err, errlen, "out of memory"); rc = -1; }
+    for (int k = 0; buf && k < expand_count(t) && rc == 0; k++) {
+        nth_into(t, k, buf);
+        rc = fn(user, k, buf);
+    }
+    free(buf);
+    expand_tmpl_free(t);
+    return rc;
 }
 
 /* ---- seeds ---- */

@@ -48,7 +48,7 @@ static int var_number(const plan_vars *v, const char *name, long long *out, int 
 static int var_text(const plan_vars *v, const char *name, size_t cut, char *out, size_t cap) {
     const jobs_job *job = v->job;
     if (!strcmp(name, "prompt_slug")) {
-        plan_slug(v->im->prompt, cut, out, cap);
+        plan_slug(v->prompt, cut, out, cap);
         return 0;
     }
     const char *s = NULL;
@@ -158,9 +158,12 @@ int plan_format_name(const char *tmpl, const plan_vars *v, char *out, size_t cap
 void plan_free(plan *p) {
     for (int i = 0; i < p->count; i++) free(p->images[i].file);
     free(p->images);
-    expand_free(p->prompts, p->nprompts);
+    for (int j = 0; p->prompts && j < p->jobs->count; j++) expand_tmpl_free(p->prompts[j]);
+    free(p->prompts);
     memset(p, 0, sizeof *p);
 }
+
+char *plan_prompt(const plan *p, const plan_image *im) { return expand_nth(p->prompts[im->job], im->variation); }
 
 static const plan_image *g_sort_images; /* qsort has no context argument in C11 */
 static int by_file(const void *a, const void *b) {
@@ -169,67 +172,74 @@ static int by_file(const void *a, const void *b) {
     return c ? c : (x->index > y->index) - (x->index < y->index);
 }
 
+/* Names the images of variation `a` of job j (one prompt, every variation seed and seed). Returns 0 or -1. */
+static int add_variation(plan *out, int j, int a, const char *prompt, int *n, const char *source, jobs_errors *errs) {
+    const jobs_job *job = &out->jobs->jobs[j];
+    const char *tmpl = job->output ? job->output : PLAN_DEFAULT_TEMPLATE;
+    int nv = job->nvseeds ? job->nvseeds : 1;
+    char err[512];
+    for (int b = 0; b < nv; b++)
+        for (int s = 0; s < job->nseeds; s++) {
+            plan_image *im = &out->images[out->count];
+            memset(im, 0, sizeof *im);
+            im->index = out->count;
+            im->job = j;
+            im->variation = a;
+            im->n = (*n)++;
+            im->seed = job->seeds[s];
+            im->vseed = job->nvseeds ? job->vseeds[b] : 0;
+            char name[1100];
+            plan_vars v = {job, j + 1, im, prompt};
+            if (plan_format_name(tmpl, &v, name, sizeof name, err, sizeof err) != 0) {
+                jobs_error_add(errs, "%s:%d: output %s", source, job->line, err);
+                return -1;
+            }
+            if (!(im->file = strdup(name))) {
+                jobs_error_add(errs, "%s: out of memory", source);
+                return -1;
+            }
+            out->count++;
+        }
+    return 0;
+}
+
 int plan_build(const jobs_list *jobs, const char *source, plan *out, jobs_errors *errs) {
     memset(out, 0, sizeof *out);
-    int errors0 = errs->total, cap = 0, pcap = 0;
+    out->jobs = jobs;
+    int errors0 = errs->total, cap = 0;
+    if (jobs->count && !(out->prompts = calloc((size_t)jobs->count, sizeof *out->prompts))) {
+        jobs_error_add(errs, "%s: out of memory", source);
+        return 1;
+    }
     for (int j = 0; j < jobs->count; j++) {
         const jobs_job *job = &jobs->jobs[j];
-        char **vars;
-        int nvars;
         char err[512];
-        if (expand_prompt(job->prompt, PLAN_MAX_IMAGES, &vars, &nvars, err, sizeof err) != 0) {
+        if (expand_parse(job->prompt, PLAN_MAX_IMAGES, &out->prompts[j], err, sizeof err) != 0) {
             jobs_error_add(errs, "%s:%d: prompt: %s", source, job->line, err);
             continue;
         }
-        int nv = job->nvseeds ? job->nvseeds : 1;
+        int nvars = expand_count(out->prompts[j]), nv = job->nvseeds ? job->nvseeds : 1;
         long long add = (long long)nvars * nv * job->nseeds;
         if (out->count + add > PLAN_MAX_IMAGES) {
             jobs_error_add(errs, "%s:%d: the batch passes %d images", source, job->line, PLAN_MAX_IMAGES);
-            expand_free(vars, nvars);
             break;
         }
         if (out->count + add > cap) {
             cap = (int)(out->count + add) * 2;
             if (cap > PLAN_MAX_IMAGES) cap = PLAN_MAX_IMAGES;
             plan_image *g = realloc(out->images, (size_t)cap * sizeof *g);
-            if (!g) { expand_free(vars, nvars); jobs_error_add(errs, "%s: out of memory", source); break; }
+            if (!g) { jobs_error_add(errs, "%s: out of memory", source); break; }
             out->images = g;
         }
-        if (out->nprompts + nvars > pcap) {
-            pcap = (out->nprompts + nvars) * 2;
-            char **g = realloc(out->prompts, (size_t)pcap * sizeof *g);
-            if (!g) { expand_free(vars, nvars); jobs_error_add(errs, "%s: out of memory", source); break; }
-            out->prompts = g;
+        /* one expansion at a time: only the names are kept */
+        int n = 0;
+        for (int a = 0; a < nvars; a++) {
+            char *prompt = expand_nth(out->prompts[j], a);
+            int rc = prompt ? add_variation(out, j, a, prompt, &n, source, errs) : -1;
+            if (!prompt) jobs_error_add(errs, "%s: out of memory", source);
+            free(prompt);
+            if (rc != 0) break;
         }
-        memcpy(out->prompts + out->nprompts, vars, (size_t)nvars * sizeof *vars);
-        out->nprompts += nvars;
-        free(vars);
-        const char *tmpl = job->output ? job->output : PLAN_DEFAULT_TEMPLATE;
-        int n = 0, bad = 0;
-        for (int a = 0; a < nvars && !bad; a++)
-            for (int b = 0; b < nv && !bad; b++)
-                for (int s = 0; s < job->nseeds && !bad; s++) {
-                    plan_image *im = &out->images[out->count];
-                    memset(im, 0, sizeof *im);
-                    im->index = out->count;
-                    im->job = j;
-                    im->variation = a;
-                    im->n = n++;
-                    im->seed = job->seeds[s];
-                    im->vseed = job->nvseeds ? job->vseeds[b] : 0;
-                    im->prompt = out->prompts[out->nprompts - nvars + a];
-                    char name[1100];
-                    plan_vars v = {job, j + 1, im};
-                    if (plan_format_name(tmpl, &v, name, sizeof name, err, sizeof err) != 0) {
-                        jobs_error_add(errs, "%s:%d: output %s", source, job->line, err);
-                        bad = 1;
-                    } else if (!(im->file = strdup(name))) {
-                        jobs_error_add(errs, "%s: out of memory", source);
-                        bad = 1;
-                    } else {
-                        out->count++;
-                    }
-                }
     }
     if (errs->total > errors0) return errs->total - errors0;
 
@@ -316,11 +326,13 @@ static void add_seed(cJSON *o, const char *key, uint64_t s) {
     }
 }
 
-cJSON *plan_image_params(const jobs_list *jobs, const plan_image *im) {
-    const jobs_job *job = &jobs->jobs[im->job];
-    cJSON *o = cJSON_Duplicate(job->obj, 1);
-    if (!o) return NULL;
-    cJSON_ReplaceItemInObjectCaseSensitive(o, "prompt", cJSON_CreateString(im->prompt));
+cJSON *plan_image_params(const plan *p, const plan_image *im) {
+    const jobs_job *job = &p->jobs->jobs[im->job];
+    char *prompt = plan_prompt(p, im);
+    cJSON *o = prompt ? cJSON_Duplicate(job->obj, 1) : NULL, *ps = o ? cJSON_CreateString(prompt) : NULL;
+    free(prompt);
+    if (!ps) { cJSON_Delete(o); return NULL; }
+    cJSON_ReplaceItemInObjectCaseSensitive(o, "prompt", ps);
     cJSON_DeleteItemFromObjectCaseSensitive(o, "output");
     cJSON_DeleteItemFromObjectCaseSensitive(o, "name");
     cJSON_DeleteItemFromObjectCaseSensitive(o, "batch_size");
@@ -329,11 +341,13 @@ cJSON *plan_image_params(const jobs_list *jobs, const plan_image *im) {
     return o;
 }
 
-void plan_image_key(const jobs_list *jobs, const plan_image *im, const char *model, char hex[65]) {
-    cJSON *o = plan_image_params(jobs, im);
-    if (o && model) cJSON_AddStringToObject(o, "model", model);
+int plan_image_key(const plan *p, const plan_image *im, const char *model, char hex[65]) {
+    cJSON *o = plan_image_params(p, im);
+    if (o && model && !cJSON_AddStringToObject(o, "model", model)) { cJSON_Delete(o); o = NULL; }
     char *s = o ? cJSON_PrintUnformatted(o) : NULL;
-    sd_sha256_string(s ? s : "", s ? strlen(s) : 0, hex);
-    free(s);
     cJSON_Delete(o);
+    if (!s) return -1;
+    sd_sha256_string(s, strlen(s), hex);
+    free(s);
+    return 0;
 }

@@ -18,6 +18,7 @@
 
 #include <cjson/cJSON.h>
 
+#include "expand.h"
 #include "jobs.h"
 
 #define PLAN_DEFAULT_TEMPLATE "{index:05}-{seed}-{prompt_slug:40}.png"
@@ -30,18 +31,17 @@ typedef struct plan_image {
     int n;                  /* position within the job, from 0 */
     uint64_t seed;
     uint64_t vseed;         /* variation seed, when the job has them */
-    const char *prompt;     /* the expanded prompt (owned by the plan) */
     char *file;             /* output path relative to the output folder */
 } plan_image;
 
 typedef struct plan {
     plan_image *images;
     int count;
-    char **prompts;         /* storage of the expanded prompts */
-    int nprompts;
+    const jobs_list *jobs;  /* the jobs it was built from (they must outlive it) */
+    expand_tmpl **prompts;  /* per job: its prompt, parsed; expansions are made when asked for (plan_prompt) */
 } plan;
 
-/* Expands every job; names every image; reports template errors and name collisions ("SOURCE:LINE: ...").
+/* Expands every job (at most PLAN_MAX_IMAGES prompts a line); names every image; reports template errors and name collisions ("SOURCE:LINE: ...").
  * Returns the number of errors. */
 int plan_build(const jobs_list *jobs, const char *source, plan *out, jobs_errors *errs);
 void plan_free(plan *p);
@@ -51,6 +51,7 @@ typedef struct plan_vars {
     const jobs_job *job;
     int job_number;         /* 1-based */
     const plan_image *im;
+    const char *prompt;     /* the image's expanded prompt */
 } plan_vars;
 
 /* Formats a name template. Returns 0, or -1 with the problem in err. */
@@ -67,11 +68,15 @@ int plan_parse_shard(const char *spec, int *index, int *count, char *err, size_t
 /* Images [*begin, *end) of shard `index` of `count`: contiguous slices whose sizes differ by at most one. */
 void plan_shard_range(int total, int index, int count, int *begin, int *end);
 
-/* The rendering parameters of one image as a new JSON object: the job's keys with the expanded prompt, the
- * seed and the variation seed; file naming keys ("output", "name", "batch_size") left out. */
-cJSON *plan_image_params(const jobs_list *jobs, const plan_image *im);
+/* The expanded prompt of an image, as a new string (free it); NULL when out of memory. */
+char *plan_prompt(const plan *p, const plan_image *im);
 
-/* Identity of an image for resume: SHA-256 of its parameters (above) and the model name. */
-void plan_image_key(const jobs_list *jobs, const plan_image *im, const char *model, char hex[65]);
+/* The rendering parameters of one image as a new JSON object: the job's keys with the expanded prompt, the
+ * seed and the variation seed; file naming keys ("output", "name", "batch_size") left out. NULL: out of memory. */
+cJSON *plan_image_params(const plan *p, const plan_image *im);
+
+/* Identity of an image for resume: SHA-256 of its parameters (above) and the model name. Returns 0, -1 when out
+ * of memory. */
+int plan_image_key(const plan *p, const plan_image *im, const char *model, char hex[65]);
 
 #endif

@@ -70,6 +70,29 @@ if [ $rc -eq 1 ] && grep -q 'bad.jsonl:2: unknown key "stpes" (did you mean "ste
    grep -q '3 problems in' "$T/err" && [ ! -e "$T/bad-out" ]; then ok "bad job lines reported with line numbers, nothing rendered"
 else bad "bad job lines" "rc $rc: $(cat "$T/err")"; fi
 
+# refused NAME NEEDLE CMD...: exit 1, exactly one stderr line "error: ..." holding NEEDLE, and no $T/refused folder
+refused() {
+    local name=$1 needle=$2; shift 2
+    rm -rf "$T/refused"
+    "$@" >"$T/out" 2>"$T/err"; local rc=$?
+    if [ $rc -eq 1 ] && [ "$(wc -l <"$T/err")" -eq 1 ] && grep -q '^error: ' "$T/err" && grep -qF -- "$needle" "$T/err" &&
+       [ ! -e "$T/refused" ]; then ok "$name"; else bad "$name" "rc $rc: $(head -c 300 "$T/err")"; fi
+}
+
+# ---- hostile prompt lines (tests/data/hostile, from the issue-17 reproduction set) ----
+H=tests/data/hostile
+refused "20 000 nested braces: refused at the 33rd, naming file and line" "expand-deep-braces.txt:1: prompt: the group at column 33 nests more than 32 groups deep" \
+    "$SD" batch $H/expand-deep-braces.txt -o "$T/refused" "${COMMON[@]}"
+refused "201 bytes of nested groups: too many prompts, named at once" "expand-slow-nested.txt:1: prompt: the group at column 190 makes more than" \
+    "$SD" batch $H/expand-slow-nested.txt -o "$T/refused" "${COMMON[@]}"
+# 2^18 expansions of a 4 KB line are counted and named one at a time (it took 1.07 GB when all were held at once)
+"$SD" batch $H/expand-memory-blowup.txt --check >"$T/out" 2>"$T/err"; rc=$?
+if [ $rc -eq 0 ] && grep -q "1 jobs, 262144 images; ok" "$T/out"; then ok "2^18 expansions of a 4 KB line are checked"
+else bad "2^18 expansions" "rc $rc: $(head -c 300 "$T/err")"; fi
+"$SD" batch $H/expand-memory-blowup.txt --list --shard 262143/262144 >"$T/out" 2>"$T/err"
+if [ "$(cut -f1,3 "$T/out")" = "$(printf '262143\t42')" ] && [ "$(cut -f4 "$T/out")" = "bbbbbbbbbbbbbbbbbb$(tail -c +91 $H/expand-memory-blowup.txt | tr -d '\n')" ]; then
+    ok "the last of 2^18 expansions, made on its own"; else bad "last expansion" "$(head -c 200 "$T/out")"; fi
+
 "$SD" batch "$T/nonexistent.jsonl" -o "$T/x" "${COMMON[@]}" >"$T/out" 2>"$T/err"; rc=$?
 if [ $rc -eq 1 ] && [ "$(wc -l <"$T/err")" -eq 1 ] && grep -q "^error: .*nonexistent.jsonl: cannot open" "$T/err"; then
     ok "missing job file: one error line"; else bad "missing job file" "rc $rc: $(cat "$T/err")"; fi

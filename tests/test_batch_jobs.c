@@ -10,20 +10,45 @@
 
 /* ---- expansion ---- */
 
+typedef struct want_list {
+    const char *text;
+    const char *const *want;
+    int nwant, n;
+} want_list;
+
+/* expand_each's callback: each streamed expansion against the expected list, in order */
+static int check_one(void *user, int k, const char *s) {
+    want_list *w = user;
+    CHECK_EQ_INT(k, w->n);
+    if (w->n < w->nwant)
+        CHECK_MSG(!strcmp(s, w->want[w->n]), "\"%s\" [%d]: \"%s\", expected \"%s\"", w->text, w->n, s, w->want[w->n]);
+    w->n++;
+    return 0;
+}
+
 static void check_expand(const char *text, const char *const *want, int nwant) {
-    char **v, err[256];
-    int n;
-    REQUIRE_MSG(expand_prompt(text, 1000, &v, &n, err, sizeof err) == 0, "expand \"%s\": %s", text, err);
-    CHECK_MSG(n == nwant, "\"%s\": %d expansions, expected %d", text, n, nwant);
-    for (int i = 0; i < n && i < nwant; i++)
-        CHECK_MSG(!strcmp(v[i], want[i]), "\"%s\" [%d]: \"%s\", expected \"%s\"", text, i, v[i], want[i]);
-    expand_free(v, n);
+    char err[256];
+    want_list w = {text, want, nwant, 0};
+    REQUIRE_MSG(expand_each(text, 1000, check_one, &w, err, sizeof err) == 0, "expand \"%s\": %s", text, err);
+    CHECK_MSG(w.n == nwant, "\"%s\": %d expansions, expected %d", text, w.n, nwant);
+    /* the template makes the same strings one at a time, in any order */
+    expand_tmpl *t;
+    REQUIRE(expand_parse(text, 1000, &t, err, sizeof err) == 0);
+    CHECK_EQ_INT(expand_count(t), nwant);
+    for (int i = nwant - 1; i >= 0; i--) {
+        char *s = expand_nth(t, i);
+        CHECK_MSG(s && !strcmp(s, want[i]), "\"%s\" nth(%d): \"%s\"", text, i, s ? s : "(null)");
+        free(s);
+    }
+    CHECK(expand_nth(t, nwant) == NULL && expand_nth(t, -1) == NULL);
+    expand_tmpl_free(t);
 }
 
 static void check_expand_error(const char *text, const char *needle) {
-    char **v, err[256] = "";
-    int n;
-    CHECK_MSG(expand_prompt(text, 1000, &v, &n, err, sizeof err) == -1, "\"%s\" should fail", text);
+    char err[256] = "";
+    want_list w = {text, NULL, 0, 0};
+    CHECK_MSG(expand_each(text, 1000, check_one, &w, err, sizeof err) == -1, "\"%s\" should fail", text);
+    CHECK_EQ_INT(w.n, 0);
     CHECK_STR_CONTAINS(err, needle);
 }
 
@@ -56,6 +81,51 @@ TEST(batch_expand_errors) {
     check_expand_error("a}b", "'}' at column 2");
     /* 2^10 = 1024 > 1000 */
     check_expand_error("{a|b}{a|b}{a|b}{a|b}{a|b}{a|b}{a|b}{a|b}{a|b}{a|b}", "more than 1000 prompts");
+    /* a group whose choices add up past the limit: 600 + 600 */
+    char wide[4096] = "{", *w = wide + 1;
+    for (int i = 0; i < 1200; i++) *w++ = i == 1199 ? '}' : '|';
+    *w = 0;
+    check_expand_error(wide, "group at column 1 makes more than 1000 prompts");
+}
+
+TEST(batch_expand_nesting_limit) {
+    /* EXPAND_MAX_DEPTH groups inside each other are fine, one more is refused naming its column */
+    char ok[2 * EXPAND_MAX_DEPTH + 4], deep[2 * EXPAND_MAX_DEPTH + 6];
+    int n = 0;
+    for (int i = 0; i < EXPAND_MAX_DEPTH; i++) ok[n++] = '{';
+    ok[n++] = 'x';
+    for (int i = 0; i < EXPAND_MAX_DEPTH; i++) ok[n++] = '}';
+    ok[n] = 0;
+    check_expand(ok, (const char *[]){"x"}, 1);
+    snprintf(deep, sizeof deep, "{%s}", ok);
+    char want[64];
+    snprintf(want, sizeof want, "group at column %d nests more than %d groups deep", EXPAND_MAX_DEPTH + 1, EXPAND_MAX_DEPTH);
+    check_expand_error(deep, want);
+    /* 20 000 unclosed braces (hostile-repro expand-deep-braces.txt overflowed the stack) */
+    char *many = malloc(20001);
+    REQUIRE(many);
+    memset(many, '{', 20000);
+    many[20000] = 0;
+    check_expand_error(many, "nests more than");
+    free(many);
+}
+
+TEST(batch_expand_counts_without_listing) {
+    /* nested groups: the choices of a group add up, groups in a row multiply */
+    check_expand("{a {b|c} {d|e}|f}", (const char *[]){"a b d", "a b e", "a c d", "a c e", "f"}, 5);
+    /* 2^19 expansions are counted, and any one is made on demand, without making the others */
+    char text[128] = "";
+    for (int i = 0; i < 19; i++) strcat(text, "{a|b}");
+    expand_tmpl *t;
+    char err[256];
+    REQUIRE(expand_parse(text, 1 << 20, &t, err, sizeof err) == 0);
+    CHECK_EQ_INT(expand_count(t), 1 << 19);
+    char *last = expand_nth(t, (1 << 19) - 1), *mid = expand_nth(t, 5); /* 5 = 101 in binary: the last three groups */
+    CHECK(last && !strcmp(last, "bbbbbbbbbbbbbbbbbbb"));
+    CHECK(mid && !strcmp(mid, "aaaaaaaaaaaaaaaabab"));
+    free(last);
+    free(mid);
+    expand_tmpl_free(t);
 }
 
 TEST(batch_seed_lists) {
@@ -288,7 +358,9 @@ TEST(batch_plan_order_and_names) {
     for (int i = 0; i < 5; i++) {
         CHECK_EQ_INT(p.images[i].index, i);
         CHECK_MSG(!strcmp(p.images[i].file, files[i]), "[%d] %s", i, p.images[i].file);
-        CHECK_MSG(!strcmp(p.images[i].prompt, prompts[i]), "[%d] %s", i, p.images[i].prompt);
+        char *prompt = plan_prompt(&p, &p.images[i]);
+        CHECK_MSG(prompt && !strcmp(prompt, prompts[i]), "[%d] %s", i, prompt);
+        free(prompt);
         CHECK(p.images[i].seed == seeds[i]);
     }
     CHECK_EQ_INT(p.images[3].n, 3);
@@ -440,11 +512,11 @@ TEST(batch_image_keys) {
                        "{\"prompt\": \"a\", \"seed\": 1, \"steps\": 6}\n";
     REQUIRE(build(text, &l, &p, &e) == 0);
     char k0[65], k1[65], k2[65], k3[65], k0m[65];
-    plan_image_key(&l, &p.images[0], "shapes", k0);
-    plan_image_key(&l, &p.images[1], "shapes", k1);
-    plan_image_key(&l, &p.images[2], "shapes", k2);
-    plan_image_key(&l, &p.images[3], "shapes", k3);
-    plan_image_key(&l, &p.images[0], "other", k0m);
+    REQUIRE(plan_image_key(&p, &p.images[0], "shapes", k0) == 0);
+    REQUIRE(plan_image_key(&p, &p.images[1], "shapes", k1) == 0);
+    REQUIRE(plan_image_key(&p, &p.images[2], "shapes", k2) == 0);
+    REQUIRE(plan_image_key(&p, &p.images[3], "shapes", k3) == 0);
+    REQUIRE(plan_image_key(&p, &p.images[0], "other", k0m) == 0);
     CHECK(strcmp(k0, k1) != 0);  /* seed */
     CHECK(strcmp(k0, k2) == 0);  /* same rendering, other file name: same key */
     CHECK(strcmp(k0, k3) != 0);  /* steps */
@@ -454,11 +526,11 @@ TEST(batch_image_keys) {
     plan p2;
     REQUIRE(build("{\"prompt\": \"a\", \"seed\": 1, \"count\": 3, \"steps\": 5}\n", &l2, &p2, &e) == 0);
     char k20[65];
-    plan_image_key(&l2, &p2.images[0], "shapes", k20);
+    REQUIRE(plan_image_key(&p2, &p2.images[0], "shapes", k20) == 0);
     CHECK(strcmp(k0, k20) == 0);
     plan_free(&p2);
     jobs_list_free(&l2);
-    cJSON *o = plan_image_params(&l, &p.images[1]);
+    cJSON *o = plan_image_params(&p, &p.images[1]);
     CHECK_EQ_INT(cJSON_GetObjectItem(o, "seed")->valuedouble, 2);
     CHECK(!cJSON_GetObjectItem(o, "output") && !cJSON_GetObjectItem(o, "name"));
     cJSON_Delete(o);
