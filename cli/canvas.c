@@ -121,7 +121,8 @@ int canvas_text(sd_image *img, int x, int y, const char *text, int scale, canvas
     char *t = ascii_copy(text);
     if (!t) return 0;
     size_t len = strlen(t);
-    int cap = (int)(len * 300 + 64) * 4 * 16; /* ~270 bytes per character by stb's estimate, with room */
+    if (len > 8192) t[len = 8192] = 0; /* more never fits a picture; and the buffer size below stays an int */
+    int cap = (int)((len * 300 + 64) * 4 * 16); /* ~270 bytes per character by stb's estimate, with room */
     float *v = malloc((size_t)cap);
     int w = 0;
     if (v) {

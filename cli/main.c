@@ -1,6 +1,9 @@
 /* main.c — the `sd` command: dispatches to generate (default), info, tokenize, batch and compare. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+
+#include <cjson/cJSON.h>
 
 #include "../sd.h"
 #include "cli.h"
@@ -18,7 +21,21 @@ static void usage(FILE *out) {
             SD_VERSION);
 }
 
+/* cJSON's allocations (job files, manifests, tables: hundreds of calls) end the program with one clear line when
+ * memory runs out, instead of a NULL checked at each call or, worse, a half-built manifest line written to disk.
+ * Temp files left behind are removed by the next run into the same outputs. */
+static void *xmalloc(size_t n) {
+    void *p = malloc(n);
+    if (!p) {
+        fputs("error: out of memory\n", stderr);
+        exit(1);
+    }
+    return p;
+}
+
 int main(int argc, char **argv) {
+    cJSON_Hooks hooks = {xmalloc, free};
+    cJSON_InitHooks(&hooks);
     if (argc < 2) { usage(stderr); return 1; }
     const char *cmd = argv[1];
     if (!strcmp(cmd, "--version") || !strcmp(cmd, "version")) { printf("sd %s\n", SD_VERSION); return 0; }

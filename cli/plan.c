@@ -2,6 +2,7 @@
 #include "plan.h"
 
 #include <ctype.h>
+#include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -270,8 +271,11 @@ static int env_int(const char *name, long *out) {
     const char *s = getenv(name);
     char *end;
     if (!s || !*s) return -1;
-    *out = strtol(s, &end, 10);
-    return *end ? -1 : 0;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (*end || errno || v < -1000000000 || v > 1000000000) return -1; /* so (id - min) / step cannot overflow */
+    *out = v;
+    return 0;
 }
 
 int plan_parse_shard(const char *spec, int *index, int *count, char *err, size_t errlen) {
