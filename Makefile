@@ -219,8 +219,8 @@ samples: sd
 	$(MAKE) batch-demo compare-demo
 
 batch-demo: sd
-	./sd batch samples/jobs/shapes.jsonl -m $(DEMO_MODEL) -o samples/out/batch --contact-sheet samples/batch/contact.png
+	./sd batch samples/jobs/shapes.jsonl -m $(DEMO_MODEL) -o samples/out/batch --contact-sheet samples/batch/contact.png --overwrite
 
 compare-demo: sd
 	./sd compare -m $(DEMO_MODEL) -p "a large red star on a blue background, centre" -s 42 \
-	    --samplers euler,euler_a,dpm++2m,ddim --steps 4,8,16,32 --reference dpm++2m:100 -o samples/compare/grid.png
+	    --samplers euler,euler_a,dpm++2m,ddim --steps 4,8,16,32 --reference dpm++2m:100 -o samples/compare/grid.png --overwrite

@@ -2,6 +2,7 @@
 #include "clikit.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -74,11 +75,39 @@ int clikit_split(const char *s, char **items, int max, char **storage, const cha
     return n;
 }
 
+int clikit_input_path(const char *path, int folders_ok) {
+    struct stat sb;
+    if (stat(path, &sb) != 0) return 0; /* missing: the opener says so */
+    if (S_ISREG(sb.st_mode) || (folders_ok && S_ISDIR(sb.st_mode))) return 0;
+    fprintf(stderr, "error: %s: %s\n", path,
+            S_ISDIR(sb.st_mode) ? "is a folder, not a file"
+            : S_ISFIFO(sb.st_mode) ? "is a FIFO, not a regular file"
+            : folders_ok ? "is not a regular file or a folder" : "is not a regular file");
+    return -1;
+}
+
 int clikit_read_text(const char *path, size_t limit, char **text, size_t *len) {
-    FILE *fp = strcmp(path, "-") ? fopen(path, "rb") : stdin;
     *text = NULL;
     *len = 0;
-    if (!fp) { fprintf(stderr, "error: %s: cannot open: %s\n", path, strerror(errno)); return -1; }
+    FILE *fp = stdin;
+    if (strcmp(path, "-")) {
+        /* O_NONBLOCK: opening a FIFO would otherwise wait for a writer before fstat could refuse it */
+        int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+        struct stat sb;
+        if (fd < 0) { fprintf(stderr, "error: %s: cannot open: %s\n", path, strerror(errno)); return -1; }
+        int st = fstat(fd, &sb);
+        if (st != 0 || !S_ISREG(sb.st_mode)) {
+            fprintf(stderr, "error: %s: %s\n", path, st != 0 ? strerror(errno) : S_ISDIR(sb.st_mode) ? "is a folder, not a file"
+                                                  : S_ISFIFO(sb.st_mode) ? "is a FIFO, not a regular file" : "is not a regular file");
+            close(fd);
+            return -1;
+        }
+        if (fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK) != 0 || !(fp = fdopen(fd, "rb"))) {
+            fprintf(stderr, "error: %s: cannot open: %s\n", path, strerror(errno));
+            close(fd);
+            return -1;
+        }
+    }
     size_t cap = 1 << 16, n = 0;
     char *buf = malloc(cap);
     while (buf) {
@@ -93,8 +122,9 @@ int clikit_read_text(const char *path, size_t limit, char **text, size_t *len) {
         n += k;
         if (k == 0) break;
     }
-    int bad = !buf || ferror(fp);
+    int bad = ferror(fp);
     if (fp != stdin) fclose(fp);
+    if (!buf) { fprintf(stderr, "error: %s: out of memory\n", path); return -1; }
     if (bad) { free(buf); fprintf(stderr, "error: %s: cannot read\n", path); return -1; }
     if (n > limit) { free(buf); fprintf(stderr, "error: %s: over the %zu-byte limit\n", path, limit); return -1; }
     buf[n] = 0;
@@ -137,4 +167,16 @@ int clikit_mkdirs_for(const char *path) {
         *p = '/';
     }
     return 0;
+}
+
+void clikit_model_name(const char *path, char *out, size_t cap) {
+    if (!path) { snprintf(out, cap, "(bundled)"); return; }
+    char buf[4096];
+    snprintf(buf, sizeof buf, "%s", path);
+    size_t n = strlen(buf);
+    while (n > 1 && buf[n - 1] == '/') buf[--n] = 0;
+    const char *base = strrchr(buf, '/') ? strrchr(buf, '/') + 1 : buf;
+    snprintf(out, cap, "%s", base);
+    char *dot = strrchr(out, '.');
+    if (dot && (!strcmp(dot, ".safetensors") || !strcmp(dot, ".sft"))) *dot = 0;
 }

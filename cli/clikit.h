@@ -1,5 +1,5 @@
-/* clikit.h — small command-line helpers shared by `sd batch` and `sd compare`: option values, numbers,
- * comma lists, whole-file reads. Each prints its own "error: ..." line on failure. */
+/* clikit.h — small command-line helpers shared by the `sd` subcommands: option values, numbers, comma lists,
+ * input paths, whole-file reads and writes. Each prints its own "error: ..." line on failure. */
 #ifndef CLI_CLIKIT_H
 #define CLI_CLIKIT_H
 
@@ -16,11 +16,17 @@ int clikit_failed(void); /* 1 once after a missing value; resets */
 int clikit_int(const char *s, long lo, long hi, int *out, const char *what);
 int clikit_backend(const char *s, sd_backend_kind *out);
 
+/* A path that will be handed to a reader which opens it (the library: models, images, PNG settings): refused when
+ * it exists but is not a regular file (or, with folders_ok, a folder), since opening a FIFO blocks until someone
+ * writes to it. Uses stat, never open. A missing path passes: its reader names it. Returns 0 or -1 (printed). */
+int clikit_input_path(const char *path, int folders_ok);
+
 /* Splits "a,b,c" into at most `max` trimmed non-empty items (pointers into the malloc'd *storage). Returns
  * the count, or -1 after an error naming `what`. */
 int clikit_split(const char *s, char **items, int max, char **storage, const char *what);
 
-/* Reads a whole text file ("-": standard input) of at most `limit` bytes; NUL-terminated. Returns 0 or -1. */
+/* Reads a whole text file ("-": standard input) of at most `limit` bytes; NUL-terminated. Anything but a regular
+ * file (a FIFO, a device) is refused before a blocking read. Returns 0 or -1 (error printed). */
 int clikit_read_text(const char *path, size_t limit, char **text, size_t *len);
 
 /* Creates the folders on the way to the file `path` (like mkdir -p of its folder). Returns 0 or -1 (errno set). */
@@ -28,5 +34,11 @@ int clikit_mkdirs_for(const char *path);
 
 /* Writes a whole file atomically (temp file in the same folder, fsync, rename). Returns 0 or -1 (error printed). */
 int clikit_write_file(const char *path, const void *data, size_t len);
+
+/* The name of a model in batch image keys and manifests: the library's rule (sd_model_info.name, made by
+ * pipeline/load.c's model_name: the file or folder name without a .safetensors or .sft extension, so "sd-1.5"
+ * stays "sd-1.5"), for use before the model is loaded; NULL path: "(bundled)". Kept equal to the library's by
+ * tests/test_batch_jobs.c until sd.h exports the rule itself. */
+void clikit_model_name(const char *path, char *out, size_t cap);
 
 #endif

@@ -1,6 +1,5 @@
 /* cmd_batch.c — `sd batch JOBS`: every image of a job file through one loaded model; resumable, shardable. */
 #include <errno.h>
-#include <dirent.h>
 #include <inttypes.h>
 #include <math.h>
 #include <signal.h>
@@ -14,18 +13,20 @@
 #include "../sd.h"
 #include "cli.h"
 #include "clikit.h"
+#include "common_flags.h"
 #include "grid.h"
 #include "jobs.h"
 #include "manifest.h"
+#include "outfiles.h"
 #include "plan.h"
 
 #define JOBS_FILE_LIMIT (64u << 20)
 #define SHEET_MAX 400
 
 typedef struct batch_opts {
-    const char *jobs_path, *out_dir, *model, *vae, *backend, *sheet, *shard, *format;
-    int threads, check, list, quiet, verbose, sheet_cols, sheet_size;
-    cJSON *defaults;
+    const char *jobs_path, *out_dir, *sheet, *shard, *format;
+    int check, list, sheet_cols, sheet_size;
+    cf_opts cf;             /* the shared flags: model, output, overwrite, quiet, generation defaults (cf.params) */
 } batch_opts;
 
 static void usage(FILE *out) {
@@ -36,29 +37,16 @@ static void usage(FILE *out) {
             "or plain text (one prompt a line); '-' reads standard input. Re-running the same command resumes:\n"
             "images already in the manifest with an intact file are skipped.\n"
             "\n"
-            "  -o, --output DIR        output folder (default: out); PNGs and manifest.jsonl go there\n"
-            "  -m, --model PATH        model file or folder (default: the bundled demo model)\n"
-            "      --vae PATH          replacement VAE\n"
-            "      --backend NAME      auto, cpu or cuda\n"
-            "  -t, --threads N         CPU threads (0: all cores)\n"
-            "      --format F          auto (default), jsonl or text\n"
-            "      --check             check the job file (and, with -m, every job against the model); render nothing\n"
-            "      --list              print this shard's images (index, file, seed, prompt) and exit\n"
-            "      --shard I/N         render only slice I of N (I from 0; \"auto\" reads Slurm's array variables)\n"
-            "      --contact-sheet F   also write a grid of this shard's images with captions to F\n"
-            "      --sheet-cols N      columns of the contact sheet (default: about square)\n"
-            "      --sheet-size N      thumbnail size in pixels (default: the images' size, at most 256)\n"
-            "  -q, --quiet             no progress lines\n"
+            "      --format F                 auto (default), jsonl or text\n"
+            "      --check                    check the job file (and, with -m, every job against the model); render nothing\n"
+            "      --list                     print this shard's images (index, file, seed, prompt) and exit\n"
+            "      --shard I/N                render only slice I of N (I from 0; \"auto\" reads Slurm's array variables)\n"
+            "      --contact-sheet F          also write a grid of this shard's images with captions to F\n"
+            "      --sheet-cols N             columns of the contact sheet (default: about square)\n"
+            "      --sheet-size N             thumbnail size in pixels (default: the images' size, at most 256)\n"
             "\n"
-            "Generation defaults (a job line overrides each; sd generate's spellings such as --cfg-scale and\n"
-            "--sampling-method work too):\n");
-    for (int i = 0; i < jobs_nflags; i++) {
-        if (!jobs_flags[i].help) continue;
-        char names[64];
-        snprintf(names, sizeof names, "%s%s%s", jobs_flags[i].short_flag ? jobs_flags[i].short_flag : "",
-                 jobs_flags[i].short_flag ? ", " : "    ", jobs_flags[i].flag);
-        fprintf(out, "  %-26s%s\n", names, jobs_flags[i].help);
-    }
+            "Model, output and generation defaults (a job line overrides each):\n");
+    cf_help(out, CF_BATCH);
     fprintf(out, "\nJob keys: the flag names without dashes (steps, sampler, seed_range ...), plus prompt, seeds,\n"
                  "name and output. Output names: %s by default; see the README for placeholders.\n",
             PLAN_DEFAULT_TEMPLATE);
@@ -89,50 +77,6 @@ static void iso_now(char *buf, size_t cap) {
     strftime(buf, cap, "%Y-%m-%dT%H:%M:%SZ", &tm);
 }
 
-/* The identity of the model in image keys: its file or folder name without extension. */
-static void model_id(const char *path, char *out, size_t cap) {
-    if (!path) { snprintf(out, cap, "(bundled)"); return; }
-    char buf[4096];
-    snprintf(buf, sizeof buf, "%s", path);
-    size_t n = strlen(buf);
-    while (n > 1 && buf[n - 1] == '/') buf[--n] = 0;
-    const char *base = strrchr(buf, '/') ? strrchr(buf, '/') + 1 : buf;
-    snprintf(out, cap, "%s", base);
-    char *dot = strrchr(out, '.');
-    if (dot && dot != out) *dot = 0;
-}
-
-static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
-
-/* Removes temp files (".NAME.XXXXXX") that a killed run left beside the images it was writing. */
-static void clean_temps(const char *out_dir, char **pending, int n) {
-    qsort(pending, (size_t)n, sizeof *pending, cmp_str);
-    char last_dir[4096] = "\1";
-    for (int i = 0; i < n; i++) {
-        char rel_dir[4096], dir[8192];
-        dir_of(pending[i], rel_dir, sizeof rel_dir);
-        if (!strchr(pending[i], '/')) rel_dir[0] = 0;
-        if (!strcmp(rel_dir, last_dir)) continue;
-        snprintf(last_dir, sizeof last_dir, "%s", rel_dir);
-        snprintf(dir, sizeof dir, "%s%s%s", out_dir, *rel_dir ? "/" : "", rel_dir);
-        DIR *d = opendir(dir);
-        if (!d) continue;
-        struct dirent *de;
-        while ((de = readdir(d))) {
-            size_t l = strlen(de->d_name);
-            if (de->d_name[0] != '.' || l < 9 || de->d_name[l - 7] != '.') continue;
-            char rel[8192], *key = rel;
-            snprintf(rel, sizeof rel, "%s%s%.*s", rel_dir, *rel_dir ? "/" : "", (int)(l - 8), de->d_name + 1);
-            if (bsearch(&key, pending, (size_t)n, sizeof *pending, cmp_str)) {
-                char full[12288];
-                snprintf(full, sizeof full, "%s/%s", dir, de->d_name);
-                unlink(full);
-            }
-        }
-        closedir(d);
-    }
-}
-
 /* ---- progress ---- */
 
 typedef struct progress_state {
@@ -152,8 +96,9 @@ static int on_progress(void *user, const sd_progress *p) {
     return g_stop != 0;
 }
 
-/* ---- test hook: SD_BATCH_TEST_KILL=after-save:N or torn-manifest:N kills this process with SIGKILL at the
- * N-th image of the run, just after its PNG is in place, or after half of its manifest line is written. ---- */
+/* ---- test hook: SD_BATCH_TEST_KILL=after-save:N, torn-manifest:N or before-rename:N kills this process with
+ * SIGKILL at the N-th image of the run: just after its PNG is written under its temp name, after half of its
+ * manifest line is written, or after the whole line but before the PNG takes its name. ---- */
 
 static int fault_at(const char *what, int nth) {
     const char *s = getenv("SD_BATCH_TEST_KILL");
@@ -169,6 +114,7 @@ typedef struct batch_run {
     const plan *pl;
     const char *model;
     char shard_label[32];
+    const manifest *known;  /* the manifests read at the start */
     manifest_writer mw;
     progress_state ps;
     int rendered, failed;
@@ -184,7 +130,8 @@ static double now_s(void) {
 static cJSON *make_entry(batch_run *b, const plan_image *im, const char *sha, const char *key,
                              const sd_result *r, int k, double seconds) {
     const jobs_job *job = &b->jobs->jobs[im->job];
-    cJSON *e = cJSON_CreateObject();
+    cJSON *e = cJSON_CreateObject(), *params = e ? plan_image_params(b->pl, im) : NULL;
+    if (!params) { cJSON_Delete(e); return NULL; }
     char when[32];
     iso_now(when, sizeof when);
     cJSON_AddNumberToObject(e, "index", im->index);
@@ -194,7 +141,7 @@ static cJSON *make_entry(batch_run *b, const plan_image *im, const char *sha, co
     cJSON_AddNumberToObject(e, "job", im->job + 1);
     cJSON_AddNumberToObject(e, "line", job->line);
     cJSON_AddNumberToObject(e, "variation", im->variation);
-    cJSON_AddItemToObject(e, "params", plan_image_params(b->pl, im));
+    cJSON_AddItemToObject(e, "params", params);
     cJSON *sd = r->json && r->json[k] ? cJSON_Parse(r->json[k]) : NULL;
     if (sd) cJSON_AddItemToObject(e, "settings", sd);
     cJSON_AddStringToObject(e, "model", b->model);
@@ -211,33 +158,52 @@ static cJSON *make_entry(batch_run *b, const plan_image *im, const char *sha, co
     return e;
 }
 
-/* Saves image k of a call, then records it. Returns 0, or -1 after printing the error. */
+/* Saves image k of a call under a temp name, records it, then gives it its name: so every file a batch puts in
+ * the folder has its manifest line (manifest_owns), and a kill at any moment leaves a temp file (removed by the
+ * next run) or a recorded image, never an unrecorded one. Returns 0, or -1 after printing the error. */
 static int finish_image(batch_run *b, const plan_image *im, const sd_result *r, int k, double seconds) {
     const jobs_job *job = &b->jobs->jobs[im->job];
-    char path[8192], dir[8192], sha[65], key[65], err[512];
+    char path[8192], stage[8300], dir[8192], sha[65], key[65], err[512];
     snprintf(path, sizeof path, "%s/%s", b->o->out_dir, im->file);
     if (clikit_mkdirs_for(path) != 0) { fprintf(stderr, "error: %s: cannot create its folder: %s\n", path, strerror(errno)); return -1; }
-    if (sd_save_png(path, &r->images[k], r->infotext ? r->infotext[k] : NULL, r->json ? r->json[k] : NULL, 1) != SD_OK) {
+    dir_of(path, dir, sizeof dir);
+    const char *base = strrchr(path, '/') + 1;
+    snprintf(stage, sizeof stage, "%s/.%s.XXXXXX", dir, base);
+    int fd = mkstemp(stage);
+    if (fd < 0) { fprintf(stderr, "error: %s: cannot create: %s\n", path, strerror(errno)); return -1; }
+    close(fd);
+    if (sd_save_png(stage, &r->images[k], r->infotext ? r->infotext[k] : NULL, r->json ? r->json[k] : NULL, 1) != SD_OK) {
         fprintf(stderr, "error: %s\n", sd_last_error());
+        unlink(stage);
         return -1;
     }
-    dir_of(path, dir, sizeof dir);
-    manifest_sync_dir(dir);
     if (fault_at("after-save", b->rendered + 1)) raise(SIGKILL);
-    if (sd_sha256_file(path, sha) != SD_OK) { fprintf(stderr, "error: %s: cannot read back: %s\n", path, strerror(errno)); return -1; }
+    if (sd_sha256_file(stage, sha) != SD_OK) {
+        fprintf(stderr, "error: %s: cannot read back: %s\n", path, strerror(errno));
+        unlink(stage);
+        return -1;
+    }
     cJSON *e = plan_image_key(b->pl, im, b->model, key) == 0 ? make_entry(b, im, sha, key, r, k, seconds) : NULL;
-    if (!e) { fprintf(stderr, "error: out of memory\n"); return -1; }
+    if (!e) { fprintf(stderr, "error: out of memory\n"); unlink(stage); return -1; }
     if (fault_at("torn-manifest", b->rendered + 1)) {
         char *s = cJSON_PrintUnformatted(e);
-        if (write(b->mw.fd, s, strlen(s) / 2) < 0) perror("write");
+        if (s && write(b->mw.fd, s, strlen(s) / 2) < 0) perror("write");
         raise(SIGKILL);
     }
-    int rc = manifest_append(&b->mw, e, err, sizeof err);
+    /* a line left by a run killed before its rename already says this (renders are deterministic) */
+    int rc = manifest_has(b->known, im->file, key, sha) ? 0 : manifest_append(&b->mw, e, err, sizeof err);
     cJSON_Delete(e);
-    if (rc != 0) { fprintf(stderr, "error: %s\n", err); return -1; }
+    if (rc != 0) { fprintf(stderr, "error: %s\n", err); unlink(stage); return -1; }
+    if (fault_at("before-rename", b->rendered + 1)) raise(SIGKILL);
+    if (rename(stage, path) != 0) {
+        fprintf(stderr, "error: %s: %s\n", path, strerror(errno));
+        unlink(stage);
+        return -1;
+    }
+    manifest_sync_dir(dir);
     b->rendered++;
     b->ps.pos++;
-    if (!b->o->quiet) {
+    if (!b->o->cf.quiet) {
         double per = b->busy / (b->rendered ? b->rendered : 1);
         int left = b->ps.total - b->ps.pos;
         fprintf(stderr, "%s[%d/%d] %s  seed %" PRIu64 "  %.2f s  line %d%s", b->ps.tty ? "\r\033[K" : "", b->ps.pos,
@@ -274,7 +240,7 @@ static int render_group(batch_run *b, sd_ctx *ctx, const plan_image *const *todo
     sd_image_free(&init);
     sd_image_free(&mask);
     free(prompt);
-    if (b->ps.tty && !b->o->quiet) fprintf(stderr, "\r\033[K");
+    if (b->ps.tty && !b->o->cf.quiet) fprintf(stderr, "\r\033[K");
     if (st == SD_ERR_CANCELLED) return 1;
     if (st != SD_OK) {
         fprintf(stderr, "error: %s:%d: image %d (%s): %s\n", b->o->jobs_path, job->line, im->index, im->file, sd_last_error());
@@ -323,8 +289,9 @@ static int write_sheet(const batch_opts *o, const plan *pl, int lo, int hi) {
         }
         char *prompt = plan_prompt(pl, im);
         snprintf(cap, sizeof cap, "#%d seed %" PRIu64 "\n%s", im->index, im->seed, prompt ? prompt : "");
+        caps[i] = prompt ? strdup(cap) : NULL;
         free(prompt);
-        caps[i] = strdup(cap);
+        if (!caps[i]) { fprintf(stderr, "error: out of memory\n"); goto done; }
     }
     /* the grid wants rows*cols entries; the last row's spare cells stay blank */
     int rows = (n + cols - 1) / cols, total = rows * cols;
@@ -336,7 +303,9 @@ static int write_sheet(const batch_opts *o, const plan *pl, int lo, int hi) {
     grid_spec g = {rows, cols, padded, size, size, NULL, NULL, NULL, pcaps, size >= 192 ? 2 : 1};
     sd_image out;
     if (grid_render(&g, &out, NULL) == 0) {
-        if (clikit_mkdirs_for(o->sheet) == 0 && sd_save_png(o->sheet, &out, NULL, NULL, 1) == SD_OK) rc = 0;
+        char *sheet[1] = {(char *)o->sheet};
+        outfiles_clean_temps("", sheet, 1);
+        if (clikit_mkdirs_for(o->sheet) == 0 && sd_save_png(o->sheet, &out, NULL, NULL, o->cf.overwrite) == SD_OK) rc = 0;
         else fprintf(stderr, "error: %s\n", sd_last_error());
         free(out.data);
     } else {
@@ -357,55 +326,38 @@ done:
 
 static int parse_args(int argc, char **argv, batch_opts *o) {
     memset(o, 0, sizeof *o);
-    o->out_dir = "out";
-    o->defaults = cJSON_CreateObject();
+    if (cf_init(&o->cf) != 0) return 1;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v;
-        char err[512];
+        int r;
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) { usage(stdout); return 2; }
         if (a[0] != '-' || !strcmp(a, "-")) {
             if (o->jobs_path) { fprintf(stderr, "error: more than one job file (\"%s\", \"%s\")\n", o->jobs_path, a); return 1; }
             o->jobs_path = a;
         } else if (!strcmp(a, "--check")) o->check = 1;
         else if (!strcmp(a, "--list")) o->list = 1;
-        else if (!strcmp(a, "-q") || !strcmp(a, "--quiet")) o->quiet = 1;
-        else if (!strcmp(a, "-v") || !strcmp(a, "--verbose")) o->verbose = 1;
-        else if ((v = clikit_value(argc, argv, &i, "-o", "--output"))) o->out_dir = v;
-        else if ((v = clikit_value(argc, argv, &i, "-m", "--model"))) o->model = v;
-        else if ((v = clikit_value(argc, argv, &i, NULL, "--vae"))) o->vae = v;
-        else if ((v = clikit_value(argc, argv, &i, NULL, "--backend"))) o->backend = v;
         else if ((v = clikit_value(argc, argv, &i, NULL, "--format"))) o->format = v;
         else if ((v = clikit_value(argc, argv, &i, NULL, "--shard"))) o->shard = v;
         else if ((v = clikit_value(argc, argv, &i, NULL, "--contact-sheet"))) o->sheet = v;
-        else if ((v = clikit_value(argc, argv, &i, "-t", "--threads"))) {
-            if (clikit_int(v, 0, 4096, &o->threads, "--threads") != 0) return 1;
-        } else if ((v = clikit_value(argc, argv, &i, NULL, "--sheet-cols"))) {
+        else if ((v = clikit_value(argc, argv, &i, NULL, "--sheet-cols"))) {
             if (clikit_int(v, 1, 1000, &o->sheet_cols, "--sheet-cols") != 0) return 1;
         } else if ((v = clikit_value(argc, argv, &i, NULL, "--sheet-size"))) {
             if (clikit_int(v, 16, 2048, &o->sheet_size, "--sheet-size") != 0) return 1;
-        } else {
-            char flag[64];
-            snprintf(flag, sizeof flag, "%.*s", (int)(strchr(a, '=') ? strchr(a, '=') - a : (long)strlen(a)), a);
-            const jobs_flag *f = jobs_find_flag(flag);
-            if (!f) { fprintf(stderr, "error: unknown option \"%s\" (see sd batch --help)\n", a); return 1; }
-            if (!(v = clikit_value(argc, argv, &i, f->short_flag, f->flag))) return 1;
-            if (jobs_set_default(o->defaults, f, v, err, sizeof err) != 0) { fprintf(stderr, "error: %s\n", err); return 1; }
+        } else if (clikit_failed() || (r = cf_parse(argc, argv, &i, CF_BATCH, &o->cf)) < 0) {
+            return 1;
+        } else if (r == 0) {
+            fprintf(stderr, "error: unknown option \"%s\" (see sd batch --help)\n", a);
+            return 1;
         }
         if (clikit_failed()) return 1;
     }
     if (!o->jobs_path) { fprintf(stderr, "error: no job file (usage: sd batch JOBS [-o DIR] ...)\n"); return 1; }
+    o->out_dir = o->cf.output ? o->cf.output : "out";
     return 0;
 }
 
 static int load_model(const batch_opts *o, sd_ctx **ctx) {
-    sd_load_params lp;
-    sd_load_params_init(&lp);
-    lp.model_path = o->model;
-    lp.vae_path = o->vae;
-    lp.threads = o->threads;
-    lp.verbose = o->verbose;
-    if (o->backend && clikit_backend(o->backend, &lp.backend) != 0) return -1;
-    if (sd_load(&lp, ctx) != SD_OK) { fprintf(stderr, "error: %s\n", sd_last_error()); return -1; }
+    if (sd_load(&o->cf.load, ctx) != SD_OK) { fprintf(stderr, "error: %s\n", sd_last_error()); return -1; }
     return 0;
 }
 
@@ -445,7 +397,7 @@ int cmd_batch(int argc, char **argv) {
     batch_opts o;
     g_stop = 0;
     int rc = parse_args(argc, argv, &o);
-    if (rc) { cJSON_Delete(o.defaults); return rc == 2 ? 0 : 1; }
+    if (rc) { cf_free(&o.cf); return rc == 2 ? 0 : 1; }
 
     /* the whole job file is checked before anything renders */
     char *text = NULL;
@@ -470,14 +422,9 @@ int cmd_batch(int argc, char **argv) {
     char err[1024];
     if (o.shard && plan_parse_shard(o.shard, &si, &sn, err, sizeof err) != 0) { fprintf(stderr, "error: %s\n", err); goto out; }
     if (clikit_read_text(o.jobs_path, JOBS_FILE_LIMIT, &text, &len) != 0) goto out;
-    const char *samplers[64], *schedulers[64];
-    sd_gen_params defaults;
-    sd_gen_params_init(&defaults);
-    jobs_rules names = {samplers, 0, schedulers, 0, defaults.seed};
-    for (int i = 0; i < sd_sampler_count() && i < 64; i++) samplers[names.nsamplers++] = sd_sampler_name(i, NULL);
-    for (int i = 0; i < sd_scheduler_count() && i < 64; i++) schedulers[names.nschedulers++] = sd_scheduler_name(i, NULL);
     const char *source = strcmp(o.jobs_path, "-") ? o.jobs_path : "(stdin)";
-    if (jobs_parse(text, len, source, fmt, o.defaults, &names, &jobs, &errs) || plan_build(&jobs, source, &pl, &errs)) {
+    if (jobs_parse(text, len, source, fmt, o.cf.params, jobs_library_rules(), &jobs, &errs) ||
+        plan_build(&jobs, source, &pl, &errs)) {
         rc = report_errors(&o, &errs);
         goto out;
     }
@@ -485,7 +432,7 @@ int cmd_batch(int argc, char **argv) {
     plan_shard_range(pl.count, si, sn, &lo, &hi);
     if (o.check) {
         rc = 0;
-        if (o.model) {
+        if (o.cf.load.model_path) {
             if (load_model(&o, &ctx) != 0 || check_jobs(ctx, source, &jobs, &pl, lo, hi)) rc = 1;
         }
         if (rc == 0)
@@ -504,12 +451,15 @@ int cmd_batch(int argc, char **argv) {
         goto out;
     }
 
+    /* where the images go, checked before the model loads */
+    if (outfiles_check_dir(o.out_dir) != 0 || (o.sheet && outfiles_check_file(o.sheet, o.cf.overwrite, 1) != 0)) goto out;
+
     /* what is already done */
     char mid[512];
-    model_id(o.model, mid, sizeof mid);
+    clikit_model_name(o.cf.load.model_path, mid, sizeof mid);
     if (manifest_load_dir(o.out_dir, &m, err, sizeof err) != 0) { fprintf(stderr, "error: %s\n", err); goto out; }
     todo = calloc((size_t)(hi - lo) + 1, sizeof *todo);
-    pending_names = calloc((size_t)(hi - lo) + 1, sizeof *pending_names);
+    pending_names = calloc((size_t)(hi - lo) + 2, sizeof *pending_names);
     if (!todo || !pending_names) { fprintf(stderr, "error: out of memory\n"); goto out; }
     int ntodo = 0, bad_existing = 0;
     for (int i = lo; i < hi; i++) {
@@ -518,15 +468,16 @@ int cmd_batch(int argc, char **argv) {
         if (manifest_done(&m, o.out_dir, pl.images[i].file, key)) continue;
         snprintf(path, sizeof path, "%s/%s", o.out_dir, pl.images[i].file);
         struct stat st;
-        if (stat(path, &st) == 0) {
-            /* a finished image whose manifest line was lost may be replaced; a stranger's file may not */
-            sd_gen_params gp;
-            void *storage = NULL;
-            if (sd_params_from_png(path, &gp, &storage) != SD_OK) {
-                fprintf(stderr, "error: %s exists and was not written by sd; move it away or choose another -o\n", path);
+        if (lstat(path, &st) == 0) {
+            /* sd's own file (a manifest line has its SHA-256) may be replaced; anyone else's only when asked to */
+            if (stat(path, &st) != 0 || !S_ISREG(st.st_mode)) {
+                fprintf(stderr, "error: %s: is in the way and is not a regular file\n", path);
+                bad_existing++;
+            } else if (!o.cf.overwrite && !manifest_owns(&m, o.out_dir, pl.images[i].file)) {
+                fprintf(stderr, "error: %s exists and was not written by sd (or was changed since); move it away, choose "
+                                "another -o, or add --overwrite\n", path);
                 bad_existing++;
             }
-            free(storage);
         }
         pending_names[ntodo] = pl.images[i].file;
         todo[ntodo++] = &pl.images[i];
@@ -536,7 +487,7 @@ int cmd_batch(int argc, char **argv) {
     char mname[128];
     manifest_name(si, sn, mname, sizeof mname);
     snprintf(b.shard_label, sizeof b.shard_label, "%d/%d", si, sn);
-    if (!o.quiet)
+    if (!o.cf.quiet)
         fprintf(stderr, "sd batch: %d images%s, %d already done, %d to render -> %s/\n", hi - lo,
                 sn > 1 ? (snprintf(err, sizeof err, " in shard %d/%d", si, sn), err) : "", done_before, ntodo, o.out_dir);
 
@@ -549,14 +500,15 @@ int cmd_batch(int argc, char **argv) {
             goto out;
         }
         if (clikit_mkdirs_for(mpath) != 0) { fprintf(stderr, "error: %s: cannot create: %s\n", o.out_dir, strerror(errno)); goto out; }
-        clean_temps(o.out_dir, pending_names, ntodo);
+        outfiles_clean_temps(o.out_dir, pending_names, ntodo);
         if (manifest_open(&b.mw, mpath, err, sizeof err) != 0) { fprintf(stderr, "error: %s\n", err); goto out; }
         b.o = &o;
+        b.known = &m;
         b.jobs = &jobs;
         b.pl = &pl;
         b.model = mid;
         b.ps.tty = isatty(2);
-        b.ps.quiet = o.quiet;
+        b.ps.quiet = o.cf.quiet;
         b.ps.pos = done_before;
         b.ps.total = hi - lo;
         b.t_start = now_s();
@@ -587,7 +539,7 @@ int cmd_batch(int argc, char **argv) {
         if (stop < 0) goto out;
     }
     if (o.sheet && write_sheet(&o, &pl, lo, hi) != 0) goto out;
-    if (!o.quiet)
+    if (!o.cf.quiet)
         fprintf(stderr, "done: %d rendered, %d already done%s%s in %.1f s\n", b.rendered, done_before,
                 b.failed ? (snprintf(err, sizeof err, ", %d FAILED", b.failed), err) : "",
                 o.sheet ? (snprintf(mid, sizeof mid, ", contact sheet %s", o.sheet), mid) : "",
@@ -603,6 +555,6 @@ out:
     jobs_list_free(&jobs);
     jobs_errors_free(&errs);
     free(text);
-    cJSON_Delete(o.defaults);
+    cf_free(&o.cf);
     return rc;
 }

@@ -15,22 +15,24 @@
 #include "chart.h"
 #include "cli.h"
 #include "clikit.h"
+#include "common_flags.h"
+#include "expand.h"
 #include "grid.h"
 #include "jobs.h"
 #include "metrics.h"
+#include "outfiles.h"
 
 #define MAXL 16 /* items per list */
 
 typedef struct cmp_opts {
-    const char *model, *vae, *backend, *prompt, *negative, *out, *csv, *json, *chart, *cells_dir, *reference;
-    const char *rng, *convention;
+    cf_opts cf;             /* the shared flags: model, output, overwrite, quiet, generation parameters (cf.params) */
+    const char *prompt, *negative, *out, *csv, *json, *chart, *cells_dir, *reference;
     char *samplers[MAXL], *schedulers[MAXL], *steps_s[MAXL], *cfg_s[MAXL];
     int nsamplers, nschedulers, nsteps, ncfg;
     int steps[MAXL];
     float cfg[MAXL];
-    int width, height, threads, clip_skip, cell_size, log_y, quiet;
+    int cell_size, log_y, quiet;
     uint64_t seed;
-    int seed_set;
     char *storage[4];
 } cmp_opts;
 
@@ -54,49 +56,41 @@ static void usage(FILE *out) {
             "  grid.csv/.json  per cell: seconds, RMSE and PSNR against a reference render (--reference)\n"
             "  grid-chart.png  RMSE against steps, one line per row of the grid\n"
             "\n"
-            "  -p, --prompt TEXT        the prompt            -n, --negative TEXT   negative prompt\n"
-            "  -s, --seed N             seed (default: the library's, 42)\n"
-            "      --samplers LIST      default euler,euler_a,dpm++2m,ddim\n"
-            "      --schedulers LIST    default: the model's\n"
-            "      --steps LIST         default 10,20,30\n"
-            "      --cfg LIST           default: the model's\n"
-            "      --reference S:N[:X]  the converged image: sampler S, N steps, scheduler X (default dpm++2m:100,\n"
-            "                           scheduler: the first of --schedulers); one reference per cfg value\n"
-            "  -W, -H, --size WxH       image size (default: the model's)\n"
-            "  -m, --model PATH         model (default: the bundled demo model)   --vae PATH   --backend auto|cpu|cuda\n"
-            "  -t, --threads N          CPU threads\n"
-            "  -o, --output FILE        grid PNG (default compare.png); --csv, --json, --chart override the other names\n"
-            "      --cells DIR          also save every cell and the references as PNGs with their settings\n"
-            "      --cell-size N        cell width in the grid (default: the image width, grown to 128+ or shrunk to 256)\n"
-            "      --log-y              logarithmic error axis in the chart\n"
-            "      --rng cuda|cpu  --convention diffusers|kdiffusion  --clip-skip N\n"
-            "  -q, --quiet              no progress lines\n");
+            "      --samplers LIST            default euler,euler_a,dpm++2m,ddim\n"
+            "      --schedulers LIST          default: the model's\n"
+            "      --steps LIST               default 10,20,30 (each 1..1000)\n"
+            "      --cfg LIST                 default: the model's (each 0..100)\n"
+            "      --reference S:N[:X]        the converged image: sampler S, N steps, scheduler X (default dpm++2m:100,\n"
+            "                                 scheduler: the first of --schedulers); one reference per cfg value\n"
+            "      --csv F, --json F, --chart F   the table and chart files (default: beside the grid)\n"
+            "      --cells DIR                also save every cell and the references as PNGs with their settings\n"
+            "      --cell-size N              cell width in the grid (default: the image width, grown to 128+ or shrunk to 256)\n"
+            "      --log-y                    logarithmic error axis in the chart\n");
+    cf_help(out, CF_COMPARE);
 }
 
-static int parse_float(const char *s, float *out) {
-    char *end;
-    double d = strtod(s, &end);
-    if (end == s || *end || !isfinite(d)) return -1;
-    *out = (float)d;
+/* A comma list of numbers, each checked as the job key `key` (the same rule as the single-valued flag). */
+static int number_list(const char *flag, const char *list, const char *key, char **items, int n, double *out) {
+    for (int i = 0; i < n; i++) {
+        char err[512];
+        cJSON *v = jobs_flag_value(key, items[i], NULL, err, sizeof err);
+        if (!v) { fprintf(stderr, "error: %s \"%s\": item \"%s\": %s\n", flag, list, items[i], err); return -1; }
+        out[i] = v->valuedouble;
+        cJSON_Delete(v);
+    }
     return 0;
 }
 
 static int parse_args(int argc, char **argv, cmp_opts *o) {
     memset(o, 0, sizeof *o);
-    o->out = "compare.png";
+    if (cf_init(&o->cf) != 0) return 1;
     o->reference = "dpm++2m:100";
     const char *samplers = "euler,euler_a,dpm++2m,ddim", *schedulers = NULL, *steps = "10,20,30", *cfg = NULL;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v;
+        int r;
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) { usage(stdout); return 2; }
         if (!strcmp(a, "--log-y")) o->log_y = 1;
-        else if (!strcmp(a, "-q") || !strcmp(a, "--quiet")) o->quiet = 1;
-        else if ((v = clikit_value(argc, argv, &i, "-p", "--prompt"))) o->prompt = v;
-        else if ((v = clikit_value(argc, argv, &i, "-n", "--negative"))) o->negative = v;
-        else if ((v = clikit_value(argc, argv, &i, "-m", "--model"))) o->model = v;
-        else if ((v = clikit_value(argc, argv, &i, NULL, "--vae"))) o->vae = v;
-        else if ((v = clikit_value(argc, argv, &i, NULL, "--backend"))) o->backend = v;
-        else if ((v = clikit_value(argc, argv, &i, "-o", "--output"))) o->out = v;
         else if ((v = clikit_value(argc, argv, &i, NULL, "--csv"))) o->csv = v;
         else if ((v = clikit_value(argc, argv, &i, NULL, "--json"))) o->json = v;
         else if ((v = clikit_value(argc, argv, &i, NULL, "--chart"))) o->chart = v;
@@ -106,58 +100,35 @@ static int parse_args(int argc, char **argv, cmp_opts *o) {
         else if ((v = clikit_value(argc, argv, &i, NULL, "--schedulers"))) schedulers = v;
         else if ((v = clikit_value(argc, argv, &i, NULL, "--steps"))) steps = v;
         else if ((v = clikit_value(argc, argv, &i, NULL, "--cfg"))) cfg = v;
-        else if ((v = clikit_value(argc, argv, &i, NULL, "--rng"))) o->rng = v;
-        else if ((v = clikit_value(argc, argv, &i, NULL, "--convention"))) o->convention = v;
-        else if ((v = clikit_value(argc, argv, &i, "-s", "--seed"))) {
-            char *end;
-            errno = 0;
-            unsigned long long s = strtoull(v, &end, 10);
-            if (end == v || *end || errno || v[0] == '-') { fprintf(stderr, "error: --seed \"%s\" is not a whole number 0..2^64-1\n", v); return 1; }
-            o->seed = s;
-            o->seed_set = 1;
-        } else if ((v = clikit_value(argc, argv, &i, "-W", "--width"))) {
-            if (clikit_int(v, 8, 16384, &o->width, "--width") != 0) return 1;
-        } else if ((v = clikit_value(argc, argv, &i, "-H", "--height"))) {
-            if (clikit_int(v, 8, 16384, &o->height, "--height") != 0) return 1;
-        } else if ((v = clikit_value(argc, argv, &i, NULL, "--size"))) {
-            char x;
-            int n = 0;
-            if (sscanf(v, "%d%c%d%n", &o->width, &x, &o->height, &n) != 3 || (x != 'x' && x != 'X') || v[n]) {
-                fprintf(stderr, "error: --size \"%s\" is not WIDTHxHEIGHT\n", v);
-                return 1;
-            }
-        } else if ((v = clikit_value(argc, argv, &i, "-t", "--threads"))) {
-            if (clikit_int(v, 0, 4096, &o->threads, "--threads") != 0) return 1;
-        } else if ((v = clikit_value(argc, argv, &i, NULL, "--clip-skip"))) {
-            if (clikit_int(v, 0, 12, &o->clip_skip, "--clip-skip") != 0) return 1;
-        } else if ((v = clikit_value(argc, argv, &i, NULL, "--cell-size"))) {
+        else if ((v = clikit_value(argc, argv, &i, NULL, "--cell-size"))) {
             if (clikit_int(v, 16, 4096, &o->cell_size, "--cell-size") != 0) return 1;
-        } else if (!clikit_failed()) {
-            fprintf(stderr, "error: unknown option \"%s\" (see sd compare --help)\n", a);
+        } else if (clikit_failed() || (r = cf_parse(argc, argv, &i, CF_COMPARE, &o->cf)) < 0) {
             return 1;
-        } else {
+        } else if (r == 0) {
+            fprintf(stderr, "error: unknown option \"%s\" (see sd compare --help)\n", a);
             return 1;
         }
         if (clikit_failed()) return 1;
     }
-    if (!o->prompt) { fprintf(stderr, "error: no prompt (sd compare -p PROMPT ...)\n"); return 1; }
-    if (!o->seed_set) { /* the library's default, stated in the title and the table */
-        sd_gen_params gp;
-        sd_gen_params_init(&gp);
-        o->seed = gp.seed;
-        o->seed_set = 1;
-    }
+    const cJSON *p = cJSON_GetObjectItemCaseSensitive(o->cf.params, "prompt");
+    const cJSON *n = cJSON_GetObjectItemCaseSensitive(o->cf.params, "negative");
+    const cJSON *s = cJSON_GetObjectItemCaseSensitive(o->cf.params, "seed");
+    if (!p) { fprintf(stderr, "error: no prompt (sd compare -p PROMPT ...)\n"); return 1; }
+    o->prompt = p->valuestring;
+    o->negative = n ? n->valuestring : NULL;
+    o->out = o->cf.output ? o->cf.output : "compare.png";
+    o->quiet = o->cf.quiet;
+    if (s) expand_parse_u64(s->valuestring, &o->seed); /* checked by the flag */
+    else o->seed = jobs_library_rules()->default_seed; /* stated in the title and the table */
+    double d[MAXL];
     if ((o->nsamplers = clikit_split(samplers, o->samplers, MAXL, &o->storage[0], "--samplers")) < 0) return 1;
     if (schedulers && (o->nschedulers = clikit_split(schedulers, o->schedulers, MAXL, &o->storage[1], "--schedulers")) < 0) return 1;
     if ((o->nsteps = clikit_split(steps, o->steps_s, MAXL, &o->storage[2], "--steps")) < 0) return 1;
-    for (int i = 0; i < o->nsteps; i++)
-        if (clikit_int(o->steps_s[i], 1, 1000, &o->steps[i], "--steps item") != 0) return 1;
+    if (number_list("--steps", steps, "steps", o->steps_s, o->nsteps, d) != 0) return 1;
+    for (int i = 0; i < o->nsteps; i++) o->steps[i] = (int)d[i];
     if (cfg && (o->ncfg = clikit_split(cfg, o->cfg_s, MAXL, &o->storage[3], "--cfg")) < 0) return 1;
-    for (int i = 0; i < o->ncfg; i++)
-        if (parse_float(o->cfg_s[i], &o->cfg[i]) != 0 || o->cfg[i] < 0 || o->cfg[i] > 100) {
-            fprintf(stderr, "error: --cfg item \"%s\" is not a number from 0 to 100\n", o->cfg_s[i]);
-            return 1;
-        }
+    if (number_list("--cfg", cfg, "cfg", o->cfg_s, o->ncfg, d) != 0) return 1;
+    for (int i = 0; i < o->ncfg; i++) o->cfg[i] = (float)d[i];
     return 0;
 }
 
@@ -196,20 +167,15 @@ static int render(sd_ctx *ctx, const cmp_opts *o, const char *sampler, const cha
                   sd_image *img, double *seconds, const char *save_as, char **refusal) {
     sd_gen_params gp;
     sd_gen_params_init(&gp);
+    jobs_apply_object(o->cf.params, &gp); /* size, negative prompt, rng, convention ... from the command line */
     gp.prompt = o->prompt;
-    gp.negative_prompt = o->negative;
     gp.seed = o->seed;
-    gp.width = o->width;
-    gp.height = o->height;
     gp.sampler = sampler;
     gp.scheduler = scheduler;
     if (cfg >= 0) gp.cfg_scale = cfg;
     gp.steps = steps;
-    if (o->rng) gp.rng = o->rng;
-    if (o->convention) gp.convention = o->convention;
-    gp.clip_skip = o->clip_skip;
     if (refusal && sd_check_params(ctx, &gp) != SD_OK) {
-        *refusal = strdup(sd_last_error());
+        if (!(*refusal = strdup(sd_last_error()))) { fprintf(stderr, "error: out of memory\n"); return -1; }
         return 1;
     }
     sd_result r;
@@ -274,6 +240,15 @@ static const char *cell_scheduler(const cmp_run *run, const cmp_cell *c) {
 }
 static double cell_cfg(const cmp_run *run, const cmp_cell *c) { return c->cfg >= 0 ? c->cfg : run->mi->default_cfg; }
 
+/* --cells: the file of the reference of cfg value k, and of a cell */
+static void ref_file(const cmp_opts *o, int k, char *buf, size_t cap) {
+    snprintf(buf, cap, "%s/reference-cfg%s.png", o->cells_dir, o->ncfg ? o->cfg_s[k] : "default");
+}
+static void cell_file(const cmp_opts *o, int k, const char *sampler, const char *scheduler, int steps, char *buf, size_t cap) {
+    snprintf(buf, cap, "%s/%s-%s-cfg%s-%03d.png", o->cells_dir, sampler, scheduler ? scheduler : "default",
+             o->ncfg ? o->cfg_s[k] : "default", steps);
+}
+
 /* The references, then every cell; progress on stderr. */
 static int render_all(sd_ctx *ctx, cmp_run *run) {
     const cmp_opts *o = run->o;
@@ -282,7 +257,7 @@ static int render_all(sd_ctx *ctx, cmp_run *run) {
     const char *rsch = run->ref_sched[0] ? run->ref_sched : NULL;
     for (int k = 0; k < run->ncfg; k++) {
         float cfg = o->ncfg ? o->cfg[k] : -1;
-        if (o->cells_dir) snprintf(save, sizeof save, "%s/reference-cfg%s.png", o->cells_dir, o->ncfg ? o->cfg_s[k] : "default");
+        if (o->cells_dir) ref_file(o, k, save, sizeof save);
         if (render(ctx, o, run->ref_sampler, rsch, cfg, run->ref_steps, &run->refs[k], &run->ref_secs[k], o->cells_dir ? save : NULL, NULL))
             return -1;
         if (!o->quiet)
@@ -296,9 +271,7 @@ static int render_all(sd_ctx *ctx, cmp_run *run) {
             cell->sampler = o->samplers[(r / run->nsch) % o->nsamplers];
             cell->scheduler = o->nschedulers ? o->schedulers[r % run->nsch] : NULL;
             cell->steps = o->steps[c];
-            if (o->cells_dir)
-                snprintf(save, sizeof save, "%s/%s-%s-cfg%s-%03d.png", o->cells_dir, cell->sampler,
-                         cell->scheduler ? cell->scheduler : "default", o->ncfg ? o->cfg_s[k] : "default", cell->steps);
+            if (o->cells_dir) cell_file(o, k, cell->sampler, cell->scheduler, cell->steps, save, sizeof save);
             int rc = render(ctx, o, cell->sampler, cell->scheduler, cell->cfg, cell->steps, &cell->img, &cell->seconds,
                             o->cells_dir ? save : NULL, &cell->refused);
             if (rc < 0) return -1;
@@ -325,20 +298,25 @@ static int write_grid(cmp_run *run) {
     char title[1200];
     snprintf(title, sizeof title, "%s\nseed %" PRIu64 ", %dx%d; error against %s, %d steps", o->prompt,
              o->seed, run->cells[0].img.w, run->cells[0].img.h, run->ref_sampler, run->ref_steps);
-    if (gcells && col_labels && caps) {
-        for (int c = 0; c < cols; c++) {
+    int ok = gcells && col_labels && caps;
+    if (ok) {
+        for (int c = 0; c < cols && ok; c++) {
             char buf[32];
             snprintf(buf, sizeof buf, "%d steps", o->steps[c]);
-            col_labels[c] = strdup(buf);
+            ok = (col_labels[c] = strdup(buf)) != NULL;
         }
-        for (int i = 0; i < n; i++) {
+        for (int i = 0; i < n && ok; i++) {
             char buf[64];
             if (run->cells[i].refused) snprintf(buf, sizeof buf, "n/a");
             else if (isfinite(run->cells[i].psnr)) snprintf(buf, sizeof buf, "%.2f s\n%.1f dB", run->cells[i].seconds, run->cells[i].psnr);
             else snprintf(buf, sizeof buf, "%.2f s\nidentical", run->cells[i].seconds);
-            caps[i] = strdup(buf);
+            ok = (caps[i] = strdup(buf)) != NULL;
             gcells[i] = run->cells[i].refused ? NULL : &run->cells[i].img;
         }
+    }
+    if (!ok) {
+        fprintf(stderr, "error: out of memory\n");
+    } else {
         grid_spec g = {rows, cols, gcells, run->cell_w, run->cell_h, title, (const char *const *)run->row_labels,
                        (const char *const *)col_labels, (const char *const *)caps, run->cell_w >= 128 ? 2 : 1};
         sd_image img;
@@ -427,21 +405,24 @@ static int write_chart(const cmp_run *run, const char *path) {
     chart_series *series = calloc((size_t)rows, sizeof *series);
     double *xs = calloc((size_t)run->ncells, sizeof *xs), *ys = calloc((size_t)run->ncells, sizeof *ys);
     char **labels = calloc((size_t)rows, sizeof *labels);
-    if (series && xs && ys && labels) {
-        for (int r = 0; r < rows; r++) {
-            int any = 0;
-            for (int c = 0; c < cols; c++) any |= !run->cells[r * cols + c].refused;
-            char buf[300];
-            snprintf(buf, sizeof buf, "%s%s", run->row_labels[r], any ? "" : " (n/a)");
-            labels[r] = strdup(buf);
-            for (char *p = labels[r]; p && *p; p++)
-                if (*p == '\n') *p = '/';
-            for (int c = 0; c < cols; c++) {
-                xs[r * cols + c] = run->cells[r * cols + c].steps;
-                ys[r * cols + c] = run->cells[r * cols + c].rmse;
-            }
-            series[r] = (chart_series){labels[r], cols, xs + r * cols, ys + r * cols};
+    int ok = series && xs && ys && labels;
+    for (int r = 0; r < rows && ok; r++) {
+        int any = 0;
+        for (int c = 0; c < cols; c++) any |= !run->cells[r * cols + c].refused;
+        char buf[300];
+        snprintf(buf, sizeof buf, "%s%s", run->row_labels[r], any ? "" : " (n/a)");
+        if (!(ok = (labels[r] = strdup(buf)) != NULL)) break;
+        for (char *p = labels[r]; *p; p++)
+            if (*p == '\n') *p = '/';
+        for (int c = 0; c < cols; c++) {
+            xs[r * cols + c] = run->cells[r * cols + c].steps;
+            ys[r * cols + c] = run->cells[r * cols + c].rmse;
         }
+        series[r] = (chart_series){labels[r], cols, xs + r * cols, ys + r * cols};
+    }
+    if (!ok) {
+        fprintf(stderr, "error: out of memory\n");
+    } else {
         char title[256];
         snprintf(title, sizeof title, "RMSE against %s, %d steps (lower is better)", run->ref_sampler, run->ref_steps);
         chart_spec cs = {0, 0, title, "steps", "RMSE (0-255)", run->o->log_y, series, rows};
@@ -453,8 +434,8 @@ static int write_chart(const cmp_run *run, const char *path) {
             else fprintf(stderr, "error: %s\n", sd_last_error());
             free(img.data);
         }
-        for (int r = 0; r < rows; r++) free(labels[r]);
     }
+    for (int r = 0; labels && r < rows; r++) free(labels[r]);
     free(series);
     free(xs);
     free(ys);
@@ -462,10 +443,41 @@ static int write_chart(const cmp_run *run, const char *path) {
     return rc;
 }
 
+/* Every file the comparison will write, checked before the model loads (existing ones need --overwrite); temp
+ * files of an interrupted earlier run into these names are removed. Returns 0 or -1 (printed). */
+static int check_outputs(const cmp_opts *o, const char *const *tables, int ntables) {
+    int ncfg = o->ncfg ? o->ncfg : 1, nsch = o->nschedulers ? o->nschedulers : 1, rc = 0;
+    int cap = ntables + ncfg * (1 + o->nsamplers * nsch * o->nsteps), n = 0;
+    char **names = calloc((size_t)cap, sizeof *names), buf[4096];
+    if (!names) { fprintf(stderr, "error: out of memory\n"); return -1; }
+    for (int i = 0; i < ntables; i++) names[n++] = strdup(tables[i]);
+    if (o->cells_dir) {
+        if (outfiles_check_dir(o->cells_dir) != 0) rc = -1;
+        for (int k = 0; k < ncfg; k++) {
+            ref_file(o, k, buf, sizeof buf);
+            names[n++] = strdup(buf);
+            for (int s = 0; s < o->nsamplers; s++)
+                for (int h = 0; h < nsch; h++)
+                    for (int c = 0; c < o->nsteps; c++) {
+                        cell_file(o, k, o->samplers[s], o->nschedulers ? o->schedulers[h] : NULL, o->steps[c], buf, sizeof buf);
+                        names[n++] = strdup(buf);
+                    }
+        }
+    }
+    for (int i = 0; i < n && rc == 0; i++) {
+        if (!names[i]) { fprintf(stderr, "error: out of memory\n"); rc = -1; }
+        else if (outfiles_check_file(names[i], o->cf.overwrite, 1) != 0) rc = -1;
+    }
+    if (rc == 0) outfiles_clean_temps("", names, n);
+    for (int i = 0; i < n; i++) free(names[i]);
+    free(names);
+    return rc;
+}
+
 int cmd_compare(int argc, char **argv) {
     cmp_opts o;
     int rc = parse_args(argc, argv, &o);
-    if (rc) { for (int i = 0; i < 4; i++) free(o.storage[i]); return rc == 2 ? 0 : 1; }
+    if (rc) { for (int i = 0; i < 4; i++) free(o.storage[i]); cf_free(&o.cf); return rc == 2 ? 0 : 1; }
     rc = 1;
     sd_ctx *ctx = NULL;
     cmp_run run;
@@ -480,20 +492,19 @@ int cmd_compare(int argc, char **argv) {
         (rsch[0] && check_names(&rsch, 1, sd_scheduler_count, sd_scheduler_name, "--reference")))
         goto out;
     if (!run.ref_sched[0] && o.nschedulers) snprintf(run.ref_sched, sizeof run.ref_sched, "%s", o.schedulers[0]);
+    csv_path = o.csv ? strdup(o.csv) : path_with(o.out, ".csv");
+    json_path = o.json ? strdup(o.json) : path_with(o.out, ".json");
+    chart_path = o.chart ? strdup(o.chart) : path_with(o.out, "-chart.png");
+    if (!csv_path || !json_path || !chart_path) { fprintf(stderr, "error: out of memory\n"); goto out; }
+    const char *tables[4] = {o.out, csv_path, json_path, chart_path};
+    if (check_outputs(&o, tables, 4) != 0) goto out;
+
+    if (sd_load(&o.cf.load, &ctx) != SD_OK) { fprintf(stderr, "error: %s\n", sd_last_error()); goto out; }
     char probe[4200];
     snprintf(probe, sizeof probe, "%s/x", o.cells_dir ? o.cells_dir : ".");
-    if (clikit_mkdirs_for(o.out) != 0 || clikit_mkdirs_for(probe) != 0) {
-        fprintf(stderr, "error: cannot create the folder of %s: %s\n", o.cells_dir ? o.cells_dir : o.out, strerror(errno));
-        goto out;
-    }
-
-    sd_load_params lp;
-    sd_load_params_init(&lp);
-    lp.model_path = o.model;
-    lp.vae_path = o.vae;
-    lp.threads = o.threads;
-    if (o.backend && clikit_backend(o.backend, &lp.backend) != 0) goto out;
-    if (sd_load(&lp, &ctx) != SD_OK) { fprintf(stderr, "error: %s\n", sd_last_error()); goto out; }
+    for (int i = 0; i < 4; i++)
+        if (clikit_mkdirs_for(tables[i]) != 0) { fprintf(stderr, "error: %s: cannot create its folder: %s\n", tables[i], strerror(errno)); goto out; }
+    if (clikit_mkdirs_for(probe) != 0) { fprintf(stderr, "error: %s: cannot create: %s\n", o.cells_dir, strerror(errno)); goto out; }
     run.mi = sd_model(ctx);
 
     /* rows: cfg (outer) x sampler x scheduler; columns: steps */
@@ -515,16 +526,12 @@ int cmd_compare(int argc, char **argv) {
         int n = snprintf(buf, sizeof buf, "%s", cl->sampler);
         if (o.nschedulers) n += snprintf(buf + n, sizeof buf - (size_t)n, "\n%s", cl->scheduler);
         if (o.ncfg) snprintf(buf + n, sizeof buf - (size_t)n, "\ncfg %g", cl->cfg);
-        run.row_labels[r] = strdup(buf);
+        if (!(run.row_labels[r] = strdup(buf))) { fprintf(stderr, "error: out of memory\n"); goto out; }
     }
     int iw = run.cells[0].img.w, ih = run.cells[0].img.h;
     /* default cell: the image itself, shrunk to 256 or grown by a whole factor to 128 or more (crisp, readable) */
     run.cell_w = o.cell_size ? o.cell_size : iw > 256 ? 256 : iw < 128 ? iw * ((127 + iw) / iw) : iw;
     run.cell_h = (int)((long long)run.cell_w * ih / iw);
-    csv_path = o.csv ? strdup(o.csv) : path_with(o.out, ".csv");
-    json_path = o.json ? strdup(o.json) : path_with(o.out, ".json");
-    chart_path = o.chart ? strdup(o.chart) : path_with(o.out, "-chart.png");
-    if (!csv_path || !json_path || !chart_path) goto out;
     if (write_grid(&run) != 0 || write_tables(&run, csv_path, json_path, chart_path) != 0 || write_chart(&run, chart_path) != 0)
         goto out;
     if (!o.quiet) fprintf(stderr, "wrote %s, %s, %s, %s\n", o.out, csv_path, json_path, chart_path);
@@ -545,5 +552,6 @@ out:
     free(chart_path);
     if (ctx) sd_free(ctx);
     for (int i = 0; i < 4; i++) free(o.storage[i]);
+    cf_free(&o.cf);
     return rc;
 }

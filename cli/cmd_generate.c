@@ -1,54 +1,27 @@
 /* cmd_generate.c — `sd [generate] -p PROMPT ...`: render images with flags named as stable-diffusion.cpp's. */
-#include <errno.h>
-#include <getopt.h>
 #include <inttypes.h>
-#include <libgen.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
-#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "../sd.h"
 #include "cli.h"
+#include "clikit.h"
+#include "common_flags.h"
+#include "expand.h"
+#include "jobs.h"
+#include "outfiles.h"
 
 static void usage(FILE *out) {
     fprintf(out,
             "usage: sd [generate] -p PROMPT [options]\n"
             "\n"
-            "  -m, --model PATH           .safetensors checkpoint or diffusers folder (default: the bundled demo model)\n"
-            "      --vae PATH             replace the model's VAE\n"
-            "  -p, --prompt TEXT          what to draw; (word:1.2) [word] BREAK work as in AUTOMATIC1111\n"
-            "  -n, --negative-prompt TEXT\n"
-            "  -W, --width N, -H, --height N   multiples of 8 (default: the model's size)\n"
-            "      --steps N              sampling steps (default per model)\n"
-            "      --cfg-scale X          classifier-free guidance scale (default per model; 1 disables it)\n"
-            "      --guidance-rescale X   diffusers' guidance rescale φ, 0..1\n"
-            "      --sampling-method NAME sampler (see below)\n"
-            "      --scheduler NAME       sigma schedule (see below)\n"
-            "      --schedule-convention diffusers|kdiffusion\n"
-            "                             kdiffusion reproduces AUTOMATIC1111 / stable-diffusion.cpp images\n"
-            "      --eta X                DDIM eta\n"
-            "  -s, --seed N               seed (-1: random, printed); image i uses seed + i\n"
-            "      --rng cuda|cpu         noise generator: torch CUDA Philox (default) or torch CPU\n"
-            "      --sampler-rng cuda|cpu noise drawn by ancestral/SDE samplers (default: --rng)\n"
-            "      --variation-seed N, --variation-strength X   AUTOMATIC1111 variation seed\n"
-            "  -b, --batch-count N        number of images\n"
-            "      --batch-size N         latents per UNet call\n"
-            "      --clip-skip N          2 = penultimate CLIP layer (A1111 numbering)\n"
-            "  -i, --init-img PATH        img2img input\n"
-            "      --strength X           img2img denoising strength 0..1 (default 0.75)\n"
-            "      --mask PATH            inpainting mask (white = repaint), same size as --init-img\n"
-            "      --vae-tiling           decode in tiles (automatic for large images); --no-vae-tiling to forbid\n"
-            "      --from-png PATH        take every setting from a PNG made by sd (or AUTOMATIC1111); flags given after it override\n"
-            "  -o, --output PATH          output PNG (default output.png; several images: output_1.png ...)\n"
-            "      --overwrite            replace existing output files\n"
-            "      --backend auto|cpu|cuda, -t, --threads N, --prediction auto|eps|v\n"
-            "  -v, --verbose              per-stage timings and peak memory\n"
-            "\n");
-    fprintf(out, "samplers (--sampling-method):\n");
+            "      --from-png PATH            every setting of a PNG made by sd (or AUTOMATIC1111); the other flags override it\n");
+    cf_help(out, CF_GENERATE);
+    fprintf(out, "\nsamplers (--sampling-method):\n");
     for (int i = 0; i < sd_sampler_count(); i++) {
         const char *d;
         const char *n = sd_sampler_name(i, &d);
@@ -80,29 +53,6 @@ static int on_progress(void *user, const sd_progress *p) {
     return 0;
 }
 
-static int parse_int(const char *flag, const char *v, long long lo, long long hi, long long *out) {
-    char *end;
-    errno = 0;
-    long long x = strtoll(v, &end, 10);
-    if (errno || end == v || *end || x < lo || x > hi) {
-        fprintf(stderr, "error: %s %s: expected an integer between %lld and %lld\n", flag, v, lo, hi);
-        return 0;
-    }
-    *out = x;
-    return 1;
-}
-
-static int parse_float(const char *flag, const char *v, float *out) {
-    char *end;
-    float x = strtof(v, &end);
-    if (end == v || *end || x != x) {
-        fprintf(stderr, "error: %s %s: expected a number\n", flag, v);
-        return 0;
-    }
-    *out = x;
-    return 1;
-}
-
 /* out.png -> out_3.png */
 static void numbered(const char *path, int i, char *dst, size_t cap) {
     const char *dot = strrchr(path, '.'), *slash = strrchr(path, '/');
@@ -110,90 +60,75 @@ static void numbered(const char *path, int i, char *dst, size_t cap) {
     snprintf(dst, cap, "%.*s_%d%s", (int)(dot - path), path, i, dot);
 }
 
-enum { O_VAE = 256, O_STEPS, O_CFG, O_RESCALE, O_SAMPLER, O_SCHED, O_CONV, O_ETA, O_RNG, O_SRNG, O_VSEED, O_VSTR, O_BSIZE,
-       O_CLIPSKIP, O_STRENGTH, O_MASK, O_TILING, O_NOTILING, O_FROMPNG, O_OVERWRITE, O_BACKEND, O_PRED };
+static int is_seed_flag(const char *a) {
+    return !strcmp(a, "-s") || !strcmp(a, "--seed") || !strncmp(a, "--seed=", 7);
+}
+
+/* The settings of the command line (over those of --from-png) into gp. Returns 0 or -1 (printed). */
+static int settings(const cJSON *params, sd_gen_params *gp) {
+    const cJSON *v;
+    jobs_apply_object(params, gp);
+    if ((v = cJSON_GetObjectItemCaseSensitive(params, "prompt"))) gp->prompt = v->valuestring;
+    if ((v = cJSON_GetObjectItemCaseSensitive(params, "seed"))) expand_parse_u64(v->valuestring, &gp->seed); /* checked */
+    if ((v = cJSON_GetObjectItemCaseSensitive(params, "count"))) gp->batch_count = (int)v->valuedouble;
+    if ((v = cJSON_GetObjectItemCaseSensitive(params, "batch_size"))) gp->batch_size = (int)v->valuedouble;
+    if ((v = cJSON_GetObjectItemCaseSensitive(params, "variation_seed")) &&
+        (!cJSON_IsString(v) || expand_parse_u64(v->valuestring, &gp->variation_seed) != 0)) {
+        fprintf(stderr, "error: --variation-seed: sd generate takes one seed, not a list (sd batch takes lists)\n");
+        return -1;
+    }
+    return 0;
+}
+
+/* The output file of image i of count (out.png, or out_1.png ... when several). */
+static void output_name(const char *out, int i, int count, char *dst, size_t cap) {
+    if (count == 1) snprintf(dst, cap, "%s", out);
+    else numbered(out, i + 1, dst, cap);
+}
 
 int cmd_generate(int argc, char **argv) {
-    static const struct option opts[] = {
-        {"model", 1, 0, 'm'}, {"vae", 1, 0, O_VAE}, {"prompt", 1, 0, 'p'}, {"negative-prompt", 1, 0, 'n'},
-        {"width", 1, 0, 'W'}, {"height", 1, 0, 'H'}, {"steps", 1, 0, O_STEPS}, {"cfg-scale", 1, 0, O_CFG},
-        {"guidance-rescale", 1, 0, O_RESCALE}, {"sampling-method", 1, 0, O_SAMPLER}, {"scheduler", 1, 0, O_SCHED},
-        {"schedule-convention", 1, 0, O_CONV}, {"eta", 1, 0, O_ETA}, {"seed", 1, 0, 's'}, {"rng", 1, 0, O_RNG},
-        {"sampler-rng", 1, 0, O_SRNG}, {"variation-seed", 1, 0, O_VSEED}, {"variation-strength", 1, 0, O_VSTR},
-        {"batch-count", 1, 0, 'b'}, {"batch-size", 1, 0, O_BSIZE}, {"clip-skip", 1, 0, O_CLIPSKIP},
-        {"init-img", 1, 0, 'i'}, {"strength", 1, 0, O_STRENGTH}, {"mask", 1, 0, O_MASK}, {"vae-tiling", 0, 0, O_TILING},
-        {"no-vae-tiling", 0, 0, O_NOTILING}, {"from-png", 1, 0, O_FROMPNG}, {"output", 1, 0, 'o'},
-        {"overwrite", 0, 0, O_OVERWRITE}, {"backend", 1, 0, O_BACKEND}, {"threads", 1, 0, 't'},
-        {"prediction", 1, 0, O_PRED}, {"verbose", 0, 0, 'v'}, {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
-    sd_load_params lp;
+    cf_opts o;
+    if (cf_init(&o) != 0) return 1;
     sd_gen_params gp;
-    sd_load_params_init(&lp);
     sd_gen_params_init(&gp);
-    const char *out = "output.png", *init_path = NULL, *mask_path = NULL;
-    int overwrite = 0, random_seed = 0, have_prompt = 0;
+    const char *from_png = NULL;
+    int random_seed = 0, rc = 1;
     void *png_store = NULL;
-    long long v;
-    int c;
-    optind = 1;
-    while ((c = getopt_long(argc, argv, "m:p:n:W:H:s:b:i:o:t:vh", opts, NULL)) != -1) {
-        switch (c) {
-        case 'm': lp.model_path = optarg; break;
-        case O_VAE: lp.vae_path = optarg; break;
-        case 'p': gp.prompt = optarg; have_prompt = 1; break;
-        case 'n': gp.negative_prompt = optarg; break;
-        case 'W': if (!parse_int("--width", optarg, 8, 8192, &v)) return 1; gp.width = (int)v; break;
-        case 'H': if (!parse_int("--height", optarg, 8, 8192, &v)) return 1; gp.height = (int)v; break;
-        case O_STEPS: if (!parse_int("--steps", optarg, 0, 1000000, &v)) return 1; gp.steps = (int)(v > 100000 ? 100000 : v);
-            if (v == 0) { fprintf(stderr, "error: --steps 0: must be between 1 and 1000\n"); return 1; } break;
-        case O_CFG: if (!parse_float("--cfg-scale", optarg, &gp.cfg_scale)) return 1; break;
-        case O_RESCALE: if (!parse_float("--guidance-rescale", optarg, &gp.guidance_rescale)) return 1; break;
-        case O_SAMPLER: gp.sampler = optarg; break;
-        case O_SCHED: gp.scheduler = optarg; break;
-        case O_CONV: gp.convention = optarg; break;
-        case O_ETA: if (!parse_float("--eta", optarg, &gp.eta)) return 1; break;
-        case 's':
-            if (!strcmp(optarg, "-1")) { random_seed = 1; break; }
-            if (optarg[0] == '-') { fprintf(stderr, "error: --seed %s: expected -1 or a non-negative integer\n", optarg); return 1; }
-            errno = 0;
-            { char *e; unsigned long long s = strtoull(optarg, &e, 10);
-              if (errno || *e || e == optarg) { fprintf(stderr, "error: --seed %s: expected an integer\n", optarg); return 1; }
-              gp.seed = s; }
-            break;
-        case O_RNG: gp.rng = optarg; break;
-        case O_SRNG: gp.sampler_rng = optarg; break;
-        case O_VSEED: { char *e; gp.variation_seed = strtoull(optarg, &e, 10);
-                        if (*e) { fprintf(stderr, "error: --variation-seed %s: expected an integer\n", optarg); return 1; } } break;
-        case O_VSTR: if (!parse_float("--variation-strength", optarg, &gp.variation_strength)) return 1; break;
-        case 'b': if (!parse_int("--batch-count", optarg, 1, 100000, &v)) return 1; gp.batch_count = (int)v; break;
-        case O_BSIZE: if (!parse_int("--batch-size", optarg, 1, 64, &v)) return 1; gp.batch_size = (int)v; break;
-        case O_CLIPSKIP: if (!parse_int("--clip-skip", optarg, 0, 12, &v)) return 1; gp.clip_skip = (int)v; break;
-        case 'i': init_path = optarg; break;
-        case O_STRENGTH: if (!parse_float("--strength", optarg, &gp.strength)) return 1; break;
-        case O_MASK: mask_path = optarg; break;
-        case O_TILING: gp.vae_tiling = 1; break;
-        case O_NOTILING: gp.vae_tiling = -1; break;
-        case O_FROMPNG:
-            free(png_store);
-            if (sd_params_from_png(optarg, &gp, &png_store) != SD_OK) { fprintf(stderr, "error: %s\n", sd_last_error()); return 1; }
-            have_prompt = 1;
-            break;
-        case 'o': out = optarg; break;
-        case O_OVERWRITE: overwrite = 1; break;
-        case O_BACKEND:
-            if (!strcmp(optarg, "auto")) lp.backend = SD_BACKEND_AUTO;
-            else if (!strcmp(optarg, "cpu")) lp.backend = SD_BACKEND_CPU;
-            else if (!strcmp(optarg, "cuda")) lp.backend = SD_BACKEND_CUDA;
-            else { fprintf(stderr, "error: --backend %s: valid values are auto, cpu, cuda\n", optarg); return 1; }
-            break;
-        case 't': if (!parse_int("--threads", optarg, 0, 1024, &v)) return 1; lp.threads = (int)v; break;
-        case O_PRED: lp.prediction = optarg; break;
-        case 'v': lp.verbose = 1; break;
-        case 'h': usage(stdout); return 0;
-        default: fprintf(stderr, "error: unknown option (try sd generate --help)\n"); return 1;
+    sd_image init = {0}, mask = {0};
+    sd_ctx *ctx = NULL;
+    sd_result res = {0};
+    char **names = NULL;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v;
+        if (!strcmp(a, "-h") || !strcmp(a, "--help")) { usage(stdout); rc = 0; goto done; }
+        if ((v = clikit_value(argc, argv, &i, NULL, "--from-png"))) { from_png = v; continue; }
+        if (clikit_failed()) goto done;
+        const char *eq = strchr(a, '=');
+        if (is_seed_flag(a) && !strcmp(eq ? eq + 1 : i + 1 < argc ? argv[i + 1] : "", "-1")) {
+            random_seed = 1; /* only sd generate draws random seeds: batch and compare runs must be repeatable */
+            cJSON_DeleteItemFromObjectCaseSensitive(o.params, "seed");
+            if (!eq) i++;
+            continue;
         }
+        int r = cf_parse(argc, argv, &i, CF_GENERATE, &o);
+        if (r < 0) goto done;
+        if (r == 1) { if (is_seed_flag(a)) random_seed = 0; continue; }
+        if (a[0] == '-') fprintf(stderr, "error: unknown option \"%s\" (try sd generate --help)\n", a);
+        else fprintf(stderr, "error: unexpected argument \"%s\" (try sd generate --help)\n", a);
+        goto done;
     }
-    if (optind < argc) { fprintf(stderr, "error: unexpected argument \"%s\" (try sd generate --help)\n", argv[optind]); return 1; }
-    if (!have_prompt) { fprintf(stderr, "error: no prompt: give one with -p \"...\" (try sd --help)\n"); return 1; }
+    if (!from_png && !cJSON_GetObjectItemCaseSensitive(o.params, "prompt")) {
+        fprintf(stderr, "error: no prompt: give one with -p \"...\" (try sd --help)\n");
+        goto done;
+    }
+    if (from_png) {
+        if (clikit_input_path(from_png, 0) != 0) goto done;
+        if (sd_params_from_png(from_png, &gp, &png_store) != SD_OK) { fprintf(stderr, "error: %s\n", sd_last_error()); goto done; }
+    }
+    if (settings(o.params, &gp) != 0) goto done;
+    const cJSON *init_path = cJSON_GetObjectItemCaseSensitive(o.params, "init_image");
+    const cJSON *mask_path = cJSON_GetObjectItemCaseSensitive(o.params, "mask");
+    if (mask_path && !init_path) { fprintf(stderr, "error: --mask needs --init-img\n"); goto done; }
     if (random_seed) {
         struct timespec ts;
         clock_gettime(CLOCK_REALTIME, &ts);
@@ -201,50 +136,40 @@ int cmd_generate(int argc, char **argv) {
         fprintf(stderr, "seed: %" PRIu64 "\n", gp.seed);
     }
 
-    /* everything that can be checked before the (slow) model load is checked first */
-    char dir[4096];
-    snprintf(dir, sizeof dir, "%s", out);
-    struct stat sb;
-    if (stat(dirname(dir), &sb) != 0 || !S_ISDIR(sb.st_mode)) {
-        fprintf(stderr, "error: %s: output folder does not exist\n", out);
-        return 1;
-    }
+    /* everything that can be checked before the (slow) model load is checked first: the outputs above all */
+    const char *out = o.output ? o.output : "output.png";
     int count = gp.batch_count;
-    for (int i = 0; i < count && !overwrite; i++) {
+    names = calloc((size_t)count, sizeof *names);
+    if (!names) { fprintf(stderr, "error: out of memory\n"); goto done; }
+    for (int i = 0; i < count; i++) {
         char path[4200];
-        if (count == 1) snprintf(path, sizeof path, "%s", out); else numbered(out, i + 1, path, sizeof path);
-        if (access(path, F_OK) == 0) {
-            fprintf(stderr, "error: %s: already exists (use --overwrite to replace it)\n", path);
-            return 1;
-        }
+        output_name(out, i, count, path, sizeof path);
+        if (outfiles_check_file(path, o.overwrite, 0) != 0) goto done;
+        if (!(names[i] = strdup(path))) { fprintf(stderr, "error: out of memory\n"); goto done; }
     }
-    sd_image init = {0}, mask = {0};
-    int rc = 1;
-    sd_ctx *ctx = NULL;
-    sd_result res = {0};
     if (init_path) {
-        if (sd_image_load(init_path, 3, &init) != SD_OK) { fprintf(stderr, "error: %s\n", sd_last_error()); goto done; }
+        if (sd_image_load(init_path->valuestring, 3, &init) != SD_OK) { fprintf(stderr, "error: %s\n", sd_last_error()); goto done; }
         gp.init_image = &init;
     }
     if (mask_path) {
-        if (!init_path) { fprintf(stderr, "error: --mask needs --init-img\n"); goto done; }
-        if (sd_image_load(mask_path, 1, &mask) != SD_OK) { fprintf(stderr, "error: %s\n", sd_last_error()); goto done; }
+        if (sd_image_load(mask_path->valuestring, 1, &mask) != SD_OK) { fprintf(stderr, "error: %s\n", sd_last_error()); goto done; }
         gp.mask = &mask;
     }
-    if (sd_load(&lp, &ctx) != SD_OK) { fprintf(stderr, "error: %s\n", sd_last_error()); goto done; }
+    if (sd_load(&o.load, &ctx) != SD_OK) { fprintf(stderr, "error: %s\n", sd_last_error()); goto done; }
     if (sd_check_params(ctx, &gp) != SD_OK) { fprintf(stderr, "error: %s\n", sd_last_error()); goto done; }
-    progress_state ps = {isatty(2), lp.verbose, 0};
+    outfiles_clean_temps("", names, count); /* of an earlier run into these names that was interrupted */
+    progress_state ps = {isatty(2), o.load.verbose, 0};
     if (sd_generate(ctx, &gp, on_progress, &ps, &res) != SD_OK) { fprintf(stderr, "error: %s\n", sd_last_error()); goto done; }
     for (int i = 0; i < res.count; i++) {
         char path[4200];
-        if (res.count == 1) snprintf(path, sizeof path, "%s", out); else numbered(out, i + 1, path, sizeof path);
-        if (sd_save_png(path, &res.images[i], res.infotext[i], res.json[i], overwrite) != SD_OK) {
+        output_name(out, i, res.count, path, sizeof path);
+        if (sd_save_png(path, &res.images[i], res.infotext[i], res.json[i], o.overwrite) != SD_OK) {
             fprintf(stderr, "error: %s\n", sd_last_error());
             goto done;
         }
         fprintf(stderr, "saved %s (seed %" PRIu64 ")\n", path, res.seeds[i]);
     }
-    if (lp.verbose) {
+    if (o.load.verbose) {
         const sd_timings *t = &res.timings;
         struct rusage ru;
         getrusage(RUSAGE_SELF, &ru);
@@ -256,10 +181,13 @@ int cmd_generate(int argc, char **argv) {
     }
     rc = 0;
 done:
+    for (int i = 0; names && i < gp.batch_count; i++) free(names[i]);
+    free(names);
     sd_result_free(&res);
     sd_free(ctx);
     sd_image_free(&init);
     sd_image_free(&mask);
     free(png_store);
+    cf_free(&o);
     return rc;
 }

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "expand.h"
@@ -75,48 +76,6 @@ static int key_index(const char *name) {
     return -1;
 }
 #define K(name) key_index(name)
-
-const jobs_flag jobs_flags[] = {
-    {"--negative", "-n", "negative", "negative prompt"},
-    {"--seed", "-s", "seed", "first seed (default: the library's, 42; batch seeds are never random)"},
-    {"--count", NULL, "count", "images per prompt: seed, seed+1, ... (default 1)"},
-    {"--seed-range", NULL, "seed_range", "A:B: every seed from A to B inclusive (also \"1,5,9:12\")"},
-    {"--steps", NULL, "steps", "sampler steps"},
-    {"--cfg", NULL, "cfg", "classifier-free guidance scale"},
-    {"--guidance-rescale", NULL, "guidance_rescale", "0..1"},
-    {"--size", NULL, "size", "WxH"},
-    {"--width", "-W", "width", "image width (multiple of 8)"},
-    {"--height", "-H", "height", "image height (multiple of 8)"},
-    {"--sampler", NULL, "sampler", "sampler name (sd generate --help lists them)"},
-    {"--scheduler", NULL, "scheduler", "noise schedule (discrete, karras ...)"},
-    {"--convention", NULL, "convention", "diffusers or kdiffusion"},
-    {"--eta", NULL, "eta", "DDIM eta"},
-    {"--rng", NULL, "rng", "cuda (Philox) or cpu (torch CPU generator)"},
-    {"--sampler-rng", NULL, "sampler_rng", "noise of ancestral samplers: cuda or cpu"},
-    {"--clip-skip", NULL, "clip_skip", "2: penultimate CLIP layer"},
-    {"--vae-tiling", NULL, "vae_tiling", "-1 never, 0 auto, 1 always"},
-    {"--variation-seed", NULL, "variation_seed", "second noise slerped into the first (seed list)"},
-    {"--variation-strength", NULL, "variation_strength", "0..1: how much of the variation noise"},
-    {"--init-image", NULL, "init_image", "img2img start image"},
-    {"--strength", NULL, "strength", "img2img denoising strength 0..1"},
-    {"--mask", NULL, "mask", "inpainting mask (white = repaint)"},
-    {"--name-template", NULL, "output", "output file name template (see below)"},
-    {"--batch-size", NULL, "batch_size", "latents per UNet call for consecutive seeds of one job"},
-    /* the spellings of `sd generate` (stable-diffusion.cpp's), accepted too */
-    {"--negative-prompt", NULL, "negative", NULL},
-    {"--cfg-scale", NULL, "cfg", NULL},
-    {"--sampling-method", NULL, "sampler", NULL},
-    {"--schedule-convention", NULL, "convention", NULL},
-    {"--init-img", "-i", "init_image", NULL},
-};
-const int jobs_nflags = (int)(sizeof jobs_flags / sizeof jobs_flags[0]);
-
-const jobs_flag *jobs_find_flag(const char *arg) {
-    for (int i = 0; i < jobs_nflags; i++)
-        if (!strcmp(arg, jobs_flags[i].flag) || (jobs_flags[i].short_flag && !strcmp(arg, jobs_flags[i].short_flag)))
-            return &jobs_flags[i];
-    return NULL;
-}
 
 /* ---- errors ---- */
 
@@ -257,11 +216,20 @@ static int seeds_value(const cJSON *v, uint64_t **out, int *n, char *err, size_t
     return 0;
 }
 
-static int parse_size(const char *s, int *w, int *h) {
-    char x;
-    int n = 0;
-    if (sscanf(s, "%d%c%d%n", w, &x, h, &n) != 3 || (x != 'x' && x != 'X') || s[n] != 0) return -1;
-    return 0;
+/* One side of "WxH": digits only, at most 6 of them (the checks that follow allow up to 16384). */
+static int size_side(const char **s, int *out) {
+    int v = 0, n = 0;
+    for (; **s >= '0' && **s <= '9'; (*s)++)
+        if (++n > 6) return -1;
+        else v = v * 10 + (**s - '0');
+    *out = v;
+    return n ? 0 : -1;
+}
+
+int jobs_parse_size(const char *s, int *w, int *h) {
+    if (size_side(&s, w) != 0 || (*s != 'x' && *s != 'X')) return -1;
+    s++;
+    return size_side(&s, h) == 0 && !*s ? 0 : -1;
 }
 
 static int check_dim(int v, char *err, size_t cap, const char *what) {
@@ -286,9 +254,17 @@ static int check_value(const keydef *k, const cJSON *v, const jobs_rules *rules,
             while (isspace((unsigned char)*s)) s++;
             if (!*s) { snprintf(err, cap, "is empty"); return -1; }
         }
-        if (k->type == KT_PATH && access(v->valuestring, R_OK) != 0) {
-            snprintf(err, cap, "file \"%s\" cannot be read", v->valuestring);
-            return -1;
+        if (k->type == KT_PATH) {
+            /* stat, never open: opening a FIFO blocks until someone writes to it */
+            struct stat sb;
+            if (stat(v->valuestring, &sb) != 0 || access(v->valuestring, R_OK) != 0) {
+                snprintf(err, cap, "file \"%s\" cannot be read", v->valuestring);
+                return -1;
+            }
+            if (!S_ISREG(sb.st_mode)) {
+                snprintf(err, cap, "\"%s\" is not a regular file", v->valuestring);
+                return -1;
+            }
         }
         *store = cJSON_CreateString(v->valuestring);
         return 0;
@@ -319,7 +295,7 @@ static int check_value(const keydef *k, const cJSON *v, const jobs_rules *rules,
     }
     case KT_SIZE: {
         int w, h;
-        if (!cJSON_IsString(v) || parse_size(v->valuestring, &w, &h) != 0) {
+        if (!cJSON_IsString(v) || jobs_parse_size(v->valuestring, &w, &h) != 0) {
             snprintf(err, cap, "must be a string \"WIDTHxHEIGHT\" such as \"512x768\"");
             return -1;
         }
@@ -443,7 +419,7 @@ static int build_job(const cJSON **L, const cJSON **D, int line, const char *whe
     if (!bad) {
         int w = 0, h = 0;
         const cJSON *size = L[K("size")] ? L[K("size")] : D[K("size")];
-        if (size) parse_size(size->valuestring, &w, &h);
+        if (size) jobs_parse_size(size->valuestring, &w, &h);
         if (L[K("width")]) w = (int)L[K("width")]->valuedouble;
         else if (!L[K("size")] && D[K("width")]) w = (int)D[K("width")]->valuedouble;
         if (L[K("height")]) h = (int)L[K("height")]->valuedouble;
@@ -644,7 +620,11 @@ const char *jobs_str(const jobs_job *job, const char *key, const char *def) {
     return cJSON_IsString(v) ? v->valuestring : def;
 }
 
-void jobs_apply(const jobs_job *job, sd_gen_params *p) {
+void jobs_apply(const jobs_job *job, sd_gen_params *p) { jobs_apply_object(job->obj, p); }
+
+void jobs_apply_object(const cJSON *obj, sd_gen_params *p) {
+    const jobs_job view = {.obj = (cJSON *)obj}; /* read-only: the accessors take a job */
+    const jobs_job *job = &view;
     p->negative_prompt = jobs_str(job, "negative", p->negative_prompt);
     p->width = (int)jobs_num(job, "width", p->width);
     p->height = (int)jobs_num(job, "height", p->height);
@@ -663,21 +643,23 @@ void jobs_apply(const jobs_job *job, sd_gen_params *p) {
     p->strength = (float)jobs_num(job, "strength", p->strength);
 }
 
-/* ---- command-line defaults ---- */
+/* ---- command-line values ---- */
 
-int jobs_set_default(cJSON *defaults, const jobs_flag *f, const char *value, char *err, size_t errlen) {
-    int k = key_index(f->key);
-    cJSON *v = NULL;
+cJSON *jobs_flag_value(const char *key, const char *value, const jobs_rules *rules, char *err, size_t errlen) {
+    int k = key_index(key);
+    if (k < 0) { snprintf(err, errlen, "\"%s\" is not a job key", key); return NULL; }
+    cJSON *v;
     switch (KEYS[k].type) {
     case KT_INT:
     case KT_INT8:
     case KT_NUM:
     case KT_TILING: {
+        /* the whole string, decimal and finite: "12abc", "0x10", "nan", "inf", "1e999" (strtod: inf) are refused */
         char *end;
         double d = strtod(value, &end);
-        if (end == value || *end || !isfinite(d)) {
-            snprintf(err, errlen, "%s: \"%s\" is not a number", f->flag, value);
-            return -1;
+        if (end == value || *end || !isfinite(d) || value[strspn(value, "0123456789+-.eE")]) { /* decimal only, no 0x */
+            snprintf(err, errlen, "\"%.60s\" is not a number", value);
+            return NULL;
         }
         v = cJSON_CreateNumber(d);
         break;
@@ -685,8 +667,25 @@ int jobs_set_default(cJSON *defaults, const jobs_flag *f, const char *value, cha
     default:
         v = cJSON_CreateString(value);
     }
-    if (!v) { snprintf(err, errlen, "out of memory"); return -1; }
-    cJSON_DeleteItemFromObjectCaseSensitive(defaults, f->key);
-    cJSON_AddItemToObject(defaults, f->key, v);
-    return 0;
+    if (!v) { snprintf(err, errlen, "out of memory"); return NULL; }
+    cJSON *store = NULL;
+    if (check_value(&KEYS[k], v, rules, &store, err, errlen) != 0) { cJSON_Delete(v); return NULL; }
+    if (!store) return v; /* seeds, size: checked, kept as given */
+    cJSON_Delete(v);
+    return store;
+}
+
+const jobs_rules *jobs_library_rules(void) {
+    static const char *samplers[64], *schedulers[64];
+    static jobs_rules r;
+    if (!r.samplers) {
+        sd_gen_params defaults;
+        sd_gen_params_init(&defaults);
+        r.default_seed = defaults.seed;
+        for (int i = 0; i < sd_sampler_count() && i < 64; i++) samplers[r.nsamplers++] = sd_sampler_name(i, NULL);
+        for (int i = 0; i < sd_scheduler_count() && i < 64; i++) schedulers[r.nschedulers++] = sd_scheduler_name(i, NULL);
+        r.samplers = samplers;
+        r.schedulers = schedulers;
+    }
+    return &r;
 }

@@ -68,22 +68,18 @@ int jobs_name_equal(const char *a, const char *b);
 /* Limits on what one job may ask for. */
 #define JOBS_MAX_SEEDS 100000
 
-/* ---- command-line defaults ---- */
+/* ---- command-line values ---- */
 
-/* The flags `sd batch` maps onto job keys, for parsing and --help. */
-typedef struct jobs_flag {
-    const char *flag;       /* long form, "--steps" */
-    const char *short_flag; /* "-s" or NULL */
-    const char *key;        /* job key it sets, "steps" */
-    const char *help;       /* NULL: an alternative spelling, left out of --help */
-} jobs_flag;
-extern const jobs_flag jobs_flags[];
-extern const int jobs_nflags;
-const jobs_flag *jobs_find_flag(const char *arg);
+/* A command-line value for job key `key`: converted to the key's JSON type (numbers strictly: "12abc", "nan",
+ * "inf", "1e999" are not numbers) and checked exactly as the key on a job line is. Returns a new item to store
+ * (names in their canonical spelling), or NULL with the problem in err (without the key's name). */
+cJSON *jobs_flag_value(const char *key, const char *value, const jobs_rules *rules, char *err, size_t errlen);
 
-/* Converts a flag's string value to the key's JSON type and stores it in `defaults` (replacing an earlier one).
- * Returns 0, or -1 with a message naming the flag. */
-int jobs_set_default(cJSON *defaults, const jobs_flag *f, const char *value, char *err, size_t errlen);
+/* The sampler and scheduler names and the default seed of the library. */
+const jobs_rules *jobs_library_rules(void);
+
+/* "WxH" (digits only) into *w, *h. Returns 0 or -1. */
+int jobs_parse_size(const char *s, int *w, int *h);
 
 /* ---- parsing ---- */
 
@@ -96,6 +92,8 @@ void jobs_list_free(jobs_list *l);
 
 /* Sets the fields of `p` that the job gives (prompt excepted; seeds are per image). Strings point into the job. */
 void jobs_apply(const jobs_job *job, sd_gen_params *p);
+/* The same from an object of checked values under canonical keys (a job's, or the command line's). */
+void jobs_apply_object(const cJSON *obj, sd_gen_params *p);
 
 /* Integer / number / string value of a key of the job (def when absent). */
 double jobs_num(const jobs_job *job, const char *key, double def);

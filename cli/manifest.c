@@ -122,25 +122,42 @@ void manifest_free(manifest *m) {
     memset(m, 0, sizeof *m);
 }
 
-int manifest_done(const manifest *m, const char *dir, const char *file, const char *key) {
-    /* binary search for the first entry of `file`, then try each of its entries with this key */
+/* The first entry of `file` (entries are sorted by file). */
+static int first_of(const manifest *m, const char *file) {
     int lo = 0, hi = m->n;
     while (lo < hi) {
         int mid = (lo + hi) / 2;
         if (strcmp(m->e[mid].file, file) < 0) lo = mid + 1;
         else hi = mid;
     }
+    return lo;
+}
+
+/* 1 when an entry of `file` (with this key, unless key is NULL) has the SHA-256 of the file on disk. */
+static int has_entry(const manifest *m, const char *dir, const char *file, const char *key) {
     char path[4096], hex[65];
     int hashed = 0;
     snprintf(path, sizeof path, "%s/%s", dir, file);
-    for (int i = lo; i < m->n && !strcmp(m->e[i].file, file); i++) {
-        if (strcmp(m->e[i].key, key)) continue;
+    for (int i = first_of(m, file); i < m->n && !strcmp(m->e[i].file, file); i++) {
+        if (key && strcmp(m->e[i].key, key)) continue;
         if (!hashed) {
             if (sd_sha256_file(path, hex) != SD_OK) return 0;
             hashed = 1;
         }
         if (!strcmp(hex, m->e[i].sha256)) return 1;
     }
+    return 0;
+}
+
+int manifest_done(const manifest *m, const char *dir, const char *file, const char *key) {
+    return has_entry(m, dir, file, key);
+}
+
+int manifest_owns(const manifest *m, const char *dir, const char *file) { return has_entry(m, dir, file, NULL); }
+
+int manifest_has(const manifest *m, const char *file, const char *key, const char *sha256) {
+    for (int i = first_of(m, file); i < m->n && !strcmp(m->e[i].file, file); i++)
+        if (!strcmp(m->e[i].key, key) && !strcmp(m->e[i].sha256, sha256)) return 1;
     return 0;
 }
 

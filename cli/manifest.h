@@ -1,5 +1,8 @@
-/* manifest.h — the batch manifest: one JSON line per finished image, appended (and fsync'ed) only after the
- * PNG is in place, read back tolerantly on resume.
+/* manifest.h — the batch manifest: one JSON line per finished image, appended (and fsync'ed) once the PNG is
+ * written, read back tolerantly on resume.
+ *
+ * (The line is appended while the PNG still has its temp name, then the PNG is renamed into place: so every
+ * file a batch put in the folder has a line with its SHA-256, which is how sd tells its own files from others'.)
  *
  * An unsharded run writes manifest.jsonl; shard I of N writes manifest.shard-I-of-N.jsonl, so processes on
  * several machines never share a file. A resume reads every manifest*.jsonl of the output folder: an image
@@ -39,6 +42,14 @@ void manifest_free(manifest *m);
 
 /* 1 when `file` (relative to dir) has an entry with this key and the file on disk has that entry's SHA-256. */
 int manifest_done(const manifest *m, const char *dir, const char *file, const char *key);
+
+/* 1 when sd wrote the file on disk: some entry names `file` with its present SHA-256, whatever the key. A batch
+ * appends an image's line before the image takes its name, so every file it put there has one; a file anyone
+ * else put there (or changed since) has none. */
+int manifest_owns(const manifest *m, const char *dir, const char *file);
+
+/* 1 when an entry says exactly this (file, key, SHA-256). */
+int manifest_has(const manifest *m, const char *file, const char *key, const char *sha256);
 
 typedef struct manifest_writer {
     int fd;

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # batch_test.sh — `sd batch` end to end on a tiny model: bad job files rejected before rendering, shards
 # that add up to the whole, resume after kill -9 (at chosen moments and at a random one) and Ctrl-C with no
-# duplicate or corrupt image or manifest line, batch packing, foreign files left alone.
+# duplicate or corrupt image or manifest line, batch packing, foreign files left alone (a file is sd's own only when a
+# manifest line has its SHA-256).
 # Usage: tests/batch_test.sh [path/to/sd] [model]; prints "batch: N passed, M failed". The default model is the
 # tiny random-weight one the unit tests write (tests/tiny_model.c); any model works, e.g. samples/models/shapes.
 set -u
@@ -44,7 +45,35 @@ check_dir() {
 
 if [ ! -e "$MODEL" ]; then
     bad "model" "$MODEL not found (the unit tests write it: build/tests/unit compare_end_to_end)"
-    echo "$label: $pass passed, $fail failed"; exit 1
+    # ... not even an AUTOMATIC1111 PNG with the very prompt and seed (hostile-repro a1111-foreign.png): only a file
+# with a manifest line of its SHA-256 is sd's own
+printf '{"prompt": "a red star", "seed": 42}\n' >"$T/star.jsonl"
+mkdir -p "$T/i"; cp $H/a1111-foreign.png "$T/i/00000-42-a-red-star.png"
+sum=$(sha256sum <"$T/i/00000-42-a-red-star.png")
+refused "an A1111 PNG where a batch image goes is not taken for sd's own" "00000-42-a-red-star.png exists and was not written by sd" \
+    "$SD" batch "$T/star.jsonl" -o "$T/i" "${COMMON[@]}"
+[ "$(sha256sum <"$T/i/00000-42-a-red-star.png")" = "$sum" ] && [ "$(ls -A "$T/i")" = "00000-42-a-red-star.png" ] &&
+    ok "... it is untouched and nothing else was written" || bad "foreign PNG" "$(ls -A "$T/i")"
+"$SD" batch "$T/star.jsonl" -o "$T/i" "${COMMON[@]}" --overwrite 2>"$T/err"; rc=$?
+[ $rc -eq 0 ] && [ "$(sha256sum <"$T/i/00000-42-a-red-star.png")" != "$sum" ] && check_dir "--overwrite replaces it (and records it)" "$T/i" 1 ||
+    bad "--overwrite" "rc $rc: $(cat "$T/err")"
+# an image of sd's own that was changed since is no longer its own either
+printf 'x' >>"$T/i/00000-42-a-red-star.png"
+refused "an image edited since sd wrote it is left alone" "(or was changed since)" "$SD" batch "$T/star.jsonl" -o "$T/i" "${COMMON[@]}" --steps 3
+# an image whose parameters changed is sd's to replace
+"$SD" batch "$T/star.jsonl" -o "$T/j" "${COMMON[@]}" 2>/dev/null
+"$SD" batch "$T/star.jsonl" -o "$T/j" "${COMMON[@]}" --steps 3 2>"$T/err"; rc=$?
+[ $rc -eq 0 ] && [ "$(grep -c '' "$T/j/manifest.jsonl")" -eq 2 ] && ok "sd's own image re-rendered with new parameters" || bad "re-render own" "rc $rc: $(cat "$T/err")"
+
+# ---- killed after the manifest line, before the rename: the line is there, the image not yet ----
+{ SD_BATCH_TEST_KILL=before-rename:2 "$SD" batch "$T/jobs.jsonl" -o "$T/k" "${COMMON[@]}"; rc=$?; } 2>/dev/null
+n_png=$(find "$T/k" -name '*.png' ! -name '.*' | wc -l)
+if [ $rc -eq 137 ] && [ "$(grep -c '' "$T/k/manifest.jsonl")" -eq 2 ] && [ "$n_png" -eq 1 ]; then ok "kill -9 before a rename: 2 lines, 1 image"
+else bad "kill before rename" "rc $rc, $(grep -c '' "$T/k/manifest.jsonl") lines, $n_png images"; fi
+"$SD" batch "$T/jobs.jsonl" -o "$T/k" "${COMMON[@]}" 2>"$T/err" || bad "resume after kill before rename" "$(cat "$T/err")"
+check_dir "resume after kill -9 before a rename: no second line for the image" "$T/k" $N
+
+echo "$label: $pass passed, $fail failed"; exit 1
 fi
 SIZE=${BATCH_TEST_SIZE:-64x64}   # small and few steps: each image takes a fraction of a second
 COMMON=(-m "$MODEL" --size "$SIZE" --steps 2 -q)
@@ -134,9 +163,9 @@ md5_before=$(cat "$T/a"/manifest.jsonl "$T/a"/*.png | md5sum)
 if [ $rc -eq 0 ] && grep -q "$N already done, 0 to render" "$T/err" && [ "$(cat "$T/a"/manifest.jsonl "$T/a"/*.png | md5sum)" = "$md5_before" ]; then
     ok "re-run renders nothing and changes nothing"; else bad "re-run" "rc $rc: $(cat "$T/err")"; fi
 
-# ---- killed right after an image is in place, before its manifest line ----
+# ---- killed right after an image is written (under its temp name), before its manifest line ----
 { SD_BATCH_TEST_KILL=after-save:3 "$SD" batch "$T/jobs.jsonl" -o "$T/b" "${COMMON[@]}"; rc=$?; } 2>/dev/null
-if [ $rc -eq 137 ] && [ "$(grep -c '' "$T/b/manifest.jsonl")" -eq 2 ]; then ok "kill -9 after the 3rd PNG: 2 manifest lines"
+if [ $rc -eq 137 ] && [ "$(grep -c '' "$T/b/manifest.jsonl")" -eq 2 ]; then ok "kill -9 after the 3rd PNG is written: 2 manifest lines"
 else bad "kill after save" "rc $rc, $(grep -c '' "$T/b/manifest.jsonl") lines"; fi
 "$SD" batch "$T/jobs.jsonl" -o "$T/b" "${COMMON[@]}" 2>"$T/err" || bad "resume after kill" "$(cat "$T/err")"
 check_dir "resume after kill -9 after a save" "$T/b" $N
@@ -192,6 +221,34 @@ mkdir -p "$T/h"; echo "my notes" >"$T/h/$(sed -n 1p "$T/whole.tsv" | cut -f2)"
 "$SD" batch "$T/jobs.jsonl" -o "$T/h" "${COMMON[@]}" >"$T/out" 2>"$T/err"; rc=$?
 if [ $rc -eq 1 ] && grep -q "was not written by sd" "$T/err" && [ "$(cat "$T/h/$(sed -n 1p "$T/whole.tsv" | cut -f2)")" = "my notes" ]; then
     ok "a foreign file is left alone"; else bad "foreign file" "rc $rc: $(cat "$T/err")"; fi
+
+# ... not even an AUTOMATIC1111 PNG with the very prompt and seed (hostile-repro a1111-foreign.png): only a file
+# with a manifest line of its SHA-256 is sd's own
+printf '{"prompt": "a red star", "seed": 42}\n' >"$T/star.jsonl"
+mkdir -p "$T/i"; cp $H/a1111-foreign.png "$T/i/00000-42-a-red-star.png"
+sum=$(sha256sum <"$T/i/00000-42-a-red-star.png")
+refused "an A1111 PNG where a batch image goes is not taken for sd's own" "00000-42-a-red-star.png exists and was not written by sd" \
+    "$SD" batch "$T/star.jsonl" -o "$T/i" "${COMMON[@]}"
+[ "$(sha256sum <"$T/i/00000-42-a-red-star.png")" = "$sum" ] && [ "$(ls -A "$T/i")" = "00000-42-a-red-star.png" ] &&
+    ok "... it is untouched and nothing else was written" || bad "foreign PNG" "$(ls -A "$T/i")"
+"$SD" batch "$T/star.jsonl" -o "$T/i" "${COMMON[@]}" --overwrite 2>"$T/err"; rc=$?
+[ $rc -eq 0 ] && [ "$(sha256sum <"$T/i/00000-42-a-red-star.png")" != "$sum" ] && check_dir "--overwrite replaces it (and records it)" "$T/i" 1 ||
+    bad "--overwrite" "rc $rc: $(cat "$T/err")"
+# an image of sd's own that was changed since is no longer its own either
+printf 'x' >>"$T/i/00000-42-a-red-star.png"
+refused "an image edited since sd wrote it is left alone" "(or was changed since)" "$SD" batch "$T/star.jsonl" -o "$T/i" "${COMMON[@]}" --steps 3
+# an image whose parameters changed is sd's to replace
+"$SD" batch "$T/star.jsonl" -o "$T/j" "${COMMON[@]}" 2>/dev/null
+"$SD" batch "$T/star.jsonl" -o "$T/j" "${COMMON[@]}" --steps 3 2>"$T/err"; rc=$?
+[ $rc -eq 0 ] && [ "$(grep -c '' "$T/j/manifest.jsonl")" -eq 2 ] && ok "sd's own image re-rendered with new parameters" || bad "re-render own" "rc $rc: $(cat "$T/err")"
+
+# ---- killed after the manifest line, before the rename: the line is there, the image not yet ----
+{ SD_BATCH_TEST_KILL=before-rename:2 "$SD" batch "$T/jobs.jsonl" -o "$T/k" "${COMMON[@]}"; rc=$?; } 2>/dev/null
+n_png=$(find "$T/k" -name '*.png' ! -name '.*' | wc -l)
+if [ $rc -eq 137 ] && [ "$(grep -c '' "$T/k/manifest.jsonl")" -eq 2 ] && [ "$n_png" -eq 1 ]; then ok "kill -9 before a rename: 2 lines, 1 image"
+else bad "kill before rename" "rc $rc, $(grep -c '' "$T/k/manifest.jsonl") lines, $n_png images"; fi
+"$SD" batch "$T/jobs.jsonl" -o "$T/k" "${COMMON[@]}" 2>"$T/err" || bad "resume after kill before rename" "$(cat "$T/err")"
+check_dir "resume after kill -9 before a rename: no second line for the image" "$T/k" $N
 
 echo "$label: $pass passed, $fail failed"
 [ $fail -eq 0 ]

@@ -51,8 +51,8 @@ expect_no_output "generate: folder without model_index.json" "without model_inde
 head -c 3000 "$M/unet/diffusion_pytorch_model.safetensors" >"$T/trunc2.safetensors"
 expect_no_output "generate: truncated checkpoint" "trunc2.safetensors" -m "$T/trunc2.safetensors" -p cat
 expect_no_output "generate: .ckpt refused" "can execute arbitrary code" -m "$T/model.ckpt" -p cat
-expect_no_output "generate: width 500" "multiples of 8" -m $M -p cat -W 500 -H 32
-expect_no_output "generate: steps 0" "--steps 0" -m $M -p cat --steps 0
+expect_no_output "generate: width 500" "-W: 500 is not a multiple of 8" -m $M -p cat -W 500 -H 32
+expect_no_output "generate: steps 0" "--steps: 0 is out of range 1..1000" -m $M -p cat --steps 0
 expect_no_output "generate: unknown sampler" "euler_a" -m $M -p cat --sampling-method bogus
 printf 'not an image' >"$T/bad.png"
 expect_no_output "generate: unreadable init image" "bad.png" -m $M -p cat -i "$T/bad.png"
@@ -60,6 +60,70 @@ expect_no_output "generate: unreadable init image" "bad.png" -m $M -p cat -i "$T
 expect_no_output "generate: mask of another size" "same size" -m $M -p cat -i tests/golden/pipeline/init.png --mask "$T/mask32.png" -W 48 -H 32
 expect_error "generate: output folder missing" "output folder does not exist" "$SD" -m $M -p cat -o "$T/nodir/out.png"
 expect_error "generate: no prompt" "no prompt" "$SD" -m $M -o "$T/out.png"
+
+# numeric flags: finite and in range, in every command (they were replaced by the model's default before)
+NOMODEL=/nonexistent/m.safetensors # the flags are refused before the model is looked for
+for bad in "--cfg-scale -5" "--cfg-scale -inf" "--cfg-scale nan" "--cfg-scale 1e999" "--cfg 101" "--steps 1e999" "--steps 2.5" \
+           "--eta nan" "--strength 2" "--guidance-rescale inf" "--variation-strength -0.5" "-W 1e2" "--size 99999999999x64" \
+           "--clip-skip 13" "--batch-size 0" "-b 0" "-t -1" "--seed 18446744073709551616" "--seed 1e3" "--cfg-scale 0x10"; do
+    set -- $bad
+    expect_no_output "generate $bad refused" "$1" -m $NOMODEL -p cat $bad
+done
+expect_no_output "generate: --variation-seed takes one seed" "--variation-seed: sd generate takes one seed" -m $NOMODEL -p cat --variation-seed 1:3 --variation-strength 0.5
+expect_no_output "generate: --prediction is checked before loading" "--prediction \"x\" is not auto, eps or v" -m $NOMODEL -p cat --prediction x
+expect_error "compare: --cfg -5 refused" "--cfg \"5,-5\": item \"-5\": -5 is out of range 0..100" "$SD" compare -m $NOMODEL -p cat --cfg 5,-5 -o "$T/cmp.png"
+expect_error "compare: --steps 1e999 refused" "item \"1e999\": \"1e999\" is not a number" "$SD" compare -m $NOMODEL -p cat --steps 10,1e999 -o "$T/cmp.png"
+expect_error "compare: --eta nan refused" "--eta: \"nan\" is not a number" "$SD" compare -m $NOMODEL -p cat --eta nan -o "$T/cmp.png"
+printf 'a cat\n' >"$T/one.txt"
+expect_error "batch: --cfg-scale -inf refused" "--cfg-scale: \"-inf\" is not a number" "$SD" batch "$T/one.txt" -m $NOMODEL --cfg-scale -inf -o "$T/bout"
+expect_error "batch: --steps 0 refused" "--steps: 0 is out of range 1..1000" "$SD" batch "$T/one.txt" -m $NOMODEL --steps 0 -o "$T/bout"
+printf '{"prompt": "a", "cfg": -5}\n{"prompt": "b", "steps": 1e999}\n' >"$T/num.jsonl"
+"$SD" batch "$T/num.jsonl" -m $NOMODEL -o "$T/bout" >"$T/out" 2>"$T/err"; rc=$?
+if [ $rc -eq 1 ] && grep -q 'num.jsonl:1: "cfg" -5 is out of range' "$T/err" && grep -q 'num.jsonl:2: "steps" inf is out of range' "$T/err" && [ ! -e "$T/bout" ]; then
+    ok "batch: job keys out of range refused with their lines"; else bad "job keys out of range" "rc $rc: $(cat "$T/err")"; fi
+[ ! -e "$T/cmp.png" ] && [ ! -e "$T/bout" ] && ok "nothing written by the refused commands" || bad "refused commands wrote" "$(ls "$T")"
+
+# output paths: checked before the model loads (-m points nowhere: the output's error must come first)
+mkdir -p "$T/adir"; : >"$T/afile"
+expect_error "generate -o ''" "the output path is empty" "$SD" -m $NOMODEL -p cat -o ''
+expect_error "generate -o /proc/..." "cannot write in /proc" "$SD" -m $NOMODEL -p cat -o /proc/sd-test.png
+expect_error "generate -o /proc/self/status --overwrite" "cannot write in /proc/self" "$SD" -m $NOMODEL -p cat -o /proc/self/status --overwrite
+expect_error "generate -o DIR --overwrite" "is a folder (not replaced, even with --overwrite)" "$SD" -m $NOMODEL -p cat -o "$T/adir" --overwrite
+expect_error "generate -o DIR/" "names a folder, not a file" "$SD" -m $NOMODEL -p cat -o "$T/adir/"
+expect_error "generate -o /dev/null --overwrite" "exists and is not a regular file" "$SD" -m $NOMODEL -p cat -o /dev/null --overwrite
+expect_error "generate -o under a file" "afile is not a folder" "$SD" -m $NOMODEL -p cat -o "$T/afile/x.png"
+expect_error "generate -b 2: every numbered output checked" "adir_2.png: is a folder" bash -c "mkdir -p '$T/adir_2.png' && '$SD' -m $NOMODEL -p cat -b 2 -o '$T/adir.png' --overwrite"
+expect_error "batch -o ''" "the output folder is empty" "$SD" batch "$T/one.txt" -m $NOMODEL -o ''
+expect_error "batch -o /proc/..." "cannot write in /proc" "$SD" batch "$T/one.txt" -m $NOMODEL -o /proc/sd-test
+expect_error "batch -o FILE" "afile is not a folder" "$SD" batch "$T/one.txt" -m $NOMODEL -o "$T/afile"
+expect_error "batch --contact-sheet DIR" "is a folder" "$SD" batch "$T/one.txt" -m $NOMODEL -o "$T/bout" --contact-sheet "$T/adir" --overwrite
+expect_error "batch --contact-sheet that exists" "afile: already exists (use --overwrite" "$SD" batch "$T/one.txt" -m $NOMODEL -o "$T/bout" --contact-sheet "$T/afile"
+expect_error "compare -o ''" "the output path is empty" "$SD" compare -m $NOMODEL -p cat -o ''
+expect_error "compare -o /proc/..." "cannot write in /proc" "$SD" compare -m $NOMODEL -p cat -o /proc/sd-test/grid.png
+expect_error "compare -o DIR --overwrite" "is a folder" "$SD" compare -m $NOMODEL -p cat -o "$T/adir" --overwrite
+expect_error "compare: an existing table needs --overwrite" "cmpx.csv: already exists" bash -c ": >'$T/cmpx.csv' && '$SD' compare -m $NOMODEL -p cat -o '$T/cmpx.png'"
+expect_error "compare --cells under a file" "afile is not a folder" "$SD" compare -m $NOMODEL -p cat -o "$T/cmp.png" --cells "$T/afile/cells"
+if [ "$(id -u)" != 0 ]; then # root writes anywhere; /proc above stands in for it there
+    mkdir -p "$T/ro"; chmod 555 "$T/ro"
+    expect_error "generate into a read-only folder" "cannot write in $T/ro" "$SD" -m $NOMODEL -p cat -o "$T/ro/x.png"
+    expect_error "batch into a read-only folder" "cannot write in $T/ro" "$SD" batch "$T/one.txt" -m $NOMODEL -o "$T/ro/out"
+fi
+[ -z "$(ls -A "$T/adir")" ] && [ ! -s "$T/afile" ] && [ ! -e "$T/bout" ] && ok "refused outputs: nothing written" || bad "refused outputs wrote" "$(ls -A "$T" "$T/adir")"
+
+# FIFOs and other non-regular inputs: refused at once, never opened for a blocking read (timeout: a hang fails)
+mkfifo "$T/fifo" "$T/fifo.png" "$T/fifo.jsonl"
+expect_error "generate -m FIFO" "is a FIFO" timeout 20 "$SD" -m "$T/fifo" -p cat -o "$T/f.png"
+expect_error "generate --vae FIFO" "is a FIFO" timeout 20 "$SD" -m $M --vae "$T/fifo" -p cat -o "$T/f.png"
+expect_error "generate -i FIFO" "is not a regular file" timeout 20 "$SD" -m $M -p cat -i "$T/fifo.png" -o "$T/f.png"
+expect_error "generate --mask FIFO" "is not a regular file" timeout 20 "$SD" -m $M -p cat -i tests/golden/pipeline/init.png --mask "$T/fifo.png" -o "$T/f.png"
+expect_error "generate --from-png FIFO" "is a FIFO" timeout 20 "$SD" -m $M --from-png "$T/fifo.png" -o "$T/f.png"
+expect_error "generate --from-png /dev/zero" "is not a regular file" timeout 20 "$SD" -m $M --from-png /dev/zero -o "$T/f.png"
+expect_error "batch: job file is a FIFO" "fifo.jsonl: is a FIFO" timeout 20 "$SD" batch "$T/fifo.jsonl" --check
+expect_error "batch: job file is a folder" "adir: is a folder" timeout 20 "$SD" batch "$T/adir" --check
+printf '{"prompt": "a", "init_image": "%s"}\n' "$T/fifo.png" >"$T/fifo-init.jsonl"
+expect_error "batch: a job's init_image is a FIFO" "fifo-init.jsonl:1: \"init_image\" \"$T/fifo.png\" is not a regular file" timeout 20 "$SD" batch "$T/fifo-init.jsonl" --check
+expect_error "compare -m FIFO" "is a FIFO" timeout 20 "$SD" compare -m "$T/fifo" -p cat -o "$T/f.png"
+[ ! -e "$T/f.png" ] && ok "FIFO inputs: nothing written" || bad "FIFO inputs" "wrote $T/f.png"
 
 # a real render, then the existing file is kept unless --overwrite
 expect_ok_file() { local name=$1 file=$2; shift 2; "$@" >"$T/out" 2>"$T/err"; local rc=$?
@@ -78,6 +142,27 @@ expect_ok_file "generate: --overwrite replaces" "$T/out.png" "$SD" -m $M -p "a b
 [ "$(sha256sum "$T/out.png" | cut -c1-64)" != "$sum1" ] && ok "--overwrite changed the file" || bad "--overwrite changed the file" "same file"
 "$SD" -m $M -p "x" -W 48 -H 32 --steps 1 -b 3 -o "$T/multi.png" 2>/dev/null
 [ -s "$T/multi_1.png" ] && [ -s "$T/multi_2.png" ] && [ -s "$T/multi_3.png" ] && [ ! -e "$T/multi.png" ] && ok "batch count numbers the outputs" || bad "batch count numbers the outputs" "$(ls $T)"
+
+# temp files of an interrupted run into the same outputs are removed; others' files are not
+: >"$T/.tmpout.png.Ab12Cd"; : >"$T/.tmpout_2.png.Xy34Zw"; : >"$T/.keep.png.Ab12Cd"; : >"$T/.tmpout.png.bak"
+"$SD" -m $M -p x -W 48 -H 32 --steps 1 -o "$T/tmpout.png" 2>/dev/null
+[ ! -e "$T/.tmpout.png.Ab12Cd" ] && [ -e "$T/.tmpout_2.png.Xy34Zw" ] && [ -e "$T/.keep.png.Ab12Cd" ] && [ -e "$T/.tmpout.png.bak" ] && [ -s "$T/tmpout.png" ] \
+    && ok "generate removes the temp files of its own output names" || bad "temp clean-up" "$(ls -A "$T")"
+
+# one parser for the shared flags: the same names and help lines in the three commands
+for f in "-m, --model" "--vae PATH" "--backend NAME" "-t, --threads" "--prediction P" "-n, --negative-prompt, --negative" "-W, --width" \
+         "--size WxH" "--schedule-convention, --convention" "--eta X" "--rng cuda|cpu" "--sampler-rng" "--clip-skip" "--vae-tiling" "--no-vae-tiling"; do
+    g=$("$SD" generate --help | grep -F -- "  $f"); b=$("$SD" batch --help | grep -F -- "  $f"); c=$("$SD" compare --help | grep -F -- "  $f")
+    if [ -n "$g" ] && [ "$g" = "$b" ] && [ "$g" = "$c" ]; then ok "help: \"$f\" alike in generate, batch and compare"
+    else bad "help: $f" "generate \"$g\", batch \"$b\", compare \"$c\""; fi
+done
+for f in "--steps N" "--cfg-scale, --cfg X" "--sampling-method, --sampler" "--scheduler NAME" "-i, --init-img, --init-image" "--strength X" "--batch-size"; do
+    g=$("$SD" generate --help | grep -F -- "  $f"); b=$("$SD" batch --help | grep -F -- "  $f")
+    if [ -n "$g" ] && [ "$g" = "$b" ]; then ok "help: \"$f\" alike in generate and batch"; else bad "help: $f" "generate \"$g\", batch \"$b\""; fi
+done
+expect_ok_file "generate takes batch's spellings (--sampler, --cfg, --negative, --size)" "$T/spell.png" \
+    "$SD" -m $M -p x --sampler euler --cfg 5 --negative blurry --size 48x32 --steps 1 -o "$T/spell.png"
+expect_ok "... and stores what they say" "Steps: 1, Sampler: Euler, Schedule type: Automatic, CFG scale: 5" "$SD" info "$T/spell.png"
 
 # without -m: the bundled demo model, found from any working directory (the build records the source folder)
 SDA=$(cd "$(dirname "$SD")" && pwd)/$(basename "$SD")

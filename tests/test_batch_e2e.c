@@ -1,14 +1,18 @@
 /* test_batch_e2e.c — `sd batch` in-process on the tiny model: packing consecutive seeds into one call
- * (--batch-size) renders the same pictures as one call per image, each with its own seed. */
+ * (--batch-size) renders the same pictures as one call per image, each with its own seed; model names in keys
+ * are the library's. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cjson/cJSON.h>
 
 #include "../cli/cli.h"
+#include "../cli/clikit.h"
 #include "../sd.h"
+#include "load_model.h"
 #include "test.h"
 #include "tiny_model.h"
 
@@ -70,4 +74,35 @@ TEST(batch_packed_calls_match_single_calls) {
         }
     test_note("packed vs one image per call: %d of %d values differ, by at most %d/255", ndiff, 8 * 64 * 64 * 3, worst);
     CHECK_MSG(worst <= 1, "packed images differ by up to %d/255 from single calls", worst);
+}
+
+/* One rule for model names: the name in batch keys and manifests (known before the model loads) is the library's
+ * own (sd_model_info.name), for a folder called "sd-1.5" (the CLI once cut it to "sd-1") and with a trailing '/'. */
+TEST(batch_model_name_is_the_library_s) {
+    char *target = realpath(tiny_model_dir(), NULL);
+    REQUIRE(target);
+    const char *dir = test_tmpdir();
+    const char *names[] = {"sd-1.5", "v2.1.final", "plain"};
+    for (int i = 0; i < 3; i++) {
+        char link[1024], mine[512];
+        snprintf(link, sizeof link, "%s/%s", dir, names[i]);
+        REQUIRE(symlink(target, link) == 0);
+        sd_ctx *ctx = test_load_model(link);
+        clikit_model_name(link, mine, sizeof mine);
+        CHECK_MSG(!strcmp(mine, sd_model(ctx)->name), "\"%s\": the CLI says \"%s\", the library \"%s\"", link, mine,
+                  sd_model(ctx)->name);
+        strcat(link, "/");
+        clikit_model_name(link, mine, sizeof mine);
+        CHECK_MSG(!strcmp(mine, names[i]), "\"%s\": \"%s\"", link, mine);
+        sd_free(ctx);
+    }
+    free(target);
+    /* single files: the extensions the library takes off, and only those */
+    const char *files[][2] = {{"m/v1-5-pruned-emaonly.safetensors", "v1-5-pruned-emaonly"}, {"x.sft", "x"},
+                              {"dir/sd-1.5.safetensors", "sd-1.5"}, {"model.ckpt", "model.ckpt"}};
+    for (int i = 0; i < 4; i++) {
+        char mine[512];
+        clikit_model_name(files[i][0], mine, sizeof mine);
+        CHECK_MSG(!strcmp(mine, files[i][1]), "\"%s\": \"%s\", expected \"%s\"", files[i][0], mine, files[i][1]);
+    }
 }

@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../cli/common_flags.h"
 #include "../cli/expand.h"
 #include "../cli/jobs.h"
 #include "../cli/plan.h"
@@ -257,11 +258,11 @@ TEST(batch_jobs_bad_lines_reported_with_numbers) {
 TEST(batch_jobs_text_form_with_defaults) {
     cJSON *d = cJSON_CreateObject();
     char err[256];
-    REQUIRE(jobs_set_default(d, jobs_find_flag("--steps"), "8", err, sizeof err) == 0);
-    REQUIRE(jobs_set_default(d, jobs_find_flag("--sampler"), "ddim", err, sizeof err) == 0);
-    REQUIRE(jobs_set_default(d, jobs_find_flag("--count"), "3", err, sizeof err) == 0);
-    REQUIRE(jobs_set_default(d, jobs_find_flag("-s"), "40", err, sizeof err) == 0);
-    REQUIRE(jobs_set_default(d, jobs_find_flag("--size"), "64x64", err, sizeof err) == 0);
+    REQUIRE(cf_param(d, "--steps", "8", err, sizeof err) == 0);
+    REQUIRE(cf_param(d, "--sampler", "ddim", err, sizeof err) == 0);
+    REQUIRE(cf_param(d, "--count", "3", err, sizeof err) == 0);
+    REQUIRE(cf_param(d, "-s", "40", err, sizeof err) == 0);
+    REQUIRE(cf_param(d, "--size", "64x64", err, sizeof err) == 0);
     const char *text = "# prompts\n{red|blue} car\n\n  a green star  \n";
     jobs_list l;
     jobs_errors e;
@@ -283,8 +284,8 @@ TEST(batch_jobs_seed_layers) {
     /* command line: --count 2 --seed 40; the line's seed keys win key by key, a list replaces both */
     cJSON *d = cJSON_CreateObject();
     char err[256];
-    jobs_set_default(d, jobs_find_flag("--count"), "2", err, sizeof err);
-    jobs_set_default(d, jobs_find_flag("--seed"), "40", err, sizeof err);
+    cf_param(d, "--count", "2", err, sizeof err);
+    cf_param(d, "--seed", "40", err, sizeof err);
     const char *text = "{\"prompt\": \"a\", \"seed\": 7}\n{\"prompt\": \"b\", \"count\": 3}\n"
                        "{\"prompt\": \"c\", \"seeds\": [5, \"9:10\"]}\n{\"prompt\": \"d\", \"size\": \"64x32\", \"width\": 16}\n";
     jobs_list l;
@@ -301,12 +302,12 @@ TEST(batch_jobs_seed_layers) {
 
     /* a command-line range applies to lines without seed keys */
     cJSON *d2 = cJSON_CreateObject();
-    jobs_set_default(d2, jobs_find_flag("--seed-range"), "100:115", err, sizeof err);
+    cf_param(d2, "--seed-range", "100:115", err, sizeof err);
     REQUIRE(parse("x\ny\n", "p.txt", d2, &l, &e) == 0);
     CHECK(l.count == 2 && l.jobs[1].nseeds == 16 && l.jobs[1].seeds[15] == 115);
     jobs_list_free(&l);
     /* ... and clashes with --count */
-    jobs_set_default(d2, jobs_find_flag("--count"), "2", err, sizeof err);
+    cf_param(d2, "--count", "2", err, sizeof err);
     CHECK_EQ_INT(parse("x\n", "p.txt", d2, &l, &e), 1);
     CHECK(has_error(&e, "command line:", "--seed-range cannot be combined"));
     jobs_list_free(&l);
@@ -318,20 +319,29 @@ TEST(batch_jobs_seed_layers) {
 TEST(batch_jobs_bad_flags) {
     cJSON *d = cJSON_CreateObject();
     char err[256];
-    CHECK(jobs_set_default(d, jobs_find_flag("--steps"), "ten", err, sizeof err) == -1);
+    /* a flag's value is checked as its job key is, when the flag is read, under the spelling given */
+    CHECK(cf_param(d, "--steps", "ten", err, sizeof err) == -1);
     CHECK_STR_CONTAINS(err, "--steps: \"ten\" is not a number");
-    jobs_set_default(d, jobs_find_flag("--cfg"), "-3", err, sizeof err);
-    jobs_set_default(d, jobs_find_flag("--scheduler"), "karas", err, sizeof err);
-    jobs_list l;
-    jobs_errors e;
-    /* reported once, as the command line's, not on every line */
-    CHECK_EQ_INT(parse("a\nb\nc\n", "p.txt", d, &l, &e), 2);
-    CHECK(has_error(&e, "command line:", "\"cfg\" -3 is out of range"));
-    CHECK(has_error(&e, "command line:", "did you mean \"karras\""));
-    CHECK(jobs_find_flag("--no-such-flag") == NULL);
-    CHECK(!strcmp(jobs_find_flag("--cfg-scale")->key, "cfg")); /* sd generate's spelling */
-    jobs_list_free(&l);
-    jobs_errors_free(&e);
+    CHECK(cf_param(d, "--cfg", "-3", err, sizeof err) == -1);
+    CHECK_STR_CONTAINS(err, "--cfg: -3 is out of range 0..100");
+    CHECK(cf_param(d, "--scheduler", "karas", err, sizeof err) == -1);
+    CHECK_STR_CONTAINS(err, "did you mean \"karras\"");
+    CHECK(cf_param(d, "--no-such-flag", "1", err, sizeof err) == -1);
+    CHECK(cf_param(d, "--cfg-scale", "5.5", err, sizeof err) == 0); /* sd generate's spelling of the same key */
+    CHECK(cf_param(d, "--sampler", "Euler A", err, sizeof err) == 0);
+    CHECK_NEAR(cJSON_GetObjectItem(d, "cfg")->valuedouble, 5.5, 0);
+    CHECK(!strcmp(cJSON_GetObjectItem(d, "sampler")->valuestring, "euler_a")); /* the canonical spelling */
+    CHECK(cJSON_GetArraySize(d) == 2);
+    /* what the flag parser refuses: not finite, not whole, out of range, trailing text; every numeric key */
+    const char *bad[][2] = {{"--cfg-scale", "-5"}, {"--cfg-scale", "-inf"}, {"--cfg-scale", "nan"}, {"--cfg-scale", "1e999"},
+                            {"--steps", "0"}, {"--steps", "2.5"}, {"--steps", "1e999"}, {"--eta", "inf"}, {"--width", "500"},
+                            {"--height", "0x10"}, {"--size", "99999999999x8"}, {"--size", "-8x8"}, {"--strength", "1.5"},
+                            {"--guidance-rescale", "-0.1"}, {"--clip-skip", "13"}, {"--batch-size", "65"}, {"--count", "0"},
+                            {"--variation-strength", "NaN"}, {"--seed", "-1"}, {"--seed", "18446744073709551616"},
+                            {"--seed-range", "5:3"}, {"--steps", "20abc"}, {"--cfg", ""}, {"--rng", "gpu"}};
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++)
+        CHECK_MSG(cf_param(d, bad[i][0], bad[i][1], err, sizeof err) == -1, "%s %s accepted", bad[i][0], bad[i][1]);
+    CHECK(cJSON_GetArraySize(d) == 2); /* and nothing was stored */
     cJSON_Delete(d);
 }
 

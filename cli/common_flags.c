@@ -1,0 +1,219 @@
+/* common_flags.c — the one table of the flags generate, batch and compare share: parsing, checks, help. */
+#include "common_flags.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "clikit.h"
+#include "jobs.h"
+
+enum { S_PARAM, S_MODEL, S_VAE, S_BACKEND, S_THREADS, S_PREDICTION, S_OUTPUT, S_OVERWRITE, S_VERBOSE, S_QUIET };
+
+typedef struct cf_flag {
+    const char *name, *alt, *shrt; /* "--cfg-scale", another spelling "--cfg", a short form "-s" (or NULL) */
+    const char *key;               /* S_PARAM: the job key the value is stored under */
+    int setting;
+    const char *sw;                /* a switch: the value it stands for; NULL: the flag takes a value */
+    unsigned cmds;                 /* CF_GENERATE | CF_BATCH | CF_COMPARE */
+    const char *arg;               /* the value's name in --help */
+    const char *help[3];           /* per command (generate, batch, compare); NULL: the first */
+} cf_flag;
+
+#define ALL (CF_GENERATE | CF_BATCH | CF_COMPARE)
+#define GB (CF_GENERATE | CF_BATCH)
+
+static const cf_flag FLAGS[] = {
+    {"--model", NULL, "-m", NULL, S_MODEL, NULL, ALL, "PATH", {".safetensors checkpoint or diffusers folder (default: the bundled demo model)"}},
+    {"--vae", NULL, NULL, NULL, S_VAE, NULL, ALL, "PATH", {"replace the model's VAE"}},
+    {"--backend", NULL, NULL, NULL, S_BACKEND, NULL, ALL, "NAME", {"auto (CUDA when a GPU is present), cpu or cuda"}},
+    {"--threads", NULL, "-t", NULL, S_THREADS, NULL, ALL, "N", {"CPU threads, 0..4096 (0: all cores)"}},
+    {"--prediction", NULL, NULL, NULL, S_PREDICTION, NULL, ALL, "P", {"auto, eps or v (single-file SD 2.x 768-v: v)"}},
+    {"--output", NULL, "-o", NULL, S_OUTPUT, NULL, ALL, "PATH",
+     {"output PNG (default output.png; several images: output_1.png ...)",
+      "output folder (default: out): the PNGs and manifest.jsonl",
+      "grid PNG (default compare.png); --csv, --json, --chart name the other files"}},
+    {"--overwrite", NULL, NULL, NULL, S_OVERWRITE, "1", ALL, NULL,
+     {"replace existing output files",
+      "replace files in the way that sd did not write (and an existing contact sheet)",
+      "replace existing output files (grid, tables, chart, cells)"}},
+    {"--verbose", NULL, "-v", NULL, S_VERBOSE, "1", ALL, NULL, {"per-stage timings and peak memory"}},
+    {"--quiet", NULL, "-q", NULL, S_QUIET, "1", CF_BATCH | CF_COMPARE, NULL, {"no progress lines"}},
+    /* generation parameters: stored and checked as the job keys they set */
+    {"--prompt", NULL, "-p", "prompt", S_PARAM, NULL, CF_GENERATE | CF_COMPARE, "TEXT",
+     {"what to draw; (word:1.2) [word] BREAK work as in AUTOMATIC1111"}},
+    {"--negative-prompt", "--negative", "-n", "negative", S_PARAM, NULL, ALL, "TEXT", {"what not to draw"}},
+    {"--width", NULL, "-W", "width", S_PARAM, NULL, ALL, "N", {"image width, a multiple of 8 (default: the model's)"}},
+    {"--height", NULL, "-H", "height", S_PARAM, NULL, ALL, "N", {"image height, a multiple of 8 (default: the model's)"}},
+    {"--size", NULL, NULL, "size", S_PARAM, NULL, ALL, "WxH", {"width and height at once"}},
+    {"--steps", NULL, NULL, "steps", S_PARAM, NULL, GB, "N", {"sampling steps, 1..1000 (default: the model's)"}},
+    {"--cfg-scale", "--cfg", NULL, "cfg", S_PARAM, NULL, GB, "X",
+     {"classifier-free guidance scale 0..100 (default: the model's; 1 disables it)"}},
+    {"--guidance-rescale", NULL, NULL, "guidance_rescale", S_PARAM, NULL, ALL, "X", {"diffusers' guidance rescale, 0..1"}},
+    {"--sampling-method", "--sampler", NULL, "sampler", S_PARAM, NULL, GB, "NAME", {"sampler name (the list: sd generate --help)"}},
+    {"--scheduler", NULL, NULL, "scheduler", S_PARAM, NULL, GB, "NAME", {"sigma schedule (discrete, karras, exponential, sgm_uniform)"}},
+    {"--schedule-convention", "--convention", NULL, "convention", S_PARAM, NULL, ALL, "C",
+     {"diffusers or kdiffusion (reproduces AUTOMATIC1111 / stable-diffusion.cpp images)"}},
+    {"--eta", NULL, NULL, "eta", S_PARAM, NULL, ALL, "X", {"DDIM eta, 0..1"}},
+    {"--seed", NULL, "-s", "seed", S_PARAM, NULL, ALL, "N",
+     {"seed (-1: random, printed); image i uses seed + i",
+      "first seed (default: the library's, 42; batch seeds are never random)",
+      "the seed of every cell (default: the library's, 42)"}},
+    {"--batch-count", "--count", "-b", "count", S_PARAM, NULL, GB, "N",
+     {"number of images: seed, seed+1, ...", "images per prompt: seed, seed+1, ... (default 1)"}},
+    {"--seed-range", NULL, NULL, "seed_range", S_PARAM, NULL, CF_BATCH, "A:B", {"every seed from A to B inclusive (also \"1,5,9:12\")"}},
+    {"--rng", NULL, NULL, "rng", S_PARAM, NULL, ALL, "cuda|cpu", {"noise: torch's CUDA Philox (default) or CPU generator"}},
+    {"--sampler-rng", NULL, NULL, "sampler_rng", S_PARAM, NULL, ALL, "cuda|cpu", {"noise of ancestral/SDE samplers (default: --rng)"}},
+    {"--variation-seed", NULL, NULL, "variation_seed", S_PARAM, NULL, GB, "N",
+     {"AUTOMATIC1111 variation seed: a second noise slerped into the first", "variation seeds (a seed list)"}},
+    {"--variation-strength", NULL, NULL, "variation_strength", S_PARAM, NULL, GB, "X", {"0..1: how much of the variation noise"}},
+    {"--clip-skip", NULL, NULL, "clip_skip", S_PARAM, NULL, ALL, "N", {"2: penultimate CLIP layer (A1111 numbering), 0..12"}},
+    {"--vae-tiling", NULL, NULL, "vae_tiling", S_PARAM, "1", ALL, NULL, {"decode in tiles (automatic for large images)"}},
+    {"--no-vae-tiling", NULL, NULL, "vae_tiling", S_PARAM, "-1", ALL, NULL, {"never decode in tiles"}},
+    {"--init-img", "--init-image", "-i", "init_image", S_PARAM, NULL, GB, "PATH", {"img2img start image"}},
+    {"--strength", NULL, NULL, "strength", S_PARAM, NULL, GB, "X", {"img2img denoising strength 0..1 (default 0.75)"}},
+    {"--mask", NULL, NULL, "mask", S_PARAM, NULL, GB, "PATH", {"inpainting mask (white = repaint), the init image's size"}},
+    {"--batch-size", NULL, NULL, "batch_size", S_PARAM, NULL, GB, "N", {"latents per UNet call (consecutive seeds), 1..64"}},
+    {"--name-template", NULL, NULL, "output", S_PARAM, NULL, CF_BATCH, "T", {"output file name template (see below)"}},
+};
+#define NFLAGS ((int)(sizeof FLAGS / sizeof FLAGS[0]))
+
+static int cmd_index(unsigned cmd) { return cmd == CF_BATCH ? 1 : cmd == CF_COMPARE ? 2 : 0; }
+
+/* The flag spelled `name` (len bytes) among those of `cmds`, or NULL. */
+static const cf_flag *find(const char *name, size_t len, unsigned cmds) {
+    for (int i = 0; i < NFLAGS; i++) {
+        const cf_flag *f = &FLAGS[i];
+        if (!(f->cmds & cmds)) continue;
+        const char *names[3] = {f->name, f->alt, f->shrt};
+        for (int k = 0; k < 3; k++)
+            if (names[k] && strlen(names[k]) == len && !strncmp(names[k], name, len)) return f;
+    }
+    return NULL;
+}
+
+int cf_init(cf_opts *o) {
+    memset(o, 0, sizeof *o);
+    sd_load_params_init(&o->load);
+    o->params = cJSON_CreateObject();
+    if (!o->params) { fprintf(stderr, "error: out of memory\n"); return -1; }
+    return 0;
+}
+
+void cf_free(cf_opts *o) {
+    cJSON_Delete(o->params);
+    o->params = NULL;
+}
+
+static int put(cJSON *params, const char *key, cJSON *item) {
+    if (!item) return -1;
+    cJSON_DeleteItemFromObjectCaseSensitive(params, key);
+    cJSON_AddItemToObject(params, key, item);
+    return 0;
+}
+
+static int set_param(cJSON *params, const cf_flag *f, const char *spelled, const char *value, char *err, size_t errlen) {
+    char why[768];
+    if (!strcmp(f->key, "prompt")) { /* any text, even empty (unconditional): checked per line only in job files */
+        if (put(params, "prompt", cJSON_CreateString(value)) != 0) goto oom;
+        return 0;
+    }
+    cJSON *item = jobs_flag_value(f->key, value, jobs_library_rules(), why, sizeof why);
+    if (!item) {
+        snprintf(err, errlen, "%s: %s", spelled, why);
+        return -1;
+    }
+    if (!strcmp(f->key, "size")) { /* the width and the height, so a later -W or -H changes one of them */
+        int w, h;
+        jobs_parse_size(item->valuestring, &w, &h);
+        cJSON_Delete(item);
+        if (put(params, "width", cJSON_CreateNumber(w)) != 0 || put(params, "height", cJSON_CreateNumber(h)) != 0) goto oom;
+        return 0;
+    }
+    if (put(params, f->key, item) != 0) goto oom;
+    return 0;
+oom:
+    snprintf(err, errlen, "out of memory");
+    return -1;
+}
+
+int cf_param(cJSON *params, const char *flag, const char *value, char *err, size_t errlen) {
+    const cf_flag *f = find(flag, strlen(flag), ALL);
+    if (!f || f->setting != S_PARAM) {
+        snprintf(err, errlen, "%s: not a generation parameter", flag);
+        return -1;
+    }
+    return set_param(params, f, flag, value ? value : f->sw, err, errlen);
+}
+
+/* Model and VAE paths are opened by the library; a FIFO there would block it forever. */
+static int input_path(const char *flag, const char *path) {
+    if (!*path) { fprintf(stderr, "error: %s: empty path\n", flag); return -1; }
+    return clikit_input_path(path, 1);
+}
+
+static int setting(cf_opts *o, const cf_flag *f, const char *spelled, const char *v) {
+    int n;
+    switch (f->setting) {
+    case S_MODEL: o->load.model_path = v; return input_path(spelled, v);
+    case S_VAE: o->load.vae_path = v; return input_path(spelled, v);
+    case S_BACKEND: return clikit_backend(v, &o->load.backend);
+    case S_THREADS:
+        if (clikit_int(v, 0, 4096, &n, spelled) != 0) return -1;
+        o->load.threads = n;
+        return 0;
+    case S_PREDICTION:
+        if (strcmp(v, "auto") && strcmp(v, "eps") && strcmp(v, "v")) {
+            fprintf(stderr, "error: %s \"%s\" is not auto, eps or v\n", spelled, v);
+            return -1;
+        }
+        o->load.prediction = v;
+        return 0;
+    case S_OUTPUT: o->output = v; return 0;
+    case S_OVERWRITE: o->overwrite = 1; return 0;
+    case S_VERBOSE: o->load.verbose = 1; return 0;
+    case S_QUIET: o->quiet = 1; return 0;
+    }
+    return -1;
+}
+
+int cf_parse(int argc, char **argv, int *i, unsigned cmd, cf_opts *o) {
+    const char *a = argv[*i], *eq = !strncmp(a, "--", 2) ? strchr(a, '=') : NULL;
+    size_t len = eq ? (size_t)(eq - a) : strlen(a);
+    const cf_flag *f = find(a, len, cmd);
+    if (!f) return 0;
+    char spelled[64];
+    snprintf(spelled, sizeof spelled, "%.*s", (int)len, a);
+    const char *v;
+    if (f->sw) {
+        if (eq) { fprintf(stderr, "error: %s takes no value\n", spelled); return -1; }
+        v = f->sw;
+    } else if (eq) {
+        v = eq + 1;
+    } else if (*i + 1 < argc) {
+        v = argv[++*i];
+    } else {
+        fprintf(stderr, "error: %s needs a value\n", spelled);
+        return -1;
+    }
+    if (f->setting != S_PARAM) return setting(o, f, spelled, v) == 0 ? 1 : -1;
+    char err[1024];
+    if (set_param(o->params, f, spelled, v, err, sizeof err) != 0) {
+        fprintf(stderr, "error: %s\n", err);
+        return -1;
+    }
+    return 1;
+}
+
+void cf_help(FILE *out, unsigned cmd) {
+    int c = cmd_index(cmd);
+    for (int i = 0; i < NFLAGS; i++) {
+        const cf_flag *f = &FLAGS[i];
+        if (!(f->cmds & cmd)) continue;
+        char names[96];
+        snprintf(names, sizeof names, "%s%s%s%s%s%s%s", f->shrt ? f->shrt : "", f->shrt ? ", " : "    ", f->name,
+                 f->alt ? ", " : "", f->alt ? f->alt : "", f->arg ? " " : "", f->arg ? f->arg : "");
+        const char *help = f->help[c] ? f->help[c] : f->help[0];
+        if (strlen(names) > 30) fprintf(out, "  %s\n  %-31s%s\n", names, "", help);
+        else fprintf(out, "  %-31s%s\n", names, help);
+    }
+}

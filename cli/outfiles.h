@@ -1,0 +1,22 @@
+/* outfiles.h — where the commands write: every output path is checked before the model loads (so a bad -o costs
+ * nothing and leaves nothing behind), and the temp files of an interrupted run are removed on the next one.
+ *
+ * Files appear through a temp file ".NAME.XXXXXX" in the same folder and a rename (sd_save_png,
+ * clikit_write_file), so a run killed while writing leaves such a file and never a half-written NAME. */
+#ifndef CLI_OUTFILES_H
+#define CLI_OUTFILES_H
+
+/* Checks that the file `path` can be written: a non-empty path naming a file; if it exists, a regular file and
+ * `overwrite` given (a folder is refused even then); its folder exists (or, with `mkdirs`, can be made) and takes
+ * new files (probed by making and removing one, which also catches /proc, read-only mounts and permissions).
+ * Prints one "error: ..." line naming the file. Returns 0 or -1. */
+int outfiles_check_file(const char *path, int overwrite, int mkdirs);
+
+/* Checks that `dir` is a folder that takes new files, or can be made as one. Returns 0 or -1 (printed). */
+int outfiles_check_dir(const char *dir);
+
+/* Removes the temp files that an interrupted run left beside the files `names` (paths relative to `dir`, which
+ * may be ""), and only those. Sorts `names`. */
+void outfiles_clean_temps(const char *dir, char **names, int n);
+
+#endif
