@@ -114,6 +114,10 @@ static int put(cJSON *params, const char *key, cJSON *item) {
 static int set_param(cJSON *params, const cf_flag *f, const char *spelled, const char *value, char *err, size_t errlen) {
     char why[768];
     if (!strcmp(f->key, "prompt")) { /* any text, even empty (unconditional): checked per line only in job files */
+        if (strlen(value) > SD_PROMPT_MAX_BYTES) {
+            snprintf(err, errlen, "%s: %zu bytes long: at most %d are accepted", spelled, strlen(value), SD_PROMPT_MAX_BYTES);
+            return -1;
+        }
         if (put(params, "prompt", cJSON_CreateString(value)) != 0) goto oom;
         return 0;
     }

@@ -16,7 +16,8 @@
 
 typedef enum ktype {
     KT_STR,       /* any string */
-    KT_PROMPT,    /* string, non-empty */
+    KT_PROMPT,    /* string, non-empty (its expansions are held to SD_PROMPT_MAX_BYTES by plan.c) */
+    KT_TEXT,      /* string of at most SD_PROMPT_MAX_BYTES */
     KT_INT,       /* whole number in [lo, hi] */
     KT_INT8,      /* whole number in [lo, hi], multiple of 8 */
     KT_NUM,       /* finite number in [lo, hi] */
@@ -40,7 +41,7 @@ typedef struct keydef {
 /* The order here is the order of keys in a job's canonical object (and so in manifest lines). */
 static const keydef KEYS[] = {
     {"prompt", NULL, KT_PROMPT, 0, 0, NULL},
-    {"negative", "negative_prompt", KT_STR, 0, 0, NULL},
+    {"negative", "negative_prompt", KT_TEXT, 0, 0, NULL},
     {"name", NULL, KT_STR, 0, 0, NULL},
     {"output", NULL, KT_STR, 0, 0, NULL},
     {"seed", NULL, KT_SEED, 0, 0, NULL},
@@ -247,8 +248,13 @@ static int check_value(const keydef *k, const cJSON *v, const jobs_rules *rules,
     switch (k->type) {
     case KT_STR:
     case KT_PROMPT:
+    case KT_TEXT:
     case KT_PATH:
         if (!cJSON_IsString(v)) { snprintf(err, cap, "must be a string, not %s", json_type_name(v)); return -1; }
+        if (k->type == KT_TEXT && strlen(v->valuestring) > SD_PROMPT_MAX_BYTES) {
+            snprintf(err, cap, "is %zu bytes long: at most %d are accepted", strlen(v->valuestring), SD_PROMPT_MAX_BYTES);
+            return -1;
+        }
         if (k->type == KT_PROMPT) {
             const char *s = v->valuestring;
             while (isspace((unsigned char)*s)) s++;

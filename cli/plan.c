@@ -236,8 +236,12 @@ int plan_build(const jobs_list *jobs, const char *source, plan *out, jobs_errors
         int n = 0;
         for (int a = 0; a < nvars; a++) {
             char *prompt = expand_nth(out->prompts[j], a);
-            int rc = prompt ? add_variation(out, j, a, prompt, &n, source, errs) : -1;
+            int rc = -1;
             if (!prompt) jobs_error_add(errs, "%s: out of memory", source);
+            else if (strlen(prompt) > SD_PROMPT_MAX_BYTES)
+                jobs_error_add(errs, "%s:%d: prompt%s is %zu bytes long: at most %d are accepted", source, job->line,
+                               nvars > 1 ? (snprintf(err, sizeof err, " %d", a + 1), err) : "", strlen(prompt), SD_PROMPT_MAX_BYTES);
+            else rc = add_variation(out, j, a, prompt, &n, source, errs);
             free(prompt);
             if (rc != 0) break;
         }

@@ -74,6 +74,11 @@ expect_no_output "generate: --prediction is checked before loading" "--predictio
 expect_error "compare: --cfg -5 refused" "--cfg \"5,-5\": item \"-5\": -5 is out of range 0..100" "$SD" compare -m $NOMODEL -p cat --cfg 5,-5 -o "$T/cmp.png"
 expect_error "compare: --steps 1e999 refused" "item \"1e999\": \"1e999\" is not a number" "$SD" compare -m $NOMODEL -p cat --steps 10,1e999 -o "$T/cmp.png"
 expect_error "compare: --eta nan refused" "--eta: \"nan\" is not a number" "$SD" compare -m $NOMODEL -p cat --eta nan -o "$T/cmp.png"
+LONG=$(head -c 32769 /dev/zero | tr '\0' a) # one byte over SD_PROMPT_MAX_BYTES
+expect_no_output "generate: a prompt over the limit, before loading" "-p: 32769 bytes long: at most 32768" -m $NOMODEL -p "$LONG"
+expect_no_output "generate: a negative prompt over the limit" "-n: is 32769 bytes long" -m $NOMODEL -p cat -n "$LONG"
+printf '{"prompt": "{short|%s}"}\n' "$LONG" >"$T/long.jsonl"
+expect_error "batch: an expansion over the limit, with its line" "long.jsonl:1: prompt 2 is 32769 bytes long" "$SD" batch "$T/long.jsonl" --check
 printf 'a cat\n' >"$T/one.txt"
 expect_error "batch: --cfg-scale -inf refused" "--cfg-scale: \"-inf\" is not a number" "$SD" batch "$T/one.txt" -m $NOMODEL --cfg-scale -inf -o "$T/bout"
 expect_error "batch: --steps 0 refused" "--steps: 0 is out of range 1..1000" "$SD" batch "$T/one.txt" -m $NOMODEL --steps 0 -o "$T/bout"
