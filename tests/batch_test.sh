@@ -209,6 +209,9 @@ refused "an A1111 PNG where a batch image goes is not taken for sd's own" "00000
 # an image of sd's own that was changed since is no longer its own either
 printf 'x' >>"$T/i/00000-42-a-red-star.png"
 refused "an image edited since sd wrote it is left alone" "(or was changed since)" "$SD" batch "$T/star.jsonl" -o "$T/i" "${COMMON[@]}" --steps 3
+mkdir -p "$T/l/00000-42-a-red-star.png"
+refused "a folder where an image goes is refused, even with --overwrite" "00000-42-a-red-star.png: is in the way and is not a regular file" \
+    "$SD" batch "$T/star.jsonl" -o "$T/l" "${COMMON[@]}" --overwrite
 # an image whose parameters changed is sd's to replace
 "$SD" batch "$T/star.jsonl" -o "$T/j" "${COMMON[@]}" 2>/dev/null
 "$SD" batch "$T/star.jsonl" -o "$T/j" "${COMMON[@]}" --steps 3 2>"$T/err"; rc=$?
