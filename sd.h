@@ -63,6 +63,9 @@ typedef struct sd_model_info {
 } sd_model_info;
 
 const sd_model_info *sd_model(const sd_ctx *ctx);
+/* The name sd_model_info.name will have for the model at path (NULL: the bundled demo model), without loading
+ * it: the file or folder name without a .safetensors / .sft extension ("sd-1.5" stays "sd-1.5"). */
+void sd_model_name(const char *path, char *out, size_t cap);
 /* First 10 hex digits of the SHA-256 of the model file (A1111's "Model hash"); computed once, on first use. */
 const char *sd_model_hash(sd_ctx *ctx);
 

@@ -170,13 +170,6 @@ int clikit_mkdirs_for(const char *path) {
 }
 
 void clikit_model_name(const char *path, char *out, size_t cap) {
-    if (!path) { snprintf(out, cap, "(bundled)"); return; }
-    char buf[4096];
-    snprintf(buf, sizeof buf, "%s", path);
-    size_t n = strlen(buf);
-    while (n > 1 && buf[n - 1] == '/') buf[--n] = 0;
-    const char *base = strrchr(buf, '/') ? strrchr(buf, '/') + 1 : buf;
-    snprintf(out, cap, "%s", base);
-    char *dot = strrchr(out, '.');
-    if (dot && (!strcmp(dot, ".safetensors") || !strcmp(dot, ".sft"))) *dot = 0;
+    if (!path) snprintf(out, cap, "(bundled)");
+    else sd_model_name(path, out, cap);
 }

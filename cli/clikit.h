@@ -35,10 +35,8 @@ int clikit_mkdirs_for(const char *path);
 /* Writes a whole file atomically (temp file in the same folder, fsync, rename). Returns 0 or -1 (error printed). */
 int clikit_write_file(const char *path, const void *data, size_t len);
 
-/* The name of a model in batch image keys and manifests: the library's rule (sd_model_info.name, made by
- * pipeline/load.c's model_name: the file or folder name without a .safetensors or .sft extension, so "sd-1.5"
- * stays "sd-1.5"), for use before the model is loaded; NULL path: "(bundled)". Kept equal to the library's by
- * tests/test_batch_jobs.c until sd.h exports the rule itself. */
+/* The name of a model in batch image keys and manifests, before it is loaded: sd_model_name()'s (the library's
+ * own rule), and "(bundled)" for the demo model used without -m. */
 void clikit_model_name(const char *path, char *out, size_t cap);
 
 #endif

@@ -37,9 +37,9 @@ static const char *default_model(char *buf, size_t cap) {
     return buf;
 }
 
-static void model_name(const char *path, char *out, size_t cap) {
-    char tmp[4096];
-    snprintf(tmp, sizeof tmp, "%s", path);
+void sd_model_name(const char *path, char *out, size_t cap) {
+    char dm[4096], tmp[4096];
+    snprintf(tmp, sizeof tmp, "%s", path ? path : default_model(dm, sizeof dm));
     size_t l = strlen(tmp);
     while (l > 1 && tmp[l - 1] == '/') tmp[--l] = 0;
     const char *base = strrchr(tmp, '/') ? strrchr(tmp, '/') + 1 : tmp;
@@ -221,7 +221,7 @@ sd_status sd_load(const sd_load_params *p, sd_ctx **out) {
     if ((st = pick_backend(ctx, p)) != SD_OK) { sd_free(ctx); return st; }
     if ((st = load_all(ctx, p)) != SD_OK) { sd_free(ctx); return st; }
 
-    model_name(path, ctx->name, sizeof ctx->name);
+    sd_model_name(path, ctx->name, sizeof ctx->name);
     sd_model_info *i = &ctx->info;
     i->name = ctx->name;
     i->family = model_family_name(ctx->files.family);
