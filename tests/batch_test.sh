@@ -168,10 +168,15 @@ check_dir "resume after kill -9 at $done_at_kill of $M images" "$T/d" $M
 pid=$!
 for _ in $(seq 1 600); do [ "$(lines "$T/e/manifest.jsonl")" -ge 2 ] && break; sleep 0.02; done
 kill -INT $pid; wait $pid; rc=$?
-n_int=$(grep -c '' "$T/e/manifest.jsonl")
-if { [ $rc -eq 130 ] && grep -q "interrupted: .* run the same command again to resume" "$T/err"; } || [ "$n_int" -eq $M ]; then
-    ok "Ctrl-C stops cleanly (exit $rc after $n_int images)"; else bad "Ctrl-C" "rc $rc: $(tail -2 "$T/err")"; fi
-"$SD" batch "$T/many.txt" -o "$T/e" "${COMMON[@]}" --count 2 2>"$T/err" || bad "resume after Ctrl-C" "$(cat "$T/err")"
+n_int=$(lines "$T/e/manifest.jsonl")
+# The signal must have landed mid-run: exit 130, the run's own count of what it rendered, fewer than all M images
+# listed, and a resume that renders exactly the rest. A signal after the last image fails here.
+if [ $rc -eq 130 ] && [ "$n_int" -lt $M ] && grep -q "^interrupted: $n_int images rendered; run the same command again to resume" "$T/err"; then
+    ok "Ctrl-C mid-run stops cleanly (exit 130 after $n_int of $M images)"
+else bad "Ctrl-C" "rc $rc, $n_int of $M images in the manifest: $(tail -2 "$T/err")"; fi
+"$SD" batch "$T/many.txt" -o "$T/e" -m "$MODEL" --size "$SIZE" --steps 2 --count 2 2>"$T/err"; rc=$?
+if [ $rc -eq 0 ] && grep -q "$n_int already done, $((M - n_int)) to render" "$T/err"; then
+    ok "resume after Ctrl-C renders the $((M - n_int)) images left"; else bad "resume after Ctrl-C" "rc $rc: $(cat "$T/err")"; fi
 check_dir "resume after Ctrl-C" "$T/e" $M
 
 # ---- three shard processes at once into one folder, then an unsharded run finds everything done ----
