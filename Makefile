@@ -57,7 +57,9 @@ CLI_LIB_OBJ := $(filter-out $(BUILD)/cli/main.o,$(CLI_OBJ))
 $(BUILD)/tests/unit: $(TEST_OBJ) $(CLI_LIB_OBJ) $(BUILD)/libsd.a
 	$(CC) -o $@ $^ $(LDLIBS)
 
-TEST_BINS := unit=$(BUILD)/tests/unit cli="tests/cli_test.sh $(BUILD)/sd" batch="tests/batch_test.sh $(BUILD)/sd build/cache/tiny-sd"
+# Each run is label:MIN=command; MIN is how many test cases it must at least run (tests/run.sh): raise it when you
+# add tests, so that a test that is renamed away or deleted fails the run instead of dropping out silently.
+TEST_BINS := unit:176=$(BUILD)/tests/unit cli:31="tests/cli_test.sh $(BUILD)/sd" batch:29="tests/batch_test.sh $(BUILD)/sd build/cache/tiny-sd"
 
 test: $(BUILD)/tests/unit sd
 	@tests/run.sh $(TEST_BINS)
@@ -98,8 +100,8 @@ $(EMU_BIN): $(EMU_TEST_OBJ) $(BUILD)/tests/test_main.o $(EMU_LIB) $(BUILD)/libsd
 	$(CXX) -o $@ $^ $(LDLIBS)
 
 # The emulated tests run once per schedule; a bug counts as caught if any of them catches it.
-TEST_BINS += 'emu-inorder=CUDA_EMU_SCHED=inorder $(EMU_BIN)' 'emu-reverse=CUDA_EMU_SCHED=reverse $(EMU_BIN)' \
-             'emu-rand1=CUDA_EMU_SCHED=random CUDA_EMU_SEED=1 $(EMU_BIN)' 'emu-rand2=CUDA_EMU_SCHED=random CUDA_EMU_SEED=2 $(EMU_BIN)'
+TEST_BINS += 'emu-inorder:47=CUDA_EMU_SCHED=inorder $(EMU_BIN)' 'emu-reverse:47=CUDA_EMU_SCHED=reverse $(EMU_BIN)' \
+             'emu-rand1:47=CUDA_EMU_SCHED=random CUDA_EMU_SEED=1 $(EMU_BIN)' 'emu-rand2:47=CUDA_EMU_SCHED=random CUDA_EMU_SEED=2 $(EMU_BIN)'
 test: $(EMU_BIN)
 
 # CI: launches and dynamic shared memory only through kernels/cuda/cuda_portable.h, so both builds agree.
@@ -165,17 +167,22 @@ else
 endif
 cuda-check: cuda-test-bin
 
-TEST_BINS += 'cuda-ops-inorder=CUDA_EMU_SCHED=inorder $(CUDA_EMU_BIN) cuda_op_' \
-             'cuda-ops-reverse=CUDA_EMU_SCHED=reverse $(CUDA_EMU_BIN) cuda_op_' \
-             'cuda-ops-rand1=CUDA_EMU_SCHED=random CUDA_EMU_SEED=1 $(CUDA_EMU_BIN) cuda_op_' \
-             'cuda-ops-rand2=CUDA_EMU_SCHED=random CUDA_EMU_SEED=2 $(CUDA_EMU_BIN) cuda_op_' \
-             'cuda-models=CUDA_EMU_SCHED=random CUDA_EMU_SEED=3 $(CUDA_EMU_BIN) cuda_model_'
+TEST_BINS += 'cuda-ops-inorder:14=CUDA_EMU_SCHED=inorder $(CUDA_EMU_BIN) cuda_op_' \
+             'cuda-ops-reverse:14=CUDA_EMU_SCHED=reverse $(CUDA_EMU_BIN) cuda_op_' \
+             'cuda-ops-rand1:14=CUDA_EMU_SCHED=random CUDA_EMU_SEED=1 $(CUDA_EMU_BIN) cuda_op_' \
+             'cuda-ops-rand2:14=CUDA_EMU_SCHED=random CUDA_EMU_SEED=2 $(CUDA_EMU_BIN) cuda_op_' \
+             'cuda-models:11=CUDA_EMU_SCHED=random CUDA_EMU_SEED=3 $(CUDA_EMU_BIN) cuda_model_'
 test: $(CUDA_EMU_BIN)
 
 -include $(CUDA_BE_OBJ:.o=.d) $(CUDA_EMU_BE_OBJ:.o=.d) $(CUDA_TEST_OBJ:.o=.d) $(BUILD)/tests/cuda/hooks_emu.d
 # ==== end of CUDA backend ================================================================================
 
+# LeakSanitizer (part of ASan on x86_64 Linux) is switched on explicitly; every report of every process the tests
+# start (the CLI's too, whose stderr a shell test may discard) is written under SAN_LOG_DIR, and tests/run.sh
+# fails a run that leaves one.
 asan-test:
+	ASAN_OPTIONS=detect_leaks=1 \
+	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 SAN_LOG_DIR=$(CURDIR)/build-asan/sanitizer-reports \
 	$(MAKE) BUILD=build-asan OPT="-O1" SAN="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined" test
 
 cuda-check:
