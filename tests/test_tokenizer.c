@@ -111,8 +111,37 @@ TEST(tok_default_build_time_and_threads) {
     CHECK(clip_tokenizer_default() == t && clip_token_id(t, "in") == 512);
 }
 
-/* Every golden case in every variant. Cases the script marks as known differences of our ftfy/html subset are
- * reported (not failed), with both id lists, so the difference stays visible. */
+/* Levenshtein distance between two id lists: how far a waived case is from the reference. */
+static int id_distance(const int32_t *a, int na, const int32_t *b, int nb) {
+    int *row = malloc((size_t)(nb + 1) * sizeof *row);
+    for (int j = 0; j <= nb; j++) row[j] = j;
+    for (int i = 1; i <= na; i++) {
+        int diag = row[0];
+        row[0] = i;
+        for (int j = 1; j <= nb; j++) {
+            int up = row[j], best = diag + (a[i - 1] != b[j - 1]);
+            if (up + 1 < best) best = up + 1;
+            if (row[j - 1] + 1 < best) best = row[j - 1] + 1;
+            diag = up;
+            row[j] = best;
+        }
+    }
+    int d = row[nb];
+    free(row);
+    return d;
+}
+
+/* The only differences from the reference we accept (our ftfy/html subset; the golden script documents the reason),
+ * each with the edit distance of our ids from the reference's as measured: a new difference, a waived case that
+ * drifts further, or a waiver that is no longer needed fails the test. */
+static const struct { const char *name, *variant; int max_distance; } WAIVED[] = {
+    {"html_html5_only", "ftfy", 4}, {"html_html5_only", "orig", 4}, /* &checkmark;: 1 id for us 4 */
+    {"mojibake", "ftfy", 8},        {"mojibake", "orig", 8},        /* no fix_encoding: 10 ids for 4 */
+};
+#define NWAIVED (int)(sizeof WAIVED / sizeof *WAIVED)
+
+/* Every golden case in every variant. The waived differences above are reported (not failed), with both id lists,
+ * so they stay visible. */
 TEST(tok_golden_cases) {
     st_file *f;
     REQUIRE_MSG(st_open(test_path("golden/tokenizer/cases.safetensors"), &f) == SD_OK, "%s", sd_last_error());
@@ -122,7 +151,7 @@ TEST(tok_golden_cases) {
     static const struct { const char *key; unsigned flags; } VAR[] = {
         {"hf", CLIP_TOK_HF}, {"bang", CLIP_TOK_BANG_PAD}, {"ftfy", CLIP_TOK_FTFY}, {"orig", CLIP_TOK_ORIGINAL},
     };
-    int ncases = cJSON_GetArraySize(cases), match[4] = {0}, known[4] = {0};
+    int ncases = cJSON_GetArraySize(cases), match[4] = {0}, known[4] = {0}, waiver_used[NWAIVED] = {0};
     for (int i = 0; i < ncases; i++) {
         cJSON *c = cJSON_GetArrayItem(cases, i);
         const char *name = cJSON_GetObjectItem(c, "name")->valuestring;
@@ -138,10 +167,19 @@ TEST(tok_golden_cases) {
             REQUIRE(clip_tokenize(t, text, len, VAR[v].flags, &got) == SD_OK);
             int same = got.n == n && !memcmp(got.ids, want, (size_t)n * sizeof *want);
             cJSON *reason = cJSON_GetObjectItem(cJSON_GetObjectItem(c, "known"), VAR[v].key);
+            int w = 0;
+            while (w < NWAIVED && (strcmp(WAIVED[w].name, name) || strcmp(WAIVED[w].variant, VAR[v].key))) w++;
+            if (w < NWAIVED) waiver_used[w] = 1;
             if (same) match[v]++;
-            if (!same && reason) {
+            if (w < NWAIVED) CHECK_MSG(!same, "case %s, variant %s now matches the reference: remove its waiver", name, VAR[v].key);
+            if (!same && w < NWAIVED) {
+                int d = id_distance(got.ids, got.n, want, (int)n);
                 known[v]++;
-                test_note("documented difference, %s / %s: %s", name, VAR[v].key, reason->valuestring);
+                test_note("waived difference, %s / %s: %s; edit distance %d (bar %d)", name, VAR[v].key,
+                          reason ? reason->valuestring : "(the golden gives no reason)", d, WAIVED[w].max_distance);
+                CHECK_MSG(reason, "case %s, variant %s: waived here but not documented by tools/goldens_tokenizer.py", name, VAR[v].key);
+                CHECK_MSG(d <= WAIVED[w].max_distance, "case %s, variant %s: %d edits from the reference, waived up to %d",
+                          name, VAR[v].key, d, WAIVED[w].max_distance);
                 print_ids("  reference", want, (int)n);
                 print_ids("  ours     ", got.ids, got.n);
             } else if (!same) {
@@ -169,8 +207,10 @@ TEST(tok_golden_cases) {
         free(text);
     }
     for (int v = 0; v < 4; v++)
-        test_note("%-4s: %d of %d cases identical to the reference, %d documented differences", VAR[v].key, match[v],
+        test_note("%-4s: %d of %d cases identical to the reference, %d waived differences", VAR[v].key, match[v],
                   ncases, known[v]);
+    for (int w = 0; w < NWAIVED; w++)
+        CHECK_MSG(waiver_used[w], "waiver %s / %s names no golden case", WAIVED[w].name, WAIVED[w].variant);
     CHECK(ncases >= 40);
     cJSON_Delete(cases);
     st_close(f);
