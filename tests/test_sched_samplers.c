@@ -13,7 +13,8 @@
 #define NB 2  /* latent (2, 4, 2, 3), flat NCHW like the goldens */
 #define NEL 48
 #define PER_IMAGE 24
-#define TOL 1e-5 /* max abs error relative to the latent scale max(1, max|x|) of each step */
+/* max abs error relative to the latent scale max(1, max|x|) of each step; measured at most 1.35e-6 (diffusers dpm2_a) */
+#define TOL 3e-6
 
 /* ---- the toy denoiser, identical to tools/goldens_scheduler.py ---- */
 static float g_ctx[NEL];
@@ -421,9 +422,13 @@ TEST(sched_guidance_matches_diffusers) {
 }
 
 /* Samplers k-diffusion has no version of keep the diffusers algorithm in the kdiffusion convention and only take
- * the LDM ᾱ table, whose float32 values differ from diffusers' in the last bit: the runs agree to ~1e-6. */
+ * the LDM ᾱ table, whose float32 values differ from diffusers' in the last bit: over 8 steps the runs agree to
+ * 8.5e-7 of the latent scale (unipc, the worst; measured), held to FALLBACK_TOL. */
+#define FALLBACK_TOL 2e-6
 TEST(sched_kdiffusion_fallback_samplers_use_ldm_table) {
     static const sched_sampler fb[] = {SCHED_DDIM, SCHED_PNDM, SCHED_DDPM, SCHED_UNIPC, SCHED_LCM};
+    double worst = 0;
+    size_t worst_k = 0;
     init_ctx();
     for (size_t k = 0; k < sizeof fb / sizeof *fb; k++) {
         float xa[NEL], xb[NEL];
@@ -440,11 +445,16 @@ TEST(sched_kdiffusion_fallback_samplers_use_ldm_table) {
         cfg.convention = SCHED_CONV_KDIFFUSION;
         REQUIRE(sched_sample(&cfg, 8, xb, NEL, toy_model, toy_noise, NULL, &tb) == SD_OK);
         CHECK_EQ_INT(ta.nt, tb.nt);
-        CHECK_MAXERR(xb, xa, NEL, 1e-4 * scale_of(xa));
+        double e = 0;
+        for (int i = 0; i < NEL; i++) e = fmax(e, fabs((double)xb[i] - xa[i]));
+        if (e / scale_of(xa) > worst) worst = e / scale_of(xa), worst_k = k;
+        CHECK_MAXERR(xb, xa, NEL, FALLBACK_TOL * scale_of(xa));
         int differs = memcmp(xa, xb, sizeof xa) != 0;
         CHECK_MSG(differs, "%s: kdiffusion convention gave bit-identical output; the LDM table was not used",
                   sched_sampler_name(fb[k]));
     }
+    test_note("kdiffusion vs diffusers convention, 5 samplers: max abs err / latent scale %.3g (%s; tol %g)", worst,
+              sched_sampler_name(fb[worst_k]), FALLBACK_TOL);
 }
 
 static int count_progress;
