@@ -3,7 +3,7 @@
  *     with the model's default settings (what `sd -p` does), checked by the geometric classifier that
  *     test_shapes_classify.c validates on the training renderer's own pictures;
  *  2. our engine draws the same pictures as diffusers' StableDiffusionPipeline on it (tests/golden/demo, made by
- *     tools/goldens_demo.py): same seed (CPU generator), sampler, steps and guidance, within 2/255. */
+ *     tools/goldens_demo.py): same seed (CPU generator), sampler, steps and guidance, within 1/255. */
 #include "test.h"
 #include "latent_capture.h"
 #include "load_model.h"
@@ -51,14 +51,19 @@ TEST(demo_model_draws_what_is_asked) {
     fclose(f);
     sd_free(ctx);
     REQUIRE_MSG(rc == 0, "bad line in e2e_prompts.txt: %s", line);
-    REQUIRE_MSG(n >= 24, "only %d prompts", n);
-    for (int k = 0; k < 5; k++) test_note("%s accuracy %.1f%% (%d/%d)", names[k], 100.0 * right[k] / n, right[k], n);
-    /* The demo-model issue's pass bars (samples/models/shapes/README.md has the measured accuracies) */
-    CHECK_MSG(right[0] >= 0.90 * n, "colour accuracy %d/%d under 90%%", right[0], n);
-    CHECK_MSG(right[1] >= 0.90 * n, "background accuracy %d/%d under 90%%", right[1], n);
-    CHECK_MSG(right[2] >= 0.75 * n, "shape accuracy %d/%d under 75%%", right[2], n);
-    CHECK_MSG(right[3] >= 0.75 * n, "position accuracy %d/%d under 75%%", right[3], n);
+    REQUIRE_MSG(n == 32, "%d prompts; the bars below are for the 32 of the model card", n);
+    /* Misses allowed per attribute, from what the model card (samples/models/shapes/README.md) measures on these 32
+     * prompts: colour, background, position and size 100% right, so one miss at most (a borderline picture may
+     * flip on another CPU); shape 84.4% (5 misses), so 8 at most (75%, the demo-model issue's bar). */
+    static const int max_miss[5] = {1, 1, 8, 1, 1};
+    for (int k = 0; k < 5; k++) {
+        test_note("%s accuracy %.1f%% (%d/%d; at most %d misses)", names[k], 100.0 * right[k] / n, right[k], n, max_miss[k]);
+        CHECK_MSG(n - right[k] <= max_miss[k], "%s: %d of %d prompts wrong, at most %d allowed", names[k], n - right[k], n,
+                  max_miss[k]);
+    }
 }
+
+#define DEMO_LATENT_REL 8e-6
 
 TEST(demo_model_matches_diffusers) {
     char *txt;
@@ -115,12 +120,13 @@ TEST(demo_model_matches_diffusers) {
             int d = abs(ref.data[i] - r.images[0].data[i]);
             px = d > px ? d : px;
         }
-        /* f16 weights widened to f32 on both sides, f32 arithmetic: what is left is summation order; the same
-         * bound as the pipeline goldens (test_pipeline.c): 1e-4 of the latent's scale */
-        CHECK_MSG(err / scale <= 1e-4, "%s: final latent max abs err %.3g (max |x| %.3g)", name, err, scale);
-        CHECK_MSG(px <= 2, "%s: picture differs by %d/255", name, px);
-        test_note("%s (%s, %d steps, cfg %g): latent max abs err %.3g, picture max diff %d/255", name, ours, p.steps,
-                  p.cfg_scale, err, px);
+        /* f16 weights widened to f32 on both sides, f32 arithmetic: what is left is summation order. The model card
+         * claims pictures within 1/255; the latent is held to about twice the worst measured (pndm's 20 steps:
+         * 3.8e-6 of the latent's scale) */
+        CHECK_MSG(err / scale <= DEMO_LATENT_REL, "%s: final latent max abs err %.3g (max |x| %.3g)", name, err, scale);
+        CHECK_MSG(px <= 1, "%s: picture differs by %d/255", name, px);
+        test_note("%s (%s, %d steps, cfg %g): latent max abs err %.3g (%.3g of its scale; tol %g), picture max diff %d/255",
+                  name, ours, p.steps, p.cfg_scale, err, err / scale, DEMO_LATENT_REL, px);
         worst_lat = fmax(worst_lat, err);
         worst_px = px > worst_px ? px : worst_px;
         ncases++;

@@ -13,6 +13,9 @@
 #include <cjson/cJSON.h>
 #include <stdlib.h>
 
+#define PIPE_LATENT_ABS 2.5e-5
+#define PIPE_LATENT_REL 1e-6
+
 TEST(pipeline_matches_diffusers) {
     char *txt;
     REQUIRE(file_read(test_path("golden/pipeline/cases.json"), 1 << 20, &txt, NULL) == SD_OK);
@@ -55,9 +58,11 @@ TEST(pipeline_matches_diffusers) {
         REQUIRE(ref.w == r.images[0].w && ref.h == r.images[0].h);
         int px = 0;
         for (size_t i = 0; i < (size_t)ref.w * ref.h * 3; i++) px = abs(ref.data[i] - r.images[0].data[i]) > px ? abs(ref.data[i] - r.images[0].data[i]) : px;
-        /* latents: 1e-4 relative to the latent's scale (unscaled txt2img latents of random models reach |x| ~ 60) */
-        CHECK_MSG(err / scale <= 1e-4, "%s: latent max abs err %.3g (max |x| %.3g)", name, err, scale);
-        CHECK_MSG(px <= 2, "%s: image differs by %d/255", name, px);
+        /* The README's claim, latents within 1.1e-5 and pixels within 1/255, at about twice what is measured (24 cases:
+         * 1.14e-5 absolute, 4.2e-7 relative to the latent's scale, which reaches |x| ~ 64 for unscaled txt2img latents
+         * of random models). A latent that close decodes to within a rounding flip of one 8-bit level. */
+        CHECK_MSG(err <= PIPE_LATENT_ABS && err / scale <= PIPE_LATENT_REL, "%s: latent max abs err %.3g (max |x| %.3g)", name, err, scale);
+        CHECK_MSG(px <= 1, "%s: image differs by %d/255", name, px);
         worst_lat = fmax(worst_lat, err);
         worst_rel = fmax(worst_rel, err / scale);
         worst_px = px > worst_px ? px : worst_px;
@@ -67,8 +72,8 @@ TEST(pipeline_matches_diffusers) {
         sd_image_free(&ref);
         sd_result_free(&r);
     }
-    test_note("%d cases: latent max abs err %.3g (%.3g relative to the latent scale), image max diff %d/255", ncases, worst_lat,
-              worst_rel, worst_px);
+    test_note("%d cases: latent max abs err %.3g (%.3g relative to the latent scale), image max diff %d/255 (tol %g, %g "
+              "relative, 1/255)", ncases, worst_lat, worst_rel, worst_px, PIPE_LATENT_ABS, PIPE_LATENT_REL);
     CHECK(ncases == 24);
     sd_free(models[0]);
     sd_free(models[1]);
