@@ -4,12 +4,14 @@
  * (one schedule: these are the slow ones), unchanged on a GPU.
  *
  * Each model runs three times: CPU (f32), CUDA with f32 storage, CUDA with f16 storage.
- *  - CUDA f32 must meet the golden at the CPU tests' own tolerance (1e-4): the kernels are the same maths.
- *  - CUDA f16 is held to MODEL_F16_U unit roundoffs (u = 2^-11) relative to the output's scale, against both the
- *    CPU result and the golden. A forward rounds every activation it stores (a few dozen times along the deepest
- *    path of these models, through residual sums and normalisations that neither shrink nor amplify much), so
- *    the error is a small multiple of u; 32 u = 1.6e-2 relative leaves room for that and still fails for any
- *    real defect (a wrong index, a missing bias or a mis-scaled softmax moves outputs by O(1)). */
+ *  - CUDA f32 must meet the golden within F32_TOL: the kernels are the same maths as the CPU's, which is within
+ *    2.4e-6 of these goldens (cuda f32 measured at most 2.7e-6).
+ *  - CUDA f16 is held to a bar in unit roundoffs (u = 2^-11) relative to the output's scale, against both the CPU
+ *    result and the golden. A forward rounds every activation it stores (a few dozen times along the deepest path
+ *    of these models, through residual sums and normalisations that neither shrink nor amplify much), so the error
+ *    is a small multiple of u: measured 0.5 to 8.3 u (kernels/cuda/README.md). Each case's bar is about twice its
+ *    own measured error (in the emulator: the same f16 roundings as a GPU, f32 sums in another order); any real
+ *    defect (a wrong index, a missing bias or a mis-scaled softmax) moves outputs by O(1). */
 #include "../test.h"
 #include "../be_test.h"
 #include "../latent_capture.h"
@@ -26,8 +28,7 @@
 #include <stdlib.h>
 
 #define U16 0x1p-11
-#define MODEL_F16_U 32
-#define F32_TOL 1e-4
+#define F32_TOL 6e-6
 
 enum { RUN_CPU, RUN_F32, RUN_F16, RUNS };
 static const char *const RUN_NAME[RUNS] = {"cpu", "cuda f32", "cuda f16"};
@@ -71,15 +72,15 @@ static void platform_clean(void) {
     CHECK_MSG(cuda_test_clean(msg, sizeof msg), "%s", msg);
 }
 
-/* out[RUNS] of one model against its golden `want` (n values): the checks described at the top. */
-static void judge(const char *what, float *const out[RUNS], const float *want, size_t n) {
+/* out[RUNS] of one model against its golden `want` (n values): the checks described at the top, f16 within bar_u. */
+static void judge(const char *what, float *const out[RUNS], const float *want, size_t n, double bar_u) {
     double scale = fmax(maxabs(want, n), 1e-3);
     double e_cpu = max_err(out[RUN_CPU], want, n), e32 = max_err(out[RUN_F32], want, n);
     double e16 = max_err(out[RUN_F16], out[RUN_CPU], n), e16g = max_err(out[RUN_F16], want, n);
-    double tol16 = MODEL_F16_U * U16 * scale;
+    double tol16 = bar_u * U16 * scale;
     test_note("%s: |y| <= %.3g; max abs err vs golden: cpu %.2e, cuda f32 %.2e (tol %.0e); cuda f16 vs cpu %.2e = %.1f u·|y| "
               "(tol %.0f u), vs golden %.2e",
-              what, scale, e_cpu, e32, F32_TOL, e16, e16 / (U16 * scale), (double)MODEL_F16_U, e16g);
+              what, scale, e_cpu, e32, F32_TOL, e16, e16 / (U16 * scale), bar_u, e16g);
     CHECK_MSG(e32 <= F32_TOL, "%s: cuda f32 vs golden %.3g > %.0e", what, e32, F32_TOL);
     CHECK_MSG(e16 <= tol16, "%s: cuda f16 vs cpu %.3g > %.3g", what, e16, tol16);
     CHECK_MSG(e16g <= tol16 + F32_TOL, "%s: cuda f16 vs golden %.3g > %.3g", what, e16g, tol16 + F32_TOL);
@@ -125,7 +126,7 @@ static float *unet_run(int run, st_file *f, size_t *count) {
     return out;
 }
 
-static void unet_case(const char *file, const char *what) {
+static void unet_case(const char *file, const char *what, double bar_u) {
     st_file *f = open_golden(file);
     float *out[RUNS];
     size_t n = 0;
@@ -133,20 +134,21 @@ static void unet_case(const char *file, const char *what) {
     int64_t nw;
     float *want = load(f, "io.y", &nw);
     REQUIRE((size_t)nw == n);
-    judge(what, out, want, n);
+    judge(what, out, want, n, bar_u);
     platform_clean();
     for (int r = 0; r < RUNS; r++) free(out[r]);
     free(want);
     st_close(f);
 }
 
-TEST(cuda_model_unet_sd1) { unet_case("golden/unet/sd1.safetensors", "UNet SD1-like 2x9x12"); }
-TEST(cuda_model_unet_sd2) { unet_case("golden/unet/sd2.safetensors", "UNet SD2-like (linear proj, 9-ch, LCM cond) 2x8x12"); }
-TEST(cuda_model_unet_sdxl) { unet_case("golden/unet/sdxl.safetensors", "UNet SDXL-like (add embedding) 2x7x10"); }
+/* f16 bars: measured 4.0 / 8.3 / 4.5 u */
+TEST(cuda_model_unet_sd1) { unet_case("golden/unet/sd1.safetensors", "UNet SD1-like 2x9x12", 8); }
+TEST(cuda_model_unet_sd2) { unet_case("golden/unet/sd2.safetensors", "UNet SD2-like (linear proj, 9-ch, LCM cond) 2x8x12", 16); }
+TEST(cuda_model_unet_sdxl) { unet_case("golden/unet/sdxl.safetensors", "UNet SDXL-like (add embedding) 2x7x10", 9); }
 
 /* ---- VAE ---- */
 
-typedef struct vae_golden { const char *weights, *prefix, *config, *io; int groups, n, h, w; } vae_golden;
+typedef struct vae_golden { const char *weights, *prefix, *config, *io; int groups, n, h, w; double dec_u, enc_u; } vae_golden;
 
 /* decode of dec.z and encode (posterior mean) of enc.img, both as the host API gives them */
 static void vae_run(int run, const vae_golden *gd, float **dec, float **enc, size_t *nd, size_t *ne) {
@@ -193,25 +195,26 @@ static void vae_case(const vae_golden *gd, const char *what) {
     vae_latent_to_unet(&cfg, want_enc, ne / cfg.latent_channels);
     char w[160];
     snprintf(w, sizeof w, "%s decode", what);
-    judge(w, dec, want_dec, nd);
+    judge(w, dec, want_dec, nd, gd->dec_u);
     snprintf(w, sizeof w, "%s encode (mean)", what);
-    judge(w, enc, want_enc, ne);
+    judge(w, enc, want_enc, ne, gd->enc_u);
     platform_clean();
     for (int r = 0; r < RUNS; r++) { free(dec[r]); free(enc[r]); }
     free(want_dec);
     free(want_enc);
 }
 
+/* f16 bars (decode, encode): measured a 3.8 / 4.5 u, b 5.3 / 2.4 u, c 2.0 / 2.4 u */
 TEST(cuda_model_vae_a) {
-    vae_golden g = {"golden/vae/a_diffusers.safetensors", "", "golden/vae/a_config.json", "golden/vae/a_io.safetensors", 0, 2, 5, 7};
+    vae_golden g = {"golden/vae/a_diffusers.safetensors", "", "golden/vae/a_config.json", "golden/vae/a_io.safetensors", 0, 2, 5, 7, 8, 9};
     vae_case(&g, "VAE a (mid attention) 2x5x7 latent");
 }
 TEST(cuda_model_vae_b) {
-    vae_golden g = {"golden/vae/b_ldm.safetensors", "first_stage_model.", NULL, "golden/vae/b_io.safetensors", 4, 1, 5, 7};
+    vae_golden g = {"golden/vae/b_ldm.safetensors", "first_stage_model.", NULL, "golden/vae/b_io.safetensors", 4, 1, 5, 7, 11, 5};
     vae_case(&g, "VAE b (LDM names, 3 levels) 1x5x7 latent");
 }
 TEST(cuda_model_vae_c) {
-    vae_golden g = {"golden/vae/c_diffusers.safetensors", "", "golden/vae/c_config.json", "golden/vae/c_io.safetensors", 0, 1, 5, 7};
+    vae_golden g = {"golden/vae/c_diffusers.safetensors", "", "golden/vae/c_config.json", "golden/vae/c_io.safetensors", 0, 1, 5, 7, 4, 5};
     vae_case(&g, "VAE c (no quant convs, 6 latent ch) 1x5x7 latent");
 }
 
@@ -246,7 +249,8 @@ static void clip_run(int run, const char *weights, const char *config, const cha
     be_free(b);
 }
 
-static void clip_case(const char *weights, const char *config, const char *prefix, int width, int pdim, const char *pooled_name, const char *what) {
+static void clip_case(const char *weights, const char *config, const char *prefix, int width, int pdim, const char *pooled_name, const char *what,
+                      double hidden_u, double pooled_u) {
     float *h[RUNS], *p[RUNS];
     char name[32];
     snprintf(name, sizeof name, "%s.ids", prefix);
@@ -257,17 +261,18 @@ static void clip_case(const char *weights, const char *config, const char *prefi
     st_close(io);
     char w[160];
     snprintf(w, sizeof w, "%s last_hidden_state", what);
-    judge(w, h, want_h, (size_t)2 * T * width);
+    judge(w, h, want_h, (size_t)2 * T * width, hidden_u);
     snprintf(w, sizeof w, "%s %s", what, pdim == width ? "pooled" : "text_embeds");
-    judge(w, p, want_p, (size_t)2 * pdim);
+    judge(w, p, want_p, (size_t)2 * pdim, pooled_u);
     platform_clean();
     for (int r = 0; r < RUNS; r++) { free(h[r]); free(p[r]); }
     free(want_h);
     free(want_p);
 }
 
-TEST(cuda_model_clip_l) { clip_case("golden/clip/clip_l.safetensors", "golden/clip/clip_l_config.json", "l", 32, 32, "l.pooled", "CLIP-L-like (quick_gelu, causal)"); }
-TEST(cuda_model_clip_g) { clip_case("golden/clip/clip_g.safetensors", "golden/clip/clip_g_config.json", "g", 40, 24, "g.embeds", "OpenCLIP-G-like (gelu, projection)"); }
+/* f16 bars (hidden, pooled): measured L 2.7 / 1.2 u, G 4.2 / 2.1 u */
+TEST(cuda_model_clip_l) { clip_case("golden/clip/clip_l.safetensors", "golden/clip/clip_l_config.json", "l", 32, 32, "l.pooled", "CLIP-L-like (quick_gelu, causal)", 6, 3); }
+TEST(cuda_model_clip_g) { clip_case("golden/clip/clip_g.safetensors", "golden/clip/clip_g_config.json", "g", 40, 24, "g.embeds", "OpenCLIP-G-like (gelu, projection)", 9, 5); }
 
 /* ---- a whole generation ---- */
 
@@ -315,9 +320,10 @@ static int max_level_diff(const sd_image *a, const sd_image *b) {
     return m;
 }
 
-/* The image of a 4-step generation on CUDA (f16 activations) is within a few 8-bit levels of the CPU's and of
- * diffusers'; the final latent is within the f16 model tolerance of both. */
-static void pipeline_case(const char *name) {
+/* A 4-step generation on CUDA (f16 activations): the final latent within bar_u of the CPU's (and of diffusers', which
+ * the CPU meets within 1e-6 of the scale: test_pipeline.c), the image within 2/255 of both; kernels/cuda/README.md
+ * claims 1/255 and bar_u is about twice the measured latent error. */
+static void pipeline_case(const char *name, double bar_u) {
     sd_image icpu, icuda, gold;
     latent_capture ccpu, ccuda;
     generate(name, SD_BACKEND_CPU, &icpu, &ccpu);
@@ -334,13 +340,13 @@ static void pipeline_case(const char *name) {
     REQUIRE((size_t)n == ccpu.n);
     double scale = maxabs(want, ccpu.n), e16 = max_err(ccuda.latent, ccpu.latent, ccpu.n), e16g = max_err(ccuda.latent, want, ccpu.n);
     int d_cpu = max_level_diff(&icuda, &icpu), d_gold = max_level_diff(&icuda, &gold), d_ref = max_level_diff(&icpu, &gold);
-    test_note("%s on CUDA f16: latent |x| <= %.3g, max err vs cpu %.2e = %.1f u·|x|, vs diffusers %.2e; image vs cpu %d/255, "
-              "vs diffusers %d/255 (cpu vs diffusers %d/255)", name, scale, e16, e16 / (U16 * scale), e16g, d_cpu, d_gold, d_ref);
-    CHECK_MSG(e16 <= MODEL_F16_U * U16 * scale, "latent vs cpu %.3g", e16);
-    CHECK_MSG(e16g <= MODEL_F16_U * U16 * scale + 1e-4 * scale, "latent vs diffusers %.3g", e16g);
-    /* "a few 8-bit levels": 3 for our f16 against our f32, plus the 2 the CPU may differ from diffusers */
-    CHECK_MSG(d_cpu <= 3, "image differs from the CPU's by %d/255", d_cpu);
-    CHECK_MSG(d_gold <= 5, "image differs from diffusers' by %d/255", d_gold);
+    test_note("%s on CUDA f16: latent |x| <= %.3g, max err vs cpu %.2e = %.1f u·|x| (tol %.0f u), vs diffusers %.2e; image vs cpu "
+              "%d/255, vs diffusers %d/255 (tol 2/255; cpu vs diffusers %d/255)", name, scale, e16, e16 / (U16 * scale), bar_u, e16g,
+              d_cpu, d_gold, d_ref);
+    CHECK_MSG(e16 <= bar_u * U16 * scale, "latent vs cpu %.3g", e16);
+    CHECK_MSG(e16g <= bar_u * U16 * scale + 1e-6 * scale, "latent vs diffusers %.3g", e16g);
+    CHECK_MSG(d_cpu <= 2, "image differs from the CPU's by %d/255", d_cpu);
+    CHECK_MSG(d_gold <= 2, "image differs from diffusers' by %d/255", d_gold);
     platform_clean();
     free(want);
     free(ccpu.latent);
@@ -350,15 +356,16 @@ static void pipeline_case(const char *name) {
     sd_image_free(&gold);
 }
 
-TEST(cuda_model_pipeline_sd1_img2img) { pipeline_case("sd1_dpmpp2m_neg_img2img"); }
-TEST(cuda_model_pipeline_sdxl_txt2img) { pipeline_case("sdxl_euler_a_neg_txt2img"); }
+/* measured 0.5 u and 1.5 u, 1/255 */
+TEST(cuda_model_pipeline_sd1_img2img) { pipeline_case("sd1_dpmpp2m_neg_img2img", 1); }
+TEST(cuda_model_pipeline_sdxl_txt2img) { pipeline_case("sdxl_euler_a_neg_txt2img", 3); }
 
 /* The SDXL VAE's activations pass f16's 65504 (diffusers' force_upcast); here a latent scaled by 10^4 (still within f16) does the
  * same to the tiny VAE. f16 storage then overflows (the hazard is real), while bf16 and f32 storage - the
- * VAE backends the pipeline can pick - decode to what the CPU gives: within MODEL_F16_U units of bf16's
- * roundoff (2^-8) and f32's tolerance. */
+ * VAE backends the pipeline can pick - decode to what the CPU gives: bf16 within 3 units of its roundoff (2^-8;
+ * measured 1.5), f32 within F32_TOL of the scale. */
 TEST(cuda_model_vae_overflow_needs_bf16_or_f32) {
-    vae_golden gd = {"golden/vae/a_diffusers.safetensors", "", "golden/vae/a_config.json", "golden/vae/a_io.safetensors", 0, 2, 5, 7};
+    vae_golden gd = {"golden/vae/a_diffusers.safetensors", "", "golden/vae/a_config.json", "golden/vae/a_io.safetensors", 0, 2, 5, 7, 0, 0};
     static const be_dtype dts[3] = {BE_F16, BE_BF16, BE_F32};
     float *out[4] = {NULL, NULL, NULL, NULL};
     size_t nd = 0;
@@ -391,10 +398,10 @@ TEST(cuda_model_vae_overflow_needs_bf16_or_f32) {
     size_t bad16 = 0;
     for (size_t i = 0; i < nd; i++) bad16 += !isfinite(out[0][i]);
     double scale = maxabs(out[3], nd), ebf = max_err(out[1], out[3], nd), e32 = max_err(out[2], out[3], nd);
-    test_note("latent |z| <= %.3g: f16 storage gives %zu non-finite of %zu values; bf16 max err %.2e = %.1f u_bf16·|y|, f32 %.2e "
-              "(|y| <= %.3g)", zmax, bad16, nd, ebf, ebf / (0x1p-8 * scale), e32, scale);
+    test_note("latent |z| <= %.3g: f16 storage gives %zu non-finite of %zu values; bf16 max err %.2e = %.1f u_bf16·|y| (tol 3), "
+              "f32 %.2e (|y| <= %.3g)", zmax, bad16, nd, ebf, ebf / (0x1p-8 * scale), e32, scale);
     CHECK_MSG(bad16 > 0, "the case must overflow f16 (else it tests nothing)");
-    CHECK(ebf <= MODEL_F16_U * 0x1p-8 * scale);
+    CHECK(ebf <= 3 * 0x1p-8 * scale);
     CHECK(e32 <= F32_TOL * fmax(scale, 1.0));
     platform_clean();
     for (int r = 0; r < 4; r++) free(out[r]);
