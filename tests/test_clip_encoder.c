@@ -36,6 +36,10 @@ static void load_ids(st_file *f, const char *name, int32_t *ids) {
     free(d);
 }
 
+/* Against transformers in f32 the encoders measure at most 5.1e-6 (clip_g hidden_states[-2]); every output is held to
+ * about twice that. */
+#define CLIP_TOL 1e-5
+
 /* Downloads `got` and compares it with golden `name` (max abs error, tolerance tol); returns the host copy. */
 static float *expect(be *b, st_file *io, const char *name, const be_tensor *got, double tol, const char *what) {
     REQUIRE_MSG(be_status(b) == SD_OK, "%s: %s", what, sd_last_error());
@@ -43,7 +47,7 @@ static float *expect(be *b, st_file *io, const char *name, const be_tensor *got,
     be_download(b, got, g);
     double worst = 0;
     for (size_t i = 0; i < be_numel(got); i++) worst = fmax(worst, fabs(g[i] - want[i]));
-    test_note("%s: max abs err %.2e (tol %.0e)", what, worst, tol);
+    test_note("%s: max abs err %.2e (tol %.2g)", what, worst, tol);
     CHECK_MAXERR(g, want, (long)be_numel(got), tol);
     free(want);
     return g;
@@ -117,19 +121,19 @@ TEST(clip_golden_clip_l) {
     load_ids(io, "l.ids", ids);
     be_tensor h = be_new(b, 2, 1, T, 32), p = be_new(b, 2, 1, 1, 32);
     clip_forward(b, &md.c, ids, 2, T, -1, 1, &h, NULL);
-    free(expect(b, io, "l.last", &h, 1e-4, "clip_l last_hidden_state (SD 1.x)"));
+    free(expect(b, io, "l.last", &h, CLIP_TOL, "clip_l last_hidden_state (SD 1.x)"));
     clip_forward(b, &md.c, ids, 2, T, 1, 0, &h, NULL);
-    free(expect(b, io, "l.hs1", &h, 1e-4, "clip_l hidden_states[1]"));
+    free(expect(b, io, "l.hs1", &h, CLIP_TOL, "clip_l hidden_states[1]"));
     clip_forward(b, &md.c, ids, 2, T, -2, 1, &h, NULL);
-    free(expect(b, io, "l.ln_hs1", &h, 1e-4, "clip_l final_LN(hidden_states[-2]) (clip skip 1)"));
+    free(expect(b, io, "l.ln_hs1", &h, CLIP_TOL, "clip_l final_LN(hidden_states[-2]) (clip skip 1)"));
     clip_forward(b, &md.c, ids, 2, T, -2, 0, &h, &p); /* stream snapshot + pooled in one pass */
-    free(expect(b, io, "l.hs1", &h, 1e-4, "clip_l hidden_states[-2] with pooling"));
-    free(expect(b, io, "l.pooled", &p, 1e-4, "clip_l pooled (argmax rule)"));
+    free(expect(b, io, "l.hs1", &h, CLIP_TOL, "clip_l hidden_states[-2] with pooling"));
+    free(expect(b, io, "l.pooled", &p, CLIP_TOL, "clip_l pooled (argmax rule)"));
     /* the eos here (255) is the largest id: first-eos pooling must land on the same rows */
     md.c.cfg.pool = CLIP_POOL_FIRST_EOS;
     md.c.cfg.eos_id = 255;
     clip_forward(b, &md.c, ids, 2, T, -1, 0, NULL, &p);
-    free(expect(b, io, "l.pooled", &p, 1e-4, "clip_l pooled (first-eos rule, eos = max id)"));
+    free(expect(b, io, "l.pooled", &p, CLIP_TOL, "clip_l pooled (first-eos rule, eos = max id)"));
     close_model(b, &md);
     st_close(io);
     be_free(b);
@@ -150,12 +154,12 @@ TEST(clip_golden_clip_g) {
     }
     be_tensor h = be_new(b, 2, 1, T, 40), e = be_new(b, 2, 1, 1, 24), p = be_new(b, 2, 1, 1, 40);
     clip_forward(b, &md.c, ids, 2, T, 3, 1, &h, &e);
-    free(expect(b, io, "g.last", &h, 1e-4, "clip_g last_hidden_state"));
-    free(expect(b, io, "g.embeds", &e, 1e-4, "clip_g text_embeds (pooled + projection)"));
+    free(expect(b, io, "g.last", &h, CLIP_TOL, "clip_g last_hidden_state"));
+    free(expect(b, io, "g.embeds", &e, CLIP_TOL, "clip_g text_embeds (pooled + projection)"));
     clip_forward(b, &md.c, ids, 2, T, -2, 0, &h, NULL);
-    free(expect(b, io, "g.hs2", &h, 1e-4, "clip_g hidden_states[-2] (SDXL)"));
+    free(expect(b, io, "g.hs2", &h, CLIP_TOL, "clip_g hidden_states[-2] (SDXL)"));
     clip_forward(b, &md.c, ids, 2, T, -2, 1, &h, NULL);
-    free(expect(b, io, "g.ln_hs2", &h, 1e-4, "clip_g final_LN(hidden_states[-2]) (SD 2 penultimate)"));
+    free(expect(b, io, "g.ln_hs2", &h, CLIP_TOL, "clip_g final_LN(hidden_states[-2]) (SD 2 penultimate)"));
     close_model(b, &md);
 
     /* without its projection (and with the last block dropped, as SD 2 loads OpenCLIP-H) */
@@ -167,7 +171,7 @@ TEST(clip_golden_clip_g) {
     cfg.proj_dim = 0;
     REQUIRE_MSG(clip_load(b, md.m, &cfg, &md.c) == SD_OK, "%s", sd_last_error());
     clip_forward(b, &md.c, ids, 2, T, -1, 0, NULL, &p);
-    free(expect(b, io, "g.pooled", &p, 1e-4, "clip_g pooler_output (no projection)"));
+    free(expect(b, io, "g.pooled", &p, CLIP_TOL, "clip_g pooler_output (no projection)"));
     clip_free(b, &md.c);
     wmap_free(md.m);
     md.m = wmap_new(); /* fresh "used" marks */
@@ -177,7 +181,7 @@ TEST(clip_golden_clip_g) {
     char unused[256];
     CHECK_MSG(wmap_unused(md.m, unused, sizeof unused) == 0, "unused: %s", unused);
     clip_forward(b, &md.c, ids, 2, T, -1, 1, &h, NULL);
-    free(expect(b, io, "g.ln_hs2", &h, 1e-4, "clip_g cut to 2 blocks, last + final LN"));
+    free(expect(b, io, "g.ln_hs2", &h, CLIP_TOL, "clip_g cut to 2 blocks, last + final LN"));
     close_model(b, &md);
     st_close(io);
     be_free(b);
@@ -247,9 +251,9 @@ TEST(clip_golden_sdxl_pair) {
     be_download(b, &ctx, got);
     double worst = 0;
     for (int i = 0; i < 2 * T * 72; i++) worst = fmax(worst, fabs(got[i] - want[i]));
-    test_note("SDXL context [2, 77, 72]: max abs err %.2e (tol 1e-04)", worst);
-    CHECK_MAXERR(got, want, 2 * T * 72, 1e-4);
-    free(expect(b, io, "g.embeds", &p, 1e-4, "SDXL pooled text_embeds"));
+    test_note("SDXL context [2, 77, 72]: max abs err %.2e (tol %.2g)", worst, CLIP_TOL);
+    CHECK_MAXERR(got, want, 2 * T * 72, CLIP_TOL);
+    free(expect(b, io, "g.embeds", &p, CLIP_TOL, "SDXL pooled text_embeds"));
     free(got); free(want); free(hl); free(hg);
     close_model(b, &l);
     close_model(b, &g);

@@ -282,11 +282,11 @@ TEST(cpu_attention_key_blocks_and_head_widths) {
             float *got = test_download(b, &ty);
             for (long i = 0; i < (long)N * Tq * Cv; i++)
                 if (fabs(got[i] - ref[i]) > worst) worst = fabs(got[i] - ref[i]);
-            CHECK_MAXERR(got, ref, (long)N * Tq * Cv, 1e-5);
+            CHECK_MAXERR(got, ref, (long)N * Tq * Cv, 1.5e-6); /* measured 7.4e-7 (both SIMD levels) */
             be_release(b, m);
             free(q); free(k); free(v); free(ref); free(got);
         }
-        test_note("%s attention, 8 shapes: max abs err %.2e (tol 1e-5)", cpu_simd_name(lv[l]), worst);
+        test_note("%s attention, 8 shapes: max abs err %.2e (tol 1.5e-6)", cpu_simd_name(lv[l]), worst);
         be_free(b);
         cpu_simd_set(was);
     }
@@ -334,8 +334,8 @@ TEST(cpu_group_norm_many_chunks_offset_mean) {
         double worst = 0;
         for (size_t i = 0; i < (size_t)N * hw * C; i++)
             if (fabs(got[i] - ref[i]) > worst) worst = fabs(got[i] - ref[i]);
-        test_note("%s GroupNorm+SiLU, mean 30, 2 x 2745 rows: max abs err %.2e (tol 1e-5)", cpu_simd_name(lv[l]), worst);
-        CHECK_MAXERR(got, ref, (long)N * hw * C, 1e-5);
+        test_note("%s GroupNorm+SiLU, mean 30, 2 x 2745 rows: max abs err %.2e (tol 3e-6)", cpu_simd_name(lv[l]), worst);
+        CHECK_MAXERR(got, ref, (long)N * hw * C, 3e-6); /* measured 1.43e-6 */
         free(got);
         be_weight_free(b, &Gw);
         be_weight_free(b, &Bw);

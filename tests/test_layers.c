@@ -7,6 +7,12 @@
 
 #include <stdlib.h>
 
+/* Against PyTorch in f32, measured: norms at most 1.07e-6 (GroupNorm+SiLU), attention 8.3e-7 (cross), the ResNet and
+ * Transformer2D blocks 1.31e-6 (ResNet); each held to about twice its worst. */
+#define NORM_TOL 2.5e-6
+#define ATTN_TOL 2e-6
+#define BLOCK_TOL 3e-6
+
 static be *mk(void) {
     be *b = be_cpu_new(0);
     REQUIRE(b);
@@ -29,7 +35,7 @@ static void expect(be *b, st_file *f, const char *name, const be_tensor *got, do
     REQUIRE_MSG(be_status(b) == SD_OK, "%s", sd_last_error());
     double worst = 0;
     for (int64_t i = 0; i < cnt; i++) worst = fmax(worst, fabs(g[i] - want[i]));
-    test_note("%s: max abs err %.2e (tol %.0e)", what, worst, tol);
+    test_note("%s: max abs err %.2e (tol %.2g)", what, worst, tol);
     CHECK_MAXERR(g, want, cnt, tol);
     free(g);
     free(want);
@@ -50,12 +56,12 @@ TEST(golden_group_norm_layer_norm) {
     REQUIRE(wmap_vec(b, m, &lw, 20, "ln.weight") == SD_OK && wmap_vec(b, m, &lb, 20, "ln.bias") == SD_OK);
     be_tensor x = test_golden_upload(b, f, "gn.x", 2, 5, 7, 12), y = be_new(b, 2, 5, 7, 12);
     be_group_norm(b, &x, &gw, &gb, 4, 1e-6f, 0, &y);
-    expect(b, f, "gn.y", &y, 1e-5, "GroupNorm");
+    expect(b, f, "gn.y", &y, NORM_TOL, "GroupNorm");
     be_group_norm(b, &x, &gw, &gb, 4, 1e-6f, 1, &y);
-    expect(b, f, "gn.y_silu", &y, 1e-5, "GroupNorm+SiLU");
+    expect(b, f, "gn.y_silu", &y, NORM_TOL, "GroupNorm+SiLU");
     be_tensor lx = test_golden_upload(b, f, "ln.x", 3, 1, 11, 20), ly = be_new(b, 3, 1, 11, 20);
     be_layer_norm(b, &lx, &lw, &lb, 1e-5f, &ly);
-    expect(b, f, "ln.y", &ly, 1e-5, "LayerNorm");
+    expect(b, f, "ln.y", &ly, NORM_TOL, "LayerNorm");
     be_weight *ws[] = {&gw, &gb, &lw, &lb};
     for (int i = 0; i < 4; i++) be_weight_free(b, ws[i]);
     wmap_free(m);
@@ -76,7 +82,7 @@ TEST(golden_attention) {
         be_tensor q = test_golden_upload(b, f, nq, cs[i].n, 1, cs[i].tq, cs[i].c), k = test_golden_upload(b, f, nk, cs[i].n, 1, cs[i].tk, cs[i].c);
         be_tensor v = test_golden_upload(b, f, nv, cs[i].n, 1, cs[i].tk, cs[i].c), y = be_new(b, cs[i].n, 1, cs[i].tq, cs[i].c);
         be_attention(b, &q, &k, &v, cs[i].heads, cs[i].causal, &y);
-        expect(b, f, ny, &y, 1e-5, cs[i].name);
+        expect(b, f, ny, &y, ATTN_TOL, cs[i].name);
         be_release(b, mark);
     }
     st_close(f);
@@ -92,7 +98,7 @@ TEST(golden_resnet_block) {
     be_tensor x = test_golden_upload(b, f, "x", 2, 5, 7, 24), temb = test_golden_upload(b, f, "temb", 2, 1, 1, 48), y = be_new(b, 2, 5, 7, 40);
     be_act_fn(b, BE_ACT_SILU, &temb, &temb);
     layer_resnet_forward(b, &r, &x, &temb, &y);
-    expect(b, f, "y", &y, 1e-4, "ResnetBlock2D");
+    expect(b, f, "y", &y, BLOCK_TOL, "ResnetBlock2D");
     char unused[256];
     CHECK_MSG(wmap_unused(m, unused, sizeof unused) == 3, "unused: %s", unused); /* only the inputs and output */
     layer_resnet_free(b, &r);
@@ -113,7 +119,7 @@ TEST(golden_transformer2d) {
         CHECK_MSG(wmap_unused(m, unused, sizeof unused) == 3, "unused: %s", unused); /* x, ctx, y */
         be_tensor x = test_golden_upload(b, f, "x", 2, 3, 5, 32), ctx = test_golden_upload(b, f, "ctx", 2, 1, 7, 24), y = be_new(b, 2, 3, 5, 32);
         layer_t2d_forward(b, &t, &x, &ctx, &y);
-        expect(b, f, "y", &y, 1e-4, i ? "Transformer2D (linear proj)" : "Transformer2D (1x1 conv proj)");
+        expect(b, f, "y", &y, BLOCK_TOL, i ? "Transformer2D (linear proj)" : "Transformer2D (1x1 conv proj)");
         layer_t2d_free(b, &t);
         wmap_free(m);
         st_close(f);

@@ -27,6 +27,9 @@ static const st_tensor *io(st_file *f, const char *name) {
     return t;
 }
 
+/* Against diffusers in f32 the three UNets measure at most 2.1e-6; held to about twice that. */
+#define UNET_TOL 5e-6
+
 /* Runs the golden's model (weights from m, config cfg) on its inputs; returns the output (malloc'd, NHWC)
  * and the forward time in ms (best of ms_reps after a warm-up run; 0: one run). */
 static float *run(be *b, st_file *f, wmap *m, const unet_config *cfg, int ms_reps, double *ms) {
@@ -96,9 +99,9 @@ static void golden_case(const char *file, const char *what) {
     double worst = 0;
     for (int64_t i = 0; i < n; i++) worst = fmax(worst, fabs(y[i] - want[i]));
     const st_tensor *xs = io(f, "io.x");
-    test_note("%s: batch %lld, latent %lldx%lld: max abs err %.2e (tol 1e-4), forward %.1f ms (best of 3, after one warm-up)", what, (long long)xs->shape[0],
-              (long long)xs->shape[1], (long long)xs->shape[2], worst, ms);
-    CHECK_MAXERR(y, want, n, 1e-4);
+    test_note("%s: batch %lld, latent %lldx%lld: max abs err %.2e (tol %.2g), forward %.1f ms (best of 3, after one warm-up)", what,
+              (long long)xs->shape[0], (long long)xs->shape[1], (long long)xs->shape[2], worst, UNET_TOL, ms);
+    CHECK_MAXERR(y, want, n, UNET_TOL);
     free(y);
     free(want);
     wmap_free(m);

@@ -34,8 +34,11 @@ static double maxabs(const float *a, const float *b, size_t n) {
     return m;
 }
 
+/* Against diffusers in f32 the three VAEs measure at most 2.2e-6 (decodes of |y| ~ 3); held to about twice that. */
+#define VAE_TOL 5e-6
+
 static void compare(const char *what, const float *got, const float *want, size_t n, double tol) {
-    test_note("%s: max abs err %.2e (tol %.0e)", what, maxabs(got, want, n), tol);
+    test_note("%s: max abs err %.2e (tol %.2g)", what, maxabs(got, want, n), tol);
     CHECK_MAXERR(got, want, (long)n, tol);
 }
 
@@ -63,7 +66,7 @@ static void check_model(be *b, golden *g, const char *tag, int n, int h, int w) 
     char what[128];
     REQUIRE_MSG(vae_decode_z(b, g->v, z, n, h, w, NULL, got) == SD_OK, "%s", sd_last_error());
     snprintf(what, sizeof what, "%s decode %dx%d x%d", tag, h, w, n);
-    compare(what, got, want, ni, 1e-4);
+    compare(what, got, want, ni, VAE_TOL);
     /* the backend-level forward on the whole batch at once */
     size_t mark = be_mark(b);
     be_tensor zt = be_new(b, n, h, w, lc), it = be_new(b, n, H, W, 3);
@@ -73,7 +76,7 @@ static void check_model(be *b, golden *g, const char *tag, int n, int h, int w) 
     be_release(b, mark);
     REQUIRE_MSG(be_status(b) == SD_OK, "%s", sd_last_error());
     snprintf(what, sizeof what, "%s decoder forward (batch %d at once)", tag, n);
-    compare(what, got, want, ni, 1e-4);
+    compare(what, got, want, ni, VAE_TOL);
     free(got);
     free(want);
     free(z);
@@ -85,10 +88,10 @@ static void check_model(be *b, golden *g, const char *tag, int n, int h, int w) 
     vae_latent_to_unet(c, sample, (size_t)n * h * w);
     REQUIRE_MSG(vae_encode(b, g->v, img, n, H, W, NULL, lat) == SD_OK, "%s", sd_last_error());
     snprintf(what, sizeof what, "%s encode mean (scaled)", tag);
-    compare(what, lat, mean, nz, 1e-4);
+    compare(what, lat, mean, nz, VAE_TOL);
     REQUIRE_MSG(vae_encode(b, g->v, img, n, H, W, noise, lat) == SD_OK, "%s", sd_last_error());
     snprintf(what, sizeof what, "%s encode sample (scaled)", tag);
-    compare(what, lat, sample, nz, 1e-4);
+    compare(what, lat, sample, nz, VAE_TOL);
     free(img); free(mean); free(noise); free(sample); free(lat);
 }
 
@@ -158,7 +161,7 @@ TEST(vae_golden_ldm_b) {
     float *img = load(g.io, "odd.img", 19 * 27 * 3), *mean = load(g.io, "odd.mean", h * w * 4), *lat = malloc(h * w * 4 * sizeof(float));
     vae_latent_to_unet(c, mean, h * w);
     REQUIRE_MSG(vae_encode(b, g.v, img, 1, 19, 27, NULL, lat) == SD_OK, "%s", sd_last_error());
-    compare("b encode 19x27 image", lat, mean, h * w * 4, 1e-4);
+    compare("b encode 19x27 image", lat, mean, h * w * 4, VAE_TOL);
     free(img); free(mean); free(lat);
     golden_close(&g);
     be_free(b);
@@ -193,7 +196,7 @@ TEST(vae_decode_unet_space_latent) {
     float *z = load(g.io, "dec.z", nz), *want = load(g.io, "dec.img", ni), *got = malloc(ni * sizeof(float)), *u = malloc(nz * sizeof(float));
     for (size_t i = 0; i < nz; i++) u[i] = (float)(((double)z[i] - 0.1159) * 0.3611);
     REQUIRE_MSG(vae_decode(b, g.v, u, 1, 5, 7, NULL, got) == SD_OK, "%s", sd_last_error());
-    compare("c decode from UNet-space latent", got, want, ni, 1e-4);
+    compare("c decode from UNet-space latent", got, want, ni, VAE_TOL);
     char unused[256];
     CHECK_MSG(wmap_unused(g.m, unused, sizeof unused) == 0, "unused: %s", unused); /* encoder tensors: expected, not loaded */
     CHECK(vae_encode(b, g.v, want, 1, 10, 14, NULL, u) != SD_OK);

@@ -84,8 +84,10 @@ TEST(vae_tiling_exact_bands_match_untiled) {
         double px = max_px(tiled, whole, ni, &u8);
         test_note("model %s, %dx%d latent, bands of %d latent rows: max diff %.2e px (%.2e in [-1,1]), uint8 max diff %d", cs[i].tag, h, w, cs[i].band,
                   px, px / 127.5, u8);
-        CHECK_MAXERR(tiled, whole, (long)ni, 1e-4);
-        CHECK(px <= 2.0 && u8 <= 1);
+        /* exact bands change only the summation order: measured at most 1.25e-6 of the [-1, 1] range (1.6e-4 of an
+         * 8-bit level), held to about twice that; the 8-bit picture may differ by a rounding flip */
+        CHECK_MAXERR(tiled, whole, (long)ni, 3e-6);
+        CHECK(u8 <= 1);
         free(z); free(whole); free(tiled);
         close_model(&md);
     }
@@ -146,7 +148,7 @@ TEST(vae_tiling_blend_is_weighted_mean_of_tiles) {
         }
     float *want = malloc(ni * sizeof(float));
     for (size_t i = 0; i < ni; i++) want[i] = (float)(acc[i] / wsum[i / 3]);
-    CHECK_MAXERR(got, want, (long)ni, 1e-5);
+    CHECK_MAXERR(got, want, (long)ni, 5e-7); /* the same float sums in another order: measured 2.4e-7 */
     int u8;
     double px = max_px(got, whole, ni, &u8);
     test_note("blended %dx%d tiles (overlap %d) vs untiled on model a (random weights): max diff %.1f px, uint8 max diff %d", T, T, O, px, u8);
@@ -182,7 +184,7 @@ TEST(vae_tiling_auto_fits_reported_memory) {
     open_model(b2, &m2, "a");
     aut.mem_limit = 0; /* vae_decode reads the arena's free space: the same plan */
     REQUIRE_MSG(vae_decode_z(b2, m2.v, z, 1, h, w, &aut, got) == SD_OK, "%s", sd_last_error());
-    CHECK_MAXERR(got, whole, (long)ni, 1e-4);
+    CHECK_MAXERR(got, whole, (long)ni, 3e-6); /* exact bands, as above: measured 9.5e-7 */
     /* an arena one byte too small for an untiled decode reports exhaustion, not a crash */
     vae_decode_opts forced = {VAE_TILING_OFF, 0, 0, 0};
     CHECK(vae_decode_z(b2, m2.v, z, 1, h, w, &forced, got) == SD_ERR_MEMORY);
