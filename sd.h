@@ -98,6 +98,13 @@ typedef struct sd_gen_params {
     const sd_image *init_image;     /* img2img when set (any size: resized to width x height) */
     float strength;                 /* img2img denoising strength 0..1 */
     const sd_image *mask;           /* inpainting: white = repaint (grey, same size as init_image) */
+    int mask_blur;                  /* inpainting: Gaussian blur of the mask in pixels (0: none; README "Inpainting") */
+    int inpaint_only_masked;        /* repaint a crop around the mask (+ inpaint_padding) at width x height and lay it
+                                       back into the init image: the picture keeps the init image's size */
+    int inpaint_padding;            /* pixels around the mask's bounding box (inpaint_only_masked) */
+    const char *inpaint_fill;       /* masked content: NULL/"original", "fill", "latent noise", "latent nothing" */
+    const char *timestep_spacing;   /* NULL: the model's scheduler config; "leading", "linspace", "trailing" */
+    int clip_skip_negative;         /* clip skip of the negative prompt; 0: the convention's rule (README) */
     int vae_tiling;                 /* 0: automatic, 1: always, -1: never */
     uint64_t variation_seed;        /* A1111 "variation seed": slerp(variation_strength, noise(seed), noise(variation_seed)) */
     float variation_strength;       /* 0: off */

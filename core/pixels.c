@@ -272,11 +272,43 @@ sd_status px_cv_gaussian_blur(uint8_t *img, int w, int h, int c, int kw, int kh,
     return SD_OK;
 }
 
-/* ---- overlay ---- */
+/* ---- compositing (Pillow's Paste.c, AlphaComposite.c and RGBA <-> RGBa conversions) ---- */
 
 static uint32_t div255(uint32_t v) { /* Pillow's DIV255: (v + 128) / 255 rounded, by shifts */
     v += 128;
     return ((v >> 8) + v) >> 8;
+}
+
+void px_alpha_composite(uint8_t *dst, const uint8_t *src, size_t n) {
+    for (size_t i = 0; i < n; i++, dst += 4, src += 4) {
+        if (src[3] == 0) continue;
+        uint32_t blend = (uint32_t)dst[3] * (255 - src[3]), outa255 = (uint32_t)src[3] * 255 + blend;
+        uint32_t coef1 = (uint32_t)src[3] * 255 * 255 * 128 / outa255, coef2 = 255 * 128 - coef1;
+        for (int b = 0; b < 3; b++) {
+            uint32_t t = src[b] * coef1 + dst[b] * coef2 + (0x80 << 7);
+            dst[b] = (uint8_t)((((t >> 8) + t) >> 8) >> 7);
+        }
+        dst[3] = (uint8_t)div255(outa255);
+    }
+}
+
+void px_premultiply(uint8_t *p, size_t n) {
+    for (size_t i = 0; i < n; i++, p += 4)
+        for (int b = 0; b < 3; b++) p[b] = (uint8_t)div255((uint32_t)p[b] * p[3]);
+}
+
+void px_unpremultiply(uint8_t *p, size_t n) {
+    for (size_t i = 0; i < n; i++, p += 4)
+        if (p[3] != 255 && p[3] != 0)
+            for (int b = 0; b < 3; b++) {
+                uint32_t v = 255u * p[b] / p[3];
+                p[b] = (uint8_t)(v > 255 ? 255 : v);
+            }
+}
+
+void px_paste_masked(uint8_t *dst, const uint8_t *src, const uint8_t *a, size_t n, int c) {
+    for (size_t i = 0; i < n; i++)
+        for (int b = 0; b < c; b++) dst[i * c + b] = (uint8_t)div255((uint32_t)dst[i * c + b] * (255u - a[i]) + (uint32_t)src[i * c + b] * a[i]);
 }
 
 uint8_t px_overlay(uint8_t orig, uint8_t m, uint8_t g) {

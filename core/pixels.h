@@ -8,6 +8,7 @@
 #ifndef CORE_PIXELS_H
 #define CORE_PIXELS_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "status.h"
@@ -28,6 +29,14 @@ sd_status px_gaussian_blur(uint8_t *img, int w, int h, int c, float radius);
  * error diffusion, BORDER_REFLECT_101, one rounding). Used one axis at a time (kw or kh = 1), as AUTOMATIC1111
  * does; with both > 1 this rounds after each axis, which OpenCV does not. Sizes must be odd. */
 sd_status px_cv_gaussian_blur(uint8_t *img, int w, int h, int c, int kw, int kh, double sigma);
+
+/* Pillow's Image.alpha_composite of n RGBA pixels: src over dst, into dst. */
+void px_alpha_composite(uint8_t *dst, const uint8_t *src, size_t n);
+/* RGBA -> RGBa (premultiply) and RGBa -> RGBA, n pixels in place, with Pillow's rounding. */
+void px_premultiply(uint8_t *rgba, size_t n);
+void px_unpremultiply(uint8_t *rgba, size_t n);
+/* Pillow's paste through an L mask: dst = dst·(255 - a)/255 + src·a/255 per channel, rounded; c channels. */
+void px_paste_masked(uint8_t *dst, const uint8_t *src, const uint8_t *a, size_t n, int c);
 
 /* One pixel channel of Pillow's overlay of an original picture on a generated one, as diffusers'
  * VaeImageProcessor.apply_overlay and AUTOMATIC1111's apply_overlay build it: the original, pasted into a clear

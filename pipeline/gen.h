@@ -1,6 +1,7 @@
 /* gen.h — one sd_generate call, resolved once, and the jobs it is made of. Each job has its own file:
  *   noise.c    the seeded starting noise of each image (variation seeds) and the samplers' fresh noise
- *   img2img.c  img2img / inpainting preparation: init image and mask to latents, the per-step blend
+ *   inpaint.c  img2img / inpainting in pixel space: init image and mask at generation size, the final overlay
+ *   img2img.c  img2img / inpainting latents: the init latents, the start noise, a 9-channel UNet's extra input
  *   guided.c   the guided model call: conditioning tensors, UNet on [uncond; cond], CFG and rescale
  *   decode.c   the VAE decode policy and latents to 8-bit images
  *   generate.c the orchestration: resolve the parameters, run the images in groups, settings text
@@ -14,6 +15,23 @@
 #include "pipeline.h"
 
 #define GEN_MAX_GROUP 64 /* latents per UNet call (sd_gen_params.batch_size is capped to it) */
+
+/* Masked content (AUTOMATIC1111's "inpainting fill"). */
+typedef enum inpaint_fill { FILL_ORIGINAL, FILL_FILL, FILL_LATENT_NOISE, FILL_LATENT_NOTHING } inpaint_fill;
+
+/* The pixel-space preparation of an img2img / inpainting call (inpaint.c), the same for every image. */
+typedef struct inpaint_plan {
+    int kdiff;             /* AUTOMATIC1111's rules (else diffusers') */
+    inpaint_fill fill;
+    float *image;          /* [H, W, 3] the init picture as the VAE encodes it, [-1, 1] */
+    float *masked;         /* [H, W, 3] 9-channel UNets: the picture with the repainted area at 0 */
+    float *lat_mask;       /* [h, w] 1 where the sampler repaints (NULL: plain img2img) */
+    float *cond_mask;      /* [h, w] 9-channel UNets' mask input */
+    uint8_t *orig, *over;  /* [oh, ow, 3], [oh, ow]: the picture laid over the generation, and its mask (255 =
+                              generated); NULL: the generation is the picture */
+    int ow, oh;
+    int cropped, crop[4];  /* inpaint only masked: where the generation goes (x1, y1, x2, y2) */
+} inpaint_plan;
 
 typedef struct gen {
     /* the call */
@@ -48,11 +66,13 @@ typedef struct gen {
 
     float *nchw;                    /* [lc, h, w] scratch: torch draws noise in NCHW order */
 
-    /* img2img.c: inpainting state of the current group */
+    /* inpaint.c: the call's pixel-space preparation; img2img.c: the current group's latents */
+    inpaint_plan ip;
+    int from_noise;                 /* inpainting at strength 1 (diffusers): the start is pure noise */
     float *inpaint_extra;           /* 9-channel UNets: [B, h, w, 5] mask ‖ masked-image latent */
-    float *blend_x0, *blend_mask;   /* 4-channel inpainting: the init latent and the latent mask [B, h, w, lc] */
-    float *blend_noise;
-    float *blend_known;             /* [B, h, w, lc] scratch of the blend */
+    float *known_x0, *known_noise, *known_mask; /* [B, h, w, lc] what the sampler keeps (sched_mask) */
+    sched_mask known;
+    int has_known;
 
     double t_sample;                /* seconds in the sampler, over the groups */
 } gen;
@@ -68,12 +88,19 @@ sd_status gen_noise_draw(void *user, float *out);
 /* n standard normals from r, drawn in torch's NCHW order and stored NHWC in out. */
 void gen_randn_nhwc(gen *g, rng *r, float *out);
 
+/* inpaint.c */
+sd_status inpaint_fill_from_name(const char *name, inpaint_fill *out);
+/* The init picture and mask at generation size and on the latent grid (once per call). */
+sd_status inpaint_plan_make(gen *g, inpaint_plan *ip);
+void inpaint_plan_free(inpaint_plan *ip);
+/* The picture of one image: the generation laid back over the original where the plan says so (the picture
+ * then takes the original's size). */
+sd_status inpaint_compose(const inpaint_plan *ip, sd_image *img);
+
 /* img2img.c */
-/* img2img / inpainting: x holds the starting noise on entry, the init latents noised to the start step on exit;
- * sets the inpainting state of the group (freed by img2img_release). */
+/* img2img / inpainting: x holds each image's first draw on entry, the sampler's start on exit (g->from_noise:
+ * unscaled noise); sets the group's inpainting state (freed by img2img_release). */
 sd_status img2img_prepare(gen *g, float *x);
-/* 4-channel inpainting: keep the unmasked area on the init image's trajectory after sampler step `step`. */
-void img2img_blend(gen *g, int step, int total, float *x);
 void img2img_release(gen *g);
 
 /* guided.c */

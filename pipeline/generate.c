@@ -41,6 +41,7 @@ static sd_status resolve(gen *g) {
     g->sc.prediction = c->prediction == MODEL_PRED_V ? SCHED_PRED_V : SCHED_PRED_EPS;
     g->sc.spacing = (sched_spacing)c->sched_spacing;
     g->sc.steps_offset = c->steps_offset;
+    if (p->timestep_spacing && (st = sched_spacing_from_name(p->timestep_spacing, &g->sc.spacing)) != SD_OK) return st;
     if (p->eta > 0) g->sc.eta = p->eta;
     if ((st = sched_config_check(&g->sc, g->steps)) != SD_OK) return st;
     if ((st = rng_kind_from_name(p->rng ? p->rng : "cuda", &g->rng)) != SD_OK) return st;
@@ -49,7 +50,7 @@ static sd_status resolve(gen *g) {
     const unet_config *uc = unet_get_config(c->unet);
     /* CFG needs a second UNet batch; LCM-distilled UNets take the guidance as an embedding instead */
     g->use_cfg = g->cfg > 1.0f && !uc->time_cond_dim;
-    if (uc->in_channels == 9 && !p->init_image) return err_fail(SD_ERR_ARG, "%s is an inpainting model: give an init image and a mask", c->name);
+    if (uc->in_channels == 9 && !p->init_image) return err_fail(SD_ERR_ARG, "%s is an inpainting model: give an init image (and a mask)", c->name);
     if (p->init_image) {
         st = sched_img2img_start(&g->sc, g->steps, p->strength, &g->start_step);
         if (st != SD_OK) return st;
@@ -75,7 +76,6 @@ static int report(gen *g, const char *stage, int step, int total, const float *x
 
 static void after_step(void *user, int step, int total, const float *x) {
     gen *g = user;
-    img2img_blend(g, step, total, (float *)x); /* the sampler's own state: blending it is the point */
     if (!g->cb_err && report(g, "sample", step, total, x)) g->cb_err = SD_ERR_CANCELLED;
 }
 
@@ -95,7 +95,8 @@ static sd_status run_group(gen *g, int first, int B, sd_result *r) {
     if (st == SD_OK && p->init_image) st = img2img_prepare(g, x);
     double ts = gen_now(), f0 = b->flops; /* the backend counts the FLOPs of the ops it is given */
     if (st == SD_OK)
-        st = p->init_image ? sched_sample_from(&g->sc, g->steps, g->start_step, x, n, guided_model, gen_noise_draw, after_step, g)
+        st = p->init_image ? sched_sample_masked(&g->sc, g->steps, g->from_noise ? 0 : g->start_step, g->from_noise, x, n,
+                                                 g->has_known ? &g->known : NULL, guided_model, gen_noise_draw, after_step, g)
                            : sched_sample(&g->sc, g->steps, x, n, guided_model, gen_noise_draw, after_step, g);
     if (st == SD_OK && g->cb_err) st = err_fail(SD_ERR_CANCELLED, "cancelled");
     g->t_sample += gen_now() - ts;
@@ -105,6 +106,7 @@ static sd_status run_group(gen *g, int first, int B, sd_result *r) {
     img2img_release(g);
     if (st == SD_OK && report(g, "decode", 0, 0, NULL)) st = err_fail(SD_ERR_CANCELLED, "cancelled");
     if (st == SD_OK) st = decode_group(g, x, r);
+    for (int i = 0; i < B && st == SD_OK && p->init_image; i++) st = inpaint_compose(&g->ip, &r->images[first + i]);
     free(x);
     return st;
 }
@@ -119,6 +121,14 @@ static sd_status result_alloc(sd_result *r, int total) {
     return SD_OK;
 }
 
+/* Clip skip of the negative prompt: as asked, else diffusers' pipelines encode it without clip skip and
+ * AUTOMATIC1111 with the prompt's. */
+static int negative_clip_skip(const gen *g) {
+    const sd_gen_params *p = g->p;
+    if (p->clip_skip_negative > 0) return p->clip_skip_negative;
+    return g->sc.convention == SCHED_CONV_KDIFFUSION ? p->clip_skip : 0;
+}
+
 /* Text conditioning, once for the whole call (cond and uncond get the same number of windows). */
 static sd_status encode_prompts(gen *g) {
     sd_ctx *c = g->c;
@@ -130,7 +140,7 @@ static sd_status encode_prompts(gen *g) {
     sd_status st = text_cond_encode(c, p->prompt, p->clip_skip, kk, &g->cond);
     /* diffusers' SDXL force_zeros_for_empty_prompt: no negative prompt at all means zero conditioning */
     g->uncond_zero = c->files.family == MODEL_FAMILY_SDXL && !p->negative_prompt;
-    if (st == SD_OK && g->use_cfg && !g->uncond_zero) st = text_cond_encode(c, neg, p->clip_skip, kk, &g->uncond);
+    if (st == SD_OK && g->use_cfg && !g->uncond_zero) st = text_cond_encode(c, neg, negative_clip_skip(g), kk, &g->uncond);
     return st;
 }
 
@@ -166,6 +176,7 @@ sd_status sd_generate(sd_ctx *c, const sd_gen_params *p, sd_progress_fn progress
     double te = gen_now();
     if (st == SD_OK) st = encode_prompts(g);
     r->timings.text_encode = gen_now() - te;
+    if (st == SD_OK && p->init_image) st = inpaint_plan_make(g, &g->ip);
     if (st == SD_OK) {
         g->nchw = malloc((size_t)g->lc * g->h * g->w * sizeof(float));
         st = g->nchw ? guided_prepare(g, bs < total ? bs : total, &r->timings.peak_activation_bytes)
@@ -175,7 +186,7 @@ sd_status sd_generate(sd_ctx *c, const sd_gen_params *p, sd_progress_fn progress
         st = run_group(g, first, total - first < bs ? total - first : bs, r);
     if (st == SD_OK) st = settings_text(g, r);
     if (st == SD_OK) {
-        int evals = sched_model_evals(&g->sc, g->steps, p->init_image ? g->start_step : 0);
+        int evals = sched_model_evals(&g->sc, g->steps, p->init_image && !g->from_noise ? g->start_step : 0);
         r->timings.sample = g->t_sample;
         r->timings.per_step = evals > 0 ? g->t_sample / ((double)evals * ((total + bs - 1) / bs)) : 0;
     }
@@ -183,6 +194,7 @@ sd_status sd_generate(sd_ctx *c, const sd_gen_params *p, sd_progress_fn progress
     text_cond_free(&g->cond);
     text_cond_free(&g->uncond);
     guided_release(g);
+    inpaint_plan_free(&g->ip);
     free(g->nchw);
     free(g);
     if (st != SD_OK) sd_result_free(r);

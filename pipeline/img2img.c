@@ -1,143 +1,108 @@
-/* img2img.c — img2img and inpainting preparation: the init image and the mask brought to the latent grid, the
- * starting latent noised to the first step, a 9-channel UNet's extra input, and the 4-channel blend per step. */
-#include <math.h>
+/* img2img.c — img2img and inpainting latents: the init picture encoded, the start noise, a 9-channel UNet's extra
+ * input and what the sampler keeps of the init latent (sched_mask), from the call's pixel-space plan (inpaint.c).
+ *
+ * Each image's generator is drawn in diffusers' order (StableDiffusionImg2ImgPipeline, and
+ * StableDiffusionInpaintPipeline with either UNet): the init picture's posterior sample (skipped by a 9-channel UNet
+ * at strength 1, which starts from pure noise and never encodes the picture), the start noise, then with a mask the
+ * masked picture's posterior sample (drawn by a 4-channel UNet too, which does not use it); the sampler's noise
+ * follows. AUTOMATIC1111 samples the posterior with an unseeded generator, so the kdiffusion convention takes its
+ * mean and the first draw is the start noise. */
 #include <stdlib.h>
 #include <string.h>
 
 #include "../core/error.h"
 #include "gen.h"
 
-/* Bilinear resize of an RGB8 image to W x H, mapped to [-1, 1] NHWC as diffusers' image processor does. */
-static float *image_to_input(const sd_image *img, int W, int H) {
-    float *out = malloc((size_t)W * H * 3 * sizeof(float));
-    uint8_t *rs = malloc((size_t)W * H * 3);
-    if (!out || !rs) {
-        free(out);
-        free(rs);
-        return NULL;
-    }
-    for (int y = 0; y < H; y++)
-        for (int x = 0; x < W; x++) {
-            float sy = ((float)y + 0.5f) * img->h / H - 0.5f, sx = ((float)x + 0.5f) * img->w / W - 0.5f;
-            int y0 = (int)floorf(sy), x0 = (int)floorf(sx);
-            float fy = sy - y0, fx = sx - x0;
-            for (int ch = 0; ch < 3; ch++) {
-                float acc = 0;
-                for (int dy = 0; dy < 2; dy++)
-                    for (int dx = 0; dx < 2; dx++) {
-                        int yy = y0 + dy < 0 ? 0 : y0 + dy >= img->h ? img->h - 1 : y0 + dy;
-                        int xx = x0 + dx < 0 ? 0 : x0 + dx >= img->w ? img->w - 1 : x0 + dx;
-                        float wgt = (dy ? fy : 1 - fy) * (dx ? fx : 1 - fx);
-                        acc += wgt * img->data[((size_t)yy * img->w + xx) * img->c + (img->c == 3 ? ch : 0)];
-                    }
-                int v = (int)lrintf(acc);
-                rs[((size_t)y * W + x) * 3 + ch] = (uint8_t)(v < 0 ? 0 : v > 255 ? 255 : v);
-            }
-        }
-    vae_image_from_u8(rs, (size_t)W * H * 3, out);
-    free(rs);
-    return out;
-}
+static int nine_channel(const gen *g) { return unet_get_config(g->c->unet)->in_channels != g->lc; }
 
-/* Mask (grey, white = repaint) resized to the latent grid: 1 where the latent pixel is repainted. */
-static void mask_to_latent(const sd_image *m, int h, int w, float *out) {
-    for (int y = 0; y < h; y++)
-        for (int x = 0; x < w; x++) {
-            int sy = (int)((y + 0.5) * m->h / h), sx = (int)((x + 0.5) * m->w / w);
-            out[(size_t)y * w + x] = m->data[((size_t)sy * m->w + sx) * m->c] >= 128 ? 1.0f : 0.0f;
-        }
-}
-
-/* A 9-channel UNet's extra input of every image: mask ‖ latent of the init image with the repainted area blanked.
- * Without a mask the whole image is repainted (AUTOMATIC1111's img2img with an inpainting model): mask 1 and a
- * blank image. */
-static sd_status inpaint_extra(gen *g, const float *img, const float *lmask) {
-    sd_ctx *c = g->c;
-    const sd_image *mk = g->p->mask;
-    int H = g->H, W = g->W, ex = unet_get_config(c->unet)->in_channels - g->lc;
+/* Masked content in latent space (A1111): the repainted area of x0 replaced by the start noise, or zeroed. */
+static void latent_fill(const gen *g, float *x0, const float *noise) {
+    const inpaint_plan *ip = &g->ip;
+    if (!ip->lat_mask || (ip->fill != FILL_LATENT_NOISE && ip->fill != FILL_LATENT_NOTHING)) return;
     size_t hw = (size_t)g->h * g->w;
-    float *masked = malloc((size_t)W * H * 3 * sizeof(float)), *mlat = malloc(hw * g->lc * sizeof(float));
-    g->inpaint_extra = malloc((size_t)g->B * hw * ex * sizeof(float));
-    sd_status st = masked && mlat && g->inpaint_extra ? SD_OK : err_fail(SD_ERR_MEMORY, "out of memory for the inpainting input");
-    if (st == SD_OK) {
-        for (int y = 0; y < H; y++)
-            for (int x = 0; x < W; x++) {
-                int sy = mk ? y * mk->h / H : 0, sx = mk ? x * mk->w / W : 0;
-                int keep = mk && mk->data[((size_t)sy * mk->w + sx) * mk->c] < 128;
-                for (int ch = 0; ch < 3; ch++) masked[((size_t)y * W + x) * 3 + ch] = keep ? img[((size_t)y * W + x) * 3 + ch] : 0.0f;
-            }
-        st = vae_encode(c->vb, c->vae, masked, 1, H, W, NULL, mlat);
-    }
-    if (st == SD_OK)
-        for (int i = 0; i < g->B; i++)
-            for (size_t q = 0; q < hw; q++) {
-                float *d = g->inpaint_extra + ((size_t)i * hw + q) * ex;
-                d[0] = lmask ? lmask[q] : 1.0f;
-                memcpy(d + 1, mlat + q * g->lc, g->lc * sizeof(float));
-            }
-    free(masked);
-    free(mlat);
-    return st;
+    for (size_t q = 0; q < hw; q++)
+        for (int ch = 0; ch < g->lc; ch++) {
+            size_t i = q * g->lc + ch;
+            float m = ip->lat_mask[q], v = ip->fill == FILL_LATENT_NOISE ? noise[i] : 0.0f;
+            x0[i] = x0[i] * (1.0f - m) + v * m;
+        }
 }
 
 sd_status img2img_prepare(gen *g, float *x) {
     sd_ctx *c = g->c;
-    const sd_gen_params *p = g->p;
-    int B = g->B, H = g->H, W = g->W;
+    const inpaint_plan *ip = &g->ip;
+    int B = g->B, H = g->H, W = g->W, nine = nine_channel(g), kd = ip->kdiff;
+    int masked = ip->lat_mask != NULL || nine; /* the inpainting pipeline rather than img2img */
     size_t hw = (size_t)g->h * g->w, per = hw * g->lc, n = B * per;
-    int nine = unet_get_config(c->unet)->in_channels != g->lc;
-    float *img = image_to_input(p->init_image, W, H), *x0 = malloc(n * sizeof(float)), *noise = malloc(n * sizeof(float));
-    float *lmask = p->mask ? malloc(hw * sizeof(float)) : NULL;
-    sd_status st = img && x0 && noise && (lmask || !p->mask) ? SD_OK : err_fail(SD_ERR_MEMORY, "out of memory for the init image");
-    if (st == SD_OK && lmask) mask_to_latent(p->mask, g->h, g->w, lmask);
-    /* diffusers samples the posterior with each image's generator (its first draw, already in x) and then
-     * draws the img2img noise; A1111's posterior sample is not seeded, so the kdiffusion convention takes
-     * the mean and the first draw as the noise */
-    int diffusers = g->sc.convention == SCHED_CONV_DIFFUSERS;
+    g->from_noise = !kd && masked && g->p->strength == 1.0f;
+    int need_x0 = !(nine && g->from_noise); /* a 9-channel UNet at strength 1 never looks at the init latent */
+    float *x0 = malloc(n * sizeof *x0), *noise = malloc(n * sizeof *noise), *mlat = nine ? malloc(n * sizeof *mlat) : NULL;
+    float *scratch = malloc(per * sizeof *scratch);
+    sd_status st = x0 && noise && scratch && (mlat || !nine) ? SD_OK : err_fail(SD_ERR_MEMORY, "out of memory for the init latents");
     for (int i = 0; i < B && st == SD_OK; i++) {
-        st = vae_encode(c->vb, c->vae, img, 1, H, W, diffusers ? x + i * per : NULL, x0 + i * per);
-        if (diffusers) gen_randn_nhwc(g, &g->img[i], noise + i * per);
-        else memcpy(noise + i * per, x + i * per, per * sizeof(float));
+        float *xi = x + i * per, *x0i = x0 + i * per, *ni = noise + i * per;
+        if (kd) {
+            if (i == 0) st = vae_encode(c->vb, c->vae, ip->image, 1, H, W, NULL, scratch); /* the same for every image */
+            memcpy(x0i, scratch, per * sizeof *x0i);
+            memcpy(ni, xi, per * sizeof *ni);
+            if (st == SD_OK && nine) {
+                if (i == 0) st = vae_encode(c->vb, c->vae, ip->masked, 1, H, W, NULL, mlat);
+                else memcpy(mlat + i * per, mlat, per * sizeof *mlat);
+            }
+        } else {
+            if (need_x0) {
+                st = vae_encode(c->vb, c->vae, ip->image, 1, H, W, xi, x0i);
+                gen_randn_nhwc(g, &g->img[i], ni);
+            } else {
+                memcpy(ni, xi, per * sizeof *ni);
+            }
+            if (st == SD_OK && masked) {
+                gen_randn_nhwc(g, &g->img[i], scratch);
+                if (nine) st = vae_encode(c->vb, c->vae, ip->masked, 1, H, W, scratch, mlat + i * per);
+            }
+        }
+        if (st == SD_OK && need_x0) latent_fill(g, x0i, ni);
     }
-    if (st == SD_OK && nine) st = inpaint_extra(g, img, lmask);
-    if (st == SD_OK) st = sched_img2img_prepare(&g->sc, g->steps, g->start_step, x0, noise, x, n);
-    if (st == SD_OK && lmask && !nine) { /* ordinary model: blend the known area each step */
-        g->blend_mask = malloc(n * sizeof(float));
-        g->blend_known = malloc(n * sizeof(float));
-        if (!g->blend_mask || !g->blend_known) st = err_fail(SD_ERR_MEMORY, "out of memory for the inpainting blend");
-        else {
-            for (int i = 0; i < B; i++)
-                for (size_t q = 0; q < hw; q++)
-                    for (int ch = 0; ch < g->lc; ch++) g->blend_mask[i * per + q * g->lc + ch] = lmask[q];
-            g->blend_x0 = x0;
-            g->blend_noise = noise;
+    if (st == SD_OK) {
+        if (g->from_noise) memcpy(x, noise, n * sizeof *x);
+        else st = sched_img2img_prepare(&g->sc, g->steps, g->start_step, x0, noise, x, n);
+    }
+    if (st == SD_OK && nine) { /* mask ‖ masked-picture latent, per latent pixel */
+        int ex = unet_get_config(c->unet)->in_channels - g->lc;
+        g->inpaint_extra = malloc((size_t)B * hw * ex * sizeof *g->inpaint_extra);
+        if (!g->inpaint_extra) st = err_fail(SD_ERR_MEMORY, "out of memory for the inpainting input");
+        for (int i = 0; i < B && st == SD_OK; i++)
+            for (size_t q = 0; q < hw; q++) {
+                float *d = g->inpaint_extra + ((size_t)i * hw + q) * ex;
+                d[0] = ip->cond_mask[q];
+                memcpy(d + 1, mlat + i * per + q * g->lc, g->lc * sizeof(float));
+            }
+    }
+    /* the sampler keeps the known area: diffusers for 4-channel UNets, A1111 for every UNet */
+    if (st == SD_OK && ip->lat_mask && (kd || !nine)) {
+        g->known_mask = malloc(n * sizeof *g->known_mask);
+        if (!g->known_mask) st = err_fail(SD_ERR_MEMORY, "out of memory for the inpainting mask");
+        for (size_t i = 0; i < n && st == SD_OK; i++) g->known_mask[i] = ip->lat_mask[(i % per) / g->lc];
+        if (st == SD_OK) {
+            g->known_x0 = x0;
+            g->known_noise = noise;
             x0 = noise = NULL;
+            g->known = (sched_mask){g->known_mask, g->known_x0, g->known_noise};
+            g->has_known = 1;
         }
     }
     free(x0);
     free(noise);
-    free(lmask);
-    free(img);
+    free(mlat);
+    free(scratch);
     return st;
-}
-
-void img2img_blend(gen *g, int step, int total, float *x) {
-    if (!g->blend_x0) return;
-    size_t n = (size_t)g->B * g->h * g->w * g->lc;
-    float *known = g->blend_known;
-    if (step < total) sched_img2img_prepare(&g->sc, g->steps, g->start_step + step, g->blend_x0, g->blend_noise, known, n);
-    else memcpy(known, g->blend_x0, n * sizeof(float));
-    for (size_t i = 0; i < n; i++) {
-        float m = g->blend_mask[i];
-        x[i] = m * x[i] + (1 - m) * known[i];
-    }
 }
 
 void img2img_release(gen *g) {
     free(g->inpaint_extra);
-    free(g->blend_x0);
-    free(g->blend_noise);
-    free(g->blend_mask);
-    free(g->blend_known);
-    g->inpaint_extra = g->blend_x0 = g->blend_noise = g->blend_mask = g->blend_known = NULL;
+    free(g->known_x0);
+    free(g->known_noise);
+    free(g->known_mask);
+    g->inpaint_extra = g->known_x0 = g->known_noise = g->known_mask = NULL;
+    g->has_known = 0;
 }

@@ -45,6 +45,13 @@ sd_status params_validate(const sd_gen_params *p, int width, int height) {
             return err_fail(SD_ERR_ARG, "mask is %dx%d but the init image is %dx%d: they must be the same size", p->mask->w, p->mask->h,
                            p->init_image->w, p->init_image->h);
     }
+    if (p->mask_blur < 0 || p->mask_blur > 128) return err_fail(SD_ERR_ARG, "mask blur %d: must be between 0 and 128", p->mask_blur);
+    if (p->inpaint_padding < 0 || p->inpaint_padding > 8192) return err_fail(SD_ERR_ARG, "inpaint padding %d: must be between 0 and 8192", p->inpaint_padding);
+    if (!p->mask && (p->mask_blur || p->inpaint_only_masked || p->inpaint_padding || p->inpaint_fill))
+        return err_fail(SD_ERR_ARG, "%s needs a mask", p->mask_blur ? "mask blur" : p->inpaint_fill ? "masked content" : "inpaint only masked");
+    if (p->inpaint_padding && !p->inpaint_only_masked) return err_fail(SD_ERR_ARG, "inpaint padding needs inpaint only masked");
+    if (p->clip_skip_negative < 0 || p->clip_skip_negative > 12)
+        return err_fail(SD_ERR_ARG, "clip skip of the negative prompt %d: must be between 0 and 12", p->clip_skip_negative);
     if (p->rng && strcmp(p->rng, "cpu") && strcmp(p->rng, "cuda"))
         return err_fail(SD_ERR_ARG, "unknown rng \"%s\" (valid: cuda, cpu)", p->rng);
     if (p->sampler_rng && strcmp(p->sampler_rng, "cpu") && strcmp(p->sampler_rng, "cuda"))

@@ -267,7 +267,7 @@ static int steps_in_run(const sched_plan *p, int start) {
     return p->steps - start;
 }
 
-static sd_status run(const sched_config *cfg, int steps, int start, int from_noise, float *x, size_t n,
+static sd_status run(const sched_config *cfg, int steps, int start, int from_noise, float *x, size_t n, const sched_mask *mask,
                      sched_model_fn model, sched_noise_fn noise, sched_step_fn progress, void *user) {
     if (!x || !model || n == 0) return err_fail(SD_ERR_ARG, "sampler: no latent or no model callback");
     sched_plan *p;
@@ -278,14 +278,19 @@ static sd_status run(const sched_config *cfg, int steps, int start, int from_noi
         plan_free(p);
         return err_fail(SD_ERR_ARG, "start step %d out of range (0..%d)", start, last - 1);
     }
-    sched_run r = {.p = p, .n = n, .model = model, .noise = noise, .progress = progress, .user = user,
+    if (mask && (!mask->mask || !mask->x0 || (!mask->noise && !p->kdiff))) {
+        plan_free(p);
+        return err_fail(SD_ERR_ARG, "sampler: inpainting mask without its mask, init latent or noise");
+    }
+    sched_run r = {.p = p, .n = n, .mask = mask, .model = model, .noise = noise, .progress = progress, .user = user,
                    .total = steps_in_run(p, start)};
-    r.xin = malloc(2 * n * sizeof *r.xin);
+    r.xin = malloc(3 * n * sizeof *r.xin);
     if (!r.xin) {
         plan_free(p);
         return err_fail(SD_ERR_MEMORY, "sampler: out of memory for %zu latent values", n);
     }
     r.out = r.xin + n;
+    r.known = r.xin + 2 * n;
     if (from_noise && p->init_sigma != 1.0f)
         for (size_t i = 0; i < n; i++) x[i] = x[i] * p->init_sigma;
     if (p->sigma_space) st = sched_run_sigma_space(&r, x, start);
@@ -299,12 +304,18 @@ static sd_status run(const sched_config *cfg, int steps, int start, int from_noi
 
 sd_status sched_sample(const sched_config *cfg, int steps, float *x, size_t n,
                        sched_model_fn model, sched_noise_fn noise, sched_step_fn progress, void *user) {
-    return run(cfg, steps, 0, 1, x, n, model, noise, progress, user);
+    return run(cfg, steps, 0, 1, x, n, NULL, model, noise, progress, user);
 }
 
 sd_status sched_sample_from(const sched_config *cfg, int steps, int start_step, float *x, size_t n,
                             sched_model_fn model, sched_noise_fn noise, sched_step_fn progress, void *user) {
-    return run(cfg, steps, start_step, 0, x, n, model, noise, progress, user);
+    return run(cfg, steps, start_step, 0, x, n, NULL, model, noise, progress, user);
+}
+
+sd_status sched_sample_masked(const sched_config *cfg, int steps, int start_step, int from_noise, float *x, size_t n,
+                              const sched_mask *m, sched_model_fn model, sched_noise_fn noise, sched_step_fn progress,
+                              void *user) {
+    return run(cfg, steps, start_step, from_noise, x, n, m, model, noise, progress, user);
 }
 
 /* ---------------------------------------------------------------------------------------------------------------
@@ -341,18 +352,22 @@ sd_status sched_img2img_prepare(const sched_config *cfg, int steps, int start_st
         plan_free(p);
         return err_fail(SD_ERR_ARG, "start step %d out of range (0..%d)", start_step, last - 1);
     }
-    if (p->sigma_space) {
-        float s = p->sigmas[start_step];
-        for (size_t i = 0; i < n; i++) x[i] = x0[i] + noise[i] * s;
-    } else if (cfg->sampler == SCHED_UNIPC || cfg->sampler == SCHED_DPMPP_2M || cfg->sampler == SCHED_DPMPP_2M_SDE) {
-        float s = p->sigmas[start_step], a = 1.0f / sqrtf(s * s + 1.0f), b = s * a;
-        for (size_t i = 0; i < n; i++) x[i] = a * x0[i] + b * noise[i];
-    } else {
-        float ac = p->table.alphas_cumprod[p->ti[start_step]], a = sqrtf(ac), b = sqrtf(1.0f - ac);
-        for (size_t i = 0; i < n; i++) x[i] = a * x0[i] + b * noise[i];
-    }
+    sched_noise_to(p, start_step, x0, noise, x, n);
     plan_free(p);
     return SD_OK;
+}
+
+void sched_noise_to(const sched_plan *p, int idx, const float *x0, const float *noise, float *x, size_t n) {
+    if (p->sigma_space) {
+        float s = p->sigmas[idx];
+        for (size_t i = 0; i < n; i++) x[i] = x0[i] + noise[i] * s;
+    } else if (p->cfg.sampler == SCHED_UNIPC || p->cfg.sampler == SCHED_DPMPP_2M || p->cfg.sampler == SCHED_DPMPP_2M_SDE) {
+        float s = p->sigmas[idx], a = 1.0f / sqrtf(s * s + 1.0f), b = s * a;
+        for (size_t i = 0; i < n; i++) x[i] = a * x0[i] + b * noise[i];
+    } else {
+        float ac = p->table.alphas_cumprod[p->ti[idx]], a = sqrtf(ac), b = sqrtf(1.0f - ac);
+        for (size_t i = 0; i < n; i++) x[i] = a * x0[i] + b * noise[i];
+    }
 }
 
 sd_status sched_get_schedule(const sched_config *cfg, int steps, float *sigmas, float *timesteps, float *init_sigma) {

@@ -94,6 +94,23 @@ sd_status sched_sample(const sched_config *cfg, int steps, float *x, size_t n,
 sd_status sched_sample_from(const sched_config *cfg, int steps, int start_step, float *x, size_t n,
                             sched_model_fn model, sched_noise_fn noise, sched_step_fn progress, void *user);
 
+/* Inpainting with an ordinary (4-channel) model, or any model in the k-diffusion convention: the known area, kept
+ * while the sampler runs (n values each; mask 1 where the sampler repaints, 0 where x0 stays).
+ *  - diffusers convention (StableDiffusionInpaintPipeline with a 4-channel UNet): after every scheduler call (the
+ *    first-order halves of heun/dpm2/dpm2_a and PLMS's warm-up included) the known area is set to x0 noised, with
+ *    `noise`, to the level the scheduler's add_noise gives for its next timestep; after the last call to x0.
+ *  - kdiffusion convention (AUTOMATIC1111): every model call's denoised prediction keeps x0 in the known area
+ *    (σ-space samplers); DDPM-space samplers instead get x0 blended into the model's input (A1111's timestep
+ *    samplers); the final latent is blended once more. `noise` is unused. */
+typedef struct sched_mask {
+    const float *mask, *x0, *noise;
+} sched_mask;
+
+/* sched_sample (start_step 0, from noise) or sched_sample_from, keeping the known area of m (NULL: no mask). */
+sd_status sched_sample_masked(const sched_config *cfg, int steps, int start_step, int from_noise, float *x, size_t n,
+                              const sched_mask *m, sched_model_fn model, sched_noise_fn noise, sched_step_fn progress,
+                              void *user);
+
 /* First step for an img2img strength in [0, 1]: diffusers runs the last int(steps·strength) steps (fails when
  * that is 0); A1111/k-diffusion runs int(min(strength, 0.999)·steps) + 1. */
 sd_status sched_img2img_start(const sched_config *cfg, int steps, double strength, int *start_step);

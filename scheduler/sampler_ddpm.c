@@ -47,6 +47,7 @@ static sd_status run_ddim(sched_run *r, float *x, int start, float *x0, float *e
             if ((st = sched_run_noise(r, z))) return st;
             for (size_t j = 0; j < n; j++) x[j] = x[j] + std * z[j];
         }
+        sched_run_after_call(r, x, i + 1);
         sched_run_progress(r, x);
     }
     return SD_OK;
@@ -71,6 +72,7 @@ static sd_status run_ddpm(sched_run *r, float *x, int start, float *x0, float *z
             float sd = sqrtf(var);
             for (size_t j = 0; j < n; j++) x[j] = x[j] + sd * z[j];
         }
+        sched_run_after_call(r, x, i + 1);
         sched_run_progress(r, x);
     }
     return SD_OK;
@@ -129,6 +131,7 @@ static sd_status run_plms(sched_run *r, float *x, int start, float *work) {
                 e[j] = (1.0f / 24.0f) * (55.0f * ets[3][j] - 59.0f * ets[2][j] + 37.0f * ets[1][j] - 9.0f * ets[0][j]);
         }
         plms_prev(p, n, x, sample, e, t, prev);
+        sched_run_after_call(r, x, start + c + 1);
         /* the first output of a run of >= 2 evaluations is provisional: the next call redoes that step */
         if (c != 0 || start + 1 >= p->n_t) sched_run_progress(r, x);
     }
@@ -152,6 +155,7 @@ static sd_status run_lcm(sched_run *r, float *x, int start, float *x0, float *z)
             float a = sqrtf(ac_prev), b = sqrtf(1.0f - ac_prev);
             for (size_t j = 0; j < n; j++) x[j] = a * x[j] + b * z[j];
         }
+        sched_run_after_call(r, x, i + 1);
         sched_run_progress(r, x);
     }
     return SD_OK;

@@ -69,6 +69,7 @@ static sd_status run_dpmpp(sched_run *r, float *x, int start, float *buf) {
             }
         }
         if (lower < 2) lower++;
+        sched_run_after_call(r, x, i + 1);
         sched_run_progress(r, x);
     }
     return SD_OK;
@@ -150,6 +151,7 @@ static sd_status run_unipc(sched_run *r, float *x, int start, float *buf) {
         }
         prev_order = order;
         if (lower < 2) lower++;
+        sched_run_after_call(r, x, i + 1);
         sched_run_progress(r, x);
     }
     return SD_OK;

@@ -23,6 +23,8 @@ typedef struct sched_plan {
 typedef struct sched_run {
     const sched_plan *p;
     size_t n;
+    const sched_mask *mask; /* inpainting: the known area (NULL: none) */
+    float *known;           /* [n] scratch of the diffusers blend */
     sched_model_fn model;
     sched_noise_fn noise;
     sched_step_fn progress;
@@ -35,7 +37,18 @@ typedef struct sched_run {
 sd_status sched_run_model(sched_run *r, const float *x_in, float t);
 /* Fill buf with n fresh normals from the caller. */
 sd_status sched_run_noise(sched_run *r, float *buf);
-void sched_run_progress(sched_run *r, const float *x);
+void sched_run_progress(sched_run *r, float *x);
+
+/* Inpainting, diffusers convention: after a scheduler call that leaves x heading for step `next` (an index into
+ * the plan's timesteps; PLMS: its evaluation list), the known area becomes x0 noised to that level, or x0 itself
+ * past the last one. No-op without a mask or in the k-diffusion convention. */
+void sched_run_after_call(sched_run *r, float *x, int next);
+/* Inpainting, k-diffusion convention (AUTOMATIC1111's CFGDenoiser): the denoised prediction keeps x0 in the known
+ * area. No-op otherwise. */
+void sched_run_denoised(sched_run *r, float *D);
+/* x noised to the level of step idx: x0 + σ·noise (σ-space), α·x0 + σα·noise (DPM-Solver/UniPC), or
+ * sqrt(ᾱ)·x0 + sqrt(1-ᾱ)·noise (DDIM/PLMS/DDPM/LCM), as each diffusers scheduler's add_noise. */
+void sched_noise_to(const sched_plan *p, int idx, const float *x0, const float *noise, float *out, size_t n);
 
 /* σ-space samplers (sampler_k.c), DDPM-space ones (sampler_ddpm.c: ddim, pndm, ddpm, lcm; sampler_dpm.c:
  * diffusers DPM-Solver++ and UniPC). x is in the sampler's space; steps start..N-1 are run. */

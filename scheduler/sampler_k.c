@@ -42,6 +42,7 @@ static sd_status denoise(kctx *k, const float *x, float sigma, float t, float *D
     } else {
         for (size_t i = 0; i < n; i++) D[i] = x[i] - sigma * o[i];
     }
+    sched_run_denoised(r, D);
     return SD_OK;
 }
 
@@ -115,6 +116,7 @@ static sd_status step_heun(kctx *k, float *x, int i) {
         return SD_OK;
     }
     for (size_t j = 0; j < n; j++) k->x2[j] = x[j] + k->d[j] * dt;
+    sched_run_after_call(k->r, k->x2, i + 1); /* diffusers blends after the first-order call too */
     if ((st = denoise(k, k->x2, sg[i + 1], k->p->t[i + 1], k->D2))) return st;
     for (size_t j = 0; j < n; j++) {
         float d2 = (k->x2[j] - k->D2[j]) / sg[i + 1];
@@ -138,6 +140,7 @@ static sd_status step_dpm2(kctx *k, float *x, int i) {
     float mid = k->p->kdiff ? geo_mid(sg[i], sg[i + 1]) : geo_mid(sg[i + 1], sg[i]);
     float dt1 = mid - sg[i], dt2 = sg[i + 1] - sg[i];
     for (size_t j = 0; j < n; j++) k->x2[j] = x[j] + k->d[j] * dt1;
+    sched_run_after_call(k->r, k->x2, i + 1); /* diffusers blends after the first-order call too */
     if ((st = denoise(k, k->x2, mid, t_of_sigma(k->p, mid), k->D2))) return st;
     for (size_t j = 0; j < n; j++) {
         float d2 = (k->x2[j] - k->D2[j]) / mid;
@@ -162,6 +165,7 @@ static sd_status step_dpm2_a(kctx *k, float *x, int i) {
     float mid = geo_mid(sg[i], down);
     float dt1 = mid - sg[i], dt2 = down - sg[i];
     for (size_t j = 0; j < n; j++) k->x2[j] = x[j] + k->d[j] * dt1;
+    sched_run_after_call(k->r, k->x2, i + 1); /* diffusers blends after the first-order call too */
     if ((st = denoise(k, k->x2, mid, t_of_sigma(k->p, mid), k->D2))) return st;
     for (size_t j = 0; j < n; j++) {
         float d2 = (k->x2[j] - k->D2[j]) / mid;
@@ -328,7 +332,10 @@ sd_status sched_run_sigma_space(sched_run *r, float *x, int start) {
         case SCHED_DPMPP_2M_SDE: st = step_dpmpp_2m_sde_k(&k, x, i, local); break;
         default: st = err_fail(SD_ERR_UNSUPPORTED, "sampler %s is not a sigma-space sampler", sched_sampler_name(p->cfg.sampler));
         }
-        if (!st) sched_run_progress(r, x);
+        if (!st) {
+            sched_run_after_call(r, x, i + 1);
+            sched_run_progress(r, x);
+        }
     }
     free(buf);
     return st;
