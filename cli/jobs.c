@@ -28,7 +28,8 @@ typedef enum ktype {
     KT_SAMPLER,
     KT_SCHEDULER,
     KT_PATH,      /* a readable file */
-    KT_TILING     /* -1, 0, 1 or a boolean */
+    KT_TILING,    /* -1, 0, 1 or a boolean */
+    KT_BOOL       /* 0, 1 or a boolean */
 } ktype;
 
 typedef struct keydef {
@@ -67,6 +68,12 @@ static const keydef KEYS[] = {
     {"init_image", NULL, KT_PATH, 0, 0, NULL},
     {"strength", NULL, KT_NUM, 0, 1, NULL},
     {"mask", NULL, KT_PATH, 0, 0, NULL},
+    {"mask_blur", NULL, KT_INT, 0, 128, NULL},
+    {"inpaint_only_masked", NULL, KT_BOOL, 0, 1, NULL},
+    {"inpaint_padding", NULL, KT_INT, 0, 8192, NULL},
+    {"inpaint_fill", "masked_content", KT_ENUM, 0, 0, "original,fill,latent noise,latent nothing"},
+    {"timestep_spacing", NULL, KT_ENUM, 0, 0, "leading,linspace,trailing"},
+    {"clip_skip_negative", NULL, KT_INT, 0, 12, NULL},
     {"batch_size", NULL, KT_INT, 1, 64, NULL},
 };
 #define NKEYS ((int)(sizeof KEYS / sizeof KEYS[0]))
@@ -277,9 +284,11 @@ static int check_value(const keydef *k, const cJSON *v, const jobs_rules *rules,
     case KT_INT:
     case KT_INT8:
     case KT_NUM:
-    case KT_TILING: {
+    case KT_TILING:
+    case KT_BOOL: {
         double d;
         if (k->type == KT_TILING && cJSON_IsBool(v)) d = cJSON_IsTrue(v) ? 1 : -1;
+        else if (k->type == KT_BOOL && cJSON_IsBool(v)) d = cJSON_IsTrue(v);
         else if (!cJSON_IsNumber(v)) { snprintf(err, cap, "must be a number, not %s", json_type_name(v)); return -1; }
         else d = v->valuedouble;
         if (k->type != KT_NUM && d != floor(d)) { snprintf(err, cap, "must be a whole number, not %g", d); return -1; }
@@ -503,6 +512,12 @@ static int build_job(const cJSON **L, const cJSON **D, int line, const char *whe
             jobs_error_add(errs, "%s: \"strength\" needs \"init_image\"", where);
             bad++;
         }
+        static const char *need_mask[4] = {"mask_blur", "inpaint_only_masked", "inpaint_padding", "inpaint_fill"};
+        for (int q = 0; q < 4; q++)
+            if (V[K(need_mask[q])] && !V[K("mask")]) {
+                jobs_error_add(errs, "%s: \"%s\" needs \"mask\"", where, need_mask[q]);
+                bad++;
+            }
     }
     if (line && !V[K("prompt")] && !bad) {
         jobs_error_add(errs, "%s: no \"prompt\"", where);
@@ -647,6 +662,12 @@ void jobs_apply_object(const cJSON *obj, sd_gen_params *p) {
     p->vae_tiling = (int)jobs_num(job, "vae_tiling", p->vae_tiling);
     p->variation_strength = (float)jobs_num(job, "variation_strength", p->variation_strength);
     p->strength = (float)jobs_num(job, "strength", p->strength);
+    p->mask_blur = (int)jobs_num(job, "mask_blur", p->mask_blur);
+    p->inpaint_only_masked = (int)jobs_num(job, "inpaint_only_masked", p->inpaint_only_masked);
+    p->inpaint_padding = (int)jobs_num(job, "inpaint_padding", p->inpaint_padding);
+    p->inpaint_fill = jobs_str(job, "inpaint_fill", p->inpaint_fill);
+    p->timestep_spacing = jobs_str(job, "timestep_spacing", p->timestep_spacing);
+    p->clip_skip_negative = (int)jobs_num(job, "clip_skip_negative", p->clip_skip_negative);
 }
 
 /* ---- command-line values ---- */
@@ -659,7 +680,8 @@ cJSON *jobs_flag_value(const char *key, const char *value, const jobs_rules *rul
     case KT_INT:
     case KT_INT8:
     case KT_NUM:
-    case KT_TILING: {
+    case KT_TILING:
+    case KT_BOOL: {
         /* the whole string, decimal and finite: "12abc", "0x10", "nan", "inf", "1e999" (strtod: inf) are refused */
         char *end;
         double d = strtod(value, &end);

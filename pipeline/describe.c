@@ -73,6 +73,16 @@ sd_status sd_describe(const char *path, FILE *out) {
         if (m.default_cfg || m.default_steps) /* the folder's own "_sd_defaults" (model_index.json) */
             fprintf(out, "  sampling      %d steps, guidance %g (the model's defaults)\n", model_files_default_steps(&m),
                     (double)model_files_default_cfg(&m));
+        sched_model sm;
+        char sp[4200], text[2048];
+        snprintf(sp, sizeof sp, "%s/scheduler/scheduler_config.json", m.path);
+        if (!m.scheduler_config) sched_model_default(&sm, m.family == MODEL_FAMILY_SDXL);
+        else if (sched_model_parse(m.scheduler_config, sp, &sm) != SD_OK) {
+            model_files_close(&m);
+            return SD_ERR_MODEL; /* the parser left the message */
+        }
+        sched_model_describe(&sm, text, sizeof text);
+        fputs(text, out);
         describe_component(out, "unet", &m.unet);
         describe_component(out, "vae", &m.vae);
         describe_component(out, "text_encoder", &m.te);

@@ -31,16 +31,15 @@ static sd_status resolve(gen *g) {
     g->steps = p->steps ? p->steps : mi->default_steps;
     g->cfg = p->cfg_scale >= 0 ? p->cfg_scale : mi->default_cfg;
     g->sampler = p->sampler ? p->sampler : mi->default_sampler;
-    g->scheduler = p->scheduler ? p->scheduler : mi->default_scheduler;
     sched_config_default(&g->sc);
     if ((st = sched_sampler_from_name(g->sampler, &g->sc.sampler)) != SD_OK) return st;
-    if ((st = sched_schedule_from_name(g->scheduler, &g->sc.schedule)) != SD_OK) return st;
     if (p->convention && (st = sched_convention_from_name(p->convention, &g->sc.convention)) != SD_OK) return st;
+    /* the model's scheduler config as this sampler reads it, then what the call asks for */
+    if ((st = sched_model_apply(&c->sched, &g->sc)) != SD_OK) return st;
+    if (p->scheduler && (st = sched_schedule_from_name(p->scheduler, &g->sc.schedule)) != SD_OK) return st;
     g->sampler = sched_sampler_name(g->sc.sampler);
     g->scheduler = sched_schedule_name(g->sc.schedule);
     g->sc.prediction = c->prediction == MODEL_PRED_V ? SCHED_PRED_V : SCHED_PRED_EPS;
-    g->sc.spacing = (sched_spacing)c->sched_spacing;
-    g->sc.steps_offset = c->steps_offset;
     if (p->timestep_spacing && (st = sched_spacing_from_name(p->timestep_spacing, &g->sc.spacing)) != SD_OK) return st;
     if (p->eta > 0) g->sc.eta = p->eta;
     if ((st = sched_config_check(&g->sc, g->steps)) != SD_OK) return st;

@@ -62,6 +62,7 @@ static const char *schedule_a1111(const char *s) {
     if (!strcmp(s, "karras")) return "Karras";
     if (!strcmp(s, "exponential")) return "Exponential";
     if (!strcmp(s, "sgm_uniform")) return "SGM Uniform";
+    if (!strcmp(s, "beta")) return "Beta";
     return s;
 }
 
@@ -97,6 +98,15 @@ char *infotext_a1111(const sd_gen_params *p, const infotext_ctx *c, uint64_t see
     if (p->init_image) {
         snprintf(v, sizeof v, "%g", p->strength);
         sb_kv(&b, "Denoising strength", v);
+    }
+    if (p->mask && p->mask_blur > 0) {
+        snprintf(v, sizeof v, "%d", p->mask_blur);
+        sb_kv(&b, "Mask blur", v);
+    }
+    if (p->mask && p->inpaint_only_masked) {
+        sb_kv(&b, "Inpaint area", "Only masked");
+        snprintf(v, sizeof v, "%d", p->inpaint_padding);
+        sb_kv(&b, "Masked area padding", v);
     }
     if (p->clip_skip > 1) {
         snprintf(v, sizeof v, "%d", p->clip_skip);
@@ -135,6 +145,14 @@ char *infotext_json(const sd_gen_params *p, const infotext_ctx *c, uint64_t seed
     if (p->sampler_rng) cJSON_AddStringToObject(j, "sampler_rng", p->sampler_rng); /* absent: continues the image's generator */
     cJSON_AddNumberToObject(j, "clip_skip", p->clip_skip);
     if (p->init_image) cJSON_AddNumberToObject(j, "strength", p->strength);
+    if (p->mask) { /* informative: the mask itself is not in the PNG, so these are not read back */
+        cJSON_AddNumberToObject(j, "mask_blur", p->mask_blur);
+        cJSON_AddBoolToObject(j, "inpaint_only_masked", p->inpaint_only_masked != 0);
+        if (p->inpaint_only_masked) cJSON_AddNumberToObject(j, "inpaint_padding", p->inpaint_padding);
+        cJSON_AddStringToObject(j, "masked_content", p->inpaint_fill ? p->inpaint_fill : "original");
+    }
+    if (p->timestep_spacing) cJSON_AddStringToObject(j, "timestep_spacing", p->timestep_spacing);
+    if (p->clip_skip_negative) cJSON_AddNumberToObject(j, "clip_skip_negative", p->clip_skip_negative);
     if (p->variation_strength > 0) {
         snprintf(v, sizeof v, "%" PRIu64, p->variation_seed);
         cJSON_AddStringToObject(j, "variation_seed", v);
@@ -201,6 +219,8 @@ static sd_status from_json(const char *path, const char *text, sd_gen_params *p,
     if (jnum(j, "guidance_rescale", &d)) p->guidance_rescale = (float)d;
     if (jnum(j, "eta", &d)) p->eta = (float)d;
     if (jnum(j, "clip_skip", &d)) p->clip_skip = (int)d;
+    if (jnum(j, "clip_skip_negative", &d)) p->clip_skip_negative = (int)d;
+    if ((s = jstr(j, "timestep_spacing"))) p->timestep_spacing = keep(st, s);
     if (jnum(j, "strength", &d)) p->strength = (float)d;
     if (jnum(j, "variation_strength", &d)) p->variation_strength = (float)d;
     cJSON_Delete(j);
@@ -251,7 +271,8 @@ static sd_status from_a1111(const char *text, sd_gen_params *p, strstore *st) {
             const char *ours = infotext_sampler_from_a1111(val);
             p->sampler = keep(st, ours ? ours : val);
         } else if (!strcmp(key, "Schedule type")) {
-            p->scheduler = !strcmp(val, "Karras") ? "karras" : !strcmp(val, "Exponential") ? "exponential" : !strcmp(val, "SGM Uniform") ? "sgm_uniform" : "discrete";
+            p->scheduler = !strcmp(val, "Karras") ? "karras" : !strcmp(val, "Exponential") ? "exponential" : !strcmp(val, "SGM Uniform") ? "sgm_uniform"
+                         : !strcmp(val, "Beta") ? "beta" : "discrete";
         } else if (!strcmp(key, "CFG scale")) p->cfg_scale = (float)atof(val);
         else if (!strcmp(key, "Seed")) p->seed = strtoull(val, NULL, 10);
         else if (!strcmp(key, "Size")) sscanf(val, "%dx%d", &p->width, &p->height);

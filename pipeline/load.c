@@ -121,30 +121,17 @@ static sd_status load_vae(sd_ctx *ctx) {
     return st;
 }
 
-/* The timestep spacing a user's diffusers pipeline would use: the scheduler config's explicit
- * timestep_spacing (kept by from_config when switching samplers), else each sampler's own default;
- * diffusers' single-file loader gives SDXL "leading". */
+/* The model's scheduler config (each sampler reads it as its diffusers class would: scheduler/sched_model.h);
+ * without one, SD's schedule, and "leading" spacing for SDXL as diffusers' single-file loader gives it. */
 static sd_status read_scheduler_config(sd_ctx *ctx) {
-    ctx->sched_spacing = SCHED_SPACING_DEFAULT;
-    ctx->steps_offset = 1;
-    const cJSON *j = ctx->files.scheduler_config;
-    if (!j) {
-        if (ctx->files.family == MODEL_FAMILY_SDXL) ctx->sched_spacing = SCHED_SPACING_LEADING;
+    const model_files *f = &ctx->files;
+    if (!f->scheduler_config) {
+        sched_model_default(&ctx->sched, f->family == MODEL_FAMILY_SDXL);
         return SD_OK;
     }
-    const cJSON *sp = cJSON_GetObjectItemCaseSensitive(j, "timestep_spacing");
-    const cJSON *off = cJSON_GetObjectItemCaseSensitive(j, "steps_offset");
-    if (cJSON_IsNumber(off)) ctx->steps_offset = off->valueint;
-    if (cJSON_IsString(sp)) {
-        sched_spacing s;
-        sd_status st = sched_spacing_from_name(sp->valuestring, &s);
-        if (st != SD_OK) {
-            err_prefix("%s/scheduler/scheduler_config.json", ctx->files.path);
-            return st;
-        }
-        ctx->sched_spacing = s;
-    }
-    return SD_OK;
+    char path[4200];
+    snprintf(path, sizeof path, "%s/scheduler/scheduler_config.json", f->path);
+    return sched_model_parse(f->scheduler_config, path, &ctx->sched);
 }
 
 static sd_status load_all(sd_ctx *ctx, const sd_load_params *p) {

@@ -83,10 +83,38 @@ static sd_status refuse_pickle(const char *path) {
                    path);
 }
 
+/* Python's json module writes Infinity, -Infinity and NaN (diffusers saves DPM-Solver's lambda_min_clipped as
+ * -Infinity); JSON has no such numbers, so they are read as null (the key's "not set"). */
+static void python_numbers_to_null(char *t) {
+    static const char *words[3] = {"-Infinity", "Infinity", "NaN"};
+    int in_str = 0;
+    for (char *c = t; *c; c++) {
+        if (in_str) {
+            if (*c == '\\' && c[1]) c++;
+            else if (*c == '"') in_str = 0;
+            continue;
+        }
+        if (*c == '"') {
+            in_str = 1;
+            continue;
+        }
+        for (int w = 0; w < 3; w++) {
+            size_t n = strlen(words[w]);
+            if (!strncmp(c, words[w], n)) {
+                memset(c, ' ', n);
+                memcpy(c, "null", 4);
+                c += n - 1;
+                break;
+            }
+        }
+    }
+}
+
 static cJSON *read_json(const char *path, sd_status *st) {
     char *txt;
     *st = file_read(path, 16u << 20, &txt, NULL);
     if (*st != SD_OK) return NULL;
+    python_numbers_to_null(txt);
     cJSON *j = cJSON_Parse(txt);
     free(txt);
     if (!j || !cJSON_IsObject(j)) {

@@ -52,6 +52,9 @@ sd_status params_validate(const sd_gen_params *p, int width, int height) {
     if (p->inpaint_padding && !p->inpaint_only_masked) return err_fail(SD_ERR_ARG, "inpaint padding needs inpaint only masked");
     if (p->clip_skip_negative < 0 || p->clip_skip_negative > 12)
         return err_fail(SD_ERR_ARG, "clip skip of the negative prompt %d: must be between 0 and 12", p->clip_skip_negative);
+    if (p->timestep_spacing && strcmp(p->timestep_spacing, "leading") && strcmp(p->timestep_spacing, "linspace") &&
+        strcmp(p->timestep_spacing, "trailing"))
+        return err_fail(SD_ERR_ARG, "unknown timestep spacing \"%s\" (valid: leading, linspace, trailing)", p->timestep_spacing);
     if (p->rng && strcmp(p->rng, "cpu") && strcmp(p->rng, "cuda"))
         return err_fail(SD_ERR_ARG, "unknown rng \"%s\" (valid: cuda, cpu)", p->rng);
     if (p->sampler_rng && strcmp(p->sampler_rng, "cpu") && strcmp(p->sampler_rng, "cuda"))

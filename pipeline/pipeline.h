@@ -5,6 +5,7 @@
 #include <stdio.h>
 
 #include "../kernels/backend.h"
+#include "../scheduler/sched_model.h"
 #include "../sd.h"
 #include "../text_encoder/clip_model.h"
 #include "../text_encoder/prompt.h"
@@ -22,8 +23,7 @@ struct sd_ctx {
     int hash_done;
     int verbose;
     model_prediction prediction;
-    int sched_spacing;                   /* sched_spacing from the model's scheduler config (DEFAULT: none given) */
-    int steps_offset;                    /* its steps_offset (1 for every SD model) */
+    sched_model sched;                   /* the model's scheduler config (scheduler/sched_model.h) */
 
     /* text encoders: SD1/SD2 use te only; SDXL te (CLIP-L) + te2 (OpenCLIP bigG); the refiner te2 only */
     clip_tokenizer *tok, *tok2;          /* NULL: the embedded default tokenizer */

@@ -28,6 +28,23 @@ void sched_config_default(sched_config *cfg) {
     cfg->beta_start = 0.00085;
     cfg->beta_end = 0.012;
     cfg->beta_schedule = SCHED_BETA_SCALED_LINEAR;
+    cfg->clip_sample_range = 1.0f;
+    cfg->lcm_origin_steps = 50;
+    cfg->lcm_timestep_scaling = 10.0f;
+}
+
+/* Zero-SNR rescaling as each implementation does it: diffusers' Euler, Euler a, DPM-Solver and UniPC rescale and
+ * clamp the last ᾱ to 2⁻²⁴, DDIM/DDPM/LCM rescale only; Heun, KDPM2, LMS and PNDM do not read the key; A1111 rescales
+ * its own table for every sampler. */
+static sched_snr snr_mode(const sched_config *c) {
+    if (!c->rescale_zero_snr) return SCHED_SNR_NONE;
+    if (c->convention == SCHED_CONV_KDIFFUSION) return SCHED_SNR_A1111;
+    switch (c->sampler) {
+    case SCHED_EULER: case SCHED_EULER_A: case SCHED_DPMPP_2S_A: case SCHED_DPMPP_2M: case SCHED_DPMPP_2M_SDE: case SCHED_UNIPC:
+        return SCHED_SNR_DIFFUSERS_CLAMP;
+    case SCHED_DDIM: case SCHED_DDPM: case SCHED_LCM: return SCHED_SNR_DIFFUSERS;
+    default: return SCHED_SNR_NONE;
+    }
 }
 
 static int is_ddpm_space(const sched_config *c) {
@@ -52,16 +69,26 @@ static sd_status config_check_basic(const sched_config *cfg, int steps) {
     if (steps < 1) return err_fail(SD_ERR_ARG, "steps must be at least 1 (got %d)", steps);
     if (steps > T) return err_fail(SD_ERR_ARG, "steps %d exceeds the %d training timesteps (valid: 1..%d)", steps, T, T);
     if (cfg->steps_offset < 0 || cfg->steps_offset >= T) return err_fail(SD_ERR_ARG, "steps_offset %d out of range (0..%d)", cfg->steps_offset, T - 1);
-    if (cfg->sampler == SCHED_LCM && steps > 50)
-        return err_fail(SD_ERR_ARG, "lcm supports at most 50 steps (its original_inference_steps), got %d", steps);
-    if (cfg->sampler == SCHED_LCM && T / 50 < 1) return err_fail(SD_ERR_ARG, "lcm needs at least 50 training timesteps");
+    int origin = cfg->lcm_origin_steps;
+    if (cfg->sampler == SCHED_LCM && (origin < 1 || origin > T))
+        return err_fail(SD_ERR_ARG, "lcm original_inference_steps %d out of range (1..%d)", origin, T);
+    if (cfg->sampler == SCHED_LCM && steps > origin)
+        return err_fail(SD_ERR_ARG, "lcm supports at most %d steps (its original_inference_steps), got %d", origin, steps);
+    if (!(cfg->clip_sample_range > 0)) return err_fail(SD_ERR_ARG, "clip_sample_range %g must be positive", cfg->clip_sample_range);
+    if (!(cfg->lcm_timestep_scaling > 0)) return err_fail(SD_ERR_ARG, "lcm timestep_scaling %g must be positive", cfg->lcm_timestep_scaling);
+    if (cfg->sigma_min < 0 || cfg->sigma_max < 0 || (cfg->sigma_min > 0 && cfg->sigma_max > 0 && cfg->sigma_min >= cfg->sigma_max))
+        return err_fail(SD_ERR_ARG, "sigma range %g..%g is invalid", cfg->sigma_min, cfg->sigma_max);
+    if (cfg->rescale_zero_snr && cfg->prediction == SCHED_PRED_EPS && (cfg->sampler == SCHED_DDIM || cfg->sampler == SCHED_DDPM || cfg->sampler == SCHED_LCM) &&
+        cfg->convention == SCHED_CONV_DIFFUSERS)
+        return err_fail(SD_ERR_ARG, "%s with zero terminal SNR needs a v-prediction model (an epsilon model's first step divides by 0)",
+                       sched_sampler_name(cfg->sampler));
     if (!(cfg->eta < 0) && !(cfg->eta <= 100.0f)) return err_fail(SD_ERR_ARG, "eta %g is invalid (valid: 0..100, or negative for the default)", cfg->eta);
     if (cfg->schedule != SCHED_SCHEDULE_DISCRETE && integer_timesteps(cfg->sampler))
         return err_fail(SD_ERR_ARG, "scheduler %s does not apply to %s, which walks integer timesteps (valid: discrete)",
                        sched_schedule_name(cfg->schedule), sched_sampler_name(cfg->sampler));
     if (cfg->schedule == SCHED_SCHEDULE_SGM_UNIFORM && (cfg->convention != SCHED_CONV_KDIFFUSION || is_ddpm_space(cfg)))
         return err_fail(SD_ERR_ARG, "scheduler sgm_uniform exists only for the k-diffusion samplers in the kdiffusion "
-                                   "convention (valid here: discrete, karras, exponential; or --timestep-spacing trailing)");
+                                   "convention (valid here: discrete, karras, exponential, beta; or --timestep-spacing trailing)");
     return SD_OK;
 }
 
@@ -92,8 +119,12 @@ static void plan_sigma_diffusers(sched_plan *p) {
     sched_grid_float(p->table.T, N, p->cfg.spacing, p->cfg.steps_offset, p->t);
     for (int i = 0; i < N; i++) sd[i] = sched_sigma_interp(&p->table, p->t[i]);
     if (p->cfg.schedule != SCHED_SCHEDULE_DISCRETE) {
-        double smin = sd[N - 1], smax = sd[0];
+        /* a config's sigma range, except in LMS's Karras conversion, the one diffusers did not give the lookup */
+        int range = !(p->cfg.sampler == SCHED_LMS && p->cfg.schedule == SCHED_SCHEDULE_KARRAS);
+        double smin = range && p->cfg.sigma_min > 0 ? p->cfg.sigma_min : sd[N - 1];
+        double smax = range && p->cfg.sigma_max > 0 ? p->cfg.sigma_max : sd[0];
         if (p->cfg.schedule == SCHED_SCHEDULE_KARRAS) sched_karras_f64(N, smin, smax, sd);
+        else if (p->cfg.schedule == SCHED_SCHEDULE_BETA) sched_beta_sigmas_f64(N, smin, smax, sd);
         else sched_exponential_f64(N, smin, smax, sd);
         for (int i = 0; i < N; i++) {
             td[i] = sched_sigma_to_t(&p->table, sd[i]);
@@ -122,6 +153,12 @@ static void plan_sigma_kdiff(sched_plan *p) {
     switch (p->cfg.schedule) {
     case SCHED_SCHEDULE_KARRAS: sched_karras_f32(nn, smin, smax, s); break;
     case SCHED_SCHEDULE_EXPONENTIAL: sched_exponential_f32(nn, smin, smax, s); break;
+    case SCHED_SCHEDULE_BETA: { /* A1111's beta_scheduler: Python floats, then a float32 tensor */
+        double *b = p->work + (nn + 1) / 2 + 1;
+        sched_beta_sigmas_f64(nn, smin, smax, b);
+        for (int i = 0; i < nn; i++) s[i] = (float)b[i];
+        break;
+    }
     case SCHED_SCHEDULE_SGM_UNIFORM: sched_kdiff_sgm_uniform(&p->table, nn, s); break;
     default: sched_kdiff_discrete(&p->table, nn, s); break;
     }
@@ -142,11 +179,16 @@ static void plan_dpm_diffusers(sched_plan *p) {
         for (int i = 0; i < N; i++) p->sigmas[i] = (float)sched_sigma_interp(tb, p->ti[i]);
     } else {
         double *sd = p->work;
-        if (p->cfg.schedule == SCHED_SCHEDULE_KARRAS) sched_karras_f64(N, tb->sigmas[0], tb->sigmas[tb->T - 1], sd);
-        else sched_exponential_f64(N, tb->sigmas[0], tb->sigmas[tb->T - 1], sd);
+        double smin = p->cfg.sigma_min > 0 ? p->cfg.sigma_min : tb->sigmas[0], smax = p->cfg.sigma_max > 0 ? p->cfg.sigma_max : tb->sigmas[tb->T - 1];
+        if (p->cfg.schedule == SCHED_SCHEDULE_KARRAS) sched_karras_f64(N, smin, smax, sd);
+        else if (p->cfg.schedule == SCHED_SCHEDULE_BETA) sched_beta_sigmas_f64(N, smin, smax, sd);
+        else sched_exponential_f64(N, smin, smax, sd);
+        /* Karras timesteps are rounded (DPM-Solver: not with the cosine schedule), the others truncated */
+        int round = p->cfg.schedule == SCHED_SCHEDULE_KARRAS &&
+                    (p->cfg.sampler == SCHED_UNIPC || p->cfg.beta_schedule != SCHED_BETA_SQUAREDCOS);
         for (int i = 0; i < N; i++) {
             double t = sched_sigma_to_t(tb, sd[i]);
-            p->ti[i] = (int)(p->cfg.schedule == SCHED_SCHEDULE_KARRAS ? nearbyint(t) : trunc(t));
+            p->ti[i] = (int)(round ? nearbyint(t) : trunc(t));
             p->sigmas[i] = (float)sd[i];
         }
     }
@@ -172,11 +214,12 @@ static void plan_integer(sched_plan *p) {
         p->n_t = k;
         for (int i = 0; i < N; i++) p->sigmas[i] = table_sigma(&p->table, base[i]);
     } else if (p->cfg.sampler == SCHED_LCM) {
-        /* origin steps (i+1)·(T//50) - 1, reversed, picked at floor(linspace(0, 50, N, endpoint=False)) */
-        int k = T / 50;
+        /* origin steps (i+1)·(T//O) - 1 (O = original_inference_steps), reversed, picked at
+         * floor(linspace(0, O, N, endpoint=False)) */
+        int O = p->cfg.lcm_origin_steps, k = T / O;
         for (int i = 0; i < N; i++) {
-            int idx = (int)floor((double)i * (50.0 / N));
-            p->ti[i] = (50 - idx) * k - 1;
+            int idx = (int)floor((double)i * ((double)O / N));
+            p->ti[i] = (O - idx) * k - 1;
         }
     } else {
         sched_grid_int(T, N, p->cfg.spacing, p->cfg.steps_offset, p->ti);
@@ -235,6 +278,7 @@ static sd_status plan_make(const sched_config *cfg, int steps, sched_plan **out)
         plan_free(p);
         return st;
     }
+    sched_table_zero_snr(&p->table, snr_mode(cfg));
     if (p->sigma_space) {
         if (p->kdiff) plan_sigma_kdiff(p);
         else plan_sigma_diffusers(p);

@@ -54,6 +54,7 @@ typedef enum sched_schedule {
     SCHED_SCHEDULE_KARRAS,      /* Karras et al. ρ = 7 between σ_min and σ_max */
     SCHED_SCHEDULE_EXPONENTIAL, /* log-σ uniform */
     SCHED_SCHEDULE_SGM_UNIFORM, /* uniform in t over n+1 points, last dropped (k-diffusion convention only) */
+    SCHED_SCHEDULE_BETA,        /* Beta(0.6, 0.6) quantiles between σ_min and σ_max (diffusers use_beta_sigmas, A1111 "Beta") */
     SCHED_SCHEDULE_COUNT
 } sched_schedule;
 
@@ -73,6 +74,14 @@ typedef struct sched_config {
     int train_steps;             /* T = 1000 */
     double beta_start, beta_end; /* 0.00085, 0.012 */
     sched_beta beta_schedule;    /* scaled_linear */
+    /* what a model's scheduler config can change (sched_model_apply sets those the sampler's diffusers class reads) */
+    int rescale_zero_snr;        /* zero terminal SNR (README "Scheduler configs": which samplers, which arithmetic) */
+    int clip_sample;             /* DDIM, DDPM, LCM, Heun (diffusers): x̂0 clamped to ±clip_sample_range */
+    float clip_sample_range;     /* 1 */
+    int set_alpha_to_one;        /* DDIM, PLMS: ᾱ past the last step is 1 (else ᾱ_0, SD's configs) */
+    double sigma_min, sigma_max; /* Karras / exponential / beta range instead of the schedule's ends (> 0 when set) */
+    int lcm_origin_steps;        /* LCM original_inference_steps (50) */
+    float lcm_timestep_scaling;  /* LCM timestep_scaling (10) */
 } sched_config;
 
 /* UNet callback: x_in (n floats, already scaled for the model) at timestep t -> out (n floats, guided ε or v). */

@@ -15,9 +15,10 @@ static float alpha_bar(const sched_plan *p, int t, float final) {
     return p->table.alphas_cumprod[t < p->table.T ? t : p->table.T - 1];
 }
 
-/* x̂0 and ε̂ from the model output for prediction type eps or v. */
+/* x̂0 and ε̂ from the model output for prediction type eps or v; x̂0 clamped to ±clip_sample_range when the
+ * config asks (ε̂ is not recomputed, as in diffusers). */
 static void predict(const sched_plan *p, size_t n, const float *x, const float *o, float ac, float *x0, float *eps) {
-    float a = sqrtf(ac), b = sqrtf(1.0f - ac);
+    float a = sqrtf(ac), b = sqrtf(1.0f - ac), r = p->cfg.clip_sample_range;
     for (size_t i = 0; i < n; i++) {
         if (p->cfg.prediction == SCHED_PRED_V) {
             if (x0) x0[i] = a * x[i] - b * o[i];
@@ -26,8 +27,12 @@ static void predict(const sched_plan *p, size_t n, const float *x, const float *
             if (x0) x0[i] = (x[i] - b * o[i]) / a;
             if (eps) eps[i] = o[i];
         }
+        if (x0 && p->cfg.clip_sample) x0[i] = x0[i] < -r ? -r : x0[i] > r ? r : x0[i];
     }
 }
+
+/* ᾱ past the start of the table (DDIM, PLMS): 1 with set_alpha_to_one, else ᾱ_0 */
+static float final_alpha(const sched_plan *p) { return p->cfg.set_alpha_to_one ? 1.0f : p->table.alphas_cumprod[0]; }
 
 static sd_status run_ddim(sched_run *r, float *x, int start, float *x0, float *eps, float *z) {
     const sched_plan *p = r->p;
@@ -37,7 +42,7 @@ static sd_status run_ddim(sched_run *r, float *x, int start, float *x0, float *e
         int t = p->ti[i], prev = t - ratio; /* diffusers steps back by T//N whatever the spacing */
         sd_status st = sched_run_model(r, x, (float)t);
         if (st) return st;
-        float ac = alpha_bar(p, t, 0), ac_prev = alpha_bar(p, prev, p->table.alphas_cumprod[0]);
+        float ac = alpha_bar(p, t, 0), ac_prev = alpha_bar(p, prev, final_alpha(p));
         predict(p, n, x, r->out, ac, x0, eps);
         float variance = ((1.0f - ac_prev) / (1.0f - ac)) * (1.0f - ac / ac_prev);
         float std = p->cfg.eta * sqrtf(variance);
@@ -80,7 +85,7 @@ static sd_status run_ddpm(sched_run *r, float *x, int start, float *x0, float *z
 
 /* PLMS transfer x_t -> x_prev with combined model output e (v is converted with the sample it is applied to). */
 static void plms_prev(const sched_plan *p, size_t n, float *x, const float *sample, const float *e, int t, int prev) {
-    float ac = alpha_bar(p, t, 0), ac_prev = alpha_bar(p, prev, p->table.alphas_cumprod[0]);
+    float ac = alpha_bar(p, t, 0), ac_prev = alpha_bar(p, prev, final_alpha(p));
     float bp = 1.0f - ac, bp_prev = 1.0f - ac_prev;
     float sc = sqrtf(ac_prev / ac), denom = ac * sqrtf(bp_prev) + sqrtf(ac * bp * ac_prev), diff = ac_prev - ac;
     for (size_t j = 0; j < n; j++) {
@@ -146,7 +151,7 @@ static sd_status run_lcm(sched_run *r, float *x, int start, float *x0, float *z)
         sd_status st = sched_run_model(r, x, (float)t);
         if (st) return st;
         float ac = alpha_bar(p, t, 0), ac_prev = alpha_bar(p, prev, p->table.alphas_cumprod[0]);
-        float scaled = (float)t * 10.0f, c_skip = 0.25f / (scaled * scaled + 0.25f);
+        float scaled = (float)t * p->cfg.lcm_timestep_scaling, c_skip = 0.25f / (scaled * scaled + 0.25f);
         float c_out = scaled / sqrtf(scaled * scaled + 0.25f);
         predict(p, n, x, r->out, ac, x0, NULL);
         for (size_t j = 0; j < n; j++) x[j] = c_out * x0[j] + c_skip * x[j];

@@ -42,6 +42,10 @@ static sd_status denoise(kctx *k, const float *x, float sigma, float t, float *D
     } else {
         for (size_t i = 0; i < n; i++) D[i] = x[i] - sigma * o[i];
     }
+    if (k->p->cfg.clip_sample) { /* diffusers' Heun clamps its x̂0 when the config asks */
+        float rr = k->p->cfg.clip_sample_range;
+        for (size_t i = 0; i < n; i++) D[i] = D[i] < -rr ? -rr : D[i] > rr ? rr : D[i];
+    }
     sched_run_denoised(r, D);
     return SD_OK;
 }

@@ -26,7 +26,7 @@ static const name_entry sampler_names[] = {
 };
 static const name_entry schedule_names[] = {
     {"discrete", SCHED_SCHEDULE_DISCRETE}, {"karras", SCHED_SCHEDULE_KARRAS},
-    {"exponential", SCHED_SCHEDULE_EXPONENTIAL}, {"sgm_uniform", SCHED_SCHEDULE_SGM_UNIFORM},
+    {"exponential", SCHED_SCHEDULE_EXPONENTIAL}, {"sgm_uniform", SCHED_SCHEDULE_SGM_UNIFORM}, {"beta", SCHED_SCHEDULE_BETA},
     {"default", SCHED_SCHEDULE_DISCRETE}, {"automatic", SCHED_SCHEDULE_DISCRETE}, {"uniform", SCHED_SCHEDULE_DISCRETE},
     {"normal", SCHED_SCHEDULE_DISCRETE},
 };
@@ -109,6 +109,7 @@ static const char *schedule_help[SCHED_SCHEDULE_COUNT] = {
     [SCHED_SCHEDULE_DISCRETE] = "the model's own timesteps (A1111 \"Automatic\")",
     [SCHED_SCHEDULE_KARRAS] = "Karras et al. sigmas, rho 7",
     [SCHED_SCHEDULE_EXPONENTIAL] = "log-sigma uniform",
+    [SCHED_SCHEDULE_BETA] = "Beta(0.6, 0.6) quantiles (A1111 \"Beta\", diffusers use_beta_sigmas)",
     [SCHED_SCHEDULE_SGM_UNIFORM] = "uniform in t (with --schedule-convention kdiffusion)",
 };
 

@@ -54,13 +54,44 @@ static int np_arange_down(double start, double step, int cap, double *out) {
 
 /* --------------------------------------------------------------------------------------------------------------- */
 
+/* σ and log σ of every ᾱ (σ = sqrt((1-ᾱ)/ᾱ) in float32, as torch computes it). */
+static void table_derive(sched_table *tb) {
+    for (int t = 0; t < tb->T; t++) {
+        float ac = tb->alphas_cumprod[t];
+        tb->sigmas[t] = sqrtf((1.0f - ac) / ac);
+        tb->log_sigmas64[t] = log((double)tb->sigmas[t]);
+        tb->log_sigmas[t] = (float)tb->log_sigmas64[t];
+    }
+}
+
+/* GLIDE's cosine schedule: diffusers' betas_for_alpha_bar (Python floats); the LDM code's cosine schedule is the
+ * same ratio in float64. */
+static double cosine_alpha_bar(double t) {
+    double c = cos((t + 0.008) / 1.008 * M_PI / 2);
+    return c * c;
+}
+
+static double cosine_beta(int i, int T) {
+    double b = 1 - cosine_alpha_bar((double)(i + 1) / T) / cosine_alpha_bar((double)i / T);
+    return b < 0.999 ? b : 0.999;
+}
+
 sd_status sched_table_init(sched_table *tb, int T, double beta_start, double beta_end, sched_beta beta, int ldm_float64) {
     if (T < 2 || T > SCHED_MAX_TRAIN)
         return err_fail(SD_ERR_ARG, "num_train_timesteps %d is out of range (2..%d)", T, SCHED_MAX_TRAIN);
-    if (!(beta_start > 0 && beta_end > beta_start && beta_end < 1))
+    if ((unsigned)beta >= SCHED_BETA_COUNT) return err_fail(SD_ERR_ARG, "beta schedule %d is out of range", (int)beta);
+    if (beta != SCHED_BETA_SQUAREDCOS && !(beta_start > 0 && beta_end > beta_start && beta_end < 1))
         return err_fail(SD_ERR_ARG, "beta range %g..%g is invalid (need 0 < beta_start < beta_end < 1)", beta_start, beta_end);
     tb->T = T;
-    if (ldm_float64) {
+    if (beta == SCHED_BETA_SQUAREDCOS) {
+        double acc = 1.0;
+        for (int t = 0; t < T; t++) {
+            double bt = cosine_beta(t, T);
+            if (ldm_float64) acc *= 1.0 - bt;
+            else acc *= (double)(1.0f - (float)bt); /* torch.tensor(betas, float32), then 1 - betas in float32 */
+            tb->alphas_cumprod[t] = (float)acc;
+        }
+    } else if (ldm_float64) {
         /* ldm make_beta_schedule: torch.linspace(float64)**2, numpy float64 cumprod, stored as float32 */
         double b[SCHED_MAX_TRAIN], acc = 1.0;
         if (beta == SCHED_BETA_SCALED_LINEAR) torch_linspace_f64(sqrt(beta_start), sqrt(beta_end), T, b);
@@ -83,13 +114,33 @@ sd_status sched_table_init(sched_table *tb, int T, double beta_start, double bet
             tb->alphas_cumprod[t] = (float)acc;
         }
     }
-    for (int t = 0; t < T; t++) {
-        float ac = tb->alphas_cumprod[t];
-        tb->sigmas[t] = sqrtf((1.0f - ac) / ac);
-        tb->log_sigmas64[t] = log((double)tb->sigmas[t]);
-        tb->log_sigmas[t] = (float)tb->log_sigmas64[t];
-    }
+    table_derive(tb);
     return SD_OK;
+}
+
+void sched_table_zero_snr(sched_table *tb, sched_snr mode) {
+    if (mode == SCHED_SNR_NONE) return;
+    int T = tb->T;
+    float sq[SCHED_MAX_TRAIN];
+    for (int t = 0; t < T; t++) sq[t] = sqrtf(tb->alphas_cumprod[t]);
+    float s0 = sq[0], sT = sq[T - 1], scale = s0 / (s0 - sT);
+    for (int t = 0; t < T; t++) sq[t] = (sq[t] - sT) * scale;
+    if (mode == SCHED_SNR_A1111) {
+        for (int t = 0; t < T; t++) tb->alphas_cumprod[t] = sq[t] * sq[t];
+        tb->alphas_cumprod[T - 1] = 4.8973451890853435e-08f;
+    } else {
+        /* betas from the rescaled ᾱ, then the scheduler's own alphas = 1 - betas and cumprod (double accumulator) */
+        double acc = 1.0;
+        float prev = 0;
+        for (int t = 0; t < T; t++) {
+            float bar = sq[t] * sq[t], alpha = t == 0 ? bar : bar / prev, betat = 1.0f - alpha;
+            prev = bar;
+            acc *= (double)(1.0f - betat);
+            tb->alphas_cumprod[t] = (float)acc;
+        }
+        if (mode == SCHED_SNR_DIFFUSERS_CLAMP) tb->alphas_cumprod[T - 1] = 0x1p-24f;
+    }
+    table_derive(tb);
 }
 
 double sched_sigma_to_t(const sched_table *tb, double sigma) {
@@ -202,6 +253,61 @@ void sched_karras_f32(int n, double sigma_min, double sigma_max, float *out) {
 void sched_exponential_f32(int n, double sigma_min, double sigma_max, float *out) {
     sched_torch_linspace_f32((float)log(sigma_max), (float)log(sigma_min), n, out);
     for (int i = 0; i < n; i++) out[i] = expf(out[i]);
+}
+
+/* ln B(a, b) and the continued fraction of the regularized incomplete beta function (modified Lentz). */
+static double beta_cf(double x, double a, double b) {
+    const double tiny = 1e-300;
+    double c = 1.0, d = 1.0 - (a + b) * x / (a + 1.0);
+    if (fabs(d) < tiny) d = tiny;
+    d = 1.0 / d;
+    double h = d;
+    for (int m = 1; m <= 500; m++) {
+        double aa = m * (b - m) * x / ((a + 2 * m - 1) * (a + 2 * m));
+        d = 1.0 + aa * d;
+        if (fabs(d) < tiny) d = tiny;
+        c = 1.0 + aa / c;
+        if (fabs(c) < tiny) c = tiny;
+        d = 1.0 / d;
+        h *= d * c;
+        aa = -(a + m) * (a + b + m) * x / ((a + 2 * m) * (a + 2 * m + 1));
+        d = 1.0 + aa * d;
+        if (fabs(d) < tiny) d = tiny;
+        c = 1.0 + aa / c;
+        if (fabs(c) < tiny) c = tiny;
+        d = 1.0 / d;
+        double del = d * c;
+        h *= del;
+        if (fabs(del - 1.0) < 1e-16) break;
+    }
+    return h;
+}
+
+static double beta_cdf(double x, double a, double b) {
+    if (x <= 0) return 0;
+    if (x >= 1) return 1;
+    double front = exp(lgamma(a + b) - lgamma(a) - lgamma(b) + a * log(x) + b * log1p(-x));
+    if (x < (a + 1) / (a + b + 2)) return front * beta_cf(x, a, b) / a;
+    return 1.0 - front * beta_cf(1 - x, b, a) / b;
+}
+
+double sched_beta_ppf(double p, double a, double b) {
+    if (!(p > 0)) return 0;
+    if (!(p < 1)) return 1;
+    double lo = 0, hi = 1; /* the CDF is monotone: bisection to the last bit */
+    for (int i = 0; i < 200 && hi - lo > 0; i++) {
+        double mid = 0.5 * (lo + hi);
+        if (mid <= lo || mid >= hi) break;
+        if (beta_cdf(mid, a, b) < p) lo = mid;
+        else hi = mid;
+    }
+    return 0.5 * (lo + hi);
+}
+
+void sched_beta_sigmas_f64(int n, double sigma_min, double sigma_max, double *out) {
+    double ramp[SCHED_MAX_TRAIN + 1];
+    sched_np_linspace(0.0, 1.0, n, ramp);
+    for (int i = 0; i < n; i++) out[i] = sigma_min + sched_beta_ppf(1 - ramp[i], 0.6, 0.6) * (sigma_max - sigma_min);
 }
 
 void sched_kdiff_discrete(const sched_table *tb, int n, float *out) {

@@ -16,7 +16,17 @@
 typedef enum sched_beta {
     SCHED_BETA_SCALED_LINEAR, /* betas = linspace(sqrt(b0), sqrt(b1), T)^2 — every SD 1.x/2.x/XL model */
     SCHED_BETA_LINEAR,        /* betas = linspace(b0, b1, T) */
+    SCHED_BETA_SQUAREDCOS,    /* "squaredcos_cap_v2": ᾱ(t) = cos²((t + 0.008)/1.008 · π/2), β capped at 0.999 */
+    SCHED_BETA_COUNT
 } sched_beta;
+
+/* Zero terminal SNR (Lin et al. 2023): sqrt(ᾱ) shifted so its last value is 0 and scaled back to its first. */
+typedef enum sched_snr {
+    SCHED_SNR_NONE,
+    SCHED_SNR_DIFFUSERS,       /* rescale_betas_zero_snr: betas rebuilt, ᾱ recomputed (DDIM, DDPM, LCM: last ᾱ 0) */
+    SCHED_SNR_DIFFUSERS_CLAMP, /* ... then the last ᾱ set to 2⁻²⁴ (Euler, Euler a, DPM-Solver, UniPC: σ finite) */
+    SCHED_SNR_A1111,           /* AUTOMATIC1111's "Zero Terminal SNR": ᾱ rescaled directly, the last set to 4.897e-8 */
+} sched_snr;
 
 typedef struct sched_table {
     int T;                                 /* number of training timesteps */
@@ -31,6 +41,8 @@ typedef struct sched_table {
  * ldm_float64 = 1: the original LDM code that k-diffusion/A1111 wrap (float64 betas and cumprod, then float32).
  * The two ᾱ tables differ in the last bit for most t (facts §1.1). */
 sd_status sched_table_init(sched_table *tb, int T, double beta_start, double beta_end, sched_beta beta, int ldm_float64);
+/* Rescales a table to zero terminal SNR in the float32 arithmetic of the implementation `mode` names. */
+void sched_table_zero_snr(sched_table *tb, sched_snr mode);
 
 /* σ -> fractional timestep: diffusers' _sigma_to_t (float64 math on the float32 log table) ... */
 double sched_sigma_to_t(const sched_table *tb, double sigma);
@@ -66,6 +78,11 @@ void sched_karras_f64(int n, double sigma_min, double sigma_max, double *out);  
 void sched_exponential_f64(int n, double sigma_min, double sigma_max, double *out);  /* diffusers */
 void sched_karras_f32(int n, double sigma_min, double sigma_max, float *out);        /* k-diffusion, torch float32 */
 void sched_exponential_f32(int n, double sigma_min, double sigma_max, float *out);   /* k-diffusion */
+/* The "beta" schedule (Lee et al. 2024; diffusers use_beta_sigmas, A1111 "Beta"): σ_min + ppf(1 - i/(n-1))·(σ_max -
+ * σ_min) with ppf the inverse CDF of the Beta(0.6, 0.6) distribution, in double precision. */
+void sched_beta_sigmas_f64(int n, double sigma_min, double sigma_max, double *out);
+/* The inverse CDF of Beta(a, b) at p (scipy.stats.beta.ppf). */
+double sched_beta_ppf(double p, double a, double b);
 void sched_kdiff_discrete(const sched_table *tb, int n, float *out); /* k-diffusion get_sigmas(n): t = linspace(T-1, 0, n) */
 void sched_kdiff_sgm_uniform(const sched_table *tb, int n, float *out); /* A1111 sgm_uniform: linspace(T-1, 0, n+1)[:-1] */
 

@@ -57,7 +57,18 @@ expect_no_output "generate: unknown sampler" "euler_a" -m $M -p cat --sampling-m
 printf 'not an image' >"$T/bad.png"
 expect_no_output "generate: unreadable init image" "bad.png" -m $M -p cat -i "$T/bad.png"
 "$SD" -m $M -p mask -W 32 -H 32 --steps 1 -o "$T/mask32.png" 2>/dev/null # any 32x32 picture will do as a mask
+NOMODEL_EARLY=/nonexistent/m.safetensors # flags are checked before the model is looked for
 expect_no_output "generate: mask of another size" "same size" -m $M -p cat -i tests/golden/pipeline/init.png --mask "$T/mask32.png" -W 48 -H 32
+expect_no_output "generate: --mask-blur without a mask" "mask blur needs a mask" -m $M -p cat -i tests/golden/pipeline/init.png --mask-blur 4
+expect_no_output "generate: --masked-content checked" "--masked-content: \"blur\"" -m $NOMODEL_EARLY -p cat --masked-content blur
+expect_no_output "generate: --timestep-spacing checked" "--timestep-spacing: \"uniform\"" -m $NOMODEL_EARLY -p cat --timestep-spacing uniform
+expect_no_output "generate: --mask-blur out of range" "--mask-blur: 500 is out of range 0..128" -m $NOMODEL_EARLY -p cat --mask-blur 500
+if "$SD" -m tests/golden/inpaint/sd1 -p cat -i tests/golden/inpaint/crop_init.png --mask tests/golden/inpaint/crop_mask.png \
+    --mask-blur 4 --inpaint-only-masked --inpaint-padding 8 --masked-content "latent noise" --timestep-spacing trailing \
+    --clip-skip-negative 2 -W 64 -H 48 --steps 2 -o "$T/inp.png" 2>"$T/err"; then ok "generate: inpainting with the web UIs' options"
+else bad "generate: inpainting with the web UIs' options" "$(head -c 300 "$T/err")"; fi
+expect_ok "generate: only masked keeps the init image's size" "96x72" "$SD" info "$T/inp.png"
+expect_ok "generate: only masked in the settings text" "Mask blur: 4, Inpaint area: Only masked, Masked area padding: 8" "$SD" info "$T/inp.png"
 expect_error "generate: output folder missing" "output folder does not exist" "$SD" -m $M -p cat -o "$T/nodir/out.png"
 expect_error "generate: no prompt" "no prompt" "$SD" -m $M -o "$T/out.png"
 

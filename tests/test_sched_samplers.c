@@ -498,7 +498,10 @@ TEST(sched_all_combinations_run_to_1000_steps) {
                         count_progress = 0;
                         sd_status st = sched_sample(&cfg, steps, x, NEL, toy_model, toy_noise, count_cb, &tr);
                         int finite = 1;
-                        for (int i = 0; i < NEL; i++) finite &= isfinite(x[i]) && fabsf(x[i]) < 100.0f;
+                        /* a blow-up bound, not an accuracy one: the largest legitimate value is dpm++2m_sde on the beta
+                         * schedule at 3 steps (σ 7.3 -> 0.029 in one step), 106.32 here and in diffusers 0.42.1 on the same
+                         * toy model and seed (DPMSolverMultistep, sde-dpmsolver++, use_beta_sigmas) */
+                        for (int i = 0; i < NEL; i++) finite &= isfinite(x[i]) && fabsf(x[i]) < 200.0f;
                         int evals = sched_model_evals(&cfg, steps, 0);
                         if (st != SD_OK || !finite || tr.nt != evals || count_progress != steps) {
                             test_fail(__FILE__, __LINE__, "%s %s %s %s %d steps: status %d (%s), finite %d, %d calls "
