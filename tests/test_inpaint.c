@@ -75,13 +75,19 @@ TEST(inpaint_matches_diffusers) {
             golden_diff d;
             REQUIRE(golden_result_compare("golden/inpaint", name, &cap, &r.images[0], &d) == 0);
             CHECK_MSG(d.size_ok, "%s: picture %dx%d is not the reference's size", name, r.images[0].w, r.images[0].h);
-            CHECK_MSG(d.rel <= 1e-4, "%s: latent max abs err %.3g (%.3g relative to the latent scale)", name, d.abs, d.rel);
-            CHECK_MSG(d.px <= 2, "%s: picture differs by %d/255", name, d.px);
+            /* about twice what is measured: diffusers 1.14e-5 absolute, 1.07e-6 of the scale, 1/255; the AUTOMATIC1111
+             * re-implementation 2.1e-5, 8.5e-7, 2/255 (A1111 truncates to 8 bits where we round, and "only masked"
+             * resizes that picture into the crop) */
+            int a1111 = p.convention != NULL;
+            double abs_tol = a1111 ? 5e-5 : 2.5e-5, rel_tol = a1111 ? 2e-6 : 2.5e-6;
+            CHECK_MSG(d.abs <= abs_tol && d.rel <= rel_tol, "%s: latent max abs err %.3g (%.3g relative to the latent scale)",
+                      name, d.abs, d.rel);
+            CHECK_MSG(d.px <= (a1111 ? 2 : 1), "%s: picture differs by %d/255", name, d.px);
             worst_rel = fmax(worst_rel, d.rel);
             worst_abs = fmax(worst_abs, d.abs);
             worst_px = d.px > worst_px ? d.px : worst_px;
             ncases++;
-            na1111 += p.convention != NULL;
+            na1111 += a1111;
             sd_result_free(&r);
         }
         free(cap.latent);
@@ -191,4 +197,39 @@ TEST(inpaint_kdiffusion_keeps_the_original_outside_the_mask) {
     sd_image_free(&cinit);
     sd_image_free(&cmask);
     sd_free(ctx);
+}
+
+TEST(inpaint_batches_are_the_single_images) {
+    /* each image has its own generator (seed + i), so a batch of two in one UNet call gives the two single
+     * generations, inpainting state and all (4-channel blend, 9-channel extra input, per-image posterior draws) */
+    sd_image init = load_golden("init.png", 3), mask = load_golden("mask.png", 1);
+    REQUIRE(init.data && mask.data);
+    const char *models[2] = {"golden/inpaint/sd1", "golden/inpaint/sd1_inp"};
+    for (int m = 0; m < 2; m++) {
+        sd_ctx *ctx = test_load_model(test_path(models[m]));
+        sd_gen_params p;
+        sd_gen_params_init(&p);
+        p.sampler = "euler_a";
+        p.batch_count = 2;
+        p.batch_size = 2;
+        p.mask_blur = 2;
+        sd_result both, one;
+        REQUIRE_MSG(inpaint_try(ctx, &p, &init, &mask, &both) == SD_OK, "%s", sd_last_error());
+        p.batch_count = 1;
+        p.batch_size = 1;
+        p.seed = both.seeds[1];
+        REQUIRE_MSG(inpaint_try(ctx, &p, &init, &mask, &one) == SD_OK, "%s", sd_last_error());
+        int d = 0;
+        for (size_t i = 0; i < (size_t)one.images[0].w * one.images[0].h * 3; i++) {
+            int e = abs(one.images[0].data[i] - both.images[1].data[i]);
+            d = e > d ? e : d;
+        }
+        test_note("%s: image 2 of a batch of 2 vs alone: max difference %d/255", models[m], d);
+        CHECK(d <= 1);
+        sd_result_free(&both);
+        sd_result_free(&one);
+        sd_free(ctx);
+    }
+    sd_image_free(&init);
+    sd_image_free(&mask);
 }

@@ -70,8 +70,11 @@ TEST(sched_config_keys_match_diffusers) {
         if (st == SD_OK) {
             golden_diff d;
             REQUIRE(golden_result_compare("golden/sched_config", name, &cap, &r.images[0], &d) == 0 && d.size_ok);
+            /* about twice what is measured: 3e-7 of the latent's scale for most, 4.0e-5 for zero-SNR Euler (its first
+             * step starts at σ = 4096 and cancels ~12 bits of float32 in x + d·dt, so the operation order of float32
+             * arithmetic shows); pictures 1/255 */
             CHECK_MSG(d.rel <= 1e-4, "%s: latent max abs err %.3g (%.3g relative to the latent scale)", name, d.abs, d.rel);
-            CHECK_MSG(d.px <= 2, "%s: picture differs by %d/255", name, d.px);
+            CHECK_MSG(d.px <= 1, "%s: picture differs by %d/255", name, d.px);
             worst_rel = fmax(worst_rel, d.rel);
             worst_px = d.px > worst_px ? d.px : worst_px;
             ncases++;
