@@ -96,7 +96,7 @@ static sd_status try_config(const char *config, const char *sampler, const char 
     sd_load_params lp;
     sd_load_params_init(&lp);
     lp.model_path = dir;
-    sd_ctx *ctx;
+    sd_ctx *ctx = NULL;
     sd_status st = sd_load(&lp, &ctx);
     if (st == SD_OK && sampler) {
         sd_gen_params p;
@@ -110,7 +110,7 @@ static sd_status try_config(const char *config, const char *sampler, const char 
         st = sd_check_params(ctx, &p);
     }
     snprintf(msg, cap, "%s", st == SD_OK ? "" : sd_last_error());
-    if (st == SD_OK) sd_free(ctx);
+    sd_free(ctx);
     return st;
 }
 
