@@ -61,19 +61,50 @@ sd_status file_commit(file_writer *w) {
     return SD_OK;
 }
 
+sd_status file_open_regular(const char *path, int *fd, uint64_t *size) {
+    *fd = -1;
+    if (size) *size = 0;
+    int f = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
+    if (f < 0) return err_fail(SD_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+    struct stat sb;
+    if (fstat(f, &sb) != 0 || !S_ISREG(sb.st_mode)) {
+        close(f);
+        return err_fail(SD_ERR_IO, "%s: not a regular file", path);
+    }
+    /* O_NONBLOCK means nothing for a regular file's reads, but a lock or a FUSE file could still see it */
+    int fl = fcntl(f, F_GETFL);
+    if (fl != -1) fcntl(f, F_SETFL, fl & ~O_NONBLOCK);
+    *fd = f;
+    if (size) *size = (uint64_t)sb.st_size;
+    return SD_OK;
+}
+
 sd_status file_read(const char *path, size_t max_bytes, char **data, size_t *len) {
     *data = NULL;
     if (len) *len = 0;
-    FILE *fp = fopen(path, "rb");
-    if (!fp) return err_fail(SD_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
-    struct stat sb;
-    if (fstat(fileno(fp), &sb) != 0 || !S_ISREG(sb.st_mode)) { fclose(fp); return err_fail(SD_ERR_IO, "%s: not a regular file", path); }
-    if ((uint64_t)sb.st_size > max_bytes) { fclose(fp); return err_fail(SD_ERR_FORMAT, "%s: %lld bytes is over the %zu-byte limit", path, (long long)sb.st_size, max_bytes); }
-    size_t n = (size_t)sb.st_size;
+    int fd;
+    uint64_t size;
+    sd_status st = file_open_regular(path, &fd, &size);
+    if (st != SD_OK) return st;
+    if (size > max_bytes) {
+        close(fd);
+        return err_fail(SD_ERR_FORMAT, "%s: %llu bytes is over the %zu-byte limit", path, (unsigned long long)size, max_bytes);
+    }
+    size_t n = (size_t)size, got = 0;
     char *buf = malloc(n + 1);
-    if (!buf) { fclose(fp); return err_fail(SD_ERR_MEMORY, "%s: out of memory", path); }
-    if (fread(buf, 1, n, fp) != n) { free(buf); fclose(fp); return err_fail(SD_ERR_IO, "%s: read failed", path); }
-    fclose(fp);
+    if (!buf) { close(fd); return err_fail(SD_ERR_MEMORY, "%s: out of memory", path); }
+    while (got < n) {
+        ssize_t r = read(fd, buf + got, n - got);
+        if (r < 0 && errno == EINTR) continue;
+        if (r <= 0) { /* an error, or the file shrank while we read it */
+            int e = r < 0 ? errno : 0;
+            free(buf);
+            close(fd);
+            return err_fail(SD_ERR_IO, "%s: read failed: %s", path, e ? strerror(e) : "the file became shorter");
+        }
+        got += (size_t)r;
+    }
+    close(fd);
     buf[n] = 0;
     *data = buf;
     if (len) *len = n;

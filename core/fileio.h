@@ -22,7 +22,13 @@ void file_write(file_writer *w, const void *data, size_t n);
 sd_status file_commit(file_writer *w);
 void file_abort(file_writer *w);
 
-/* Read a whole file (at most max_bytes) into a malloc'd buffer with a terminating NUL. */
+/* Opens `path` for reading only if it is a regular file; every reader of a file a user names goes through it.
+ * The open itself does not block (O_NONBLOCK), so a FIFO, a device or a directory is refused by fstat
+ * ("PATH: not a regular file") before any read could wait forever. *fd is left in blocking mode; *size (may be
+ * NULL) gets the file's size. */
+sd_status file_open_regular(const char *path, int *fd, uint64_t *size);
+
+/* Read a whole regular file (at most max_bytes) into a malloc'd buffer with a terminating NUL. */
 sd_status file_read(const char *path, size_t max_bytes, char **data, size_t *len);
 int file_exists(const char *path);
 int file_is_dir(const char *path);

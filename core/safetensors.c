@@ -27,6 +27,7 @@ struct st_file {
     char **meta_keys, **meta_vals;
     int meta_count;
     int *sorted; /* indices sorted by name, for st_find */
+    int mapped;  /* map is our mmap of the file (else the caller's buffer, st_open_memory) */
 };
 
 static const struct { const char *name; size_t size; } k_dtypes[ST_DTYPE_COUNT] = {
@@ -70,7 +71,7 @@ void st_release(const st_file *f, const st_tensor *t) {
     if (!f || !t || !t->nbytes) return;
     uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE), lo = (uintptr_t)t->data, hi = lo + t->nbytes;
     uintptr_t mlo = (uintptr_t)f->map, mhi = mlo + f->map_size;
-    if (lo < mlo || hi > mhi) return;
+    if (!f->mapped || lo < mlo || hi > mhi) return;
     lo &= ~(page - 1); /* whole pages; a neighbour's page dropped too is simply read back when used */
     hi = (hi + page - 1) & ~(page - 1);
     madvise((void *)lo, hi - lo, MADV_DONTNEED);
@@ -78,7 +79,7 @@ void st_release(const st_file *f, const st_tensor *t) {
 
 void st_close(st_file *f) {
     if (!f) return;
-    if (f->map) munmap((void *)f->map, f->map_size);
+    if (f->map && f->mapped) munmap((void *)f->map, f->map_size);
     for (int i = 0; i < f->count; i++) free((char *)f->tensors[i].name);
     for (int i = 0; i < f->meta_count; i++) { free(f->meta_keys[i]); free(f->meta_vals[i]); }
     free(f->meta_keys);
@@ -102,6 +103,8 @@ static sd_status parse_header(st_file *f, const char *hdr, size_t hlen, const ui
         const char *name = e->string;
         if (!strcmp(name, "__metadata__")) {
             if (!cJSON_IsObject(e)) { st = err_fail(SD_ERR_FORMAT, "%s: __metadata__ is not an object", path); goto done; }
+            /* cJSON keeps duplicate keys; a second block would overrun the arrays sized for the first */
+            if (f->meta_keys) { st = err_fail(SD_ERR_FORMAT, "%s: __metadata__ appears twice in the header", path); goto done; }
             int m = cJSON_GetArraySize(e);
             f->meta_keys = calloc(m ? m : 1, sizeof(char *));
             f->meta_vals = calloc(m ? m : 1, sizeof(char *));
@@ -111,6 +114,7 @@ static sd_status parse_header(st_file *f, const char *hdr, size_t hlen, const ui
                 f->meta_keys[f->meta_count] = strdup(kv->string);
                 f->meta_vals[f->meta_count] = strdup(kv->valuestring);
                 f->meta_count++;
+                if (!f->meta_keys[f->meta_count - 1] || !f->meta_vals[f->meta_count - 1]) { st = err_fail(SD_ERR_MEMORY, "%s: out of memory", path); goto done; }
             }
             continue;
         }
@@ -170,28 +174,60 @@ done:
     return st;
 }
 
+/* Checks the 8-byte length and the JSON header of f->map (f->map_size bytes) and indexes the tensors. */
+static sd_status parse_file(st_file *f) {
+    const char *path = f->path;
+    size_t size = f->map_size;
+    if (size < 8) return err_fail(SD_ERR_FORMAT, "%s: %zu bytes is too short for a safetensors file (needs an 8-byte header length)", path, size);
+    uint64_t hlen = 0;
+    for (int i = 7; i >= 0; i--) hlen = (hlen << 8) | f->map[i];
+    if (hlen > ST_MAX_HEADER) return err_fail(SD_ERR_FORMAT, "%s: header length %llu is over the 100 MB limit (not a safetensors file?)", path, (unsigned long long)hlen);
+    if (hlen > size - 8) return err_fail(SD_ERR_FORMAT, "%s: header length %llu is past the end of the %zu-byte file (truncated?)", path, (unsigned long long)hlen, size);
+    if (hlen < 2 || f->map[8] != '{') return err_fail(SD_ERR_FORMAT, "%s: header is not a JSON object", path);
+    return parse_header(f, (const char *)f->map + 8, (size_t)hlen, f->map + 8 + hlen, size - 8 - hlen);
+}
+
+static st_file *file_new(const char *path) {
+    st_file *f = calloc(1, sizeof *f);
+    if (f && !(f->path = strdup(path))) { free(f); f = NULL; }
+    if (!f) err_fail(SD_ERR_MEMORY, "%s: out of memory", path);
+    return f;
+}
+
 sd_status st_open(const char *path, st_file **out) {
     *out = NULL;
-    st_file *f = calloc(1, sizeof *f);
-    if (!f) return err_fail(SD_ERR_MEMORY, "%s: out of memory", path);
-    f->path = strdup(path);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) { st_close(f); return err_fail(SD_ERR_IO, "%s: cannot open: %s", path, strerror(errno)); }
-    struct stat sb;
-    if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) { close(fd); st_close(f); return err_fail(SD_ERR_IO, "%s: not a regular file", path); }
-    size_t size = (size_t)sb.st_size;
-    if (size < 8) { close(fd); st_close(f); return err_fail(SD_ERR_FORMAT, "%s: %zu bytes is too short for a safetensors file (needs an 8-byte header length)", path, size); }
-    void *map = mmap(NULL, size, PROT_READ, MAP_PRIVATE, fd, 0);
+    int fd;
+    uint64_t size;
+    sd_status st = file_open_regular(path, &fd, &size);
+    if (st != SD_OK) return st;
+    st_file *f = file_new(path);
+    if (!f) { close(fd); return SD_ERR_MEMORY; }
+    if (size < 8) { /* nothing worth mapping: parse_file words the refusal */
+        close(fd);
+        f->map = (const uint8_t *)"";
+        f->map_size = (size_t)size;
+        st = parse_file(f);
+        st_close(f);
+        return st;
+    }
+    void *map = mmap(NULL, (size_t)size, PROT_READ, MAP_PRIVATE, fd, 0);
     close(fd);
     if (map == MAP_FAILED) { st_close(f); return err_fail(SD_ERR_IO, "%s: cannot map: %s", path, strerror(errno)); }
     f->map = map;
+    f->map_size = (size_t)size;
+    f->mapped = 1;
+    if ((st = parse_file(f)) != SD_OK) { st_close(f); return st; }
+    *out = f;
+    return SD_OK;
+}
+
+sd_status st_open_memory(const char *name, const void *data, size_t size, st_file **out) {
+    *out = NULL;
+    st_file *f = file_new(name);
+    if (!f) return SD_ERR_MEMORY;
+    f->map = data;
     f->map_size = size;
-    uint64_t hlen = 0;
-    for (int i = 7; i >= 0; i--) hlen = (hlen << 8) | f->map[i];
-    if (hlen > ST_MAX_HEADER) { st_close(f); return err_fail(SD_ERR_FORMAT, "%s: header length %llu is over the 100 MB limit (not a safetensors file?)", path, (unsigned long long)hlen); }
-    if (hlen > size - 8) { st_close(f); return err_fail(SD_ERR_FORMAT, "%s: header length %llu is past the end of the %zu-byte file (truncated?)", path, (unsigned long long)hlen, size); }
-    if (hlen < 2 || f->map[8] != '{') { st_close(f); return err_fail(SD_ERR_FORMAT, "%s: header is not a JSON object", path); }
-    sd_status st = parse_header(f, (const char *)f->map + 8, (size_t)hlen, f->map + 8 + hlen, size - 8 - hlen);
+    sd_status st = parse_file(f);
     if (st != SD_OK) { st_close(f); return st; }
     *out = f;
     return SD_OK;
@@ -286,9 +322,10 @@ sd_status st_writer_add(st_writer *w, const char *name, st_dtype dtype, int ndim
     for (int d = 0; d < ndim; d++) numel *= (size_t)shape[d];
     size_t nbytes = numel * k_dtypes[dtype].size;
     void *copy = malloc(nbytes ? nbytes : 1);
-    if (!copy) return err_fail(SD_ERR_MEMORY, "safetensors writer: out of memory");
+    char *nm = strdup(name);
+    if (!copy || !nm) { free(copy); free(nm); return err_fail(SD_ERR_MEMORY, "safetensors writer: out of memory"); }
     memcpy(copy, data, nbytes);
-    w->t[w->count].name = strdup(name);
+    w->t[w->count].name = nm;
     w->t[w->count].dtype = dtype;
     w->t[w->count].ndim = ndim;
     for (int d = 0; d < ndim; d++) w->t[w->count].shape[d] = shape[d];
@@ -318,8 +355,10 @@ sd_status st_writer_meta(st_writer *w, const char *key, const char *value) {
     mv = realloc(w->mv, (w->mcount + 1) * sizeof(char *));
     if (!mv) return err_fail(SD_ERR_MEMORY, "safetensors writer: out of memory");
     w->mv = mv;
-    w->mk[w->mcount] = strdup(key);
-    w->mv[w->mcount] = strdup(value);
+    char *k = strdup(key), *v = strdup(value);
+    if (!k || !v) { free(k); free(v); return err_fail(SD_ERR_MEMORY, "safetensors writer: out of memory"); }
+    w->mk[w->mcount] = k;
+    w->mv[w->mcount] = v;
     w->mcount++;
     return SD_OK;
 }

@@ -38,6 +38,8 @@ typedef struct st_tensor {
 typedef struct st_file st_file;
 
 sd_status st_open(const char *path, st_file **out);
+/* The same checks on a file already in memory (`name` for messages); data must outlive the st_file. */
+sd_status st_open_memory(const char *name, const void *data, size_t size, st_file **out);
 void st_close(st_file *f);
 
 const char *st_path(const st_file *f);

@@ -5,8 +5,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "error.h"
+#include "fileio.h"
 
 static const uint32_t K[64] = {
     0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4, 0xab1c5ed5, 0xd807aa98, 0x12835b01,
@@ -85,18 +87,24 @@ void sd_sha256_string(const void *data, size_t n, char hex[65]) {
 }
 
 sd_status sd_sha256_file(const char *path, char hex[65]) {
-    FILE *fp = fopen(path, "rb");
-    if (!fp) return err_fail(SD_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+    int fd;
+    sd_status st = file_open_regular(path, &fd, NULL);
+    if (st != SD_OK) return st;
     sha256_ctx s;
     sha256_init(&s);
-    size_t cap = 1 << 20, n;
+    size_t cap = 1 << 20;
     uint8_t *buf = malloc(cap);
-    if (!buf) { fclose(fp); return err_fail(SD_ERR_MEMORY, "out of memory"); }
-    while ((n = fread(buf, 1, cap, fp)) > 0) sha256_update(&s, buf, n);
-    int err = ferror(fp);
-    fclose(fp);
+    if (!buf) { close(fd); return err_fail(SD_ERR_MEMORY, "%s: out of memory", path); }
+    ssize_t n;
+    while ((n = read(fd, buf, cap)) != 0) {
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0) break;
+        sha256_update(&s, buf, (size_t)n);
+    }
+    int err = n < 0 ? errno : 0;
+    close(fd);
     free(buf);
-    if (err) return err_fail(SD_ERR_IO, "%s: read error", path);
+    if (err) return err_fail(SD_ERR_IO, "%s: read error: %s", path, strerror(err));
     uint8_t d[32];
     sha256_final(&s, d);
     sha256_hex(d, hex);

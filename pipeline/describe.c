@@ -39,9 +39,7 @@ static void describe_component(FILE *out, const char *label, const model_compone
 static int default_size(const model_files *m) {
     if (m->family == MODEL_FAMILY_SDXL || m->family == MODEL_FAMILY_SDXL_REFINER) return 1024;
     if (m->family == MODEL_FAMILY_SD2 && m->prediction == MODEL_PRED_V) return 768;
-    const cJSON *ss = m->unet.config ? cJSON_GetObjectItemCaseSensitive(m->unet.config, "sample_size") : NULL;
-    if (cJSON_IsNumber(ss)) return ss->valueint * 8;
-    return 512;
+    return m->sample_size ? m->sample_size * 8 : 512; /* range-checked by model_files_open */
 }
 
 static sd_status describe_png(const char *path, FILE *out) {

@@ -3,12 +3,14 @@
 
 #include <cjson/cJSON.h>
 #include <inttypes.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "../core/error.h"
 #include "../core/image.h"
+#include "../core/numparse.h"
 
 static const struct { const char *ours, *a1111; } k_names[] = {
     {"euler_a", "Euler a"}, {"euler", "Euler"}, {"heun", "Heun"}, {"dpm2", "DPM2"}, {"dpm2_a", "DPM2 a"},
@@ -28,16 +30,26 @@ const char *infotext_sampler_from_a1111(const char *a) {
     return NULL;
 }
 
-/* Growable string. */
-typedef struct { char *s; size_t n, cap; } sbuf;
+/* Growable string; once an allocation fails it stays failed and sb_done gives NULL. */
+typedef struct { char *s; size_t n, cap; int failed; } sbuf;
 static void sb_add(sbuf *b, const char *t, size_t n) {
+    if (b->failed) return;
     if (b->n + n + 1 > b->cap) {
-        b->cap = (b->n + n + 1) * 2;
-        b->s = realloc(b->s, b->cap);
+        size_t cap = (b->n + n + 1) * 2;
+        char *s = realloc(b->s, cap);
+        if (!s) { b->failed = 1; return; }
+        b->s = s;
+        b->cap = cap;
     }
     memcpy(b->s + b->n, t, n);
     b->n += n;
     b->s[b->n] = 0;
+}
+static char *sb_done(sbuf *b) {
+    if (!b->failed) return b->s;
+    free(b->s);
+    err_fail(SD_ERR_MEMORY, "infotext: out of memory");
+    return NULL;
 }
 static void sb_str(sbuf *b, const char *t) { sb_add(b, t, strlen(t)); }
 
@@ -48,8 +60,9 @@ static void sb_kv(sbuf *b, const char *key, const char *val) {
     sb_str(b, ": ");
     if (strpbrk(val, ",:\n")) {
         cJSON *j = cJSON_CreateString(val);
-        char *q = cJSON_PrintUnformatted(j);
-        sb_str(b, q);
+        char *q = j ? cJSON_PrintUnformatted(j) : NULL;
+        if (q) sb_str(b, q);
+        else b->failed = 1;
         free(q);
         cJSON_Delete(j);
     } else {
@@ -122,7 +135,7 @@ char *infotext_a1111(const sd_gen_params *p, const infotext_ctx *c, uint64_t see
         sb_kv(&b, "CFG rescale", v);
     }
     sb_kv(&b, "Version", "sd " SD_VERSION);
-    return b.s;
+    return sb_done(&b);
 }
 
 char *infotext_json(const sd_gen_params *p, const infotext_ctx *c, uint64_t seed) {
@@ -176,72 +189,159 @@ sd_status sd_save_png(const char *path, const sd_image *img, const char *infotex
 
 /* ---- reading settings back ---- */
 
-/* All strings handed out by sd_params_from_png live in one arena block freed by the caller. */
+/* The numbers both formats store, with the ranges params_validate accepts: a value outside is refused here,
+ * naming the file and the key, before anything converts it (a huge double cast to int or float is undefined). */
+typedef enum { F_INT, F_FLOAT, F_SEED } field_kind;
+static const struct field {
+    const char *json, *a1111; /* key in our JSON, in A1111's text (NULL: not stored there, or stored otherwise) */
+    field_kind kind;
+    double lo, hi;
+    size_t off;
+} k_fields[] = {
+    {"width", NULL, F_INT, 8, 8192, offsetof(sd_gen_params, width)},
+    {"height", NULL, F_INT, 8, 8192, offsetof(sd_gen_params, height)},
+    {"steps", "Steps", F_INT, 1, 1000, offsetof(sd_gen_params, steps)},
+    {"cfg_scale", "CFG scale", F_FLOAT, 0, 100, offsetof(sd_gen_params, cfg_scale)},
+    {"guidance_rescale", "CFG rescale", F_FLOAT, 0, 1, offsetof(sd_gen_params, guidance_rescale)},
+    {"eta", "Eta", F_FLOAT, 0, 1, offsetof(sd_gen_params, eta)},
+    {"clip_skip", "Clip skip", F_INT, 0, 12, offsetof(sd_gen_params, clip_skip)},
+    {"clip_skip_negative", NULL, F_INT, 0, 12, offsetof(sd_gen_params, clip_skip_negative)},
+    {"strength", "Denoising strength", F_FLOAT, 0, 1, offsetof(sd_gen_params, strength)},
+    {"variation_strength", "Variation seed strength", F_FLOAT, 0, 1, offsetof(sd_gen_params, variation_strength)},
+    {"seed", "Seed", F_SEED, 0, 0, offsetof(sd_gen_params, seed)},
+    {"variation_seed", "Variation seed", F_SEED, 0, 0, offsetof(sd_gen_params, variation_seed)},
+};
+
+static sd_status field_refused(const char *src, const char *key, const struct field *f) {
+    if (f->kind == F_SEED) return err_fail(SD_ERR_FORMAT, "%s: \"%s\" must be a whole number from 0 to 18446744073709551615", src, key);
+    return err_fail(SD_ERR_FORMAT, "%s: \"%s\" must be %s from %g to %g", src, key, f->kind == F_INT ? "a whole number" : "a number", f->lo, f->hi);
+}
+
+static void field_put(sd_gen_params *p, const struct field *f, int i, double d, uint64_t u) {
+    char *at = (char *)p + f->off;
+    if (f->kind == F_INT) *(int *)at = i;
+    else if (f->kind == F_FLOAT) *(float *)at = (float)d;
+    else *(uint64_t *)at = u;
+}
+
+/* A value of our JSON: a number (a seed is a string there, since JSON numbers lose 64-bit seeds). */
+static sd_status field_from_json(const char *src, const struct field *f, const cJSON *j, sd_gen_params *p) {
+    int i = 0;
+    double d = 0;
+    uint64_t u = 0;
+    if (f->kind == F_SEED) {
+        if (!cJSON_IsString(j) || num_parse_u64(j->valuestring, &u)) return field_refused(src, f->json, f);
+    } else if (f->kind == F_INT) {
+        if (num_int_value(src, j, f->json, (int)f->lo, (int)f->hi, &i) != SD_OK) return SD_ERR_FORMAT;
+    } else if (num_double_value(src, j, f->json, f->lo, f->hi, &d) != SD_OK) {
+        return SD_ERR_FORMAT;
+    }
+    field_put(p, f, i, d, u);
+    return SD_OK;
+}
+
+/* A value of A1111's text. */
+static sd_status field_from_text(const char *src, const struct field *f, const char *key, const char *val, sd_gen_params *p) {
+    int i = 0;
+    double d = 0;
+    uint64_t u = 0;
+    int bad = f->kind == F_SEED  ? num_parse_u64(val, &u)
+              : f->kind == F_INT ? num_parse_int(val, (int)f->lo, (int)f->hi, &i)
+                                 : num_parse_double(val, f->lo, f->hi, &d);
+    if (bad) return field_refused(src, key, f);
+    field_put(p, f, i, d, u);
+    return SD_OK;
+}
+
+/* All strings handed out by infotext_params_from_text live in one block freed by the caller, sized up front. */
 typedef struct { char *buf; size_t n, cap; } strstore;
-static const char *keep(strstore *s, const char *t) {
-    size_t n = strlen(t) + 1;
-    if (s->n + n > s->cap) return NULL; /* sized up front: cannot happen */
+static const char *keep_n(strstore *s, const char *t, size_t n) {
+    if (s->n + n + 1 > s->cap) return ""; /* cannot happen: the block holds every text twice */
     char *d = s->buf + s->n;
     memcpy(d, t, n);
-    s->n += n;
+    d[n] = 0;
+    s->n += n + 1;
     return d;
 }
+static const char *keep(strstore *s, const char *t) { return keep_n(s, t, strlen(t)); }
 
 static const char *jstr(const cJSON *j, const char *k) {
     const cJSON *x = cJSON_GetObjectItemCaseSensitive(j, k);
     return cJSON_IsString(x) ? x->valuestring : NULL;
 }
-static int jnum(const cJSON *j, const char *k, double *out) {
-    const cJSON *x = cJSON_GetObjectItemCaseSensitive(j, k);
-    if (!cJSON_IsNumber(x)) return 0;
-    *out = x->valuedouble;
-    return 1;
-}
 
-static sd_status from_json(const char *path, const char *text, sd_gen_params *p, strstore *st) {
+static sd_status from_json(const char *src, const char *text, sd_gen_params *p, strstore *st) {
     cJSON *j = cJSON_Parse(text);
-    if (!j || !cJSON_IsObject(j)) { cJSON_Delete(j); return err_fail(SD_ERR_FORMAT, "%s: the \"sd\" text chunk is not a JSON object", path); }
+    if (!j || !cJSON_IsObject(j)) { cJSON_Delete(j); return err_fail(SD_ERR_FORMAT, "%s: not a JSON object", src); }
+    static const struct { const char *key; size_t off; } strs[] = {
+        {"prompt", offsetof(sd_gen_params, prompt)}, {"negative_prompt", offsetof(sd_gen_params, negative_prompt)},
+        {"sampler", offsetof(sd_gen_params, sampler)}, {"scheduler", offsetof(sd_gen_params, scheduler)},
+        {"convention", offsetof(sd_gen_params, convention)}, {"rng", offsetof(sd_gen_params, rng)},
+        {"sampler_rng", offsetof(sd_gen_params, sampler_rng)}, {"timestep_spacing", offsetof(sd_gen_params, timestep_spacing)},
+    };
     const char *s;
-    double d;
-    if ((s = jstr(j, "prompt"))) p->prompt = keep(st, s);
-    if ((s = jstr(j, "negative_prompt"))) p->negative_prompt = keep(st, s);
-    if ((s = jstr(j, "sampler"))) p->sampler = keep(st, s);
-    if ((s = jstr(j, "scheduler"))) p->scheduler = keep(st, s);
-    if ((s = jstr(j, "convention"))) p->convention = keep(st, s);
-    if ((s = jstr(j, "rng"))) p->rng = keep(st, s);
-    if ((s = jstr(j, "sampler_rng"))) p->sampler_rng = keep(st, s);
-    if ((s = jstr(j, "seed"))) p->seed = strtoull(s, NULL, 10);
-    if ((s = jstr(j, "variation_seed"))) p->variation_seed = strtoull(s, NULL, 10);
-    if (jnum(j, "width", &d)) p->width = (int)d;
-    if (jnum(j, "height", &d)) p->height = (int)d;
-    if (jnum(j, "steps", &d)) p->steps = (int)d;
-    if (jnum(j, "cfg_scale", &d)) p->cfg_scale = (float)d;
-    if (jnum(j, "guidance_rescale", &d)) p->guidance_rescale = (float)d;
-    if (jnum(j, "eta", &d)) p->eta = (float)d;
-    if (jnum(j, "clip_skip", &d)) p->clip_skip = (int)d;
-    if (jnum(j, "clip_skip_negative", &d)) p->clip_skip_negative = (int)d;
-    if ((s = jstr(j, "timestep_spacing"))) p->timestep_spacing = keep(st, s);
-    if (jnum(j, "strength", &d)) p->strength = (float)d;
-    if (jnum(j, "variation_strength", &d)) p->variation_strength = (float)d;
+    for (size_t i = 0; i < sizeof strs / sizeof *strs; i++)
+        if ((s = jstr(j, strs[i].key))) *(const char **)((char *)p + strs[i].off) = keep(st, s);
+    sd_status rc = SD_OK;
+    for (size_t i = 0; i < sizeof k_fields / sizeof *k_fields && rc == SD_OK; i++) {
+        const cJSON *v = cJSON_GetObjectItemCaseSensitive(j, k_fields[i].json);
+        if (v && !cJSON_IsNull(v)) rc = field_from_json(src, &k_fields[i], v, p);
+    }
     cJSON_Delete(j);
-    return SD_OK;
+    return rc;
 }
 
-/* A1111's last line: "Key: value, Key: \"quoted, value\", ..." */
-static sd_status from_a1111(const char *text, sd_gen_params *p, strstore *st) {
+/* One "Key: value" of A1111's last line. */
+static sd_status a1111_pair(const char *src, const char *key, const char *val, sd_gen_params *p, strstore *st) {
+    for (size_t i = 0; i < sizeof k_fields / sizeof *k_fields; i++)
+        if (k_fields[i].a1111 && !strcmp(key, k_fields[i].a1111)) return field_from_text(src, &k_fields[i], key, val, p);
+    if (!strcmp(key, "Size")) { /* "512x768" */
+        const char *x = strchr(val, 'x');
+        char w[32];
+        if (!x || (size_t)(x - val) >= sizeof w) return err_fail(SD_ERR_FORMAT, "%s: \"Size\" must be WIDTHxHEIGHT", src);
+        snprintf(w, sizeof w, "%.*s", (int)(x - val), val);
+        if (num_parse_int(w, 8, 8192, &p->width) || num_parse_int(x + 1, 8, 8192, &p->height))
+            return err_fail(SD_ERR_FORMAT, "%s: \"Size\" must be WIDTHxHEIGHT, each a whole number from 8 to 8192", src);
+    } else if (!strcmp(key, "Sampler")) {
+        const char *ours = infotext_sampler_from_a1111(val);
+        p->sampler = keep(st, ours ? ours : val);
+    } else if (!strcmp(key, "Schedule type")) {
+        p->scheduler = !strcmp(val, "Karras") ? "karras" : !strcmp(val, "Exponential") ? "exponential" : !strcmp(val, "SGM Uniform") ? "sgm_uniform"
+                     : !strcmp(val, "Beta") ? "beta" : "discrete";
+    } else if (!strcmp(key, "RNG")) {
+        p->rng = !strcmp(val, "CPU") ? "cpu" : "cuda";
+    }
+    return SD_OK; /* keys of other tools are not ours to judge */
+}
+
+/* A1111's layout: prompt lines, an optional "Negative prompt: " line, and last "Key: value, Key: \"quoted, value\", ..." */
+static sd_status from_a1111(const char *src, const char *text, sd_gen_params *p, strstore *st) {
     const char *last = strrchr(text, '\n');
     const char *params = last ? last + 1 : text;
     size_t plen = last ? (size_t)(last - text) : 0;
     if (!strstr(params, "Steps: ")) { params = ""; plen = strlen(text); } /* no parameter line at all */
-    char *head = strndup(text, plen);
-    char *neg = strstr(head, "\nNegative prompt: ");
-    if (!neg && !strncmp(head, "Negative prompt: ", 17)) neg = head - 1;
-    if (neg) {
-        p->negative_prompt = keep(st, neg + 18);
-        if (neg >= head) *neg = 0; else head[0] = 0;
+    /* the prompt part: text[0, plen), split at the negative prompt's line */
+    static const char neg_tag[] = "Negative prompt: ";
+    const size_t tag = sizeof neg_tag - 1;
+    size_t prompt_len = plen;
+    const char *neg = NULL;
+    if (plen >= tag && !strncmp(text, neg_tag, tag)) {
+        prompt_len = 0;
+        neg = text + tag;
+    } else {
+        for (const char *q = text; q < text + plen; q++) {
+            const char *nl = memchr(q, '\n', (size_t)(text + plen - q));
+            if (!nl) break;
+            if ((size_t)(text + plen - (nl + 1)) >= tag && !strncmp(nl + 1, neg_tag, tag)) {
+                prompt_len = (size_t)(nl - text);
+                neg = nl + 1 + tag;
+                break;
+            }
+            q = nl;
+        }
     }
-    p->prompt = keep(st, head);
-    free(head);
+    p->prompt = keep_n(st, text, prompt_len);
+    if (neg) p->negative_prompt = keep_n(st, neg, (size_t)(text + plen - neg));
     const char *q = params;
     while (*q) {
         while (*q == ' ' || *q == ',') q++;
@@ -254,39 +354,41 @@ static sd_status from_a1111(const char *text, sd_gen_params *p, strstore *st) {
         if (*v == '"') { /* JSON-quoted */
             const char *e = v + 1;
             while (*e && *e != '"') e += (*e == '\\' && e[1]) ? 2 : 1;
-            char *js = strndup(v, (size_t)(e - v) + 1);
-            cJSON *j = cJSON_Parse(js);
-            free(js);
+            cJSON *j = cJSON_ParseWithLength(v, (size_t)(e - v) + (*e ? 1 : 0));
             snprintf(val, sizeof val, "%s", cJSON_IsString(j) ? j->valuestring : "");
             cJSON_Delete(j);
             q = *e ? e + 1 : e;
         } else {
             const char *e = strchr(v, ',');
             if (!e) e = v + strlen(v);
-            snprintf(val, sizeof val, "%.*s", (int)(e - v), v);
+            snprintf(val, sizeof val, "%.*s", (int)(e - v < 4095 ? e - v : 4095), v);
             q = e;
         }
-        if (!strcmp(key, "Steps")) p->steps = atoi(val);
-        else if (!strcmp(key, "Sampler")) {
-            const char *ours = infotext_sampler_from_a1111(val);
-            p->sampler = keep(st, ours ? ours : val);
-        } else if (!strcmp(key, "Schedule type")) {
-            p->scheduler = !strcmp(val, "Karras") ? "karras" : !strcmp(val, "Exponential") ? "exponential" : !strcmp(val, "SGM Uniform") ? "sgm_uniform"
-                         : !strcmp(val, "Beta") ? "beta" : "discrete";
-        } else if (!strcmp(key, "CFG scale")) p->cfg_scale = (float)atof(val);
-        else if (!strcmp(key, "Seed")) p->seed = strtoull(val, NULL, 10);
-        else if (!strcmp(key, "Size")) sscanf(val, "%dx%d", &p->width, &p->height);
-        else if (!strcmp(key, "Clip skip")) p->clip_skip = atoi(val);
-        else if (!strcmp(key, "RNG")) p->rng = !strcmp(val, "CPU") ? "cpu" : "cuda";
-        else if (!strcmp(key, "Variation seed")) p->variation_seed = strtoull(val, NULL, 10);
-        else if (!strcmp(key, "Variation seed strength")) p->variation_strength = (float)atof(val);
-        else if (!strcmp(key, "Denoising strength")) p->strength = (float)atof(val);
-        else if (!strcmp(key, "Eta")) p->eta = (float)atof(val);
-        else if (!strcmp(key, "CFG rescale")) p->guidance_rescale = (float)atof(val);
+        sd_status rc = a1111_pair(src, key, val, p, st);
+        if (rc != SD_OK) return rc;
     }
     if (!p->rng) p->rng = "cuda"; /* A1111: a missing RNG key means GPU */
     /* A1111 samplers are k-diffusion's */
     p->convention = "kdiffusion";
+    return SD_OK;
+}
+
+sd_status infotext_params_from_text(const char *src, const char *json, const char *a1111, sd_gen_params *p, void **storage) {
+    *storage = NULL;
+    sd_gen_params_init(p);
+    size_t total = (json ? strlen(json) : 0) + (a1111 ? strlen(a1111) : 0);
+    strstore s = {malloc(2 * total + 256), 0, 2 * total + 256};
+    if (!s.buf) return err_fail(SD_ERR_MEMORY, "%s: out of memory", src);
+    char where[1200];
+    snprintf(where, sizeof where, "%s (the \"%s\" text chunk)", src, json ? "sd" : "parameters");
+    sd_status st = json ? from_json(where, json, p, &s) : a1111 ? from_a1111(where, a1111, p, &s)
+                        : err_fail(SD_ERR_FORMAT, "%s: no generation parameters", src);
+    if (st != SD_OK) {
+        free(s.buf);
+        sd_gen_params_init(p); /* no pointers into the freed block */
+        return st;
+    }
+    *storage = s.buf;
     return SD_OK;
 }
 
@@ -297,21 +399,12 @@ sd_status sd_params_from_png(const char *path, sd_gen_params *p, void **storage)
     sd_status st = image_read_png_text(path, &t, &n);
     if (st != SD_OK) return st;
     const char *json = NULL, *a1111 = NULL;
-    size_t total = 0;
     for (int i = 0; i < n; i++) {
         if (!strcmp(t[i].key, "sd")) json = t[i].value;
         if (!strcmp(t[i].key, "parameters")) a1111 = t[i].value;
-        total += strlen(t[i].value) + 64;
     }
-    if (!json && !a1111) {
-        image_text_free(t, n);
-        return err_fail(SD_ERR_FORMAT, "%s: no generation parameters in this PNG (no \"sd\" or \"parameters\" text chunk)", path);
-    }
-    strstore s = {malloc(2 * total + 256), 0, 2 * total + 256};
-    sd_gen_params_init(p);
-    st = json ? from_json(path, json, p, &s) : from_a1111(a1111, p, &s);
+    if (!json && !a1111) st = err_fail(SD_ERR_FORMAT, "%s: no generation parameters in this PNG (no \"sd\" or \"parameters\" text chunk)", path);
+    else st = infotext_params_from_text(path, json, a1111, p, storage);
     image_text_free(t, n);
-    if (st != SD_OK) { free(s.buf); return st; }
-    *storage = s.buf;
-    return SD_OK;
+    return st;
 }

@@ -17,6 +17,10 @@ char *infotext_a1111(const sd_gen_params *p, const infotext_ctx *c, uint64_t see
 /* Our JSON object with every parameter, resolved (malloc'd). */
 char *infotext_json(const sd_gen_params *p, const infotext_ctx *c, uint64_t seed);
 
+/* Settings from a PNG's text: our JSON when given, else A1111's text (as sd_params_from_png, which calls it; `src`
+ * names the file in messages). Strings in p point into *storage: free it after use. */
+sd_status infotext_params_from_text(const char *src, const char *json, const char *a1111, sd_gen_params *p, void **storage);
+
 /* A1111 display name of one of our sampler names ("euler_a" -> "Euler a") and back (NULL if unknown). */
 const char *infotext_sampler_to_a1111(const char *ours);
 const char *infotext_sampler_from_a1111(const char *a1111);

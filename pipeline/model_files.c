@@ -4,9 +4,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "../core/error.h"
 #include "../core/fileio.h"
+#include "../core/numparse.h"
+#include "../unet/unet.h"
 
 const char *model_family_name(model_family f) {
     switch (f) {
@@ -66,11 +69,11 @@ static const char *unsupported_kind(const st_file *f) {
 static int looks_like_pickle(const char *path) {
     const char *dot = strrchr(path, '.');
     if (dot && (!strcmp(dot, ".ckpt") || !strcmp(dot, ".pt") || !strcmp(dot, ".pth") || !strcmp(dot, ".bin"))) return 1;
-    FILE *fp = fopen(path, "rb");
-    if (!fp) return 0;
+    int fd;
+    if (file_open_regular(path, &fd, NULL) != SD_OK) return 0; /* the loader that follows says what is wrong */
     unsigned char m[4] = {0};
-    size_t n = fread(m, 1, 4, fp);
-    fclose(fp);
+    ssize_t n = read(fd, m, 4);
+    close(fd);
     return n >= 2 && ((m[0] == 'P' && m[1] == 'K') || (m[0] == 0x80 && m[1] <= 5)); /* zip archive or raw pickle */
 }
 
@@ -140,8 +143,8 @@ static sd_status open_component(const char *root, const char *sub, const char *w
     sd_status st = SD_ERR_IO;
     for (int i = 0; i < 2 && st != SD_OK; i++) {
         snprintf(p, sizeof p, "%s/%s.%s", dir, weights, variants[i]);
-        if (file_exists(p)) st = st_open(p, &c->file);
-        if (st != SD_OK && st != SD_ERR_IO) return st;
+        if (!file_exists(p)) continue;
+        if ((st = st_open(p, &c->file)) != SD_OK) return st; /* present but unreadable: say why */
     }
     if (st != SD_OK) {
         snprintf(p, sizeof p, "%s/%s.safetensors.index.json", dir, weights);
@@ -188,23 +191,36 @@ static sd_status read_defaults(const char *file, const cJSON *idx, model_files *
     return SD_OK;
 }
 
+sd_status model_files_index_parse(const char *file, const char *json, size_t len, const char *folder, model_files *m) {
+    cJSON *idx = cJSON_ParseWithLength(json, len);
+    if (!cJSON_IsObject(idx)) {
+        cJSON_Delete(idx);
+        return err_fail(SD_ERR_FORMAT, "%s: not a JSON object", file);
+    }
+    const cJSON *cls = cJSON_GetObjectItemCaseSensitive(idx, "_class_name");
+    char cname[128] = "";
+    if (cJSON_IsString(cls)) snprintf(cname, sizeof cname, "%s", cls->valuestring);
+    sd_status st = read_defaults(file, idx, m);
+    cJSON_Delete(idx);
+    if (st != SD_OK) return st;
+    if (strncmp(cname, "StableDiffusion", 15) || strstr(cname, "StableDiffusion3") || strstr(cname, "Upscale") ||
+        strstr(cname, "Cascade") || strstr(cname, "Video"))
+        return err_fail(SD_ERR_UNSUPPORTED, "%s: %s models are not supported (SD 1.x, 2.x and SDXL pipelines are)", folder,
+                       cname[0] ? cname : "unnamed");
+    return SD_OK;
+}
+
 static sd_status open_folder(const char *path, model_files *m) {
     char p[4200];
     sd_status st;
     snprintf(p, sizeof p, "%s/model_index.json", path);
     if (!file_exists(p)) return err_fail(SD_ERR_MODEL, "%s: a folder without model_index.json is not a diffusers model", path);
-    cJSON *idx = read_json(p, &st);
-    if (!idx) return st;
-    const cJSON *cls = cJSON_GetObjectItemCaseSensitive(idx, "_class_name");
-    char cname[128] = "";
-    if (cJSON_IsString(cls)) snprintf(cname, sizeof cname, "%s", cls->valuestring);
-    st = read_defaults(p, idx, m);
-    cJSON_Delete(idx);
+    char *idx;
+    size_t len;
+    if ((st = file_read(p, 16u << 20, &idx, &len)) != SD_OK) return st;
+    st = model_files_index_parse(p, idx, len, path, m);
+    free(idx);
     if (st != SD_OK) return st;
-    if (strncmp(cname, "StableDiffusion", 15) || strstr(cname, "StableDiffusion3") || strstr(cname, "Upscale") ||
-        strstr(cname, "Cascade") || strstr(cname, "Video"))
-        return err_fail(SD_ERR_UNSUPPORTED, "%s: %s models are not supported (SD 1.x, 2.x and SDXL pipelines are)", path,
-                       cname[0] ? cname : "unnamed");
     if ((st = open_component(path, "unet", "diffusion_pytorch_model", "config.json", &m->unet, 1)) != SD_OK) return st;
     if ((st = open_component(path, "vae", "diffusion_pytorch_model", "config.json", &m->vae, 1)) != SD_OK) return st;
     if ((st = open_component(path, "text_encoder", "model", "config.json", &m->te, 0)) != SD_OK) return st;
@@ -217,11 +233,15 @@ static sd_status open_folder(const char *path, model_files *m) {
     snprintf(p, sizeof p, "%s/tokenizer_2", path);
     if (file_is_dir(p)) snprintf(m->tokenizer2_dir, sizeof m->tokenizer2_dir, "%s", p);
 
+    /* the few UNet settings needed before the UNet is built (unet_config.c reads them all, with the same ranges) */
     const cJSON *uc = m->unet.config;
     const cJSON *ctx = uc ? cJSON_GetObjectItemCaseSensitive(uc, "cross_attention_dim") : NULL;
-    const cJSON *inc = uc ? cJSON_GetObjectItemCaseSensitive(uc, "in_channels") : NULL;
-    m->in_channels = cJSON_IsNumber(inc) ? inc->valueint : 4;
-    int cdim = cJSON_IsNumber(ctx) ? ctx->valueint : 0;
+    int cdim = 0;
+    m->in_channels = 4;
+    snprintf(p, sizeof p, "%s/config.json", m->unet.dir);
+    if ((st = num_json_int(p, uc, "in_channels", 1, 1 << 20, &m->in_channels)) != SD_OK) return st;
+    if ((st = num_json_int(p, uc, "sample_size", 1, UNET_MAX_SAMPLE_SIZE, &m->sample_size)) != SD_OK) return st;
+    if (cJSON_IsNumber(ctx) && (st = num_json_int(p, uc, "cross_attention_dim", 1, 1 << 20, &cdim)) != SD_OK) return st;
     if (m->te2.file && m->te.file) { m->family = MODEL_FAMILY_SDXL; snprintf(m->family_reason, sizeof m->family_reason, "text_encoder_2/ present"); }
     else if (m->te2.file) { m->family = MODEL_FAMILY_SDXL_REFINER; snprintf(m->family_reason, sizeof m->family_reason, "only text_encoder_2/"); }
     else if (cdim == 1024) { m->family = MODEL_FAMILY_SD2; snprintf(m->family_reason, sizeof m->family_reason, "unet cross_attention_dim 1024"); }

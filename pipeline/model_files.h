@@ -36,6 +36,7 @@ typedef struct model_files {
     char tokenizer_dir[4096], tokenizer2_dir[4096]; /* diffusers tokenizer folders ("" if absent) */
     model_family family;
     int in_channels;                 /* UNet input channels: 4, 9 (inpainting), 8 (instruct-pix2pix) */
+    int sample_size;                 /* the UNet config.json's latent size (0: none given) */
     model_prediction prediction;        /* from a config or metadata; AUTO when unknown */
     char family_reason[256];         /* which tensor or file decided the family */
     /* Settings the model's makers chose (model_index.json "_sd_defaults": guidance_scale, num_inference_steps),
@@ -48,6 +49,10 @@ typedef struct model_files {
  * unsupported families (SD3, Flux, ...) and missing components with a message naming the file. */
 sd_status model_files_open(const char *path, const char *vae_override, model_files *m);
 void model_files_close(model_files *m);
+
+/* model_index.json (`file`, json[0, len)) of the diffusers folder `folder`: refuses pipelines other than SD 1.x / 2.x /
+ * SDXL by their class name and reads "_sd_defaults" into m. */
+sd_status model_files_index_parse(const char *file, const char *json, size_t len, const char *folder, model_files *m);
 
 const char *model_family_name(model_family f);
 /* The steps and guidance a caller who gives none gets: the folder's "_sd_defaults", else the family's. */

@@ -474,10 +474,13 @@ TEST(clip_bad_config_json) {
         {"[1, 2]", "not a JSON object", SD_ERR_FORMAT},
         {"{\"hidden_size\": 768,", "not a JSON object", SD_ERR_FORMAT},
         {"{\"hidden_act\": \"relu\"}", "hidden_act relu is not supported", SD_ERR_UNSUPPORTED},
-        {"{\"hidden_size\": -3}", "\"hidden_size\" must be a non-negative integer", SD_ERR_FORMAT},
+        {"{\"hidden_size\": -3}", "\"hidden_size\" must be a whole number from 0 to", SD_ERR_FORMAT},
         {"{\"num_hidden_layers\": 2.5}", "\"num_hidden_layers\"", SD_ERR_FORMAT},
         {"{\"layer_norm_eps\": \"small\"}", "layer_norm_eps", SD_ERR_FORMAT},
         {"{\"eos_token_id\": [49407, 2]}", "eos_token_id", SD_ERR_UNSUPPORTED},
+        {"{\"hidden_size\": 1e111}", "\"hidden_size\" must be a whole number", SD_ERR_FORMAT}, /* (int)1e111 is undefined */
+        {"{\"eos_token_id\": 1e111}", "\"eos_token_id\"", SD_ERR_FORMAT},
+        {"{\"layer_norm_eps\": 1e-320}", "\"layer_norm_eps\"", SD_ERR_FORMAT},
     };
     for (size_t i = 0; i < sizeof cs / sizeof *cs; i++) {
         CHECK_EQ_INT(clip_config_from_json_text(cs[i].json, strlen(cs[i].json), "cfg.json", &c), cs[i].st);

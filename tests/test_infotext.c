@@ -1,6 +1,7 @@
 /* test_infotext.c — A1111 "parameters" text and our JSON chunk: format, and settings read back from PNGs. */
 #include "test.h"
 #include "../core/error.h"
+#include "../core/fileio.h"
 #include "../core/image.h"
 #include "../pipeline/infotext.h"
 
@@ -97,5 +98,47 @@ TEST(infotext_parses_a1111_example) {
     CHECK(!strcmp(q.prompt, "a cat") && !strcmp(q.negative_prompt, "blurry"));
     CHECK(!strcmp(q.sampler, "dpm++2m") && !strcmp(q.scheduler, "discrete"));
     CHECK(q.cfg_scale == 7.5f && q.seed == 1234 && q.steps == 20 && q.width == 512 && !strcmp(q.rng, "cuda"));
+    free(store);
+}
+
+/* Numbers out of range are refused naming the file and key, before any conversion (a huge double cast to int or
+ * float is undefined behaviour: 1e+30 became width -2147483648). */
+TEST(infotext_refuses_numbers_out_of_range) {
+    sd_gen_params q;
+    void *store;
+    char *clip;
+    size_t len;
+    REQUIRE(file_read(test_path("data/hostile/infotext-json-clip-skip-1e111.json"), 1 << 16, &clip, &len) == SD_OK);
+    static const struct { const char *json, *a1111, *word; } cs[] = {
+        {NULL, NULL, "\"clip_skip\" must be a whole number from 0 to 12"}, /* the fuzzer's find, read from the file above */
+        {"{\"width\": 1e+30, \"height\": 64}", NULL, "\"width\" must be a whole number from 8 to 8192"},
+        {"{\"steps\": 1e300}", NULL, "\"steps\""},
+        {"{\"steps\": 2.5}", NULL, "\"steps\" must be a whole number"},
+        {"{\"cfg_scale\": 1e+40}", NULL, "\"cfg_scale\" must be a number from 0 to 100"},
+        {"{\"cfg_scale\": -5}", NULL, "\"cfg_scale\""},
+        {"{\"strength\": \"high\"}", NULL, "\"strength\""},
+        {"{\"seed\": \"-1\"}", NULL, "\"seed\" must be a whole number from 0 to 18446744073709551615"},
+        {"{\"seed\": \"99999999999999999999\"}", NULL, "\"seed\""},
+        {"[1]", NULL, "not a JSON object"},
+        {NULL, "x\nSteps: 1e999, Seed: 1", "\"Steps\" must be a whole number from 1 to 1000"},
+        {NULL, "x\nSteps: 20, Size: 99999999999x64", "\"Size\""},
+        {NULL, "x\nSteps: 20, Size: 64", "\"Size\" must be WIDTHxHEIGHT"},
+        {NULL, "x\nSteps: 20, Clip skip: 1e111", "\"Clip skip\""},
+        {NULL, "x\nSteps: 20, CFG scale: nan", "\"CFG scale\""},
+        {NULL, "x\nSteps: 20, Seed: -1", "\"Seed\""},
+        {NULL, "x\nSteps: 20, Denoising strength: 7", "\"Denoising strength\" must be a number from 0 to 1"},
+    };
+    for (size_t i = 0; i < sizeof cs / sizeof *cs; i++) {
+        const char *json = i == 0 ? clip : cs[i].json;
+        CHECK_MSG(infotext_params_from_text("img.png", json, cs[i].a1111, &q, &store) == SD_ERR_FORMAT, "case %zu accepted", i);
+        CHECK(store == NULL && q.prompt == NULL);
+        CHECK_STR_CONTAINS(sd_last_error(), cs[i].word);
+        CHECK_STR_CONTAINS(sd_last_error(), "img.png");
+    }
+    free(clip);
+    /* the edges of each range are accepted, and unknown keys of other tools are not ours to refuse */
+    REQUIRE_MSG(infotext_params_from_text("img.png", NULL, "a\nSteps: 1000, Size: 8x8192, Clip skip: 12, CFG scale: 0, Seed: 18446744073709551615, "
+                                    "Hires upscale: 1e999", &q, &store) == SD_OK, "%s", sd_last_error());
+    CHECK(q.steps == 1000 && q.width == 8 && q.height == 8192 && q.clip_skip == 12 && q.cfg_scale == 0 && q.seed == UINT64_MAX);
     free(store);
 }

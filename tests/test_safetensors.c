@@ -1,6 +1,7 @@
 /* test_safetensors.c — the safetensors reader/writer: round trips and a table of malformed files. */
 #include "test.h"
 #include "../core/error.h"
+#include "../core/fileio.h"
 #include "../core/half.h"
 #include "../core/safetensors.h"
 
@@ -111,6 +112,8 @@ TEST(safetensors_rejects_malformed) {
         {"metadata not object", "{\"__metadata__\":[\"k\"]}", 0, "__metadata__ is not an object"},
         {"offsets not integers", "{\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[\"0\",4]}}", 4, "data_offsets"},
         {"too many dims", "{\"a\":{\"dtype\":\"F32\",\"shape\":[1,1,1,1,1,1,1,1,1],\"data_offsets\":[0,4]}}", 4, "dimensions"},
+        /* cJSON keeps duplicate keys: a second, larger block overran the arrays sized for the first */
+        {"two metadata blocks", "{\"__metadata__\":{\"k\":\"v\"},\"__metadata__\":{\"k\":\"v\",\"l\":\"w\",\"m\":\"x\"}}", 0, "__metadata__ appears twice"},
     };
     const char *dir = test_tmpdir();
     char path[512];
@@ -124,6 +127,26 @@ TEST(safetensors_rejects_malformed) {
         CHECK_MSG(strstr(sd_last_error(), "bad.safetensors") != NULL, "%s: message does not name the file", cases[i].what);
         if (f) st_close(f);
     }
+}
+
+/* st_open_memory runs the same checks on a buffer the caller owns (the fuzzer's entry). */
+TEST(safetensors_open_memory) {
+    const char *dir = test_tmpdir();
+    char path[512];
+    snprintf(path, sizeof path, "%s/m.safetensors", dir);
+    write_st(path, "{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]}}", 8);
+    char *buf;
+    size_t len;
+    REQUIRE(file_read(path, 1 << 20, &buf, &len) == SD_OK);
+    st_file *f;
+    REQUIRE_MSG(st_open_memory("mem", buf, len, &f) == SD_OK, "%s", sd_last_error());
+    const st_tensor *t = st_find(f, "a");
+    CHECK(t && t->numel == 2 && (const char *)t->data == buf + len - 8);
+    st_release(f, t); /* not mapped by us: a no-op, not madvise on the caller's heap */
+    st_close(f);
+    CHECK(st_open_memory("mem", buf, 7, &f) != SD_OK && !f);
+    CHECK_STR_CONTAINS(sd_last_error(), "mem: 7 bytes is too short");
+    free(buf);
 }
 
 TEST(safetensors_rejects_bad_framing) {

@@ -11,6 +11,7 @@
 #include <pthread.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <sys/stat.h>
 #include <time.h>
 
 /* An int32 golden tensor as a malloc'ed array (the data may be unaligned in the file). */
@@ -366,7 +367,11 @@ TEST(tok_load_errors) {
         CHECK_STR_CONTAINS(sd_last_error(), C[k].expect);
     }
     CHECK(clip_tokenizer_load(missing, m, &t) == SD_ERR_IO);
-    CHECK_STR_CONTAINS(sd_last_error(), "nope.json: cannot read");
+    CHECK_STR_CONTAINS(sd_last_error(), "nope.json: cannot open");
+    /* a FIFO is refused before anything waits on it (a reader would block until a writer came) */
+    REQUIRE(mkfifo(missing, 0600) == 0);
+    CHECK(clip_tokenizer_load(v, missing, &t) == SD_ERR_IO && t == NULL);
+    CHECK_STR_CONTAINS(sd_last_error(), "nope.json: not a regular file");
     /* a well-formed folder of this size works */
     write_text(v, "{\"a\": 0, \"b\": 1, \"ab</w>\": 4, \"b</w>\": 5, \"<|startoftext|>\": 2, \"<|endoftext|>\": 3}");
     write_text(m, "#version: 0.2\r\na b</w>\r\n");

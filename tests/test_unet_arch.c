@@ -329,6 +329,13 @@ TEST(unet_config_json) {
         {"{\"norm_num_groups\": 24}", "norm_num_groups 24", SD_ERR_FORMAT},
         {"[1, 2]", "not a JSON object", SD_ERR_FORMAT},
         {"{\"in_channels\": ", "not valid JSON", SD_ERR_FORMAT},
+        /* numbers range-checked before conversion (999999999 * 8 overflowed in `sd info`; 1e300 to float is UB) */
+        {"{\"sample_size\": 999999999}", "\"sample_size\" must be a whole number from 1 to 2048", SD_ERR_FORMAT},
+        {"{\"norm_eps\": 1e300}", "\"norm_eps\" must be a number", SD_ERR_FORMAT},
+        {"{\"freq_shift\": -1e40}", "\"freq_shift\"", SD_ERR_FORMAT},
+        {"{\"block_out_channels\": [1e111, 640, 1280, 1280]}", "\"block_out_channels[0]\" must be a whole number", SD_ERR_FORMAT},
+        {"{\"layers_per_block\": -2147483649}", "\"layers_per_block\"", SD_ERR_FORMAT},
+        {"{\"transformer_layers_per_block\": [1, 1, 1e20, 1]}", "\"transformer_layers_per_block[2]\"", SD_ERR_FORMAT},
     };
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
         sd_status st = unet_config_from_json(bad[i].json, &c);

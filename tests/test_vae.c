@@ -459,6 +459,10 @@ TEST(vae_config_json_errors) {
         {"{\"scaling_factor\": \"x\"}", "\"scaling_factor\""},
         {"{\"latents_mean\": [0, 0, 0, 0], \"latents_std\": [1, 1, 1]}", "latents_std 3 entries"},
         {"{\"latents_mean\": [0, 0, 0, 0], \"latents_std\": [1, 1, 0, 1]}", "latents_std[2]"},
+        {"{\"scaling_factor\": 1e300}", "\"scaling_factor\" must be a number"}, /* to float: undefined */
+        {"{\"block_out_channels\": [1e40, 64]}", "\"block_out_channels[0]\""},
+        {"{\"latents_mean\": [0, 0, -1e300, 0], \"latents_std\": [1, 1, 1, 1]}", "\"latents_mean[2]\""},
+        {"{\"latent_channels\": 1e111}", "\"latent_channels\" must be a whole number"},
     };
     for (size_t i = 0; i < sizeof cs / sizeof *cs; i++) {
         CHECK_MSG(vae_config_from_json_text(cs[i].json, strlen(cs[i].json), "cfg.json", &c) != SD_OK, "accepted %s", cs[i].json);

@@ -8,6 +8,7 @@
 
 #include "../core/error.h"
 #include "../core/fileio.h"
+#include "../core/numparse.h"
 #include "clip_model.h"
 
 #define LAYERS_PREFIX "text_model.encoder.layers."
@@ -78,15 +79,6 @@ sd_status clip_add_file(wmap *m, const st_file *f, const char *prefix, clip_layo
 
 /* ---- config from config.json ---- */
 
-static sd_status json_int(const cJSON *o, const char *key, int *v, const char *what) {
-    const cJSON *j = cJSON_GetObjectItemCaseSensitive(o, key);
-    if (!j || cJSON_IsNull(j)) return SD_OK; /* transformers' default stays */
-    if (!cJSON_IsNumber(j) || j->valuedouble != (double)(int)j->valuedouble || j->valuedouble < 0 || j->valuedouble > 1e8)
-        return err_fail(SD_ERR_FORMAT, "%s: \"%s\" must be a non-negative integer", what, key);
-    *v = (int)j->valuedouble;
-    return SD_OK;
-}
-
 sd_status clip_config_from_json_text(const char *text, size_t len, const char *what, clip_config *cfg) {
     /* transformers' CLIPTextConfig defaults */
     clip_config c = {.vocab = 49408, .width = 512, .layers = 12, .heads = 8, .inter = 2048, .act = CLIP_ACT_QUICK_GELU,
@@ -106,7 +98,7 @@ sd_status clip_config_from_json_text(const char *text, size_t len, const char *w
         {"projection_dim", offsetof(clip_config, proj_dim)},
     };
     for (size_t i = 0; i < sizeof ints / sizeof *ints && st == SD_OK; i++)
-        st = json_int(o, ints[i].key, (int *)((char *)&c + ints[i].off), what);
+        st = num_json_int(what, o, ints[i].key, 0, 100000000, (int *)((char *)&c + ints[i].off)); /* absent: transformers' default */
     const cJSON *j = cJSON_GetObjectItemCaseSensitive(o, "hidden_act");
     if (st == SD_OK && j) {
         if (cJSON_IsString(j) && !strcmp(j->valuestring, "quick_gelu")) c.act = CLIP_ACT_QUICK_GELU;
@@ -114,16 +106,11 @@ sd_status clip_config_from_json_text(const char *text, size_t len, const char *w
         else st = err_fail(SD_ERR_UNSUPPORTED, "%s: hidden_act %s is not supported (quick_gelu, gelu)",
                           what, cJSON_IsString(j) ? j->valuestring : "(not a string)");
     }
-    j = cJSON_GetObjectItemCaseSensitive(o, "layer_norm_eps");
-    if (st == SD_OK && j && !cJSON_IsNull(j)) {
-        if (!cJSON_IsNumber(j) || !(j->valuedouble > 0 && j->valuedouble < 1)) st = err_fail(SD_ERR_FORMAT, "%s: \"layer_norm_eps\" must be in (0, 1)", what);
-        else c.ln_eps = (float)j->valuedouble;
-    }
+    if (st == SD_OK) st = num_json_float(what, o, "layer_norm_eps", 1e-12, 0.5, &c.ln_eps);
     j = cJSON_GetObjectItemCaseSensitive(o, "eos_token_id");
     if (st == SD_OK && j && !cJSON_IsNull(j)) {
-        if (!cJSON_IsNumber(j) || j->valuedouble != (double)(int)j->valuedouble)
-            st = err_fail(SD_ERR_UNSUPPORTED, "%s: eos_token_id must be one integer", what);
-        else c.eos_id = (int)j->valuedouble;
+        if (!cJSON_IsNumber(j)) st = err_fail(SD_ERR_UNSUPPORTED, "%s: eos_token_id must be one integer", what);
+        else st = num_int_value(what, j, "eos_token_id", 0, 100000000, &c.eos_id);
     }
     /* transformers pools at argmax(ids) when eos_token_id is 2: configs written before the fix of PR #24773,
      * which include the SD 1.x and SDXL text encoders */

@@ -11,6 +11,7 @@
 #include <zlib.h>
 
 #include "../core/error.h"
+#include "../core/fileio.h"
 #include "unicode.h"
 
 /* The open_clip merges file, embedded by merges_blob.c. */
@@ -305,34 +306,13 @@ const clip_tokenizer *clip_tokenizer_default(void) {
     return g_default;
 }
 
-static char *read_file(const char *path, size_t *len) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    size_t cap = 1 << 20, n = 0;
-    char *buf = malloc(cap + 1);
-    while (buf) {
-        n += fread(buf + n, 1, cap - n, f);
-        if (n < cap) break;
-        char *p = realloc(buf, cap * 2 + 1);
-        if (!p) { free(buf); buf = NULL; break; }
-        buf = p;
-        cap *= 2;
-    }
-    int err = ferror(f);
-    fclose(f);
-    if (!buf || err) { free(buf); return NULL; }
-    buf[n] = 0;
-    *len = n;
-    return buf;
-}
+/* vocab.json and merges.txt of CLIP are about 1 MB and 0.5 MB; anything far larger is not a tokenizer */
+#define TOKENIZER_FILE_MAX (64u << 20)
 
-sd_status clip_tokenizer_load(const char *vocab_json, const char *merges_txt, clip_tokenizer **out) {
+sd_status clip_tokenizer_from_text(const char *vocab_json, const char *vtext, size_t vlen, const char *merges_txt,
+                                   const char *m, size_t mlen, clip_tokenizer **out) {
     *out = NULL;
-    size_t vlen, mlen;
-    char *vtext = read_file(vocab_json, &vlen);
-    if (!vtext) return err_fail(SD_ERR_IO, "%s: cannot read", vocab_json);
     cJSON *root = cJSON_ParseWithLength(vtext, vlen);
-    free(vtext);
     if (!cJSON_IsObject(root)) {
         cJSON_Delete(root);
         return err_fail(SD_ERR_FORMAT, "%s: not a JSON object of token -> id", vocab_json);
@@ -340,7 +320,7 @@ sd_status clip_tokenizer_load(const char *vocab_json, const char *merges_txt, cl
     int maxid = -1, count = 0;
     for (cJSON *e = root->child; e; e = e->next, count++) {
         double v = cJSON_IsNumber(e) ? e->valuedouble : -1;
-        if (v < 0 || v > 1 << 20 || v != (int)v || !e->string || !e->string[0]) {
+        if (!(v >= 0 && v <= 1 << 20) || v != (int)v || !e->string || !e->string[0]) {
             cJSON_Delete(root);
             return err_fail(SD_ERR_FORMAT, "%s: entry %d is not \"token\": id with 0 <= id <= 2^20", vocab_json, count);
         }
@@ -358,25 +338,35 @@ sd_status clip_tokenizer_load(const char *vocab_json, const char *merges_txt, cl
     if (!st) st = tok_index(t, vocab_json);
     if (st) { clip_tokenizer_free(t); return st; }
 
-    char *m = read_file(merges_txt, &mlen);
-    if (!m) { clip_tokenizer_free(t); return err_fail(SD_ERR_IO, "%s: cannot read", merges_txt); }
     int nlines = 1;
     for (size_t i = 0; i < mlen; i++) nlines += m[i] == '\n';
     if (!(st = merges_alloc(t, nlines))) {
         int lineno = 0;
-        for (char *s = m; s < m + mlen && !st;) {
-            char *nl = memchr(s, '\n', (size_t)(m + mlen - s));
+        for (const char *s = m; s < m + mlen && !st;) {
+            const char *nl = memchr(s, '\n', (size_t)(m + mlen - s));
             size_t l = (size_t)((nl ? nl : m + mlen) - s);
             lineno++;
             if (l && s[l - 1] == '\r') l--;
-            if (l && !(lineno == 1 && !strncmp(s, "#version", 8))) st = merge_add(t, s, l, merges_txt, lineno);
+            if (l && !(lineno == 1 && l >= 8 && !strncmp(s, "#version", 8))) st = merge_add(t, s, l, merges_txt, lineno);
             s = nl ? nl + 1 : m + mlen;
         }
     }
-    free(m);
     if (st) { clip_tokenizer_free(t); return st; }
     *out = t;
     return SD_OK;
+}
+
+sd_status clip_tokenizer_load(const char *vocab_json, const char *merges_txt, clip_tokenizer **out) {
+    *out = NULL;
+    char *v, *m;
+    size_t vlen, mlen;
+    sd_status st = file_read(vocab_json, TOKENIZER_FILE_MAX, &v, &vlen);
+    if (st != SD_OK) return st;
+    if ((st = file_read(merges_txt, TOKENIZER_FILE_MAX, &m, &mlen)) != SD_OK) { free(v); return st; }
+    st = clip_tokenizer_from_text(vocab_json, v, vlen, merges_txt, m, mlen, out);
+    free(v);
+    free(m);
+    return st;
 }
 
 /* ---------------------------------------------------------------- lookups */

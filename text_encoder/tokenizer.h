@@ -46,6 +46,9 @@ sd_status clip_tokenizer_embedded(clip_tokenizer **out);
 
 /* A tokenizer from a model folder's diffusers files (tokenizer/vocab.json + tokenizer/merges.txt). */
 sd_status clip_tokenizer_load(const char *vocab_json, const char *merges_txt, clip_tokenizer **out);
+/* The same from the files' text (vlen / mlen bytes, NUL-terminated or not); the names are for messages. */
+sd_status clip_tokenizer_from_text(const char *vocab_json, const char *vtext, size_t vlen, const char *merges_txt,
+                                   const char *mtext, size_t mlen, clip_tokenizer **out);
 void clip_tokenizer_free(clip_tokenizer *tok); /* no-op for the default tokenizer and NULL */
 
 typedef struct clip_ids {

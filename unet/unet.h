@@ -30,6 +30,7 @@
 
 #define UNET_MAX_LEVELS 6
 #define UNET_MAX_LAYERS 8 /* resnets per down level (up levels have one more) */
+#define UNET_MAX_SAMPLE_SIZE 2048 /* config.json sample_size: latent side of 16384 pixels at 8x */
 
 typedef struct unet_config {
     int in_channels, out_channels;           /* 4 / 4; inpainting 9 in; instruct-pix2pix 8 in */

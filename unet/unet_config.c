@@ -10,6 +10,7 @@
 
 #include "../core/error.h"
 #include "../core/fileio.h"
+#include "../core/numparse.h"
 
 #define TRY(x) do { sd_status st_ = (x); if (st_ != SD_OK) return st_; } while (0)
 
@@ -80,31 +81,36 @@ static const cJSON *get(const cJSON *root, const char *key) {
     return cJSON_IsNull(j) ? NULL : j;
 }
 
-static int is_int(const cJSON *j) { return cJSON_IsNumber(j) && j->valuedouble == floor(j->valuedouble) && fabs(j->valuedouble) < 1e9; }
+/* Every whole number of a UNet config lies far inside these bounds; the narrower rules are config_check's. */
+#define CFG_INT_MAX (1 << 20)
+#define CFG_FILE "config.json" /* messages name the file; unet_config_from_file adds its path */
 
-static sd_status json_int(const cJSON *root, const char *key, int *out) {
-    const cJSON *j = get(root, key);
-    if (!j) return SD_OK;
-    if (!is_int(j)) return err_fail(SD_ERR_FORMAT, "config.json: \"%s\" is not an integer", key);
-    *out = j->valueint;
-    return SD_OK;
+static sd_status json_int(const cJSON *root, const char *key, int lo, int *out) {
+    return num_json_int(CFG_FILE, root, key, lo, CFG_INT_MAX, out);
+}
+
+/* A whole number of `key` (in the message as key[i] or key[i][k]) in [lo, CFG_INT_MAX]. */
+static sd_status int_at(const cJSON *j, const char *key, int i, int k, int lo, int *out) {
+    char what[160];
+    if (i < 0) snprintf(what, sizeof what, "%s", key);
+    else if (k < 0) snprintf(what, sizeof what, "%s[%d]", key, i);
+    else snprintf(what, sizeof what, "%s[%d][%d]", key, i, k);
+    return num_int_value(CFG_FILE, j, what, lo, CFG_INT_MAX, out);
 }
 
 /* An int or a list of `n` ints (per level) -> out[n]. */
-static sd_status json_per_level(const cJSON *root, const char *key, int n, int *out) {
+static sd_status json_per_level(const cJSON *root, const char *key, int n, int lo, int *out) {
     const cJSON *j = get(root, key);
     if (!j) return SD_OK;
-    if (is_int(j)) {
-        for (int i = 0; i < n; i++) out[i] = j->valueint;
+    if (cJSON_IsNumber(j)) {
+        int v;
+        TRY(int_at(j, key, -1, -1, lo, &v));
+        for (int i = 0; i < n; i++) out[i] = v;
         return SD_OK;
     }
     if (!cJSON_IsArray(j) || cJSON_GetArraySize(j) != n)
         return err_fail(SD_ERR_FORMAT, "config.json: \"%s\" must be an integer or a list of %d integers", key, n);
-    for (int i = 0; i < n; i++) {
-        const cJSON *e = cJSON_GetArrayItem(j, i);
-        if (!is_int(e)) return err_fail(SD_ERR_FORMAT, "config.json: \"%s\"[%d] is not an integer", key, i);
-        out[i] = e->valueint;
-    }
+    for (int i = 0; i < n; i++) TRY(int_at(cJSON_GetArrayItem(j, i), key, i, -1, lo, &out[i]));
     return SD_OK;
 }
 
@@ -157,24 +163,22 @@ static sd_status block_types(const cJSON *root, const char *key, const char *att
 
 /* transformer_layers_per_block: int, per-level list, or per-level list of per-layer lists. */
 static sd_status json_depths(const cJSON *j, const char *key, int levels, const int *layers, int (*out)[UNET_MAX_LAYERS + 1], int *scalar) {
-    if (is_int(j)) {
-        *scalar = j->valueint;
+    if (cJSON_IsNumber(j)) {
+        TRY(int_at(j, key, -1, -1, 0, scalar));
         for (int l = 0; l < levels; l++)
-            for (int k = 0; k <= UNET_MAX_LAYERS; k++) out[l][k] = j->valueint;
+            for (int k = 0; k <= UNET_MAX_LAYERS; k++) out[l][k] = *scalar;
         return SD_OK;
     }
     if (!cJSON_IsArray(j) || cJSON_GetArraySize(j) != levels)
         return err_fail(SD_ERR_FORMAT, "config.json: \"%s\" must be an integer or a list of %d entries", key, levels);
     for (int l = 0; l < levels; l++) {
         const cJSON *e = cJSON_GetArrayItem(j, l);
-        if (is_int(e)) {
-            for (int k = 0; k <= UNET_MAX_LAYERS; k++) out[l][k] = e->valueint;
+        if (cJSON_IsNumber(e)) {
+            int v;
+            TRY(int_at(e, key, l, -1, 0, &v));
+            for (int k = 0; k <= UNET_MAX_LAYERS; k++) out[l][k] = v;
         } else if (cJSON_IsArray(e) && cJSON_GetArraySize(e) == layers[l]) {
-            for (int k = 0; k < layers[l]; k++) {
-                const cJSON *d = cJSON_GetArrayItem(e, k);
-                if (!is_int(d)) return err_fail(SD_ERR_FORMAT, "config.json: \"%s\"[%d][%d] is not an integer", key, l, k);
-                out[l][k] = d->valueint;
-            }
+            for (int k = 0; k < layers[l]; k++) TRY(int_at(cJSON_GetArrayItem(e, k), key, l, k, 0, &out[l][k]));
         } else {
             return err_fail(SD_ERR_FORMAT, "config.json: \"%s\"[%d] must be an integer or a list of %d integers", key, l, layers[l]);
         }
@@ -233,22 +237,18 @@ static sd_status parse(const cJSON *root, unet_config *c) {
         if (!cJSON_IsArray(bo) || cJSON_GetArraySize(bo) < 1 || cJSON_GetArraySize(bo) > UNET_MAX_LEVELS)
             return err_fail(SD_ERR_FORMAT, "config.json: \"block_out_channels\" must be a list of 1..%d integers", UNET_MAX_LEVELS);
         nb = cJSON_GetArraySize(bo);
-        for (int i = 0; i < nb; i++) {
-            const cJSON *e = cJSON_GetArrayItem(bo, i);
-            if (!is_int(e)) return err_fail(SD_ERR_FORMAT, "config.json: \"block_out_channels\"[%d] is not an integer", i);
-            c->block_out[i] = e->valueint;
-        }
+        for (int i = 0; i < nb; i++) TRY(int_at(cJSON_GetArrayItem(bo, i), "block_out_channels", i, -1, 1, &c->block_out[i]));
     }
     if (nd != nb || nu != nb)
         return err_fail(SD_ERR_FORMAT, "config.json: %d down blocks, %d up blocks and %d block_out_channels", nd, nu, nb);
     int L = c->levels = nb;
     for (int l = L; l < UNET_MAX_LEVELS; l++) c->block_out[l] = 0;
 
-    TRY(json_int(root, "in_channels", &c->in_channels));
-    TRY(json_int(root, "out_channels", &c->out_channels));
-    TRY(json_int(root, "sample_size", &c->sample_size));
+    TRY(json_int(root, "in_channels", 1, &c->in_channels));
+    TRY(json_int(root, "out_channels", 1, &c->out_channels));
+    TRY(num_json_int(CFG_FILE, root, "sample_size", 1, UNET_MAX_SAMPLE_SIZE, &c->sample_size));
     for (int l = 0; l < L; l++) c->layers[l] = 2;
-    TRY(json_per_level(root, "layers_per_block", L, c->layers));
+    TRY(json_per_level(root, "layers_per_block", L, 1, c->layers));
     for (int l = 0; l < L; l++)
         if (c->layers[l] < 1 || c->layers[l] > UNET_MAX_LAYERS)
             return err_fail(SD_ERR_UNSUPPORTED, "config.json: layers_per_block %d at level %d (1..%d supported)", c->layers[l], l, UNET_MAX_LAYERS);
@@ -257,14 +257,14 @@ static sd_status parse(const cJSON *root, unet_config *c) {
      * "num_attention_heads", where given, is the same thing under its right name and wins */
     int heads[UNET_MAX_LEVELS];
     for (int l = 0; l < L; l++) heads[l] = 8;
-    TRY(json_per_level(root, "attention_head_dim", L, heads));
-    TRY(json_per_level(root, "num_attention_heads", L, heads));
+    TRY(json_per_level(root, "attention_head_dim", L, 1, heads));
+    TRY(json_per_level(root, "num_attention_heads", L, 1, heads));
     for (int l = 0; l < L; l++) c->heads[l] = heads[l];
     c->mid_heads = heads[L - 1];
 
     int ctx[UNET_MAX_LEVELS];
     for (int l = 0; l < L; l++) ctx[l] = 1280;
-    TRY(json_per_level(root, "cross_attention_dim", L, ctx));
+    TRY(json_per_level(root, "cross_attention_dim", L, 1, ctx));
     for (int l = 1; l < L; l++)
         if (ctx[l] != ctx[0]) return err_fail(SD_ERR_UNSUPPORTED, "config.json: per-level cross_attention_dim values differ");
     c->ctx_dim = ctx[0];
@@ -311,29 +311,21 @@ static sd_status parse(const cJSON *root, unet_config *c) {
         use_lin = cJSON_IsTrue(ulp);
     }
     c->linear_proj = use_lin;
-    TRY(json_int(root, "norm_num_groups", &c->norm_groups));
-    const cJSON *eps = get(root, "norm_eps");
-    if (eps) {
-        if (!cJSON_IsNumber(eps)) return err_fail(SD_ERR_FORMAT, "config.json: \"norm_eps\" is not a number");
-        c->norm_eps = (float)eps->valuedouble;
-    }
+    TRY(json_int(root, "norm_num_groups", 1, &c->norm_groups));
+    TRY(num_json_float(CFG_FILE, root, "norm_eps", 1e-12, 1, &c->norm_eps));
     const cJSON *flip = get(root, "flip_sin_to_cos");
     if (flip) {
         if (!cJSON_IsBool(flip)) return err_fail(SD_ERR_FORMAT, "config.json: \"flip_sin_to_cos\" is not a boolean");
         c->flip_sin_to_cos = cJSON_IsTrue(flip);
     }
-    const cJSON *fs = get(root, "freq_shift");
-    if (fs) {
-        if (!cJSON_IsNumber(fs)) return err_fail(SD_ERR_FORMAT, "config.json: \"freq_shift\" is not a number");
-        c->freq_shift = (float)fs->valuedouble;
-    }
+    TRY(num_json_float(CFG_FILE, root, "freq_shift", -1e6, 1e6, &c->freq_shift));
     c->temb_dim = 4 * c->block_out[0];
-    TRY(json_int(root, "time_embedding_dim", &c->temb_dim));
-    TRY(json_int(root, "time_cond_proj_dim", &c->time_cond_dim));
+    TRY(json_int(root, "time_embedding_dim", 1, &c->temb_dim));
+    TRY(json_int(root, "time_cond_proj_dim", 0, &c->time_cond_dim));
     if (c->add_embed) {
         c->add_time_dim = 0;
-        TRY(json_int(root, "addition_time_embed_dim", &c->add_time_dim));
-        TRY(json_int(root, "projection_class_embeddings_input_dim", &c->add_in_dim));
+        TRY(json_int(root, "addition_time_embed_dim", 1, &c->add_time_dim));
+        TRY(json_int(root, "projection_class_embeddings_input_dim", 1, &c->add_in_dim));
         if (!c->add_time_dim || !c->add_in_dim)
             return err_fail(SD_ERR_FORMAT, "config.json: text_time needs addition_time_embed_dim and projection_class_embeddings_input_dim");
     }

@@ -9,6 +9,7 @@
 
 #include "../core/error.h"
 #include "../core/fileio.h"
+#include "../core/numparse.h"
 
 void vae_config_default(vae_config *c) {
     memset(c, 0, sizeof *c);
@@ -44,14 +45,6 @@ sd_status vae_config_check(const vae_config *c) {
 
 /* ---- config.json ---- */
 
-static int json_int(const cJSON *o, const char *key, int *out) {
-    const cJSON *j = cJSON_GetObjectItemCaseSensitive(o, key);
-    if (!j || cJSON_IsNull(j)) return 1;
-    if (!cJSON_IsNumber(j) || j->valuedouble != (double)(int)j->valuedouble) return 0;
-    *out = (int)j->valuedouble;
-    return 1;
-}
-
 static int json_bool(const cJSON *o, const char *key, int *out) {
     const cJSON *j = cJSON_GetObjectItemCaseSensitive(o, key);
     if (!j || cJSON_IsNull(j)) return 1;
@@ -60,28 +53,22 @@ static int json_bool(const cJSON *o, const char *key, int *out) {
     return 1;
 }
 
-/* A number or null (present = 0 then). */
-static int json_float(const cJSON *o, const char *key, float *out, int *present) {
-    const cJSON *j = cJSON_GetObjectItemCaseSensitive(o, key);
-    if (present) *present = 0;
-    if (!j || cJSON_IsNull(j)) return 1;
-    if (!cJSON_IsNumber(j)) return 0;
-    *out = (float)j->valuedouble;
-    if (present) *present = 1;
-    return 1;
-}
-
-/* An array of numbers of at most cap entries (null/absent: *count = 0). */
-static int json_floats(const cJSON *o, const char *key, float *out, int cap, int *count) {
+/* An array of at most cap numbers in [lo, hi] (null/absent: *count = 0). */
+static sd_status json_floats(const char *what, const cJSON *o, const char *key, double lo, double hi, float *out, int cap, int *count) {
     const cJSON *j = cJSON_GetObjectItemCaseSensitive(o, key), *e;
     *count = 0;
-    if (!j || cJSON_IsNull(j)) return 1;
-    if (!cJSON_IsArray(j) || cJSON_GetArraySize(j) > cap) return 0;
+    if (!j || cJSON_IsNull(j)) return SD_OK;
+    if (!cJSON_IsArray(j) || cJSON_GetArraySize(j) > cap)
+        return err_fail(SD_ERR_FORMAT, "%s: \"%s\" must be a list of at most %d numbers", what, key, cap);
     cJSON_ArrayForEach(e, j) {
-        if (!cJSON_IsNumber(e)) return 0;
-        out[(*count)++] = (float)e->valuedouble;
+        char name[96];
+        double v;
+        snprintf(name, sizeof name, "%s[%d]", key, *count);
+        sd_status st = num_double_value(what, e, name, lo, hi, &v);
+        if (st != SD_OK) return st;
+        out[(*count)++] = (float)v;
     }
-    return 1;
+    return SD_OK;
 }
 
 /* Every entry of the array `key` (if present) must equal `want`. */
@@ -128,25 +115,30 @@ sd_status vae_config_from_json_text(const char *text, size_t len, const char *wh
         goto done;
     }
     float boc[VAE_MAX_LEVELS + 1];
-    int nboc = 0, ndown, nup, has_shift;
-    if (!json_int(o, "in_channels", &c->in_channels)) bad = "in_channels";
-    else if (!json_int(o, "out_channels", &c->out_channels)) bad = "out_channels";
-    else if (!json_int(o, "latent_channels", &c->latent_channels)) bad = "latent_channels";
-    else if (!json_int(o, "layers_per_block", &c->layers_per_block)) bad = "layers_per_block";
-    else if (!json_int(o, "norm_num_groups", &c->groups)) bad = "norm_num_groups";
-    else if (!json_bool(o, "mid_block_add_attention", &c->mid_attention)) bad = "mid_block_add_attention";
+    int nboc = 0, ndown, nup, has_shift = 0;
+    if ((st = num_json_int(what, o, "in_channels", 1, 64, &c->in_channels)) != SD_OK ||
+        (st = num_json_int(what, o, "out_channels", 1, 64, &c->out_channels)) != SD_OK ||
+        (st = num_json_int(what, o, "latent_channels", 1, VAE_MAX_LATENT, &c->latent_channels)) != SD_OK ||
+        (st = num_json_int(what, o, "layers_per_block", 1, 16, &c->layers_per_block)) != SD_OK ||
+        (st = num_json_int(what, o, "norm_num_groups", 1, 65536, &c->groups)) != SD_OK ||
+        (st = num_json_float(what, o, "scaling_factor", 1e-6, 1e6, &c->scaling_factor)) != SD_OK ||
+        (st = json_floats(what, o, "block_out_channels", 1, 65536, boc, VAE_MAX_LEVELS + 1, &nboc)) != SD_OK)
+        goto done;
+    const cJSON *shift = cJSON_GetObjectItemCaseSensitive(o, "shift_factor");
+    if (shift && !cJSON_IsNull(shift)) {
+        if ((st = num_json_float(what, o, "shift_factor", -1e6, 1e6, &c->shift_factor)) != SD_OK) goto done;
+        has_shift = 1;
+    }
+    if (!json_bool(o, "mid_block_add_attention", &c->mid_attention)) bad = "mid_block_add_attention";
     else if (!json_bool(o, "use_quant_conv", &c->quant_conv)) bad = "use_quant_conv";
     else if (!json_bool(o, "use_post_quant_conv", &c->post_quant_conv)) bad = "use_post_quant_conv";
     else if (!json_bool(o, "force_upcast", &c->force_upcast)) bad = "force_upcast";
-    else if (!json_float(o, "scaling_factor", &c->scaling_factor, NULL)) bad = "scaling_factor";
-    else if (!json_float(o, "shift_factor", &c->shift_factor, &has_shift)) bad = "shift_factor";
-    else if (!json_floats(o, "block_out_channels", boc, VAE_MAX_LEVELS + 1, &nboc)) bad = "block_out_channels";
     if (bad) { st = err_fail(SD_ERR_FORMAT, "%s: bad value for \"%s\"", what, bad); goto done; }
     if (nboc) {
         if (nboc > VAE_MAX_LEVELS) { st = err_fail(SD_ERR_UNSUPPORTED, "%s: %d levels (at most %d)", what, nboc, VAE_MAX_LEVELS); goto done; }
         c->levels = nboc;
         for (int i = 0; i < nboc; i++) {
-            c->block_out[i] = (int)boc[i];
+            c->block_out[i] = (int)boc[i]; /* in [1, 65536]: exact in a float */
             if ((float)c->block_out[i] != boc[i]) { st = err_fail(SD_ERR_FORMAT, "%s: block_out_channels[%d] is not an integer", what, i); goto done; }
         }
     }
@@ -160,11 +152,9 @@ sd_status vae_config_from_json_text(const char *text, size_t len, const char *wh
     }
     if (!has_shift) c->shift_factor = 0;
     int nmean, nstd;
-    if (!json_floats(o, "latents_mean", c->latents_mean, VAE_MAX_LATENT, &nmean) ||
-        !json_floats(o, "latents_std", c->latents_std, VAE_MAX_LATENT, &nstd)) {
-        st = err_fail(SD_ERR_FORMAT, "%s: latents_mean / latents_std must be arrays of at most %d numbers", what, VAE_MAX_LATENT);
+    if ((st = json_floats(what, o, "latents_mean", -1e6, 1e6, c->latents_mean, VAE_MAX_LATENT, &nmean)) != SD_OK ||
+        (st = json_floats(what, o, "latents_std", -1e6, 1e6, c->latents_std, VAE_MAX_LATENT, &nstd)) != SD_OK)
         goto done;
-    }
     if (nmean || nstd) {
         if (nmean != c->latent_channels || nstd != c->latent_channels) {
             st = err_fail(SD_ERR_FORMAT, "%s: latents_mean has %d and latents_std %d entries for %d latent channels", what, nmean, nstd, c->latent_channels);
