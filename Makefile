@@ -18,7 +18,8 @@ BUILD     ?= build
 WARN      := -Wall -Wextra -Werror -Wno-format-truncation
 CFLAGS    := -std=c11 $(OPT) -g $(WARN) -fopenmp -I. -D_GNU_SOURCE -DSD_SOURCE_DIR=\"$(CURDIR)\" -MMD -MP $(SAN)
 CXXFLAGS  := -std=c++17 $(OPT) -g $(WARN) -fopenmp -I. -D_GNU_SOURCE -MMD -MP $(SAN)
-LDLIBS    := -lpng -lz -lcjson -lopenblas -lm -lpthread -fopenmp $(SAN)
+LIBS      := -lpng -ljpeg -lwebp -lz -lcjson -lopenblas -lm -lpthread
+LDLIBS    := $(LIBS) -fopenmp $(SAN)
 
 NVCC      := $(shell command -v nvcc 2>/dev/null || ls /usr/local/cuda/bin/nvcc 2>/dev/null)
 CUDA_ARCHS := 80 86 89 90

@@ -28,7 +28,9 @@ extern "C" {
 
 #define SD_VERSION "0.1.0"
 
-sd_status sd_image_load(const char *path, int channels, sd_image *out); /* PNG, JPEG, BMP, ... */
+/* Reads a PNG, JPEG, WebP or BMP file into `channels` (3 RGB, 1 grey) 8-bit pixels; other formats (GIF, TIFF,
+ * PNM ...), corrupt files, sides over 16384 or images over 64 megapixels, and non-regular files are refused. */
+sd_status sd_image_load(const char *path, int channels, sd_image *out);
 void sd_image_free(sd_image *img);
 
 /* ---- models ---- */

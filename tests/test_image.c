@@ -6,6 +6,7 @@
 #include "../core/sha256.h"
 
 #include <stdlib.h>
+#include <zlib.h>
 
 static void sha_hex(const char *msg, size_t n, char hex[65]) {
     sha256_ctx s;
@@ -139,4 +140,103 @@ TEST(image_read_errors) {
     fclose(fp);
     CHECK(image_read_png_text(path, &t, &n) != SD_OK);
     CHECK_STR_CONTAINS(sd_last_error(), "not a PNG");
+}
+
+/* Text after the image data is found too (other tools write it there), without decoding the pixels: a PNG whose
+ * rows are broken (the file that leaked libpng's row buffer) still gives its text, and truncations are refused
+ * cleanly (no leak under LeakSanitizer). */
+TEST(png_text_after_idat_and_broken_rows) {
+    const char *dir = test_tmpdir();
+    char path[512];
+    snprintf(path, sizeof path, "%s/t.png", dir);
+    sd_image img = {5, 3, 3, calloc(5 * 3, 3)};
+    image_text kv = {"parameters", "a cat\nSteps: 7, Seed: 3"};
+    REQUIRE(image_write_png(path, &img, &kv, 1, 0) == SD_OK);
+    free(img.data);
+    char *buf;
+    size_t len;
+    REQUIRE(file_read(path, 1 << 20, &buf, &len) == SD_OK);
+    /* move the tEXt chunk (length, type, data, CRC) to just before IEND */
+    size_t at = 8, text_at = 0, text_len = 0;
+    while (at + 8 <= len) {
+        uint32_t n = (uint32_t)(uint8_t)buf[at] << 24 | (uint32_t)(uint8_t)buf[at + 1] << 16 | (uint32_t)(uint8_t)buf[at + 2] << 8 | (uint8_t)buf[at + 3];
+        if (!memcmp(buf + at + 4, "tEXt", 4)) { text_at = at; text_len = n + 12; }
+        at += n + 12;
+    }
+    REQUIRE(text_at && at == len);
+    char *moved = malloc(len), *q = moved;
+    memcpy(q, buf, text_at); q += text_at;
+    memcpy(q, buf + text_at + text_len, len - 12 - text_at - text_len); q += len - 12 - text_at - text_len;
+    memcpy(q, buf + text_at, text_len); q += text_len;
+    memcpy(q, buf + len - 12, 12);
+    image_text *t;
+    int n;
+    REQUIRE_MSG(image_png_text_decode("moved.png", (const uint8_t *)moved, len, &t, &n) == SD_OK, "%s", sd_last_error());
+    CHECK(n == 1 && !strcmp(t[0].key, "parameters") && !strcmp(t[0].value, kv.value));
+    image_text_free(t, n);
+    for (size_t cut = 0; cut < len - 12; cut++) { /* every cut before IEND loses text or data: refused, nothing held */
+        int ok = image_png_text_decode("cut.png", (const uint8_t *)moved, cut, &t, &n) == SD_OK;
+        CHECK_MSG(!ok || n == 0, "cut at %zu: %d text chunks", cut, n);
+        if (ok) image_text_free(t, n);
+        else CHECK_STR_CONTAINS(sd_last_error(), "cut.png");
+    }
+    free(moved);
+    free(buf);
+    REQUIRE_MSG(image_read_png_text(test_path("data/hostile/png-text-row-leak.png"), &t, &n) == SD_OK, "%s", sd_last_error());
+    CHECK(n == 1 && !strcmp(t[0].key, "parameters") && !strcmp(t[0].value, "x\nSteps: 5, Seed: 1"));
+    image_text_free(t, n);
+    sd_image px;
+    CHECK(sd_image_load(test_path("data/hostile/png-text-row-leak.png"), 3, &px) == SD_ERR_FORMAT && !px.data);
+    CHECK_STR_CONTAINS(sd_last_error(), "png-text-row-leak.png: unreadable PNG: bad adaptive filter value");
+}
+
+static void put_chunk(uint8_t *buf, size_t *at, const char *type, const uint8_t *data, uint32_t n) {
+    uint8_t *c = buf + *at;
+    c[0] = (uint8_t)(n >> 24); c[1] = (uint8_t)(n >> 16); c[2] = (uint8_t)(n >> 8); c[3] = (uint8_t)n;
+    memcpy(c + 4, type, 4);
+    if (n) memcpy(c + 8, data, n);
+    uLong crc = crc32(crc32(0, NULL, 0), c + 4, n + 4);
+    c[8 + n] = (uint8_t)(crc >> 24); c[9 + n] = (uint8_t)(crc >> 16); c[10 + n] = (uint8_t)(crc >> 8); c[11 + n] = (uint8_t)crc;
+    *at += n + 12;
+}
+
+/* zTXt chunks that inflate to megabytes (found by fuzzing: a 46 KB file took 200 MB and `sd info` printed 47 MB)
+ * are dropped; a real prompt beside them is still read. */
+TEST(png_text_bombs_are_dropped) {
+    size_t big = 3u << 20, zcap = compressBound(big) + 64, at = 0;
+    uint8_t *plain = malloc(big), *z = malloc(zcap), *png = malloc(8 * zcap + 4096);
+    REQUIRE(plain && z && png);
+    memset(plain, 'a', big);
+    memcpy(plain, "k\0\0", 3); /* keyword "k", NUL, compression method 0, then the deflate stream */
+    uLongf zl = zcap - 3;
+    REQUIRE(compress2(z + 3, &zl, plain + 3, big - 3, 9) == Z_OK);
+    memcpy(z, "k\0\0", 3);
+    memcpy(png, "\x89PNG\r\n\x1a\n", 8);
+    at = 8;
+    put_chunk(png, &at, "IHDR", (const uint8_t *)"\0\0\0\1\0\0\0\1\x08\0\0\0\0", 13);
+    for (int i = 0; i < 6; i++) put_chunk(png, &at, "zTXt", z, (uint32_t)zl + 3);
+    uint8_t small[64];
+    const char *prompt = "parameters\0\0x\nSteps: 5";
+    uLongf sl = sizeof small - 12;
+    REQUIRE(compress2(small + 12, &sl, (const Bytef *)prompt + 12, 10, 9) == Z_OK);
+    memcpy(small, prompt, 12);
+    put_chunk(png, &at, "zTXt", small, (uint32_t)sl + 12);
+    uint8_t idat[64];
+    uLongf il = sizeof idat;
+    REQUIRE(compress2(idat, &il, (const Bytef *)"\0\0", 2, 9) == Z_OK);
+    put_chunk(png, &at, "IDAT", idat, (uint32_t)il);
+    put_chunk(png, &at, "IEND", NULL, 0);
+    image_text *t;
+    int n;
+    REQUIRE_MSG(image_png_text_decode("bomb.png", png, at, &t, &n) == SD_OK, "%s", sd_last_error());
+    CHECK_EQ_INT(n, 1);
+    CHECK(n >= 1 && !strcmp(t[0].key, "parameters") && !strcmp(t[0].value, "x\nSteps: 5"));
+    image_text_free(t, n);
+    sd_image img; /* the pixel decoder skips text chunks unread */
+    REQUIRE_MSG(image_decode("bomb.png", png, at, 1, &img) == SD_OK, "%s", sd_last_error());
+    CHECK(img.w == 1 && img.h == 1 && img.data[0] == 0);
+    sd_image_free(&img);
+    free(plain);
+    free(z);
+    free(png);
 }

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # install_deps.sh — installs the Debian packages the build needs, only those that are missing.
 set -e
-pkgs="build-essential libpng-dev zlib1g-dev libstb-dev libopenblas-dev libcjson-dev"
+pkgs="build-essential libpng-dev libjpeg62-turbo-dev libwebp-dev zlib1g-dev libstb-dev libopenblas-dev libcjson-dev"
 missing=""
 for p in $pkgs; do dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"; done
 if [ -z "$missing" ]; then echo "deps: all present"; exit 0; fi
