@@ -201,7 +201,8 @@ static void put_chunk(uint8_t *buf, size_t *at, const char *type, const uint8_t 
 }
 
 /* zTXt chunks that inflate to megabytes (found by fuzzing: a 46 KB file took 200 MB and `sd info` printed 47 MB)
- * are dropped; a real prompt beside them is still read. */
+ * are dropped; a real prompt beside them is still read; a chunk longer than the file is refused before libpng
+ * allocates its length (found by fuzzing too). */
 TEST(png_text_bombs_are_dropped) {
     size_t big = 3u << 20, zcap = compressBound(big) + 64, at = 0;
     uint8_t *plain = malloc(big), *z = malloc(zcap), *png = malloc(8 * zcap + 4096);
@@ -232,7 +233,17 @@ TEST(png_text_bombs_are_dropped) {
     CHECK_EQ_INT(n, 1);
     CHECK(n >= 1 && !strcmp(t[0].key, "parameters") && !strcmp(t[0].value, "x\nSteps: 5"));
     image_text_free(t, n);
-    sd_image img; /* the pixel decoder skips text chunks unread */
+    /* a chunk whose length runs past the end of the file (libpng allocated the length first: 1.5 GB for this one) */
+    uint8_t saved[4];
+    memcpy(saved, png + 33, 4);
+    memcpy(png + 33, "\x59\x00\x00\xf7", 4); /* the first zTXt's length field */
+    CHECK(image_png_text_decode("long.png", png, at, &t, &n) == SD_ERR_FORMAT);
+    CHECK_STR_CONTAINS(sd_last_error(), "long.png: unreadable PNG: a chunk of 1493172471 bytes at offset 33 runs past the end");
+    sd_image img;
+    CHECK(image_decode("long.png", png, at, 3, &img) == SD_ERR_FORMAT && !img.data);
+    CHECK_STR_CONTAINS(sd_last_error(), "runs past the end");
+    memcpy(png + 33, saved, 4);
+    /* the pixel decoder skips text chunks unread */
     REQUIRE_MSG(image_decode("bomb.png", png, at, 1, &img) == SD_OK, "%s", sd_last_error());
     CHECK(img.w == 1 && img.h == 1 && img.data[0] == 0);
     sd_image_free(&img);
