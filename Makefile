@@ -2,6 +2,7 @@
 #   make             libsd.a and the `sd` CLI (CPU backend; + CUDA backend when nvcc is found)
 #   make test        every test; ends with one line "N passed, M failed"
 #   make asan-test   the tests under -fsanitize=address,undefined
+#   make fuzz        each libFuzzer harness of tests/fuzz/ for FUZZ_SECONDS (60); make fuzz-replay: the corpora under ASan+UBSan
 #   make cuda-check  every .cu compiled by nvcc for sm_80, sm_86, sm_89, sm_90
 #   make deps        installs the Debian packages the build needs (as root)
 #   make demo        renders samples/out/*.png with the bundled demo model (samples/prompts.tsv)
@@ -187,6 +188,68 @@ asan-test:
 	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 SAN_LOG_DIR=$(CURDIR)/build-asan/sanitizer-reports \
 	$(MAKE) BUILD=build-asan OPT="-O1" SAN="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined" test
 
+# ==== fuzzing (issue 17) =================================================================================
+# tests/fuzz/fuzz_<name>.c: one libFuzzer harness per parser of untrusted input; tests/fuzz/corpus/<name>/ its
+# committed, minimised corpus (seeds + inputs that found bugs).
+#   make fuzz [FUZZ_SECONDS=60]  builds each harness with clang (libFuzzer + ASan + UBSan) in build-fuzz/ and fuzzes
+#                                it for FUZZ_SECONDS on one core; new inputs go to build-fuzz/corpus/<name>/, crashes
+#                                to build-fuzz/crashes/ (the corpus in git is read, never written)
+#   make fuzz-replay             runs every committed corpus file once through each harness built by gcc with ASan +
+#                                UBSan in build-replay/ (no clang needed): the regression test CI runs
+FUZZ_NAMES    := $(patsubst tests/fuzz/fuzz_%.c,%,$(wildcard tests/fuzz/fuzz_*.c))
+FUZZ_SECONDS  ?= 60
+FUZZ_CC       ?= clang
+FUZZ_BUILD    := build-fuzz
+FUZZ_SAN      := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
+FUZZ_CFLAGS   := -std=c11 -O1 -g -Wall -Wextra -Werror -fopenmp -I. -D_GNU_SOURCE -DSD_SOURCE_DIR=\"$(CURDIR)\" -MMD -MP $(FUZZ_SAN) -fsanitize=fuzzer-no-link
+# the library (CPU backend only) and the CLI's job-file parsers; the config readers sit beside the weight loaders,
+# which link the backends in. clang 14 knows no "f16c" for __builtin_cpu_supports: the fuzzers never run kernels.
+FUZZ_LIB_SRC  := $(LIB_SRC) kernels/cuda/cuda_none.c cli/jobs.c cli/expand.c
+FUZZ_LIB_OBJ  := $(FUZZ_LIB_SRC:%.c=$(FUZZ_BUILD)/%.o)
+FUZZ_LDLIBS   := $(LIBS) -fopenmp
+FUZZ_OPTS     ?= -rss_limit_mb=2560 -timeout=25 -max_len=65536
+.PHONY: fuzz fuzz-build fuzz-replay
+.PRECIOUS: $(FUZZ_BUILD)/%.o $(BUILD)/tests/fuzz/%.o
+
+$(FUZZ_BUILD)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -c $< -o $@
+$(FUZZ_BUILD)/text_encoder/merges_blob.o: text_encoder/bpe_simple_vocab_16e6.txt.gz
+$(FUZZ_BUILD)/kernels/cpu/cpu_simd.o: FUZZ_CFLAGS += '-D__builtin_cpu_supports(feature)=0'
+
+$(FUZZ_BUILD)/libsd-fuzz.a: $(FUZZ_LIB_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(FUZZ_BUILD)/fuzz-%: $(FUZZ_BUILD)/tests/fuzz/fuzz_%.o $(FUZZ_BUILD)/libsd-fuzz.a
+	$(FUZZ_CC) $(FUZZ_SAN) -fsanitize=fuzzer -o $@ $^ $(FUZZ_LDLIBS)
+
+fuzz-build: $(FUZZ_NAMES:%=$(FUZZ_BUILD)/fuzz-%)
+
+fuzz: fuzz-build
+	@mkdir -p $(FUZZ_BUILD)/crashes
+	@for n in $(FUZZ_NAMES); do mkdir -p $(FUZZ_BUILD)/corpus/$$n; echo "fuzz: $$n for $(FUZZ_SECONDS) s"; \
+	  nice -n 10 $(FUZZ_BUILD)/fuzz-$$n $(FUZZ_OPTS) -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \
+	    -artifact_prefix=$(FUZZ_BUILD)/crashes/$$n- $(FUZZ_BUILD)/corpus/$$n tests/fuzz/corpus/$$n \
+	    2>$(FUZZ_BUILD)/$$n.log || { tail -n 60 $(FUZZ_BUILD)/$$n.log; echo "fuzz: $$n FAILED (input in $(FUZZ_BUILD)/crashes/)"; exit 1; }; \
+	  grep -E "^(stat::number_of_executed_units|stat::peak_rss_mb)" $(FUZZ_BUILD)/$$n.log | tr '\n' ' '; echo; done
+
+# replay: the same harness sources against a gcc sanitizer build of the library without CUDA (build-replay), with
+# float-cast-overflow, which gcc's "undefined" leaves out: a number from a file converted to int or float out of range
+REPLAY_SAN := -fsanitize=address,undefined,float-cast-overflow -fno-omit-frame-pointer -fno-sanitize-recover=all
+$(BUILD)/fuzz/replay-%: $(BUILD)/tests/fuzz/fuzz_%.o $(BUILD)/tests/fuzz/replay.o $(BUILD)/cli/jobs.o $(BUILD)/cli/expand.o $(BUILD)/libsd.a
+	@mkdir -p $(dir $@)
+	$(CC) -o $@ $^ $(LDLIBS)
+
+fuzz-replay:
+	@$(MAKE) --no-print-directory NVCC= BUILD=build-replay OPT="-O1" SAN="$(REPLAY_SAN)" fuzz-replay-run
+.PHONY: fuzz-replay-run
+fuzz-replay-run: $(FUZZ_NAMES:%=$(BUILD)/fuzz/replay-%)
+	@for n in $(FUZZ_NAMES); do printf "%-18s " $$n; $(BUILD)/fuzz/replay-$$n tests/fuzz/corpus/$$n || exit 1; done
+
+-include $(FUZZ_LIB_OBJ:.o=.d) $(FUZZ_NAMES:%=$(FUZZ_BUILD)/tests/fuzz/fuzz_%.d)
+# ==== end of fuzzing =====================================================================================
+
 cuda-check:
 ifeq ($(NVCC),)
 	@echo "cuda-check: nvcc not found"; exit 1
@@ -209,7 +272,7 @@ deps:
 	@tools/install_deps.sh
 
 clean:
-	rm -rf build build-asan sd
+	rm -rf build build-asan build-fuzz build-replay sd
 
 -include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(TEST_OBJ:.o=.d)
 
