@@ -75,6 +75,22 @@ const char *sd_model_hash(sd_ctx *ctx);
  * resolution), a safetensors file (tensor count, dtypes, parameters) or a PNG (its generation text). */
 sd_status sd_describe(const char *path, FILE *out);
 
+/* ---- adapters ----
+ * LoRA / LyCORIS files (kohya-ss and AUTOMATIC1111 layouts, diffusers / PEFT, LoCon, LoHa, LoKr, DoRA) change a
+ * model's weights for the images of one call: the call's --lora files first, then the prompt's <lora:NAME:...>
+ * tags, each merged into the base weights in that order (a later call with other adapters starts again from the
+ * untouched base weights). Textual-inversion embeddings are used where their file name appears in a prompt. */
+typedef struct sd_lora {
+    const char *path;           /* a .safetensors adapter file */
+    float te_weight;            /* strength in the text encoder(s): 1 as trained, 0 off, negative allowed */
+    float unet_weight;          /* strength in the UNet */
+} sd_lora;
+
+/* "PATH[:W[:UNET_W]]" (as --lora takes it) -> path and strengths: W applies to both, a second number to the UNet
+ * alone (the order of AUTOMATIC1111's <lora:NAME:TE:UNET>). path points into spec (the numbers are cut off in
+ * place). */
+sd_status sd_lora_parse(char *spec, sd_lora *out);
+
 /* ---- generation ---- */
 
 /* Longest prompt (and negative prompt) accepted, in bytes: ~400 CLIP windows, far beyond what a model attends to. */
@@ -110,6 +126,11 @@ typedef struct sd_gen_params {
     int vae_tiling;                 /* 0: automatic, 1: always, -1: never */
     uint64_t variation_seed;        /* A1111 "variation seed": slerp(variation_strength, noise(seed), noise(variation_seed)) */
     float variation_strength;       /* 0: off */
+    const sd_lora *loras;           /* adapters of every image of the call (applied before the prompt's tags) */
+    int lora_count;
+    const char *lora_dir;           /* where a prompt's <lora:NAME:W> finds NAME.safetensors (NULL: tags are refused);
+                                       <lora:NAME:TE:UNET> or te=/unet= give the two strengths apart, as in A1111 */
+    const char *embedding_dir;      /* textual inversion: NAME.safetensors there is used where NAME appears in a prompt */
 } sd_gen_params;
 
 void sd_gen_params_init(sd_gen_params *p);

@@ -20,6 +20,7 @@ struct wmap {
     int count, cap;
     int *slots; /* hash slots -> entry index, -1 empty */
     int nslots;
+    wsrc_set *rec; /* where uploads are noted (wmap_record), or NULL */
 };
 
 static uint64_t hash_str(const char *s) {
@@ -196,6 +197,7 @@ static sd_status vload(be *b, wmap *m, be_weight *w, be_wkind kind, int out, int
     }
     sd_status st = be_weight_upload(b, w, kind, out, in, kh, kw, dt, src);
     free(aligned);
+    if (st == SD_OK && m->rec && (kind == BE_W_LINEAR || kind == BE_W_CONV)) st = wsrc_add(m->rec, name, b, w, e->file, t, 0, dt);
     st_release(e->file, t); /* the backend holds its own copy now: the file's pages need not stay in our RSS */
     if (st != SD_OK) err_prefix("tensor \"%s\"", name);
     return st;
@@ -237,6 +239,15 @@ float *wmap_read_f32(wmap *m, const char *name, int64_t *numel) {
     e->used = 1;
     if (numel) *numel = e->t.numel;
     return d;
+}
+
+void wmap_record(wmap *m, wsrc_set *s) { m->rec = s; }
+
+sd_status wmap_note_source(wmap *m, const char *name, be *b, be_weight *w, const char *src, int64_t row0, be_dtype type) {
+    if (!m->rec || b->measuring) return SD_OK;
+    int i = find_index(m, src);
+    if (i < 0 || !m->e[i].file) return err_fail(SD_ERR_MODEL, "no tensor \"%s\" to note as the source of \"%s\"", src, name);
+    return wsrc_add(m->rec, name, b, w, m->e[i].file, &m->e[i].t, row0, type);
 }
 
 int wmap_unused(const wmap *m, char *buf, size_t cap) {

@@ -12,6 +12,7 @@
 
 #include "../core/safetensors.h"
 #include "backend.h"
+#include "wsource.h"
 
 typedef struct wmap wmap;
 
@@ -42,6 +43,12 @@ sd_status wmap_vec(be *b, wmap *m, be_weight *w, int len, const char *fmt, ...) 
 sd_status wmap_linear(be *b, wmap *m, be_weight *w, int out, int in, const char *fmt, ...) __attribute__((format(printf, 6, 7)));
 /* Reads a float tensor to host f32 (for small parameters a loader uses on the host); marks it used. */
 float *wmap_read_f32(wmap *m, const char *name, int64_t *numel);
+
+/* From now on wmap_load notes each matrix (LINEAR, CONV) it uploads in s (see wsource.h); NULL stops it. */
+void wmap_record(wmap *m, wsrc_set *s);
+/* For a loader that uploads a matrix itself: notes that w, named `name`, holds rows [row0, row0 + w->out) of the
+ * tensor that m knows as `src`, uploaded as `type`. Does nothing unless m records (or in measure mode). */
+sd_status wmap_note_source(wmap *m, const char *name, be *b, be_weight *w, const char *src, int64_t row0, be_dtype type);
 
 /* Number of tensors never loaded; writes up to `cap` bytes of their names (comma-separated) into buf. */
 int wmap_unused(const wmap *m, char *buf, size_t cap);

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "../core/error.h"
+#include "embeddings.h"
 #include "pipeline.h"
 
 #define WINDOW 77
@@ -16,6 +17,7 @@ static int is_sdxl(const sd_ctx *c) { return c->files.family == MODEL_FAMILY_SDX
 static sd_status chunks_for(const sd_ctx *c, const char *prompt, int second, clip_chunks *out) {
     clip_prompt_opts o = CLIP_PROMPT_OPTS_DEFAULT;
     o.pad_zero = second ? 1 : c->pad_zero; /* OpenCLIP tokenizers (SD 2.x, SDXL's second) pad with 0 */
+    o.emb = emb_list((sd_ctx *)c, second, &o.n_emb); /* textual inversion: names -> vectors */
     return clip_prompt_chunks(second ? tok2(c) : tok1(c), prompt, &o, out);
 }
 
@@ -92,7 +94,8 @@ sd_status text_cond_encode(sd_ctx *c, const char *prompt, int clip_skip, int min
     clip_chunks ch1 = {0}, ch2 = {0};
     sd_status st = chunks_for(c, prompt, 0, &ch1);
     if (st == SD_OK && is_sdxl(c)) st = chunks_for(c, prompt, 1, &ch2);
-    if (st != SD_OK) { clip_chunks_free(&ch1); return st; }
+    if (st == SD_OK) st = emb_load_used(c); /* the vectors of the embeddings this prompt names */
+    if (st != SD_OK) { clip_chunks_free(&ch1); clip_chunks_free(&ch2); return st; }
     if (is_sdxl(c) && ch2.n != ch1.n) {
         clip_chunks_free(&ch1); clip_chunks_free(&ch2);
         return err_fail(SD_ERR_ARG, "prompt splits into %d windows for one SDXL tokenizer and %d for the other", ch1.n, ch2.n);

@@ -6,6 +6,7 @@
 #include "../core/error.h"
 #include "../core/fileio.h"
 #include "../core/image.h"
+#include "lora.h"
 #include "model_files.h"
 #include "pipeline.h"
 
@@ -60,8 +61,10 @@ static sd_status describe_png(const char *path, FILE *out) {
 sd_status sd_describe(const char *path, FILE *out) {
     const char *dot = strrchr(path, '.');
     if (dot && (!strcmp(dot, ".png") || !strcmp(dot, ".PNG"))) return describe_png(path, out);
+    sd_status st;
+    if (describe_adapter(path, out, &st)) return st; /* a LoRA or an embedding */
     model_files m;
-    sd_status st = model_files_open(path, NULL, &m);
+    st = model_files_open(path, NULL, &m);
     if (st == SD_OK) {
         const char *pred = m.prediction == MODEL_PRED_V ? "v-prediction" : m.prediction == MODEL_PRED_EPS ? "epsilon" : "unknown (assumed epsilon; override with --prediction)";
         fprintf(out, "%s: %s\n", path, m.is_folder ? "diffusers folder" : "single-file checkpoint");

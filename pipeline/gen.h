@@ -12,6 +12,7 @@
 
 #include "../scheduler/rng.h"
 #include "../scheduler/sampler.h"
+#include "lora.h"
 #include "pipeline.h"
 
 #define GEN_MAX_GROUP 64 /* latents per UNet call (sd_gen_params.batch_size is capped to it) */
@@ -52,6 +53,7 @@ typedef struct gen {
     rng_kind rng, srng;
     int separate_srng;              /* the sampler's noise has its own generator (--sampler-rng) */
     int start_step;                 /* img2img: the first sampler step run */
+    lora_call loras;                /* the call's adapters; loras.prompt is the prompt the encoder sees (tags cut out) */
     text_cond cond, uncond;
     int uncond_zero;                /* SDXL with no negative prompt: zero conditioning */
 

@@ -3,9 +3,11 @@
  * The jobs themselves live in their own files (gen.h lists them). */
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 
 #include "../core/error.h"
+#include "embeddings.h"
 #include "gen.h"
 #include "infotext.h"
 
@@ -63,6 +65,11 @@ sd_status sd_check_params(const sd_ctx *ctx, const sd_gen_params *p) {
     g->c = (sd_ctx *)ctx;
     g->p = p;
     sd_status st = resolve(g);
+    if (st == SD_OK) st = lora_resolve(p, &g->loras); /* tags and files (merging waits for sd_generate) */
+    struct stat sb;
+    if (st == SD_OK && p->embedding_dir && (stat(p->embedding_dir, &sb) != 0 || !S_ISDIR(sb.st_mode)))
+        st = err_fail(SD_ERR_IO, "%s: no such embeddings folder", p->embedding_dir);
+    lora_call_free(&g->loras);
     free(g);
     return st;
 }
@@ -132,11 +139,11 @@ static int negative_clip_skip(const gen *g) {
 static sd_status encode_prompts(gen *g) {
     sd_ctx *c = g->c;
     const sd_gen_params *p = g->p;
-    const char *neg = p->negative_prompt ? p->negative_prompt : "";
-    int k = text_cond_windows(c, p->prompt), kn = k < 0 ? 0 : text_cond_windows(c, neg);
+    const char *neg = p->negative_prompt ? p->negative_prompt : "", *pos = g->loras.prompt;
+    int k = text_cond_windows(c, pos), kn = k < 0 ? 0 : text_cond_windows(c, neg);
     if (k < 0 || kn < 0) return SD_ERR_ARG; /* the tokenizer left the message */
     int kk = k > kn ? k : kn;
-    sd_status st = text_cond_encode(c, p->prompt, p->clip_skip, kk, &g->cond);
+    sd_status st = text_cond_encode(c, pos, p->clip_skip, kk, &g->cond);
     /* diffusers' SDXL force_zeros_for_empty_prompt: no negative prompt at all means zero conditioning */
     g->uncond_zero = c->files.family == MODEL_FAMILY_SDXL && !p->negative_prompt;
     if (st == SD_OK && g->use_cfg && !g->uncond_zero) st = text_cond_encode(c, neg, negative_clip_skip(g), kk, &g->uncond);
@@ -146,7 +153,7 @@ static sd_status encode_prompts(gen *g) {
 static sd_status settings_text(gen *g, sd_result *r) {
     sd_ctx *c = g->c;
     const sd_gen_params *p = g->p;
-    infotext_ctx ic = {c->name, sd_model_hash(c), g->sampler, g->scheduler, g->W, g->H, g->steps, g->cfg};
+    infotext_ctx ic = {c->name, sd_model_hash(c), g->sampler, g->scheduler, g->W, g->H, g->steps, g->cfg, lora_hashes(c), emb_hashes(c)};
     for (int i = 0; i < g->total; i++) {
         r->seeds[i] = p->seed + (uint64_t)i;
         r->infotext[i] = infotext_a1111(p, &ic, r->seeds[i]);
@@ -172,6 +179,9 @@ sd_status sd_generate(sd_ctx *c, const sd_gen_params *p, sd_progress_fn progress
     g->total = total;
     if (st == SD_OK) st = result_alloc(r, total);
     if (st == SD_OK && report(g, "encode", 0, 0, NULL)) st = err_fail(SD_ERR_CANCELLED, "cancelled");
+    if (st == SD_OK) st = lora_resolve(p, &g->loras);
+    if (st == SD_OK) st = lora_apply(c, &g->loras); /* the weights this call's images need, from the base ones */
+    if (st == SD_OK) st = emb_begin(c, p->embedding_dir);
     double te = gen_now();
     if (st == SD_OK) st = encode_prompts(g);
     r->timings.text_encode = gen_now() - te;
@@ -192,6 +202,8 @@ sd_status sd_generate(sd_ctx *c, const sd_gen_params *p, sd_progress_fn progress
     r->timings.total = gen_now() - g->t0;
     text_cond_free(&g->cond);
     text_cond_free(&g->uncond);
+    lora_call_free(&g->loras);
+    emb_end(c);
     guided_release(g);
     inpaint_plan_free(&g->ip);
     free(g->nchw);

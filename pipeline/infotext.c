@@ -134,6 +134,8 @@ char *infotext_a1111(const sd_gen_params *p, const infotext_ctx *c, uint64_t see
         snprintf(v, sizeof v, "%g", p->guidance_rescale);
         sb_kv(&b, "CFG rescale", v);
     }
+    if (c->lora_hashes) sb_kv(&b, "Lora hashes", c->lora_hashes);
+    if (c->ti_hashes) sb_kv(&b, "TI hashes", c->ti_hashes);
     sb_kv(&b, "Version", "sd " SD_VERSION);
     return sb_done(&b);
 }
@@ -171,6 +173,18 @@ char *infotext_json(const sd_gen_params *p, const infotext_ctx *c, uint64_t seed
         cJSON_AddStringToObject(j, "variation_seed", v);
         cJSON_AddNumberToObject(j, "variation_strength", p->variation_strength);
     }
+    if (p->lora_count > 0) { /* the --lora files (the prompt's tags are in the prompt) */
+        cJSON *a = cJSON_AddArrayToObject(j, "loras");
+        for (int i = 0; i < p->lora_count; i++) {
+            cJSON *l = cJSON_CreateObject();
+            cJSON_AddStringToObject(l, "path", p->loras[i].path ? p->loras[i].path : "");
+            cJSON_AddNumberToObject(l, "te", p->loras[i].te_weight);
+            cJSON_AddNumberToObject(l, "unet", p->loras[i].unet_weight);
+            cJSON_AddItemToArray(a, l);
+        }
+    }
+    if (c->lora_hashes) cJSON_AddStringToObject(j, "lora_hashes", c->lora_hashes);
+    if (c->ti_hashes) cJSON_AddStringToObject(j, "ti_hashes", c->ti_hashes);
     if (c->model_name) cJSON_AddStringToObject(j, "model", c->model_name);
     if (c->model_hash) cJSON_AddStringToObject(j, "model_hash", c->model_hash);
     cJSON_AddStringToObject(j, "version", SD_VERSION);
@@ -256,7 +270,7 @@ static sd_status field_from_text(const char *src, const struct field *f, const c
 /* All strings handed out by infotext_params_from_text live in one block freed by the caller, sized up front. */
 typedef struct { char *buf; size_t n, cap; } strstore;
 static const char *keep_n(strstore *s, const char *t, size_t n) {
-    if (s->n + n + 1 > s->cap) return ""; /* cannot happen: the block holds every text twice */
+    if (s->n + n + 1 > s->cap) return ""; /* cannot happen: the block holds every text twice over, and more */
     char *d = s->buf + s->n;
     memcpy(d, t, n);
     d[n] = 0;
@@ -264,6 +278,14 @@ static const char *keep_n(strstore *s, const char *t, size_t n) {
     return d;
 }
 static const char *keep(strstore *s, const char *t) { return keep_n(s, t, strlen(t)); }
+
+/* n bytes aligned for any C object, from the same block. */
+static void *keep_bytes(strstore *s, size_t n) {
+    size_t at = (s->n + 15) & ~(size_t)15;
+    if (at + n > s->cap) return NULL;
+    s->n = at + n;
+    return s->buf + at;
+}
 
 static const char *jstr(const cJSON *j, const char *k) {
     const cJSON *x = cJSON_GetObjectItemCaseSensitive(j, k);
@@ -286,6 +308,21 @@ static sd_status from_json(const char *src, const char *text, sd_gen_params *p, 
     for (size_t i = 0; i < sizeof k_fields / sizeof *k_fields && rc == SD_OK; i++) {
         const cJSON *v = cJSON_GetObjectItemCaseSensitive(j, k_fields[i].json);
         if (v && !cJSON_IsNull(v)) rc = field_from_json(src, &k_fields[i], v, p);
+    }
+    const cJSON *loras = cJSON_GetObjectItemCaseSensitive(j, "loras"), *l;
+    int n = cJSON_IsArray(loras) ? cJSON_GetArraySize(loras) : 0;
+    sd_lora *v = n && rc == SD_OK ? keep_bytes(st, (size_t)n * sizeof *v) : NULL;
+    if (v) {
+        cJSON_ArrayForEach(l, loras) {
+            const char *path = jstr(l, "path");
+            float te = 1, unet = 1;
+            if (!path) continue;
+            /* strengths as A1111 takes them: any finite number; the bound only keeps the float conversion defined */
+            if ((rc = num_json_float(src, l, "te", -1000, 1000, &te)) != SD_OK) break;
+            if ((rc = num_json_float(src, l, "unet", -1000, 1000, &unet)) != SD_OK) break;
+            v[p->lora_count++] = (sd_lora){keep(st, path), te, unet};
+        }
+        p->loras = v;
     }
     cJSON_Delete(j);
     return rc;
@@ -377,7 +414,7 @@ sd_status infotext_params_from_text(const char *src, const char *json, const cha
     *storage = NULL;
     sd_gen_params_init(p);
     size_t total = (json ? strlen(json) : 0) + (a1111 ? strlen(a1111) : 0);
-    strstore s = {malloc(2 * total + 256), 0, 2 * total + 256};
+    strstore s = {malloc(3 * total + 256), 0, 3 * total + 256}; /* strings, and the sd_lora array of a JSON "loras" */
     if (!s.buf) return err_fail(SD_ERR_MEMORY, "%s: out of memory", src);
     char where[1200];
     snprintf(where, sizeof where, "%s (the \"%s\" text chunk)", src, json ? "sd" : "parameters");

@@ -10,6 +10,8 @@ typedef struct infotext_ctx {
     const char *sampler, *scheduler;       /* resolved names (never NULL) */
     int width, height, steps;
     float cfg_scale;
+    const char *lora_hashes;               /* "name: hash, ..." of the adapters used, or NULL */
+    const char *ti_hashes;                 /* the same of the textual-inversion embeddings used */
 } infotext_ctx;
 
 /* A1111 layout: prompt / "Negative prompt: ..." / "Steps: 20, Sampler: Euler a, ..." (malloc'd). */

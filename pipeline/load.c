@@ -10,6 +10,8 @@
 #include "../core/fileio.h"
 #include "../core/sha256.h"
 #include "../scheduler/sampler.h"
+#include "embeddings.h"
+#include "lora.h"
 #include "pipeline.h"
 
 #ifndef SD_SOURCE_DIR
@@ -62,8 +64,9 @@ static sd_status check_unused(const wmap *m, const char *what, const char *path)
     return SD_OK;
 }
 
-static sd_status load_text_encoder(sd_ctx *ctx, const model_component *c, clip_model *out, int sd2, int with_projection) {
+static sd_status load_text_encoder(sd_ctx *ctx, const model_component *c, clip_model *out, int sd2, int with_projection, int part) {
     wmap *m = wmap_new();
+    if (m) wmap_record(m, lora_sources(ctx->lora, part)); /* what LoRAs merge into */
     sd_status st = clip_add_file(m, c->file, c->prefix, CLIP_LAYOUT_AUTO);
     clip_config cfg;
     char cp[4200];
@@ -92,6 +95,7 @@ static sd_status load_tokenizer(const char *dir, clip_tokenizer **out) {
 static sd_status load_unet(sd_ctx *ctx) {
     const model_component *c = &ctx->files.unet;
     wmap *m = wmap_new();
+    if (m) wmap_record(m, lora_sources(ctx->lora, LORA_UNET));
     sd_status st = unet_add_tensors(m, c->file, c->original_names ? UNET_NAMES_LDM : UNET_NAMES_DIFFUSERS, c->prefix);
     unet_config cfg;
     char cp[4200];
@@ -150,11 +154,11 @@ static sd_status load_all(sd_ctx *ctx, const sd_load_params *p) {
     TRY(load_tokenizer(f->tokenizer2_dir, &ctx->tok2));
     ctx->pad_zero = fam == MODEL_FAMILY_SD2;
     if (f->te.file) {
-        TRY(load_text_encoder(ctx, &f->te, &ctx->te, fam == MODEL_FAMILY_SD2, 0));
+        TRY(load_text_encoder(ctx, &f->te, &ctx->te, fam == MODEL_FAMILY_SD2, 0, LORA_TE));
         ctx->has_te = 1;
     }
     if (f->te2.file) {
-        TRY(load_text_encoder(ctx, &f->te2, &ctx->te2, 0, 1));
+        TRY(load_text_encoder(ctx, &f->te2, &ctx->te2, 0, 1, LORA_TE2));
         ctx->has_te2 = 1;
     }
     TRY(load_unet(ctx));
@@ -203,8 +207,9 @@ sd_status sd_load(const sd_load_params *p, sd_ctx **out) {
     sd_ctx *ctx = calloc(1, sizeof *ctx);
     if (!ctx) return err_fail(SD_ERR_MEMORY, "out of memory");
     ctx->verbose = p->verbose;
+    if (!(ctx->lora = lora_state_new())) { free(ctx); return err_fail(SD_ERR_MEMORY, "out of memory"); }
     sd_status st = model_files_open(path, p->vae_path, &ctx->files);
-    if (st != SD_OK) { free(ctx); return st; }
+    if (st != SD_OK) { lora_state_free(ctx->lora); free(ctx); return st; }
     if ((st = pick_backend(ctx, p)) != SD_OK) { sd_free(ctx); return st; }
     if ((st = load_all(ctx, p)) != SD_OK) { sd_free(ctx); return st; }
 
@@ -243,6 +248,8 @@ void sd_free(sd_ctx *ctx) {
     }
     clip_tokenizer_free(ctx->tok);
     clip_tokenizer_free(ctx->tok2);
+    lora_state_free(ctx->lora);
+    emb_state_free(ctx->emb);
     model_files_close(&ctx->files);
     free(ctx);
 }
@@ -258,7 +265,7 @@ static void hash_cache_path(char *buf, size_t cap) {
     else buf[0] = 0;
 }
 
-static int cached_hash(const char *key, char hex[65]) {
+int hash_cache_get(const char *key, char hex[65]) {
     char dir[4096], path[4200], line[8192];
     hash_cache_path(dir, sizeof dir);
     if (!dir[0]) return 0;
@@ -277,7 +284,7 @@ static int cached_hash(const char *key, char hex[65]) {
     return found;
 }
 
-static void remember_hash(const char *key, const char hex[65]) {
+void hash_cache_put(const char *key, const char hex[65]) {
     char dir[4096], path[4200];
     hash_cache_path(dir, sizeof dir);
     if (!dir[0]) return;
@@ -301,11 +308,11 @@ const char *sd_model_hash(sd_ctx *ctx) {
         struct stat sb;
         int keyed = realpath(file, real) && stat(real, &sb) == 0;
         if (keyed) snprintf(key, sizeof key, "%s\t%lld\t%lld", real, (long long)sb.st_size, (long long)sb.st_mtime);
-        if (keyed && cached_hash(key, hex)) {
+        if (keyed && hash_cache_get(key, hex)) {
             snprintf(ctx->hash, sizeof ctx->hash, "%.10s", hex);
         } else if (sd_sha256_file(file, hex) == SD_OK) {
             snprintf(ctx->hash, sizeof ctx->hash, "%.10s", hex);
-            if (keyed) remember_hash(key, hex);
+            if (keyed) hash_cache_put(key, hex);
         } else {
             ctx->hash[0] = 0;
         }

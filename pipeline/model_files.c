@@ -66,7 +66,7 @@ static const char *unsupported_kind(const st_file *f) {
     return NULL;
 }
 
-static int looks_like_pickle(const char *path) {
+int model_files_is_pickle(const char *path) {
     const char *dot = strrchr(path, '.');
     if (dot && (!strcmp(dot, ".ckpt") || !strcmp(dot, ".pt") || !strcmp(dot, ".pth") || !strcmp(dot, ".bin"))) return 1;
     int fd;
@@ -77,7 +77,7 @@ static int looks_like_pickle(const char *path) {
     return n >= 2 && ((m[0] == 'P' && m[1] == 'K') || (m[0] == 0x80 && m[1] <= 5)); /* zip archive or raw pickle */
 }
 
-static sd_status refuse_pickle(const char *path) {
+sd_status model_files_refuse_pickle(const char *path) {
     return err_fail(SD_ERR_UNSUPPORTED,
                    "%s: PyTorch pickle checkpoints (.ckpt/.pt/.bin) can execute arbitrary code when loaded and are "
                    "not read; convert it to .safetensors first, e.g. with python: "
@@ -150,7 +150,7 @@ static sd_status open_component(const char *root, const char *sub, const char *w
         snprintf(p, sizeof p, "%s/%s.safetensors.index.json", dir, weights);
         if (file_exists(p)) return err_fail(SD_ERR_UNSUPPORTED, "%s: sharded weights are not supported yet; merge the shards into one .safetensors", p);
         snprintf(p, sizeof p, "%s/%s.bin", dir, weights);
-        if (file_exists(p)) return refuse_pickle(p);
+        if (file_exists(p)) return model_files_refuse_pickle(p);
         return err_fail(SD_ERR_MODEL, "%s: no %s.safetensors in the component folder", dir, weights);
     }
     snprintf(p, sizeof p, "%s/%s", dir, config);
@@ -162,7 +162,7 @@ static sd_status open_component(const char *root, const char *sub, const char *w
 }
 
 static sd_status open_vae_override(const char *path, model_component *c) {
-    if (looks_like_pickle(path)) return refuse_pickle(path);
+    if (model_files_is_pickle(path)) return model_files_refuse_pickle(path);
     memset(c, 0, sizeof *c);
     sd_status st = st_open(path, &c->file);
     if (st != SD_OK) return st;
@@ -301,8 +301,8 @@ sd_status model_files_open(const char *path, const char *vae_override, model_fil
         st = open_folder(path, m);
     } else if (!file_exists(path)) {
         st = err_fail(SD_ERR_IO, "%s: no such file or folder", path);
-    } else if (looks_like_pickle(path)) {
-        st = refuse_pickle(path);
+    } else if (model_files_is_pickle(path)) {
+        st = model_files_refuse_pickle(path);
     } else {
         st = open_single(path, m);
     }

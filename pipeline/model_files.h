@@ -58,6 +58,10 @@ const char *model_family_name(model_family f);
 /* The steps and guidance a caller who gives none gets: the folder's "_sd_defaults", else the family's. */
 int model_files_default_steps(const model_files *m);
 float model_files_default_cfg(const model_files *m);
+/* A PyTorch pickle (.ckpt/.pt/.pth/.bin, or a zip / pickle header) and the error that refuses one (it could run code
+ * when loaded), for every file the engine is asked to read: checkpoints, VAEs, LoRAs, embeddings. */
+int model_files_is_pickle(const char *path);
+sd_status model_files_refuse_pickle(const char *path);
 /* Family of a single-file checkpoint from its tensor names (facts §5.3); sets a reason string. */
 model_family model_family_detect(const st_file *f, int *in_channels, char *reason, size_t cap);
 

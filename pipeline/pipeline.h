@@ -34,6 +34,9 @@ struct sd_ctx {
 
     unet_model *unet;
     vae_model *vae;
+
+    struct lora_state *lora;             /* adapters: the base weights' sources and what is merged now (lora.h) */
+    struct emb_state *emb;               /* textual-inversion embeddings of the current call (embeddings.h) */
 };
 
 /* The VAE decode options of a generation with an h x w latent: vae_tiling > 0 exact bands, < 0 untiled, 0
@@ -41,6 +44,11 @@ struct sd_ctx {
  * NULL) gets the nominal work of one image's decode: the untiled decoder's layer shapes (bands recompute a few
  * halo rows, which is not counted). */
 void decode_opts(const sd_ctx *c, int vae_tiling, int h, int w, vae_decode_opts *o, double *flops);
+
+/* The SHA-256 cache of big files ($XDG_CACHE_HOME/sd/hashes.tsv): 64 hex digits by key "path<TAB>size<TAB>mtime"
+ * (load.c). get returns 1 when found. */
+int hash_cache_get(const char *key, char hex[65]);
+void hash_cache_put(const char *key, const char hex[65]);
 
 /* Checks a parameter set against the resolved size (sampler names are checked by the scheduler). */
 sd_status params_validate(const sd_gen_params *p, int width, int height);

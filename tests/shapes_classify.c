@@ -29,6 +29,7 @@ static const char *position_names[3][3] = {
 #define LARGE_EXTENT 46.0f /* bounding-box side between small (≤ 43 px when rendered) and large (≥ 50 px) */
 #define PROFILE_BINS 64
 #define MIN_AMPLITUDE 0.12
+#define CROSS_FILL 0.72f  /* four corners filling less of their bounding box than this: a cross (plus sign), not a square */
 
 static float maxf(float a, float b) { return a > b ? a : b; }
 static float minf(float a, float b) { return a < b ? a : b; }
@@ -311,7 +312,7 @@ int shapes_classify(const unsigned char *rgb, int w, int h, shapes_result *out) 
     out->corners = corner_count(tmp, w, h, cx, cy, &out->amplitude);
     if (out->hole > 0.08 * filled) out->shape = "ring";
     else if (out->corners >= 5) out->shape = "star";
-    else if (out->corners == 4) out->shape = "square";
+    else if (out->corners == 4) out->shape = filled < CROSS_FILL * bw * bh ? "cross" : "square";
     else if (out->corners == 3) out->shape = "triangle";
     else out->shape = "circle";
 

@@ -11,7 +11,8 @@
  * and again reduced to its largest region. The colour is the majority vote of the region's interior (eroded
  * twice) pixels, each named by hue and lightness. Shape: enclosed background of more than 8% of the filled area
  * is a ring; otherwise the corner count of the radial profile (farthest boundary distance from the centroid per
- * angle) decides: 0-2 circle, 3 triangle, 4 square, 5 or more star. Position from the centroid (±14 px of the
+ * angle) decides: 0-2 circle, 3 triangle, 4 square (or a cross: the plus sign the demo LoRA teaches, when it
+ * fills under 72% of its bounding box; a square fills ~95%), 5 or more star. Position from the centroid (±14 px of the
  * middle at 128² is centre), size from the bounding box. tools/shapes.py classify() is the Python twin, used to
  * evaluate diffusers renders; keep the two in step. */
 #ifndef TESTS_SHAPES_CLASSIFY_H
@@ -22,7 +23,7 @@
 typedef struct {
     const char *colour;      /* foreground colour name; NULL when no shape was found (so are the next four) */
     const char *background;  /* always set */
-    const char *shape;       /* circle, square, triangle, star, ring */
+    const char *shape;       /* circle, square, triangle, star, ring; cross (tools/shapes.py EXTRA_SHAPES) */
     const char *position;    /* "top left", "top", ..., "centre", ..., "bottom right" */
     const char *size;        /* small, large */
     int corners;             /* rises of the radial profile (0 for a flat, circular one) */

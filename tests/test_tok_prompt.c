@@ -103,7 +103,7 @@ TEST(prompt_windows_golden) {
             float *w = st_load_f32(f, kw, &nw);
             int32_t *ids = malloc((size_t)ti->numel * sizeof *ids);
             memcpy(ids, ti->data, (size_t)ti->numel * sizeof *ids);
-            clip_prompt_opts o = {CLIP_TOK_HF, pz, 0, CLIP_COMMA_BACKTRACK};
+            clip_prompt_opts o = {CLIP_TOK_HF, pz, 0, CLIP_COMMA_BACKTRACK, NULL, 0};
             clip_chunks c;
             REQUIRE_MSG(clip_prompt_chunks(t, prompt, &o, &c) == SD_OK, "%s: %s", name, sd_last_error());
             CHECK_MSG(c.n == ti->shape[0], "%s (pad_zero %d): %d windows, golden %d", name, pz, c.n, (int)ti->shape[0]);
@@ -140,7 +140,7 @@ TEST(prompt_backtrack_and_break_structure) {
     CHECK_EQ_INT(c.lens[1], 84 - 70);
     clip_chunks_free(&c);
 
-    clip_prompt_opts nob = {0, 0, 0, 0}; /* backtrack off: a hard cut at 75 */
+    clip_prompt_opts nob = {0, 0, 0, 0, NULL, 0}; /* backtrack off: a hard cut at 75 */
     REQUIRE(clip_prompt_chunks(t, prompt, &nob, &c) == SD_OK);
     CHECK(c.n == 2 && c.lens[0] == 75 && c.lens[1] == 9);
     clip_chunks_free(&c);
@@ -153,7 +153,7 @@ TEST(prompt_backtrack_and_break_structure) {
     clip_chunks_free(&c);
 
     /* literal (diffusers) mode: syntax is text, one window, the rest dropped */
-    clip_prompt_opts lit = {0, 0, 1, 0};
+    clip_prompt_opts lit = {0, 0, 1, 0, NULL, 0};
     REQUIRE(clip_prompt_chunks(t, prompt, &lit, &c) == SD_OK);
     CHECK(c.n == 1 && c.lens[0] == 75 && c.dropped == 9 && c.tokens == 75);
     clip_chunks_free(&c);
@@ -214,7 +214,7 @@ TEST(prompt_print_tokens) {
     CHECK_STR_CONTAINS(s, "    6  49407       1  <|endoftext|>");
     CHECK_STR_CONTAINS(s, "(70 padding tokens, id 49407)");
     free(s);
-    clip_prompt_opts sd2 = {CLIP_TOK_BANG_PAD, 1, 1, 0};
+    clip_prompt_opts sd2 = {CLIP_TOK_BANG_PAD, 1, 1, 0, NULL, 0};
     s = print_to_string("caf\xC3\xA9!", &sd2, 1, &st); /* HF: caf\xC3\xA9</w> is one token; "!" is the pad id 0 */
     CHECK_STR_CONTAINS(s, "    1  15304       1  caf\xC3\xA9</w>");
     CHECK_STR_CONTAINS(s, "    2      0       1  !\n");
@@ -232,7 +232,7 @@ TEST(prompt_print_tokens) {
     s = print_to_string(long_prompt, NULL, 0, &st);
     CHECK_STR_CONTAINS(s, "# window 2 of 2\n49406 2368");
     free(s);
-    clip_prompt_opts lit = {0, 0, 1, 0};
+    clip_prompt_opts lit = {0, 0, 1, 0, NULL, 0};
     s = print_to_string(long_prompt, &lit, 0, &st);
     CHECK_STR_CONTAINS(s, "# 15 tokens past the 75-token limit were dropped");
     free(s);

@@ -198,7 +198,7 @@ TEST(tok_golden_cases) {
             int64_t n;
             int32_t *want = load_i32(f, key, &n);
             REQUIRE(want && n == CLIP_CONTEXT);
-            clip_prompt_opts o = {v ? CLIP_TOK_BANG_PAD : CLIP_TOK_HF, v, 1, 0};
+            clip_prompt_opts o = {v ? CLIP_TOK_BANG_PAD : CLIP_TOK_HF, v, 1, 0, NULL, 0};
             clip_chunks ch;
             REQUIRE(clip_prompt_chunks(t, text, &o, &ch) == SD_OK);
             CHECK_MSG(ch.n == 1 && !memcmp(ch.ids, want, CLIP_CONTEXT * sizeof *want), "case %s, %s window", name, key);
@@ -266,7 +266,7 @@ TEST(tok_fuzz_no_crash) {
         REQUIRE(clip_tokenize(t, buf, n, flags, &ids) == SD_OK);
         for (int i = 0; i < ids.n; i++) bad += ids.ids[i] < 0 || ids.ids[i] >= CLIP_VOCAB_SIZE;
         clip_ids_free(&ids);
-        clip_prompt_opts o = {flags, iter & 1, (iter >> 3) & 1, 20};
+        clip_prompt_opts o = {flags, iter & 1, (iter >> 3) & 1, 20, NULL, 0};
         clip_chunks ch;
         sd_status st = clip_prompt_chunks(t, buf, &o, &ch);
         if (st == SD_OK) {

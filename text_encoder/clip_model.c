@@ -71,8 +71,12 @@ static sd_status load_fused_attn(be *b, wmap *m, layer_attn *a, int l, int C, in
     } else {
         float *w = wmap_read_f32(m, nw, NULL), *bias = w ? wmap_read_f32(m, nb, NULL) : NULL;
         sd_status st = bias ? SD_OK : SD_ERR_MODEL;
+        static const char *const qkv[3] = {"q", "k", "v"};
         for (int i = 0; i < 3 && st == SD_OK; i++) {
+            char name[256]; /* the split matrices answer to the transformers names (what LoRAs target) */
+            snprintf(name, sizeof name, LAYER ".self_attn.%s_proj.weight", l, qkv[i]);
             st = upload(b, ws[i], BE_W_LINEAR, C, C, w + (size_t)i * C * C, nw);
+            if (st == SD_OK) st = wmap_note_source(m, name, b, ws[i], nw, (int64_t)i * C, BE_F32);
             if (st == SD_OK) st = upload(b, bs[i], BE_W_VEC, C, 1, bias + (size_t)i * C, nb);
         }
         free(w);
@@ -254,12 +258,34 @@ void clip_forward(be *b, const clip_model *c, const int32_t *ids, int n, int t, 
         return;
     }
     int run = pooled ? L : layer;
+    /* textual-inversion ids: the token table gets 0 there, the vector replaces its row below */
+    int32_t *tok_ids = NULL;
+    for (size_t i = 0; i < (size_t)n * t && c->extra; i++) { /* without a table, be_embedding range-checks the ids */
+        if (ids[i] < g->vocab) continue;
+        const clip_extra *x = c->extra;
+        if (ids[i] < x->first || ids[i] - x->first >= x->count || !x->rows[ids[i] - x->first]) {
+            be_set_error(b, SD_ERR_ARG, "clip: token id %d is neither in the vocabulary (%d) nor an embedding vector", ids[i], g->vocab);
+            free(tok_ids);
+            return;
+        }
+        if (!tok_ids && !(tok_ids = malloc((size_t)n * t * sizeof *tok_ids))) {
+            be_set_error(b, SD_ERR_MEMORY, "clip: out of memory");
+            return;
+        }
+    }
+    if (tok_ids)
+        for (size_t i = 0; i < (size_t)n * t; i++) tok_ids[i] = ids[i] < g->vocab ? ids[i] : 0;
     /* the residual stream lives in `hidden` itself when nothing after it is needed */
     int in_place = hidden && !final_ln && !pooled;
     size_t mark = be_mark(b);
     be_tensor h = in_place ? be_view(*hidden, n, 1, t, C) : be_new(b, n, 1, t, C);
     be_tensor pe = be_new(b, 1, 1, t, C);
-    be_embedding(b, ids, &c->tok, &h);
+    be_embedding(b, tok_ids ? tok_ids : ids, &c->tok, &h);
+    for (size_t i = 0; tok_ids && i < (size_t)n * t; i++)
+        if (ids[i] >= g->vocab) {
+            be_tensor row = row_view(b, &h, i);
+            be_upload(b, &row, c->extra->rows[ids[i] - c->extra->first]);
+        }
     be_embedding(b, c->pos_ids, &c->pos, &pe);
     be_add(b, &h, &pe, 1.0f, &h); /* positions broadcast over the batch */
     be_tensor x = be_new(b, n, 1, t, C), a = be_new(b, n, 1, t, C), f = be_new(b, n, 1, t, g->inter);
@@ -276,7 +302,8 @@ void clip_forward(be *b, const clip_model *c, const int32_t *ids, int n, int t, 
         /* final LN of each row's pool position only (positions come from the host ids: measure-mode safe) */
         be_tensor pre = g->proj_dim ? be_new(b, n, 1, 1, C) : be_view(*pooled, n, 1, 1, C);
         for (int i = 0; i < n; i++) {
-            be_tensor src = row_view(b, &h, (size_t)i * t + clip_pool_position(g, ids + (size_t)i * t, t)), dst = row_view(b, &pre, i);
+            const int32_t *row_ids = (tok_ids ? tok_ids : ids) + (size_t)i * t;
+            be_tensor src = row_view(b, &h, (size_t)i * t + clip_pool_position(g, row_ids, t)), dst = row_view(b, &pre, i);
             be_layer_norm(b, &src, &c->lnf_w, &c->lnf_b, g->ln_eps, &dst);
         }
         if (g->proj_dim) {
@@ -285,6 +312,7 @@ void clip_forward(be *b, const clip_model *c, const int32_t *ids, int n, int t, 
         }
     }
     be_release(b, mark);
+    free(tok_ids);
 }
 
 void clip_sdxl_forward(be *b, const clip_model *l, const clip_model *g, const int32_t *ids_l, const int32_t *ids_g, int n, int t,

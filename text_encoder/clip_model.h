@@ -96,8 +96,17 @@ typedef struct clip_block {
     be_weight fc2_w, fc2_b;            /* [width, inter] */
 } clip_block;
 
+/* Textual-inversion vectors: an id in [first, first + count) stands for the host vector rows[id - first] (width
+ * floats) instead of a row of the token table; NULL rows are an error if a prompt uses them. */
+typedef struct clip_extra {
+    int32_t first;
+    int count;
+    const float *const *rows;
+} clip_extra;
+
 typedef struct clip_model {
     clip_config cfg;
+    const clip_extra *extra;           /* NULL: ids must be in the vocabulary */
     be_weight tok;                     /* EMBED [vocab, width] */
     be_weight pos;                     /* EMBED [max_pos, width] */
     int32_t *pos_ids;                  /* host [max_pos]: 0, 1, 2, ... (the position table's lookup ids) */
@@ -116,7 +125,8 @@ void clip_free(be *b, clip_model *c);
 /* Position of ids[0..t-1] whose final-LN state is pooled (cfg->pool). */
 int clip_pool_position(const clip_config *cfg, const int32_t *ids, int t);
 
-/* ids: host int32 [n, t], 1 <= t <= max_pos, each < vocab.
+/* ids: host int32 [n, t], 1 <= t <= max_pos, each < vocab or one of c->extra's (its vector replaces the token
+ * embedding; for pooling it counts as id 0, as AUTOMATIC1111 places 0 there).
  * hidden (or NULL): [n, 1, t, width] <- hidden_states[layer], through the final LayerNorm if final_ln.
  * pooled (or NULL): [n, 1, 1, proj_dim or width] <- projection(final_LN(last state)[pool position]); all
  * blocks run when it is asked for. Errors (bad arguments, ids out of range) are sticky in the backend;

@@ -89,7 +89,7 @@ static void init_c_locale(void) { g_c_locale = newlocale(LC_NUMERIC_MASK, "C", (
 
 /* Python float() of text already matching [+-]?[.\d]+: fails for "1.2.3", "." and the like. strtod in the C
  * locale (a program may have set another) converts; stopping early means float() would have raised. */
-static double parse_number(const char *p, size_t len, int *ok) {
+double clip_parse_number(const char *p, size_t len, int *ok) {
     static pthread_once_t once = PTHREAD_ONCE_INIT;
     char *buf = malloc(len + 1);
     *ok = 0;
@@ -145,7 +145,7 @@ sd_status clip_parse_attention(const char *prompt, clip_segments *out) {
             if (num_end > digits && j < len && p[j] == ')') {
                 if (nround) {
                     int ok;
-                    double w = parse_number(p + num, num_end - num, &ok);
+                    double w = clip_parse_number(p + num, num_end - num, &ok);
                     if (!ok) {
                         size_t from = round_at[nround - 1], span = j + 1 - from;
                         if (span > 80) { from = j + 1 - 80; span = 80; }
@@ -269,8 +269,9 @@ static int flush(builder *b) {
     return 0;
 }
 
-/* A1111's tokenize_line loop for one token. */
-static int add_token(builder *b, int32_t tok, float w, int comma, int backtrack) {
+/* A1111's tokenize_line loop for one token: what happens before it is placed (a comma noted, or words moved to the
+ * next window when this one is full and a comma is near, or the full window closed). */
+static int before_token(builder *b, int32_t tok, int comma, int backtrack) {
     enum { FULL = CLIP_CONTEXT - 2 };
     if (tok == comma) {
         b->last_comma = b->len;
@@ -288,9 +289,36 @@ static int add_token(builder *b, int32_t tok, float w, int comma, int backtrack)
         b->len = moved;
     }
     if (b->len == FULL && flush(b)) return -1;
+    return 0;
+}
+
+static int add_token(builder *b, int32_t tok, float w, int comma, int backtrack) {
+    if (before_token(b, tok, comma, backtrack)) return -1;
     b->cur[b->len] = tok;
     b->curw[b->len] = w;
     b->len++;
+    return 0;
+}
+
+/* The longest embedding whose name's ids start ids[0 .. n), or NULL. */
+static clip_embedding *embedding_at(const clip_prompt_opts *o, const int32_t *ids, int n) {
+    clip_embedding *best = NULL;
+    for (int k = 0; k < o->n_emb; k++) {
+        clip_embedding *e = &o->emb[k];
+        if (e->n_ids > 0 && e->n_ids <= n && (!best || e->n_ids > best->n_ids) && !memcmp(e->ids, ids, (size_t)e->n_ids * sizeof *ids)) best = e;
+    }
+    return best;
+}
+
+/* An embedding's vectors in place of its name: a new window first when they do not fit in this one (A1111). */
+static int add_embedding(builder *b, const clip_embedding *e, int32_t first_tok, float w, int comma, int backtrack) {
+    if (before_token(b, first_tok, comma, backtrack)) return -1;
+    if (b->len + e->vectors > CLIP_CONTEXT - 2 && flush(b)) return -1;
+    for (int v = 0; v < e->vectors; v++) {
+        b->cur[b->len] = e->first + v;
+        b->curw[b->len] = w;
+        b->len++;
+    }
     return 0;
 }
 
@@ -332,8 +360,20 @@ sd_status clip_prompt_chunks(const clip_tokenizer *tok, const char *prompt, cons
             if ((st = clip_tokenize(tok, segs.v[s].text, strlen(segs.v[s].text), opts->tok_flags, &ids))) break;
             out->tokens += ids.n;
             out->replaced += ids.replaced;
-            for (int i = 0; i < ids.n && !oom; i++)
-                oom = add_token(&b, ids.ids[i], (float)segs.v[s].weight, comma, opts->comma_backtrack);
+            for (int i = 0; i < ids.n && !oom;) {
+                clip_embedding *e = embedding_at(opts, ids.ids + i, ids.n - i);
+                if (!e) {
+                    oom = add_token(&b, ids.ids[i++], (float)segs.v[s].weight, comma, opts->comma_backtrack);
+                    continue;
+                }
+                if (e->vectors < 1 || e->vectors > CLIP_CONTEXT - 2) {
+                    st = err_fail(SD_ERR_ARG, "prompt: an embedding of %d vectors cannot fit in a %d-token window", e->vectors, CLIP_CONTEXT - 2);
+                    break;
+                }
+                oom = add_embedding(&b, e, ids.ids[i], (float)segs.v[s].weight, comma, opts->comma_backtrack);
+                e->used = 1;
+                i += e->n_ids;
+            }
             clip_ids_free(&ids);
         }
         clip_segments_free(&segs);

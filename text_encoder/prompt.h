@@ -37,10 +37,25 @@ typedef struct clip_segments {
 /* Splits a prompt into weighted segments; neighbours of equal weight are merged; an empty prompt gives one
  * empty segment of weight 1. */
 sd_status clip_parse_attention(const char *prompt, clip_segments *out);
+/* A number as Python's float() reads it (strtod in the C locale, whatever locale the program set); *ok = 0 unless
+ * all len bytes are the number. */
+double clip_parse_number(const char *p, size_t len, int *ok);
 void clip_segments_free(clip_segments *s);
 
 /* ---- windows ---- */
 #define CLIP_COMMA_BACKTRACK 20 /* A1111's default comma_padding_backtrack */
+
+/* Textual-inversion embeddings, as AUTOMATIC1111 finds them: where the token ids of an embedding's name appear in a
+ * segment of the prompt (longest name first), its vectors take their place, as the ids first, first + 1, ...
+ * (beyond the vocabulary: clip_forward looks them up in clip_model.extra). An embedding that does not fit in what
+ * is left of the window starts the next one. */
+typedef struct clip_embedding {
+    const int32_t *ids;  /* the name's token ids (no BOS/EOS) */
+    int n_ids;
+    int vectors;         /* 1 to 75 */
+    int32_t first;       /* id of its first vector */
+    int used;            /* set when a prompt used it */
+} clip_embedding;
 
 typedef struct clip_prompt_opts {
     unsigned tok_flags;  /* CLIP_TOK_*: cleaning variant and the "!" quirk (see tokenizer.h) */
@@ -48,9 +63,11 @@ typedef struct clip_prompt_opts {
                           * 0: EOS padding (SD 1.x, SDXL's CLIP-L encoder) */
     int literal;         /* 1: as diffusers: no weighting syntax or BREAK, one window, tokens past 75 dropped */
     int comma_backtrack; /* tokens; 0 disables */
+    clip_embedding *emb; /* textual inversion (weighted mode only); marks those a prompt uses */
+    int n_emb;
 } clip_prompt_opts;
 
-#define CLIP_PROMPT_OPTS_DEFAULT { 0, 0, 0, CLIP_COMMA_BACKTRACK }
+#define CLIP_PROMPT_OPTS_DEFAULT { 0, 0, 0, CLIP_COMMA_BACKTRACK, NULL, 0 }
 
 typedef struct clip_chunks {
     int n;          /* windows of CLIP_CONTEXT (77) tokens: BOS + 75 + EOS */

@@ -44,6 +44,8 @@ BG_COLOURS = {
 ALL_COLOURS = dict(FG_COLOURS, **BG_COLOURS)
 
 SHAPES = ("circle", "square", "triangle", "star", "ring")
+# Shapes the base demo model never saw: the demo LoRA (tools/train_lora_demo.py) teaches "cross" (a plus sign)
+EXTRA_SHAPES = ("cross",)
 SIZES = {"small": 20.0, "large": 32.0}                 # shape "radius" (half the extent) in pixels
 OFFSET = 28.0                                          # distance of an off-centre shape from the middle
 # Position name -> (dx, dy) in units of OFFSET; y grows downwards.
@@ -54,6 +56,7 @@ POSITIONS = {
 }
 RING_INNER = 0.55    # ring hole radius / outer radius
 STAR_INNER = 0.42    # star inner radius / outer radius
+CROSS_ARM = 0.34     # cross (plus sign) arm half-width / arm length
 
 
 def caption(scene):
@@ -81,7 +84,7 @@ def parse_caption(text):
     if not m:
         raise ValueError("not a shapes caption: %r" % text)
     scene = dict(zip(("size", "colour", "shape", "background", "position"), m.groups()))
-    for key, allowed in (("size", SIZES), ("colour", FG_COLOURS), ("shape", SHAPES),
+    for key, allowed in (("size", SIZES), ("colour", FG_COLOURS), ("shape", SHAPES + EXTRA_SHAPES),
                          ("background", BG_COLOURS), ("position", POSITIONS)):
         if scene[key] not in allowed:
             raise ValueError("unknown %s %r in %r" % (key, scene[key], text))
@@ -121,6 +124,11 @@ def _shape_polygons(shape, cx, cy, r):
     if shape == "triangle":
         # upright; the base sits a little above the bottom of the circle of radius r so the mass centre is near cy
         return [("polygon", [(cx, cy - r), (cx + r, cy + 0.7 * r), (cx - r, cy + 0.7 * r)])]
+    if shape == "cross":
+        a = r * CROSS_ARM
+        return [("polygon", [(cx - a, cy - r), (cx + a, cy - r), (cx + a, cy - a), (cx + r, cy - a), (cx + r, cy + a),
+                             (cx + a, cy + a), (cx + a, cy + r), (cx - a, cy + r), (cx - a, cy + a), (cx - r, cy + a),
+                             (cx - r, cy - a), (cx - a, cy - a)])]
     if shape == "star":
         pts = []
         for k in range(10):
@@ -209,6 +217,8 @@ MIN_AREA = 30        # smaller regions are noise
 LARGE_EXTENT = 46.0  # bounding-box side separating small (≤ 43 px when rendered) from large (≥ 50 px)
 PROFILE_BINS = 64
 MIN_AMPLITUDE = 0.12
+CROSS_FILL = 0.72    # four corners and less of the bounding box filled than this: a cross (plus sign); a square
+                     # fills ~0.95 of it, a cross of CROSS_ARM 0.34 ~0.56
 
 
 def classify(img):
@@ -251,7 +261,7 @@ def classify(img):
     elif corners >= 5:
         shape = "star"
     elif corners == 4:
-        shape = "square"
+        shape = "cross" if nfill < CROSS_FILL * bw * bh else "square"
     elif corners == 3:
         shape = "triangle"
     else:
@@ -263,7 +273,7 @@ def classify(img):
     vy = "top" if dy < -t else ("bottom" if dy > t else "")
     out["position"] = (vy + " " + hx).strip() or "centre"
     out["size"] = "large" if max(bw, bh) > LARGE_EXTENT * w / SIZE else "small"
-    out.update(corners=corners, amplitude=round(float(amp), 4), hole=hole, area=area,
+    out.update(corners=corners, amplitude=round(float(amp), 4), hole=hole, area=area, fill=round(nfill / float(bw * bh), 3),
                bbox=[int(xs.min()), int(ys.min()), int(bw), int(bh)])
     return out
 
@@ -326,6 +336,21 @@ def e2e_prompts(count=32):
     return out
 
 
+def lora_prompts(count=24):
+    """The fixed prompt × seed list the demo LoRA (samples/models/loras/cross.safetensors) is judged on: crosses of
+    every colour, position and size, each background the colour allows."""
+    out = []
+    pos = list(POSITIONS)
+    cols = list(FG_COLOURS)
+    for i in range(count):
+        colour = cols[i % len(cols)]
+        bgs = [b for b in BG_COLOURS if b != colour]
+        scene = {"size": ("small", "large")[(i // 3) % 2], "colour": colour, "shape": "cross",
+                 "background": bgs[(i // len(cols) + i) % len(bgs)], "position": pos[(5 * i) % len(pos)]}
+        out.append((caption(scene), 3 + 11 * i))
+    return out
+
+
 def write_golden(folder, count, seed):
     """The classifier's test set: `count` renderer pictures (PNG) and their captions (captions.txt, one
     'file<TAB>caption' a line). Every shape × size × position is covered; colours and backgrounds cycle."""
@@ -350,6 +375,23 @@ def write_golden(folder, count, seed):
     with open(os.path.join(folder, "e2e_prompts.txt"), "w") as f:
         f.write("# end-to-end test prompts (tools/shapes.py e2e_prompts): seed<TAB>prompt\n")
         f.writelines("%d\t%s\n" % (sd, p) for p, sd in e2e_prompts())
+    # the shapes only LoRAs teach (EXTRA_SHAPES): every size x position, colours and backgrounds cycling
+    rng = np.random.default_rng(seed + 1)
+    lines = []
+    for i, (sh, sz, p) in enumerate((sh, sz, p) for sh in EXTRA_SHAPES for sz in SIZES for p in POSITIONS):
+        colour = list(FG_COLOURS)[(3 * i) % len(FG_COLOURS)]
+        bgs = [b for b in BG_COLOURS if b != colour]
+        scene = {"size": sz, "colour": colour, "shape": sh, "background": bgs[i % len(bgs)], "position": p,
+                 "jitter": [float(rng.uniform(0.92, 1.08)), float(rng.uniform(-3, 3)), float(rng.uniform(-3, 3))]}
+        name = "x%03d.png" % i
+        Image.fromarray(render(scene)).save(os.path.join(folder, name), optimize=True)
+        lines.append("%s\t%s\n" % (name, caption(scene)))
+    with open(os.path.join(folder, "captions_extra.txt"), "w") as f:
+        f.write("# written by tools/shapes.py --golden (seed %d): pictures of the shapes only LoRAs teach\n" % (seed + 1))
+        f.writelines(lines)
+    with open(os.path.join(folder, "lora_prompts.txt"), "w") as f:
+        f.write("# demo LoRA test prompts (tools/shapes.py lora_prompts): seed<TAB>prompt\n")
+        f.writelines("%d\t%s\n" % (sd, p) for p, sd in lora_prompts())
 
 
 def main():

@@ -81,6 +81,10 @@ sd_status unet_add_tensors(wmap *m, const st_file *f, unet_names names, const ch
  * name of one LDM name (prefix removed); the latter returns 0 for a name that does not map. */
 sd_status unet_ldm_layers_per_block(const char *const *names, int count, const char *prefix, int *layers_per_block);
 int unet_ldm_to_diffusers(const char *name, int layers_per_block, char *dst, size_t cap);
+/* A layer named the way kohya-ss names LoRA modules of an LDM UNet (SDXL LoRAs): the LDM path with '_' for '.',
+ * "input_blocks_4_1_transformer_blocks_0_attn1_to_q" -> the diffusers path in the same spelling,
+ * "down_blocks_1_attentions_0_transformer_blocks_0_attn1_to_q". Returns 0 for a name that is not one. */
+int unet_ldm_layer_to_diffusers(const char *name, int layers_per_block, char *dst, size_t cap);
 
 /* ---- model ---- */
 typedef struct unet_model unet_model;

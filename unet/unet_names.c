@@ -134,6 +134,52 @@ int unet_ldm_to_diffusers(const char *name, int layers_per_block, char *dst, siz
     return ldm_to_diffusers(name, dst, cap, layers_per_block);
 }
 
+/* The dotted start of a kohya LDM layer name: the block indices and, for a resnet, its sub-layer (the attention
+ * layers inside a block keep their own names, which are the same in both layouts). */
+static int ldm_dotted(const char *s, char *dst, size_t cap) {
+    static const char *const subs[][2] = {
+        {"in_layers_0", "in_layers.0"},   {"in_layers_2", "in_layers.2"}, {"emb_layers_1", "emb_layers.1"},
+        {"out_layers_0", "out_layers.0"}, {"out_layers_3", "out_layers.3"}, {"skip_connection", "skip_connection"},
+    };
+    static const char *const whole[][2] = {
+        {"time_embed_0", "time_embed.0"}, {"time_embed_2", "time_embed.2"}, {"label_emb_0_0", "label_emb.0.0"},
+        {"label_emb_0_2", "label_emb.0.2"}, {"input_blocks_0_0", "input_blocks.0.0"}, {"out_0", "out.0"}, {"out_2", "out.2"},
+    };
+    for (size_t i = 0; i < sizeof whole / sizeof *whole; i++)
+        if (!strcmp(s, whole[i][0])) return snprintf(dst, cap, "%s.weight", whole[i][1]) < (int)cap;
+    const char *rest;
+    char head[64];
+    int i, k = 0;
+    char *e;
+    if (starts(s, "input_blocks_", &rest) || starts(s, "output_blocks_", &rest)) {
+        i = (int)strtol(rest, &e, 10);
+        if (e == rest || *e != '_') return 0;
+        k = (int)strtol(e + 1, &e, 10);
+        if (*e != '_') return 0;
+        snprintf(head, sizeof head, "%s.%d.%d.", s[0] == 'i' ? "input_blocks" : "output_blocks", i, k);
+    } else if (starts(s, "middle_block_", &rest)) {
+        i = (int)strtol(rest, &e, 10);
+        if (e == rest || *e != '_') return 0;
+        snprintf(head, sizeof head, "middle_block.%d.", i);
+    } else {
+        return 0;
+    }
+    rest = e + 1;
+    for (size_t j = 0; j < sizeof subs / sizeof *subs; j++)
+        if (!strcmp(rest, subs[j][0])) return snprintf(dst, cap, "%s%s.weight", head, subs[j][1]) < (int)cap;
+    return snprintf(dst, cap, "%s%s.weight", head, rest) < (int)cap;
+}
+
+int unet_ldm_layer_to_diffusers(const char *name, int layers_per_block, char *dst, size_t cap) {
+    char dotted[512], mapped[512];
+    if (!ldm_dotted(name, dotted, sizeof dotted) || !ldm_to_diffusers(dotted, mapped, sizeof mapped, layers_per_block)) return 0;
+    size_t n = strlen(mapped) - strlen(".weight"); /* both spellings end in ".weight" */
+    if (n + 1 > cap) return 0;
+    for (size_t j = 0; j < n; j++) dst[j] = mapped[j] == '.' ? '_' : mapped[j];
+    dst[n] = 0;
+    return 1;
+}
+
 sd_status unet_add_tensors(wmap *m, const st_file *f, unet_names names, const char *prefix) {
     if (names == UNET_NAMES_DIFFUSERS) return wmap_add_file(m, f, prefix, NULL, NULL);
     int n = st_count(f), lpb;

@@ -16,6 +16,7 @@
 #include <time.h>
 
 #include "../../core/error.h"
+#include "../../pipeline/lora.h"
 #include "../../pipeline/pipeline.h"
 #include "../random_ckpt.h"
 
@@ -119,6 +120,90 @@ static double vae_dec(sd_ctx *c, int side, int tiling, double *flops, vae_plan *
     return t;
 }
 
+/* A random kohya-layout LoRA of rank r on every layer kohya's default SD 1.5 LoRA trains: the UNet's transformer
+ * linears (attention, feed-forward, projections) and the text encoder's attention and MLP. f16, as shared files are. */
+static const char *write_lora(sd_ctx *c, int r) {
+    static char path[512];
+    snprintf(path, sizeof path, "%s/bench-lora-r%d.safetensors", getenv("SD_TEST_CACHE") ? getenv("SD_TEST_CACHE") : "build/cache", r);
+    FILE *f = fopen(path, "rb");
+    if (f) { fclose(f); return path; }
+    static const char *const tails[] = {"to_q", "to_k", "to_v", "to_out.0", "ff.net.0.proj", "ff.net.2", "proj_in", "proj_out",
+                                        "q_proj", "k_proj", "v_proj", "out_proj", "fc1", "fc2"};
+    st_writer *w = st_writer_new();
+    uint64_t seed = 7;
+    for (int part = 0; part < LORA_PARTS; part++)
+        for (int i = 0; i < wsrc_count(c->lora->src[part]); i++) {
+            wsrc *x = wsrc_at(c->lora->src[part], i);
+            char layer[512];
+            snprintf(layer, sizeof layer, "%.*s", (int)(strlen(x->name) - 7), x->name); /* without ".weight" */
+            int hit = 0;
+            for (size_t k = 0; k < sizeof tails / sizeof *tails; k++) {
+                size_t l = strlen(layer), tl = strlen(tails[k]);
+                hit |= l > tl && !strcmp(layer + l - tl, tails[k]) && layer[l - tl - 1] == '.';
+            }
+            if (!hit) continue;
+            char key[600];
+            snprintf(key, sizeof key, "%s", part == LORA_UNET ? "lora_unet_" : "lora_te_");
+            for (char *p = layer, *o = key + strlen(key); ; p++, o++) { *o = *p == '.' ? '_' : *p; if (!*p) break; }
+            int in = x->w->in * x->w->kh * x->w->kw, out = x->w->out;
+            float *down = malloc(sizeof(float) * r * in), *up = malloc(sizeof(float) * out * r);
+            for (int j = 0; j < r * in; j++) down[j] = (float)(((seed = seed * 6364136223846793005ull + 1) >> 40) / 16777216.0 - 0.5) * 0.02f;
+            for (int j = 0; j < out * r; j++) up[j] = (float)(((seed = seed * 6364136223846793005ull + 1) >> 40) / 16777216.0 - 0.5) * 0.02f;
+            char name[700];
+            float alpha = (float)r;
+            snprintf(name, sizeof name, "%s.lora_down.weight", key);
+            if (st_writer_add_f32(w, name, ST_F16, 2, (int64_t[]){r, in}, down) != SD_OK) die();
+            snprintf(name, sizeof name, "%s.lora_up.weight", key);
+            if (st_writer_add_f32(w, name, ST_F16, 2, (int64_t[]){out, r}, up) != SD_OK) die();
+            snprintf(name, sizeof name, "%s.alpha", key);
+            if (st_writer_add_f32(w, name, ST_F16, 0, NULL, &alpha) != SD_OK) die();
+            free(down), free(up);
+        }
+    if (st_writer_save(w, path) != SD_OK) die();
+    st_writer_free(w);
+    return path;
+}
+
+/* LoRA: merging a rank-128 file into the loaded weights (open, place, up·down GEMMs, upload), putting the base back,
+ * and a 512² step with it merged (merged weights keep the checkpoint's f16: the step costs what it did). */
+static void lora_rows(sd_ctx *c, int runs, double *t) {
+    int r = getenv("BENCH_LORA_RANK") ? atoi(getenv("BENCH_LORA_RANK")) : 128;
+    const char *path = write_lora(c, r);
+    sd_lora l = {path, 1.0f, 1.0f};
+    sd_gen_params p;
+    sd_gen_params_init(&p);
+    p.prompt = "x";
+    p.loras = &l;
+    p.lora_count = 1;
+    lora_call on, off = {0};
+    if (lora_resolve(&p, &on) != SD_OK) die();
+    double tr[16], fl = 0;
+    char how[160];
+    FILE *f = fopen(path, "rb");
+    fseek(f, 0, SEEK_END);
+    double mib = ftell(f) / 1048576.0;
+    fclose(f);
+    for (int i = 0; i < runs && i < 16; i++) {
+        double s = now();
+        if (lora_apply(c, &on) != SD_OK) die();
+        t[i] = now() - s;
+        s = now();
+        if (lora_apply(c, &off) != SD_OK) die();
+        tr[i] = now() - s;
+    }
+    snprintf(how, sizeof how, "rank %d, %.0f MiB file (f16)", r, mib);
+    row("LoRA load + merge", median(t, runs), 0, how);
+    row("LoRA off (base restored)", median(tr, runs < 16 ? runs : 16), 0, NULL);
+    if (want("unet512")) {
+        size_t arena;
+        if (lora_apply(c, &on) != SD_OK) die();
+        for (int i = 0; i < runs; i++) t[i] = unet_step(c, 512, &fl, &arena);
+        row("UNet guided step 512², LoRA", median(t, runs), fl, "merged: same layers, same storage");
+        if (lora_apply(c, &off) != SD_OK) die();
+    }
+    lora_call_free(&on);
+}
+
 int main(int argc, char **argv) {
     int runs = argc > 1 ? atoi(argv[1]) : 3;
     if (runs < 1) runs = 1;
@@ -177,6 +262,7 @@ int main(int argc, char **argv) {
         row(name, median(t, runs), fl, how);
         be_arena_trim(c->b);
     }
+    if (want("lora")) lora_rows(c, runs, t);
     printf("\npeak RSS %.0f MiB; f32 peak assumed %.1f GFLOP/s\n", peak_rss_mib(), PEAK_GFLOPS);
     free(t);
     sd_free(c);
