@@ -174,7 +174,7 @@ TEST_BINS += 'cuda-ops-inorder:14=CUDA_EMU_SCHED=inorder $(CUDA_EMU_BIN) cuda_op
              'cuda-ops-reverse:14=CUDA_EMU_SCHED=reverse $(CUDA_EMU_BIN) cuda_op_' \
              'cuda-ops-rand1:14=CUDA_EMU_SCHED=random CUDA_EMU_SEED=1 $(CUDA_EMU_BIN) cuda_op_' \
              'cuda-ops-rand2:14=CUDA_EMU_SCHED=random CUDA_EMU_SEED=2 $(CUDA_EMU_BIN) cuda_op_' \
-             'cuda-models:11=CUDA_EMU_SCHED=random CUDA_EMU_SEED=3 $(CUDA_EMU_BIN) cuda_model_'
+             'cuda-models:13=CUDA_EMU_SCHED=random CUDA_EMU_SEED=3 $(CUDA_EMU_BIN) cuda_model_'
 test: $(CUDA_EMU_BIN)
 
 -include $(CUDA_BE_OBJ:.o=.d) $(CUDA_EMU_BE_OBJ:.o=.d) $(CUDA_TEST_OBJ:.o=.d) $(BUILD)/tests/cuda/hooks_emu.d

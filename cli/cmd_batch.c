@@ -220,8 +220,11 @@ static int render_group(batch_run *b, sd_ctx *ctx, const plan_image *const *todo
     sd_gen_params gp;
     sd_gen_params_init(&gp);
     jobs_apply(job, &gp);
-    char *prompt = plan_prompt(b->pl, im);
-    if (!prompt) { fprintf(stderr, "error: out of memory\n"); return -1; }
+    sd_lora *loras = NULL;
+    int nl = jobs_loras(job->obj, &loras);
+    if (nl > 0) gp.loras = loras, gp.lora_count = nl;
+    char *prompt = nl == -2 ? NULL : plan_prompt(b->pl, im);
+    if (!prompt) { free(loras); fprintf(stderr, "error: out of memory\n"); return -1; }
     gp.prompt = prompt;
     gp.seed = im->seed;
     gp.batch_count = n;
@@ -240,6 +243,7 @@ static int render_group(batch_run *b, sd_ctx *ctx, const plan_image *const *todo
     sd_image_free(&init);
     sd_image_free(&mask);
     free(prompt);
+    free(loras);
     if (b->ps.tty && !b->o->cf.quiet) fprintf(stderr, "\r\033[K");
     if (st == SD_ERR_CANCELLED) return 1;
     if (st != SD_OK) {
@@ -372,7 +376,10 @@ static int check_jobs(sd_ctx *ctx, const char *source, const jobs_list *jobs, co
         sd_gen_params gp;
         sd_gen_params_init(&gp);
         jobs_apply(job, &gp);
-        char *prompt = plan_prompt(pl, &pl->images[i]);
+        sd_lora *loras = NULL;
+        int nl = jobs_loras(job->obj, &loras);
+        if (nl > 0) gp.loras = loras, gp.lora_count = nl;
+        char *prompt = nl == -2 ? NULL : plan_prompt(pl, &pl->images[i]);
         gp.prompt = prompt;
         if (!prompt) {
             fprintf(stderr, "error: out of memory\n");
@@ -382,6 +389,7 @@ static int check_jobs(sd_ctx *ctx, const char *source, const jobs_list *jobs, co
             bad++;
         }
         free(prompt);
+        free(loras);
     }
     return bad;
 }

@@ -27,6 +27,9 @@
 typedef struct cmp_opts {
     cf_opts cf;             /* the shared flags: model, output, overwrite, quiet, generation parameters (cf.params) */
     const char *prompt, *negative, *out, *csv, *json, *chart, *cells_dir, *reference;
+    char *prompts[MAXL];    /* the prompt's {a|b} variants (one when it has none): an outer row axis */
+    char *variant_labels[MAXL];
+    int nprompts;
     char *samplers[MAXL], *schedulers[MAXL], *steps_s[MAXL], *cfg_s[MAXL];
     int nsamplers, nschedulers, nsteps, ncfg;
     int steps[MAXL];
@@ -37,6 +40,7 @@ typedef struct cmp_opts {
 } cmp_opts;
 
 typedef struct cmp_cell {
+    int variant;                     /* which of the prompt's variants */
     const char *sampler, *scheduler; /* NULL scheduler: the model's default */
     float cfg;                       /* < 0: the model's default */
     int steps;
@@ -52,6 +56,7 @@ static void usage(FILE *out) {
             "\n"
             "Renders the prompt with every combination (same seed, so every cell starts from the same noise) and writes\n"
             "  grid.png        rows: sampler / scheduler / cfg, columns: steps; each cell captioned with time and PSNR\n"
+            "                  (a prompt with {a|b} variants, e.g. {<lora:x:0.8>|<lora:y:0.8>}, repeats the rows per variant)\n"
             "                  (a combination the library refuses, such as ddim with karras, stays blank: n/a)\n"
             "  grid.csv/.json  per cell: seconds, RMSE and PSNR against a reference render (--reference)\n"
             "  grid-chart.png  RMSE against steps, one line per row of the grid\n"
@@ -77,6 +82,43 @@ static int number_list(const char *flag, const char *list, const char *key, char
         if (!v) { fprintf(stderr, "error: %s \"%s\": item \"%s\": %s\n", flag, list, items[i], err); return -1; }
         out[i] = v->valuedouble;
         cJSON_Delete(v);
+    }
+    return 0;
+}
+
+/* The prompt's {a|b} variants (a LoRA or a word per row group) and a short label for each: the part where they
+ * differ. */
+static int prompt_variants(cmp_opts *o) {
+    expand_tmpl *t;
+    char err[512];
+    if (expand_parse(o->prompt, MAXL, &t, err, sizeof err) != 0) {
+        fprintf(stderr, "error: --prompt: %s (at most %d variants)\n", err, MAXL);
+        return -1;
+    }
+    o->nprompts = expand_count(t);
+    for (int i = 0; i < o->nprompts; i++)
+        if (!(o->prompts[i] = expand_nth(t, i))) { expand_tmpl_free(t); fprintf(stderr, "error: out of memory\n"); return -1; }
+    expand_tmpl_free(t);
+    size_t pre = strlen(o->prompts[0]), suf = pre;
+    for (int i = 1; i < o->nprompts; i++) {
+        const char *a = o->prompts[0], *b = o->prompts[i];
+        size_t la = strlen(a), lb = strlen(b), k = 0;
+        while (k < pre && k < lb && a[k] == b[k]) k++;
+        pre = k;
+        for (k = 0; k < suf && k < la && k < lb && a[la - 1 - k] == b[lb - 1 - k];) k++;
+        suf = k;
+    }
+    for (int i = 0; i < o->nprompts; i++) {
+        const char *v = o->prompts[i];
+        size_t l = strlen(v), a = pre < l ? pre : l, b = suf < l - a ? l - suf : a;
+        while (a > 0 && (v[a - 1] & 0xC0) == 0x80) a--; /* whole UTF-8 characters */
+        while (b < l && (v[b] & 0xC0) == 0x80) b++;
+        while (a < b && v[a] == ' ') a++;
+        while (b > a && v[b - 1] == ' ') b--;
+        char buf[64];
+        snprintf(buf, sizeof buf, "%.*s", b - a > 40 ? 40 : (int)(b - a), v + a);
+        if (!buf[strspn(buf, " ")]) snprintf(buf, sizeof buf, "(none)");
+        if (!(o->variant_labels[i] = strdup(buf))) { fprintf(stderr, "error: out of memory\n"); return -1; }
     }
     return 0;
 }
@@ -116,6 +158,7 @@ static int parse_args(int argc, char **argv, cmp_opts *o) {
     if (!p) { fprintf(stderr, "error: no prompt (sd compare -p PROMPT ...)\n"); return 1; }
     o->prompt = p->valuestring;
     o->negative = n ? n->valuestring : NULL;
+    if (prompt_variants(o) != 0) return 1;
     o->out = o->cf.output ? o->cf.output : "compare.png";
     o->quiet = o->cf.quiet;
     if (s) expand_parse_u64(s->valuestring, &o->seed); /* checked by the flag */
@@ -163,36 +206,43 @@ static double now_s(void) {
 /* One render of the compare settings; the image is moved into *img. */
 /* Returns 0, -1 after an error, or 1 when the library refuses this combination (ddim with karras ...): then
  * *refusal is its message and nothing was rendered. */
-static int render(sd_ctx *ctx, const cmp_opts *o, const char *sampler, const char *scheduler, float cfg, int steps,
+static int render(sd_ctx *ctx, const cmp_opts *o, const char *prompt, const char *sampler, const char *scheduler, float cfg, int steps,
                   sd_image *img, double *seconds, const char *save_as, char **refusal) {
     sd_gen_params gp;
     sd_gen_params_init(&gp);
     jobs_apply_object(o->cf.params, &gp); /* size, negative prompt, rng, convention ... from the command line */
-    gp.prompt = o->prompt;
+    sd_lora *loras = NULL;                /* --lora files */
+    int nl = jobs_loras(o->cf.params, &loras), rc = 0;
+    if (nl == -2) { fprintf(stderr, "error: out of memory\n"); return -1; }
+    if (nl > 0) gp.loras = loras, gp.lora_count = nl;
+    gp.prompt = prompt;
     gp.seed = o->seed;
     gp.sampler = sampler;
     gp.scheduler = scheduler;
     if (cfg >= 0) gp.cfg_scale = cfg;
     gp.steps = steps;
-    if (refusal && sd_check_params(ctx, &gp) != SD_OK) {
-        if (!(*refusal = strdup(sd_last_error()))) { fprintf(stderr, "error: out of memory\n"); return -1; }
-        return 1;
-    }
     sd_result r;
-    double t0 = now_s();
-    if (sd_generate(ctx, &gp, NULL, NULL, &r) != SD_OK) {
-        fprintf(stderr, "error: %s, %d steps: %s\n", sampler, steps, sd_last_error());
-        return -1;
+    memset(&r, 0, sizeof r);
+    if (refusal && sd_check_params(ctx, &gp) != SD_OK) {
+        rc = (*refusal = strdup(sd_last_error())) ? 1 : -1;
+        if (rc < 0) fprintf(stderr, "error: out of memory\n");
+    } else {
+        double t0 = now_s();
+        if (sd_generate(ctx, &gp, NULL, NULL, &r) != SD_OK) {
+            fprintf(stderr, "error: %s, %d steps: %s\n", sampler, steps, sd_last_error());
+            rc = -1;
+        } else {
+            *seconds = now_s() - t0;
+            if (save_as && sd_save_png(save_as, &r.images[0], r.infotext[0], r.json[0], 1) != SD_OK) {
+                fprintf(stderr, "error: %s\n", sd_last_error());
+                rc = -1;
+            }
+            *img = r.images[0];
+            r.images[0].data = NULL;
+        }
     }
-    *seconds = now_s() - t0;
-    int rc = 0;
-    if (save_as && sd_save_png(save_as, &r.images[0], r.infotext[0], r.json[0], 1) != SD_OK) {
-        fprintf(stderr, "error: %s\n", sd_last_error());
-        rc = -1;
-    }
-    *img = r.images[0];
-    r.images[0].data = NULL;
     sd_result_free(&r);
+    free(loras);
     return rc;
 }
 
@@ -213,11 +263,11 @@ typedef struct cmp_run {
     const sd_model_info *mi;
     char ref_sampler[64], ref_sched[64];   /* ref_sched "": the model's default */
     int ref_steps;
-    int nsch, ncfg, rows, cols, ncells;
+    int nsch, ncfg, nvar, rows, cols, ncells;
     cmp_cell *cells;                       /* rows x cols */
-    sd_image *refs;                        /* one per cfg value */
+    sd_image *refs;                        /* one per prompt variant and cfg value: [variant * ncfg + k] */
     double *ref_secs;
-    char **row_labels;                     /* "sampler[\nscheduler][\ncfg X]" */
+    char **row_labels;                     /* "[variant\n]sampler[\nscheduler][\ncfg X]" */
     int cell_w, cell_h;
     grid_layout layout;
     int grid_w, grid_h;
@@ -240,12 +290,16 @@ static const char *cell_scheduler(const cmp_run *run, const cmp_cell *c) {
 }
 static double cell_cfg(const cmp_run *run, const cmp_cell *c) { return c->cfg >= 0 ? c->cfg : run->mi->default_cfg; }
 
-/* --cells: the file of the reference of cfg value k, and of a cell */
-static void ref_file(const cmp_opts *o, int k, char *buf, size_t cap) {
-    snprintf(buf, cap, "%s/reference-cfg%s.png", o->cells_dir, o->ncfg ? o->cfg_s[k] : "default");
+/* --cells: the file of the reference of prompt variant v and cfg value k, and of a cell ("-pN" only with variants) */
+static void ref_file(const cmp_opts *o, int v, int k, char *buf, size_t cap) {
+    char var[16] = "";
+    if (o->nprompts > 1) snprintf(var, sizeof var, "-p%d", v + 1);
+    snprintf(buf, cap, "%s/reference%s-cfg%s.png", o->cells_dir, var, o->ncfg ? o->cfg_s[k] : "default");
 }
-static void cell_file(const cmp_opts *o, int k, const char *sampler, const char *scheduler, int steps, char *buf, size_t cap) {
-    snprintf(buf, cap, "%s/%s-%s-cfg%s-%03d.png", o->cells_dir, sampler, scheduler ? scheduler : "default",
+static void cell_file(const cmp_opts *o, int v, int k, const char *sampler, const char *scheduler, int steps, char *buf, size_t cap) {
+    char var[16] = "";
+    if (o->nprompts > 1) snprintf(var, sizeof var, "p%d-", v + 1);
+    snprintf(buf, cap, "%s/%s%s-%s-cfg%s-%03d.png", o->cells_dir, var, sampler, scheduler ? scheduler : "default",
              o->ncfg ? o->cfg_s[k] : "default", steps);
 }
 
@@ -253,26 +307,31 @@ static void cell_file(const cmp_opts *o, int k, const char *sampler, const char 
 static int render_all(sd_ctx *ctx, cmp_run *run) {
     const cmp_opts *o = run->o;
     char save[4096];
-    int total = run->ncells + run->ncfg, done = 0;
+    int total = run->ncells + run->nvar * run->ncfg, done = 0;
     const char *rsch = run->ref_sched[0] ? run->ref_sched : NULL;
-    for (int k = 0; k < run->ncfg; k++) {
-        float cfg = o->ncfg ? o->cfg[k] : -1;
-        if (o->cells_dir) ref_file(o, k, save, sizeof save);
-        if (render(ctx, o, run->ref_sampler, rsch, cfg, run->ref_steps, &run->refs[k], &run->ref_secs[k], o->cells_dir ? save : NULL, NULL))
-            return -1;
-        if (!o->quiet)
-            fprintf(stderr, "[%d/%d] reference %s, %d steps: %.2f s\n", ++done, total, run->ref_sampler, run->ref_steps, run->ref_secs[k]);
-    }
+    for (int v = 0; v < run->nvar; v++)
+        for (int k = 0; k < run->ncfg; k++) {
+            float cfg = o->ncfg ? o->cfg[k] : -1;
+            int ri = v * run->ncfg + k;
+            if (o->cells_dir) ref_file(o, v, k, save, sizeof save);
+            if (render(ctx, o, o->prompts[v], run->ref_sampler, rsch, cfg, run->ref_steps, &run->refs[ri], &run->ref_secs[ri],
+                       o->cells_dir ? save : NULL, NULL))
+                return -1;
+            if (!o->quiet)
+                fprintf(stderr, "[%d/%d] reference %s, %d steps: %.2f s\n", ++done, total, run->ref_sampler, run->ref_steps, run->ref_secs[ri]);
+        }
+    int per_var = run->ncfg * o->nsamplers * run->nsch;
     for (int r = 0; r < run->rows; r++)
         for (int c = 0; c < run->cols; c++) {
             cmp_cell *cell = &run->cells[r * run->cols + c];
-            int k = r / (o->nsamplers * run->nsch);
+            int v = r / per_var, k = (r % per_var) / (o->nsamplers * run->nsch);
+            cell->variant = v;
             cell->cfg = o->ncfg ? o->cfg[k] : -1;
             cell->sampler = o->samplers[(r / run->nsch) % o->nsamplers];
             cell->scheduler = o->nschedulers ? o->schedulers[r % run->nsch] : NULL;
             cell->steps = o->steps[c];
-            if (o->cells_dir) cell_file(o, k, cell->sampler, cell->scheduler, cell->steps, save, sizeof save);
-            int rc = render(ctx, o, cell->sampler, cell->scheduler, cell->cfg, cell->steps, &cell->img, &cell->seconds,
+            if (o->cells_dir) cell_file(o, v, k, cell->sampler, cell->scheduler, cell->steps, save, sizeof save);
+            int rc = render(ctx, o, o->prompts[v], cell->sampler, cell->scheduler, cell->cfg, cell->steps, &cell->img, &cell->seconds,
                             o->cells_dir ? save : NULL, &cell->refused);
             if (rc < 0) return -1;
             if (rc > 0) { /* a blank cell: the grid still shows every other combination */
@@ -280,7 +339,7 @@ static int render_all(sd_ctx *ctx, cmp_run *run) {
                 if (!o->quiet) fprintf(stderr, "[%d/%d] skipped: %s\n", ++done, total, cell->refused);
                 continue;
             }
-            cell->rmse = metrics_rmse(&cell->img, &run->refs[k]);
+            cell->rmse = metrics_rmse(&cell->img, &run->refs[v * run->ncfg + k]);
             cell->psnr = metrics_psnr(cell->rmse);
             if (!o->quiet)
                 fprintf(stderr, "[%d/%d] %s %s cfg %g, %d steps: %.2f s, RMSE %.3f, PSNR %.2f dB\n", ++done, total,
@@ -351,8 +410,12 @@ static int write_tables(const cmp_run *run, const char *csv_path, const char *js
     cJSON_AddStringToObject(ref, "sampler", run->ref_sampler);
     cJSON_AddStringToObject(ref, "scheduler", run->ref_sched[0] ? run->ref_sched : run->mi->default_scheduler);
     cJSON_AddNumberToObject(ref, "steps", run->ref_steps);
-    cJSON *rsecs = cJSON_AddArrayToObject(ref, "seconds"); /* one per cfg value */
-    for (int k = 0; k < run->ncfg; k++) cJSON_AddItemToArray(rsecs, cJSON_CreateNumber(run->ref_secs[k]));
+    cJSON *rsecs = cJSON_AddArrayToObject(ref, "seconds"); /* one per prompt variant and cfg value */
+    for (int k = 0; k < run->nvar * run->ncfg; k++) cJSON_AddItemToArray(rsecs, cJSON_CreateNumber(run->ref_secs[k]));
+    if (o->nprompts > 1) {
+        cJSON *pv = cJSON_AddArrayToObject(root, "prompts");
+        for (int v = 0; v < o->nprompts; v++) cJSON_AddItemToArray(pv, cJSON_CreateString(o->prompts[v]));
+    }
     cJSON *gj = cJSON_AddObjectToObject(root, "grid");
     cJSON_AddStringToObject(gj, "file", o->out);
     cJSON_AddNumberToObject(gj, "width", run->grid_w);
@@ -364,7 +427,7 @@ static int write_tables(const cmp_run *run, const char *csv_path, const char *js
     cJSON *arr = cJSON_AddArrayToObject(root, "cells");
     size_t cap = 256 + (size_t)run->ncells * 200, n = 0;
     char *csv = malloc(cap);
-    if (csv) n = (size_t)snprintf(csv, cap, "sampler,scheduler,cfg,steps,seconds,rmse,psnr_db\n");
+    if (csv) n = (size_t)snprintf(csv, cap, "%ssampler,scheduler,cfg,steps,seconds,rmse,psnr_db\n", o->nprompts > 1 ? "prompt," : "");
     for (int i = 0; i < run->ncells; i++) {
         const cmp_cell *cl = &run->cells[i];
         int x, y;
@@ -372,8 +435,10 @@ static int write_tables(const cmp_run *run, const char *csv_path, const char *js
         cJSON *e = cJSON_CreateObject();
         cJSON_AddNumberToObject(e, "row", i / run->cols);
         cJSON_AddNumberToObject(e, "col", i % run->cols);
+        if (o->nprompts > 1) cJSON_AddNumberToObject(e, "prompt", cl->variant); /* index into "prompts" */
         cJSON_AddStringToObject(e, "sampler", cl->sampler);
         cJSON_AddStringToObject(e, "scheduler", cell_scheduler(run, cl));
+        if (csv && o->nprompts > 1) n += (size_t)snprintf(csv + n, cap - n, "%d,", cl->variant + 1);
         cJSON_AddNumberToObject(e, "cfg", cell_cfg(run, cl));
         cJSON_AddNumberToObject(e, "steps", cl->steps);
         cJSON_AddItemToObject(e, "seconds", num_or_null(cl->seconds));
@@ -447,22 +512,23 @@ static int write_chart(const cmp_run *run, const char *path) {
  * files of an interrupted earlier run into these names are removed. Returns 0 or -1 (printed). */
 static int check_outputs(const cmp_opts *o, const char *const *tables, int ntables) {
     int ncfg = o->ncfg ? o->ncfg : 1, nsch = o->nschedulers ? o->nschedulers : 1, rc = 0;
-    int cap = ntables + ncfg * (1 + o->nsamplers * nsch * o->nsteps), n = 0;
+    int cap = ntables + o->nprompts * ncfg * (1 + o->nsamplers * nsch * o->nsteps), n = 0;
     char **names = calloc((size_t)cap, sizeof *names), buf[4096];
     if (!names) { fprintf(stderr, "error: out of memory\n"); return -1; }
     for (int i = 0; i < ntables; i++) names[n++] = strdup(tables[i]);
     if (o->cells_dir) {
         if (outfiles_check_dir(o->cells_dir) != 0) rc = -1;
-        for (int k = 0; k < ncfg; k++) {
-            ref_file(o, k, buf, sizeof buf);
-            names[n++] = strdup(buf);
-            for (int s = 0; s < o->nsamplers; s++)
-                for (int h = 0; h < nsch; h++)
-                    for (int c = 0; c < o->nsteps; c++) {
-                        cell_file(o, k, o->samplers[s], o->nschedulers ? o->schedulers[h] : NULL, o->steps[c], buf, sizeof buf);
-                        names[n++] = strdup(buf);
-                    }
-        }
+        for (int v = 0; v < o->nprompts; v++)
+            for (int k = 0; k < ncfg; k++) {
+                ref_file(o, v, k, buf, sizeof buf);
+                names[n++] = strdup(buf);
+                for (int s = 0; s < o->nsamplers; s++)
+                    for (int h = 0; h < nsch; h++)
+                        for (int c = 0; c < o->nsteps; c++) {
+                            cell_file(o, v, k, o->samplers[s], o->nschedulers ? o->schedulers[h] : NULL, o->steps[c], buf, sizeof buf);
+                            names[n++] = strdup(buf);
+                        }
+            }
     }
     for (int i = 0; i < n && rc == 0; i++) {
         if (!names[i]) { fprintf(stderr, "error: out of memory\n"); rc = -1; }
@@ -477,7 +543,12 @@ static int check_outputs(const cmp_opts *o, const char *const *tables, int ntabl
 int cmd_compare(int argc, char **argv) {
     cmp_opts o;
     int rc = parse_args(argc, argv, &o);
-    if (rc) { for (int i = 0; i < 4; i++) free(o.storage[i]); cf_free(&o.cf); return rc == 2 ? 0 : 1; }
+    if (rc) {
+        for (int i = 0; i < 4; i++) free(o.storage[i]);
+        for (int i = 0; i < MAXL; i++) free(o.prompts[i]), free(o.variant_labels[i]);
+        cf_free(&o.cf);
+        return rc == 2 ? 0 : 1;
+    }
     rc = 1;
     sd_ctx *ctx = NULL;
     cmp_run run;
@@ -507,15 +578,16 @@ int cmd_compare(int argc, char **argv) {
     if (clikit_mkdirs_for(probe) != 0) { fprintf(stderr, "error: %s: cannot create: %s\n", o.cells_dir, strerror(errno)); goto out; }
     run.mi = sd_model(ctx);
 
-    /* rows: cfg (outer) x sampler x scheduler; columns: steps */
+    /* rows: prompt variant (outer) x cfg x sampler x scheduler; columns: steps */
     run.nsch = o.nschedulers ? o.nschedulers : 1;
     run.ncfg = o.ncfg ? o.ncfg : 1;
-    run.rows = run.ncfg * o.nsamplers * run.nsch;
+    run.nvar = o.nprompts;
+    run.rows = run.nvar * run.ncfg * o.nsamplers * run.nsch;
     run.cols = o.nsteps;
     run.ncells = run.rows * run.cols;
     run.cells = calloc((size_t)run.ncells, sizeof *run.cells);
-    run.refs = calloc((size_t)run.ncfg, sizeof *run.refs);
-    run.ref_secs = calloc((size_t)run.ncfg, sizeof *run.ref_secs);
+    run.refs = calloc((size_t)(run.nvar * run.ncfg), sizeof *run.refs);
+    run.ref_secs = calloc((size_t)(run.nvar * run.ncfg), sizeof *run.ref_secs);
     run.row_labels = calloc((size_t)run.rows, sizeof *run.row_labels);
     if (!run.cells || !run.refs || !run.ref_secs || !run.row_labels) { fprintf(stderr, "error: out of memory\n"); goto out; }
     if (render_all(ctx, &run) != 0) goto out;
@@ -523,7 +595,9 @@ int cmd_compare(int argc, char **argv) {
     for (int r = 0; r < run.rows; r++) {
         const cmp_cell *cl = &run.cells[r * run.cols];
         char buf[256];
-        int n = snprintf(buf, sizeof buf, "%s", cl->sampler);
+        int n = 0;
+        if (o.nprompts > 1) n = snprintf(buf, sizeof buf, "%s\n", o.variant_labels[cl->variant]);
+        n += snprintf(buf + n, sizeof buf - (size_t)n, "%s", cl->sampler);
         if (o.nschedulers) n += snprintf(buf + n, sizeof buf - (size_t)n, "\n%s", cl->scheduler);
         if (o.ncfg) snprintf(buf + n, sizeof buf - (size_t)n, "\ncfg %g", cl->cfg);
         if (!(run.row_labels[r] = strdup(buf))) { fprintf(stderr, "error: out of memory\n"); goto out; }
@@ -541,7 +615,7 @@ out:
         free(run.cells[i].img.data);
         free(run.cells[i].refused);
     }
-    for (int k = 0; run.refs && k < run.ncfg; k++) free(run.refs[k].data);
+    for (int k = 0; run.refs && k < run.nvar * run.ncfg; k++) free(run.refs[k].data);
     for (int r = 0; run.row_labels && r < run.rows; r++) free(run.row_labels[r]);
     free(run.cells);
     free(run.refs);
@@ -552,6 +626,7 @@ out:
     free(chart_path);
     if (ctx) sd_free(ctx);
     for (int i = 0; i < 4; i++) free(o.storage[i]);
+    for (int i = 0; i < MAXL; i++) free(o.prompts[i]), free(o.variant_labels[i]);
     cf_free(&o.cf);
     return rc;
 }

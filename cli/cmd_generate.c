@@ -64,10 +64,14 @@ static int is_seed_flag(const char *a) {
     return !strcmp(a, "-s") || !strcmp(a, "--seed") || !strncmp(a, "--seed=", 7);
 }
 
-/* The settings of the command line (over those of --from-png) into gp. Returns 0 or -1 (printed). */
-static int settings(const cJSON *params, sd_gen_params *gp) {
+/* The settings of the command line (over those of --from-png) into gp; *loras holds the --lora list (free it).
+ * Returns 0 or -1 (printed). */
+static int settings(const cJSON *params, sd_gen_params *gp, sd_lora **loras) {
     const cJSON *v;
     jobs_apply_object(params, gp);
+    int nl = jobs_loras(params, loras); /* --lora flags replace the PNG's files */
+    if (nl == -2) { fprintf(stderr, "error: out of memory\n"); return -1; }
+    if (nl >= 0) gp->loras = *loras, gp->lora_count = nl;
     if ((v = cJSON_GetObjectItemCaseSensitive(params, "prompt"))) gp->prompt = v->valuestring;
     if ((v = cJSON_GetObjectItemCaseSensitive(params, "seed"))) expand_parse_u64(v->valuestring, &gp->seed); /* checked */
     if ((v = cJSON_GetObjectItemCaseSensitive(params, "count"))) gp->batch_count = (int)v->valuedouble;
@@ -98,6 +102,7 @@ int cmd_generate(int argc, char **argv) {
     sd_ctx *ctx = NULL;
     sd_result res = {0};
     char **names = NULL;
+    sd_lora *loras = NULL;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v;
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) { usage(stdout); rc = 0; goto done; }
@@ -125,7 +130,7 @@ int cmd_generate(int argc, char **argv) {
         if (clikit_input_path(from_png, 0) != 0) goto done;
         if (sd_params_from_png(from_png, &gp, &png_store) != SD_OK) { fprintf(stderr, "error: %s\n", sd_last_error()); goto done; }
     }
-    if (settings(o.params, &gp) != 0) goto done;
+    if (settings(o.params, &gp, &loras) != 0) goto done;
     const cJSON *init_path = cJSON_GetObjectItemCaseSensitive(o.params, "init_image");
     const cJSON *mask_path = cJSON_GetObjectItemCaseSensitive(o.params, "mask");
     if (mask_path && !init_path) { fprintf(stderr, "error: --mask needs --init-img\n"); goto done; }
@@ -188,6 +193,7 @@ done:
     sd_image_free(&init);
     sd_image_free(&mask);
     free(png_store);
+    free(loras);
     cf_free(&o);
     return rc;
 }

@@ -83,6 +83,12 @@ static const cf_flag FLAGS[] = {
     {"--clip-skip-negative", NULL, NULL, "clip_skip_negative", S_PARAM, NULL, ALL, "N",
      {"clip skip of the negative prompt (default: none in the diffusers convention, --clip-skip in kdiffusion)"}},
     {"--batch-size", NULL, NULL, "batch_size", S_PARAM, NULL, GB, "N", {"latents per UNet call (consecutive seeds), 1..64"}},
+    {"--lora", NULL, NULL, "lora", S_PARAM, NULL, ALL, "PATH[:W[:U]]",
+     {"a LoRA / LyCORIS file, repeatable; W its strength (1), U the UNet's when it differs from the text encoders'"}},
+    {"--lora-model-dir", NULL, NULL, "lora_dir", S_PARAM, NULL, ALL, "DIR",
+     {"where the prompt's <lora:NAME:W> (or <lora:NAME:TE:UNET>) tags find NAME.safetensors"}},
+    {"--embd-dir", "--embedding-dir", NULL, "embedding_dir", S_PARAM, NULL, ALL, "DIR",
+     {"textual-inversion embeddings: DIR/NAME.safetensors is used where NAME appears in a prompt"}},
     {"--name-template", NULL, NULL, "output", S_PARAM, NULL, CF_BATCH, "T", {"output file name template (see below)"}},
 };
 #define NFLAGS ((int)(sizeof FLAGS / sizeof FLAGS[0]))
@@ -141,6 +147,14 @@ static int set_param(cJSON *params, const cf_flag *f, const char *spelled, const
         jobs_parse_size(item->valuestring, &w, &h);
         cJSON_Delete(item);
         if (put(params, "width", cJSON_CreateNumber(w)) != 0 || put(params, "height", cJSON_CreateNumber(h)) != 0) goto oom;
+        return 0;
+    }
+    cJSON *had = cJSON_GetObjectItemCaseSensitive(params, "lora");
+    if (!strcmp(f->key, "lora") && had) { /* repeatable: each --lora adds one */
+        cJSON *one = cJSON_DetachItemFromArray(item, 0);
+        cJSON_Delete(item);
+        if (!one) goto oom;
+        cJSON_AddItemToArray(had, one);
         return 0;
     }
     if (put(params, f->key, item) != 0) goto oom;

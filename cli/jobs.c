@@ -29,7 +29,9 @@ typedef enum ktype {
     KT_SCHEDULER,
     KT_PATH,      /* a readable file */
     KT_TILING,    /* -1, 0, 1 or a boolean */
-    KT_BOOL       /* 0, 1 or a boolean */
+    KT_BOOL,      /* 0, 1 or a boolean */
+    KT_DIR,       /* a readable folder */
+    KT_LORAS      /* LoRA files: "PATH[:W[:UNET_W]]" or {"path", "te", "unet"}, one or an array (stored as objects) */
 } ktype;
 
 typedef struct keydef {
@@ -74,6 +76,9 @@ static const keydef KEYS[] = {
     {"inpaint_fill", "masked_content", KT_ENUM, 0, 0, "original,fill,latent noise,latent nothing"},
     {"timestep_spacing", NULL, KT_ENUM, 0, 0, "leading,linspace,trailing"},
     {"clip_skip_negative", NULL, KT_INT, 0, 12, NULL},
+    {"lora", "loras", KT_LORAS, 0, 0, NULL},
+    {"lora_dir", NULL, KT_DIR, 0, 0, NULL},
+    {"embedding_dir", "embd_dir", KT_DIR, 0, 0, NULL},
     {"batch_size", NULL, KT_INT, 1, 64, NULL},
 };
 #define NKEYS ((int)(sizeof KEYS / sizeof KEYS[0]))
@@ -248,6 +253,62 @@ static int check_dim(int v, char *err, size_t cap, const char *what) {
     return 0;
 }
 
+/* stat, never open: opening a FIFO blocks until someone writes to it */
+static int readable(const char *path, int folder, char *err, size_t cap) {
+    struct stat sb;
+    if (stat(path, &sb) == 0 && (folder ? !S_ISDIR(sb.st_mode) : !S_ISREG(sb.st_mode))) {
+        snprintf(err, cap, "\"%s\" is not a %s", path, folder ? "folder" : "regular file");
+        return -1;
+    }
+    if (stat(path, &sb) != 0 || access(path, folder ? R_OK | X_OK : R_OK) != 0) {
+        snprintf(err, cap, "%s \"%s\" cannot be read", folder ? "folder" : "file", path);
+        return -1;
+    }
+    return 0;
+}
+
+/* One LoRA of a "lora" value, as the object {"path", "te", "unet"} (a new item), or NULL with err. */
+static cJSON *lora_entry(const cJSON *v, char *err, size_t cap) {
+    sd_lora l = {NULL, 1.0f, 1.0f};
+    char *copy = NULL;
+    if (cJSON_IsString(v)) {
+        if (!(copy = strdup(v->valuestring))) { snprintf(err, cap, "out of memory"); return NULL; }
+        if (sd_lora_parse(copy, &l) != SD_OK) { snprintf(err, cap, "\"%.60s\": no file given", v->valuestring); free(copy); return NULL; }
+    } else if (cJSON_IsObject(v)) {
+        const cJSON *p = cJSON_GetObjectItemCaseSensitive(v, "path"), *te = cJSON_GetObjectItemCaseSensitive(v, "te"),
+                    *un = cJSON_GetObjectItemCaseSensitive(v, "unet");
+        if (!cJSON_IsString(p) || (te && !cJSON_IsNumber(te)) || (un && !cJSON_IsNumber(un))) {
+            snprintf(err, cap, "a LoRA object needs \"path\" (a string) and may have numbers \"te\" and \"unet\"");
+            return NULL;
+        }
+        l.path = p->valuestring;
+        if (te) l.te_weight = l.unet_weight = (float)te->valuedouble;
+        if (un) l.unet_weight = (float)un->valuedouble;
+    } else {
+        snprintf(err, cap, "a LoRA is \"PATH[:WEIGHT[:UNET_WEIGHT]]\" or an object, not %s", json_type_name(v));
+        return NULL;
+    }
+    cJSON *o = NULL;
+    if (!isfinite(l.te_weight) || !isfinite(l.unet_weight) || fabsf(l.te_weight) > 1e4f || fabsf(l.unet_weight) > 1e4f)
+        snprintf(err, cap, "\"%s\": the strengths must be numbers within +-10000", l.path);
+    else if (readable(l.path, 0, err, cap) != 0) {
+        struct stat sb; /* "file:1:nan": a file with strengths that are no numbers */
+        for (char *c; copy && (c = strrchr(copy, ':'));) {
+            *c = 0;
+            if (stat(copy, &sb) == 0) {
+                snprintf(err, cap, "\"%s\": \"%s\" is not WEIGHT[:UNET_WEIGHT] (numbers)", copy, v->valuestring + (c - copy) + 1);
+                break;
+            }
+        }
+    } else if ((o = cJSON_CreateObject())) {
+        cJSON_AddStringToObject(o, "path", l.path);
+        cJSON_AddNumberToObject(o, "te", l.te_weight);
+        cJSON_AddNumberToObject(o, "unet", l.unet_weight);
+    }
+    free(copy);
+    return o;
+}
+
 /* Checks one value against its key; on success the (possibly converted) value to store is returned in *store
  * (a new item), or NULL for keys resolved elsewhere (seeds, size). */
 static int check_value(const keydef *k, const cJSON *v, const jobs_rules *rules, cJSON **store, char *err, size_t cap) {
@@ -267,20 +328,32 @@ static int check_value(const keydef *k, const cJSON *v, const jobs_rules *rules,
             while (isspace((unsigned char)*s)) s++;
             if (!*s) { snprintf(err, cap, "is empty"); return -1; }
         }
-        if (k->type == KT_PATH) {
-            /* stat, never open: opening a FIFO blocks until someone writes to it */
-            struct stat sb;
-            if (stat(v->valuestring, &sb) != 0 || access(v->valuestring, R_OK) != 0) {
-                snprintf(err, cap, "file \"%s\" cannot be read", v->valuestring);
-                return -1;
-            }
-            if (!S_ISREG(sb.st_mode)) {
-                snprintf(err, cap, "\"%s\" is not a regular file", v->valuestring);
-                return -1;
-            }
-        }
+        if (k->type == KT_PATH && readable(v->valuestring, 0, err, cap) != 0) return -1;
         *store = cJSON_CreateString(v->valuestring);
         return 0;
+    case KT_DIR:
+        if (!cJSON_IsString(v)) { snprintf(err, cap, "must be a string, not %s", json_type_name(v)); return -1; }
+        if (readable(v->valuestring, 1, err, cap) != 0) return -1;
+        *store = cJSON_CreateString(v->valuestring);
+        return 0;
+    case KT_LORAS: {
+        cJSON *all = cJSON_CreateArray();
+        if (!all) { snprintf(err, cap, "out of memory"); return -1; }
+        const cJSON *it;
+        if (cJSON_IsArray(v)) {
+            cJSON_ArrayForEach(it, v) {
+                cJSON *e = lora_entry(it, err, cap);
+                if (!e) { cJSON_Delete(all); return -1; }
+                cJSON_AddItemToArray(all, e);
+            }
+        } else {
+            cJSON *e = lora_entry(v, err, cap);
+            if (!e) { cJSON_Delete(all); return -1; }
+            cJSON_AddItemToArray(all, e);
+        }
+        *store = all;
+        return 0;
+    }
     case KT_INT:
     case KT_INT8:
     case KT_NUM:
@@ -668,6 +741,23 @@ void jobs_apply_object(const cJSON *obj, sd_gen_params *p) {
     p->inpaint_fill = jobs_str(job, "inpaint_fill", p->inpaint_fill);
     p->timestep_spacing = jobs_str(job, "timestep_spacing", p->timestep_spacing);
     p->clip_skip_negative = (int)jobs_num(job, "clip_skip_negative", p->clip_skip_negative);
+    p->lora_dir = jobs_str(job, "lora_dir", p->lora_dir);
+    p->embedding_dir = jobs_str(job, "embedding_dir", p->embedding_dir);
+}
+
+int jobs_loras(const cJSON *obj, sd_lora **out) {
+    const cJSON *a = cJSON_GetObjectItemCaseSensitive(obj, "lora"), *it;
+    int n = cJSON_IsArray(a) ? cJSON_GetArraySize(a) : 0, k = 0;
+    *out = NULL;
+    if (!n) return cJSON_IsArray(a) ? 0 : -1;
+    if (!(*out = calloc((size_t)n, sizeof **out))) return -2;
+    cJSON_ArrayForEach(it, a) { /* checked objects: path, te, unet */
+        (*out)[k].path = cJSON_GetObjectItemCaseSensitive(it, "path")->valuestring;
+        (*out)[k].te_weight = (float)cJSON_GetObjectItemCaseSensitive(it, "te")->valuedouble;
+        (*out)[k].unet_weight = (float)cJSON_GetObjectItemCaseSensitive(it, "unet")->valuedouble;
+        k++;
+    }
+    return k;
 }
 
 /* ---- command-line values ---- */

@@ -95,6 +95,11 @@ void jobs_apply(const jobs_job *job, sd_gen_params *p);
 /* The same from an object of checked values under canonical keys (a job's, or the command line's). */
 void jobs_apply_object(const cJSON *obj, sd_gen_params *p);
 
+/* The "lora" list of a job's (or the command line's) checked object as a malloc'd sd_lora array (paths point into
+ * obj): returns the count (0 for an empty list), -1 when obj names none (keep what p has: --from-png's), -2 when out
+ * of memory. The caller frees *out. */
+int jobs_loras(const cJSON *obj, sd_lora **out);
+
 /* Integer / number / string value of a key of the job (def when absent). */
 double jobs_num(const jobs_job *job, const char *key, double def);
 const char *jobs_str(const jobs_job *job, const char *key, const char *def);

@@ -180,6 +180,47 @@ expect_ok_file "generate takes batch's spellings (--sampler, --cfg, --negative, 
     "$SD" -m $M -p x --sampler euler --cfg 5 --negative blurry --size 48x32 --steps 1 -o "$T/spell.png"
 expect_ok "... and stores what they say" "Steps: 1, Sampler: Euler, Schedule type: Automatic, CFG scale: 5" "$SD" info "$T/spell.png"
 
+# LoRA and textual inversion: --lora, --lora-model-dir, --embd-dir in the three commands; errors name the file
+L=tests/golden/lora/loras
+E=tests/golden/lora/emb
+for f in "--lora PATH" "--lora-model-dir DIR" "--embd-dir, --embedding-dir DIR"; do
+    g=$("$SD" generate --help | grep -F -- "  $f"); b=$("$SD" batch --help | grep -F -- "  $f"); c=$("$SD" compare --help | grep -F -- "  $f")
+    if [ -n "$g" ] && [ "$g" = "$b" ] && [ "$g" = "$c" ]; then ok "help: \"$f\" alike in generate, batch and compare"
+    else bad "help: $f" "generate \"$g\", batch \"$b\", compare \"$c\""; fi
+done
+expect_ok_file "generate with a tag, a --lora file and an embedding" "$T/lora.png" \
+    "$SD" -m $M -p "a hexstyle circle <lora:sd1_kohya:0.8>" --lora-model-dir $L --lora $L/sd1_peft.safetensors:0.5:-1 --embd-dir $E \
+    --size 48x32 --steps 2 -o "$T/lora.png"
+expect_ok "... the PNG keeps the tag and A1111's hashes" "a hexstyle circle <lora:sd1_kohya:0.8>" "$SD" info "$T/lora.png"
+expect_ok "... Lora hashes" "Lora hashes: \"sd1_peft: " "$SD" info "$T/lora.png"
+expect_ok "... TI hashes" "TI hashes: \"hexstyle: " "$SD" info "$T/lora.png"
+expect_ok_file "--from-png resolves them again" "$T/lora2.png" "$SD" -m $M --from-png "$T/lora.png" --lora-model-dir $L --embd-dir $E -o "$T/lora2.png"
+cmp -s "$T/lora.png" "$T/lora2.png" && ok "... to the same picture" || bad "--from-png with LoRAs" "another picture"
+expect_ok "info on a LoRA" "LoRA adapter (kohya-ss / AUTOMATIC1111 layout), 61 modules" "$SD" info $L/sd1_kohya.safetensors
+expect_ok "info on a LoRA: its family" "family          SDXL" "$SD" info $L/sdxl_peft.safetensors
+expect_ok "info on an embedding" "textual-inversion embedding, used where \"hexstyle\" appears" "$SD" info $E/hexstyle.safetensors
+expect_no_output "generate: a tag without --lora-model-dir" "<lora:sd1_kohya:1>: no LoRA folder given (--lora-model-dir)" -m $M -p "x <lora:sd1_kohya:1>" --size 48x32
+expect_no_output "generate: a tag naming no file" "<lora:nope>: no nope.safetensors in $L" -m $M -p "x <lora:nope>" --lora-model-dir $L --size 48x32
+expect_no_output "generate: a LoRA of another family" "sdxl_kohya.safetensors: a LoRA for SDXL" -m $M -p x --lora $L/sdxl_kohya.safetensors --size 48x32
+expect_no_output "generate: --lora of a missing file, before loading" "--lora: file \"/nonexistent/x.safetensors\" cannot be read" -m $NOMODEL -p x --lora /nonexistent/x.safetensors
+expect_no_output "generate: --lora with a bad strength" "sd1_peft.safetensors\": \"1:nan\" is not WEIGHT[:UNET_WEIGHT]" -m $NOMODEL -p x --lora $L/sd1_peft.safetensors:1:nan
+expect_no_output "generate: --lora-model-dir not a folder" "--lora-model-dir: \"$L/sd1_peft.safetensors\" is not a folder" -m $NOMODEL -p x --lora-model-dir $L/sd1_peft.safetensors
+printf 'PK\003\004rest' >"$T/picklelora.pt"
+expect_no_output "generate: a pickled LoRA refused" "can execute arbitrary code" -m $M -p "x <lora:picklelora>" --lora-model-dir "$T" --size 48x32
+# compare: a cell per LoRA from {a|b} variants of the prompt; batch: per-job "lora" and tags
+expect_ok_file "compare: LoRA variants as rows" "$T/lcmp.png" "$SD" compare -m $M -p "x {|<lora:sd1_kohya:0.8>|<lora:sd1_peft>}" \
+    --lora-model-dir $L --samplers euler --steps 2 --size 48x32 --reference euler:4 -q -o "$T/lcmp.png"
+grep -q '^3,euler,' "$T/lcmp.csv" && [ "$(grep -c ',euler,' "$T/lcmp.csv")" = 3 ] && ok "compare: one row per variant" || bad "compare variants" "$(cat "$T/lcmp.csv")"
+"$SD" -m $M -p "x <lora:sd1_peft>" --lora-model-dir $L --sampler euler --steps 2 --size 48x32 -o "$T/alone.png" 2>/dev/null
+printf '{"prompt": "x", "lora": ["%s:0.7"], "seed": 42}\n{"prompt": "x <lora:sd1_peft>", "seed": 42}\n' "$L/sd1_kohya.safetensors" >"$T/loras.jsonl"
+"$SD" batch "$T/loras.jsonl" -m $M --lora-model-dir $L --sampler euler --steps 2 --size 48x32 -o "$T/lbatch" -q 2>"$T/err"
+[ $? = 0 ] && [ "$(ls "$T/lbatch"/*.png 2>/dev/null | wc -l)" = 2 ] && ok "batch: a LoRA per job (\"lora\" key, tags)" || bad "batch with LoRAs" "$(cat "$T/err")"
+cmp -s "$T/lbatch/00001-42-x-lora-sd1-peft.png" "$T/alone.png" && ok "batch: after another job's LoRA, a fresh process's picture" \
+    || bad "batch LoRA switching" "$(ls "$T/lbatch")"
+printf '{"prompt": "x", "lora": "/nonexistent/l.safetensors"}\n' >"$T/badlora.jsonl"
+expect_error "batch: a job's missing LoRA, before loading" "badlora.jsonl:1: \"lora\" file \"/nonexistent/l.safetensors\" cannot be read" \
+    "$SD" batch "$T/badlora.jsonl" -m $NOMODEL -o "$T/lbatch2"
+
 # without -m: the bundled demo model, found from any working directory (the build records the source folder)
 SDA=$(cd "$(dirname "$SD")" && pwd)/$(basename "$SD")
 expect_ok_file "generate without -m, elsewhere" "$T/demo.png" bash -c "cd '$T' && '$SDA' -p 'a small yellow ring on a black background, top left' --steps 4 -o demo.png"

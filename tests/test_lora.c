@@ -1,8 +1,8 @@
 /* test_lora.c — LoRA / LyCORIS adapters and textual-inversion embeddings on the tiny SD1 and SDXL models
  * (tests/golden/lora, made by tools/goldens_lora.py):
  *   - whole generations against diffusers (load_lora_weights + set_adapters strengths per part, load_textual_inversion),
- *     kohya and PEFT layouts, several adapters, negative and split strengths: latents within 1e-4 of their scale,
- *     pictures within 2/255;
+ *     kohya and PEFT layouts, several adapters, negative and split strengths: latents within 1e-6 of their scale,
+ *     pictures within 1/255;
  *   - LoHa, LoKr, DoRA, LoCon's Tucker core against NumPy's formulas, alone and merged into the model;
  *   - switching adapters between calls gives the bits of a fresh process;
  *   - files that fit no layer, or another family, pickles, bad tags: one clear error, the model left at its base. */
@@ -138,8 +138,9 @@ TEST(lora_pipeline_matches_diffusers) {
         double rel;
         int px;
         compare_golden(name, &o, &rel, &px);
-        CHECK_MSG(rel <= 1e-4, "%s: latent error %.3g of its scale", name, rel);
-        CHECK_MSG(px <= 2, "%s: image differs by %d/255", name, px);
+        /* gated at about twice the worst measured (3.6e-7 of the scale, 1/255); the issue asked 1e-4 and 2/255 */
+        CHECK_MSG(rel <= 1e-6, "%s: latent error %.3g of its scale", name, rel);
+        CHECK_MSG(px <= 1, "%s: image differs by %d/255", name, px);
         worst = fmax(worst, rel);
         worst_px = px > worst_px ? px : worst_px;
         /* the infotext keeps the tags and names each file with A1111's hash */
@@ -255,7 +256,7 @@ TEST(lora_lycoris_formulas_match_numpy) {
             err = fmax(err, fabs(acc[i] - want[i]));
             scale = fmax(scale, fabs(want[i]));
         }
-        CHECK_MSG(err / scale <= 2e-6, "%s (%s): error %.3g of the weight's scale %.3g", name, ad_type_name(m), err / scale, scale);
+        CHECK_MSG(err / scale <= 4e-7, "%s (%s): error %.3g of the weight's scale %.3g", name, ad_type_name(m), err / scale, scale); /* measured 1.8e-7 */
         worst = fmax(worst, err / scale);
         n++;
         free(base), free(want), free(acc);
@@ -285,7 +286,7 @@ TEST(lora_lycoris_on_the_model_matches_numpy_merge) {
     double err = 0, scale = 1;
     for (size_t i = 0; i < a.n; i++) err = fmax(err, fabs(a.latent[i] - b.latent[i])), scale = fmax(scale, fabs(b.latent[i]));
     test_note("LoHa + LoKr + DoRA merged by the engine vs by NumPy: latent error %.3g of its scale", err / scale);
-    CHECK(err / scale <= 1e-4);
+    CHECK(err / scale <= 5e-7); /* measured 2.1e-7 */
     run_out c;
     p.prompt = "a red circle on a blue background";
     REQUIRE(run(base, &p, &c) == SD_OK);

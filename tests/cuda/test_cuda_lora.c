@@ -1,7 +1,7 @@
 /* test_cuda_lora.c — LoRA adapters and textual-inversion embeddings on the CUDA backend (emulated in `make test`):
  * the merged weights reach the GPU through the same weight upload as loading, so a generation with a kohya LoRA
- * (LoCon conv included) and an embedding is held to what the CPU backend gives, at the f16 model tolerance of
- * test_cuda_models.c; and a LoRA switched off again leaves the GPU's weights as loaded (same bits). */
+ * (LoCon conv included), LoHa, LoKr, DoRA and an embedding is held to what the CPU backend gives (at about twice
+ * the emulator's measured f16 error, as test_cuda_models.c gates its cases); and a LoRA switched off again leaves the GPU's weights as loaded (same bits). */
 #include "../test.h"
 #include "../latent_capture.h"
 #include "../../core/error.h"
@@ -13,7 +13,7 @@
 #include <string.h>
 
 #define U16 0x1p-11
-#define MODEL_F16_U 32
+#define LORA_F16_U 1.5 /* about twice the emulator's measured 0.6 u (test_cuda_models.c's per-case policy) */
 
 typedef struct out {
     latent_capture cap;
@@ -73,8 +73,8 @@ TEST(cuda_model_lora_and_embedding) {
     for (size_t i = 0; i < (size_t)a.img.w * a.img.h * 3; i++) px = abs(a.img.data[i] - b.img.data[i]) > px ? abs(a.img.data[i] - b.img.data[i]) : px;
     test_note("LoRA (LoRA, LoCon, LoHa, LoKr, DoRA) + embedding on %s: latent vs cpu %.2e = %.1f u·|x|, image %d/255", cuda_test_platform(),
               err, err / (U16 * scale), px);
-    CHECK(err <= MODEL_F16_U * U16 * scale);
-    CHECK(px <= 3);
+    CHECK(err <= LORA_F16_U * U16 * scale);
+    CHECK(px <= 2); /* measured 1, the pipeline cases' bar */
     char msg[512] = "";
     CHECK_MSG(cuda_test_clean(msg, sizeof msg), "%s", msg);
     out_free(&a), out_free(&b);
