@@ -53,18 +53,34 @@ wsrc *wsrc_find(wsrc_set *s, const char *name) {
 
 size_t wsrc_numel(const wsrc *x) { return (size_t)x->w->out * x->w->in * x->w->kh * x->w->kw; }
 
+#define CHUNK 65536 /* elements per OpenMP task of the conversions: a merge converts hundreds of millions */
+
 /* The tensor's elements [first, first + n) as f32. */
 static void widen(const st_tensor *t, size_t first, size_t n, float *dst) {
     size_t es = st_dtype_size(t->dtype);
-    const unsigned char *p = (const unsigned char *)t->data + first * es;
-    for (size_t i = 0; i < n; i++, p += es) { /* file data may be unaligned: read through memcpy */
-        if (t->dtype == ST_F32) {
-            memcpy(&dst[i], p, 4);
-        } else {
-            uint16_t h;
-            memcpy(&h, p, 2);
-            dst[i] = t->dtype == ST_F16 ? f16_to_f32(h) : bf16_to_f32(h);
+    const unsigned char *base = (const unsigned char *)t->data + first * es;
+#pragma omp parallel for schedule(static) if (n > CHUNK)
+    for (size_t c = 0; c < n; c += CHUNK) {
+        size_t end = n - c < CHUNK ? n : c + CHUNK;
+        const unsigned char *p = base + c * es;
+        for (size_t i = c; i < end; i++, p += es) { /* file data may be unaligned: read through memcpy */
+            if (t->dtype == ST_F32) {
+                memcpy(&dst[i], p, 4);
+            } else {
+                uint16_t h;
+                memcpy(&h, p, 2);
+                dst[i] = t->dtype == ST_F16 ? f16_to_f32(h) : bf16_to_f32(h);
+            }
         }
+    }
+}
+
+static void narrow(const float *src, be_dtype type, uint16_t *dst, size_t n) {
+#pragma omp parallel for schedule(static) if (n > CHUNK)
+    for (size_t c = 0; c < n; c += CHUNK) {
+        size_t k = n - c < CHUNK ? n - c : CHUNK;
+        if (type == BE_F16) f32_to_f16_array(src + c, dst + c, k);
+        else f32_to_bf16_array(src + c, dst + c, k);
     }
 }
 
@@ -75,6 +91,7 @@ sd_status wsrc_read(const wsrc *x, float *dst) {
     if ((size_t)x->t.numel < (size_t)x->row0 * per_row + n)
         return err_fail(SD_ERR_MODEL, "%s: tensor \"%s\" is smaller than the weight \"%s\"", st_path(x->file), x->t.name, x->name);
     widen(&x->t, (size_t)x->row0 * per_row, n, dst);
+    st_release(x->file, &x->t); /* copied: the file's pages need not stay in the process's RSS */
     return SD_OK;
 }
 
@@ -110,7 +127,6 @@ sd_status wsrc_upload(wsrc *x, const float *data) {
     if (!data) { /* a reworked tensor (a row slice widened to f32): rebuild it the same way */
         if (!(f = malloc(n * sizeof *f))) return err_fail(SD_ERR_MEMORY, "out of memory restoring \"%s\"", x->name);
         if ((st = wsrc_read(x, f)) != SD_OK) { free(f); return st; }
-        st_release(x->file, &x->t);
         data = f;
     }
     if (x->type == BE_F32) {
@@ -119,8 +135,7 @@ sd_status wsrc_upload(wsrc *x, const float *data) {
         uint16_t *h = malloc(n * sizeof *h);
         if (!h) st = err_fail(SD_ERR_MEMORY, "out of memory for \"%s\"", x->name);
         else {
-            if (x->type == BE_F16) f32_to_f16_array(data, h, n);
-            else f32_to_bf16_array(data, h, n);
+            narrow(data, x->type, h, n);
             st = replace(x, x->type, h);
         }
         free(h);

@@ -41,7 +41,7 @@ wsrc *wsrc_at(wsrc_set *s, int i);
 wsrc *wsrc_find(wsrc_set *s, const char *name);
 /* Elements of the weight: out * in * kh * kw. */
 size_t wsrc_numel(const wsrc *x);
-/* The original weight as f32, PyTorch layout [out, in, kh, kw]. */
+/* The original weight as f32, PyTorch layout [out, in, kh, kw] (the file's pages are released after). */
 sd_status wsrc_read(const wsrc *x, float *dst);
 /* Replaces the backend's copy with `data` (f32, PyTorch layout, stored in x->type as the load stored the
  * original), or with the original itself when data is NULL. The old copy is freed only once the new one is in

@@ -167,9 +167,11 @@ static sd_status merge(lora_state *s, ad_file **files, const contrib *cv, int nc
                     break;
                 }
             }
-            st = wsrc_read(w, base);
-            if (st == SD_OK) memcpy(acc, base, n * sizeof *acc);
-            for (; k < nc && cv[k].target == w && st == SD_OK; k++) {
+            st = wsrc_read(w, acc);
+            int dora = 0; /* only DoRA reads the original beside the running sum */
+            for (int j = k; j < nc && cv[j].part == p && cv[j].target == w; j++) dora |= files[cv[j].file]->mod[cv[j].module].dora != NULL;
+            if (st == SD_OK && dora) memcpy(base, acc, n * sizeof *acc);
+            for (; k < nc && cv[k].part == p && cv[k].target == w && st == SD_OK; k++) {
                 const be_weight *bw = w->w;
                 st = ad_apply(files[cv[k].file], &files[cv[k].file]->mod[cv[k].module], base, bw->out, bw->in, bw->kh, bw->kw,
                               cv[k].strength, acc, scratch);

@@ -9,7 +9,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../core/safetensors.h"
 #include "../sd.h"
+#include "test.h"
 
 typedef struct {
     float *latent; /* malloc'd; the caller frees it */
@@ -25,6 +27,15 @@ static inline int latent_capture_fn(void *user, const sd_progress *p) {
         if (c->latent) memcpy(c->latent, p->latent, c->n * sizeof(float));
     }
     return 0;
+}
+
+/* The "latent" tensor of a golden file (tests/ relative path) as f32, malloc'd; NULL (and a test failure) if absent. */
+static inline float *latent_golden(const char *rel, int64_t *n) {
+    st_file *f;
+    if (st_open(test_path(rel), &f) != SD_OK) return NULL;
+    float *want = st_load_f32(f, "latent", n);
+    st_close(f);
+    return want;
 }
 
 #endif

@@ -26,6 +26,14 @@ static inline int model_copy_file(const char *src, const char *dst) {
     return ok ? 0 : -1;
 }
 
+/* A small file with this text (a fake pickle, a broken file). */
+static inline int model_write_text(const char *path, const char *text) {
+    FILE *f = fopen(path, "wb");
+    if (!f) return -1;
+    int ok = fputs(text, f) >= 0;
+    return fclose(f) == 0 && ok ? 0 : -1;
+}
+
 /* component: the folder name ("unet"); replace may be NULL. */
 static inline int model_copy_weights(const char *src, const char *dst, const char *component, const st_file *replace) {
     st_file *f;

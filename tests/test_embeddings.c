@@ -63,10 +63,7 @@ TEST(embedding_files_refused_with_reasons) {
     snprintf(path, sizeof path, "%s/xlstyle.safetensors", dir);
     REQUIRE(model_copy_file(test_path("golden/lora/emb_xl/hexstyle.safetensors"), path) == 0);
     snprintf(path, sizeof path, "%s/badpickle.pt", dir);
-    FILE *f = fopen(path, "wb");
-    REQUIRE(f);
-    fputs("\x80\x02 pickle", f);
-    fclose(f);
+    REQUIRE(model_write_text(path, "\x80\x02 pickle") == 0);
     snprintf(path, sizeof path, "%s/sub", dir);
     REQUIRE(mkdir(path, 0755) == 0);
     snprintf(path, sizeof path, "%s/sub/lorafile.safetensors", dir); /* subfolders count too (A1111 walks them) */

@@ -76,11 +76,8 @@ static sd_status run(sd_ctx *ctx, const sd_gen_params *p, run_out *o) {
 static void compare_golden(const char *name, const run_out *o, double *rel, int *px) {
     char path[512];
     snprintf(path, sizeof path, "golden/lora/%s.safetensors", name);
-    st_file *f;
-    REQUIRE(st_open(test_path(path), &f) == SD_OK);
     int64_t n;
-    float *want = st_load_f32(f, "latent", &n);
-    st_close(f);
+    float *want = latent_golden(path, &n);
     REQUIRE(want && (size_t)n == o->n);
     double err = 0, scale = 1;
     for (int64_t i = 0; i < n; i++) {
@@ -332,10 +329,7 @@ TEST(lora_errors_name_the_file_and_leave_the_base) {
         REQUIRE(model_copy_file(s, d) == 0);
     }
     snprintf(path, sizeof path, "%s/pickled.pt", dir);
-    FILE *f = fopen(path, "wb");
-    REQUIRE(f);
-    fputs("PK\x03\x04 not really", f);
-    fclose(f);
+    REQUIRE(model_write_text(path, "PK\x03\x04 not really") == 0);
     snprintf(path, sizeof path, "%s/notalora.safetensors", dir);
     REQUIRE(model_copy_file(test_path("golden/lora/emb/hexstyle.safetensors"), path) == 0);
     p.lora_dir = dir;

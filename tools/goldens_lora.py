@@ -229,6 +229,23 @@ def run(pipe, case, **extra):
     print(case["name"], "latent |max|", float(lat.abs().max()))
 
 
+def lora_cases(make_pipe, model, specs, prompt, seed0, encoders, cases):
+    """Each (name, [(file, te, unet)], tagged prompt, negative) on a fresh pipeline (diffusers' unload_lora_weights
+    leaves state behind), the strengths per part as set_adapters takes them; appends the case records."""
+    for k, (name, loras, tagged, negative) in enumerate(specs):
+        pipe = make_pipe()
+        names = []
+        for i, (f, te, un) in enumerate(loras):
+            pipe.load_lora_weights(os.path.join(LORAS, f + ".safetensors"), adapter_name="a%d" % i)
+            names.append("a%d" % i)
+        pipe.set_adapters(names, [dict({"unet": un}, **{e: te for e in encoders}) for _, te, un in loras])
+        print("  %d LoRA layers loaded" % check_loaded(pipe, [os.path.join(LORAS, f + ".safetensors") for f, _, _ in loras]))
+        case = {"name": name, "model": model, "prompt": tagged, "negative_prompt": negative, "seed": seed0 + k,
+                "steps": 4, "cfg": 5.0, "sampler": "euler_a", "width": W, "height": H, "mode": "txt2img"}
+        run(pipe, case, prompt=prompt, negative_prompt=negative)
+        cases.append(case)
+
+
 # ------------------------------------------------------------------------------------------ NumPy references
 
 def np_lora(up, down, mid=None):
@@ -386,18 +403,7 @@ def main():
         ("sd1_peft", [("sd1_peft", 1.0, 1.0)], "<lora:sd1_peft> " + prompt, None),
         ("sd1_two", [("sd1_kohya", 0.8, 0.8), ("sd1_peft", -0.6, -0.6)], prompt + " <lora:sd1_kohya:0.8> <lora:sd1_peft:-0.6>", neg),
     ]
-    for k, (name, loras, tagged, negative) in enumerate(sd1_cases):
-        pipe = sd1_pipe()  # a fresh pipeline per case: diffusers' unload_lora_weights leaves state behind
-        names = []
-        for i, (f, te, un) in enumerate(loras):
-            pipe.load_lora_weights(os.path.join(LORAS, f + ".safetensors"), adapter_name="a%d" % i)
-            names.append("a%d" % i)
-        pipe.set_adapters(names, [{"unet": un, "text_encoder": te} for _, te, un in loras])
-        print("  %d LoRA layers loaded" % check_loaded(pipe, [os.path.join(LORAS, f + ".safetensors") for f, _, _ in loras]))
-        case = {"name": name, "model": "sd1", "prompt": tagged, "negative_prompt": negative, "seed": 2000 + k,
-                "steps": 4, "cfg": 5.0, "sampler": "euler_a", "width": W, "height": H, "mode": "txt2img"}
-        run(pipe, case, prompt=prompt, negative_prompt=negative)
-        cases.append(case)
+    lora_cases(sd1_pipe, "sd1", sd1_cases, prompt, 2000, ("text_encoder",), cases)
     # textual inversion, SD 1.x: a 3-vector embedding in the prompt, a 1-vector one in the negative prompt
     pipe = sd1_pipe()
     g = rng(21)
@@ -436,18 +442,7 @@ def main():
                ("text_encoder_2", pipe.text_encoder_2, ["q_proj", "out_proj"])], 14)
     xl_cases = [("sdxl_kohya", [("sdxl_kohya", 0.9, 0.9)], prompt + " <lora:sdxl_kohya:0.9>", neg),
                 ("sdxl_peft_kohya", [("sdxl_peft", 1.0, 1.0), ("sdxl_kohya", 0.4, -0.7)], prompt + " <lora:sdxl_peft> <lora:sdxl_kohya:te=0.4:unet=-0.7>", neg)]
-    for k, (name, loras, tagged, negative) in enumerate(xl_cases):
-        pipe = sdxl_pipe()
-        names = []
-        for i, (f, te, un) in enumerate(loras):
-            pipe.load_lora_weights(os.path.join(LORAS, f + ".safetensors"), adapter_name="a%d" % i)
-            names.append("a%d" % i)
-        pipe.set_adapters(names, [{"unet": un, "text_encoder": te, "text_encoder_2": te} for _, te, un in loras])
-        print("  %d LoRA layers loaded" % check_loaded(pipe, [os.path.join(LORAS, f + ".safetensors") for f, _, _ in loras]))
-        case = {"name": name, "model": "sdxl", "prompt": tagged, "negative_prompt": negative, "seed": 2200 + k,
-                "steps": 4, "cfg": 5.0, "sampler": "euler_a", "width": W, "height": H, "mode": "txt2img"}
-        run(pipe, case, prompt=prompt, negative_prompt=negative)
-        cases.append(case)
+    lora_cases(sdxl_pipe, "sdxl", xl_cases, prompt, 2200, ("text_encoder", "text_encoder_2"), cases)
     # textual inversion, SDXL: clip_l + clip_g, two vectors
     pipe = sdxl_pipe()
     g = rng(22)

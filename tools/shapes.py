@@ -321,34 +321,31 @@ def score(results):
     return {k: sum(1 for s, c in results if s[k] == c[k]) / float(len(results)) for k in keys}
 
 
-def e2e_prompts(count=32):
-    """The fixed prompt × seed list of the end-to-end test: every shape, colour, position and size, and every
-    background, in a balanced cycle."""
+def _balanced_prompts(count, shape_at, size_period, position_step, seed_at):
+    """count (caption, seed) pairs cycling through every colour, each background the colour allows, both sizes
+    (switching every size_period prompts) and the positions (position_step apart)."""
     out = []
     pos = list(POSITIONS)
     cols = list(FG_COLOURS)
     for i in range(count):
         colour = cols[i % len(cols)]
         bgs = [b for b in BG_COLOURS if b != colour]
-        scene = {"size": ("small", "large")[(i // 5) % 2], "colour": colour, "shape": SHAPES[i % len(SHAPES)],
-                 "background": bgs[(i // len(cols) + i) % len(bgs)], "position": pos[i % len(pos)]}
-        out.append((caption(scene), 1 + 7 * i))
+        scene = {"size": ("small", "large")[(i // size_period) % 2], "colour": colour, "shape": shape_at(i),
+                 "background": bgs[(i // len(cols) + i) % len(bgs)], "position": pos[(position_step * i) % len(pos)]}
+        out.append((caption(scene), seed_at(i)))
     return out
+
+
+def e2e_prompts(count=32):
+    """The fixed prompt × seed list of the end-to-end test: every shape, colour, position and size, and every
+    background, in a balanced cycle."""
+    return _balanced_prompts(count, lambda i: SHAPES[i % len(SHAPES)], 5, 1, lambda i: 1 + 7 * i)
 
 
 def lora_prompts(count=24):
     """The fixed prompt × seed list the demo LoRA (samples/models/loras/cross.safetensors) is judged on: crosses of
     every colour, position and size, each background the colour allows."""
-    out = []
-    pos = list(POSITIONS)
-    cols = list(FG_COLOURS)
-    for i in range(count):
-        colour = cols[i % len(cols)]
-        bgs = [b for b in BG_COLOURS if b != colour]
-        scene = {"size": ("small", "large")[(i // 3) % 2], "colour": colour, "shape": "cross",
-                 "background": bgs[(i // len(cols) + i) % len(bgs)], "position": pos[(5 * i) % len(pos)]}
-        out.append((caption(scene), 3 + 11 * i))
-    return out
+    return _balanced_prompts(count, lambda i: "cross", 3, 5, lambda i: 3 + 11 * i)
 
 
 def write_golden(folder, count, seed):
