@@ -11,7 +11,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-#include "../core/safetensors.h"
 #include "../sd.h"
 #include "latent_capture.h"
 #include "test.h"
@@ -30,15 +29,13 @@ static inline int golden_result_compare(const char *dir, const char *name, const
     d->px = 0;
     d->size_ok = 0;
     snprintf(path, sizeof path, "%s/%s.safetensors", dir, name);
-    st_file *f;
-    if (st_open(test_path(path), &f) != SD_OK) {
+    int64_t n;
+    float *want = latent_golden(path, &n);
+    if (!want) {
         test_note("%s", sd_last_error());
         return -1;
     }
-    int64_t n;
-    float *want = st_load_f32(f, "latent", &n);
-    st_close(f);
-    if (!want || !cap->latent || (size_t)n != cap->n) {
+    if (!cap->latent || (size_t)n != cap->n) {
         test_note("%s: latent missing or of another size", name);
         free(want);
         return -1;
