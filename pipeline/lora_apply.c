@@ -202,7 +202,7 @@ sd_status lora_apply(sd_ctx *c, const lora_call *lc) {
         if (st == SD_OK) st = place(c, &lc->v[i], files[i], i, &cv, &nc);
     }
     if (st == SD_OK) {
-        qsort(cv, nc, sizeof *cv, by_target);
+        if (nc) qsort(cv, (size_t)nc, sizeof *cv, by_target); /* qsort must not get NULL, even for no elements */
         st = merge(s, files, cv, nc);
     }
     forget_applied(s);
