@@ -93,6 +93,24 @@ sd_status sd_lora_parse(char *spec, sd_lora *out);
 
 /* ---- generation ---- */
 
+/* ControlNet: a model that steers the layout from a control image (edges, silhouette, depth ...). */
+#define SD_MAX_CONTROLS 8
+
+typedef struct sd_control {
+    const char *model;          /* ControlNet .safetensors (original control_model.* names or diffusers names) or diffusers
+                                   folder; loaded on first use and kept by the context while calls name it */
+    const sd_image *image;      /* the control image, any size (fitted to the picture by `resize`) */
+    const char *image_name;     /* where the image came from, for the settings text (may be NULL) */
+    float strength;             /* conditioning scale (1) */
+    float start, end;           /* steered from the fraction `start` of the steps to `end` (0, 1) */
+    const char *preprocess;     /* NULL / "none": the image is the control map; "canny": its Canny edges */
+    float canny_low, canny_high;/* Canny hysteresis thresholds on the gradient (|dx| + |dy|, 8-bit scale): 100, 200 */
+    const char *resize;         /* "crop" (default, AUTOMATIC1111's Crop and Resize), "just-resize" (stretch), "fill" (fit
+                                   inside, the rest black) */
+} sd_control;
+
+void sd_control_init(sd_control *c);
+
 /* Longest prompt (and negative prompt) accepted, in bytes: ~400 CLIP windows, far beyond what a model attends to. */
 #define SD_PROMPT_MAX_BYTES 32768
 
@@ -131,6 +149,9 @@ typedef struct sd_gen_params {
     const char *lora_dir;           /* where a prompt's <lora:NAME:W> finds NAME.safetensors (NULL: tags are refused);
                                        <lora:NAME:TE:UNET> or te=/unet= give the two strengths apart, as in A1111 */
     const char *embedding_dir;      /* textual inversion: NAME.safetensors there is used where NAME appears in a prompt */
+    const sd_control *controls;     /* ControlNets steering the call (their residuals add up); NULL: none */
+    int control_count;              /* 0..SD_MAX_CONTROLS */
+    int control_guess_mode;         /* diffusers' guess mode: ControlNets see the prompt's half only, scaled 0.1 -> 1 */
 } sd_gen_params;
 
 void sd_gen_params_init(sd_gen_params *p);
@@ -176,7 +197,9 @@ sd_status sd_check_params(const sd_ctx *ctx, const sd_gen_params *p);
  * The file appears atomically; unless overwrite is set an existing file is an error and is kept. */
 sd_status sd_save_png(const char *path, const sd_image *img, const char *infotext, const char *json, int overwrite);
 
-/* Reads the settings stored by sd_save_png back into p (strings point into *storage: free it after use). */
+/* Reads the settings stored by sd_save_png back into p (strings point into *storage: free it after use). ControlNets
+ * come back with image NULL and image_name set: the caller loads the control images (from an AUTOMATIC1111 text
+ * alone, model is the name the extension wrote, not a path). */
 sd_status sd_params_from_png(const char *path, sd_gen_params *p, void **storage);
 
 /* `sd tokenize`: the token ids of each 77-token window of a prompt (weights and token strings when verbose),

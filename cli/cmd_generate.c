@@ -11,6 +11,7 @@
 #include "cli.h"
 #include "clikit.h"
 #include "common_flags.h"
+#include "control_flags.h"
 #include "expand.h"
 #include "jobs.h"
 #include "outfiles.h"
@@ -21,7 +22,9 @@ static void usage(FILE *out) {
             "\n"
             "      --from-png PATH            every setting of a PNG made by sd (or AUTOMATIC1111); the other flags override it\n");
     cf_help(out, CF_GENERATE);
-    fprintf(out, "\nsamplers (--sampling-method):\n");
+    fprintf(out, "\n");
+    cli_controls_help(out);
+    fprintf(out, "samplers (--sampling-method):\n");
     for (int i = 0; i < sd_sampler_count(); i++) {
         const char *d;
         const char *n = sd_sampler_name(i, &d);
@@ -103,6 +106,8 @@ int cmd_generate(int argc, char **argv) {
     sd_result res = {0};
     char **names = NULL;
     sd_lora *loras = NULL;
+    cli_controls controls;
+    cli_controls_init(&controls);
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v;
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) { usage(stdout); rc = 0; goto done; }
@@ -115,7 +120,10 @@ int cmd_generate(int argc, char **argv) {
             if (!eq) i++;
             continue;
         }
-        int r = cf_parse(argc, argv, &i, CF_GENERATE, &o);
+        int r = cli_control_parse(argc, argv, &i, &controls); /* repeatable per ControlNet: not in the shared table */
+        if (r < 0) goto done;
+        if (r == 1) continue;
+        r = cf_parse(argc, argv, &i, CF_GENERATE, &o);
         if (r < 0) goto done;
         if (r == 1) { if (is_seed_flag(a)) random_seed = 0; continue; }
         if (a[0] == '-') fprintf(stderr, "error: unknown option \"%s\" (try sd generate --help)\n", a);
@@ -160,6 +168,7 @@ int cmd_generate(int argc, char **argv) {
         if (sd_image_load(mask_path->valuestring, 1, &mask) != SD_OK) { fprintf(stderr, "error: %s\n", sd_last_error()); goto done; }
         gp.mask = &mask;
     }
+    if (cli_controls_finish(&controls, &gp) != 0) goto done;
     if (sd_load(&o.load, &ctx) != SD_OK) { fprintf(stderr, "error: %s\n", sd_last_error()); goto done; }
     if (sd_check_params(ctx, &gp) != SD_OK) { fprintf(stderr, "error: %s\n", sd_last_error()); goto done; }
     outfiles_clean_temps("", names, count); /* of an earlier run into these names that was interrupted */
@@ -192,6 +201,7 @@ done:
     sd_free(ctx);
     sd_image_free(&init);
     sd_image_free(&mask);
+    cli_controls_free(&controls);
     free(png_store);
     free(loras);
     cf_free(&o);

@@ -77,6 +77,8 @@ typedef struct gen {
     int has_known;
 
     double t_sample;                /* seconds in the sampler, over the groups */
+
+    struct gen_control *ctl;        /* control.c: the call's ControlNets (NULL: none) */
 } gen;
 
 /* generate.c */

@@ -8,6 +8,7 @@
 
 #include "../core/error.h"
 #include "embeddings.h"
+#include "control.h"
 #include "gen.h"
 #include "infotext.h"
 
@@ -56,6 +57,10 @@ static sd_status resolve(gen *g) {
         st = sched_img2img_start(&g->sc, g->steps, p->strength, &g->start_step);
         if (st != SD_OK) return st;
     }
+    if (p->control_count < 0 || p->control_count > SD_MAX_CONTROLS || (p->control_count && !p->controls))
+        return err_fail(SD_ERR_ARG, "%d ControlNets: at most %d", p->control_count, SD_MAX_CONTROLS);
+    for (int i = 0; i < p->control_count; i++)
+        if ((st = control_validate(&p->controls[i], i)) != SD_OK) return st;
     return SD_OK;
 }
 
@@ -153,7 +158,13 @@ static sd_status encode_prompts(gen *g) {
 static sd_status settings_text(gen *g, sd_result *r) {
     sd_ctx *c = g->c;
     const sd_gen_params *p = g->p;
-    infotext_ctx ic = {c->name, sd_model_hash(c), g->sampler, g->scheduler, g->W, g->H, g->steps, g->cfg, lora_hashes(c), emb_hashes(c)};
+    char labels[SD_MAX_CONTROLS][300];
+    const char *lp[SD_MAX_CONTROLS];
+    for (int i = 0; i < p->control_count && i < SD_MAX_CONTROLS; i++) {
+        control_label(g, i, labels[i], sizeof labels[i]);
+        lp[i] = labels[i];
+    }
+    infotext_ctx ic = {c->name, sd_model_hash(c), g->sampler, g->scheduler, g->W, g->H, g->steps, g->cfg, lora_hashes(c), emb_hashes(c), lp};
     for (int i = 0; i < g->total; i++) {
         r->seeds[i] = p->seed + (uint64_t)i;
         r->infotext[i] = infotext_a1111(p, &ic, r->seeds[i]);
@@ -186,6 +197,7 @@ sd_status sd_generate(sd_ctx *c, const sd_gen_params *p, sd_progress_fn progress
     if (st == SD_OK) st = encode_prompts(g);
     r->timings.text_encode = gen_now() - te;
     if (st == SD_OK && p->init_image) st = inpaint_plan_make(g, &g->ip);
+    if (st == SD_OK) st = control_resolve(g);
     if (st == SD_OK) {
         g->nchw = malloc((size_t)g->lc * g->h * g->w * sizeof(float));
         st = g->nchw ? guided_prepare(g, bs < total ? bs : total, &r->timings.peak_activation_bytes)
@@ -206,6 +218,7 @@ sd_status sd_generate(sd_ctx *c, const sd_gen_params *p, sd_progress_fn progress
     emb_end(c);
     guided_release(g);
     inpaint_plan_free(&g->ip);
+    control_release(g);
     free(g->nchw);
     free(g);
     if (st != SD_OK) sd_result_free(r);

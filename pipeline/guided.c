@@ -6,6 +6,7 @@
 
 #include "../core/error.h"
 #include "../scheduler/guidance.h"
+#include "control.h"
 #include "gen.h"
 
 static int batch_of(const gen *g, int B) { return g->use_cfg ? 2 * B : B; }
@@ -47,10 +48,12 @@ sd_status guided_prepare(gen *g, int B, size_t *peak) {
     /* measure: contexts + one UNet evaluation of the largest group */
     be_measure_begin(b);
     group_tensors(g, B);
+    control_group_tensors(g, B);
     be_tensor x = be_new(b, N, g->h, g->w, uc->in_channels), e = be_new(b, N, g->h, g->w, uc->out_channels);
     be_tensor ctx = g->ctx_t, pooled = g->pooled_t, tc = g->tcond_t;
     float ts[2 * GEN_MAX_GROUP] = {0};
-    unet_cond cond = {&ctx, g->cond.pooled ? &pooled : NULL, g->time_ids, uc->time_cond_dim ? &tc : NULL};
+    unet_cond cond = {&ctx, g->cond.pooled ? &pooled : NULL, g->time_ids, uc->time_cond_dim ? &tc : NULL, NULL};
+    control_apply(g, &x, NULL, ts, &cond);
     unet_forward(b, c->unet, &x, ts, &cond, &e);
     size_t need = be_measure_end(b);
     size_t vneed = 0; /* the encoder's arena when the VAE has its own backend (SDXL on CUDA) */
@@ -70,6 +73,7 @@ sd_status guided_upload(gen *g) {
     be *b = g->c->b;
     int B = g->B, N = batch_of(g, B);
     group_tensors(g, B);
+    control_group_tensors(g, B);
     size_t cs = (size_t)g->cond.tokens * g->cond.ctx_dim;
     float *host = malloc(N * cs * sizeof(float));
     if (!host) return err_fail(SD_ERR_MEMORY, "out of memory for the text context");
@@ -100,7 +104,8 @@ sd_status guided_upload(gen *g) {
         be_upload(b, &g->tcond_t, host);
     }
     free(host);
-    return be_status(b);
+    sd_status st = control_upload(g);
+    return st != SD_OK ? st : be_status(b);
 }
 
 sd_status guided_model(void *user, const float *x_in, float t, float *out) {
@@ -130,7 +135,8 @@ sd_status guided_model(void *user, const float *x_in, float t, float *out) {
     be_upload(b, &x, g->x_in_host);
     be_tensor ctx = be_view(g->ctx_t, N, 1, g->ctx_t.w, g->ctx_t.c), pooled = be_view(g->pooled_t, N, 1, 1, g->pooled_t.c);
     be_tensor tc = be_view(g->tcond_t, N, 1, 1, g->tcond_t.c);
-    unet_cond cond = {&ctx, g->pooled_t.data ? &pooled : NULL, g->time_ids, g->tcond_t.data ? &tc : NULL};
+    unet_cond cond = {&ctx, g->pooled_t.data ? &pooled : NULL, g->time_ids, g->tcond_t.data ? &tc : NULL, NULL};
+    control_apply(g, &x, x_in, ts, &cond); /* ControlNet residuals, when the call has ControlNets */
     unet_forward(b, c->unet, &x, ts, &cond, &e);
     be_download(b, &e, g->eps_host);
     be_release(b, mark);

@@ -11,6 +11,7 @@
 #include "../core/error.h"
 #include "../core/image.h"
 #include "../core/numparse.h"
+#include "control.h"
 
 static const struct { const char *ours, *a1111; } k_names[] = {
     {"euler_a", "Euler a"}, {"euler", "Euler"}, {"heun", "Heun"}, {"dpm2", "DPM2"}, {"dpm2_a", "DPM2 a"},
@@ -136,6 +137,13 @@ char *infotext_a1111(const sd_gen_params *p, const infotext_ctx *c, uint64_t see
     }
     if (c->lora_hashes) sb_kv(&b, "Lora hashes", c->lora_hashes);
     if (c->ti_hashes) sb_kv(&b, "TI hashes", c->ti_hashes);
+    for (int i = 0; i < p->control_count; i++) { /* as sd-webui-controlnet writes its units */
+        char key[32], *unit = control_text_unit(&p->controls[i], c->control_labels ? c->control_labels[i] : p->controls[i].model,
+                                                p->control_guess_mode, c->width < c->height ? c->width : c->height);
+        snprintf(key, sizeof key, "ControlNet %d", i);
+        if (unit) sb_kv(&b, key, unit);
+        free(unit);
+    }
     sb_kv(&b, "Version", "sd " SD_VERSION);
     return sb_done(&b);
 }
@@ -187,6 +195,7 @@ char *infotext_json(const sd_gen_params *p, const infotext_ctx *c, uint64_t seed
     if (c->ti_hashes) cJSON_AddStringToObject(j, "ti_hashes", c->ti_hashes);
     if (c->model_name) cJSON_AddStringToObject(j, "model", c->model_name);
     if (c->model_hash) cJSON_AddStringToObject(j, "model_hash", c->model_hash);
+    control_text_json(j, p->controls, p->control_count, p->control_guess_mode);
     cJSON_AddStringToObject(j, "version", SD_VERSION);
     char *s = cJSON_PrintUnformatted(j);
     cJSON_Delete(j);
@@ -287,6 +296,10 @@ static void *keep_bytes(strstore *s, size_t n) {
     return s->buf + at;
 }
 
+static const char *keep_cb(void *st, const char *t) { return keep(st, t); }
+/* The controls read back live at the start of the storage block (see sd_params_from_png). */
+static sd_control *stored_controls(strstore *st) { return (sd_control *)(void *)st->buf; }
+
 static const char *jstr(const cJSON *j, const char *k) {
     const cJSON *x = cJSON_GetObjectItemCaseSensitive(j, k);
     return cJSON_IsString(x) ? x->valuestring : NULL;
@@ -324,6 +337,8 @@ static sd_status from_json(const char *src, const char *text, sd_gen_params *p, 
         }
         p->loras = v;
     }
+    p->control_count = control_text_from_json(j, stored_controls(st), SD_MAX_CONTROLS, keep_cb, st, &p->control_guess_mode);
+    if (p->control_count) p->controls = stored_controls(st);
     cJSON_Delete(j);
     return rc;
 }
@@ -401,6 +416,10 @@ static sd_status from_a1111(const char *src, const char *text, sd_gen_params *p,
             snprintf(val, sizeof val, "%.*s", (int)(e - v < 4095 ? e - v : 4095), v);
             q = e;
         }
+        if (control_text_from_a1111(key, val, stored_controls(st), SD_MAX_CONTROLS, keep_cb, st, &p->control_count, &p->control_guess_mode)) {
+            p->controls = stored_controls(st);
+            continue;
+        }
         sd_status rc = a1111_pair(src, key, val, p, st);
         if (rc != SD_OK) return rc;
     }
@@ -414,7 +433,9 @@ sd_status infotext_params_from_text(const char *src, const char *json, const cha
     *storage = NULL;
     sd_gen_params_init(p);
     size_t total = (json ? strlen(json) : 0) + (a1111 ? strlen(a1111) : 0);
-    strstore s = {malloc(3 * total + 256), 0, 3 * total + 256}; /* strings, and the sd_lora array of a JSON "loras" */
+    /* one block: the sd_control array the settings may name, then the strings and the sd_lora array of a JSON "loras" */
+    size_t head = SD_MAX_CONTROLS * sizeof(sd_control);
+    strstore s = {malloc(head + 3 * total + 256), head, head + 3 * total + 256};
     if (!s.buf) return err_fail(SD_ERR_MEMORY, "%s: out of memory", src);
     char where[1200];
     snprintf(where, sizeof where, "%s (the \"%s\" text chunk)", src, json ? "sd" : "parameters");

@@ -12,6 +12,7 @@ typedef struct infotext_ctx {
     float cfg_scale;
     const char *lora_hashes;               /* "name: hash, ..." of the adapters used, or NULL */
     const char *ti_hashes;                 /* the same of the textual-inversion embeddings used */
+    const char *const *control_labels;     /* "name [hash]" of each ControlNet of the call (NULL: their paths) */
 } infotext_ctx;
 
 /* A1111 layout: prompt / "Negative prompt: ..." / "Steps: 20, Sampler: Euler a, ..." (malloc'd). */

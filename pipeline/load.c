@@ -12,6 +12,7 @@
 #include "../scheduler/sampler.h"
 #include "embeddings.h"
 #include "lora.h"
+#include "control.h"
 #include "pipeline.h"
 
 #ifndef SD_SOURCE_DIR
@@ -239,6 +240,7 @@ sd_status sd_load(const sd_load_params *p, sd_ctx **out) {
 void sd_free(sd_ctx *ctx) {
     if (!ctx) return;
     if (ctx->b) {
+        control_models_free(ctx);
         if (ctx->has_te) clip_free(ctx->b, &ctx->te);
         if (ctx->has_te2) clip_free(ctx->b, &ctx->te2);
         if (ctx->unet) unet_free(ctx->b, ctx->unet);

@@ -37,6 +37,7 @@ struct sd_ctx {
 
     struct lora_state *lora;             /* adapters: the base weights' sources and what is merged now (lora.h) */
     struct emb_state *emb;               /* textual-inversion embeddings of the current call (embeddings.h) */
+    struct control_model *controlnets[SD_MAX_CONTROLS]; /* ControlNets loaded for the calls (control_models.c) */
 };
 
 /* The VAE decode options of a generation with an h x w latent: vae_tiling > 0 exact bands, < 0 untiled, 0

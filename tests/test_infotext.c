@@ -8,7 +8,7 @@
 #include <stdlib.h>
 
 static infotext_ctx ictx(void) {
-    infotext_ctx c = {"v1-5-pruned-emaonly", "6ce0161689", "euler_a", "karras", 512, 768, 20, 7.0f, NULL, NULL};
+    infotext_ctx c = {"v1-5-pruned-emaonly", "6ce0161689", "euler_a", "karras", 512, 768, 20, 7.0f, NULL, NULL, NULL};
     return c;
 }
 

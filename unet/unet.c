@@ -26,6 +26,7 @@ struct unet_model {
     layer_resnet mid_res[2];
     layer_t2d mid_attn;
     be_weight norm_out_w, norm_out_b, conv_out_w, conv_out_b;
+    int encoder_only;                              /* a ControlNet's half: no up path, no output layers */
 };
 
 const unet_config *unet_get_config(const unet_model *u) { return &u->cfg; }
@@ -82,6 +83,7 @@ static sd_status load_all(be *b, wmap *m, unet_model *u) {
     TRY(layer_resnet_load(b, m, &u->mid_res[0], "mid_block.resnets.0", ch, ch, c->temb_dim, c->norm_groups, c->norm_eps));
     TRY(load_attn(b, m, &u->mid_attn, "mid_block.attentions.0", ch, c->ctx_dim, c->mid_heads, c->mid_depth, c->norm_groups));
     TRY(layer_resnet_load(b, m, &u->mid_res[1], "mid_block.resnets.1", ch, ch, c->temb_dim, c->norm_groups, c->norm_eps));
+    if (u->encoder_only) return SD_OK; /* the ControlNet's loader owns the rest of its file */
     for (int l = L - 1; l >= 0; l--) {
         unet_level *up = &u->up[l];
         int i = L - 1 - l, co = c->block_out[l];
@@ -113,11 +115,12 @@ static sd_status load_all(be *b, wmap *m, unet_model *u) {
     return SD_OK;
 }
 
-sd_status unet_load(be *b, wmap *m, const unet_config *cfg, unet_model **out) {
+static sd_status load_model(be *b, wmap *m, const unet_config *cfg, int encoder_only, unet_model **out) {
     *out = NULL;
     unet_model *u = calloc(1, sizeof *u);
     if (!u) return err_fail(SD_ERR_MEMORY, "out of memory");
     u->cfg = *cfg;
+    u->encoder_only = encoder_only;
     sd_status st = load_all(b, m, u);
     if (st != SD_OK) {
         err_prefix("UNet");
@@ -127,6 +130,9 @@ sd_status unet_load(be *b, wmap *m, const unet_config *cfg, unet_model **out) {
     *out = u;
     return SD_OK;
 }
+
+sd_status unet_load(be *b, wmap *m, const unet_config *cfg, unet_model **out) { return load_model(b, m, cfg, 0, out); }
+sd_status unet_load_encoder(be *b, wmap *m, const unet_config *cfg, unet_model **out) { return load_model(b, m, cfg, 1, out); }
 
 static void free_level(be *b, unet_level *lv) {
     for (int j = 0; j < UNET_MAX_LAYERS + 1; j++) {
@@ -235,20 +241,54 @@ static int check_inputs(be *b, const unet_model *u, const be_tensor *x, const fl
     return 1;
 }
 
-void unet_forward(be *b, const unet_model *u, const be_tensor *x, const float *ts, const unet_cond *c, be_tensor *out) {
-    if (!be_ok(b) || !check_inputs(b, u, x, ts, c, out)) return;
+int unet_skip_count(const unet_config *g) {
+    int n = 1 + g->levels - 1;
+    for (int l = 0; l < g->levels; l++) n += g->layers[l];
+    return n;
+}
+
+void unet_skip_shape(const unet_config *g, int i, int h, int w, int *sh, int *sw, int *sc) {
+    int k = 0, c = g->block_out[0];
+    for (int l = 0; l < g->levels && k < i; l++) {
+        c = g->block_out[l];
+        for (int j = 0; j < g->layers[l] && k < i; j++) k++;
+        if (k < i && l < g->levels - 1) {
+            k++;
+            h = (h + 1) / 2;
+            w = (w + 1) / 2;
+        }
+    }
+    *sh = h;
+    *sw = w;
+    *sc = c;
+}
+
+/* Adds a residual to rows [row0, row0 + r->n) of t. */
+static void add_rows(be *b, be_tensor *t, const be_tensor *r, int row0) {
+    if (r->n < 1 || row0 < 0 || row0 + r->n > t->n || r->h != t->h || r->w != t->w || r->c != t->c) {
+        be_set_error(b, SD_ERR_ARG, "unet_forward: ControlNet residual [%d,%d,%d,%d] at row %d does not fit the skip [%d,%d,%d,%d]", r->n, r->h,
+                     r->w, r->c, row0, t->n, t->h, t->w, t->c);
+        return;
+    }
+    be_tensor v = be_view(*t, r->n, t->h, t->w, t->c);
+    if (t->data) v.data = (char *)t->data + (size_t)row0 * t->h * t->w * t->c * b->elem_size;
+    be_add(b, &v, r, 1.0f, &v);
+}
+
+/* conv_in (+ hint), down blocks, mid block: temb, skips and the mid output in the arena (caller's mark). */
+static void encode(be *b, const unet_model *u, const be_tensor *x, const float *ts, const unet_cond *c, const be_tensor *hint,
+                   be_tensor *temb, be_tensor *skip, int *nskip, be_tensor *mid, int *lh, int *lw) {
     const unet_config *g = &u->cfg;
     const be_tensor *ctx = c->ctx;
     int N = x->n, L = g->levels;
-    size_t m0 = be_mark(b);
-    be_tensor temb = be_new(b, N, 1, 1, g->temb_dim);
-    time_embed(b, u, N, ts, c, &temb);
+    *temb = be_new(b, N, 1, 1, g->temb_dim);
+    time_embed(b, u, N, ts, c, temb);
 
     /* down: every output is kept as a skip for the way up */
-    be_tensor skip[1 + UNET_MAX_LEVELS * (UNET_MAX_LAYERS + 1)];
-    int ns = 0, lh[UNET_MAX_LEVELS], lw[UNET_MAX_LEVELS];
+    int ns = 0;
     be_tensor h = be_new(b, N, x->h, x->w, g->block_out[0]);
     be_conv2d(b, x, &u->conv_in_w, &u->conv_in_b, 1, 1, 1, &h);
+    if (hint) be_add(b, &h, hint, 1.0f, &h); /* ControlNet: the control image's embedding joins the latent's */
     skip[ns++] = h;
     for (int l = 0; l < L; l++) {
         const unet_level *d = &u->down[l];
@@ -256,7 +296,7 @@ void unet_forward(be *b, const unet_model *u, const be_tensor *x, const float *t
         lw[l] = h.w;
         for (int j = 0; j < d->n; j++) {
             be_tensor o = be_new(b, N, h.h, h.w, g->block_out[l]);
-            res_attn(b, &d->res[j], &d->attn[j], &h, &temb, ctx, &o);
+            res_attn(b, &d->res[j], &d->attn[j], &h, temb, ctx, &o);
             skip[ns++] = h = o;
         }
         if (d->has_sample) { /* 3x3, stride 2, pad 1: ceil(h / 2) */
@@ -267,15 +307,57 @@ void unet_forward(be *b, const unet_model *u, const be_tensor *x, const float *t
     }
 
     /* mid */
-    {
-        be_tensor o = be_new(b, N, h.h, h.w, h.c);
-        size_t mark = be_mark(b);
-        be_tensor r = be_new(b, N, h.h, h.w, h.c), a = be_new(b, N, h.h, h.w, h.c);
-        layer_resnet_forward(b, &u->mid_res[0], &h, &temb, &r);
-        layer_t2d_forward(b, &u->mid_attn, &r, ctx, &a);
-        layer_resnet_forward(b, &u->mid_res[1], &a, &temb, &o);
-        be_release(b, mark);
-        h = o;
+    be_tensor o = be_new(b, N, h.h, h.w, h.c);
+    size_t mark = be_mark(b);
+    be_tensor r = be_new(b, N, h.h, h.w, h.c), a = be_new(b, N, h.h, h.w, h.c);
+    layer_resnet_forward(b, &u->mid_res[0], &h, temb, &r);
+    layer_t2d_forward(b, &u->mid_attn, &r, ctx, &a);
+    layer_resnet_forward(b, &u->mid_res[1], &a, temb, &o);
+    be_release(b, mark);
+    *mid = o;
+    *nskip = ns;
+}
+
+void unet_encode(be *b, const unet_model *u, const be_tensor *x, const float *ts, const unet_cond *c, const be_tensor *hint,
+                 be_tensor *skips, be_tensor *mid) {
+    if (!be_ok(b)) return;
+    const unet_config *g = &u->cfg;
+    be_tensor fake = {0};
+    fake.n = x ? x->n : 0;
+    fake.h = x ? x->h : 0;
+    fake.w = x ? x->w : 0;
+    fake.c = g->out_channels;
+    if (!check_inputs(b, u, x, ts, c, &fake)) return;
+    if (c->control) { be_set_error(b, SD_ERR_ARG, "unet_encode: a ControlNet takes no ControlNet residuals"); return; }
+    if (hint && (hint->n != x->n || hint->h != x->h || hint->w != x->w || hint->c != g->block_out[0])) {
+        be_set_error(b, SD_ERR_ARG, "unet_encode: hint [%d,%d,%d,%d] for x [%d,%d,%d,%d] and %d channels", hint->n, hint->h, hint->w, hint->c,
+                     x->n, x->h, x->w, x->c, g->block_out[0]);
+        return;
+    }
+    be_tensor temb;
+    int ns, lh[UNET_MAX_LEVELS], lw[UNET_MAX_LEVELS];
+    encode(b, u, x, ts, c, hint, &temb, skips, &ns, mid, lh, lw);
+}
+
+void unet_forward(be *b, const unet_model *u, const be_tensor *x, const float *ts, const unet_cond *c, be_tensor *out) {
+    if (!be_ok(b) || !check_inputs(b, u, x, ts, c, out)) return;
+    const unet_config *g = &u->cfg;
+    if (u->encoder_only) { be_set_error(b, SD_ERR_ARG, "unet_forward: this model is a UNet's encoder half (a ControlNet)"); return; }
+    const be_tensor *ctx = c->ctx;
+    int N = x->n, L = g->levels;
+    size_t m0 = be_mark(b);
+    be_tensor temb, h, skip[1 + UNET_MAX_LEVELS * (UNET_MAX_LAYERS + 1)];
+    int ns, lh[UNET_MAX_LEVELS], lw[UNET_MAX_LEVELS];
+    encode(b, u, x, ts, c, NULL, &temb, skip, &ns, &h, lh, lw);
+    if (c->control) { /* ControlNet residuals join the skips (after the down path used them) and the mid output */
+        const unet_control *k = c->control;
+        if (k->count != ns || !k->down || !k->mid) {
+            be_set_error(b, SD_ERR_ARG, "unet_forward: %d ControlNet residuals for %d skip connections", k->count, ns);
+            be_release(b, m0);
+            return;
+        }
+        for (int i = 0; i < ns; i++) add_rows(b, &skip[i], &k->down[i], k->row0);
+        add_rows(b, &h, k->mid, k->row0);
     }
 
     /* up: outputs alternate between two buffers sized for the largest of them */

@@ -68,6 +68,8 @@ sd_status unet_config_from_file(const char *path, unet_config *cfg);
 /* Infers the config from the canonical (diffusers) names and shapes in m. Heads follow the family rules:
  * 1x1-conv projections (SD 1.x) -> 8 heads per level, linear projections (SD 2.x / SDXL) -> head dim 64. */
 sd_status unet_config_infer(const wmap *m, unet_config *cfg);
+/* The same for an encoder half (a ControlNet's copy: conv_in, time/add embedding, down and mid blocks). */
+sd_status unet_config_infer_encoder(const wmap *m, unet_config *cfg);
 /* Number of time ids an SDXL-style model expects per sample given the pooled width (6 base, 5 refiner). */
 int unet_config_n_time_ids(const unet_config *cfg, int pooled_dim);
 
@@ -95,6 +97,17 @@ sd_status unet_load(be *b, wmap *m, const unet_config *cfg, unet_model **out);
 void unet_free(be *b, unet_model *u);
 const unet_config *unet_get_config(const unet_model *u);
 
+/* ControlNet residuals (unet/controlnet.h computes them): added to the down path's skip connections, in the order
+ * the down path stores them (conv_in, then each resnet(+attention) and downsampler, level by level), and to the mid
+ * block's output, as diffusers' down_block_additional_residuals / mid_block_additional_residual. They apply to the
+ * UNet batch rows [row0, row0 + n) (guess mode steers only the prompt's half of a guided batch). */
+typedef struct unet_control {
+    int count;                      /* unet_skip_count(): one residual per skip connection */
+    const be_tensor *down;          /* [count], down[i] [n, h_i, w_i, c_i] as the skip it is added to */
+    const be_tensor *mid;           /* [n, h, w, block_out[levels - 1]] */
+    int row0;
+} unet_control;
+
 /* Conditioning of one forward. N = batch. */
 typedef struct unet_cond {
     const be_tensor *ctx;           /* [N, 1, T, ctx_dim] text context (required) */
@@ -102,6 +115,7 @@ typedef struct unet_cond {
     const float *time_ids;          /* SDXL: host, N x n_ids values (orig_h, orig_w, crop_top, crop_left,
                                        target_h, target_w; refiner: ..., aesthetic score); else NULL */
     const be_tensor *timestep_cond; /* LCM: [N, 1, 1, time_cond_dim] guidance embedding; NULL = none */
+    const unet_control *control;    /* ControlNet residuals; NULL = none */
 } unet_cond;
 
 /* eps (or v) prediction: x [N, h, w, in_channels] -> out [N, h, w, out_channels] (caller-allocated).
@@ -109,5 +123,18 @@ typedef struct unet_cond {
  * the way up, as diffusers does). Errors are recorded in the backend (check be_status). Works in
  * measure mode. */
 void unet_forward(be *b, const unet_model *u, const be_tensor *x, const float *timesteps, const unet_cond *c, be_tensor *out);
+
+/* ---- the encoder half (a ControlNet is this half of a UNet plus its own input and output layers) ---- */
+/* Loads conv_in, the time (and add) embedding, the down blocks and the mid block only; m must hold nothing else
+ * of a UNet (other tensors are left for the caller: wmap_unused lists them). */
+sd_status unet_load_encoder(be *b, wmap *m, const unet_config *cfg, unet_model **out);
+/* Number of skip connections of the down path, and the [h, w, c] of skip i for an h x w input. */
+int unet_skip_count(const unet_config *cfg);
+void unet_skip_shape(const unet_config *cfg, int i, int h, int w, int *sh, int *sw, int *sc);
+/* Runs conv_in (+ `hint` [N, h, w, block_out[0]] added to its output when not NULL), the down blocks and the
+ * mid block: skips[unet_skip_count()] and mid are allocated in the arena by this call (the caller releases
+ * them with its own mark). c->control must be NULL. */
+void unet_encode(be *b, const unet_model *u, const be_tensor *x, const float *timesteps, const unet_cond *c,
+                 const be_tensor *hint, be_tensor *skips, be_tensor *mid);
 
 #endif

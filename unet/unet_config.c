@@ -387,7 +387,7 @@ static sd_status infer_heads(int linear, int ch, const char *where, int *heads) 
     return SD_OK;
 }
 
-sd_status unet_config_infer(const wmap *m, unet_config *c) {
+static sd_status infer(const wmap *m, unet_config *c, int encoder_only) {
     config_defaults(c);
     for (int i = 0; i < wmap_count(m); i++) {
         const char *n = wmap_name(m, i);
@@ -401,9 +401,12 @@ sd_status unet_config_infer(const wmap *m, unet_config *c) {
     if (t->shape[2] != 3 || t->shape[3] != 3)
         return err_fail(SD_ERR_UNSUPPORTED, "UNet: conv_in kernel %lldx%lld (only 3x3)", (long long)t->shape[2], (long long)t->shape[3]);
     c->in_channels = (int)t->shape[1];
-    t = wmap_find(m, "conv_out.weight");
-    TRY(need(t, "conv_out.weight", 4));
-    c->out_channels = (int)t->shape[0];
+    c->out_channels = c->in_channels; /* an encoder half has no conv_out */
+    if (!encoder_only) {
+        t = wmap_find(m, "conv_out.weight");
+        TRY(need(t, "conv_out.weight", 4));
+        c->out_channels = (int)t->shape[0];
+    }
 
     int L = 0;
     while (L < UNET_MAX_LEVELS + 1 && findf(m, "down_blocks.%d.resnets.0.conv1.weight", L)) L++;
@@ -426,6 +429,10 @@ sd_status unet_config_infer(const wmap *m, unet_config *c) {
             snprintf(p, sizeof p, "down_blocks.%d.attentions.%d", l, j);
             c->down_depth[l][j] = depth_at(m, p);
             if (c->down_depth[l][j] && !first_attn) { first_attn = 1; snprintf(attn_prefix, sizeof attn_prefix, "%s", p); }
+        }
+        if (encoder_only) { /* no up path: mirror the down path so the per-level checks see the same attention */
+            for (int j = 0; j <= n; j++) c->up_depth[l][j] = c->down_depth[l][j < n ? j : n - 1];
+            continue;
         }
         int up = L - 1 - l, un = 0;
         while (un <= UNET_MAX_LAYERS + 1 && findf(m, "up_blocks.%d.resnets.%d.conv1.weight", up, un)) un++;
@@ -487,3 +494,6 @@ sd_status unet_config_infer(const wmap *m, unet_config *c) {
                            "give the model's config.json", c->block_out[l], l, c->norm_groups);
     return config_check(c, "UNet");
 }
+
+sd_status unet_config_infer(const wmap *m, unet_config *c) { return infer(m, c, 0); }
+sd_status unet_config_infer_encoder(const wmap *m, unet_config *c) { return infer(m, c, 1); }

@@ -81,7 +81,7 @@ static double unet_step(sd_ctx *c, int side, double *flops, size_t *arena) {
     for (int i = 0; i < 2 * h * w * 4; i++) xh[i] = (float)sin(i * 0.37);
     be_measure_begin(b);
     be_tensor x = be_new(b, 2, h, w, 4), e = be_new(b, 2, h, w, 4), ctx = be_new(b, 2, 1, 77, uc->ctx_dim);
-    unet_cond cond = {&ctx, NULL, NULL, NULL};
+    unet_cond cond = {.ctx = &ctx};
     double f0 = b->flops;
     unet_forward(b, c->unet, &x, ts, &cond, &e);
     *flops = b->flops - f0; /* measure mode counts the layer shapes without computing */
