@@ -230,11 +230,23 @@ static int render_group(batch_run *b, sd_ctx *ctx, const plan_image *const *todo
     gp.batch_count = n;
     gp.batch_size = n;
     if (job->nvseeds) gp.variation_seed = im->vseed;
-    sd_image init = {0}, mask = {0};
+    sd_image init = {0}, mask = {0}, cimg = {0};
     const char *init_path = jobs_str(job, "init_image", NULL), *mask_path = jobs_str(job, "mask", NULL);
+    char *ctl_path = plan_control_image(b->pl, im);
+    sd_control ctl;
     sd_status st = SD_OK;
     if (init_path && (st = sd_image_load(init_path, 3, &init)) == SD_OK) gp.init_image = &init;
     if (st == SD_OK && mask_path && (st = sd_image_load(mask_path, 1, &mask)) == SD_OK) gp.mask = &mask;
+    if (st == SD_OK && ctl_path && (st = sd_image_load(ctl_path, 3, &cimg)) == SD_OK) { /* this variation's control image */
+        sd_control_init(&ctl);
+        ctl.model = jobs_str(job, "control_net", NULL);
+        ctl.image = &cimg;
+        ctl.image_name = ctl_path;
+        ctl.strength = (float)jobs_num(job, "control_strength", 1.0);
+        ctl.preprocess = jobs_str(job, "control_preprocess", NULL);
+        gp.controls = &ctl;
+        gp.control_count = 1;
+    }
     sd_result r;
     memset(&r, 0, sizeof r);
     double t0 = now_s();
@@ -242,6 +254,8 @@ static int render_group(batch_run *b, sd_ctx *ctx, const plan_image *const *todo
     double dt = now_s() - t0;
     sd_image_free(&init);
     sd_image_free(&mask);
+    sd_image_free(&cimg);
+    free(ctl_path);
     free(prompt);
     free(loras);
     if (b->ps.tty && !b->o->cf.quiet) fprintf(stderr, "\r\033[K");

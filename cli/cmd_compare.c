@@ -17,6 +17,7 @@
 #include "clikit.h"
 #include "common_flags.h"
 #include "expand.h"
+#include "control_flags.h"
 #include "grid.h"
 #include "jobs.h"
 #include "metrics.h"
@@ -37,6 +38,7 @@ typedef struct cmp_opts {
     int cell_size, log_y, quiet;
     uint64_t seed;
     char *storage[4];
+    cli_controls ctl;       /* ControlNets steering every cell (the same flags as sd generate's) */
 } cmp_opts;
 
 typedef struct cmp_cell {
@@ -72,6 +74,8 @@ static void usage(FILE *out) {
             "      --cell-size N              cell width in the grid (default: the image width, grown to 128+ or shrunk to 256)\n"
             "      --log-y                    logarithmic error axis in the chart\n");
     cf_help(out, CF_COMPARE);
+    fprintf(out, "\n");
+    cli_controls_help(out);
 }
 
 /* A comma list of numbers, each checked as the job key `key` (the same rule as the single-valued flag). */
@@ -125,6 +129,7 @@ static int prompt_variants(cmp_opts *o) {
 
 static int parse_args(int argc, char **argv, cmp_opts *o) {
     memset(o, 0, sizeof *o);
+    cli_controls_init(&o->ctl);
     if (cf_init(&o->cf) != 0) return 1;
     o->reference = "dpm++2m:100";
     const char *samplers = "euler,euler_a,dpm++2m,ddim", *schedulers = NULL, *steps = "10,20,30", *cfg = NULL;
@@ -144,6 +149,8 @@ static int parse_args(int argc, char **argv, cmp_opts *o) {
         else if ((v = clikit_value(argc, argv, &i, NULL, "--cfg"))) cfg = v;
         else if ((v = clikit_value(argc, argv, &i, NULL, "--cell-size"))) {
             if (clikit_int(v, 16, 4096, &o->cell_size, "--cell-size") != 0) return 1;
+        } else if ((r = cli_control_parse(argc, argv, &i, &o->ctl)) != 0) {
+            if (r < 0) return 1;
         } else if (clikit_failed() || (r = cf_parse(argc, argv, &i, CF_COMPARE, &o->cf)) < 0) {
             return 1;
         } else if (r == 0) {
@@ -160,6 +167,9 @@ static int parse_args(int argc, char **argv, cmp_opts *o) {
     o->negative = n ? n->valuestring : NULL;
     if (prompt_variants(o) != 0) return 1;
     o->out = o->cf.output ? o->cf.output : "compare.png";
+    sd_gen_params tmp;
+    sd_gen_params_init(&tmp);
+    if (cli_controls_finish(&o->ctl, &tmp) != 0) return 1; /* control images read once, for every cell */
     o->quiet = o->cf.quiet;
     if (s) expand_parse_u64(s->valuestring, &o->seed); /* checked by the flag */
     else o->seed = jobs_library_rules()->default_seed; /* stated in the title and the table */
@@ -221,6 +231,13 @@ static int render(sd_ctx *ctx, const cmp_opts *o, const char *prompt, const char
     gp.scheduler = scheduler;
     if (cfg >= 0) gp.cfg_scale = cfg;
     gp.steps = steps;
+    gp.controls = o->ctl.loaded ? o->ctl.c : NULL;
+    gp.control_count = o->ctl.loaded;
+    gp.control_guess_mode = o->ctl.guess;
+    if (refusal && sd_check_params(ctx, &gp) != SD_OK) {
+        if (!(*refusal = strdup(sd_last_error()))) { fprintf(stderr, "error: out of memory\n"); return -1; }
+        return 1;
+    }
     sd_result r;
     memset(&r, 0, sizeof r);
     if (refusal && sd_check_params(ctx, &gp) != SD_OK) {
@@ -547,6 +564,7 @@ int cmd_compare(int argc, char **argv) {
         for (int i = 0; i < 4; i++) free(o.storage[i]);
         for (int i = 0; i < MAXL; i++) free(o.prompts[i]), free(o.variant_labels[i]);
         cf_free(&o.cf);
+        cli_controls_free(&o.ctl);
         return rc == 2 ? 0 : 1;
     }
     rc = 1;
@@ -628,5 +646,6 @@ out:
     for (int i = 0; i < 4; i++) free(o.storage[i]);
     for (int i = 0; i < MAXL; i++) free(o.prompts[i]), free(o.variant_labels[i]);
     cf_free(&o.cf);
+    cli_controls_free(&o.ctl);
     return rc;
 }

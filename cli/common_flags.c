@@ -90,6 +90,12 @@ static const cf_flag FLAGS[] = {
     {"--embd-dir", "--embedding-dir", NULL, "embedding_dir", S_PARAM, NULL, ALL, "DIR",
      {"textual-inversion embeddings: DIR/NAME.safetensors is used where NAME appears in a prompt"}},
     {"--name-template", NULL, NULL, "output", S_PARAM, NULL, CF_BATCH, "T", {"output file name template (see below)"}},
+    /* sd generate reads its repeatable ControlNet flags itself (control_flags.c); a batch takes one as job defaults */
+    {"--control-net", NULL, NULL, "control_net", S_PARAM, NULL, CF_BATCH, "PATH", {"ControlNet for every job (job key control_net)"}},
+    {"--control-image", NULL, NULL, "control_image", S_PARAM, NULL, CF_BATCH, "PATH",
+     {"its control image; {a.png|b.png} renders each (job key control_image)"}},
+    {"--control-strength", NULL, NULL, "control_strength", S_PARAM, NULL, CF_BATCH, "X", {"ControlNet conditioning scale 0..10 (default 1)"}},
+    {"--control-preprocess", NULL, NULL, "control_preprocess", S_PARAM, NULL, CF_BATCH, "P", {"none or canny (edges of the control image)"}},
 };
 #define NFLAGS ((int)(sizeof FLAGS / sizeof FLAGS[0]))
 

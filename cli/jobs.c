@@ -80,6 +80,11 @@ static const keydef KEYS[] = {
     {"lora_dir", NULL, KT_DIR, 0, 0, NULL},
     {"embedding_dir", "embd_dir", KT_DIR, 0, 0, NULL},
     {"batch_size", NULL, KT_INT, 1, 64, NULL},
+    /* ControlNet: a folder or file (checked when it loads); the image may be a {a.png|b.png} variation group */
+    {"control_net", NULL, KT_STR, 0, 0, NULL},
+    {"control_image", NULL, KT_STR, 0, 0, NULL},
+    {"control_strength", NULL, KT_NUM, 0, 10, NULL},
+    {"control_preprocess", NULL, KT_ENUM, 0, 0, "none,canny"},
 };
 #define NKEYS ((int)(sizeof KEYS / sizeof KEYS[0]))
 
@@ -579,6 +584,10 @@ static int build_job(const cJSON **L, const cJSON **D, int line, const char *whe
         }
         if (V[K("mask")] && !V[K("init_image")]) {
             jobs_error_add(errs, "%s: \"mask\" needs \"init_image\"", where);
+            bad++;
+        }
+        if (!V[K("control_net")] != !V[K("control_image")]) {
+            jobs_error_add(errs, "%s: \"control_net\" and \"control_image\" go together", where);
             bad++;
         }
         if (V[K("strength")] && !V[K("init_image")]) {

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "../sd.h"
 #include "expand.h"
@@ -160,11 +161,21 @@ void plan_free(plan *p) {
     for (int i = 0; i < p->count; i++) free(p->images[i].file);
     free(p->images);
     for (int j = 0; p->prompts && j < p->jobs->count; j++) expand_tmpl_free(p->prompts[j]);
+    for (int j = 0; p->controls && j < p->jobs->count; j++) expand_tmpl_free(p->controls[j]);
     free(p->prompts);
+    free(p->controls);
     memset(p, 0, sizeof *p);
 }
 
-char *plan_prompt(const plan *p, const plan_image *im) { return expand_nth(p->prompts[im->job], im->variation); }
+/* Variation a of a job: prompt expansion a % prompts, control image a / prompts. */
+char *plan_prompt(const plan *p, const plan_image *im) {
+    return expand_nth(p->prompts[im->job], im->variation % expand_count(p->prompts[im->job]));
+}
+
+char *plan_control_image(const plan *p, const plan_image *im) {
+    if (!p->controls || !p->controls[im->job]) return NULL;
+    return expand_nth(p->controls[im->job], im->variation / expand_count(p->prompts[im->job]));
+}
 
 static const plan_image *g_sort_images; /* qsort has no context argument in C11 */
 static int by_file(const void *a, const void *b) {
@@ -208,7 +219,8 @@ int plan_build(const jobs_list *jobs, const char *source, plan *out, jobs_errors
     memset(out, 0, sizeof *out);
     out->jobs = jobs;
     int errors0 = errs->total, cap = 0;
-    if (jobs->count && !(out->prompts = calloc((size_t)jobs->count, sizeof *out->prompts))) {
+    if (jobs->count && (!(out->prompts = calloc((size_t)jobs->count, sizeof *out->prompts)) ||
+                        !(out->controls = calloc((size_t)jobs->count, sizeof *out->controls)))) {
         jobs_error_add(errs, "%s: out of memory", source);
         return 1;
     }
@@ -219,7 +231,23 @@ int plan_build(const jobs_list *jobs, const char *source, plan *out, jobs_errors
             jobs_error_add(errs, "%s:%d: prompt: %s", source, job->line, err);
             continue;
         }
-        int nvars = expand_count(out->prompts[j]), nv = job->nvseeds ? job->nvseeds : 1;
+        const char *ctl = jobs_str(job, "control_image", NULL);
+        if (ctl && expand_parse(ctl, PLAN_MAX_IMAGES, &out->controls[j], err, sizeof err) != 0) {
+            jobs_error_add(errs, "%s:%d: control_image: %s", source, job->line, err);
+            continue;
+        }
+        int nprompts = expand_count(out->prompts[j]), ncontrols = ctl ? expand_count(out->controls[j]) : 1;
+        if ((long long)nprompts * ncontrols > PLAN_MAX_IMAGES) {
+            jobs_error_add(errs, "%s:%d: the batch passes %d images", source, job->line, PLAN_MAX_IMAGES);
+            break;
+        }
+        for (int k = 0; ctl && k < ncontrols; k++) { /* every control image must be readable before anything renders */
+            char *path = expand_nth(out->controls[j], k);
+            if (!path || access(path, R_OK) != 0)
+                jobs_error_add(errs, "%s:%d: control_image \"%s\" cannot be read", source, job->line, path ? path : "?");
+            free(path);
+        }
+        int nvars = nprompts * ncontrols, nv = job->nvseeds ? job->nvseeds : 1;
         long long add = (long long)nvars * nv * job->nseeds;
         if (out->count + add > PLAN_MAX_IMAGES) {
             jobs_error_add(errs, "%s:%d: the batch passes %d images", source, job->line, PLAN_MAX_IMAGES);
@@ -235,7 +263,7 @@ int plan_build(const jobs_list *jobs, const char *source, plan *out, jobs_errors
         /* one expansion at a time: only the names are kept */
         int n = 0;
         for (int a = 0; a < nvars; a++) {
-            char *prompt = expand_nth(out->prompts[j], a);
+            char *prompt = expand_nth(out->prompts[j], a % nprompts);
             int rc = -1;
             if (!prompt) jobs_error_add(errs, "%s: out of memory", source);
             else if (strlen(prompt) > SD_PROMPT_MAX_BYTES)
@@ -341,6 +369,13 @@ cJSON *plan_image_params(const plan *p, const plan_image *im) {
     free(prompt);
     if (!ps) { cJSON_Delete(o); return NULL; }
     cJSON_ReplaceItemInObjectCaseSensitive(o, "prompt", ps);
+    char *ctl = plan_control_image(p, im);
+    if (ctl) { /* the image's own control picture, not the job's group */
+        cJSON *cs = cJSON_CreateString(ctl);
+        free(ctl);
+        if (!cs) { cJSON_Delete(o); return NULL; }
+        cJSON_ReplaceItemInObjectCaseSensitive(o, "control_image", cs);
+    }
     cJSON_DeleteItemFromObjectCaseSensitive(o, "output");
     cJSON_DeleteItemFromObjectCaseSensitive(o, "name");
     cJSON_DeleteItemFromObjectCaseSensitive(o, "batch_size");

@@ -39,6 +39,8 @@ typedef struct plan {
     int count;
     const jobs_list *jobs;  /* the jobs it was built from (they must outlive it) */
     expand_tmpl **prompts;  /* per job: its prompt, parsed; expansions are made when asked for (plan_prompt) */
+    expand_tmpl **controls; /* per job: its "control_image" ({a.png|b.png} groups), or NULL; a job's variations are
+                               its prompt expansions for each control image (plan_control_image) */
 } plan;
 
 /* Expands every job (at most PLAN_MAX_IMAGES prompts a line); names every image; reports template errors and name collisions ("SOURCE:LINE: ...").
@@ -70,6 +72,8 @@ void plan_shard_range(int total, int index, int count, int *begin, int *end);
 
 /* The expanded prompt of an image, as a new string (free it); NULL when out of memory. */
 char *plan_prompt(const plan *p, const plan_image *im);
+/* The control image of an image (a new string), NULL when its job has none (or out of memory). */
+char *plan_control_image(const plan *p, const plan_image *im);
 
 /* The rendering parameters of one image as a new JSON object: the job's keys with the expanded prompt, the
  * seed and the variation seed; file naming keys ("output", "name", "batch_size") left out. NULL: out of memory. */

@@ -220,6 +220,25 @@ cmp -s "$T/lbatch/00001-42-x-lora-sd1-peft.png" "$T/alone.png" && ok "batch: aft
 printf '{"prompt": "x", "lora": "/nonexistent/l.safetensors"}\n' >"$T/badlora.jsonl"
 expect_error "batch: a job's missing LoRA, before loading" "badlora.jsonl:1: \"lora\" file \"/nonexistent/l.safetensors\" cannot be read" \
     "$SD" batch "$T/badlora.jsonl" -m $NOMODEL -o "$T/lbatch2"
+# ControlNet: flags per --control-net, the PNG records them, --from-png redoes them, errors name the flag or file
+C=tests/golden/controlnet
+expect_ok_file "controlnet: two ControlNets, canny on the second" "$T/cn.png" "$SD" -m $M -p "a red circle" -W 48 -H 32 --steps 2 \
+    --control-net $C/sd1_cn_a --control-image $C/control_a.png --control-strength 0.7 \
+    --control-net $C/sd1_cn_b --control-image $C/canny_shapes.png --canny --control-end 0.5 -o "$T/cn.png"
+expect_ok "controlnet: recorded as sd-webui-controlnet does" 'ControlNet 1: "Module: canny, Model: sd1_cn_b [' "$SD" info "$T/cn.png"
+expect_ok_file "controlnet: --from-png" "$T/cn2.png" "$SD" -m $M --from-png "$T/cn.png" -o "$T/cn2.png"
+cmp -s "$T/cn.png" "$T/cn2.png" && ok "controlnet: --from-png gives the same picture" || bad "controlnet: --from-png" "pictures differ"
+expect_no_output "controlnet: no control image" "has no --control-image" -m $M -p x -W 48 -H 32 --control-net $C/sd1_cn_a
+expect_no_output "controlnet: settings without a ControlNet" "without --control-net" -m $M -p x -W 48 -H 32 --control-strength 2
+expect_no_output "controlnet: strength out of range" "--control-strength 20" -m $M -p x --control-net $C/sd1_cn_a --control-image $C/control_a.png --control-strength 20
+expect_no_output "controlnet: unreadable control image" "nothere.png" -m $M -p x --control-net $C/sd1_cn_a --control-image "$T/nothere.png"
+expect_no_output "controlnet: another family's" "an SDXL ControlNet cannot steer sd1" -m $M -p x -W 48 -H 32 --control-net $C/sdxl_cn_a --control-image $C/control_a.png
+printf '{"prompt": "a {red|blue} circle", "control_net": "%s", "control_image": "{%s|%s}", "size": "48x32", "steps": 1}\n' \
+    "$C/sd1_cn_a" "$C/control_a.png" "$C/control_b.png" >"$T/cn.jsonl"
+expect_ok_file "controlnet: batch job with a group of control images" "$T/cnb/00003-42-a-blue-circle.png" "$SD" batch -m $M "$T/cn.jsonl" -o "$T/cnb" -q
+expect_ok "controlnet: the batch's last image has the second control image" "control_b.png" "$SD" info "$T/cnb/00003-42-a-blue-circle.png"
+expect_ok_file "controlnet: compare" "$T/cnc.png" "$SD" compare -m $M -p x --size 48x32 --samplers euler --steps 1,2 --reference euler:3 \
+    --control-net $C/sd1_cn_a --control-image $C/control_a.png -o "$T/cnc.png" -q
 
 # without -m: the bundled demo model, found from any working directory (the build records the source folder)
 SDA=$(cd "$(dirname "$SD")" && pwd)/$(basename "$SD")
