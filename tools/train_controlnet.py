@@ -147,14 +147,33 @@ def train(args):
     start, stats = 0, {}
     params = list(cn.parameters())
     ema = [p.detach().clone() for p in params]
-    opt = torch.optim.AdamW(params, lr=args.lr, weight_decay=0.0)
+    # the zero-initialised layers (the control image's last conv, the zero convolutions) start the product that
+    # carries the control signal at zero: a higher learning rate there shortens the wait before it takes effect
+    names = [n for n, _ in cn.named_parameters()]
+    zero = [p for n, p in zip(names, params) if n.startswith(("controlnet_down_blocks", "controlnet_mid_block",
+                                                              "controlnet_cond_embedding"))]
+    rest = [p for n, p in zip(names, params) if not n.startswith(("controlnet_down_blocks", "controlnet_mid_block",
+                                                                  "controlnet_cond_embedding"))]
+    # A probe (training only, never exported): a 1x1 conv that must read the silhouette, pooled to the latent grid,
+    # from the control image's embedding. Without it the embedding's zero-initialised last conv and the zero
+    # convolutions stay near zero together for hundreds of steps (a product of two small factors), and the
+    # ControlNet's output did not depend on the control image at all (equal loss with shuffled control images).
+    probe = torch.nn.Conv2d(cn.config.block_out_channels[0], 1, 1)
+    groups = [{"params": rest, "mult": 1.0}, {"params": zero, "mult": args.zero_lr_mult},
+              {"params": list(probe.parameters()), "mult": 1.0}]
+    opt = torch.optim.AdamW(groups, lr=args.lr, weight_decay=0.0)
     if os.path.exists(ckpt):
         ck = torch.load(ckpt)
         cn.load_state_dict(ck["live"])
-        opt.load_state_dict(ck["opt"])
+        if not args.fresh_optimizer:
+            opt.load_state_dict(ck["opt"])
         ema = ck["ema"]
         start, stats = ck["step"], ck["stats"]
-        log("resumed at step %d" % start)
+        log("resumed at step %d%s" % (start, " with a fresh optimiser" if args.fresh_optimizer else ""))
+    # each run of this phase is a segment of the recipe (the shipped model's are in its model card)
+    stats.setdefault("segments", []).append({"from_step": start, "schedule_steps": args.steps, "batch": args.batch,
+                                             "lr": args.lr, "zero_lr_mult": args.zero_lr_mult,
+                                             "fresh_optimizer": args.fresh_optimizer, "aux": args.aux})
     log("controlnet: %d parameters" % sum(p.numel() for p in params))
     betas = torch.linspace(0.00085 ** 0.5, 0.012 ** 0.5, 1000, dtype=torch.float32) ** 2
     ac = torch.cumprod(1 - betas, 0)
@@ -177,9 +196,10 @@ def train(args):
     run = stats.get("loss_avg")
     for step in range(start, n):
         rng = np.random.default_rng([args.seed, 99, step])
-        lr = args.lr * min(1.0, (step + 1) / 100) * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * step / n)))
+        warm = min(1.0, (step + 1) / 100, (step + 1 - start) / 50 if args.fresh_optimizer else 1.0)
+        lr = args.lr * warm * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * step / n)))
         for g in opt.param_groups:
-            g["lr"] = lr
+            g["lr"] = lr * g.get("mult", 1.0)
         idx = rng.integers(0, len(scenes), size=bs)
         ctx = encode(captions(scenes, idx, rng, args))
         cond = control_batch(data, idx, rng, args.p_edge)
@@ -200,12 +220,16 @@ def train(args):
             zt[bs - nterm:] = pure
             noise[bs - nterm:] = (pure - a[bs - nterm:] * z0[bs - nterm:]) / b[bs - nterm:]
         down, mid = cn(zt, t, ctx, cond, return_dict=False)
+        aux = torch.zeros(())
+        if args.aux:
+            target = F.avg_pool2d(data["sil"][idx].float().div(255)[:, None], 128 // 16)
+            aux = F.mse_loss(probe(cn.controlnet_cond_embedding(cond)), target)
         pred = unet(zt, t, ctx, down_block_additional_residuals=down, mid_block_additional_residual=mid).sample
         per = ((pred - noise) ** 2).mean(dim=(1, 2, 3))
         w = w_t[t].clone()
         if nterm:
             w[bs - nterm:] = 1.0 / snr[999]
-        loss = (per * w).mean()
+        loss = (per * w).mean() + args.aux * aux
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
@@ -217,8 +241,8 @@ def train(args):
         run = mse if run is None else 0.98 * run + 0.02 * mse
         if step % 25 == 0 or step == n - 1:
             el = time.time() - t0
-            log("step %d/%d  mse %.4f (avg %.4f)  lr %.2e  %.1f min, eta %.1f min"
-                % (step, n, mse, run, lr, el / 60, el / (step + 1 - start) * (n - step - 1) / 60))
+            log("step %d/%d  mse %.4f (avg %.4f)  probe %.4f  lr %.2e  %.1f min, eta %.1f min"
+                % (step, n, mse, run, float(aux), lr, el / 60, el / (step + 1 - start) * (n - step - 1) / 60))
         if (step + 1) % args.save_every == 0 or step == n - 1:
             stats = dict(stats, steps=step + 1, loss_avg=run, minutes=stats.get("minutes0", 0) + (time.time() - t0) / 60)
             torch.save({"live": cn.state_dict(), "opt": opt.state_dict(), "ema": ema, "step": step + 1,
@@ -383,6 +407,9 @@ def main():
     ap.add_argument("--p-neutral", type=float, default=0.5)
     ap.add_argument("--p-edge", type=float, default=0.4, help="share of edge maps among the control images")
     ap.add_argument("--save-every", type=int, default=100)
+    ap.add_argument("--zero-lr-mult", type=float, default=1.0, help="learning-rate factor of the zero-initialised layers")
+    ap.add_argument("--fresh-optimizer", action="store_true", help="resume the weights with a new optimiser")
+    ap.add_argument("--aux", type=float, default=0.0, help="weight of the silhouette probe on the control embedding")
     ap.add_argument("--eval-count", type=int, default=16)
     ap.add_argument("--eval-edges", action="store_true")
     ap.add_argument("--eval-live", action="store_true")
