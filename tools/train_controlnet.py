@@ -265,7 +265,7 @@ def load_trained(args, use_ema=True):
 
 
 def export(args):
-    cn, stats = load_trained(args)
+    cn, stats = load_trained(args, use_ema=not args.eval_live)
     cn.to(torch.float16).save_pretrained(args.out, safe_serialization=True)
     import diffusers
     import transformers
