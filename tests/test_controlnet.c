@@ -86,9 +86,10 @@ static void compare_case(sd_ctx *ctx, const cJSON *c, const sd_image *init, doub
         REQUIRE(ref.w == r.images[0].w && ref.h == r.images[0].h);
         int px = 0;
         for (size_t i = 0; i < (size_t)ref.w * ref.h * 3; i++) px = abs(ref.data[i] - r.images[0].data[i]) > px ? abs(ref.data[i] - r.images[0].data[i]) : px;
-        /* 1e-4 relative to the latent's scale, as the pipeline goldens (unscaled latents of random models are large) */
-        CHECK_MSG(err / scale <= 1e-4, "%s: latent max abs err %.3g (max |x| %.3g)", name, err, scale);
-        CHECK_MSG(px <= 2, "%s: image differs by %d/255", name, px);
+        /* 1e-6 of the latent's scale and 1/255, the pipeline goldens' bars (measured: 3.4e-7, 0/255; issue 20 asks
+         * 1e-4 and 2/255) */
+        CHECK_MSG(err / scale <= 1e-6, "%s: latent max abs err %.3g (max |x| %.3g)", name, err, scale);
+        CHECK_MSG(px <= 1, "%s: image differs by %d/255", name, px);
         *worst_rel = fmax(*worst_rel, err / scale);
         *worst_px = px > *worst_px ? px : *worst_px;
         free(want);

@@ -1,7 +1,7 @@
 /* test_cuda_controlnet.c — ControlNet generations (tests/golden/controlnet, diffusers' ControlNet pipelines on tiny
  * random models) on the CUDA backend against the CPU backend and diffusers: the ControlNet runs on the UNet's own
  * encoder code, so this checks that its extra pieces (control image embedding, zero convolutions, residual rows)
- * go through the backend contract. Tolerances as test_cuda_models.c's whole generations (f16 activations). */
+ * go through the backend contract. Bars at about twice what the emulator measures, as test_cuda_models.c's. */
 #include "../test.h"
 #include "../latent_capture.h"
 #include "../pipeline_case.h"
@@ -16,7 +16,7 @@
 #include <stdlib.h>
 
 #define U16 0x1p-11
-#define MODEL_F16_U 32
+#define MODEL_F16_U 2 /* about twice the emulator's measured 0.6 u (sd1_two) and 0.8 u (sdxl_guess) */
 
 static void run(const cJSON *c, sd_backend_kind kind, sd_image *img, latent_capture *cap) {
     char folder[1400];
@@ -97,7 +97,7 @@ static void controlnet_case(const char *name) {
               e16, e16 / (U16 * scale), e16g, d);
     CHECK_MSG(e16 <= MODEL_F16_U * U16 * scale, "latent vs cpu %.3g", e16);
     CHECK_MSG(e16g <= MODEL_F16_U * U16 * scale + 1e-4 * scale, "latent vs diffusers %.3g", e16g);
-    CHECK_MSG(d <= 3, "image differs from the CPU's by %d/255", d);
+    CHECK_MSG(d <= 2, "image differs from the CPU's by %d/255", d); /* measured 1 */
     char msg[512] = "";
     CHECK_MSG(cuda_test_clean(msg, sizeof msg), "%s", msg);
     free(want);
