@@ -61,7 +61,7 @@ $(BUILD)/tests/unit: $(TEST_OBJ) $(CLI_LIB_OBJ) $(BUILD)/libsd.a
 
 # Each run is label:MIN=command; MIN is how many test cases it must at least run (tests/run.sh): raise it when you
 # add tests, so that a test that is renamed away or deleted fails the run instead of dropping out silently.
-TEST_BINS := unit:212=$(BUILD)/tests/unit cli:149="tests/cli_test.sh $(BUILD)/sd" batch:41="tests/batch_test.sh $(BUILD)/sd build/cache/tiny-sd" \
+TEST_BINS := unit:221=$(BUILD)/tests/unit cli:161="tests/cli_test.sh $(BUILD)/sd" batch:41="tests/batch_test.sh $(BUILD)/sd build/cache/tiny-sd" \
              hostile:27="tests/hostile_test.sh $(BUILD)/sd"
 
 test: $(BUILD)/tests/unit sd
@@ -174,7 +174,7 @@ TEST_BINS += 'cuda-ops-inorder:14=CUDA_EMU_SCHED=inorder $(CUDA_EMU_BIN) cuda_op
              'cuda-ops-reverse:14=CUDA_EMU_SCHED=reverse $(CUDA_EMU_BIN) cuda_op_' \
              'cuda-ops-rand1:14=CUDA_EMU_SCHED=random CUDA_EMU_SEED=1 $(CUDA_EMU_BIN) cuda_op_' \
              'cuda-ops-rand2:14=CUDA_EMU_SCHED=random CUDA_EMU_SEED=2 $(CUDA_EMU_BIN) cuda_op_' \
-             'cuda-models:13=CUDA_EMU_SCHED=random CUDA_EMU_SEED=3 $(CUDA_EMU_BIN) cuda_model_'
+             'cuda-models:15=CUDA_EMU_SCHED=random CUDA_EMU_SEED=3 $(CUDA_EMU_BIN) cuda_model_'
 test: $(CUDA_EMU_BIN)
 
 -include $(CUDA_BE_OBJ:.o=.d) $(CUDA_EMU_BE_OBJ:.o=.d) $(CUDA_TEST_OBJ:.o=.d) $(BUILD)/tests/cuda/hooks_emu.d

@@ -1,9 +1,11 @@
 /* control_text.c — ControlNet settings in a picture's metadata: the "ControlNet N" entries of AUTOMATIC1111's
  * parameters line as the sd-webui-controlnet extension writes them, our JSON "controls" list, and both read back. */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "../core/numparse.h"
 #include "control.h"
 
 static const char *const k_resize[3][2] = {{"crop", "Crop and Resize"}, {"just-resize", "Just Resize"}, {"fill", "Resize and Fill"}};
@@ -45,9 +47,16 @@ void control_text_json(cJSON *j, const sd_control *c, int n, int guess) {
     if (guess) cJSON_AddBoolToObject(j, "control_guess_mode", 1);
 }
 
+/* A stored number; one that is not a number or too large for a float reads as NaN, which the call's checks
+ * (control_image.c) then refuse by name: converting it to float would be undefined. */
 static float num(const cJSON *o, const char *k, float def) {
     const cJSON *x = cJSON_GetObjectItemCaseSensitive(o, k);
-    return cJSON_IsNumber(x) ? (float)x->valuedouble : def;
+    if (!x || cJSON_IsNull(x)) return def;
+    return cJSON_IsNumber(x) && fabs(x->valuedouble) <= 1e6 ? (float)x->valuedouble : NAN;
+}
+static float num_text(const char *x) {
+    double d;
+    return num_parse_double(x, -1e6, 1e6, &d) ? NAN : (float)d;
 }
 
 int control_text_from_json(const cJSON *j, sd_control *out, int max, control_keep_fn keep, void *st, int *guess) {
@@ -95,11 +104,11 @@ int control_text_from_a1111(const char *key, const char *val, sd_control *out, i
             char *br = strstr(x, " [");
             if (br) *br = 0; /* "name [hash]": the name; a path must come from the command line */
             c->model = keep(st, x);
-        } else if (!strcmp(k, "Weight")) c->strength = (float)atof(x);
-        else if (!strcmp(k, "Guidance Start")) c->start = (float)atof(x);
-        else if (!strcmp(k, "Guidance End")) c->end = (float)atof(x);
-        else if (!strcmp(k, "Threshold A")) c->canny_low = (float)atof(x);
-        else if (!strcmp(k, "Threshold B")) c->canny_high = (float)atof(x);
+        } else if (!strcmp(k, "Weight")) c->strength = num_text(x);
+        else if (!strcmp(k, "Guidance Start")) c->start = num_text(x);
+        else if (!strcmp(k, "Guidance End")) c->end = num_text(x);
+        else if (!strcmp(k, "Threshold A")) c->canny_low = num_text(x);
+        else if (!strcmp(k, "Threshold B")) c->canny_high = num_text(x);
         else if (!strcmp(k, "Resize Mode")) {
             for (int i = 0; i < 3; i++)
                 if (!strcmp(x, k_resize[i][1])) c->resize = k_resize[i][0];

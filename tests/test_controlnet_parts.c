@@ -6,6 +6,7 @@
 #include "../core/fileio.h"
 #include "../kernels/backend.h"
 #include "../pipeline/control.h"
+#include "../pipeline/infotext.h"
 #include "../sd.h"
 #include "../unet/controlnet.h"
 
@@ -289,6 +290,38 @@ TEST(controlnet_settings_text_round_trip) {
     CHECK(!strcmp(q.controls[1].resize, "fill") && q.control_guess_mode == 1 && q.steps == 2);
     free(store);
     sd_result_free(&r);
+    sd_image_free(&img);
+    sd_free(ctx);
+}
+
+TEST(controlnet_stored_numbers_out_of_range_are_refused) {
+    /* a number a float cannot hold, or not a number, in a picture's ControlNet settings reads as NaN (its conversion
+     * would be undefined) and the call's check refuses it by name; in range values come back as they were */
+    static const char *bad[] = {
+        "x\nSteps: 2, Seed: 1, ControlNet 0: \"Module: none, Model: m, Weight: 1e999\"",
+        "x\nSteps: 2, Seed: 1, ControlNet 0: \"Module: none, Model: m, Weight: abc\"",
+        "x\nSteps: 2, Seed: 1, ControlNet 0: \"Module: canny, Model: m, Threshold A: -1e300\"",
+    };
+    static const char *bad_json[] = {
+        "{\"prompt\": \"x\", \"controls\": [{\"model\": \"m\", \"strength\": 1e300}]}",
+        "{\"prompt\": \"x\", \"controls\": [{\"model\": \"m\", \"end\": \"1\"}]}",
+    };
+    sd_ctx *ctx = test_load_model(test_path("golden/pipeline/sd1"));
+    sd_image img;
+    REQUIRE(sd_image_load(test_path("golden/controlnet/control_b.png"), 3, &img) == SD_OK);
+    for (int i = 0; i < 5; i++) {
+        sd_gen_params q;
+        void *store;
+        const char *a1111 = i < 3 ? bad[i] : NULL, *json = i < 3 ? NULL : bad_json[i - 3];
+        REQUIRE_MSG(infotext_params_from_text("img.png", json, a1111, &q, &store) == SD_OK, "%d: %s", i, sd_last_error());
+        REQUIRE(q.control_count == 1);
+        sd_control c = q.controls[0];
+        c.image = &img;
+        q.controls = &c;
+        CHECK_MSG(sd_check_params(ctx, &q) == SD_ERR_ARG, "case %d accepted", i);
+        CHECK_MSG(strstr(sd_last_error(), "ControlNet 0"), "%d: %s", i, sd_last_error());
+        free(store);
+    }
     sd_image_free(&img);
     sd_free(ctx);
 }
