@@ -61,7 +61,7 @@ $(BUILD)/tests/unit: $(TEST_OBJ) $(CLI_LIB_OBJ) $(BUILD)/libsd.a
 
 # Each run is label:MIN=command; MIN is how many test cases it must at least run (tests/run.sh): raise it when you
 # add tests, so that a test that is renamed away or deleted fails the run instead of dropping out silently.
-TEST_BINS := unit:221=$(BUILD)/tests/unit cli:161="tests/cli_test.sh $(BUILD)/sd" batch:41="tests/batch_test.sh $(BUILD)/sd build/cache/tiny-sd" \
+TEST_BINS := unit:221=$(BUILD)/tests/unit cli:161="tests/cli_test.sh $(BUILD)/sd" batch:52="tests/batch_test.sh $(BUILD)/sd build/cache/tiny-sd" \
              hostile:27="tests/hostile_test.sh $(BUILD)/sd"
 
 test: $(BUILD)/tests/unit sd

@@ -6,6 +6,7 @@ int cmd_info(int argc, char **argv);
 int cmd_generate(int argc, char **argv);
 int cmd_tokenize(int argc, char **argv);
 int cmd_batch(int argc, char **argv);   /* cmd_batch.c */
+int cmd_batch_merge(int argc, char **argv); /* cmd_batch_merge.c: sd batch merge */
 int cmd_compare(int argc, char **argv); /* cmd_compare.c */
 
 #endif

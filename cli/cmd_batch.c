@@ -19,9 +19,9 @@
 #include "manifest.h"
 #include "outfiles.h"
 #include "plan.h"
+#include "sheet.h"
 
 #define JOBS_FILE_LIMIT (64u << 20)
-#define SHEET_MAX 400
 
 typedef struct batch_opts {
     const char *jobs_path, *out_dir, *sheet, *shard, *format;
@@ -47,7 +47,8 @@ static void usage(FILE *out) {
             "\n"
             "Model, output and generation defaults (a job line overrides each):\n");
     cf_help(out, CF_BATCH);
-    fprintf(out, "\nJob keys: the flag names without dashes (steps, sampler, seed_range ...), plus prompt, seeds,\n"
+    fprintf(out, "\nAfter a sharded run, sd batch merge DIR JOBS [same flags] checks that every image is there (sd batch merge --help).\n"
+                 "\nJob keys: the flag names without dashes (steps, sampler, seed_range ...), plus prompt, seeds,\n"
                  "name and output. Output names: %s by default; see the README for placeholders.\n",
             PLAN_DEFAULT_TEMPLATE);
 }
@@ -282,64 +283,6 @@ static int render_group(batch_run *b, sd_ctx *ctx, const plan_image *const *todo
     return rc;
 }
 
-/* ---- the contact sheet ---- */
-
-static int write_sheet(const batch_opts *o, const plan *pl, int lo, int hi) {
-    int n = hi - lo > SHEET_MAX ? SHEET_MAX : hi - lo;
-    if (n <= 0) return 0;
-    if (hi - lo > SHEET_MAX) fprintf(stderr, "note: the contact sheet shows the first %d images\n", SHEET_MAX);
-    sd_image *imgs = calloc((size_t)n, sizeof *imgs);
-    const sd_image **cells = calloc((size_t)n, sizeof *cells);
-    char **caps = calloc((size_t)n, sizeof *caps);
-    int rc = -1, cols = o->sheet_cols, size = o->sheet_size;
-    if (!imgs || !cells || !caps) goto done;
-    if (cols <= 0) cols = (int)ceil(sqrt((double)n));
-    if (cols > n) cols = n;
-    for (int i = 0; i < n; i++) {
-        const plan_image *im = &pl->images[lo + i];
-        char path[8192], cap[600];
-        snprintf(path, sizeof path, "%s/%s", o->out_dir, im->file);
-        if (sd_image_load(path, 3, &imgs[i]) == SD_OK) {
-            cells[i] = &imgs[i];
-            /* default thumbnail: the images' own size, at most 256 */
-            int side = imgs[i].w > imgs[i].h ? imgs[i].w : imgs[i].h;
-            if (!o->sheet_size && side > size) size = side < 256 ? side : 256;
-        }
-        char *prompt = plan_prompt(pl, im);
-        snprintf(cap, sizeof cap, "#%d seed %" PRIu64 "\n%s", im->index, im->seed, prompt ? prompt : "");
-        caps[i] = prompt ? strdup(cap) : NULL;
-        free(prompt);
-        if (!caps[i]) { fprintf(stderr, "error: out of memory\n"); goto done; }
-    }
-    /* the grid wants rows*cols entries; the last row's spare cells stay blank */
-    int rows = (n + cols - 1) / cols, total = rows * cols;
-    const sd_image **padded = calloc((size_t)total, sizeof *padded);
-    const char **pcaps = calloc((size_t)total, sizeof *pcaps);
-    if (!padded || !pcaps) { free(padded); free(pcaps); goto done; }
-    for (int i = 0; i < n; i++) { padded[i] = cells[i]; pcaps[i] = caps[i]; }
-    if (size < 16) size = 128;
-    grid_spec g = {rows, cols, padded, size, size, NULL, NULL, NULL, pcaps, size >= 192 ? 2 : 1};
-    sd_image out;
-    if (grid_render(&g, &out, NULL) == 0) {
-        char *sheet[1] = {(char *)o->sheet};
-        outfiles_clean_temps("", sheet, 1);
-        if (clikit_mkdirs_for(o->sheet) == 0 && sd_save_png(o->sheet, &out, NULL, NULL, o->cf.overwrite) == SD_OK) rc = 0;
-        else fprintf(stderr, "error: %s\n", sd_last_error());
-        free(out.data);
-    } else {
-        fprintf(stderr, "error: %s: the contact sheet would be too large\n", o->sheet);
-    }
-    free(padded);
-    free(pcaps);
-done:
-    for (int i = 0; imgs && i < n; i++) sd_image_free(&imgs[i]);
-    for (int i = 0; caps && i < n; i++) free(caps[i]);
-    free(imgs);
-    free(cells);
-    free(caps);
-    return rc;
-}
-
 /* ---- the command ---- */
 
 static int parse_args(int argc, char **argv, batch_opts *o) {
@@ -416,6 +359,7 @@ static int report_errors(const batch_opts *o, jobs_errors *e) {
 }
 
 int cmd_batch(int argc, char **argv) {
+    if (argc > 1 && !strcmp(argv[1], "merge")) return cmd_batch_merge(argc - 1, argv + 1); /* a job file "merge": ./merge */
     batch_opts o;
     g_stop = 0;
     int rc = parse_args(argc, argv, &o);
@@ -560,7 +504,7 @@ int cmd_batch(int argc, char **argv) {
         }
         if (stop < 0) goto out;
     }
-    if (o.sheet && write_sheet(&o, &pl, lo, hi) != 0) goto out;
+    if (o.sheet && sheet_write(o.sheet, o.out_dir, &pl, lo, hi, o.sheet_cols, o.sheet_size, o.cf.overwrite) != 0) goto out;
     if (!o.cf.quiet)
         fprintf(stderr, "done: %d rendered, %d already done%s%s in %.1f s\n", b.rendered, done_before,
                 b.failed ? (snprintf(err, sizeof err, ", %d FAILED", b.failed), err) : "",

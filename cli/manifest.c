@@ -48,7 +48,10 @@ static void add_line(manifest *m, const char *line) {
     if (!e->file) { m->bad_lines++; cJSON_Delete(o); return; }
     memcpy(e->key, key->valuestring, 65);
     memcpy(e->sha256, sha->valuestring, 65);
+    e->line = m->keep_lines ? strdup(line) : NULL;
+    if (m->keep_lines && !e->line) { free(e->file); m->bad_lines++; cJSON_Delete(o); return; }
     e->seq = m->n;
+    e->src = m->files - 1;
     m->n++;
     cJSON_Delete(o);
 }
@@ -87,21 +90,37 @@ static int is_manifest_name(const char *n) {
 
 static int by_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
 
-int manifest_load_dir(const char *dir, manifest *m, char *err, size_t errlen) {
-    memset(m, 0, sizeof *m);
+int manifest_list_dir(const char *dir, char ***names, char *err, size_t errlen) {
+    *names = NULL;
     DIR *d = opendir(dir);
     if (!d) {
         if (errno == ENOENT) return 0;
         snprintf(err, errlen, "%s: cannot read folder: %s", dir, strerror(errno));
         return -1;
     }
-    char *names[1024];
-    int nn = 0;
+    int nn = 0, cap = 0;
+    char **v = NULL;
     struct dirent *de;
-    while ((de = readdir(d)) && nn < 1024)
-        if (is_manifest_name(de->d_name) && (names[nn] = strdup(de->d_name))) nn++;
+    while ((de = readdir(d))) {
+        if (!is_manifest_name(de->d_name)) continue;
+        if (nn == cap) {
+            char **g = realloc(v, (size_t)(cap = cap ? cap * 2 : 16) * sizeof *g);
+            if (!g) break;
+            v = g;
+        }
+        if ((v[nn] = strdup(de->d_name))) nn++;
+    }
     closedir(d);
-    qsort(names, (size_t)nn, sizeof *names, by_str); /* a fixed reading order */
+    if (nn) qsort(v, (size_t)nn, sizeof *v, by_str); /* a fixed reading order */
+    *names = v;
+    return nn;
+}
+
+int manifest_load_dir(const char *dir, manifest *m, char *err, size_t errlen) {
+    memset(m, 0, sizeof *m);
+    char **names;
+    int nn = manifest_list_dir(dir, &names, err, errlen);
+    if (nn < 0) return -1;
     int rc = 0;
     for (int i = 0; i < nn; i++) {
         char path[4096];
@@ -112,18 +131,22 @@ int manifest_load_dir(const char *dir, manifest *m, char *err, size_t errlen) {
         }
         free(names[i]);
     }
+    free(names);
     manifest_finish(m);
     return rc;
 }
 
 void manifest_free(manifest *m) {
-    for (int i = 0; i < m->n; i++) free(m->e[i].file);
+    for (int i = 0; i < m->n; i++) {
+        free(m->e[i].file);
+        free(m->e[i].line);
+    }
     free(m->e);
     memset(m, 0, sizeof *m);
 }
 
 /* The first entry of `file` (entries are sorted by file). */
-static int first_of(const manifest *m, const char *file) {
+int manifest_first(const manifest *m, const char *file) {
     int lo = 0, hi = m->n;
     while (lo < hi) {
         int mid = (lo + hi) / 2;
@@ -138,7 +161,7 @@ static int has_entry(const manifest *m, const char *dir, const char *file, const
     char path[4096], hex[65];
     int hashed = 0;
     snprintf(path, sizeof path, "%s/%s", dir, file);
-    for (int i = first_of(m, file); i < m->n && !strcmp(m->e[i].file, file); i++) {
+    for (int i = manifest_first(m, file); i < m->n && !strcmp(m->e[i].file, file); i++) {
         if (key && strcmp(m->e[i].key, key)) continue;
         if (!hashed) {
             if (sd_sha256_file(path, hex) != SD_OK) return 0;
@@ -156,7 +179,7 @@ int manifest_done(const manifest *m, const char *dir, const char *file, const ch
 int manifest_owns(const manifest *m, const char *dir, const char *file) { return has_entry(m, dir, file, NULL); }
 
 int manifest_has(const manifest *m, const char *file, const char *key, const char *sha256) {
-    for (int i = first_of(m, file); i < m->n && !strcmp(m->e[i].file, file); i++)
+    for (int i = manifest_first(m, file); i < m->n && !strcmp(m->e[i].file, file); i++)
         if (!strcmp(m->e[i].key, key) && !strcmp(m->e[i].sha256, sha256)) return 1;
     return 0;
 }

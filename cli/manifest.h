@@ -21,6 +21,8 @@ typedef struct manifest_entry {
     char key[65];
     char sha256[65];
     int seq;            /* order of reading */
+    int src;            /* which manifest file it came from: 0 for the first read (manifest_load_file) */
+    char *line;         /* the whole JSON line, when the manifest keeps lines (sd batch merge copies them) */
 } manifest_entry;
 
 typedef struct manifest {
@@ -28,6 +30,7 @@ typedef struct manifest {
     int n, cap;
     int bad_lines;      /* lines skipped as unreadable */
     int files;          /* manifest files read */
+    int keep_lines;     /* set before reading: keep each entry's line */
 } manifest;
 
 /* The manifest file name of a shard ("manifest.jsonl" when count <= 1). */
@@ -35,10 +38,16 @@ void manifest_name(int shard_index, int shard_count, char *out, size_t cap);
 
 /* Reads every manifest*.jsonl of `dir` (a missing folder is an empty manifest). Returns 0, or -1 + err. */
 int manifest_load_dir(const char *dir, manifest *m, char *err, size_t errlen);
+/* The manifest*.jsonl files of `dir`, sorted by name, as new strings (free each and the array); a missing folder
+ * has none. Returns the count, or -1 + err. */
+int manifest_list_dir(const char *dir, char ***names, char *err, size_t errlen);
 /* Reads one manifest file into m (call manifest_finish after the last). Returns 0, or -1 if unreadable. */
 int manifest_load_file(const char *path, manifest *m);
 void manifest_finish(manifest *m);
 void manifest_free(manifest *m);
+
+/* The index of the first entry of `file` (entries are sorted by file; m->n when it has none). */
+int manifest_first(const manifest *m, const char *file);
 
 /* 1 when `file` (relative to dir) has an entry with this key and the file on disk has that entry's SHA-256. */
 int manifest_done(const manifest *m, const char *dir, const char *file, const char *key);

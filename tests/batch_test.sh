@@ -187,6 +187,62 @@ check_dir "3 shards in parallel add up to the whole" "$T/f" $M
 "$SD" batch "$T/many.txt" -o "$T/f" -m "$MODEL" --size "$SIZE" --steps 2 --count 2 2>"$T/err"
 if grep -q "$M already done, 0 to render" "$T/err"; then ok "unsharded run reads the shard manifests"; else bad "after shards" "$(cat "$T/err")"; fi
 
+# ---- sd batch merge: the shards of $T/f checked against the job file, one manifest written ----
+MF=("$SD" batch merge)
+JOBF=("$T/many.txt" "${COMMON[@]}" --count 2)   # the job file and the flags the batch ran with
+cp -a "$T/f" "$T/fm"
+"${MF[@]}" "$T/f" "${JOBF[@]}" --contact-sheet "$T/f/all-sheet.png" >"$T/out" 2>"$T/err"; rc=$?
+cat "$T/f"/manifest.shard-*.jsonl | sort >"$T/shards.sorted"
+if [ $rc -eq 0 ] && [ "$(grep -c '' "$T/f/merged.jsonl")" -eq $M ] && cmp -s <(sort "$T/f/merged.jsonl") "$T/shards.sorted" &&
+   [ "$(grep -o '"index":[0-9]*' "$T/f/merged.jsonl" | tr -d '"index:' | tr '\n' ' ')" = "0 1 2 3 4 5 6 7 " ] && is_png "$T/f/all-sheet.png"; then
+    ok "merge of 3 complete shards: every shard line once, in image order, and a contact sheet"
+else bad "merge complete" "rc $rc: $(cat "$T/err")"; fi
+sum=$(sha256sum <"$T/f/merged.jsonl")
+refused "merge does not replace its manifest unless asked" "merged.jsonl: already exists" "${MF[@]}" "$T/f" "${JOBF[@]}"
+[ "$(sha256sum <"$T/f/merged.jsonl")" = "$sum" ] || bad "merged.jsonl kept" "changed"
+"${MF[@]}" "$T/f" "${JOBF[@]}" --overwrite -q >"$T/out" 2>"$T/err" && [ "$(sha256sum <"$T/f/merged.jsonl")" = "$sum" ] &&
+    ok "... and with --overwrite writes the same bytes" || bad "merge --overwrite" "$(cat "$T/err")"
+# shards of 8 images over 3: 0-1, 2-4, 5-7. Delete image 0 (shard 0), corrupt image 6 (shard 2).
+f0=$(grep -o '"index":0,"file":"[^"]*"' "$T/fm/manifest.shard-0-of-3.jsonl" | sed -E 's/.*"file":"([^"]*)"/\1/')
+f6=$(grep -o '"index":6,"file":"[^"]*"' "$T/fm/manifest.shard-2-of-3.jsonl" | sed -E 's/.*"file":"([^"]*)"/\1/')
+rm "$T/fm/$f0"; printf 'x' >>"$T/fm/$f6"
+"${MF[@]}" "$T/fm" "${JOBF[@]}" >"$T/out" 2>"$T/err"; rc=$?
+if [ $rc -eq 1 ] && grep -q "$f0: image 0 missing (the manifest lists it, the file is gone), shard 0/3" "$T/err" &&
+   grep -q "$f6: image 6 corrupt (the file's SHA-256 is not the manifest's), shard 2/3" "$T/err" &&
+   grep -q "shard 0/3 must run again (--shard 0/3)" "$T/err" && grep -q "shard 2/3 must run again" "$T/err" &&
+   ! grep -q "shard 1/3 must" "$T/err" && grep -q "incomplete: 6 images ok, 1 missing, 1 corrupt; nothing written" "$T/err" &&
+   [ ! -e "$T/fm/merged.jsonl" ]; then ok "merge names a deleted and a corrupt image and the shards to rerun; writes nothing"
+else bad "merge incomplete" "rc $rc: $(cat "$T/err")"; fi
+# the advice works: move the corrupt file away, rerun the two shards, merge: complete, the same bytes as before
+mv "$T/fm/$f6" "$T/corrupt.png"
+for i in 0 2; do "$SD" batch "${JOBF[@]}" -o "$T/fm" --shard $i/3 2>/dev/null; done
+"${MF[@]}" "$T/fm" "${JOBF[@]}" >"$T/out" 2>"$T/err"; rc=$?
+if [ $rc -eq 0 ] && cmp -s <(sort "$T/fm/merged.jsonl" | sed -E 's/"timings".*//') <(sed -E 's/"timings".*//' "$T/shards.sorted") &&
+   cmp -s <(cd "$T/f" && sha256sum $(cut -d'"' -f6 <"$T/f/merged.jsonl")) <(cd "$T/fm" && sha256sum $(cut -d'"' -f6 <"$T/fm/merged.jsonl")); then
+    ok "rerunning the named shards completes the merge with the same images"
+else bad "merge after rerun" "rc $rc: $(cat "$T/err")"; fi
+# a duplicated shard: complete, every image once in the merged manifest, the duplicates named
+cp -a "$T/f" "$T/fd"; rm "$T/fd/merged.jsonl"
+cp "$T/fd/manifest.shard-1-of-3.jsonl" "$T/fd/manifest.shard-1-of-3.copy.jsonl"
+"${MF[@]}" "$T/fd" "${JOBF[@]}" >"$T/out" 2>"$T/err"; rc=$?
+if [ $rc -eq 0 ] && [ "$(grep -c 'is listed 2 times: manifest.shard-1-of-3.copy.jsonl manifest.shard-1-of-3.jsonl' "$T/err")" -eq 3 ] &&
+   cmp -s "$T/fd/merged.jsonl" "$T/f/merged.jsonl" && grep -q "8 images from 4 manifests, 3 listed more than once" "$T/out"; then
+    ok "a duplicated shard manifest: its 3 images named, each once in the merge"
+else bad "duplicate shard" "rc $rc: $(cat "$T/out" "$T/err")"; fi
+# a shard that never ran: with the job file its images are named; without it, its manifest is missed
+cp -a "$T/f" "$T/fn"; rm "$T/fn/merged.jsonl" "$T/fn/manifest.shard-1-of-3.jsonl"
+"${MF[@]}" "$T/fn" "${JOBF[@]}" >"$T/out" 2>"$T/err"; rc=$?
+if [ $rc -eq 1 ] && [ "$(grep -c 'missing (no manifest line), shard 1/3' "$T/err")" -eq 3 ] && grep -q "shard 1/3 must run again" "$T/err"; then
+    ok "a shard that never ran: its 3 images missing"; else bad "shard never ran" "rc $rc: $(cat "$T/err")"; fi
+"${MF[@]}" "$T/fn" >"$T/out" 2>"$T/err"; rc=$?
+if [ $rc -eq 1 ] && grep -q "no manifest.shard-1-of-3.jsonl" "$T/err" && grep -q "shard 1/3 must run again" "$T/err" && [ ! -e "$T/fn/merged.jsonl" ]; then
+    ok "without the job file: the absent shard manifest is named"; else bad "merge without jobs" "rc $rc: $(cat "$T/err")"; fi
+"${MF[@]}" "$T/f" --manifest "$T/f/nojobs.jsonl" >"$T/out" 2>"$T/err"; rc=$?
+[ $rc -eq 0 ] && cmp -s <(sort "$T/f/nojobs.jsonl") "$T/shards.sorted" && ok "without the job file: a complete folder merges" ||
+    bad "merge without jobs, complete" "rc $rc: $(cat "$T/err")"
+refused "merge of a folder that does not exist" "no such folder" "${MF[@]}" "$T/refused" "${JOBF[@]}"
+refused "merge with -o" "name the merged manifest with --manifest" "${MF[@]}" "$T/f" -o "$T/refused"
+
 # ---- batch size packs consecutive seeds into one call (pixels compared in tests/test_batch_e2e.c) ----
 "$SD" batch "$T/jobs.jsonl" -o "$T/g" "${COMMON[@]}" --batch-size 3 2>"$T/err" || bad "batch size 3" "$(cat "$T/err")"
 if [ "$(grep -c '"images_in_call":3' "$T/g/manifest.jsonl")" -eq 6 ]; then ok "batch size 3 packs the 3 seeds of each variation"
