@@ -25,7 +25,7 @@
 
 typedef struct batch_opts {
     const char *jobs_path, *out_dir, *sheet, *shard, *format;
-    int check, list, sheet_cols, sheet_size;
+    int check, list, sheet_cols, sheet_size, shard_count;
     cf_opts cf;             /* the shared flags: model, output, overwrite, quiet, generation defaults (cf.params) */
 } batch_opts;
 
@@ -40,7 +40,9 @@ static void usage(FILE *out) {
             "      --format F                 auto (default), jsonl or text\n"
             "      --check                    check the job file (and, with -m, every job against the model); render nothing\n"
             "      --list                     print this shard's images (index, file, seed, prompt) and exit\n"
-            "      --shard I/N                render only slice I of N (I from 0; \"auto\" reads Slurm's array variables)\n"
+            "      --shard I/N                render only slice I of N (I from 0); \"auto\": the scheduler's index\n"
+            "                                 (Slurm's array variables, or Kubernetes' JOB_COMPLETION_INDEX with --shard-count)\n"
+            "      --shard-count N            the shard count, for --shard auto under Kubernetes (which does not export it)\n"
             "      --contact-sheet F          also write a grid of this shard's images with captions to F\n"
             "      --sheet-cols N             columns of the contact sheet (default: about square)\n"
             "      --sheet-size N             thumbnail size in pixels (default: the images' size, at most 256)\n"
@@ -99,7 +101,9 @@ static int on_progress(void *user, const sd_progress *p) {
 
 /* ---- test hook: SD_BATCH_TEST_KILL=after-save:N, torn-manifest:N or before-rename:N kills this process with
  * SIGKILL at the N-th image of the run: just after its PNG is written under its temp name, after half of its
- * manifest line is written, or after the whole line but before the PNG takes its name. ---- */
+ * manifest line is written, or after the whole line but before the PNG takes its name. stop-after:N stops it
+ * (SIGSTOP) once the N-th image is complete, so that a test can cancel or requeue it mid-run under a scheduler
+ * at a known point (scancel sends SIGCONT with SIGTERM). ---- */
 
 static int fault_at(const char *what, int nth) {
     const char *s = getenv("SD_BATCH_TEST_KILL");
@@ -203,6 +207,7 @@ static int finish_image(batch_run *b, const plan_image *im, const sd_result *r, 
     }
     manifest_sync_dir(dir);
     b->rendered++;
+    if (fault_at("stop-after", b->rendered) && !g_stop) raise(SIGSTOP);
     b->ps.pos++;
     if (!b->o->cf.quiet) {
         double per = b->busy / (b->rendered ? b->rendered : 1);
@@ -300,6 +305,9 @@ static int parse_args(int argc, char **argv, batch_opts *o) {
         else if ((v = clikit_value(argc, argv, &i, NULL, "--format"))) o->format = v;
         else if ((v = clikit_value(argc, argv, &i, NULL, "--shard"))) o->shard = v;
         else if ((v = clikit_value(argc, argv, &i, NULL, "--contact-sheet"))) o->sheet = v;
+        else if ((v = clikit_value(argc, argv, &i, NULL, "--shard-count"))) {
+            if (clikit_int(v, 1, 1000000, &o->shard_count, "--shard-count") != 0) return 1;
+        }
         else if ((v = clikit_value(argc, argv, &i, NULL, "--sheet-cols"))) {
             if (clikit_int(v, 1, 1000, &o->sheet_cols, "--sheet-cols") != 0) return 1;
         } else if ((v = clikit_value(argc, argv, &i, NULL, "--sheet-size"))) {
@@ -313,6 +321,7 @@ static int parse_args(int argc, char **argv, batch_opts *o) {
         if (clikit_failed()) return 1;
     }
     if (!o->jobs_path) { fprintf(stderr, "error: no job file (usage: sd batch JOBS [-o DIR] ...)\n"); return 1; }
+    if (o->shard_count && !o->shard) { fprintf(stderr, "error: --shard-count goes with --shard auto (or --shard I/N)\n"); return 1; }
     o->out_dir = o->cf.output ? o->cf.output : "out";
     return 0;
 }
@@ -386,7 +395,7 @@ int cmd_batch(int argc, char **argv) {
     }
     int si = 0, sn = 1;
     char err[1024];
-    if (o.shard && plan_parse_shard(o.shard, &si, &sn, err, sizeof err) != 0) { fprintf(stderr, "error: %s\n", err); goto out; }
+    if (o.shard && plan_parse_shard(o.shard, o.shard_count, &si, &sn, err, sizeof err) != 0) { fprintf(stderr, "error: %s\n", err); goto out; }
     if (clikit_read_text(o.jobs_path, JOBS_FILE_LIMIT, &text, &len) != 0) goto out;
     const char *source = strcmp(o.jobs_path, "-") ? o.jobs_path : "(stdin)";
     if (jobs_parse(text, len, source, fmt, o.cf.params, jobs_library_rules(), &jobs, &errs) ||

@@ -16,6 +16,7 @@ static void usage(FILE *out) {
             "       sd info PATH...                      describe a model, a .safetensors file or a generated PNG\n"
             "       sd tokenize [-m MODEL] [--verbose] TEXT  show how a prompt is cut into CLIP tokens\n"
             "       sd batch JOBS [-o DIR] [options]     render a job file (resumable, shardable; sd batch --help)\n"
+            "       sd batch merge DIR [JOBS] [options]  check a sharded run's images, write one manifest\n"
             "       sd compare -p PROMPT --samplers ...  sampler/scheduler/steps grid with timings and errors\n"
             "       sd --version\n",
             SD_VERSION);

@@ -310,19 +310,66 @@ static int env_int(const char *name, long *out) {
     return 0;
 }
 
-int plan_parse_shard(const char *spec, int *index, int *count, char *err, size_t errlen) {
-    long i, n;
-    if (!strcmp(spec, "auto")) {
-        long id, lo = 0, step = 1;
-        if (env_int("SLURM_ARRAY_TASK_ID", &id) != 0 || env_int("SLURM_ARRAY_TASK_COUNT", &n) != 0) {
-            snprintf(err, errlen, "--shard auto: SLURM_ARRAY_TASK_ID and SLURM_ARRAY_TASK_COUNT are not set "
-                                  "(outside Slurm write --shard I/N)");
+/* --shard auto: the index the scheduler gives this process. Slurm exports the array's task id, first id, step
+ * and count; a Kubernetes Indexed Job exports only JOB_COMPLETION_INDEX, so its count comes from --shard-count.
+ * When both name an index (a Slurm job inside a pod, or a leaked variable) they must agree. */
+static int shard_auto(int want_count, long *i, long *n, char *err, size_t errlen) {
+    long id, lo = 0, step = 1, si = -1, sn = 0, ki = -1;
+    int slurm = getenv("SLURM_ARRAY_TASK_ID") != NULL, k8s = getenv("JOB_COMPLETION_INDEX") != NULL;
+    if (!slurm && !k8s) {
+        snprintf(err, errlen, "--shard auto: no scheduler index in the environment (neither Slurm's SLURM_ARRAY_TASK_ID "
+                              "nor Kubernetes' JOB_COMPLETION_INDEX is set); outside a scheduler write --shard I/N");
+        return -1;
+    }
+    if (slurm) {
+        if (env_int("SLURM_ARRAY_TASK_ID", &id) != 0 || env_int("SLURM_ARRAY_TASK_COUNT", &sn) != 0) {
+            snprintf(err, errlen, "--shard auto: SLURM_ARRAY_TASK_ID and SLURM_ARRAY_TASK_COUNT must both be whole numbers "
+                                  "(\"%s\", \"%s\")", getenv("SLURM_ARRAY_TASK_ID"),
+                     getenv("SLURM_ARRAY_TASK_COUNT") ? getenv("SLURM_ARRAY_TASK_COUNT") : "unset");
             return -1;
         }
         env_int("SLURM_ARRAY_TASK_MIN", &lo);
         env_int("SLURM_ARRAY_TASK_STEP", &step);
         if (step < 1) step = 1;
-        i = (id - lo) / step;
+        si = (id - lo) / step;
+        if (want_count && want_count != sn) {
+            snprintf(err, errlen, "--shard auto: --shard-count %d, but the Slurm array has %ld tasks "
+                                  "(SLURM_ARRAY_TASK_COUNT)", want_count, sn);
+            return -1;
+        }
+    }
+    if (k8s) {
+        if (env_int("JOB_COMPLETION_INDEX", &ki) != 0 || ki < 0) {
+            snprintf(err, errlen, "--shard auto: JOB_COMPLETION_INDEX \"%s\" is not an index (0, 1, ...)",
+                     getenv("JOB_COMPLETION_INDEX"));
+            return -1;
+        }
+        if (slurm && ki != si) {
+            snprintf(err, errlen, "--shard auto: Slurm says shard %ld of %ld but JOB_COMPLETION_INDEX says %ld; "
+                                  "write --shard I/N", si, sn, ki);
+            return -1;
+        }
+        if (!slurm && !want_count) {
+            snprintf(err, errlen, "--shard auto: JOB_COMPLETION_INDEX is %ld, but Kubernetes does not export the count: "
+                                  "add --shard-count N (the Job's completions)", ki);
+            return -1;
+        }
+    }
+    *i = slurm ? si : ki;
+    *n = slurm ? sn : want_count;
+    return 0;
+}
+
+int plan_parse_shard(const char *spec, int want_count, int *index, int *count, char *err, size_t errlen) {
+    long i, n;
+    if (!strcmp(spec, "auto")) {
+        if (shard_auto(want_count, &i, &n, err, errlen) != 0) return -1;
+        if (i >= n && n >= 1) {
+            snprintf(err, errlen, "--shard auto: the scheduler's index %ld is not below the shard count %ld (shards "
+                                  "count from 0: --array=0-%ld, or completions: %ld with --shard-count %ld)",
+                     i, n, n - 1, i + 1, i + 1);
+            return -1;
+        }
     } else {
         char *end;
         i = strtol(spec, &end, 10);
@@ -330,6 +377,10 @@ int plan_parse_shard(const char *spec, int *index, int *count, char *err, size_t
         const char *ns = end + 1;
         n = strtol(ns, &end, 10);
         if (end == ns || *end) goto syntax;
+        if (want_count && want_count != n) {
+            snprintf(err, errlen, "--shard %s with --shard-count %d: the counts disagree", spec, want_count);
+            return -1;
+        }
     }
     if (n < 1 || n > 1000000) { snprintf(err, errlen, "--shard %s: the shard count must be 1 or more", spec); return -1; }
     if (i < 0 || i >= n) {

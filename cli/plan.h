@@ -63,9 +63,10 @@ int plan_format_name(const char *tmpl, const plan_vars *v, char *out, size_t cap
 void plan_slug(const char *text, size_t max, char *out, size_t cap);
 
 /* --shard: "I/N" with 0 <= I < N (I counts from 0 like SLURM_ARRAY_TASK_ID with --array=0-(N-1) and
- * Kubernetes' JOB_COMPLETION_INDEX), or "auto" (Slurm's SLURM_ARRAY_TASK_ID / _MIN / _STEP / _COUNT).
- * Returns 0, or -1 with err. */
-int plan_parse_shard(const char *spec, int *index, int *count, char *err, size_t errlen);
+ * Kubernetes' JOB_COMPLETION_INDEX), or "auto": Slurm's SLURM_ARRAY_TASK_ID / _MIN / _STEP / _COUNT, or a
+ * Kubernetes Indexed Job's JOB_COMPLETION_INDEX with the count from want_count (--shard-count; 0 when not
+ * given), which must agree with Slurm's count and with "I/N" when those are given too. Returns 0, or -1 with err. */
+int plan_parse_shard(const char *spec, int want_count, int *index, int *count, char *err, size_t errlen);
 
 /* Images [*begin, *end) of shard `index` of `count`: contiguous slices whose sizes differ by at most one. */
 void plan_shard_range(int total, int index, int count, int *begin, int *end);

@@ -243,6 +243,37 @@ if [ $rc -eq 1 ] && grep -q "no manifest.shard-1-of-3.jsonl" "$T/err" && grep -q
 refused "merge of a folder that does not exist" "no such folder" "${MF[@]}" "$T/refused" "${JOBF[@]}"
 refused "merge with -o" "name the merged manifest with --manifest" "${MF[@]}" "$T/f" -o "$T/refused"
 
+# ---- --shard auto in a Kubernetes Indexed Job: JOB_COMPLETION_INDEX with the count from --shard-count ----
+for i in 0 1 2; do (unset SLURM_ARRAY_TASK_ID; JOB_COMPLETION_INDEX=$i "$SD" batch "${JOBF[@]}" -o "$T/k8s" --shard auto --shard-count 3) & done
+wait
+if [ "$(ls "$T/k8s"/manifest.shard-*-of-3.jsonl | wc -l)" -eq 3 ] && "${MF[@]}" "$T/k8s" "${JOBF[@]}" >"$T/out" 2>"$T/err" &&
+   cmp -s <(cd "$T/f" && sha256sum $(cut -d'"' -f6 <"$T/f/merged.jsonl")) <(cd "$T/k8s" && sha256sum $(cut -d'"' -f6 <"$T/k8s/merged.jsonl")); then
+    ok "3 processes with JOB_COMPLETION_INDEX 0..2 and --shard-count 3 merge into the same images as --shard I/3"
+else bad "JOB_COMPLETION_INDEX" "$(ls "$T/k8s"; cat "$T/err")"; fi
+refused "--shard auto with no scheduler in the environment" "no scheduler index in the environment" \
+    env -u SLURM_ARRAY_TASK_ID -u JOB_COMPLETION_INDEX "$SD" batch "${JOBF[@]}" -o "$T/refused" --shard auto --shard-count 3
+refused "JOB_COMPLETION_INDEX without --shard-count" "Kubernetes does not export the count: add --shard-count N" \
+    env -u SLURM_ARRAY_TASK_ID JOB_COMPLETION_INDEX=1 "$SD" batch "${JOBF[@]}" -o "$T/refused" --shard auto
+refused "JOB_COMPLETION_INDEX not below --shard-count" "index 3 is not below the shard count 3" \
+    env -u SLURM_ARRAY_TASK_ID JOB_COMPLETION_INDEX=3 "$SD" batch "${JOBF[@]}" -o "$T/refused" --shard auto --shard-count 3
+refused "Slurm and Kubernetes naming different shards" "Slurm says shard 1 of 4 but JOB_COMPLETION_INDEX says 2" \
+    env SLURM_ARRAY_TASK_ID=1 SLURM_ARRAY_TASK_COUNT=4 JOB_COMPLETION_INDEX=2 "$SD" batch "${JOBF[@]}" -o "$T/refused" --shard auto
+refused "--shard-count that disagrees with the Slurm array" "--shard-count 3, but the Slurm array has 4 tasks" \
+    env SLURM_ARRAY_TASK_ID=1 SLURM_ARRAY_TASK_COUNT=4 "$SD" batch "${JOBF[@]}" -o "$T/refused" --shard auto --shard-count 3
+refused "--shard-count without --shard" "--shard-count goes with --shard auto" "$SD" batch "${JOBF[@]}" -o "$T/refused" --shard-count 3
+
+# ---- samples/cluster/k8s-indexed-job.yaml parses as YAML (libyaml) and asks for what sd needs ----
+K8S=samples/cluster/k8s-indexed-job.yaml
+YP=${YAML_PATHS:-build/tests/yaml_paths}
+if "$YP" "$K8S" >"$T/k8s.paths" 2>"$T/err"; then
+    n=$(sed -n 's/^spec\.completions=//p' "$T/k8s.paths")
+    cmd=$(grep '^spec\.template\.spec\.containers\.0\.command\.' "$T/k8s.paths" | cut -d= -f2- | tr '\n' ' ')
+    if grep -qx 'kind=Job' "$T/k8s.paths" && grep -qx 'spec.completionMode=Indexed' "$T/k8s.paths" && [ -n "$n" ] &&
+       [[ "$cmd" == "sd batch "*" --shard auto --shard-count $n "* ]] && grep -q '^spec\.template\.spec\.containers\.0\.resources\.limits\.nvidia\.com/gpu=1$' "$T/k8s.paths"; then
+        ok "$K8S: an Indexed Job of $n completions running sd batch --shard auto --shard-count $n, one GPU each"
+    else bad "$K8S" "unexpected content: $cmd"; fi
+else bad "$K8S" "not YAML: $(cat "$T/err")"; fi
+
 # ---- batch size packs consecutive seeds into one call (pixels compared in tests/test_batch_e2e.c) ----
 "$SD" batch "$T/jobs.jsonl" -o "$T/g" "${COMMON[@]}" --batch-size 3 2>"$T/err" || bad "batch size 3" "$(cat "$T/err")"
 if [ "$(grep -c '"images_in_call":3' "$T/g/manifest.jsonl")" -eq 6 ]; then ok "batch size 3 packs the 3 seeds of each variation"

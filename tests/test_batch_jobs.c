@@ -444,22 +444,46 @@ TEST(batch_plan_slug) {
 TEST(batch_shard_parse) {
     int i, n;
     char err[256];
-    CHECK(plan_parse_shard("0/4", &i, &n, err, sizeof err) == 0 && i == 0 && n == 4);
-    CHECK(plan_parse_shard("3/4", &i, &n, err, sizeof err) == 0 && i == 3);
-    CHECK(plan_parse_shard("4/4", &i, &n, err, sizeof err) == -1);
+    CHECK(plan_parse_shard("0/4", 0, &i, &n, err, sizeof err) == 0 && i == 0 && n == 4);
+    CHECK(plan_parse_shard("3/4", 0, &i, &n, err, sizeof err) == 0 && i == 3);
+    CHECK(plan_parse_shard("4/4", 0, &i, &n, err, sizeof err) == -1);
     CHECK_STR_CONTAINS(err, "must be 0..3");
     const char *bad[] = {"1/0", "x", "1/", "/4", "-1/4", "1/4x", "1 / 4"};
     for (size_t k = 0; k < sizeof bad / sizeof *bad; k++)
-        CHECK_MSG(plan_parse_shard(bad[k], &i, &n, err, sizeof err) == -1, "\"%s\" accepted", bad[k]);
+        CHECK_MSG(plan_parse_shard(bad[k], 0, &i, &n, err, sizeof err) == -1, "\"%s\" accepted", bad[k]);
     /* Slurm: --array=5-12:1 -> task 7 is the third shard (index 2) of 8 */
     setenv("SLURM_ARRAY_TASK_ID", "7", 1);
     setenv("SLURM_ARRAY_TASK_MIN", "5", 1);
     setenv("SLURM_ARRAY_TASK_COUNT", "8", 1);
-    CHECK(plan_parse_shard("auto", &i, &n, err, sizeof err) == 0 && i == 2 && n == 8);
+    CHECK(plan_parse_shard("auto", 0, &i, &n, err, sizeof err) == 0 && i == 2 && n == 8);
+    CHECK(plan_parse_shard("auto", 8, &i, &n, err, sizeof err) == 0 && i == 2 && n == 8);
+    CHECK(plan_parse_shard("auto", 4, &i, &n, err, sizeof err) == -1);
+    CHECK_STR_CONTAINS(err, "--shard-count 4, but the Slurm array has 8 tasks");
+    /* Slurm and Kubernetes both set: they must name the same shard */
+    setenv("JOB_COMPLETION_INDEX", "2", 1);
+    CHECK(plan_parse_shard("auto", 0, &i, &n, err, sizeof err) == 0 && i == 2 && n == 8);
+    setenv("JOB_COMPLETION_INDEX", "3", 1);
+    CHECK(plan_parse_shard("auto", 0, &i, &n, err, sizeof err) == -1);
+    CHECK_STR_CONTAINS(err, "Slurm says shard 2 of 8 but JOB_COMPLETION_INDEX says 3");
     unsetenv("SLURM_ARRAY_TASK_ID");
-    CHECK(plan_parse_shard("auto", &i, &n, err, sizeof err) == -1);
     unsetenv("SLURM_ARRAY_TASK_MIN");
     unsetenv("SLURM_ARRAY_TASK_COUNT");
+    /* Kubernetes alone: the count from --shard-count */
+    CHECK(plan_parse_shard("auto", 4, &i, &n, err, sizeof err) == 0 && i == 3 && n == 4);
+    CHECK(plan_parse_shard("auto", 0, &i, &n, err, sizeof err) == -1);
+    CHECK_STR_CONTAINS(err, "add --shard-count N");
+    CHECK(plan_parse_shard("auto", 3, &i, &n, err, sizeof err) == -1);
+    CHECK_STR_CONTAINS(err, "index 3 is not below the shard count 3");
+    const char *bad_index[] = {"", "x", "-1", "1.5"};
+    for (size_t k = 0; k < sizeof bad_index / sizeof *bad_index; k++) {
+        setenv("JOB_COMPLETION_INDEX", bad_index[k], 1);
+        CHECK_MSG(plan_parse_shard("auto", 4, &i, &n, err, sizeof err) == -1, "index \"%s\" accepted", bad_index[k]);
+    }
+    unsetenv("JOB_COMPLETION_INDEX");
+    CHECK(plan_parse_shard("auto", 4, &i, &n, err, sizeof err) == -1);
+    CHECK_STR_CONTAINS(err, "no scheduler index in the environment");
+    CHECK(plan_parse_shard("1/4", 3, &i, &n, err, sizeof err) == -1);
+    CHECK(plan_parse_shard("1/4", 4, &i, &n, err, sizeof err) == 0 && i == 1 && n == 4);
 }
 
 TEST(batch_shards_cover_exactly_once) {
