@@ -62,7 +62,7 @@ $(BUILD)/tests/unit: $(TEST_OBJ) $(CLI_LIB_OBJ) $(BUILD)/libsd.a
 # Each run is label:MIN=command; MIN is how many test cases it must at least run (tests/run.sh): raise it when you
 # add tests, so that a test that is renamed away or deleted fails the run instead of dropping out silently.
 TEST_BINS := unit:221=$(BUILD)/tests/unit cli:161="tests/cli_test.sh $(BUILD)/sd" hostile:27="tests/hostile_test.sh $(BUILD)/sd" \
-             batch:60="YAML_PATHS=$(BUILD)/tests/yaml_paths tests/batch_test.sh $(BUILD)/sd build/cache/tiny-sd"
+             batch:61="YAML_PATHS=$(BUILD)/tests/yaml_paths tests/batch_test.sh $(BUILD)/sd build/cache/tiny-sd"
 
 # libyaml's parser, for the test of the Kubernetes manifest in samples/cluster/ (no Python in make test)
 $(BUILD)/tests/yaml_paths: tests/yaml/yaml_paths.c

@@ -13,6 +13,7 @@
 #include "../sd.h"
 #include "cli.h"
 #include "clikit.h"
+#include "batch_input.h"
 #include "common_flags.h"
 #include "grid.h"
 #include "jobs.h"
@@ -21,11 +22,11 @@
 #include "plan.h"
 #include "sheet.h"
 
-#define JOBS_FILE_LIMIT (64u << 20)
 
 typedef struct batch_opts {
-    const char *jobs_path, *out_dir, *sheet, *shard, *format;
-    int check, list, sheet_cols, sheet_size, shard_count;
+    const char *jobs_path, *out_dir, *shard, *format;
+    int check, list, shard_count;
+    sheet_opts sheet;
     cf_opts cf;             /* the shared flags: model, output, overwrite, quiet, generation defaults (cf.params) */
 } batch_opts;
 
@@ -304,14 +305,10 @@ static int parse_args(int argc, char **argv, batch_opts *o) {
         else if (!strcmp(a, "--list")) o->list = 1;
         else if ((v = clikit_value(argc, argv, &i, NULL, "--format"))) o->format = v;
         else if ((v = clikit_value(argc, argv, &i, NULL, "--shard"))) o->shard = v;
-        else if ((v = clikit_value(argc, argv, &i, NULL, "--contact-sheet"))) o->sheet = v;
         else if ((v = clikit_value(argc, argv, &i, NULL, "--shard-count"))) {
             if (clikit_int(v, 1, 1000000, &o->shard_count, "--shard-count") != 0) return 1;
-        }
-        else if ((v = clikit_value(argc, argv, &i, NULL, "--sheet-cols"))) {
-            if (clikit_int(v, 1, 1000, &o->sheet_cols, "--sheet-cols") != 0) return 1;
-        } else if ((v = clikit_value(argc, argv, &i, NULL, "--sheet-size"))) {
-            if (clikit_int(v, 16, 2048, &o->sheet_size, "--sheet-size") != 0) return 1;
+        } else if ((r = sheet_flag(argc, argv, &i, &o->sheet)) != 0) {
+            if (r < 0) return 1;
         } else if (clikit_failed() || (r = cf_parse(argc, argv, &i, CF_BATCH, &o->cf)) < 0) {
             return 1;
         } else if (r == 0) {
@@ -360,13 +357,6 @@ static int check_jobs(sd_ctx *ctx, const char *source, const jobs_list *jobs, co
     return bad;
 }
 
-static int report_errors(const batch_opts *o, jobs_errors *e) {
-    for (int i = 0; i < e->n; i++) fprintf(stderr, "error: %s\n", e->msg[i]);
-    if (e->total > e->n) fprintf(stderr, "error: ... and %d more problems\n", e->total - e->n);
-    if (e->total > 1) fprintf(stderr, "error: %d problems in %s; nothing rendered\n", e->total, o->jobs_path);
-    return 1;
-}
-
 int cmd_batch(int argc, char **argv) {
     if (argc > 1 && !strcmp(argv[1], "merge")) return cmd_batch_merge(argc - 1, argv + 1); /* a job file "merge": ./merge */
     batch_opts o;
@@ -375,11 +365,7 @@ int cmd_batch(int argc, char **argv) {
     if (rc) { cf_free(&o.cf); return rc == 2 ? 0 : 1; }
 
     /* the whole job file is checked before anything renders */
-    char *text = NULL;
-    size_t len = 0;
-    jobs_list jobs = {0};
-    plan pl = {0};
-    jobs_errors errs = {0};
+    batch_input in = {0};
     manifest m = {0};
     sd_ctx *ctx = NULL;
     const plan_image **todo = NULL;
@@ -387,47 +373,35 @@ int cmd_batch(int argc, char **argv) {
     batch_run b = {0};
     b.mw.fd = -1;
     rc = 1;
-    jobs_format fmt = JOBS_AUTO;
-    if (o.format && strcmp(o.format, "auto")) {
-        if (!strcmp(o.format, "jsonl")) fmt = JOBS_JSONL;
-        else if (!strcmp(o.format, "text")) fmt = JOBS_TEXT;
-        else { fprintf(stderr, "error: --format \"%s\" is not auto, jsonl or text\n", o.format); goto out; }
-    }
     int si = 0, sn = 1;
     char err[1024];
     if (o.shard && plan_parse_shard(o.shard, o.shard_count, &si, &sn, err, sizeof err) != 0) { fprintf(stderr, "error: %s\n", err); goto out; }
-    if (clikit_read_text(o.jobs_path, JOBS_FILE_LIMIT, &text, &len) != 0) goto out;
-    const char *source = strcmp(o.jobs_path, "-") ? o.jobs_path : "(stdin)";
-    if (jobs_parse(text, len, source, fmt, o.cf.params, jobs_library_rules(), &jobs, &errs) ||
-        plan_build(&jobs, source, &pl, &errs)) {
-        rc = report_errors(&o, &errs);
-        goto out;
-    }
+    if (batch_input_load(o.jobs_path, o.format, o.cf.params, &in) != 0) goto out;
     int lo, hi;
-    plan_shard_range(pl.count, si, sn, &lo, &hi);
+    plan_shard_range(in.pl.count, si, sn, &lo, &hi);
     if (o.check) {
         rc = 0;
         if (o.cf.load.model_path) {
-            if (load_model(&o, &ctx) != 0 || check_jobs(ctx, source, &jobs, &pl, lo, hi)) rc = 1;
+            if (load_model(&o, &ctx) != 0 || check_jobs(ctx, in.source, &in.jobs, &in.pl, lo, hi)) rc = 1;
         }
         if (rc == 0)
-            printf("%s: %d jobs, %d images%s%s; ok\n", source, jobs.count, pl.count, sn > 1 ? ", this shard " : "",
+            printf("%s: %d jobs, %d images%s%s; ok\n", in.source, in.jobs.count, in.pl.count, sn > 1 ? ", this shard " : "",
                    sn > 1 ? (snprintf(err, sizeof err, "%d/%d: %d", si, sn, hi - lo), err) : "");
         goto out;
     }
     if (o.list) {
         rc = 0;
         for (int i = lo; i < hi && rc == 0; i++) {
-            char *prompt = plan_prompt(&pl, &pl.images[i]);
+            char *prompt = plan_prompt(&in.pl, &in.pl.images[i]);
             if (!prompt) { fprintf(stderr, "error: out of memory\n"); rc = 1; }
-            else printf("%d\t%s\t%" PRIu64 "\t%s\n", pl.images[i].index, pl.images[i].file, pl.images[i].seed, prompt);
+            else printf("%d\t%s\t%" PRIu64 "\t%s\n", in.pl.images[i].index, in.pl.images[i].file, in.pl.images[i].seed, prompt);
             free(prompt);
         }
         goto out;
     }
 
     /* where the images go, checked before the model loads */
-    if (outfiles_check_dir(o.out_dir) != 0 || (o.sheet && outfiles_check_file(o.sheet, o.cf.overwrite, 1) != 0)) goto out;
+    if (outfiles_check_dir(o.out_dir) != 0 || (o.sheet.path && outfiles_check_file(o.sheet.path, o.cf.overwrite, 1) != 0)) goto out;
 
     /* what is already done */
     char mid[512];
@@ -439,23 +413,23 @@ int cmd_batch(int argc, char **argv) {
     int ntodo = 0, bad_existing = 0;
     for (int i = lo; i < hi; i++) {
         char key[65], path[8192];
-        if (plan_image_key(&pl, &pl.images[i], mid, key) != 0) { fprintf(stderr, "error: out of memory\n"); goto out; }
-        if (manifest_done(&m, o.out_dir, pl.images[i].file, key)) continue;
-        snprintf(path, sizeof path, "%s/%s", o.out_dir, pl.images[i].file);
+        if (plan_image_key(&in.pl, &in.pl.images[i], mid, key) != 0) { fprintf(stderr, "error: out of memory\n"); goto out; }
+        if (manifest_done(&m, o.out_dir, in.pl.images[i].file, key)) continue;
+        snprintf(path, sizeof path, "%s/%s", o.out_dir, in.pl.images[i].file);
         struct stat st;
         if (lstat(path, &st) == 0) {
             /* sd's own file (a manifest line has its SHA-256) may be replaced; anyone else's only when asked to */
             if (stat(path, &st) != 0 || !S_ISREG(st.st_mode)) {
                 fprintf(stderr, "error: %s: is in the way and is not a regular file\n", path);
                 bad_existing++;
-            } else if (!o.cf.overwrite && !manifest_owns(&m, o.out_dir, pl.images[i].file)) {
+            } else if (!o.cf.overwrite && !manifest_owns(&m, o.out_dir, in.pl.images[i].file)) {
                 fprintf(stderr, "error: %s exists and was not written by sd (or was changed since); move it away, choose "
                                 "another -o, or add --overwrite\n", path);
                 bad_existing++;
             }
         }
-        pending_names[ntodo] = pl.images[i].file;
-        todo[ntodo++] = &pl.images[i];
+        pending_names[ntodo] = in.pl.images[i].file;
+        todo[ntodo++] = &in.pl.images[i];
     }
     if (bad_existing) goto out;
     int done_before = (hi - lo) - ntodo;
@@ -470,8 +444,8 @@ int cmd_batch(int argc, char **argv) {
         char mpath[8192];
         snprintf(mpath, sizeof mpath, "%s/%s", o.out_dir, mname);
         if (load_model(&o, &ctx) != 0) goto out; /* first, so a bad model leaves no empty output folder */
-        if (check_jobs(ctx, source, &jobs, &pl, lo, hi)) {
-            fprintf(stderr, "error: %s: nothing rendered\n", source);
+        if (check_jobs(ctx, in.source, &in.jobs, &in.pl, lo, hi)) {
+            fprintf(stderr, "error: %s: nothing rendered\n", in.source);
             goto out;
         }
         if (clikit_mkdirs_for(mpath) != 0) { fprintf(stderr, "error: %s: cannot create: %s\n", o.out_dir, strerror(errno)); goto out; }
@@ -479,8 +453,8 @@ int cmd_batch(int argc, char **argv) {
         if (manifest_open(&b.mw, mpath, err, sizeof err) != 0) { fprintf(stderr, "error: %s\n", err); goto out; }
         b.o = &o;
         b.known = &m;
-        b.jobs = &jobs;
-        b.pl = &pl;
+        b.jobs = &in.jobs;
+        b.pl = &in.pl;
         b.model = mid;
         b.ps.tty = isatty(2);
         b.ps.quiet = o.cf.quiet;
@@ -496,7 +470,7 @@ int cmd_batch(int argc, char **argv) {
         for (int i = 0; i < ntodo && !stop && !g_stop;) {
             /* pack consecutive seeds of one job variation, up to the job's batch size */
             const plan_image *a = todo[i];
-            int bs = (int)jobs_num(&jobs.jobs[a->job], "batch_size", 1), n = 1;
+            int bs = (int)jobs_num(&in.jobs.jobs[a->job], "batch_size", 1), n = 1;
             while (i + n < ntodo && n < bs && todo[i + n]->job == a->job && todo[i + n]->variation == a->variation &&
                    todo[i + n]->vseed == a->vseed && todo[i + n]->seed == a->seed + (uint64_t)n)
                 n++;
@@ -513,11 +487,11 @@ int cmd_batch(int argc, char **argv) {
         }
         if (stop < 0) goto out;
     }
-    if (o.sheet && sheet_write(o.sheet, o.out_dir, &pl, lo, hi, o.sheet_cols, o.sheet_size, o.cf.overwrite) != 0) goto out;
+    if (o.sheet.path && sheet_write(&o.sheet, o.out_dir, &in.pl, lo, hi, o.cf.overwrite) != 0) goto out;
     if (!o.cf.quiet)
         fprintf(stderr, "done: %d rendered, %d already done%s%s in %.1f s\n", b.rendered, done_before,
                 b.failed ? (snprintf(err, sizeof err, ", %d FAILED", b.failed), err) : "",
-                o.sheet ? (snprintf(mid, sizeof mid, ", contact sheet %s", o.sheet), mid) : "",
+                o.sheet.path ? (snprintf(mid, sizeof mid, ", contact sheet %s", o.sheet.path), mid) : "",
                 ntodo ? now_s() - b.t_start : 0.0);
     rc = b.failed ? 1 : 0;
 out:
@@ -526,10 +500,7 @@ out:
     free(todo);
     free(pending_names);
     manifest_free(&m);
-    plan_free(&pl);
-    jobs_list_free(&jobs);
-    jobs_errors_free(&errs);
-    free(text);
+    batch_input_free(&in);
     cf_free(&o.cf);
     return rc;
 }

@@ -13,6 +13,7 @@
 #include <sys/stat.h>
 
 #include "../sd.h"
+#include "batch_input.h"
 #include "cli.h"
 #include "clikit.h"
 #include "common_flags.h"
@@ -22,12 +23,12 @@
 #include "plan.h"
 #include "sheet.h"
 
-#define JOBS_FILE_LIMIT (64u << 20)
 #define SHOW_MAX 20 /* problem lines printed one by one; the rest are counted */
 
 typedef struct merge_opts {
-    const char *dir, *jobs_path, *format, *out, *sheet;
-    int shard_count, sheet_cols, sheet_size;
+    const char *dir, *jobs_path, *format, *out;
+    int shard_count;
+    sheet_opts sheet;
     cf_opts cf;
 } merge_opts;
 
@@ -61,13 +62,10 @@ static int parse_args(int argc, char **argv, merge_opts *o) {
             else { fprintf(stderr, "error: \"%s\": sd batch merge takes one folder and one job file\n", a); return 1; }
         } else if ((v = clikit_value(argc, argv, &i, NULL, "--manifest"))) o->out = v;
         else if ((v = clikit_value(argc, argv, &i, NULL, "--format"))) o->format = v;
-        else if ((v = clikit_value(argc, argv, &i, NULL, "--contact-sheet"))) o->sheet = v;
         else if ((v = clikit_value(argc, argv, &i, NULL, "--shard-count"))) {
             if (clikit_int(v, 1, 1000000, &o->shard_count, "--shard-count") != 0) return 1;
-        } else if ((v = clikit_value(argc, argv, &i, NULL, "--sheet-cols"))) {
-            if (clikit_int(v, 1, 1000, &o->sheet_cols, "--sheet-cols") != 0) return 1;
-        } else if ((v = clikit_value(argc, argv, &i, NULL, "--sheet-size"))) {
-            if (clikit_int(v, 16, 2048, &o->sheet_size, "--sheet-size") != 0) return 1;
+        } else if ((r = sheet_flag(argc, argv, &i, &o->sheet)) != 0) {
+            if (r < 0) return 1;
         } else if (clikit_failed() || (r = cf_parse(argc, argv, &i, CF_BATCH, &o->cf)) < 0) {
             return 1;
         } else if (r == 0) {
@@ -81,7 +79,7 @@ static int parse_args(int argc, char **argv, merge_opts *o) {
         fprintf(stderr, "error: -o: sd batch merge reads the folder given first; name the merged manifest with --manifest\n");
         return 1;
     }
-    if (o->sheet && !o->jobs_path) { fprintf(stderr, "error: --contact-sheet needs the job file (its captions)\n"); return 1; }
+    if (o->sheet.path && !o->jobs_path) { fprintf(stderr, "error: --contact-sheet needs the job file (its captions)\n"); return 1; }
     return 0;
 }
 
@@ -110,28 +108,29 @@ static int read_folder(const merge_opts *o, folder *f) {
         fprintf(stderr, "error: %s: %s\n", o->dir, errno == ENOENT ? "no such folder" : "not a folder");
         return -1;
     }
-    /* a merged manifest under a manifest* name must not be read back as one more shard */
-    const char *outbase = o->out ? (strrchr(o->out, '/') ? strrchr(o->out, '/') + 1 : o->out) : "";
+    /* a merged manifest given a manifest* name in DIR must not be read back as one more shard */
+    struct stat out_st;
+    int out_exists = o->out && stat(o->out, &out_st) == 0;
     int n = manifest_list_dir(o->dir, &f->names, err, sizeof err);
     if (n < 0) { fprintf(stderr, "error: %s\n", err); return -1; }
     f->n = n;
     f->shard = calloc((size_t)n + 1, sizeof *f->shard);
-    if (!f->shard) { fprintf(stderr, "error: out of memory\n"); return -1; }
+    int *name_of = calloc((size_t)n + 1, sizeof *name_of); /* manifest_load_file's numbering -> names */
+    if (!f->shard || !name_of) { free(name_of); fprintf(stderr, "error: out of memory\n"); return -1; }
     f->m.keep_lines = 1;
     int plain = 0, counts = 0;
-    f->count = 0;
     for (int i = 0; i < n; i++) {
         char path[8192];
         int si, sn, used = 0;
         snprintf(path, sizeof path, "%s/%s", o->dir, f->names[i]);
-        if (!strcmp(f->names[i], outbase)) {
-            f->shard[i] = -2;
-        } else if (manifest_load_file(path, &f->m) != 0) {
+        f->shard[i] = -1;
+        if (out_exists && stat(path, &st) == 0 && st.st_dev == out_st.st_dev && st.st_ino == out_st.st_ino) continue;
+        name_of[f->m.files] = i;
+        if (manifest_load_file(path, &f->m) != 0) {
             fprintf(stderr, "error: %s: cannot read: %s\n", path, strerror(errno));
+            free(name_of);
             return -1;
         }
-        if (f->shard[i] == -2) continue;
-        f->shard[i] = -1;
         if (sscanf(f->names[i], "manifest.shard-%d-of-%d.jsonl%n", &si, &sn, &used) == 2 && !f->names[i][used] &&
             sn >= 1 && si >= 0 && si < sn) {
             f->shard[i] = si;
@@ -141,15 +140,8 @@ static int read_folder(const merge_opts *o, folder *f) {
             plain = 1;
         }
     }
-    /* manifest_load_file numbers manifests in reading order; src must index names, so a skipped one shifts */
-    for (int e = 0, k; e < f->m.n; e++) {
-        int src = f->m.e[e].src;
-        for (k = 0; k < n; k++) {
-            if (f->shard[k] == -2) continue;
-            if (src-- == 0) break;
-        }
-        f->m.e[e].src = k;
-    }
+    for (int e = 0; e < f->m.n; e++) f->m.e[e].src = name_of[f->m.e[e].src];
+    free(name_of);
     manifest_finish(&f->m);
     if (f->count < 0 || (plain && counts)) f->count = 0;
     else if (plain) f->count = 1;
@@ -264,46 +256,31 @@ int cmd_batch_merge(int argc, char **argv) {
     int rc = parse_args(argc, argv, &o);
     if (rc) { cf_free(&o.cf); return rc == 2 ? 0 : 1; }
     rc = 1;
-    char *text = NULL, outbuf[8192], mid[512], err[1024];
-    size_t len = 0;
-    jobs_list jobs = {0};
-    plan pl = {0};
-    jobs_errors errs = {0};
+    char outbuf[8192], mid[512], err[1024];
+    batch_input in = {0};
     folder f = {0};
     tally t = {0};
     int *picks = NULL, npicks = 0, cand[256];
     const char *outp = o.out;
     if (!outp) { snprintf(outbuf, sizeof outbuf, "%s/merged.jsonl", o.dir); outp = outbuf; }
-    if (o.jobs_path) {
-        jobs_format fmt = JOBS_AUTO;
-        if (o.format && !strcmp(o.format, "jsonl")) fmt = JOBS_JSONL;
-        else if (o.format && !strcmp(o.format, "text")) fmt = JOBS_TEXT;
-        else if (o.format && strcmp(o.format, "auto")) { fprintf(stderr, "error: --format \"%s\" is not auto, jsonl or text\n", o.format); goto out; }
-        if (clikit_read_text(o.jobs_path, JOBS_FILE_LIMIT, &text, &len) != 0) goto out;
-        const char *source = strcmp(o.jobs_path, "-") ? o.jobs_path : "(stdin)";
-        if (jobs_parse(text, len, source, fmt, o.cf.params, jobs_library_rules(), &jobs, &errs) ||
-            plan_build(&jobs, source, &pl, &errs)) {
-            for (int i = 0; i < errs.n; i++) fprintf(stderr, "error: %s\n", errs.msg[i]);
-            goto out;
-        }
-    }
+    if (o.jobs_path && batch_input_load(o.jobs_path, o.format, o.cf.params, &in) != 0) goto out;
     if (read_folder(&o, &f) != 0 || pick_model(&o, &f, mid, sizeof mid) != 0) goto out;
     /* checked before anything is read at length, so a merge that cannot write fails first */
-    if (outfiles_check_file(outp, o.cf.overwrite, 0) != 0 || (o.sheet && outfiles_check_file(o.sheet, o.cf.overwrite, 1) != 0))
+    if (outfiles_check_file(outp, o.cf.overwrite, 0) != 0 || (o.sheet.path && outfiles_check_file(o.sheet.path, o.cf.overwrite, 1) != 0))
         goto out;
     int nshards = f.count > 0 ? f.count : 0;
     t.bad_in_shard = calloc((size_t)nshards + 1, sizeof *t.bad_in_shard);
-    picks = calloc((size_t)(o.jobs_path ? pl.count : f.m.n) + 1, sizeof *picks);
+    picks = calloc((size_t)(o.jobs_path ? in.pl.count : f.m.n) + 1, sizeof *picks);
     if (!t.bad_in_shard || !picks) { fprintf(stderr, "error: out of memory\n"); goto out; }
     if (o.jobs_path) {
-        for (int i = 0; i < pl.count; i++) {
-            const plan_image *im = &pl.images[i];
+        for (int i = 0; i < in.pl.count; i++) {
+            const plan_image *im = &in.pl.images[i];
             char key[65];
-            if (plan_image_key(&pl, im, mid, key) != 0) { fprintf(stderr, "error: out of memory\n"); goto out; }
+            if (plan_image_key(&in.pl, im, mid, key) != 0) { fprintf(stderr, "error: out of memory\n"); goto out; }
             int nc = entries_of(&f.m, im->file, key, cand, 256), pick;
             int kind = check_image(&o, &f, im->file, cand, nc, &pick, &t);
             int s;
-            shard_of_index(pl.count, nshards, i, &s);
+            shard_of_index(in.pl.count, nshards, i, &s);
             char extra[64] = "";
             if (kind != IMG_OK && s >= 0) {
                 snprintf(extra, sizeof extra, ", shard %d/%d", s, nshards);
@@ -366,19 +343,16 @@ int cmd_batch_merge(int argc, char **argv) {
     int wrc = clikit_write_file(outp, buf, used);
     free(buf);
     if (wrc != 0) goto out;
-    if (o.sheet && sheet_write(o.sheet, o.dir, &pl, 0, pl.count, o.sheet_cols, o.sheet_size, o.cf.overwrite) != 0) goto out;
+    if (o.sheet.path && sheet_write(&o.sheet, o.dir, &in.pl, 0, in.pl.count, o.cf.overwrite) != 0) goto out;
     printf("%s: complete: %d images from %d manifests%s -> %s%s%s\n", o.dir, npicks, f.m.files,
                t.dup ? (snprintf(err, sizeof err, ", %d listed more than once", t.dup), err) : "", outp,
-               o.sheet ? ", " : "", o.sheet ? o.sheet : "");
+               o.sheet.path ? ", " : "", o.sheet.path ? o.sheet.path : "");
     rc = 0;
 out:
     free(picks);
     free(t.bad_in_shard);
     folder_free(&f);
-    plan_free(&pl);
-    jobs_list_free(&jobs);
-    jobs_errors_free(&errs);
-    free(text);
+    batch_input_free(&in);
     cf_free(&o.cf);
     return rc;
 }

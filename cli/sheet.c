@@ -14,7 +14,22 @@
 
 #define SHEET_MAX 400
 
-int sheet_write(const char *path, const char *dir, const plan *pl, int lo, int hi, int cols, int size, int overwrite) {
+int sheet_flag(int argc, char **argv, int *i, sheet_opts *s) {
+    const char *v;
+    if ((v = clikit_value(argc, argv, i, NULL, "--contact-sheet"))) s->path = v;
+    else if ((v = clikit_value(argc, argv, i, NULL, "--sheet-cols"))) {
+        if (clikit_int(v, 1, 1000, &s->cols, "--sheet-cols") != 0) return -1;
+    } else if ((v = clikit_value(argc, argv, i, NULL, "--sheet-size"))) {
+        if (clikit_int(v, 16, 2048, &s->size, "--sheet-size") != 0) return -1;
+    } else {
+        return clikit_failed() ? -1 : 0;
+    }
+    return 1;
+}
+
+int sheet_write(const sheet_opts *s, const char *dir, const plan *pl, int lo, int hi, int overwrite) {
+    const char *path = s->path;
+    int cols = s->cols, size = s->size;
     int n = hi - lo > SHEET_MAX ? SHEET_MAX : hi - lo;
     if (n <= 0) return 0;
     if (hi - lo > SHEET_MAX) fprintf(stderr, "note: the contact sheet shows the first %d images\n", SHEET_MAX);

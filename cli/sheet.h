@@ -4,9 +4,18 @@
 
 #include "plan.h"
 
+typedef struct sheet_opts {
+    const char *path;   /* --contact-sheet F; NULL: no sheet */
+    int cols, size;     /* --sheet-cols (0: about square), --sheet-size (0: the images' own size, at most 256) */
+} sheet_opts;
+
+/* If argv[*i] is --contact-sheet, --sheet-cols or --sheet-size, checks and stores it (advancing *i past the value).
+ * Returns 1 when taken, 0 when it is another argument, -1 after printing one "error: ..." line. */
+int sheet_flag(int argc, char **argv, int *i, sheet_opts *s);
+
 /* Writes a grid of images [lo, hi) of the plan (at most the first 400), read from `dir`, captioned with index,
- * seed and prompt, to `path`. cols <= 0: about square; size 0: the images' own size, at most 256. An image that
- * cannot be read leaves its cell blank. Returns 0, or -1 after printing the error. */
-int sheet_write(const char *path, const char *dir, const plan *pl, int lo, int hi, int cols, int size, int overwrite);
+ * seed and prompt, to s->path. An image that cannot be read leaves its cell blank. Returns 0, or -1 after printing
+ * the error. */
+int sheet_write(const sheet_opts *s, const char *dir, const plan *pl, int lo, int hi, int overwrite);
 
 #endif

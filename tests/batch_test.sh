@@ -242,6 +242,11 @@ if [ $rc -eq 1 ] && grep -q "no manifest.shard-1-of-3.jsonl" "$T/err" && grep -q
     bad "merge without jobs, complete" "rc $rc: $(cat "$T/err")"
 refused "merge of a folder that does not exist" "no such folder" "${MF[@]}" "$T/refused" "${JOBF[@]}"
 refused "merge with -o" "name the merged manifest with --manifest" "${MF[@]}" "$T/f" -o "$T/refused"
+# a merged manifest named manifest*.jsonl inside the folder is not read back as one more shard by the next merge
+"${MF[@]}" "$T/f" "${JOBF[@]}" --manifest "$T/f/manifest.all.jsonl" >/dev/null 2>&1
+"${MF[@]}" "$T/f" "${JOBF[@]}" --manifest "$T/f/manifest.all.jsonl" --overwrite >"$T/out" 2>"$T/err"; rc=$?
+[ $rc -eq 0 ] && [ ! -s "$T/err" ] && grep -q "8 images from 3 manifests" "$T/out" && cmp -s "$T/f/manifest.all.jsonl" "$T/f/merged.jsonl" &&
+    ok "merge into DIR/manifest.all.jsonl, again: its own output is not a shard" || bad "merge into DIR" "rc $rc: $(cat "$T/out" "$T/err")"
 
 # ---- --shard auto in a Kubernetes Indexed Job: JOB_COMPLETION_INDEX with the count from --shard-count ----
 for i in 0 1 2; do (unset SLURM_ARRAY_TASK_ID; JOB_COMPLETION_INDEX=$i "$SD" batch "${JOBF[@]}" -o "$T/k8s" --shard auto --shard-count 3) & done
