@@ -31,6 +31,8 @@ extern "C" {
 /* Reads a PNG, JPEG, WebP or BMP file into `channels` (3 RGB, 1 grey) 8-bit pixels; other formats (GIF, TIFF,
  * PNM ...), corrupt files, sides over 16384 or images over 64 megapixels, and non-regular files are refused. */
 sd_status sd_image_load(const char *path, int channels, sd_image *out);
+/* The same from bytes in memory (an upload); `what` names them in error messages. */
+sd_status sd_image_decode(const void *data, size_t len, int channels, const char *what, sd_image *out);
 void sd_image_free(sd_image *img);
 
 /* ---- models ---- */
@@ -197,6 +199,9 @@ sd_status sd_check_params(const sd_ctx *ctx, const sd_gen_params *p);
  * The file appears atomically; unless overwrite is set an existing file is an error and is kept. */
 sd_status sd_save_png(const char *path, const sd_image *img, const char *infotext, const char *json, int overwrite);
 
+/* The PNG sd_save_png would write, in memory: *png is malloc'd (free it), *len bytes. */
+sd_status sd_png_encode(const sd_image *img, const char *infotext, const char *json, uint8_t **png, size_t *len);
+
 /* Reads the settings stored by sd_save_png back into p (strings point into *storage: free it after use). ControlNets
  * come back with image NULL and image_name set: the caller loads the control images (from an AUTOMATIC1111 text
  * alone, model is the name the extension wrote, not a path). */
@@ -215,6 +220,10 @@ int sd_sampler_count(void);
 const char *sd_sampler_name(int i, const char **description);
 int sd_scheduler_count(void);
 const char *sd_scheduler_name(int i, const char **description);
+/* AUTOMATIC1111's name of one of ours, as its infotext writes it ("euler_a" -> "Euler a", "karras" -> "Karras",
+ * "discrete" -> "Automatic"); NULL when it has none. */
+const char *sd_sampler_a1111(const char *name);
+const char *sd_scheduler_a1111(const char *name);
 
 #ifdef __cplusplus
 }

@@ -81,3 +81,7 @@ void sd_image_free(sd_image *img) {
     free(img->data);
     img->data = NULL;
 }
+
+sd_status sd_image_decode(const void *data, size_t len, int channels, const char *what, sd_image *out) {
+    return image_decode(what, (const uint8_t *)data, len, channels, out);
+}

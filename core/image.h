@@ -20,6 +20,8 @@ typedef struct image_text {
  * read. Public: sd.h declares both too. */
 sd_status sd_image_load(const char *path, int channels, sd_image *out);
 void sd_image_free(sd_image *img);
+/* image_decode for sd.h: bytes in memory (an upload), `what` naming them in messages. */
+sd_status sd_image_decode(const void *data, size_t len, int channels, const char *what, sd_image *out);
 
 /* Decodes the image file in data[0, len) into `channels` (3 = RGB, 1 = grey) 8-bit pixels (free with
  * sd_image_free). The format comes from the first bytes: PNG (libpng; 16-bit keeps the high byte, palettes are
@@ -31,6 +33,8 @@ sd_status image_decode(const char *name, const uint8_t *data, size_t len, int ch
 /* Write an RGB (or grey) PNG with text chunks (tEXt when the value is Latin-1, else iTXt, as Pillow does).
  * The file appears atomically; with no_replace an existing file is an error and is left untouched. */
 sd_status image_write_png(const char *path, const sd_image *img, const image_text *text, int ntext, int no_replace);
+/* The same PNG in a malloc'd buffer of *len bytes. */
+sd_status image_encode_png(const sd_image *img, const image_text *text, int ntext, uint8_t **png, size_t *len);
 
 /* Read the text chunks of a PNG (values converted to UTF-8). Returns a malloc'd array of n pairs
  * whose strings are malloc'd; free with image_text_free. */

@@ -72,13 +72,20 @@ static void sb_kv(sbuf *b, const char *key, const char *val) {
 }
 
 static const char *schedule_a1111(const char *s) {
+    const char *a = sd_scheduler_a1111(s);
+    return a ? a : s;
+}
+
+const char *sd_scheduler_a1111(const char *s) {
     if (!strcmp(s, "discrete")) return "Automatic";
     if (!strcmp(s, "karras")) return "Karras";
     if (!strcmp(s, "exponential")) return "Exponential";
     if (!strcmp(s, "sgm_uniform")) return "SGM Uniform";
     if (!strcmp(s, "beta")) return "Beta";
-    return s;
+    return NULL;
 }
+
+const char *sd_sampler_a1111(const char *name) { return infotext_sampler_to_a1111(name); }
 
 char *infotext_a1111(const sd_gen_params *p, const infotext_ctx *c, uint64_t seed) {
     sbuf b = {0};
@@ -202,12 +209,22 @@ char *infotext_json(const sd_gen_params *p, const infotext_ctx *c, uint64_t seed
     return s;
 }
 
-sd_status sd_save_png(const char *path, const sd_image *img, const char *infotext, const char *json, int overwrite) {
-    image_text kv[2];
+/* The text chunks of a generated image: A1111's "parameters" and our "sd" JSON. */
+static int png_chunks(image_text kv[2], const char *infotext, const char *json) {
     int n = 0;
     if (infotext) kv[n++] = (image_text){"parameters", infotext};
     if (json) kv[n++] = (image_text){"sd", json};
-    return image_write_png(path, img, kv, n, !overwrite);
+    return n;
+}
+
+sd_status sd_save_png(const char *path, const sd_image *img, const char *infotext, const char *json, int overwrite) {
+    image_text kv[2];
+    return image_write_png(path, img, kv, png_chunks(kv, infotext, json), !overwrite);
+}
+
+sd_status sd_png_encode(const sd_image *img, const char *infotext, const char *json, uint8_t **png, size_t *len) {
+    image_text kv[2];
+    return image_encode_png(img, kv, png_chunks(kv, infotext, json), png, len);
 }
 
 /* ---- reading settings back ---- */

@@ -4,6 +4,7 @@
 #include "../core/fileio.h"
 #include "../core/image.h"
 #include "../core/sha256.h"
+#include "../sd.h"
 
 #include <stdlib.h>
 #include <zlib.h>
@@ -250,4 +251,48 @@ TEST(png_text_bombs_are_dropped) {
     free(plain);
     free(z);
     free(png);
+}
+
+/* sd_png_encode is the PNG sd_save_png writes, byte for byte; sd_image_decode reads it back from memory and names
+ * the data in its errors (the server's uploads and responses go through these two). */
+TEST(png_in_memory_matches_file) {
+    const char *dir = test_tmpdir();
+    char path[512];
+    snprintf(path, sizeof path, "%s/m.png", dir);
+    sd_image img = {21, 5, 3, malloc(21 * 5 * 3)};
+    for (int i = 0; i < 21 * 5 * 3; i++) img.data[i] = (uint8_t)(i * 53 + 3);
+    const char *info = "a red circle\nSteps: 4, Sampler: Euler, Seed: 7", *json = "{\"prompt\": \"\xe7\x8c\xab\"}";
+    REQUIRE_MSG(sd_save_png(path, &img, info, json, 0) == SD_OK, "%s", sd_last_error());
+    uint8_t *png;
+    size_t len;
+    REQUIRE_MSG(sd_png_encode(&img, info, json, &png, &len) == SD_OK, "%s", sd_last_error());
+    char *file;
+    size_t flen;
+    REQUIRE(file_read(path, 1 << 20, &file, &flen) == SD_OK);
+    CHECK(flen == len && !memcmp(file, png, len));
+    sd_image back;
+    REQUIRE_MSG(sd_image_decode(png, len, 3, "upload", &back) == SD_OK, "%s", sd_last_error());
+    CHECK(back.w == 21 && back.h == 5 && back.c == 3 && !memcmp(back.data, img.data, 21 * 5 * 3));
+    sd_image_free(&back);
+    CHECK(sd_image_decode(png, len / 2, 3, "init_images[0]", &back) != SD_OK && back.data == NULL);
+    CHECK_STR_CONTAINS(sd_last_error(), "init_images[0]");
+    CHECK(sd_image_decode("GIF89a", 6, 1, "mask", &back) != SD_OK);
+    CHECK_STR_CONTAINS(sd_last_error(), "mask");
+    sd_image two = {2, 2, 2, img.data};
+    free(png);
+    CHECK(sd_png_encode(&two, NULL, NULL, &png, &len) != SD_OK && png == NULL);
+    free(file);
+    free(img.data);
+}
+
+TEST(a1111_names_of_samplers_and_schedulers) {
+    CHECK(!strcmp(sd_sampler_a1111("euler_a"), "Euler a"));
+    CHECK(!strcmp(sd_sampler_a1111("dpm++2m"), "DPM++ 2M"));
+    CHECK(sd_sampler_a1111("nope") == NULL);
+    CHECK(!strcmp(sd_scheduler_a1111("discrete"), "Automatic"));
+    CHECK(!strcmp(sd_scheduler_a1111("karras"), "Karras"));
+    CHECK(sd_scheduler_a1111("nope") == NULL);
+    /* every sampler the library lists has an A1111 name (the server's /sdapi/v1/samplers lists them all) */
+    for (int i = 0; i < sd_sampler_count(); i++) CHECK_MSG(sd_sampler_a1111(sd_sampler_name(i, NULL)), "%s", sd_sampler_name(i, NULL));
+    for (int i = 0; i < sd_scheduler_count(); i++) CHECK_MSG(sd_scheduler_a1111(sd_scheduler_name(i, NULL)), "%s", sd_scheduler_name(i, NULL));
 }
