@@ -110,6 +110,8 @@ sd_status guided_upload(gen *g) {
 
 sd_status guided_model(void *user, const float *x_in, float t, float *out) {
     gen *g = user;
+    /* the progress callback asked to stop: the sampler ends at its next evaluation, not after its last step */
+    if (g->cb_err) return err_fail(g->cb_err, "cancelled");
     sd_ctx *c = g->c;
     be *b = c->b;
     const unet_config *uc = unet_get_config(c->unet);

@@ -8,6 +8,8 @@
 #include "pipeline_case.h"
 #include "../core/error.h"
 #include "../core/fileio.h"
+#include "../core/safetensors.h"
+#include "../pipeline/pipeline.h"
 #include "../sd.h"
 
 #include <cjson/cJSON.h>
@@ -274,5 +276,52 @@ TEST(params_refused_before_any_work) {
     long_text[SD_PROMPT_MAX_BYTES] = 0; /* exactly the limit: accepted */
     CHECK(sd_check_params(ctx, &p) == SD_OK);
     free(long_text);
+    sd_free(ctx);
+}
+
+typedef struct cancel_probe {
+    int stop_at, last_step, calls_after;
+} cancel_probe;
+
+static int cancel_at(void *user, const sd_progress *p) {
+    cancel_probe *c = user;
+    if (strcmp(p->stage, "sample")) return 0;
+    if (c->last_step >= c->stop_at) c->calls_after++;
+    c->last_step = p->step;
+    return p->step >= c->stop_at;
+}
+
+TEST(progress_cancel_stops_the_sampler_at_once) {
+    /* a non-zero return from the progress callback ends the call at the sampler's next model evaluation, so that a
+     * stop from another thread reaches a 30-step generation within a step, not after its last one: the cancelled call
+     * does less work (the backend's FLOP count) than a whole 4-step image */
+    sd_ctx *ctx = test_load_model(test_path("golden/pipeline/sd1"));
+    sd_gen_params p;
+    sd_gen_params_init(&p);
+    p.prompt = "a red circle";
+    p.width = 32; p.height = 32; p.steps = 4; p.seed = 3;
+    sd_result r = {0};
+    double f0 = ctx->b->flops;
+    REQUIRE(sd_generate(ctx, &p, NULL, NULL, &r) == SD_OK);
+    double four_steps = ctx->b->flops - f0;
+    sd_result_free(&r);
+    p.steps = 30;
+    p.batch_count = 2;
+    cancel_probe c = {2, 0, 0};
+    f0 = ctx->b->flops;
+    CHECK(sd_generate(ctx, &p, cancel_at, &c, &r) == SD_ERR_CANCELLED);
+    double cancelled = ctx->b->flops - f0;
+    CHECK_STR_CONTAINS(sd_last_error(), "cancelled");
+    CHECK_MSG(c.last_step == 2 && c.calls_after == 0, "the callback saw step %d after the cancel at 2", c.last_step);
+    CHECK(r.count == 0 && r.images == NULL);
+    CHECK_MSG(cancelled < four_steps, "the cancelled call did %.3g FLOP, a whole 4-step image %.3g", cancelled, four_steps);
+    test_note("cancel at step 2 of 30: %.3g FLOP; a whole 4-step image: %.3g", cancelled, four_steps);
+    sd_result_free(&r);
+    /* and the context works as before */
+    p.batch_count = 1;
+    p.steps = 2;
+    REQUIRE(sd_generate(ctx, &p, NULL, NULL, &r) == SD_OK);
+    CHECK(r.count == 1);
+    sd_result_free(&r);
     sd_free(ctx);
 }
