@@ -31,8 +31,9 @@ extern "C" {
 /* Reads a PNG, JPEG, WebP or BMP file into `channels` (3 RGB, 1 grey) 8-bit pixels; other formats (GIF, TIFF,
  * PNM ...), corrupt files, sides over 16384 or images over 64 megapixels, and non-regular files are refused. */
 sd_status sd_image_load(const char *path, int channels, sd_image *out);
-/* The same from bytes in memory (an upload); `what` names them in error messages. */
-sd_status sd_image_decode(const void *data, size_t len, int channels, const char *what, sd_image *out);
+/* The same from bytes in memory (an upload): sides over max_side (0: the 16384 of files) are refused from the header,
+ * before the pixels are allocated (a small PNG can stand for gigabytes); `what` names the bytes in error messages. */
+sd_status sd_image_decode(const void *data, size_t len, int channels, int max_side, const char *what, sd_image *out);
 void sd_image_free(sd_image *img);
 
 /* ---- models ---- */

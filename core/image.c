@@ -11,8 +11,14 @@
 
 #define MAX_IMAGE_FILE (512u << 20)
 
+/* The side limit of the decode running on this thread (sd_image_decode's max_side; 0: IMAGE_MAX_SIDE). Every decoder
+ * asks image_alloc for its pixels once it has read the header, so the limit holds before anything is allocated. */
+static _Thread_local int decode_max_side;
+
 sd_status image_alloc(const char *name, const char *format, long w, long h, int channels, sd_image *out) {
     memset(out, 0, sizeof *out);
+    if (decode_max_side && (w > decode_max_side || h > decode_max_side))
+        return err_fail(SD_ERR_FORMAT, "%s: %s image of %ldx%ld pixels is too large (at most %d per side)", name, format, w, h, decode_max_side);
     if (w < 1 || h < 1 || w > IMAGE_MAX_SIDE || h > IMAGE_MAX_SIDE || w * h > IMAGE_MAX_PIXELS)
         return err_fail(SD_ERR_FORMAT, "%s: %s image of %ldx%ld pixels is not supported (at most %d per side, %d megapixels)", name,
                        format, w, h, IMAGE_MAX_SIDE, IMAGE_MAX_PIXELS >> 20);
@@ -82,6 +88,9 @@ void sd_image_free(sd_image *img) {
     img->data = NULL;
 }
 
-sd_status sd_image_decode(const void *data, size_t len, int channels, const char *what, sd_image *out) {
-    return image_decode(what, (const uint8_t *)data, len, channels, out);
+sd_status sd_image_decode(const void *data, size_t len, int channels, int max_side, const char *what, sd_image *out) {
+    decode_max_side = max_side > 0 && max_side < IMAGE_MAX_SIDE ? max_side : 0;
+    sd_status st = image_decode(what, (const uint8_t *)data, len, channels, out);
+    decode_max_side = 0;
+    return st;
 }

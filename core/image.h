@@ -20,8 +20,9 @@ typedef struct image_text {
  * read. Public: sd.h declares both too. */
 sd_status sd_image_load(const char *path, int channels, sd_image *out);
 void sd_image_free(sd_image *img);
-/* image_decode for sd.h: bytes in memory (an upload), `what` naming them in messages. */
-sd_status sd_image_decode(const void *data, size_t len, int channels, const char *what, sd_image *out);
+/* image_decode for sd.h: bytes in memory (an upload), `what` naming them in messages; sides over max_side (0: the
+ * IMAGE_MAX_SIDE of files) are refused from the header, before the pixels are allocated. */
+sd_status sd_image_decode(const void *data, size_t len, int channels, int max_side, const char *what, sd_image *out);
 
 /* Decodes the image file in data[0, len) into `channels` (3 = RGB, 1 = grey) 8-bit pixels (free with
  * sd_image_free). The format comes from the first bytes: PNG (libpng; 16-bit keeps the high byte, palettes are

@@ -271,13 +271,15 @@ TEST(png_in_memory_matches_file) {
     REQUIRE(file_read(path, 1 << 20, &file, &flen) == SD_OK);
     CHECK(flen == len && !memcmp(file, png, len));
     sd_image back;
-    REQUIRE_MSG(sd_image_decode(png, len, 3, "upload", &back) == SD_OK, "%s", sd_last_error());
+    REQUIRE_MSG(sd_image_decode(png, len, 3, 0, "upload", &back) == SD_OK, "%s", sd_last_error());
     CHECK(back.w == 21 && back.h == 5 && back.c == 3 && !memcmp(back.data, img.data, 21 * 5 * 3));
     sd_image_free(&back);
-    CHECK(sd_image_decode(png, len / 2, 3, "init_images[0]", &back) != SD_OK && back.data == NULL);
+    CHECK(sd_image_decode(png, len / 2, 3, 0, "init_images[0]", &back) != SD_OK && back.data == NULL);
     CHECK_STR_CONTAINS(sd_last_error(), "init_images[0]");
-    CHECK(sd_image_decode("GIF89a", 6, 1, "mask", &back) != SD_OK);
+    CHECK(sd_image_decode("GIF89a", 6, 1, 0, "mask", &back) != SD_OK);
     CHECK_STR_CONTAINS(sd_last_error(), "mask");
+    CHECK(sd_image_decode(png, len, 3, 20, "upload", &back) != SD_OK && back.data == NULL); /* 21 wide: over the limit */
+    CHECK_STR_CONTAINS(sd_last_error(), "at most 20 per side");
     sd_image two = {2, 2, 2, img.data};
     free(png);
     CHECK(sd_png_encode(&two, NULL, NULL, &png, &len) != SD_OK && png == NULL);
