@@ -1,4 +1,4 @@
-/* main.c — the `sd` command: dispatches to generate (default), info, tokenize, batch and compare. */
+/* main.c — the `sd` command: dispatches to generate (default), info, tokenize, batch, compare and serve. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,6 +18,7 @@ static void usage(FILE *out) {
             "       sd batch JOBS [-o DIR] [options]     render a job file (resumable, shardable; sd batch --help)\n"
             "       sd batch merge DIR [JOBS] [options]  check a sharded run's images, write one manifest\n"
             "       sd compare -p PROMPT --samplers ...  sampler/scheduler/steps grid with timings and errors\n"
+            "       sd serve [-m MODEL] [--port 7860]    HTTP server: AUTOMATIC1111 and OpenAI APIs, a web page (sd serve --help)\n"
             "       sd --version\n",
             SD_VERSION);
 }
@@ -46,6 +47,7 @@ int main(int argc, char **argv) {
     if (!strcmp(cmd, "tokenize")) return cmd_tokenize(argc - 1, argv + 1);
     if (!strcmp(cmd, "batch")) return cmd_batch(argc - 1, argv + 1);
     if (!strcmp(cmd, "compare")) return cmd_compare(argc - 1, argv + 1);
+    if (!strcmp(cmd, "serve")) return cmd_serve(argc - 1, argv + 1);
     if (cmd[0] == '-') return cmd_generate(argc, argv); /* `sd -p ...` */
     fprintf(stderr, "error: unknown command \"%s\" (try sd --help)\n", cmd);
     return 1;
