@@ -5,6 +5,8 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -56,6 +58,40 @@ static void wait_deadline(struct timespec *ts, double seconds) {
     if (ts->tv_nsec >= 1000000000L) { ts->tv_sec++; ts->tv_nsec -= 1000000000L; }
 }
 
+/* The self-pipe of SIGTERM/SIGINT: the handler may run on any thread; write() is async-signal-safe. */
+static int sig_pipe[2] = {-1, -1};
+
+static void on_signal(int sig) {
+    int saved = errno;
+    unsigned char c = (unsigned char)sig;
+    if (write(sig_pipe[1], &c, 1) < 0) {} /* a full pipe already holds a signal to act on */
+    errno = saved;
+}
+
+static int signal_pipe_open(void) {
+    if (pipe2(sig_pipe, O_CLOEXEC | O_NONBLOCK) != 0) return -1;
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sa.sa_flags = SA_RESTART;
+    sigemptyset(&sa.sa_mask);
+    if (sigaction(SIGTERM, &sa, NULL) != 0 || sigaction(SIGINT, &sa, NULL) != 0) return -1;
+    return 0;
+}
+
+/* The next signal received (SIGTERM, SIGINT), waiting at most timeout_ms (-1: for ever); 0 when none came. */
+static int signal_next(int timeout_ms) {
+    struct pollfd pf = {sig_pipe[0], POLLIN, 0};
+    for (;;) {
+        int n = poll(&pf, 1, timeout_ms);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) return 0;
+        unsigned char c;
+        if (read(sig_pipe[0], &c, 1) == 1) return c;
+        if (timeout_ms >= 0) return 0;
+    }
+}
+
 int server_run(const server_opts *opts) {
     srv *s = calloc(1, sizeof *s);
     if (!s) { fprintf(stderr, "error: out of memory\n"); return 1; }
@@ -69,6 +105,15 @@ int server_run(const server_opts *opts) {
     pthread_cond_init(&s->idle, NULL);
     s->opt_clip_skip = 1;
     s->opt_eta_ancestral = 1.0;
+
+    /* SIGTERM/SIGINT: a handler that only writes the signal into a pipe this thread reads (below). Blocking them and
+     * sigwait would not do: threads that exist before this code (OpenBLAS starts its pool when the library loads)
+     * do not block them, and a signal delivered to one of those would kill the process. */
+    if (signal_pipe_open() != 0) {
+        fprintf(stderr, "error: cannot set up the signal handlers: %s\n", strerror(errno));
+        goto done;
+    }
+    signal(SIGPIPE, SIG_IGN);
 
     if (!is_loopback(o->host) && !o->api_auth && !o->api_key) {
         fprintf(stderr, "error: --host %s: refusing to serve beyond this machine without --api-auth USER:PASS or --api-key KEY\n", o->host);
@@ -110,13 +155,6 @@ int server_run(const server_opts *opts) {
     }
     queue_set_loaded(s, ctx, &s->def_model);
 
-    /* signals are taken by this thread alone (sigwait below): every thread started from here inherits the mask */
-    sigset_t set;
-    sigemptyset(&set);
-    sigaddset(&set, SIGTERM);
-    sigaddset(&set, SIGINT);
-    pthread_sigmask(SIG_BLOCK, &set, NULL);
-    signal(SIGPIPE, SIG_IGN);
     if (queue_start(s) != 0) {
         fprintf(stderr, "error: cannot start the worker thread\n");
         goto done;
@@ -134,18 +172,16 @@ int server_run(const server_opts *opts) {
     fprintf(stderr, "serve: model %s (%s); listening on http://%s%s%s:%d/ (the web page; APIs under /sdapi/v1 and /v1)\n",
             s->def_model.file, s->loaded_family, strchr(o->host, ':') ? "[" : "", o->host, strchr(o->host, ':') ? "]" : "", port);
 
-    int sig = 0;
-    while (sigwait(&set, &sig) != 0) {}
+    int sig = signal_next(-1);
     fprintf(stderr, "serve: %s: finishing the image in flight, refusing new work\n", sig == SIGTERM ? "SIGTERM" : "SIGINT");
     queue_shutdown(s, 0);
     /* wait for the worker; a second signal stops the image in flight too */
-    struct timespec tick = {0, 200000000L};
     for (;;) {
         pthread_mutex_lock(&s->mu);
         int busy = s->running || s->qn;
         pthread_mutex_unlock(&s->mu);
         if (!busy) break;
-        if (sigtimedwait(&set, NULL, &tick) > 0) {
+        if (signal_next(200) > 0) {
             fprintf(stderr, "serve: second signal: stopping the image in flight\n");
             queue_shutdown(s, 1);
         }
