@@ -4,7 +4,8 @@
  * Every field A1111 takes is type-checked. Those this engine applies: prompt, negative_prompt, seed, subseed and
  * subseed_strength (variation seed), sampler_name / sampler_index, scheduler, steps, cfg_scale, width, height,
  * batch_size, n_iter, eta, override_settings (the options of /sdapi/v1/options), send_images, force_task_id; for
- * img2img init_images, mask, denoising_strength, mask_blur(_x/_y), mask_round, inpainting_mask_invert. Fields that
+ * img2img init_images, mask, denoising_strength, mask_blur(_x/_y, alike), mask_round, inpainting_mask_invert,
+ * inpainting_fill, inpaint_full_res and inpaint_full_res_padding (the library's inpainting options). Fields that
  * ask for something it cannot do (enable_hr, restore_faces, tiling, styles, scripts, s_churn ...) are refused with
  * 422 naming the field, unless they hold their do-nothing value; the others are accepted and have no effect (s_noise,
  * s_tmin and s_tmax act only with s_churn). */
@@ -185,6 +186,12 @@ static int decode_image(const char *field, const cJSON *v, int channels, int max
 }
 
 /* The body to a job; 0, or -1 with e set (and *status: 422, 404 for an unknown model). */
+/* A field A1111 types as a boolean that its clients also send as 0/1 (check_types has checked which). */
+static int flag01(const cJSON *b, const char *key, int def) {
+    const cJSON *v = jfield_get(b, key);
+    return !v ? def : cJSON_IsTrue(v) || (cJSON_IsNumber(v) && v->valuedouble == 1);
+}
+
 static int parse(req *r, const cJSON *b, int img2img, a1111_data *d, job *j, jfield_err *e, unsigned *status) {
     srv *s = r->s;
     const server_opts *o = &s->o;
@@ -333,15 +340,25 @@ static int parse(req *r, const cJSON *b, int img2img, a1111_data *d, job *j, jfi
             if (j->mask.w != j->init.w || j->mask.h != j->init.h)
                 return jfield_fail(e, "mask", "is %dx%d but the init image is %dx%d: they must be the same size", j->mask.w,
                                    j->mask.h, j->init.w, j->init.h);
-            long long blur, bx, by, inv = 0;
-            int round;
-            const cJSON *iv = jfield_get(b, "inpainting_mask_invert");
-            if (iv) inv = cJSON_IsTrue(iv) || (cJSON_IsNumber(iv) && iv->valuedouble == 1);
+            /* A1111's order: threshold (mask_round), invert, then the library blurs, crops (inpaint_full_res) and
+             * fills (inpainting_fill) as A1111 does in the kdiffusion convention */
+            static const char *const FILL[4] = {"fill", "original", "latent noise", "latent nothing"};
+            long long blur, bx, by, fill, pad;
+            int round, inv = flag01(b, "inpainting_mask_invert", 0), full_res = flag01(b, "inpaint_full_res", 1);
             if (jfield_int(b, "mask_blur", -1, 64, -1, &blur, e) || jfield_int(b, "mask_blur_x", 0, 64, 4, &bx, e) ||
-                jfield_int(b, "mask_blur_y", 0, 64, 4, &by, e) || jfield_bool(b, "mask_round", 1, &round, e))
+                jfield_int(b, "mask_blur_y", 0, 64, 4, &by, e) || jfield_bool(b, "mask_round", 1, &round, e) ||
+                jfield_int(b, "inpainting_fill", 0, 3, 0, &fill, e) ||
+                jfield_int(b, "inpaint_full_res_padding", 0, 8192, 0, &pad, e))
                 return -1;
             if (blur >= 0) bx = by = blur; /* A1111: mask_blur sets both */
-            if (mask_prepare(&j->mask, round, (int)inv, (double)bx, (double)by) != 0) return jfield_fail(e, "mask", "out of memory");
+            if (bx != by)
+                return jfield_fail(e, "mask_blur_y", "%lld differs from mask_blur_x %lld: this server blurs both directions alike", by, bx);
+            if (!mask_prepare(&j->mask, round, inv) && full_res)
+                return jfield_fail(e, "mask", "has no pixel to repaint%s: nothing to inpaint with inpaint_full_res", inv ? " once inverted" : "");
+            j->gp.mask_blur = (int)bx;
+            j->gp.inpaint_fill = FILL[fill];
+            j->gp.inpaint_only_masked = full_res;
+            j->gp.inpaint_padding = full_res ? (int)pad : 0;
             j->gp.mask = &j->mask;
         }
     }

@@ -61,11 +61,21 @@ def main():
         mask = Image.new("L", (64, 64), 0)
         mask.paste(255, (8, 24, 56, 60))
         mask.save(os.path.join(W, "wa-mask.png"))
-        r = api.img2img(images=[init], mask_image=mask, mask_blur=0, denoising_strength=0.7, prompt="a large green triangle on a white background, bottom right",
+        # webuiapi's defaults: mask_blur 4, inpainting_fill 0 (fill), inpaint_full_res True, padding 0
+        r = api.img2img(images=[init], mask_image=mask, denoising_strength=0.7, prompt="a large green triangle on a white background, bottom right",
                         seed=12, width=64, height=64, cfg_scale=5, steps=4)
         ref = T.cli_render(os.path.join(W, "wa-i2i.png"), *T.a1111_cli_args("a large green triangle on a white background, bottom right", 12, 4, 64, 64, cfg=5),
-                           "-i", os.path.join(W, "wa-init.png"), "--mask", os.path.join(W, "wa-mask.png"), "--strength", "0.7")
-        same(r.image, ref, "webuiapi img2img")
+                           "-i", os.path.join(W, "wa-init.png"), "--mask", os.path.join(W, "wa-mask.png"), "--strength", "0.7",
+                           "--mask-blur", "4", "--masked-content", "fill", "--inpaint-only-masked")
+        same(r.image, ref, "webuiapi img2img (its inpainting defaults)")
+        r = api.img2img(images=[init], mask_image=mask, mask_blur=0, inpainting_fill=1, inpaint_full_res=False, inpainting_mask_invert=1,
+                        denoising_strength=0.7, prompt="a large green triangle on a white background, bottom right",
+                        seed=12, width=64, height=64, cfg_scale=5, steps=4)
+        Image.eval(mask, lambda v: 255 - v).save(os.path.join(W, "wa-mask-inv.png"))
+        ref = T.cli_render(os.path.join(W, "wa-i2i-inv.png"), *T.a1111_cli_args("a large green triangle on a white background, bottom right", 12, 4, 64, 64, cfg=5),
+                           "-i", os.path.join(W, "wa-init.png"), "--mask", os.path.join(W, "wa-mask-inv.png"), "--strength", "0.7",
+                           "--masked-content", "original")
+        same(r.image, ref, "webuiapi img2img (inverted, whole picture, original)")
         T.ok("webuiapi_img2img_with_mask_equals_cli")
 
     def webui_progress_interrupt():

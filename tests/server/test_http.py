@@ -77,32 +77,52 @@ def test_batch_equals_cli():
 
 
 def test_img2img_mask_equals_cli():
+    """A1111's inpainting fields map to the library's options: the server thresholds (mask_round) and inverts the
+    mask, and the picture equals the CLI's with the prepared mask and the same blur, crop, padding and fill."""
     init = T.cli_render(os.path.join(W, "init.png"), *T.a1111_cli_args("a small yellow ring on a black background, top left", 3, 2, 64, 64))
-    mask = bytearray(64 * 64)
+    soft, rounded = bytearray(64 * 64), bytearray(64 * 64)
     for y in range(64):
         for x in range(64):
-            mask[y * 64 + x] = 255 if 16 <= x < 48 and 8 <= y < 40 else 0
-    mask_png = T.png_encode(64, 64, 1, bytes(mask))
-    open(os.path.join(W, "mask.png"), "wb").write(mask_png)
-    body = {"prompt": PROMPT, "seed": 5, "steps": 4, "width": 64, "height": 64, "sampler_name": "Euler", "cfg_scale": 5,
-            "denoising_strength": 0.6, "mask_blur": 0, "init_images": ["data:image/png;base64," + base64.b64encode(init).decode()],
-            "mask": base64.b64encode(mask_png).decode()}
-    st, _h, r = S.post("/sdapi/v1/img2img", body)
-    assert st == 200, r
-    ref = T.cli_render(os.path.join(W, "i2i.png"), *T.a1111_cli_args(PROMPT, 5, 4, 64, 64, cfg=5), "-i", os.path.join(W, "init.png"),
-                       "--mask", os.path.join(W, "mask.png"), "--strength", "0.6")
-    diff = T.same_pixels(T.b64png(r["images"][0]), ref)
-    assert diff is None, "img2img: " + diff
-    assert r["parameters"]["init_images"] is None and r["parameters"]["mask"] is None, "uploads echoed"
-    assert "Denoising strength: 0.6" in T.png_text(T.b64png(r["images"][0]))["parameters"]
-    # inverted: the same as the CLI with the inverted mask
-    body["inpainting_mask_invert"] = 1
-    st, _h, r = S.post("/sdapi/v1/img2img", body)
-    inv = T.png_encode(64, 64, 1, bytes(255 - v for v in mask))
-    open(os.path.join(W, "mask-inv.png"), "wb").write(inv)
-    ref = T.cli_render(os.path.join(W, "i2i-inv.png"), *T.a1111_cli_args(PROMPT, 5, 4, 64, 64, cfg=5), "-i", os.path.join(W, "init.png"),
-                       "--mask", os.path.join(W, "mask-inv.png"), "--strength", "0.6")
-    assert st == 200 and T.same_pixels(T.b64png(r["images"][0]), ref) is None, "inverted mask"
+            inner = 16 <= x < 48 and 8 <= y < 40
+            ring1 = 14 <= x < 50 and 6 <= y < 42  # 200: kept by the threshold (> 128)
+            ring2 = 12 <= x < 52 and 4 <= y < 44  # 100 and 128: dropped by it
+            soft[y * 64 + x] = 255 if inner else 200 if ring1 else (100 if x % 2 else 128) if ring2 else 0
+            rounded[y * 64 + x] = 255 if inner or ring1 else 0
+    open(os.path.join(W, "mask.png"), "wb").write(T.png_encode(64, 64, 1, bytes(rounded)))
+    open(os.path.join(W, "mask-inv.png"), "wb").write(T.png_encode(64, 64, 1, bytes(255 - v for v in rounded)))
+    base = {"prompt": PROMPT, "seed": 5, "steps": 4, "width": 64, "height": 64, "sampler_name": "Euler", "cfg_scale": 5,
+            "denoising_strength": 0.6, "init_images": ["data:image/png;base64," + base64.b64encode(init).decode()],
+            "mask": base64.b64encode(T.png_encode(64, 64, 1, bytes(soft))).decode()}
+    cases = [  # (name, fields over A1111's defaults, mask file, the CLI's flags)
+        ("defaults: blur 4, fill, only masked", {}, "mask.png",
+         ["--mask-blur", "4", "--masked-content", "fill", "--inpaint-only-masked"]),
+        ("inverted, whole picture, original", {"inpainting_mask_invert": 1, "inpaint_full_res": False, "inpainting_fill": 1, "mask_blur": 0},
+         "mask-inv.png", ["--masked-content", "original"]),
+        ("only masked + padding 6, latent noise, blur 2", {"inpaint_full_res": 1, "inpaint_full_res_padding": 6, "inpainting_fill": 2,
+         "mask_blur_x": 2, "mask_blur_y": 2}, "mask.png",
+         ["--mask-blur", "2", "--masked-content", "latent noise", "--inpaint-only-masked", "--inpaint-padding", "6"]),
+        ("latent nothing, whole picture", {"inpainting_fill": 3, "inpaint_full_res": 0, "mask_blur": 1}, "mask.png",
+         ["--mask-blur", "1", "--masked-content", "latent nothing"]),
+    ]
+    for k, (name, fields, mask_file, flags) in enumerate(cases):
+        st, _h, r = S.post("/sdapi/v1/img2img", dict(base, **fields))
+        assert st == 200, (name, r)
+        ref = T.cli_render(os.path.join(W, "i2i-%d.png" % k), *T.a1111_cli_args(PROMPT, 5, 4, 64, 64, cfg=5), "-i", os.path.join(W, "init.png"),
+                           "--mask", os.path.join(W, mask_file), "--strength", "0.6", *flags)
+        diff = T.same_pixels(T.b64png(r["images"][0]), ref)
+        assert diff is None, "img2img %s: %s" % (name, diff)
+        if k == 0:
+            assert r["parameters"]["init_images"] is None and r["parameters"]["mask"] is None, "uploads echoed"
+            assert "Denoising strength: 0.6" in T.png_text(T.b64png(r["images"][0]))["parameters"]
+    # what the library cannot do, or nothing to repaint: 422 naming the field
+    st, _h, r = S.post("/sdapi/v1/img2img", dict(base, mask_blur_x=3, mask_blur_y=5))
+    assert st == 422 and r.get("field") == "mask_blur_y", (st, r)
+    black = base64.b64encode(T.png_encode(64, 64, 1, bytes(64 * 64))).decode()
+    st, _h, r = S.post("/sdapi/v1/img2img", dict(base, mask=black))
+    assert st == 422 and r.get("field") == "mask", (st, r)
+    st, _h, r = S.post("/sdapi/v1/img2img", dict(base, inpainting_fill=4))
+    assert st == 422 and r.get("field") == "inpainting_fill", (st, r)
+    T.note("img2img: %d inpainting settings pixel-identical to the CLI" % len(cases))
     T.ok("img2img_with_mask_equals_cli")
 
 

@@ -1,6 +1,6 @@
 /* test_server_unit.c — the server's pieces without HTTP: base64 against RFC 4648's vectors, typed JSON fields and
  * their messages, model and LoRA names (paths refused, A1111 titles found), A1111 sampler and scheduler names, and
- * the inpainting mask's blur against a direct double-precision Gaussian. */
+ * the inpainting mask's threshold and invert (its blur is the library's, tested against OpenCV there). */
 #include "../test.h"
 #include "../../cli/serve/a1111_names.h"
 #include "../../cli/serve/b64.h"
@@ -8,7 +8,6 @@
 #include "../../cli/serve/mask.h"
 #include "../../cli/serve/models.h"
 
-#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -142,44 +141,19 @@ TEST(server_a1111_sampler_and_scheduler_names) {
     cJSON_Delete(s);
 }
 
-/* OpenCV's GaussianBlur of one row/column in doubles, BORDER_REFLECT_101: the reference of mask.c */
-static double ref_at(const double *v, int n, int i) {
-    while (i < 0 || i >= n) i = i < 0 ? -i : 2 * n - 2 - i;
-    return v[i];
-}
-
-TEST(server_mask_blur_matches_a_direct_gaussian) {
-    int w = 37, h = 23;
-    sd_image m = {w, h, 1, malloc((size_t)w * h)};
-    double *ref = malloc(sizeof(double) * w * h), *tmp = malloc(sizeof(double) * w * h);
-    for (int y = 0; y < h; y++)
-        for (int x = 0; x < w; x++) m.data[y * w + x] = (x - 18) * (x - 18) + (y - 11) * (y - 11) < 60 || x == 3 ? 255 : (x * 7 + y * 3) % 200;
-    for (int i = 0; i < w * h; i++) ref[i] = m.data[i] > 128 ? 0 : 255; /* rounded, then inverted */
-    double sx = 4, sy = 2.5;
-    for (int pass = 0; pass < 2; pass++) {
-        double sigma = pass ? sy : sx;
-        int r = (int)(2.5 * sigma + 0.5);
-        double sum = 0;
-        for (int k = -r; k <= r; k++) sum += exp(-(double)k * k / (2 * sigma * sigma));
-        for (int y = 0; y < h; y++)
-            for (int x = 0; x < w; x++) {
-                double acc = 0, line[64];
-                int n = pass ? h : w;
-                for (int i = 0; i < n; i++) line[i] = pass ? ref[i * w + x] : ref[y * w + i];
-                for (int k = -r; k <= r; k++) acc += exp(-(double)k * k / (2 * sigma * sigma)) / sum * ref_at(line, n, (pass ? y : x) + k);
-                tmp[y * w + x] = acc;
-            }
-        for (int i = 0; i < w * h; i++) ref[i] = floor(tmp[i] + 0.5); /* each pass stores 8-bit values, as OpenCV's does */
-    }
-    REQUIRE(mask_prepare(&m, 1, 1, sx, sy) == 0);
-    int worst = 0;
-    for (int i = 0; i < w * h; i++) {
-        int d = abs((int)m.data[i] - (int)ref[i]);
-        worst = d > worst ? d : worst;
-    }
-    test_note("mask blur vs double-precision Gaussian: worst %d/255", worst);
-    CHECK_MSG(worst <= 1, "worst difference %d/255", worst);
-    free(m.data);
-    free(ref);
-    free(tmp);
+/* A1111's create_binary_mask(round) then ImageOps.invert, pixel by pixel: 128 stays black, 129 turns white. */
+TEST(server_mask_round_and_invert_as_a1111) {
+    uint8_t px[6] = {0, 1, 128, 129, 200, 255};
+    sd_image m = {6, 1, 1, px};
+    CHECK(mask_prepare(&m, 1, 0) == 3);
+    CHECK(px[0] == 0 && px[1] == 0 && px[2] == 0 && px[3] == 255 && px[4] == 255 && px[5] == 255);
+    CHECK(mask_prepare(&m, 1, 1) == 3); /* rounded again (no change), then inverted */
+    CHECK(px[0] == 255 && px[2] == 255 && px[3] == 0 && px[5] == 0);
+    uint8_t soft[3] = {0, 100, 255};
+    sd_image s2 = {3, 1, 1, soft};
+    CHECK(mask_prepare(&s2, 0, 1) == 2); /* mask_round false: the grey level kept, inverted */
+    CHECK(soft[0] == 255 && soft[1] == 155 && soft[2] == 0);
+    uint8_t dark[2] = {128, 40};
+    sd_image s3 = {2, 1, 1, dark};
+    CHECK(mask_prepare(&s3, 1, 0) == 0); /* nothing to repaint: the caller refuses inpaint_full_res on it */
 }
