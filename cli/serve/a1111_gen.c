@@ -248,6 +248,7 @@ static int parse(req *r, const cJSON *b, int img2img, a1111_data *d, job *j, jfi
     if (!j->prompt || !j->negative) return jfield_fail(e, "prompt", "out of memory");
     j->gp.prompt = j->prompt;
     j->gp.negative_prompt = j->negative;
+    j->gp.lora_dir = s->o.lora_dir; /* the prompt's <lora:NAME:W> tags, checked above (a1111_check_loras) */
 
     /* sizes and counts, within this server's limits */
     long long w, h, steps, bs, it;

@@ -10,10 +10,6 @@
 #include "a1111_names.h"
 #include "b64.h"
 
-/* The library has no LoRA yet (issue 18): tags are checked and then refused. When sd.h has sd_gen_params.lora_dir,
- * set it from --lora-model-dir where the jobs are made and make this 1. */
-#define LIBRARY_HAS_LORA 0
-
 static double now_s(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -58,7 +54,6 @@ int a1111_check_loras(srv *s, const char *field, const char *prompt, jfield_err 
         for (int i = 0; i < count && !found; i++) found = !strcmp(names[i], name);
         models_free_names(names, count);
         if (!found) return jfield_fail(e, field, "<lora:%.80s>: no such LoRA (see /sdapi/v1/loras)", name);
-        if (!LIBRARY_HAS_LORA) return jfield_fail(e, field, "<lora:%.80s>: LoRA is not in this build yet", name);
     }
     return 0;
 }

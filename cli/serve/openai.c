@@ -64,6 +64,7 @@ static int parse(req *r, const cJSON *b, job *j, jfield_err *e, unsigned *status
     if (!j->prompt || !j->negative) return jfield_fail(e, "prompt", "out of memory");
     j->gp.prompt = j->prompt;
     j->gp.negative_prompt = j->negative[0] ? j->negative : NULL;
+    j->gp.lora_dir = s->o.lora_dir; /* the prompt's <lora:NAME:W> tags, checked above (a1111_check_loras) */
     j->gp.batch_count = (int)n;
     j->gp.steps = (int)steps;
     j->gp.cfg_scale = (float)cfg;

@@ -33,6 +33,9 @@ def lora_dir():
     d = os.path.join(W, "loras")
     os.makedirs(d, exist_ok=True)
     open(os.path.join(d, "style.safetensors"), "wb").close()
+    kohya = os.path.join(d, "sd1_kohya.safetensors")  # a real LoRA of tiny-sd1 (tests/golden/lora)
+    if not os.path.lexists(kohya):
+        os.symlink(os.path.join(T.ROOT, "tests", "golden", "lora", "loras", "sd1_kohya.safetensors"), kohya)
     return d
 
 
@@ -224,7 +227,7 @@ def test_lists():
     st, _h, m = S.get("/sdapi/v1/sd-models")
     assert [x["title"] for x in m] == ["shapes", "tiny-sd1"], m
     st, _h, lo = S.get("/sdapi/v1/loras")
-    assert [x["name"] for x in lo] == ["style"], lo
+    assert [x["name"] for x in lo] == ["sd1_kohya", "style"], lo
     st, _h, sc = S.get("/sdapi/v1/scripts")
     assert sc == {"txt2img": [], "img2img": []}
     st, _h, om = S.get("/v1/models")
@@ -250,6 +253,15 @@ def options_and_model_switch():
     assert st == 200 and json.loads(r["info"])["sd_model_name"] == "tiny-sd1", r.get("info")
     ref = T.cli_render(os.path.join(W, "tiny.png"), "-m", os.path.join(models_dir(), "tiny-sd1"), *T.a1111_cli_args(PROMPT, 70, 2, 32, 32, cfg=5))
     assert T.same_pixels(T.b64png(r["images"][0]), ref) is None, "tiny-sd1 vs CLI"
+    # a prompt's <lora:NAME:W> (the library's LoRA, from --lora-model-dir) = the CLI's with the same folder
+    st, _h, r = txt2img(72, prompt=PROMPT + " <lora:sd1_kohya:0.8>")
+    assert st == 200, r
+    ref = T.cli_render(os.path.join(W, "lora.png"), "-m", os.path.join(models_dir(), "tiny-sd1"),
+                       *T.a1111_cli_args(PROMPT + " <lora:sd1_kohya:0.8>", 72, 2, 32, 32, cfg=5), "--lora-model-dir", lora_dir())
+    assert T.same_pixels(T.b64png(r["images"][0]), ref) is None, "LoRA vs CLI"
+    plain = T.cli_render(os.path.join(W, "nolora.png"), "-m", os.path.join(models_dir(), "tiny-sd1"), *T.a1111_cli_args(PROMPT, 72, 2, 32, 32, cfg=5))
+    assert T.same_pixels(ref, plain) is not None, "the LoRA changed nothing"
+    assert "Lora hashes" in T.png_text(T.b64png(r["images"][0]))["parameters"]
     # a request may name its model for itself (override_settings), and the default stays
     st, _h, r = txt2img(70, override_settings={"sd_model_checkpoint": "shapes"})
     assert st == 200 and json.loads(r["info"])["sd_model_name"] == "shapes"
