@@ -82,6 +82,8 @@ struct be {
 
 /* ---- backends ---- */
 be *be_cpu_new(int threads);   /* threads <= 0: all cores */
+/* The CPU kernels' level in use: "avx512", "avx2", "neon" or "generic" (chosen from the CPU's features; $SD_CPU_LEVEL). */
+const char *be_cpu_level(void);
 /* CUDA (kernels/cuda/): activations and GEMM weights stored in act_dtype (BE_F16 normally; BE_BF16 or BE_F32
  * where f16 overflows, e.g. the SDXL VAE), f32 accumulation, f32 norm statistics and attention scores.
  * Returns NULL with sd_last_error() set when there is no device or the build has no CUDA backend. */

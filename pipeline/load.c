@@ -195,7 +195,8 @@ static sd_status pick_backend(sd_ctx *ctx, const sd_load_params *p) {
     if (!ctx->vb) ctx->vb = ctx->b;
     if (p->verbose) {
         const char *gpu = be_cuda_device_name(ctx->b);
-        if (!gpu) fprintf(stderr, "backend: %s\n", ctx->b->ops->name);
+        if (!gpu && !strcmp(ctx->b->ops->name, "cpu")) fprintf(stderr, "backend: cpu (%s kernels)\n", be_cpu_level());
+        else if (!gpu) fprintf(stderr, "backend: %s\n", ctx->b->ops->name);
         else fprintf(stderr, "backend: cuda (%s), f16 activations%s\n", gpu, ctx->vb != ctx->b ? ", VAE in f32" : "");
     }
     return SD_OK;

@@ -1,7 +1,7 @@
 /* test_cpu_fast.c — the CPU backend's fast paths against naive double references written here: the polynomial
  * exp/GELU/SiLU, 16-bit weight storage, the padded-slab 3x3 convolution, split GEMMs, the flash attention with
- * several key blocks, GroupNorm over many row chunks. Every op check runs at both SIMD levels (AVX-512 when the
- * machine has it, and the portable C level). */
+ * several key blocks, GroupNorm over many row chunks. Every op check runs at every level the machine has (the
+ * notes name them). */
 #include "test.h"
 #include "be_test.h"
 #include "../core/error.h"
@@ -23,21 +23,19 @@ static float *rnd(size_t n, float scale, float offset) {
     return p;
 }
 
-/* The levels to run: the generic one always, AVX-512 when the CPU has it. */
-static int levels(cpu_simd_level out[2]) {
+/* The levels to run: every one this CPU has (the generic one always). */
+static int levels(cpu_level out[CPU_LEVEL_COUNT]) {
     int n = 0;
-    cpu_simd_level was = cpu_simd_set(CPU_SIMD_AVX512);
-    if (cpu_simd_get() == CPU_SIMD_AVX512) out[n++] = CPU_SIMD_AVX512;
-    out[n++] = CPU_SIMD_GENERIC;
-    cpu_simd_set(was);
+    for (int l = CPU_LEVEL_COUNT - 1; l >= 0; l--)
+        if (cpu_level_supported((cpu_level)l)) out[n++] = (cpu_level)l;
     return n;
 }
 
 TEST(cpu_simd_math_against_libm) {
-    cpu_simd_level lv[2];
+    cpu_level lv[CPU_LEVEL_COUNT];
     int nl = levels(lv);
     for (int l = 0; l < nl; l++) {
-        cpu_simd_level was = cpu_simd_set(lv[l]);
+        cpu_level was = cpu_level_set(lv[l]);
         enum { N = 20001 };
         float *x = malloc(N * sizeof(float)), *y = malloc(N * sizeof(float));
         /* exp over [-100, 88]: relative error (the row kernel subtracts m = 0) */
@@ -49,7 +47,7 @@ TEST(cpu_simd_math_against_libm) {
             double r = exp((double)x[i]), e = fabs(y[i] - r) / r;
             if (r > 1e-37 && e > worst) worst = e; /* below FLT_MIN results are denormal: absolute error is what counts */
         }
-        test_note("%s exp on [-100, 88]: max relative error %.2e", cpu_simd_name(lv[l]), worst);
+        test_note("%s exp on [-100, 88]: max relative error %.2e", cpu_level_name(lv[l]), worst);
         CHECK(worst < 4e-7);
         /* GELU (erf) and SiLU over [-12, 12]: error relative to max(1, |x|) */
         double wg = 0, ws = 0, wq = 0;
@@ -65,7 +63,7 @@ TEST(cpu_simd_math_against_libm) {
             if (fabs(s[i] - rs) / sc > ws) ws = fabs(s[i] - rs) / sc;
             if (fabs(q[i] - rq) / sc > wq) wq = fabs(q[i] - rq) / sc;
         }
-        test_note("%s on [-12, 12], error / max(1, |x|): GELU %.2e, SiLU %.2e, QuickGELU %.2e", cpu_simd_name(lv[l]), wg, ws, wq);
+        test_note("%s on [-12, 12], error / max(1, |x|): GELU %.2e, SiLU %.2e, QuickGELU %.2e", cpu_level_name(lv[l]), wg, ws, wq);
         CHECK(wg < 3e-7);
         CHECK(ws < 3e-7);
         CHECK(wq < 3e-7);
@@ -77,13 +75,13 @@ TEST(cpu_simd_math_against_libm) {
             double r = 0.5 * tail[i] * erfc(-tail[i] / sqrt(2.0));
             if (fabs(tg[i] - r) / fabs(r) > wt) wt = fabs(tg[i] - r) / fabs(r);
         }
-        test_note("%s GELU tail x in [-9, -4]: max relative error %.2e", cpu_simd_name(lv[l]), wt);
+        test_note("%s GELU tail x in [-9, -4]: max relative error %.2e", cpu_level_name(lv[l]), wt);
         CHECK(wt < 2e-5);
         float nanv = NAN, o;
         cpu_bias_act_row(&nanv, NULL, BE_ACT_SILU, &o, 1);
         CHECK(o != o); /* NaN stays NaN */
         free(x); free(y); free(g); free(s); free(q);
-        cpu_simd_set(was);
+        cpu_level_set(was);
     }
 }
 
@@ -99,10 +97,11 @@ static void linear_ref(const float *x, const float *w, const float *bias, int R,
 
 /* 16-bit weights: the op result equals the f32 computation with the widened weights. */
 TEST(cpu_16bit_weights_linear_conv_embedding) {
-    cpu_simd_level lv[2];
+    int mode = cpu_conv_mode_set(CPU_CONV_DIRECT); /* the slab path (Winograd has its own test) */
+    cpu_level lv[CPU_LEVEL_COUNT];
     int nl = levels(lv);
     for (int l = 0; l < nl; l++) {
-        cpu_simd_level was = cpu_simd_set(lv[l]);
+        cpu_level was = cpu_level_set(lv[l]);
         be *b = test_cpu_backend(0);
         for (int dt = 0; dt < 2; dt++) {
             be_dtype type = dt ? BE_BF16 : BE_F16;
@@ -173,8 +172,9 @@ TEST(cpu_16bit_weights_linear_conv_embedding) {
             free(x); free(w); free(bias); free(w16); free(ref); free(cx); free(cw); free(cw16); free(cref);
         }
         be_free(b);
-        cpu_simd_set(was);
+        cpu_level_set(was);
     }
+    cpu_conv_mode_set(mode);
 }
 
 static void conv3_ref(const float *x, int N, int H, int W, int C, const float *w, const float *bias, int O, float *y) {
@@ -194,8 +194,10 @@ static void conv3_ref(const float *x, int N, int H, int W, int C, const float *w
                 }
 }
 
-/* The slab conv: chunks of rows (a ragged last chunk), one and two samples, one and two threads, channel blocks. */
+/* The slab conv (Winograd off): chunks of rows (a ragged last chunk), one and two samples, one and two threads,
+ * channel blocks. */
 TEST(cpu_conv3x3_slab_chunks) {
+    int mode = cpu_conv_mode_set(CPU_CONV_DIRECT);
     static const struct { int N, H, W, C, O, threads; } cs[] = {
         {2, 37, 20, 16, 19, 0},  /* several chunks per sample, the last one short */
         {1, 3, 64, 24, 16, 0},   /* fewer rows than threads x 2: chunks of one row */
@@ -223,6 +225,7 @@ TEST(cpu_conv3x3_slab_chunks) {
         be_free(b);
         free(x); free(w); free(bias); free(ref);
     }
+    cpu_conv_mode_set(mode);
 }
 
 /* GEMMs split by rows (many rows) and by columns (few rows, many outputs), with bias and activations. */
@@ -264,10 +267,10 @@ TEST(cpu_attention_key_blocks_and_head_widths) {
         {1, 300, 300, 24, 24, 2, 1, 2},    /* causal across key blocks */
         {2, 70, 77, 24, 48, 2, 0, 2},      /* value width differs, 77 keys (cross attention) */
     };
-    cpu_simd_level lv[2];
+    cpu_level lv[CPU_LEVEL_COUNT];
     int nl = levels(lv);
     for (int l = 0; l < nl; l++) {
-        cpu_simd_level was = cpu_simd_set(lv[l]);
+        cpu_level was = cpu_level_set(lv[l]);
         be *b = test_cpu_backend(0);
         double worst = 0;
         for (size_t t = 0; t < sizeof cs / sizeof *cs; t++) {
@@ -286,9 +289,9 @@ TEST(cpu_attention_key_blocks_and_head_widths) {
             be_release(b, m);
             free(q); free(k); free(v); free(ref); free(got);
         }
-        test_note("%s attention, 8 shapes: max abs err %.2e (tol 1.5e-6)", cpu_simd_name(lv[l]), worst);
+        test_note("%s attention, 8 shapes: max abs err %.2e (tol 1.5e-6)", cpu_level_name(lv[l]), worst);
         be_free(b);
-        cpu_simd_set(was);
+        cpu_level_set(was);
     }
 }
 
@@ -319,10 +322,10 @@ TEST(cpu_group_norm_many_chunks_offset_mean) {
                     ref[i] = (float)(o / (1 + exp(-o)));
                 }
         }
-    cpu_simd_level lv[2];
+    cpu_level lv[CPU_LEVEL_COUNT];
     int nl = levels(lv);
     for (int l = 0; l < nl; l++) {
-        cpu_simd_level was = cpu_simd_set(lv[l]);
+        cpu_level was = cpu_level_set(lv[l]);
         be *b = test_cpu_backend(0);
         be_weight Gw, Bw;
         REQUIRE(be_weight_upload(b, &Gw, BE_W_VEC, C, 1, 1, 1, BE_F32, g) == SD_OK);
@@ -334,19 +337,20 @@ TEST(cpu_group_norm_many_chunks_offset_mean) {
         double worst = 0;
         for (size_t i = 0; i < (size_t)N * hw * C; i++)
             if (fabs(got[i] - ref[i]) > worst) worst = fabs(got[i] - ref[i]);
-        test_note("%s GroupNorm+SiLU, mean 30, 2 x 2745 rows: max abs err %.2e (tol 3e-6)", cpu_simd_name(lv[l]), worst);
+        test_note("%s GroupNorm+SiLU, mean 30, 2 x 2745 rows: max abs err %.2e (tol 3e-6)", cpu_level_name(lv[l]), worst);
         CHECK_MAXERR(got, ref, (long)N * hw * C, 3e-6); /* measured 1.43e-6 */
         free(got);
         be_weight_free(b, &Gw);
         be_weight_free(b, &Bw);
         be_free(b);
-        cpu_simd_set(was);
+        cpu_level_set(was);
     }
     free(x); free(g); free(bt); free(ref);
 }
 
 /* 16-bit weights over 4 Mi elements are widened a block of output rows at a time: linear, slab conv, im2col conv. */
 TEST(cpu_16bit_weights_in_row_blocks) {
+    int mode = cpu_conv_mode_set(CPU_CONV_DIRECT);
     be *b = test_cpu_backend(0);
     const int R = 20, I = 4000, O = 1100;
     float *x = rnd((size_t)R * I, 1, 0), *w = rnd((size_t)O * I, 0.05f, 0), *bias = rnd(O, 0.3f, 0);
@@ -404,6 +408,7 @@ TEST(cpu_16bit_weights_in_row_blocks) {
     be_weight_free(b, &W); be_weight_free(b, &B); be_weight_free(b, &CW);
     be_free(b);
     free(x); free(w); free(bias); free(w16); free(ref); free(cx); free(cw); free(cw16);
+    cpu_conv_mode_set(mode);
 }
 
 /* be_arena_trim keeps what is below the top and leaves the arena usable above it. */

@@ -32,7 +32,7 @@ static void prof_print(cpu_impl *c) {
     static const char *names[PROF_COUNT] = {"linear", "conv2d", "widen", "group_norm", "layer_norm", "attention", "elementwise", "copy"};
     double tot = 0;
     for (int i = 0; i < PROF_COUNT; i++) tot += c->prof_s[i];
-    fprintf(stderr, "cpu profile (%d threads, %s): %.3f s in ops\n", c->threads, cpu_simd_name(cpu_simd_get()), tot);
+    fprintf(stderr, "cpu profile (%d threads, %s): %.3f s in ops\n", c->threads, cpu_level_name(cpu_level_get()), tot);
     for (int i = 0; i < PROF_COUNT; i++) {
         if (!c->prof_calls[i]) continue;
         fprintf(stderr, "  %-12s %8ld calls %9.3f s %5.1f%%", names[i], c->prof_calls[i], c->prof_s[i], tot > 0 ? 100 * c->prof_s[i] / tot : 0);
@@ -358,6 +358,8 @@ static const struct be_ops cpu_ops = {
     .timestep_embedding = cpu_timestep_embedding,
 };
 
+const char *be_cpu_level(void) { return cpu_level_name(cpu_level_get()); }
+
 be *be_cpu_new(int threads) {
     be *b = calloc(1, sizeof *b);
     cpu_impl *c = calloc(1, sizeof *c);
@@ -366,7 +368,7 @@ be *be_cpu_new(int threads) {
     const char *p = getenv("SD_CPU_PROFILE");
     c->profile = p && *p && strcmp(p, "0");
     if (p && !strcmp(p, "cpu")) g_prof_clock = CLOCK_PROCESS_CPUTIME_ID;
-    cpu_simd_get();
+    cpu_level_get();
     /* All parallelism is OpenMP's: GEMMs are split over the threads here and each part calls a single-threaded
      * BLAS, so OpenBLAS's own pthreads never spin against the OpenMP threads between calls. */
     openblas_set_num_threads(1);

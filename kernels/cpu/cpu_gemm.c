@@ -178,22 +178,14 @@ static void conv_im2col(be *b, const be_tensor *x, const float *wf, const float 
     cpu_gemm_nt(b, (int)rows, co, (int)K, cols, (int)K, wf, (int)K, ys + o0, ldy, bias, BE_ACT_NONE);
 }
 
-/* $SD_CPU_CONV=im2col turns the slab path off (to compare the two). */
-static int slab_allowed(void) {
-    static int v = -1;
-    if (v < 0) {
-        const char *e = getenv("SD_CPU_CONV");
-        v = !(e && !strcmp(e, "im2col"));
-    }
-    return v;
-}
-
 void cpu_conv2d(be *b, const be_tensor *x, const be_weight *w, const be_weight *bias, int stride, int pad_lo, int pad_hi, be_tensor *y) {
     cpu_impl *c = b->impl;
     int ci = x->c, co = w->out, kh = w->kh, kw = w->kw, nb = cpu_weight_block(w);
     size_t rows = (size_t)y->n * y->h * y->w;
     const float *bv = cpu_vec(bias);
-    int slab = kh == 3 && kw == 3 && stride == 1 && pad_lo == 1 && pad_hi == 1 && x->w >= 16 && ci >= 16 && slab_allowed();
+    int s1p1 = kh == 3 && kw == 3 && stride == 1 && pad_lo == 1 && pad_hi == 1;
+    int wino = s1p1 ? cpu_wino_choose(b, x, co) : 0;
+    int slab = s1p1 && x->w >= 16 && ci >= 16 && cpu_conv_mode() != CPU_CONV_IM2COL;
     int R = (SLAB_ROWS + x->w + 1) / (x->w + 2);
     if (R > x->h) R = x->h;
     while (R > 1 && (long)x->n * ((x->h + R - 1) / R) < c->threads) R = (R + 1) / 2; /* a chunk for every thread */
@@ -206,6 +198,8 @@ void cpu_conv2d(be *b, const be_tensor *x, const be_weight *w, const be_weight *
         const float *bo = bv ? bv + o0 : NULL;
         if (kh == 1 && kw == 1 && stride == 1 && pad_lo == 0 && pad_hi == 0) /* a 1x1 conv is a linear layer on [N*H*W, C] */
             cpu_gemm_nt(b, (int)rows, n, ci, x->data, ci, wf, ci, (float *)y->data + o0, co, bo, BE_ACT_NONE);
+        else if (wino)
+            cpu_conv3x3_wino(b, x, wf, bo, y, o0, n, wino);
         else if (slab)
             conv3x3_slab(b, x, wf, bo, y, o0, n, R);
         else

@@ -48,6 +48,12 @@ double cpu_now(void);
 /* y[M, N] (ldy) = A[M, K] (lda) · B[N, K]ᵀ (ldb) + bias, then act; split over the backend's threads. */
 void cpu_gemm_nt(be *b, int M, int N, int K, const float *A, int lda, const float *B, int ldb, float *y, int ldy, const float *bias, be_act act);
 
+/* 3x3 stride-1 pad-1 convolution by Winograd F(m x m, 3 x 3) (cpu_winograd.c): output channels [o0, o0+O) of y
+ * from their f32 weight rows wf [O][3][3][C]; bias is already offset. */
+void cpu_conv3x3_wino(be *b, const be_tensor *x, const float *wf, const float *bias, be_tensor *y, int o0, int O, int m);
+/* The Winograd tile size (4 or 6) for a 3x3 stride-1 pad-1 convolution of x to O channels, or 0 for the direct paths. */
+int cpu_wino_choose(const be *b, const be_tensor *x, int O);
+
 void cpu_timestep_embedding_host(const float *t, int n, int dim, int flip, float shift, float *out);
 
 void cpu_linear(be *b, const be_tensor *x, const be_weight *w, const be_weight *bias, be_act act, be_tensor *y);
