@@ -7,22 +7,27 @@
 #   make deps        installs the Debian packages the build needs (as root)
 #   make demo        renders samples/out/*.png with the bundled demo model (samples/prompts.tsv)
 #   make samples     re-renders the committed sample pictures: samples/images/, batch contact sheet, compare grid
-#   make bench       CPU benchmark table (random-weight full-size SD 1.5)
+#   make bench       CPU benchmark tables (random-weight full-size SD 1.5 and SDXL; BENCH_MODELS=sd15 for SD 1.5 only)
 #   make batch-demo  renders samples/jobs/shapes.jsonl into samples/out/batch/, contact sheet samples/batch/contact.png
 #   make compare-demo  sampler x steps grid, table and chart in samples/compare/ with the demo model
 
-CC        := gcc
-CXX       := g++
+# CROSS=aarch64-linux-gnu- cross-compiles (Debian's cross gcc and the arm64 packages through multiarch; no CUDA):
+#   make CROSS=aarch64-linux-gnu- BUILD=build-arm64 build-arm64/tests/unit   (run it with qemu-aarch64; see .ci/run)
+CROSS     ?=
+CC        := $(CROSS)gcc
+CXX       := $(CROSS)g++
 OPT       ?= -O2
 SAN       ?=
 BUILD     ?= build
 WARN      := -Wall -Wextra -Werror -Wno-format-truncation
-CFLAGS    := -std=c11 $(OPT) -g $(WARN) -fopenmp -I. -D_GNU_SOURCE -DSD_SOURCE_DIR=\"$(CURDIR)\" -MMD -MP $(SAN)
+# gcc 12.2 for AArch64 crashes (an internal compiler error) vectorising a loop in tests/test_clip_encoder.c
+ARCH_CFLAGS := $(if $(findstring aarch64,$(shell $(CC) -dumpmachine)),-fno-tree-loop-vectorize)
+CFLAGS    := -std=c11 $(OPT) -g $(WARN) $(ARCH_CFLAGS) -fopenmp -I. -D_GNU_SOURCE -DSD_SOURCE_DIR=\"$(CURDIR)\" -MMD -MP $(SAN)
 CXXFLAGS  := -std=c++17 $(OPT) -g $(WARN) -fopenmp -I. -D_GNU_SOURCE -MMD -MP $(SAN)
 LIBS      := -lpng -ljpeg -lwebp -lz -lcjson -lopenblas -lm -lpthread
 LDLIBS    := $(LIBS) -fopenmp $(SAN)
 
-NVCC      := $(shell command -v nvcc 2>/dev/null || ls /usr/local/cuda/bin/nvcc 2>/dev/null)
+NVCC      := $(if $(CROSS),,$(shell command -v nvcc 2>/dev/null || ls /usr/local/cuda/bin/nvcc 2>/dev/null))
 CUDA_ARCHS := 80 86 89 90
 
 LIB_DIRS  := core kernels kernels/cpu text_encoder unet vae scheduler pipeline
@@ -289,11 +294,13 @@ else
 	@echo "cuda-check: $(words $(CU_SRC)) files compiled for sm_$(subst $() ,/sm_,$(CUDA_ARCHS))"
 endif
 
-$(BUILD)/sd-bench: $(BUILD)/tests/bench/bench.o $(BUILD)/tests/random_ckpt.o $(BUILD)/libsd.a
+$(BUILD)/sd-bench: $(BUILD)/tests/bench/bench.o $(BUILD)/tests/bench/peak.o $(BUILD)/tests/random_ckpt.o $(BUILD)/libsd.a
 	$(CC) -o $@ $^ $(LDLIBS)
 
+# SD 1.5 then SDXL, each its own process (so each peak RSS is its own); BENCH_MODELS=sd15 skips SDXL.
+BENCH_MODELS ?= sd15 sdxl
 bench: $(BUILD)/sd-bench
-	@$(BUILD)/sd-bench $(BENCH_RUNS)
+	@for m in $(BENCH_MODELS); do $(BUILD)/sd-bench $$m $(BENCH_RUNS) || exit 1; echo; done
 
 deps:
 	@tools/install_deps.sh

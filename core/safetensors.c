@@ -28,6 +28,7 @@ struct st_file {
     int meta_count;
     int *sorted; /* indices sorted by name, for st_find */
     int mapped;  /* map is our mmap of the file (else the caller's buffer, st_open_memory) */
+    int refs;    /* st_open's reference + one per st_ref (zero-copy weights keep the mapping alive) */
 };
 
 static const struct { const char *name; size_t size; } k_dtypes[ST_DTYPE_COUNT] = {
@@ -77,8 +78,19 @@ void st_release(const st_file *f, const st_tensor *t) {
     madvise((void *)lo, hi - lo, MADV_DONTNEED);
 }
 
+int st_mapped(const st_file *f) { return f && f->mapped; }
+
+st_file *st_ref(const st_file *f) {
+    st_file *m = (st_file *)f;
+    __atomic_add_fetch(&m->refs, 1, __ATOMIC_RELAXED);
+    return m;
+}
+
+void st_unref(void *f) { st_close(f); }
+
 void st_close(st_file *f) {
     if (!f) return;
+    if (f->refs > 0 && __atomic_sub_fetch(&f->refs, 1, __ATOMIC_ACQ_REL) > 0) return;
     if (f->map && f->mapped) munmap((void *)f->map, f->map_size);
     for (int i = 0; i < f->count; i++) free((char *)f->tensors[i].name);
     for (int i = 0; i < f->meta_count; i++) { free(f->meta_keys[i]); free(f->meta_vals[i]); }
@@ -191,6 +203,7 @@ static st_file *file_new(const char *path) {
     st_file *f = calloc(1, sizeof *f);
     if (f && !(f->path = strdup(path))) { free(f); f = NULL; }
     if (!f) err_fail(SD_ERR_MEMORY, "%s: out of memory", path);
+    else f->refs = 1;
     return f;
 }
 

@@ -41,6 +41,13 @@ sd_status st_open(const char *path, st_file **out);
 /* The same checks on a file already in memory (`name` for messages); data must outlive the st_file. */
 sd_status st_open_memory(const char *name, const void *data, size_t size, st_file **out);
 void st_close(st_file *f);
+/* Zero-copy users of the mapped data: st_ref takes another reference to f (its mapping and tensors stay valid
+ * until every reference is closed: st_open's by st_close, each st_ref's by st_close or st_unref). */
+st_file *st_ref(const st_file *f);
+void st_unref(void *f); /* st_close for a release callback */
+/* 1 when f's data is our read-only mmap of the file (not st_open_memory's buffer): only such pages may be borrowed,
+ * since dropping them from the process (madvise) reads them back from the file. */
+int st_mapped(const st_file *f);
 
 const char *st_path(const st_file *f);
 int st_count(const st_file *f);

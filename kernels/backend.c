@@ -70,7 +70,7 @@ size_t be_measure_end(be *b) {
     return peak;
 }
 
-sd_status be_weight_upload(be *b, be_weight *w, be_wkind kind, int out, int in, int kh, int kw, be_dtype src_type, const void *src) {
+static sd_status weight_shape(be_weight *w, be_wkind kind, int out, int in, int kh, int kw) {
     memset(w, 0, sizeof *w);
     w->kind = kind;
     w->out = out;
@@ -78,6 +78,23 @@ sd_status be_weight_upload(be *b, be_weight *w, be_wkind kind, int out, int in, 
     w->kh = kind == BE_W_CONV ? kh : 1;
     w->kw = kind == BE_W_CONV ? kw : 1;
     if (out <= 0 || w->in <= 0 || w->kh <= 0 || w->kw <= 0) return err_fail(SD_ERR_ARG, "weight of shape [%d, %d, %d, %d]", out, in, kh, kw);
+    return SD_OK;
+}
+
+sd_status be_weight_upload(be *b, be_weight *w, be_wkind kind, int out, int in, int kh, int kw, be_dtype src_type, const void *src) {
+    sd_status st = weight_shape(w, kind, out, in, kh, kw);
+    return st != SD_OK ? st : b->ops->weight_upload(b, w, src_type, src);
+}
+
+sd_status be_weight_upload_borrowed(be *b, be_weight *w, be_wkind kind, int out, int in, int kh, int kw, be_dtype src_type, const void *src,
+                                    void (*release)(void *), void *keep, int *borrowed) {
+    *borrowed = 0;
+    sd_status st = weight_shape(w, kind, out, in, kh, kw);
+    if (st != SD_OK) return st;
+    if (b->weight_borrow && b->weight_borrow(b, w, src_type, src, release, keep) == SD_OK) {
+        *borrowed = 1;
+        return SD_OK;
+    }
     return b->ops->weight_upload(b, w, src_type, src);
 }
 

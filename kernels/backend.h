@@ -78,6 +78,10 @@ struct be {
     char err_msg[512];
     size_t weight_bytes;     /* backend memory held by weights */
     double flops;            /* multiply-adds x 2 of the GEMM-shaped ops issued so far (also in measure mode) */
+    /* Optional zero-copy upload (set by backends that can compute from host memory in place, NULL otherwise; kept
+     * out of be_ops so backends without it need not name it): compute from src and call release(keep) when the
+     * weight is freed; a weight the backend must copy is refused with SD_ERR_UNSUPPORTED, nothing touched. */
+    sd_status (*weight_borrow)(be *b, be_weight *w, be_dtype src_type, const void *src, void (*release)(void *), void *keep);
 };
 
 /* ---- backends ---- */
@@ -111,6 +115,12 @@ void be_arena_trim(be *b);
 void be_measure_begin(be *b);
 size_t be_measure_end(be *b);      /* returns the arena peak seen while measuring */
 sd_status be_weight_upload(be *b, be_weight *w, be_wkind kind, int out, int in, int kh, int kw, be_dtype src_type, const void *src);
+/* Zero-copy upload: as be_weight_upload, but a backend that can compute from src in place (the CPU: from a
+ * memory-mapped checkpoint) keeps pointing at it and calls release(keep) when the weight is freed; src must stay
+ * valid and unchanged until then. *borrowed says which happened: 0 when the backend copied (then release is
+ * never called and the caller still owns src). */
+sd_status be_weight_upload_borrowed(be *b, be_weight *w, be_wkind kind, int out, int in, int kh, int kw, be_dtype src_type, const void *src,
+                                    void (*release)(void *), void *keep, int *borrowed);
 void be_weight_free(be *b, be_weight *w);
 void be_upload(be *b, be_tensor *dst, const float *src);
 void be_download(be *b, const be_tensor *src, float *dst);

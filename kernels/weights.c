@@ -189,16 +189,23 @@ static sd_status vload(be *b, wmap *m, be_weight *w, be_wkind kind, int out, int
     be_dtype dt = t->dtype == ST_F32 ? BE_F32 : t->dtype == ST_F16 ? BE_F16 : BE_BF16;
     const void *src = t->data;
     void *aligned = NULL;
+    sd_status st;
+    int borrowed = 0;
     if ((uintptr_t)src % st_dtype_size(t->dtype)) { /* backends may use vector loads: give them aligned data */
         aligned = malloc(t->nbytes);
         if (!aligned) return err_fail(SD_ERR_MEMORY, "out of memory loading \"%s\"", name);
         memcpy(aligned, src, t->nbytes);
-        src = aligned;
+        st = be_weight_upload(b, w, kind, out, in, kh, kw, dt, aligned);
+        free(aligned);
+    } else if (st_mapped(e->file)) { /* zero-copy where the backend can compute from the mapped file: it keeps the mapping alive */
+        st_file *keep = st_ref(e->file);
+        st = be_weight_upload_borrowed(b, w, kind, out, in, kh, kw, dt, src, st_unref, keep, &borrowed);
+        if (!borrowed) st_close(keep);
+    } else {
+        st = be_weight_upload(b, w, kind, out, in, kh, kw, dt, src);
     }
-    sd_status st = be_weight_upload(b, w, kind, out, in, kh, kw, dt, src);
-    free(aligned);
     if (st == SD_OK && m->rec && (kind == BE_W_LINEAR || kind == BE_W_CONV)) st = wsrc_add(m->rec, name, b, w, e->file, t, 0, dt);
-    st_release(e->file, t); /* the backend holds its own copy now: the file's pages need not stay in our RSS */
+    if (!borrowed) st_release(e->file, t); /* the backend holds its own copy now: the file's pages need not stay in our RSS */
     if (st != SD_OK) err_prefix("tensor \"%s\"", name);
     return st;
 }

@@ -35,7 +35,9 @@ int wmap_has(const wmap *m, const char *fmt, ...) __attribute__((format(printf, 
 
 /* Finds the canonical name (printf-formatted), checks the dtype is a float type and the shape is
  * VEC [out]; LINEAR [out, in] (or [out, in, 1, 1]); CONV [out, in, kh, kw]; EMBED [out, in],
- * uploads it and marks it used. In measure mode only the checks run. Errors name the tensor. */
+ * uploads it and marks it used. In measure mode only the checks run. Errors name the tensor.
+ * Zero-copy: a backend that computes from the mapped file in place (the CPU) borrows the tensor's pages and
+ * holds a reference to its st_file (st_ref) until the weight is freed, so the file may be closed first. */
 sd_status wmap_load(be *b, wmap *m, be_weight *w, be_wkind kind, int out, int in, int kh, int kw, const char *fmt, ...)
     __attribute__((format(printf, 9, 10)));
 /* Shorthands */

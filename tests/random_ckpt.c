@@ -7,34 +7,45 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <zlib.h>
 
 #include "../core/error.h"
 #include "../core/fileio.h"
 #include "../core/half.h"
 
 typedef struct { char name[256]; int nd; int64_t shape[8]; } key;
+typedef struct { key *k; int n, cap; } keylist;
 
-static sd_status read_keys(const char *path, key **out, int *n) {
-    char *txt;
-    sd_status st = file_read(path, 16u << 20, &txt, NULL);
-    if (st != SD_OK) return st;
-    int cap = 2048, cnt = 0;
-    key *k = malloc(cap * sizeof *k);
-    for (char *line = strtok(txt, "\n"); line; line = strtok(NULL, "\n")) {
+static key *push(keylist *l) {
+    if (l->n == l->cap) {
+        l->cap = l->cap ? 2 * l->cap : 2048;
+        key *k = realloc(l->k, l->cap * sizeof *k);
+        if (!k) return NULL;
+        l->k = k;
+    }
+    memset(&l->k[l->n], 0, sizeof(key));
+    return &l->k[l->n++];
+}
+
+/* Appends the keys of a "name<TAB>d0,d1,..." list (plain or gzip; '#' lines are comments) whose names start with
+ * `from`, renamed to start with `to` instead. */
+static sd_status read_keys(const char *path, const char *from, const char *to, keylist *l) {
+    gzFile f = gzopen(path, "rb");
+    if (!f) return err_fail(SD_ERR_IO, "%s: cannot open", path);
+    char line[1024];
+    size_t fl = strlen(from);
+    while (gzgets(f, line, sizeof line)) {
         char *tab = strchr(line, '\t');
-        if (!tab) continue;
-        if (cnt == cap) k = realloc(k, (cap *= 2) * sizeof *k);
-        snprintf(k[cnt].name, sizeof k[cnt].name, "%.*s", (int)(tab - line), line);
-        k[cnt].nd = 0;
-        for (char *d = tab + 1; *d && *d != '\t' && k[cnt].nd < 8;) {
-            k[cnt].shape[k[cnt].nd++] = strtoll(d, &d, 10);
+        if (line[0] == '#' || !tab || strncmp(line, from, fl)) continue;
+        key *k = push(l);
+        if (!k) { gzclose(f); return err_fail(SD_ERR_MEMORY, "out of memory"); }
+        snprintf(k->name, sizeof k->name, "%s%.*s", to, (int)(tab - line - fl), line + fl);
+        for (char *d = tab + 1; *d && *d != '\t' && *d != '\n' && k->nd < 8;) {
+            k->shape[k->nd++] = strtoll(d, &d, 10);
             if (*d == ',') d++;
         }
-        cnt++;
     }
-    free(txt);
-    *out = k;
-    *n = cnt;
+    gzclose(f);
     return SD_OK;
 }
 
@@ -44,11 +55,8 @@ static inline float uni(void) { /* xorshift64*, uniform in [-1, 1) */
     return (float)((g_s * 2685821657736338717ull) >> 40) * (1.0f / 8388608.0f) - 1.0f;
 }
 
-sd_status random_ckpt_write(const char *keys_tsv, const char *out_path, uint64_t seed, st_dtype dtype) {
-    key *k;
-    int n;
-    sd_status st = read_keys(keys_tsv, &k, &n);
-    if (st != SD_OK) return st;
+static sd_status write_keys(const key *k, int n, const char *out_path, uint64_t seed, st_dtype dtype) {
+    sd_status st;
     size_t es = st_dtype_size(dtype);
     cJSON *h = cJSON_CreateObject();
     uint64_t off = 0;
@@ -67,7 +75,7 @@ sd_status random_ckpt_write(const char *keys_tsv, const char *out_path, uint64_t
     cJSON_Delete(h);
     size_t jl = strlen(json), padded = (jl + 7) & ~(size_t)7;
     file_writer w;
-    if ((st = file_begin(&w, out_path)) != SD_OK) { free(json); free(k); return st; }
+    if ((st = file_begin(&w, out_path)) != SD_OK) { free(json); return st; }
     uint8_t len8[8];
     for (int i = 0; i < 8; i++) len8[i] = (uint8_t)((uint64_t)padded >> (8 * i));
     file_write(&w, len8, 8);
@@ -83,7 +91,7 @@ sd_status random_ckpt_write(const char *keys_tsv, const char *out_path, uint64_t
         for (int d = 1; d < k[i].nd; d++) fan_in *= k[i].shape[d];
         const char *nm = k[i].name;
         size_t ln = strlen(nm);
-        int is_bias = ln > 5 && !strcmp(nm + ln - 5, ".bias");
+        int is_bias = ln > 4 && !strcmp(nm + ln - 4, "bias"); /* ".bias", and OpenCLIP's "in_proj_bias" */
         float scale, offset = 0;
         if (strstr(nm, "embedding")) scale = 0.03f;
         else if (k[i].nd >= 2) scale = 1.0f / sqrtf((float)fan_in);
@@ -102,17 +110,77 @@ sd_status random_ckpt_write(const char *keys_tsv, const char *out_path, uint64_t
         }
     }
     free(buf);
-    free(k);
     return file_commit(&w);
+}
+
+sd_status random_ckpt_write(const char *keys_tsv, const char *out_path, uint64_t seed, st_dtype dtype) {
+    keylist l = {0};
+    sd_status st = read_keys(keys_tsv, "", "", &l);
+    if (st == SD_OK) st = write_keys(l.k, l.n, out_path, seed, dtype);
+    free(l.k);
+    return st;
+}
+
+static const char *cache_path(const char *name, char *path, size_t cap) {
+    const char *dir = getenv("SD_TEST_CACHE") ? getenv("SD_TEST_CACHE") : "build/cache";
+    mkdir("build", 0755);
+    mkdir(dir, 0755);
+    snprintf(path, cap, "%s/%s", dir, name);
+    return path;
 }
 
 const char *random_ckpt_sd15(const char *keys_tsv) {
     static char path[512];
-    const char *dir = getenv("SD_TEST_CACHE") ? getenv("SD_TEST_CACHE") : "build/cache";
-    mkdir("build", 0755);
-    mkdir(dir, 0755);
-    snprintf(path, sizeof path, "%s/random-sd15-f16-seed1.safetensors", dir);
+    cache_path("random-sd15-f16-seed1.safetensors", path, sizeof path);
     if (file_exists(path)) return path;
     if (random_ckpt_write(keys_tsv, path, 1, ST_F16) != SD_OK) return NULL;
     return path;
+}
+
+/* OpenCLIP ViT-bigG/14's text tower under the names of SDXL base's single file (conditioner.embedders.1.model.). */
+static sd_status openclip_g_keys(keylist *l) {
+    enum { W = 1280, L = 32, MLP = 5120, VOCAB = 49408, CTX = 77 };
+    static const char *const P = "conditioner.embedders.1.model.";
+    static const struct { const char *n; int nd; int64_t s[2]; } top[] = {
+        {"positional_embedding", 2, {CTX, W}}, {"text_projection", 2, {W, W}}, {"token_embedding.weight", 2, {VOCAB, W}},
+        {"ln_final.weight", 1, {W}}, {"ln_final.bias", 1, {W}}, {"logit_scale", 0, {0}},
+    };
+    static const struct { const char *n; int nd; int64_t s[2]; } blk[] = {
+        {"ln_1.weight", 1, {W}}, {"ln_1.bias", 1, {W}}, {"attn.in_proj_weight", 2, {3 * W, W}}, {"attn.in_proj_bias", 1, {3 * W}},
+        {"attn.out_proj.weight", 2, {W, W}}, {"attn.out_proj.bias", 1, {W}}, {"ln_2.weight", 1, {W}}, {"ln_2.bias", 1, {W}},
+        {"mlp.c_fc.weight", 2, {MLP, W}}, {"mlp.c_fc.bias", 1, {MLP}}, {"mlp.c_proj.weight", 2, {W, MLP}}, {"mlp.c_proj.bias", 1, {W}},
+    };
+    for (size_t i = 0; i < sizeof top / sizeof *top; i++) {
+        key *k = push(l);
+        if (!k) return err_fail(SD_ERR_MEMORY, "out of memory");
+        snprintf(k->name, sizeof k->name, "%s%s", P, top[i].n);
+        k->nd = top[i].nd;
+        memcpy(k->shape, top[i].s, sizeof top[i].s);
+    }
+    for (int b = 0; b < L; b++)
+        for (size_t i = 0; i < sizeof blk / sizeof *blk; i++) {
+            key *k = push(l);
+            if (!k) return err_fail(SD_ERR_MEMORY, "out of memory");
+            snprintf(k->name, sizeof k->name, "%stransformer.resblocks.%d.%s", P, b, blk[i].n);
+            k->nd = blk[i].nd;
+            memcpy(k->shape, blk[i].s, sizeof blk[i].s);
+        }
+    return SD_OK;
+}
+
+const char *random_ckpt_sdxl(const char *data_dir) {
+    static char path[512];
+    cache_path("random-sdxl-f16-seed1.safetensors", path, sizeof path);
+    if (file_exists(path)) return path;
+    char unet[600], sd15[600];
+    snprintf(unet, sizeof unet, "%s/unet-keys-sdxl-ldm.tsv.gz", data_dir);
+    snprintf(sd15, sizeof sd15, "%s/sd15-ldm-keys.tsv", data_dir);
+    keylist l = {0};
+    sd_status st = read_keys(unet, "model.diffusion_model.", "model.diffusion_model.", &l);
+    if (st == SD_OK) st = read_keys(sd15, "cond_stage_model.transformer.", "conditioner.embedders.0.transformer.", &l);
+    if (st == SD_OK) st = openclip_g_keys(&l);
+    if (st == SD_OK) st = read_keys(sd15, "first_stage_model.", "first_stage_model.", &l); /* SDXL's VAE has SD's architecture */
+    if (st == SD_OK) st = write_keys(l.k, l.n, path, 1, ST_F16);
+    free(l.k);
+    return st == SD_OK ? path : NULL;
 }

@@ -1,5 +1,5 @@
 /* random_ckpt.h — writes a random-weight checkpoint with the exact tensor names and shapes of a key list
- * (tests/data/sd15-ldm-keys.tsv: "name<TAB>d0,d1,..."), for architecture tests and `make bench`. */
+ * (tests/data/sd15-ldm-keys.tsv: "name<TAB>d0,d1,...", plain or gzip), for architecture tests and `make bench`. */
 #ifndef TESTS_RANDOM_CKPT_H
 #define TESTS_RANDOM_CKPT_H
 
@@ -14,5 +14,9 @@ sd_status random_ckpt_write(const char *keys_tsv, const char *out_path, uint64_t
 /* The path of a cached random SD 1.5 checkpoint (f16, seed 1) under build/cache/ ($SD_TEST_CACHE), made on
  * first use from the key list at keys_tsv (tests/data/sd15-ldm-keys.tsv). */
 const char *random_ckpt_sd15(const char *keys_tsv);
+
+/* The same for SDXL base (f16, seed 1, ~6.9 GB): the UNet's original names from data_dir/unet-keys-sdxl-ldm.tsv.gz,
+ * CLIP-L and the VAE from data_dir/sd15-ldm-keys.tsv under SDXL's prefixes, OpenCLIP bigG's text tower. */
+const char *random_ckpt_sdxl(const char *data_dir);
 
 #endif

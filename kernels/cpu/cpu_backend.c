@@ -95,7 +95,7 @@ float *cpu_scratch(be *b, size_t floats) {
 int cpu_weight_block(const be_weight *w) {
     const cpu_w *cw = w->data;
     size_t k = cw->count / w->out;
-    if (cw->type == BE_F32 || (size_t)w->out * k <= WIDE_FLOATS) return w->out;
+    if ((cw->type == BE_F32 && !cw->torch_layout) || (size_t)w->out * k <= WIDE_FLOATS) return w->out;
     int nb = (int)(WIDE_FLOATS / k) & ~15;
     return nb < 16 ? 16 : nb;
 }
@@ -104,23 +104,41 @@ const float *cpu_weight_rows(be *b, const be_weight *w, int o0, int n) {
     cpu_impl *c = b->impl;
     const cpu_w *cw = w->data;
     size_t k = cw->count / w->out;
-    if (cw->type == BE_F32) return (const float *)cw->data + (size_t)o0 * k;
+    if (cw->type == BE_F32 && !cw->torch_layout) return (const float *)cw->data + (size_t)o0 * k;
     if (c->wide_of == cw && c->wide_o0 == o0 && c->wide_n == n) return c->wide;
     double t0 = c->profile ? cpu_now() : 0;
     size_t count = (size_t)n * k;
     if (count > c->wide_floats) c->wide_of = NULL;
     c->wide = grow(b, c->wide, &c->wide_floats, count, "widened weights");
     if (!c->wide) return NULL;
-    const uint16_t *src = (const uint16_t *)cw->data + (size_t)o0 * k;
     float *dst = c->wide;
-    size_t chunk = 1 << 16;
-    long nchunks = (long)((count + chunk - 1) / chunk);
-    int f16 = cw->type == BE_F16;
+    const cpu_kern *kn = cpu_kern_get();
+    if (cw->torch_layout) { /* each row [in][kk] -> [kk][in], widened into a per-thread row first */
+        int ci = w->in, kk = w->kh * w->kw, T = c->threads;
+        float *tmp = malloc((size_t)T * k * sizeof(float));
+        if (!tmp) { be_set_error(b, SD_ERR_MEMORY, "cpu backend: out of memory re-laying out a weight"); return NULL; }
+#pragma omp parallel for schedule(static) num_threads(T) if (count > 65536)
+        for (int r = 0; r < n; r++) {
+            float *row = tmp + (size_t)omp_get_thread_num() * k, *d = dst + (size_t)r * k;
+            size_t o = (size_t)(o0 + r) * k;
+            if (cw->type == BE_F32) memcpy(row, (const float *)cw->data + o, k * sizeof(float));
+            else if (cw->type == BE_F16) kn->widen_f16((const uint16_t *)cw->data + o, row, k);
+            else kn->widen_bf16((const uint16_t *)cw->data + o, row, k);
+            for (int i = 0; i < ci; i++)
+                for (int t = 0; t < kk; t++) d[(size_t)t * ci + i] = row[(size_t)i * kk + t];
+        }
+        free(tmp);
+    } else {
+        const uint16_t *src = (const uint16_t *)cw->data + (size_t)o0 * k;
+        size_t chunk = 1 << 16;
+        long nchunks = (long)((count + chunk - 1) / chunk);
+        int f16 = cw->type == BE_F16;
 #pragma omp parallel for schedule(static) num_threads(c->threads) if (nchunks > 1)
-    for (long i = 0; i < nchunks; i++) {
-        size_t o = (size_t)i * chunk, len = count - o < chunk ? count - o : chunk;
-        if (f16) cpu_widen_f16(src + o, dst + o, len);
-        else cpu_widen_bf16(src + o, dst + o, len);
+        for (long i = 0; i < nchunks; i++) {
+            size_t o = (size_t)i * chunk, len = count - o < chunk ? count - o : chunk;
+            if (f16) kn->widen_f16(src + o, dst + o, len);
+            else kn->widen_bf16(src + o, dst + o, len);
+        }
     }
     c->wide_of = cw;
     c->wide_o0 = o0;
@@ -178,12 +196,33 @@ static sd_status cpu_weight_upload(be *b, be_weight *w, be_dtype src_type, const
     return SD_OK;
 }
 
+/* Zero-copy: matrices and kernels are read from the caller's memory (the mapped checkpoint) in place. */
+static sd_status cpu_weight_borrow(be *b, be_weight *w, be_dtype src_type, const void *src, void (*release)(void *), void *keep) {
+    (void)b;
+    if (w->kind == BE_W_VEC) return SD_ERR_UNSUPPORTED; /* parameter vectors are read as f32 by the ops: copied */
+    cpu_w *cw = calloc(1, sizeof *cw);
+    if (!cw) return err_fail(SD_ERR_MEMORY, "cpu backend: out of memory");
+    cw->type = src_type;
+    cw->count = (size_t)w->out * w->in * w->kh * w->kw;
+    cw->data = (void *)src;
+    cw->borrowed = 1;
+    cw->torch_layout = w->kind == BE_W_CONV && w->kh * w->kw > 1;
+    cw->release = release;
+    cw->keep = keep;
+    w->data = cw;
+    return SD_OK;
+}
+
 static void cpu_weight_free(be *b, be_weight *w) {
     cpu_impl *c = b->impl;
     cpu_w *cw = w->data;
     if (c->wide_of == cw) c->wide_of = NULL;
-    b->weight_bytes -= cw->count * (cw->type == BE_F32 ? 4 : 2);
-    free(cw->data);
+    if (cw->borrowed) {
+        if (cw->release) cw->release(cw->keep);
+    } else {
+        b->weight_bytes -= cw->count * (cw->type == BE_F32 ? 4 : 2);
+        free(cw->data);
+    }
     free(cw);
 }
 
@@ -373,6 +412,7 @@ be *be_cpu_new(int threads) {
      * BLAS, so OpenBLAS's own pthreads never spin against the OpenMP threads between calls. */
     openblas_set_num_threads(1);
     b->ops = &cpu_ops;
+    b->weight_borrow = cpu_weight_borrow;
     b->impl = c;
     b->elem_size = sizeof(float);
     return b;

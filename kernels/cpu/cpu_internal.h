@@ -8,11 +8,17 @@
 #include "cpu_simd.h"
 
 /* A weight as the CPU backend keeps it: the checkpoint's storage type (f32, f16 or bf16; parameter vectors are
- * always f32), conv kernels re-laid out to [out][kh][kw][in]. 16-bit matrices are widened to f32 per call. */
+ * always f32). Copied weights (owned) have conv kernels re-laid out to [out][kh][kw][in]; borrowed ones (zero-copy:
+ * the checkpoint's mapped pages) keep PyTorch's [out][in][kh][kw], and cpu_weight_rows re-lays out k x k kernels
+ * while it widens them. 16-bit matrices are widened to f32 per call. */
 typedef struct cpu_w {
     be_dtype type;
     size_t count;          /* elements */
-    void *data;            /* 64-byte aligned */
+    void *data;            /* owned: 64-byte aligned; borrowed: element-aligned */
+    int borrowed;          /* data is the caller's: release(keep) when freed */
+    int torch_layout;      /* [out][in][kh][kw] with kh·kw > 1: rows need re-laying out */
+    void (*release)(void *);
+    void *keep;
 } cpu_w;
 
 /* Per-op wall time, for SD_CPU_PROFILE=1 (printed when the backend is freed). */

@@ -31,6 +31,8 @@ const char *cpu_level_name(cpu_level l);
 enum { CPU_CONV_AUTO, CPU_CONV_DIRECT, CPU_CONV_IM2COL, CPU_CONV_WINO4, CPU_CONV_WINO6 };
 int cpu_conv_mode(void);
 int cpu_conv_mode_set(int mode); /* returns the previous mode */
+/* The measured rule: the Winograd tile size m (4 or 6) for an [N, H, W, C] -> O convolution, or 0 (direct). */
+int cpu_wino_rule(int N, int H, int W, int C, int O);
 
 /* Winograd F(m x m, 3 x 3) tile sizes: m = 4 (6 x 6 input tiles) or 6 (8 x 8). */
 #define WINO_MAX_T 8

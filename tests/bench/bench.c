@@ -1,13 +1,19 @@
-/* bench.c — `make bench`: CPU timings of the SD 1.5 stages on a random-weight full-size checkpoint (f16,
- * exact SD 1.5 layout), with achieved GFLOP/s from the layer shapes and peak RSS. Not a test: nothing is asserted.
+/* bench.c — `make bench`: CPU timings of the SD 1.5 and SDXL stages on random-weight full-size checkpoints (f16,
+ * the real single-file layouts, tests/random_ckpt.c), with achieved GFLOP/s from the layer shapes against the
+ * machine's measured f32 FMA peak, and peak RSS. Not a test: nothing is asserted.
  *
- * Usage: build/sd-bench [runs]   (median of `runs` timings per stage, default 3)
+ * The project's machines are shared, so beside wall time each row gives the process CPU time and the rate per
+ * CPU-second: on a loaded machine that is the honest figure (it does not count time the threads were not
+ * running; it does not see threads idling at a barrier either).
+ *
+ * Usage: build/sd-bench [sd15|sdxl] [runs]   (median of `runs` timings per stage, default 3 for sd15, 1 for sdxl)
+ *   BENCH_STAGES=a,b,...     only these of: start, text, unet256, unet512, vae256, vae512, lora, conv (sd15);
+ *                            start, text, unet1024, vae1024 (sdxl)
  *   BENCH_SKIP_512=1         skips the 512² rows
- *   BENCH_STAGES=a,b,...     only these of text, unet256, unet512, vae256, vae512
  *   BENCH_VAE=auto|off|on    VAE decode mode: the pipeline's automatic choice (default), untiled, exact bands
  *   BENCH_VAE_LIMIT=MiB      activation budget of the decode (default: the pipeline's)
  *   BENCH_THREADS=n          CPU threads (default: all cores)
- *   SD_CPU_PROFILE=1         per-op times of the whole run when the backend is freed */
+ *   SD_CPU_LEVEL=...         kernel level (generic, avx2, avx512, neon); SD_CPU_PROFILE=1: per-op times at the end */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,12 +21,19 @@
 #include <sys/resource.h>
 #include <time.h>
 
+#include <omp.h>
+
 #include "../../core/error.h"
+#include "../../kernels/cpu/cpu_simd.h"
 #include "../../pipeline/lora.h"
 #include "../../pipeline/pipeline.h"
 #include "../random_ckpt.h"
+#include "peak.h"
 
-#define PEAK_GFLOPS 166.4 /* 2 cores x 32 f32 FLOP/cycle x 2.6 GHz (AVX-512 FMA), the machine's f32 ceiling */
+extern char *openblas_get_corename(void);
+extern char *openblas_get_config(void);
+
+static double g_peak, g_peak_thread; /* measured f32 FMA peak, GFLOP/s: all threads, one thread */
 
 static double now(void) {
     struct timespec ts;
@@ -50,10 +63,33 @@ static double peak_rss_mib(void) {
     return ru.ru_maxrss / 1024.0;
 }
 
-static void row(const char *name, double sec, double flops, const char *extra) {
+/* Current RSS split into anonymous memory and mapped file pages (/proc/self/status), MiB. */
+static void rss_now(double *anon, double *file) {
+    *anon = *file = 0;
+    FILE *f = fopen("/proc/self/status", "r");
+    if (!f) return;
+    char line[256];
+    while (fgets(line, sizeof line, f)) {
+        if (!strncmp(line, "RssAnon:", 8)) *anon = atof(line + 8) / 1024;
+        if (!strncmp(line, "RssFile:", 8)) *file = atof(line + 8) / 1024;
+    }
+    fclose(f);
+}
+
+static void header(void) {
+    printf("| stage                        | wall s   | CPU s    | GFLOP    | GFLOP/s | %% peak | GFLOP/CPU-s | %% peak/core | peak RSS MiB |\n");
+    printf("|------------------------------|----------|----------|----------|---------|--------|-------------|-------------|--------------|\n");
+}
+
+static void row(const char *name, double sec, double cpu, double flops, const char *extra) {
     double gf = flops / 1e9;
-    printf("| %-26s | %9.3f | %9.1f | %8.1f | %5.1f%% | %8.0f | %s\n", name, sec, gf, gf / sec, 100.0 * gf / sec / PEAK_GFLOPS,
-           peak_rss_mib(), extra ? extra : "");
+    if (gf > 0)
+        printf("| %-28s | %8.2f | %8.2f | %8.1f | %7.1f | %5.1f%% | %11.1f | %10.1f%% | %12.0f | %s\n", name, sec, cpu, gf, gf / sec,
+               100.0 * gf / sec / g_peak, gf / cpu, 100.0 * gf / cpu / g_peak_thread, peak_rss_mib(), extra ? extra : "");
+    else
+        printf("| %-28s | %8.2f | %8.2f | %8s | %7s | %6s | %11s | %11s | %12.0f | %s\n", name, sec, cpu, "", "", "", "", "", peak_rss_mib(),
+               extra ? extra : "");
+    fflush(stdout);
 }
 
 static int want(const char *stage) {
@@ -71,17 +107,21 @@ static void die(void) {
     exit(1);
 }
 
-/* One guided UNet step at an image side: the UNet on a batch of 2 (uncond + cond). Returns seconds, sets flops. */
-static double unet_step(sd_ctx *c, int side, double *flops, size_t *arena) {
+/* One guided UNet step at an image side: the UNet on a batch of 2 (uncond + cond). Returns seconds, sets flops
+ * and the CPU seconds. */
+static double unet_step(sd_ctx *c, int side, double *flops, size_t *arena, double *cpu) {
     be *b = c->b;
     int h = side / 8, w = side / 8;
     const unet_config *uc = unet_get_config(c->unet);
-    float ts[2] = {500, 500};
+    float ts[2] = {500, 500}, S = (float)side, ids[12] = {S, S, 0, 0, S, S, S, S, 0, 0, S, S}; /* SDXL's time ids */
+    int pd = uc->add_embed ? uc->add_in_dim - 6 * uc->add_time_dim : 1; /* SDXL's pooled text width */
     float *ctxh = calloc(2 * 77 * uc->ctx_dim, sizeof(float)), *xh = malloc(sizeof(float) * 2 * h * w * 4);
+    float *pooled_h = calloc(2 * pd, sizeof(float));
     for (int i = 0; i < 2 * h * w * 4; i++) xh[i] = (float)sin(i * 0.37);
     be_measure_begin(b);
     be_tensor x = be_new(b, 2, h, w, 4), e = be_new(b, 2, h, w, 4), ctx = be_new(b, 2, 1, 77, uc->ctx_dim);
-    unet_cond cond = {.ctx = &ctx};
+    be_tensor pooled = be_new(b, 2, 1, 1, pd);
+    unet_cond cond = {.ctx = &ctx, .text_embeds = uc->add_embed ? &pooled : NULL, .time_ids = uc->add_embed ? ids : NULL};
     double f0 = b->flops;
     unet_forward(b, c->unet, &x, ts, &cond, &e);
     *flops = b->flops - f0; /* measure mode counts the layer shapes without computing */
@@ -91,22 +131,26 @@ static double unet_step(sd_ctx *c, int side, double *flops, size_t *arena) {
     x = be_new(b, 2, h, w, 4);
     e = be_new(b, 2, h, w, 4);
     ctx = be_new(b, 2, 1, 77, uc->ctx_dim);
+    pooled = be_new(b, 2, 1, 1, pd);
     be_upload(b, &x, xh);
     be_upload(b, &ctx, ctxh);
-    double t0 = now();
+    be_upload(b, &pooled, pooled_h);
+    double t0 = now(), c0 = cpu_now();
     unet_forward(b, c->unet, &x, ts, &cond, &e);
     be_sync(b);
     double t = now() - t0;
+    *cpu = cpu_now() - c0;
     be_release(b, 0);
     free(ctxh);
     free(xh);
+    free(pooled_h);
     if (be_status(b) != SD_OK) die();
     return t;
 }
 
 /* One VAE decode of a side x side image with the given tiling; sets the nominal FLOPs (the untiled decode's
  * layer shapes: bands recompute a few halo rows, which is not counted) and the plan. */
-static double vae_dec(sd_ctx *c, int side, int tiling, double *flops, vae_plan *plan) {
+static double vae_dec(sd_ctx *c, int side, int tiling, double *flops, vae_plan *plan, double *cpu) {
     be *b = c->vb; /* the VAE's backend (an f32 instance for SDXL's VAE on CUDA) */
     int h = side / 8, w = side / 8;
     float *lat = malloc(sizeof(float) * h * w * 4), *rgb = malloc(sizeof(float) * side * side * 3);
@@ -117,9 +161,10 @@ static double vae_dec(sd_ctx *c, int side, int tiling, double *flops, vae_plan *
     size_t need = vae_decode_arena_bytes(b, c->vae, h, w, &o);
     if (!need || vae_decode_plan(b, c->vae, h, w, &o, plan) != SD_OK) die();
     if (need > b->arena.size && be_arena_reserve(b, need) != SD_OK) die();
-    double t0 = now();
+    double t0 = now(), c0 = cpu_now();
     sd_status st = vae_decode(b, c->vae, lat, 1, h, w, &o, rgb);
     double t = now() - t0;
+    *cpu = cpu_now() - c0;
     free(lat);
     free(rgb);
     if (st != SD_OK) die();
@@ -172,7 +217,7 @@ static const char *write_lora(sd_ctx *c, int r) {
 
 /* LoRA: merging a rank-128 file into the loaded weights (open, place, up·down GEMMs, upload), putting the base back,
  * and a 512² step with it merged (merged weights keep the checkpoint's f16: the step costs what it did). */
-static void lora_rows(sd_ctx *c, int runs, double *t) {
+static void lora_rows(sd_ctx *c, int runs, double *t, double *tc) {
     int r = getenv("BENCH_LORA_RANK") ? atoi(getenv("BENCH_LORA_RANK")) : 128;
     const char *path = write_lora(c, r);
     sd_lora l = {path, 1.0f, 1.0f};
@@ -200,81 +245,159 @@ static void lora_rows(sd_ctx *c, int runs, double *t) {
     }
     int k = runs < 16 ? runs : 16;
     /* process CPU seconds too: on a shared machine the wall clock says more about the neighbours */
-    snprintf(how, sizeof how, "rank %d, %.0f MiB file (f16); %.2f CPU s", r, mib, median(cpu, k));
-    row("LoRA load + merge", median(t, k), 0, how);
-    snprintf(how, sizeof how, "%.2f CPU s", median(cpu_off, k));
-    row("LoRA off (base restored)", median(tr, k), 0, how);
+    snprintf(how, sizeof how, "rank %d, %.0f MiB file (f16)", r, mib);
+    row("LoRA load + merge", median(t, k), median(cpu, k), 0, how);
+    row("LoRA off (base restored)", median(tr, k), median(cpu_off, k), 0, NULL);
     if (want("unet512")) {
         size_t arena;
         if (lora_apply(c, &on) != SD_OK) die();
-        for (int i = 0; i < runs; i++) t[i] = unet_step(c, 512, &fl, &arena);
-        row("UNet guided step 512², LoRA", median(t, runs), fl, "merged: same layers, same storage");
+        for (int i = 0; i < runs; i++) t[i] = unet_step(c, 512, &fl, &arena, &tc[i]);
+        row("UNet guided step 512², LoRA", median(t, runs), median(tc, runs), fl, "merged: same layers, same storage");
         if (lora_apply(c, &off) != SD_OK) die();
     }
     lora_call_free(&on);
 }
 
+/* The 3x3 convolution paths on a few layer shapes of the two models, one thread (the rule in cpu_winograd.c). */
+static void conv_paths(void) {
+    static const int shapes[][5] = {{2, 64, 64, 320, 320}, {2, 32, 32, 640, 640}, {2, 16, 16, 1280, 1280}, {2, 8, 8, 1280, 1280},
+                                    {1, 128, 128, 512, 512}, {1, 512, 512, 128, 128}};
+    static const char *const names[3] = {"direct", "F(4x4)", "F(6x6)"};
+    static const int modes[3] = {CPU_CONV_DIRECT, CPU_CONV_WINO4, CPU_CONV_WINO6};
+    be *b = be_cpu_new(1);
+    if (!b) die();
+    printf("\n3x3 convolutions, one thread, f16 weights: CPU ms (effective GFLOP/s = direct FLOPs / time); * = the rule's choice\n");
+    for (size_t s = 0; s < sizeof shapes / sizeof *shapes; s++) {
+        int N = shapes[s][0], H = shapes[s][1], W = shapes[s][2], C = shapes[s][3], O = shapes[s][4];
+        if (be_arena_reserve(b, (size_t)N * H * W * (C + O) * 4 + 4096) != SD_OK) die();
+        size_t nw = (size_t)O * C * 9;
+        uint16_t *w16 = malloc(nw * 2);
+        float *xh = malloc((size_t)N * H * W * C * 4);
+        for (size_t i = 0; i < nw; i++) w16[i] = (uint16_t)(0x2000 + i % 0x1000); /* small positive halves */
+        for (size_t i = 0; i < (size_t)N * H * W * C; i++) xh[i] = (float)(i % 17) / 17.0f;
+        be_weight wt;
+        if (be_weight_upload(b, &wt, BE_W_CONV, O, C, 3, 3, BE_F16, w16) != SD_OK) die();
+        be_tensor x = be_new(b, N, H, W, C), y = be_new(b, N, H, W, O);
+        be_upload(b, &x, xh);
+        double fl = 2.0 * N * H * W * O * C * 9;
+        int saved = cpu_conv_mode_set(CPU_CONV_AUTO), pick = cpu_wino_rule(N, H, W, C, O);
+        printf("  %dx%dx%dx%d -> %d, %.1f GFLOP:", N, H, W, C, O, fl / 1e9);
+        for (int m = 0; m < 3; m++) {
+            cpu_conv_mode_set(modes[m]);
+            be_conv2d(b, &x, &wt, NULL, 1, 1, 1, &y); /* warm: scratch, pages */
+            double c0 = cpu_now();
+            be_conv2d(b, &x, &wt, NULL, 1, 1, 1, &y);
+            double t = cpu_now() - c0;
+            int chosen = (m == 0 && pick == 0) || (m == 1 && pick == 4) || (m == 2 && pick == 6);
+            printf("  %s%s %.0f ms (%.0f)", names[m], chosen ? "*" : "", t * 1e3, fl / t / 1e9);
+        }
+        printf("\n");
+        cpu_conv_mode_set(saved);
+        be_release(b, 0);
+        be_weight_free(b, &wt);
+        free(w16);
+        free(xh);
+    }
+    be_free(b);
+}
+
 int main(int argc, char **argv) {
-    int runs = argc > 1 ? atoi(argv[1]) : 3;
+    double t_start = now();
+    int sdxl = argc > 1 && !strcmp(argv[1], "sdxl");
+    int ai = argc > 1 && (!strcmp(argv[1], "sdxl") || !strcmp(argv[1], "sd15")) ? 2 : 1;
+    int runs = argc > ai ? atoi(argv[ai]) : sdxl ? 1 : 3;
     if (runs < 1) runs = 1;
-    const char *path = random_ckpt_sd15("tests/data/sd15-ldm-keys.tsv");
-    if (!path) die();
     sd_load_params lp;
     sd_load_params_init(&lp);
-    lp.model_path = path;
     if (getenv("BENCH_THREADS")) lp.threads = atoi(getenv("BENCH_THREADS"));
+    const char *path = sdxl ? random_ckpt_sdxl("tests/data") : random_ckpt_sd15("tests/data/sd15-ldm-keys.tsv");
+    if (!path) die();
+    lp.model_path = path;
     const char *vm = getenv("BENCH_VAE");
     int tiling = vm && !strcmp(vm, "off") ? -1 : vm && !strcmp(vm, "on") ? 1 : 0;
+
+    char model[256];
+    bench_cpu_model(model, sizeof model);
+    double la[3] = {0, 0, 0};
+    FILE *lf = fopen("/proc/loadavg", "r");
+    if (lf) {
+        if (fscanf(lf, "%lf %lf %lf", &la[0], &la[1], &la[2]) != 3) la[0] = la[1] = la[2] = 0;
+        fclose(lf);
+    }
+    double rss_anon0, rss_file0;
+    rss_now(&rss_anon0, &rss_file0);
+    double t0 = now(), c0 = cpu_now();
     sd_ctx *c;
-    double t0 = now();
     if (sd_load(&lp, &c) != SD_OK) die();
-    double load = now() - t0;
-    printf("random-weight SD 1.5 (%s), CPU backend, %d run(s) per stage, median\n", path, runs);
-    printf("load %.1f s, weights in memory %.0f MiB, RSS after load %.0f MiB\n\n", load, c->b->weight_bytes / 1048576.0, peak_rss_mib());
-    printf("| stage                      | seconds   | GFLOP     | GFLOP/s  | peak   | RSS MiB  |\n");
-    printf("|----------------------------|-----------|-----------|----------|--------|----------|\n");
-    double *t = malloc(runs * sizeof *t), fl = 0;
-    if (want("text")) { /* text encoder: the two prompts of a guided generation */
+    double load = now() - t0, load_cpu = cpu_now() - c0, rss_anon, rss_file;
+    rss_now(&rss_anon, &rss_file);
+    int threads = lp.threads > 0 ? lp.threads : omp_get_num_procs(); /* the CPU backend's default */
+    const char *vec;
+    g_peak = bench_fma_peak(threads, &vec);
+    g_peak_thread = g_peak / threads;
+    printf("CPU: %s, %d threads; kernel level %s; OpenBLAS core %s (%s)\n", model, threads, be_cpu_level(), openblas_get_corename(),
+           openblas_get_config());
+    printf("f32 FMA peak, measured with %s FMAs in thread CPU time: %.1f GFLOP/s (%.1f per thread; at 32 FLOP/cycle per core, "
+           "a %.2f GHz clock)\n", vec, g_peak, g_peak_thread, g_peak_thread / 32);
+    printf("load average at start %.2f %.2f %.2f\n", la[0], la[1], la[2]);
+    printf("random-weight %s (%s), CPU backend, %d run(s) per stage, median\n", sdxl ? "SDXL base" : "SD 1.5", path, runs);
+    printf("load %.2f s (%.2f CPU s); weights %.0f MiB; RSS before load %.0f MiB anon + %.0f MiB file, after %.0f MiB anon + %.0f MiB file\n\n",
+           load, load_cpu, (c->b->weight_bytes + (c->vb != c->b ? c->vb->weight_bytes : 0)) / 1048576.0, rss_anon0, rss_file0, rss_anon,
+           rss_file);
+    header();
+    double *t = malloc(runs * sizeof *t), *tc = malloc(runs * sizeof *tc), fl = 0;
+    if (want("start") || want("text")) { /* text encoder: the two prompts of a guided generation */
         for (int i = 0; i < runs; i++) {
             text_cond cond;
-            double f0 = c->b->flops, s = now();
+            double f0 = c->b->flops, s = now(), cs = cpu_now();
             if (text_cond_encode(c, "a photo of an astronaut riding a horse on mars", 0, 1, &cond) != SD_OK) die();
             text_cond_free(&cond);
             if (text_cond_encode(c, "", 0, 1, &cond) != SD_OK) die();
             t[i] = now() - s;
+            tc[i] = cpu_now() - cs;
             fl = (c->b->flops - f0) / 2; /* measure + real pass both count */
             text_cond_free(&cond);
+            if (i == 0 && want("start")) {
+                char how[96];
+                snprintf(how, sizeof how, "load %.2f s + 2 prompts %.2f s (process start to here %.2f s)", load, t[0], now() - t_start);
+                row("start to first step", load + t[0], load_cpu + tc[0], 0, how);
+            }
         }
-        row("text encode (2 prompts)", median(t, runs), fl, NULL);
+        if (want("text")) row("text encode (2 prompts)", median(t, runs), median(tc, runs), fl, NULL);
     }
-    static const int sides[2] = {256, 512};
-    for (int k = 0; k < 2; k++) {
+    static const int sides15[2] = {256, 512}, sidesxl[1] = {1024};
+    const int *sides = sdxl ? sidesxl : sides15;
+    int nsides = sdxl ? 1 : 2;
+    for (int k = 0; k < nsides; k++) {
         char name[64];
         snprintf(name, sizeof name, "unet%d", sides[k]);
         if (!want(name)) continue;
         size_t arena;
         char how[64];
-        for (int i = 0; i < runs; i++) t[i] = unet_step(c, sides[k], &fl, &arena);
+        for (int i = 0; i < runs; i++) t[i] = unet_step(c, sides[k], &fl, &arena, &tc[i]);
         snprintf(name, sizeof name, "UNet guided step %d²", sides[k]);
         snprintf(how, sizeof how, "batch 2, arena %.0f MiB", arena / 1048576.0);
-        row(name, median(t, runs), fl, how);
+        row(name, median(t, runs), median(tc, runs), fl, how);
         be_arena_trim(c->b); /* as the pipeline does after sampling */
     }
-    for (int k = 0; k < 2; k++) {
+    for (int k = 0; k < nsides; k++) {
         char name[64], how[96];
         snprintf(name, sizeof name, "vae%d", sides[k]);
         if (!want(name)) continue;
         vae_plan pl;
-        for (int i = 0; i < runs; i++) t[i] = vae_dec(c, sides[k], tiling, &fl, &pl);
+        for (int i = 0; i < runs; i++) t[i] = vae_dec(c, sides[k], tiling, &fl, &pl, &tc[i]);
         if (pl.mode == VAE_TILING_ON) snprintf(how, sizeof how, "exact bands of %d latent rows, arena %.0f MiB", pl.tile, pl.arena_bytes / 1048576.0);
         else snprintf(how, sizeof how, "%s, arena %.0f MiB", pl.mode == VAE_TILING_OFF ? "untiled" : "blended tiles", pl.arena_bytes / 1048576.0);
         snprintf(name, sizeof name, "VAE decode %d²", sides[k]);
-        row(name, median(t, runs), fl, how);
+        row(name, median(t, runs), median(tc, runs), fl, how);
         be_arena_trim(c->b);
     }
-    if (want("lora")) lora_rows(c, runs, t);
-    printf("\npeak RSS %.0f MiB; f32 peak assumed %.1f GFLOP/s\n", peak_rss_mib(), PEAK_GFLOPS);
+    if (!sdxl && want("lora")) lora_rows(c, runs, t, tc);
+    printf("\npeak RSS %.0f MiB; %% peak = GFLOP/s over the measured %.1f GFLOP/s; %% peak/core = GFLOP per CPU-second over %.1f\n",
+           peak_rss_mib(), g_peak, g_peak_thread);
     free(t);
+    free(tc);
     sd_free(c);
+    if (!sdxl && want("conv")) conv_paths();
     return 0;
 }
