@@ -77,6 +77,7 @@ struct be {
     sd_status err;           /* first failure, sticky */
     char err_msg[512];
     size_t weight_bytes;     /* backend memory held by weights */
+    size_t weight_mapped;    /* bytes of zero-copy weights computed from in place (the caller's memory) */
     double flops;            /* multiply-adds x 2 of the GEMM-shaped ops issued so far (also in measure mode) */
     /* Optional zero-copy upload (set by backends that can compute from host memory in place, NULL otherwise; kept
      * out of be_ops so backends without it need not name it): compute from src and call release(keep) when the
@@ -109,15 +110,17 @@ static inline size_t be_mark(be *b) { return arena_mark(&b->arena); }
 static inline void be_release(be *b, size_t mark) { arena_release(&b->arena, mark); }
 /* Gives the arena's memory above its current top back to the system (what lies there is dead by the stack
  * discipline, and its contents are lost); addresses, size and everything below the top stay. Between stages
- * whose peaks differ (sampling, then decoding) this keeps the process from holding both. A no-op where the
- * backend has nothing to give back. */
+ * whose peaks differ (sampling, then decoding) this keeps the process from holding both. Zero-copy weights'
+ * pages leave the process too (they stay in the page cache and come back, at a minor fault each, when next
+ * read), so a stage holds only the weights it uses. A no-op where the backend has nothing to give back. */
 void be_arena_trim(be *b);
 void be_measure_begin(be *b);
 size_t be_measure_end(be *b);      /* returns the arena peak seen while measuring */
 sd_status be_weight_upload(be *b, be_weight *w, be_wkind kind, int out, int in, int kh, int kw, be_dtype src_type, const void *src);
 /* Zero-copy upload: as be_weight_upload, but a backend that can compute from src in place (the CPU: from a
  * memory-mapped checkpoint) keeps pointing at it and calls release(keep) when the weight is freed; src must stay
- * valid and unchanged until then. *borrowed says which happened: 0 when the backend copied (then release is
+ * valid and unchanged until then, and must lie in a read-only file mapping (be_arena_trim drops its pages from the
+ * process, which would zero anonymous memory). *borrowed says which happened: 0 when the backend copied (then release is
  * never called and the caller still owns src). */
 sd_status be_weight_upload_borrowed(be *b, be_weight *w, be_wkind kind, int out, int in, int kh, int kw, be_dtype src_type, const void *src,
                                     void (*release)(void *), void *keep, int *borrowed);

@@ -195,6 +195,7 @@ sd_status sd_generate(sd_ctx *c, const sd_gen_params *p, sd_progress_fn progress
     if (st == SD_OK) st = emb_begin(c, p->embedding_dir);
     double te = gen_now();
     if (st == SD_OK) st = encode_prompts(g);
+    if (st == SD_OK) be_arena_trim(c->b); /* sampling does not read the text encoders: their zero-copy pages leave the RSS */
     r->timings.text_encode = gen_now() - te;
     if (st == SD_OK && p->init_image) st = inpaint_plan_make(g, &g->ip);
     if (st == SD_OK) st = control_resolve(g);

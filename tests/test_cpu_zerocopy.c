@@ -54,6 +54,7 @@ TEST(cpu_zero_copy_weights_from_the_mapped_file) {
     /* borrowed: only the bias vector and the misaligned matrix were copied into backend memory */
     test_note("backend memory for weights: %zu bytes (copied: %d-float bias, %d x %d misaligned f32 matrix)", b->weight_bytes, O, L, C);
     CHECK(b->weight_bytes == (size_t)O * 4 + (size_t)L * C * 4);
+    CHECK(b->weight_mapped == (size_t)O * C * 9 * 2 + (size_t)L * C * 4 + (size_t)V * C * 2); /* read in place */
     wmap_free(m);
     st_close(f); /* the weights keep the mapping */
 
@@ -107,7 +108,7 @@ TEST(cpu_zero_copy_weights_from_the_mapped_file) {
         for (int j = 0; j < C; j++) same &= eo[i * C + j] == emb[ids[i] * C + j];
     CHECK(same);
     be_weight_free(b, &cw); be_weight_free(b, &cb); be_weight_free(b, &lw); be_weight_free(b, &ew); be_weight_free(b, &l2);
-    CHECK(b->weight_bytes == 0);
+    CHECK(b->weight_bytes == 0 && b->weight_mapped == 0);
     be_weight_free(bc, &ccw); be_weight_free(bc, &ccb); be_weight_free(bc, &clw); be_weight_free(bc, &cew);
     be_free(b);
     be_free(bc);

@@ -47,6 +47,7 @@ static void cpu_free(be *b) {
     if (c->arena_mem) munmap(c->arena_mem, c->arena_bytes);
     free(c->scratch);
     free(c->wide);
+    free(c->borrowed);
     free(c);
     free(b);
 }
@@ -70,10 +71,16 @@ static sd_status cpu_arena_reserve(be *b, size_t bytes) {
 
 static void cpu_arena_trim(be *b) {
     cpu_impl *c = b->impl;
-    if (!c->arena_mem) return;
-    uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE), lo = ((uintptr_t)b->arena.base + b->arena.used + page - 1) & ~(page - 1);
-    uintptr_t hi = (uintptr_t)c->arena_mem + c->arena_bytes;
-    if (hi > lo) madvise((void *)lo, hi - lo, MADV_DONTNEED); /* anonymous private pages: dropped, zero on next touch */
+    uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
+    if (c->arena_mem) {
+        uintptr_t lo = ((uintptr_t)b->arena.base + b->arena.used + page - 1) & ~(page - 1), hi = (uintptr_t)c->arena_mem + c->arena_bytes;
+        if (hi > lo) madvise((void *)lo, hi - lo, MADV_DONTNEED); /* anonymous private pages: dropped, zero on next touch */
+    }
+    for (int i = 0; i < c->nborrowed; i++) { /* read-only file pages: dropped from the process, read back when touched */
+        const cpu_w *cw = c->borrowed[i];
+        uintptr_t lo = (uintptr_t)cw->data & ~(page - 1), hi = (uintptr_t)cw->data + cw->count * (cw->type == BE_F32 ? 4 : 2);
+        madvise((void *)lo, ((hi + page - 1) & ~(page - 1)) - lo, MADV_DONTNEED);
+    }
 }
 
 static void *grow(be *b, void *old, size_t *have, size_t floats, const char *what) {
@@ -198,7 +205,6 @@ static sd_status cpu_weight_upload(be *b, be_weight *w, be_dtype src_type, const
 
 /* Zero-copy: matrices and kernels are read from the caller's memory (the mapped checkpoint) in place. */
 static sd_status cpu_weight_borrow(be *b, be_weight *w, be_dtype src_type, const void *src, void (*release)(void *), void *keep) {
-    (void)b;
     if (w->kind == BE_W_VEC) return SD_ERR_UNSUPPORTED; /* parameter vectors are read as f32 by the ops: copied */
     cpu_w *cw = calloc(1, sizeof *cw);
     if (!cw) return err_fail(SD_ERR_MEMORY, "cpu backend: out of memory");
@@ -209,6 +215,16 @@ static sd_status cpu_weight_borrow(be *b, be_weight *w, be_dtype src_type, const
     cw->torch_layout = w->kind == BE_W_CONV && w->kh * w->kw > 1;
     cw->release = release;
     cw->keep = keep;
+    cpu_impl *c = b->impl;
+    if (c->nborrowed == c->borrowed_cap) {
+        int cap = c->borrowed_cap ? 2 * c->borrowed_cap : 256;
+        cpu_w **l = realloc(c->borrowed, cap * sizeof *l);
+        if (!l) { free(cw); return err_fail(SD_ERR_MEMORY, "cpu backend: out of memory"); }
+        c->borrowed = l;
+        c->borrowed_cap = cap;
+    }
+    c->borrowed[c->nborrowed++] = cw;
+    b->weight_mapped += cw->count * (src_type == BE_F32 ? 4 : 2);
     w->data = cw;
     return SD_OK;
 }
@@ -218,6 +234,12 @@ static void cpu_weight_free(be *b, be_weight *w) {
     cpu_w *cw = w->data;
     if (c->wide_of == cw) c->wide_of = NULL;
     if (cw->borrowed) {
+        for (int i = 0; i < c->nborrowed; i++)
+            if (c->borrowed[i] == cw) {
+                c->borrowed[i] = c->borrowed[--c->nborrowed];
+                break;
+            }
+        b->weight_mapped -= cw->count * (cw->type == BE_F32 ? 4 : 2);
         if (cw->release) cw->release(cw->keep);
     } else {
         b->weight_bytes -= cw->count * (cw->type == BE_F32 ? 4 : 2);

@@ -34,6 +34,8 @@ typedef struct cpu_impl {
     size_t wide_floats;
     const void *wide_of;
     int wide_o0, wide_n;
+    cpu_w **borrowed;      /* the zero-copy weights, whose pages be_arena_trim drops from the process */
+    int nborrowed, borrowed_cap;
     int profile;
     double prof_s[PROF_COUNT];
     double prof_flops[PROF_COUNT];
