@@ -7,21 +7,27 @@
 #include "gen.h"
 
 #define VAE_MEM_LIMIT ((size_t)2 << 30) /* decode activations above this are tiled (automatic mode) */
-/* On the CPU a generation's peak RSS is the weights plus the larger of the UNet's and the decode's activations,
- * and the untiled SD 1.5 decode at 512² needs 1 GiB. So there a decode whose whole-image need is small runs
- * whole (as at 256²: 257 MiB, 13% faster than in bands), and a larger one in exact bands within 128 MiB (512²:
- * bands of 12 latent rows, 6% slower than whole, ~450 MiB less peak RSS). */
+/* On the CPU the decode's activations are the process's own RAM, so the budget is what sampling already held in
+ * weights (copied, or the mapped file's pages, which be_arena_trim drops before the decode). Below it the decode
+ * runs whole; above it, in exact bands within it (each band re-computes a few halo rows, and the host side streams
+ * every layer once more). Not the arena's size: a decode grows the arena, and the next generation's budget would
+ * creep up by it. One thread, random-weight SD 1.5, Winograd convolutions: 512² whole 11.1 CPU s, 1027 MiB; exact
+ * bands within the old fixed 128 MiB 14.2 s (+28%); at 768² and above no band fitted 128 MiB and the policy fell
+ * to blended tiles, which are not exact (up to 170/255) and cost up to 2x. Small decodes always run whole. */
 #define VAE_WHOLE_CPU ((size_t)320 << 20)
-#define VAE_BANDS_CPU ((size_t)128 << 20)
 
 void decode_opts(const sd_ctx *c, int vae_tiling, int h, int w, vae_decode_opts *o, double *flops) {
     vae_decode_opts d = {vae_tiling > 0 ? VAE_TILING_ON : vae_tiling < 0 ? VAE_TILING_OFF : VAE_TILING_AUTO, VAE_MEM_LIMIT, 0, 0};
     vae_decode_opts whole = {VAE_TILING_OFF, 0, 0, 0};
     double f = c->vb->flops; /* a measure pass of the untiled decoder: counts FLOPs that are not run */
-    size_t need = vae_decode_arena_bytes(c->vb, c->vae, h, w, &whole);
+    vae_decode_arena_bytes(c->vb, c->vae, h, w, &whole);
     if (flops) *flops = c->vb->flops - f;
     c->vb->flops = f;
-    if (c->vb->ops->host_memory) d.mem_limit = need && need <= VAE_WHOLE_CPU ? VAE_WHOLE_CPU : VAE_BANDS_CPU;
+    if (c->vb->ops->host_memory) {
+        size_t held = c->b->weight_bytes + c->b->weight_mapped;
+        if (c->vb != c->b) held += c->vb->weight_bytes + c->vb->weight_mapped;
+        d.mem_limit = held > VAE_WHOLE_CPU ? held : VAE_WHOLE_CPU;
+    }
     *o = d;
 }
 
