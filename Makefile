@@ -294,6 +294,21 @@ else
 	@echo "cuda-check: $(words $(CU_SRC)) files compiled for sm_$(subst $() ,/sm_,$(CUDA_ARCHS))"
 endif
 
+# ==== AArch64 (CI) ========================================================================================
+# The cross build (CROSS above) and a subset of its tests under qemu-user: the neon level against the generic one
+# and the math, the CPU ops against references, Winograd, zero-copy weights, the UNet and VAE goldens and one
+# pipeline golden. Each filter is its own run with its minimum case count.
+ARM64_BUILD := build-arm64
+ARM64_RUN   := qemu-aarch64 -L /usr/aarch64-linux-gnu $(ARM64_BUILD)/tests/unit
+ARM64_TESTS := $(foreach t,cpu_levels_against cpu_simd_math cpu_attention_key_blocks cpu_winograd cpu_zero_copy cpu_linear_with \
+                 cpu_conv2d_shapes cpu_group_norm_and cpu_layer_norm cpu_elementwise cpu_upsample cpu_attention_heads cpu_timestep \
+                 pipeline_matches_diffusers,'arm64-$(t):1=$(ARM64_RUN) $(t)') 'arm64-unet:3=$(ARM64_RUN) unet_golden' \
+               'arm64-vae:3=$(ARM64_RUN) vae_golden'
+.PHONY: arm64-test
+arm64-test:
+	@$(MAKE) --no-print-directory CROSS=aarch64-linux-gnu- BUILD=$(ARM64_BUILD) $(ARM64_BUILD)/tests/unit
+	@tests/run.sh $(ARM64_TESTS)
+
 $(BUILD)/sd-bench: $(BUILD)/tests/bench/bench.o $(BUILD)/tests/bench/peak.o $(BUILD)/tests/random_ckpt.o $(BUILD)/libsd.a
 	$(CC) -o $@ $^ $(LDLIBS)
 
