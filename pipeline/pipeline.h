@@ -41,7 +41,8 @@ struct sd_ctx {
 };
 
 /* The VAE decode options of a generation with an h x w latent: vae_tiling > 0 exact bands, < 0 untiled, 0
- * automatic within the pipeline's activation budget for the decode (smaller on the CPU backend). flops (may be
+ * automatic within the pipeline's activation budget for the decode (on the CPU backend: the bytes of weights
+ * the model holds). flops (may be
  * NULL) gets the nominal work of one image's decode: the untiled decoder's layer shapes (bands recompute a few
  * halo rows, which is not counted). */
 void decode_opts(const sd_ctx *c, int vae_tiling, int h, int w, vae_decode_opts *o, double *flops);
