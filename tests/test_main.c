@@ -1,5 +1,6 @@
 /* test_main.c — runs the registered TEST() cases of one test binary and prints its tally. */
 #include "test.h"
+#include "../kernels/backend.h"
 
 #include <ftw.h>
 #include <stdarg.h>
@@ -122,6 +123,8 @@ int main(int argc, char **argv) {
     volatile int passed = 0, failed = 0;
     find_data_root(argv[0]);
     setvbuf(stdout, NULL, _IOLBF, 0);
+    /* a run with a forced CPU level says which level ran (a level the CPU lacks falls back to its best) */
+    if (getenv("SD_CPU_LEVEL")) printf("CPU kernel level %s (SD_CPU_LEVEL=%s)\n", be_cpu_level(), getenv("SD_CPU_LEVEL"));
     for (int i = 0; i < g_ntests; i++) {
         if (filter && !strstr(g_tests[i].name, filter)) continue;
         g_cur_failed = 0;
