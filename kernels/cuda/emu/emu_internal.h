@@ -29,6 +29,14 @@ void emu_abort_launch(void) __attribute__((noreturn));
 /* Describe an address inside a fiber stack guard or the dynamic-shared-memory guard; 0 if neither. */
 int emu_sched_describe_fault(const void *addr, char *buf, size_t n);
 void emu_sched_set_func_smem(const void *func, int bytes);
+/* 1 if [p, p+n) lies in the running block's shared memory (its dynamic shared memory or the __shared__ variables). */
+int emu_sched_is_shared(const void *p, size_t n);
+
+/* ---- tensor-core twins (emu_tc.cpp) ------------------------------------------------------------------ */
+/* A thread exits: copies it never waited for are reported (warning) and dropped. */
+void emu_tc_thread_exit(unsigned linear);
+/* A block starts: no thread has copies in flight. */
+void emu_tc_reset(unsigned nthreads);
 
 /* ---- memory (emu_memory.cpp) ------------------------------------------------------------------------- */
 enum emu_mem_kind { EMU_MEM_NONE, EMU_MEM_DEVICE, EMU_MEM_PINNED, EMU_MEM_SYMBOL, EMU_MEM_FREED };

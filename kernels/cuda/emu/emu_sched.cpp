@@ -292,6 +292,7 @@ void fiber_exit(void) {
     Fiber *f = S.cur;
     f->state = F_EXITED;
     S.live--;
+    emu_tc_thread_exit(f->linear);
     Warp *w = &S.warps[f->linear >> 5];
     w->exited |= 1u << (f->linear & 31);
     for (int gi = w->ngroups - 1; gi >= 0; gi--) group_check_complete(w, gi);
@@ -515,6 +516,7 @@ void run_block(unsigned long long b, const dim3 &grid, unsigned long long index)
     }
     S.live = (int)n;
     S.bar_count = 0;
+    emu_tc_reset(n);
     S.blocks++;
     S.threads += n;
     /* the fibers pass control among themselves (yield_fiber) and come back here when the block is done,
@@ -638,6 +640,13 @@ int emu_sched_describe_fault(const void *addr, char *buf, size_t n) {
 }
 
 void emu_sched_set_func_smem(const void *func, int bytes) { init(); S.func_smem[func] = bytes; }
+
+int emu_sched_is_shared(const void *p, size_t n) {
+    const unsigned char *a = (const unsigned char *)p;
+    if (!S.in_kernel || !S.desc) return 0;
+    if (S.desc->smem && a >= cuda_emu_dynamic_smem && a + n <= cuda_emu_dynamic_smem + S.desc->smem) return 1;
+    return S.tls_size && a >= S.tls && a + n <= S.tls + S.tls_size;
+}
 
 void cuda_emu_launch_run(const cuda_emu_launch_desc *d) {
     init();
