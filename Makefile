@@ -206,6 +206,7 @@ TEST_BINS += 'cuda-ops-inorder:14=CUDA_EMU_SCHED=inorder $(CUDA_EMU_BIN) cuda_op
              'cuda-ops-reverse:14=CUDA_EMU_SCHED=reverse $(CUDA_EMU_BIN) cuda_op_' \
              'cuda-ops-rand1:14=CUDA_EMU_SCHED=random CUDA_EMU_SEED=1 $(CUDA_EMU_BIN) cuda_op_' \
              'cuda-ops-rand2:14=CUDA_EMU_SCHED=random CUDA_EMU_SEED=2 $(CUDA_EMU_BIN) cuda_op_' \
+             'cuda-ops-greedy:14=CUDA_EMU_SCHED=greedy $(CUDA_EMU_BIN) cuda_op_' \
              'cuda-models:15=CUDA_EMU_SCHED=random CUDA_EMU_SEED=3 $(CUDA_EMU_BIN) cuda_model_'
 test: $(CUDA_EMU_BIN)
 

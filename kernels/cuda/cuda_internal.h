@@ -134,5 +134,7 @@ void cuda_linear(be *b, const be_tensor *x, const be_weight *w, const be_weight 
 void cuda_conv2d(be *b, const be_tensor *x, const be_weight *w, const be_weight *bias, int stride, int pad_lo, int pad_hi, be_tensor *y);
 /* attention.cu */
 void cuda_attention(be *b, const be_tensor *q, const be_tensor *k, const be_tensor *v, int heads, int causal, be_tensor *y);
+/* flash.cu: the fused kernel; SD_ERR_UNSUPPORTED (no message) when the storage type or head dim does not fit it */
+sd_status cuda_flash_attention(be *b, const be_tensor *q, const be_tensor *k, const be_tensor *v, int heads, int causal, be_tensor *y);
 
 #endif

@@ -405,6 +405,8 @@ static const attn_case ATTN_CASES[] = {
     {1, 10, 15, 150, 2, 40, 40, 0},  /* several query blocks and key tiles (flash: 3 x 3) */
     {1, 1, 77, 77, 2, 16, 16, 1},    /* causal over several tiles (CLIP's 77 tokens) */
     {1, 4, 17, 77, 1, 160, 160, 0},  /* wide heads: 32-key tiles, 3 of them, the last partial */
+    {2, 8, 9, 77, 2, 64, 64, 0},     /* SD 2.x / SDXL head dim 64, cross-attention, 2 query blocks */
+    {1, 9, 15, 135, 1, 64, 64, 0},   /* head dim 64 self-attention: 3 query blocks, 3 key tiles, the last partial */
 };
 
 /* Both paths (fused kernel, and cuBLAS + softmax) in 16-bit storage; f32 storage always takes cuBLAS. */
@@ -418,8 +420,8 @@ TEST(cuda_op_attention) {
             double worst = 0;
             for (size_t i = 0; i < sizeof ATTN_CASES / sizeof *ATTN_CASES; i++) worst = fmax(worst, attention_err(g, c, t, &ATTN_CASES[i], 1.5f));
             /* probabilities rounded (u each: sum |dp·v| <= u·max|v|), output rounded (u) */
-            judge(t != BE_F32 && !path ? "attention (flash) d = 40/80/160/8/10/33/16, causal, cross, dv != d, multi-tile"
-                                       : "attention (cuBLAS) d = 40/80/160/8/10/33/16, causal, cross, dv != d, multi-tile",
+            judge(t != BE_F32 && !path ? "attention (flash) d = 40/80/160/64/8/10/33/16, causal, cross, dv != d, multi-tile"
+                                       : "attention (cuBLAS) d = 40/80/160/64/8/10/33/16, causal, cross, dv != d, multi-tile",
                   t, worst, 2 * unit(t) + SLACK);
             check_clean(g, c);
             be_free(g); be_free(c);

@@ -59,26 +59,27 @@ cudaError_t emu_tc_probe_ldmatrix(const unsigned short *M, unsigned *out) {
 #define GLD 24       // shared row stride in elements (48 bytes: 16-byte aligned rows)
 
 // C [m][n] (f32) = A [m][k] · B, A row-major; B [n][k] (b_kn = 0) or [k][n] (b_kn = 1); k a multiple of 8, any
-// m, n. Block = one warp computing a 16x16 tile (two n8 halves); k in 16-wide stages through a two-stage
-// cp.async pipeline; fragments by ldmatrix (B of [k][n] storage through .trans); rows and columns past the
-// matrix are zero-filled by the copies.
+// m, n. Block = two warps computing a 32x16 tile (warp w: rows 16w.., both n8 halves); k in 16-wide stages
+// through a two-stage cp.async ring shared by the warps; fragments by ldmatrix (B of [k][n] storage through
+// .trans); rows and columns past the matrix are zero-filled by the copies. skip_barrier leaves out the barrier
+// that keeps a warp from refilling a stage the other warp still reads (a bug, for the negative test).
 template <typename T>
-__global__ void gemm_kernel(const T *A, const T *B, float *C, int m, int n, int k, int b_kn) {
-    __shared__ __align__(16) T As[2][16][GLD];
+__global__ void gemm_kernel(const T *A, const T *B, float *C, int m, int n, int k, int b_kn, int skip_barrier) {
+    __shared__ __align__(16) T As[2][32][GLD];
     __shared__ __align__(16) T Bs[2][16][GLD];
-    const int l = threadIdx.x, m0 = blockIdx.y * 16, n0 = blockIdx.x * 16;
+    const int tid = threadIdx.x, l = tid & 31, w = tid >> 5, m0 = blockIdx.y * 32, n0 = blockIdx.x * 16;
     const int stages = (k + GK - 1) / GK;
-    // each lane copies one 16-byte chunk of A and one of B per stage: 16 rows x 2 chunks
+    // thread tid copies chunk tid of A (32 rows x 2) and, if tid < 32, chunk tid of B (16 rows x 2) per stage
     auto load = [&](int s, int buf) {
-        const int row = l >> 1, ch = l & 1, kk = s * GK + ch * 8;
+        const int row = tid >> 1, ch = tid & 1, kk = s * GK + ch * 8;
         const int ar = m0 + row;
         const bool aok = ar < m && kk < k;
         tc_cp_async16(&As[buf][row][ch * 8], aok ? A + (size_t)ar * k + kk : A, aok ? 16 : 0);
-        if (!b_kn) {
+        if (tid < 32 && !b_kn) {
             const int br = n0 + row;
             const bool ok = br < n && kk < k;
             tc_cp_async16(&Bs[buf][row][ch * 8], ok ? B + (size_t)br * k + kk : B, ok ? 16 : 0);
-        } else { // rows of B are k: row `row` of the stage, columns n0 + ch * 8 ..
+        } else if (tid < 32) { // rows of B are k: row `row` of the stage, columns n0 + ch * 8 ..
             const int kr = s * GK + row, c0 = n0 + ch * 8;
             const int have = kr < k ? (n - c0 >= 8 ? 8 : n - c0 > 0 ? n - c0 : 0) : 0;
             tc_cp_async16(&Bs[buf][row][ch * 8], have ? B + (size_t)kr * n + c0 : B, have * 2);
@@ -97,7 +98,7 @@ __global__ void gemm_kernel(const T *A, const T *B, float *C, int m, int n, int 
         }
         __syncthreads();
         uint32_t a[4], b[4];
-        tc_ldmatrix_x4(a, &As[buf][(l & 7) + 8 * ((l >> 3) & 1)][8 * (l >> 4)]);
+        tc_ldmatrix_x4(a, &As[buf][16 * w + (l & 7) + 8 * ((l >> 3) & 1)][8 * (l >> 4)]);
         if (!b_kn) {
             // [n][k]: matrices (n 0-7, k 0-7), (n 0-7, k 8-15), (n 8-15, k 0-7), (n 8-15, k 8-15)
             tc_ldmatrix_x4(b, &Bs[buf][(l & 7) + 8 * (l >> 4)][8 * ((l >> 3) & 1)]);
@@ -108,21 +109,22 @@ __global__ void gemm_kernel(const T *A, const T *B, float *C, int m, int n, int 
         const uint32_t b0[2] = {b[0], b[1]}, b1[2] = {b[2], b[3]};
         tc_mma<T>(acc[0], a, b0);
         tc_mma<T>(acc[1], a, b1);
-        __syncthreads(); // the next refill of this buffer waits until every lane has read it
+        if (!skip_barrier) __syncthreads(); // the next refill of this buffer waits until both warps have read it
     }
     const int g = l >> 2, t = l & 3;
     for (int h = 0; h < 2; h++)
         for (int i = 0; i < 4; i++) {
-            const int r = m0 + g + 8 * (i >> 1), c = n0 + 8 * h + 2 * t + (i & 1);
+            const int r = m0 + 16 * w + g + 8 * (i >> 1), c = n0 + 8 * h + 2 * t + (i & 1);
             if (r < m && c < n) C[(size_t)r * n + c] = acc[h][i];
         }
 }
 
-cudaError_t emu_tc_gemm(int bf16, const void *A, const void *B, float *C, int m, int n, int k, int b_kn) {
-    dim3 grid((n + 15) / 16, (m + 15) / 16);
+cudaError_t emu_tc_gemm(int bf16, const void *A, const void *B, float *C, int m, int n, int k, int b_kn, int skip_barrier) {
+    dim3 grid((n + 15) / 16, (m + 31) / 32);
     if (bf16)
-        CUDA_LAUNCH((gemm_kernel<__nv_bfloat16>), grid, 32, 0, 0, (const __nv_bfloat16 *)A, (const __nv_bfloat16 *)B, C, m, n, k, b_kn);
-    else CUDA_LAUNCH((gemm_kernel<__half>), grid, 32, 0, 0, (const __half *)A, (const __half *)B, C, m, n, k, b_kn);
+        CUDA_LAUNCH((gemm_kernel<__nv_bfloat16>), grid, 64, 0, 0, (const __nv_bfloat16 *)A, (const __nv_bfloat16 *)B, C, m, n, k, b_kn,
+                    skip_barrier);
+    else CUDA_LAUNCH((gemm_kernel<__half>), grid, 64, 0, 0, (const __half *)A, (const __half *)B, C, m, n, k, b_kn, skip_barrier);
     return cudaGetLastError();
 }
 

@@ -10,9 +10,10 @@
 cudaError_t emu_tc_probe_mma(int bf16, const unsigned short *A, const unsigned short *B, const float *C, float *D);
 /* The registers ldmatrix x4, x4.trans, x2, x2.trans give each lane for M [16][16]: out[lane * 12 + 0..11]. */
 cudaError_t emu_tc_probe_ldmatrix(const unsigned short *M, unsigned *out);
-/* C [m][n] = A [m][k] · B with B [n][k] (b_kn = 0) or [k][n] (b_kn = 1): cp.async, ldmatrix, mma; k % 8 == 0,
- * and n % 8 == 0 when b_kn. */
-cudaError_t emu_tc_gemm(int bf16, const void *A, const void *B, float *C, int m, int n, int k, int b_kn);
+/* C [m][n] = A [m][k] · B with B [n][k] (b_kn = 0) or [k][n] (b_kn = 1): cp.async, ldmatrix, mma in two-warp
+ * blocks sharing a two-stage ring; k % 8 == 0, and n % 8 == 0 when b_kn. skip_barrier: the bug of refilling a stage
+ * without the barrier after its use. */
+cudaError_t emu_tc_gemm(int bf16, const void *A, const void *B, float *C, int m, int n, int k, int b_kn, int skip_barrier);
 /* y + skew = x + skew for n 16-byte vectors through tc_ld128 / tc_st128. */
 cudaError_t emu_tc_copy128(const void *x, void *y, int n, int skew);
 /* One block of 128 threads staging x [4][128][4] through a two-stage cp.async ring; y[i] = the sum of the 16

@@ -38,11 +38,12 @@ template <typename T> static inline std::vector<T> dev_download(const T *d, size
 }
 
 /* The schedule of this run, as a bit for the expectation masks of negative tests. */
-enum { EMU_IN = 1, EMU_REV = 2, EMU_RAND1 = 4, EMU_RAND2 = 8, EMU_RAND_OTHER = 16, EMU_RAND = 4 | 8 | 16, EMU_ALL = 31 };
+enum { EMU_IN = 1, EMU_REV = 2, EMU_RAND1 = 4, EMU_RAND2 = 8, EMU_RAND_OTHER = 16, EMU_RAND = 4 | 8 | 16, EMU_ALL = 31, EMU_GREEDY = 32 };
 static inline int emu_sched_bit(void) {
     switch (cuda_emu_schedule()) {
     case CUDA_EMU_INORDER: return EMU_IN;
     case CUDA_EMU_REVERSE: return EMU_REV;
+    case CUDA_EMU_GREEDY: return EMU_GREEDY;
     default: return cuda_emu_seed() == 1 ? EMU_RAND1 : cuda_emu_seed() == 2 ? EMU_RAND2 : EMU_RAND_OTHER;
     }
 }

@@ -88,7 +88,7 @@ TEST(emu_tc_gemm_cp_async_ldmatrix_mma) {
             unsigned short *dA = dev_upload(A), *dB = dev_upload(B);
             float *dC = dev_alloc<float>((size_t)m * n);
             REQUIRE(dA && dB && dC);
-            CHECK_EQ_INT(emu_tc_gemm(bf, dA, dB, dC, m, n, k, kn), cudaSuccess);
+            CHECK_EQ_INT(emu_tc_gemm(bf, dA, dB, dC, m, n, k, kn, 0), cudaSuccess);
             std::vector<float> got = dev_download(dC, (size_t)m * n), want((size_t)m * n);
             double mag = 0;
             for (int i = 0; i < m; i++)
@@ -172,4 +172,30 @@ TEST(emu_tc_catches_warp_misuse) {
         EMU_VERDICT(neg, EMU_ALL, false, "");
         CHECK_MSG(cuda_emu_violation_count() == 0 || strstr(cuda_emu_last_violation(), name[which]), "%s", cuda_emu_last_violation());
     }
+}
+
+/* Warps that meet at every mma and ldmatrix stay within one collective of each other under the round-robin
+ * schedules, so a stage refilled without the barrier after its use goes unseen there; the greedy schedule lets
+ * warp 0 run ahead to the next barrier, and the refill poisons what warp 1 has yet to read. */
+TEST(emu_tc_greedy_schedule_finds_missing_stage_barrier) {
+    const int m = 32, n = 16, k = 64;
+    std::vector<float> a = emu_rand((size_t)m * k, 51), b = emu_rand((size_t)n * k, 52);
+    std::vector<unsigned short> A(a.size()), B(b.size());
+    for (size_t i = 0; i < a.size(); i++) A[i] = to16(a[i], 0);
+    for (size_t i = 0; i < b.size(); i++) B[i] = to16(b[i], 0);
+    const enum cuda_emu_sched mode = cuda_emu_schedule();
+    const unsigned seed = cuda_emu_seed();
+    for (int greedy = 0; greedy < 2; greedy++) {
+        if (greedy) cuda_emu_set_schedule(CUDA_EMU_GREEDY, 0);
+        unsigned short *dA = dev_upload(A), *dB = dev_upload(B);
+        float *dC = dev_alloc<float>((size_t)m * n);
+        REQUIRE(dA && dB && dC);
+        CHECK_EQ_INT(emu_tc_gemm(0, dA, dB, dC, m, n, k, 0, 1), cudaSuccess);
+        std::vector<float> got = dev_download(dC, (size_t)m * n);
+        test_note("stage refilled without a barrier, %s schedule: %s", cuda_emu_schedule_name(), emu_any_nan(got) ? "NaN read (caught)" : "not seen");
+        if (greedy) CHECK_MSG(emu_any_nan(got), "the greedy schedule did not expose the missing barrier");
+        cudaFree(dA); cudaFree(dB); cudaFree(dC);
+        cuda_emu_set_schedule(mode, seed);
+    }
+    check_clean();
 }

@@ -194,7 +194,9 @@ static inline void cuda_emu_launch(const char *name, const char *file, int line,
 }
 
 /* ---- emulator controls, for tests ---------------------------------------------------------------------
- * Schedules: CUDA_EMU_SCHED=inorder|reverse|random (default inorder), CUDA_EMU_SEED=<n> for random.
+ * Schedules: CUDA_EMU_SCHED=inorder|reverse|random|greedy (default inorder), CUDA_EMU_SEED=<n> for random.
+ * greedy: after every wake-up the lowest-numbered runnable thread runs, so warp 0 runs ahead of the others to
+ * the next __syncthreads (maximal skew between warps: finds missing barriers between pipeline stages).
  * A violation (misuse the emulator detected: divergent barrier, mask mismatch, deadlock, fault in a guard
  * page, host pointer argument, bad launch ...) is logged, printed to stderr unless quiet, and stops the
  * launch with a sticky error; cudaDeviceReset() (or cuda_emu_clear_error) clears it. A warning is
@@ -206,9 +208,9 @@ const char *cuda_emu_last_warning(void);
 void cuda_emu_clear_log(void);               /* counts and messages */
 void cuda_emu_clear_error(void);             /* sticky and last error, keeping memory (unlike cudaDeviceReset) */
 void cuda_emu_set_quiet(int quiet);          /* 1: do not print violations and warnings */
-enum cuda_emu_sched { CUDA_EMU_INORDER, CUDA_EMU_REVERSE, CUDA_EMU_RANDOM };
+enum cuda_emu_sched { CUDA_EMU_INORDER, CUDA_EMU_REVERSE, CUDA_EMU_RANDOM, CUDA_EMU_GREEDY };
 enum cuda_emu_sched cuda_emu_schedule(void);
-const char *cuda_emu_schedule_name(void);    /* "inorder", "reverse", "random" */
+const char *cuda_emu_schedule_name(void);    /* "inorder", "reverse", "random", "greedy" */
 unsigned cuda_emu_seed(void);
 void cuda_emu_set_schedule(enum cuda_emu_sched s, unsigned seed);
 struct cuda_emu_stats { unsigned long long launches, blocks, threads, switches; };

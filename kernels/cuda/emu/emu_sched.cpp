@@ -171,6 +171,7 @@ void init(void) {
     S.mode = CUDA_EMU_INORDER;
     if (m && !strcmp(m, "reverse")) S.mode = CUDA_EMU_REVERSE;
     else if (m && !strcmp(m, "random")) S.mode = CUDA_EMU_RANDOM;
+    else if (m && !strcmp(m, "greedy")) S.mode = CUDA_EMU_GREEDY;
     else if (m && *m && strcmp(m, "inorder")) fprintf(stderr, "cuda_emu: unknown CUDA_EMU_SCHED=%s, using inorder\n", m);
     const char *sd = getenv("CUDA_EMU_SEED");
     S.seed = sd ? (unsigned)strtoul(sd, NULL, 0) : 1;
@@ -263,6 +264,11 @@ inline void switch_ctx(Fiber *from, Fiber *to, bool final_switch) {
 /* The next fiber to run in schedule order: the rest of the current round, then new rounds (reshuffled
  * under the random schedule). NULL when the block is done or no fiber can run (deadlock). */
 Fiber *pick_next(void) {
+    if (S.mode == CUDA_EMU_GREEDY) { /* the lowest-numbered runnable thread, always */
+        for (unsigned i = 0; i < S.nthreads; i++)
+            if (g_fibers[i].state == F_RUNNABLE) return &g_fibers[i];
+        return NULL;
+    }
     for (;;) {
         while (S.pos < S.nthreads) {
             Fiber *f = &g_fibers[S.order[S.pos++]];
@@ -695,7 +701,7 @@ void cuda_emu_launch_run(const cuda_emu_launch_desc *d) {
     }
     S.in_kernel = true;
     for (unsigned long long i = 0; i < nb && !S.abort; i++) {
-        unsigned long long b = permute ? S.block_order[i] : S.mode == CUDA_EMU_INORDER ? i : nb - 1 - i;
+        unsigned long long b = permute ? S.block_order[i] : S.mode == CUDA_EMU_REVERSE ? nb - 1 - i : i;
         run_block(b, d->grid, i);
         if (i == 0 && S.tls_size) learn_shared();
     }
@@ -744,7 +750,7 @@ void cuda_emu_warn_inactive_lane(const char *op, int reader, int source) {
 enum cuda_emu_sched cuda_emu_schedule(void) { init(); return (enum cuda_emu_sched)S.mode; }
 const char *cuda_emu_schedule_name(void) {
     init();
-    return S.mode == CUDA_EMU_REVERSE ? "reverse" : S.mode == CUDA_EMU_RANDOM ? "random" : "inorder";
+    return S.mode == CUDA_EMU_REVERSE ? "reverse" : S.mode == CUDA_EMU_RANDOM ? "random" : S.mode == CUDA_EMU_GREEDY ? "greedy" : "inorder";
 }
 unsigned cuda_emu_seed(void) { init(); return S.seed; }
 void cuda_emu_set_schedule(enum cuda_emu_sched s, unsigned seed) {
