@@ -36,7 +36,27 @@ typedef struct be_weight {
     int out, in, kh, kw;  /* VEC: out = length; LINEAR: [out, in]; CONV: [out, in, kh, kw]; EMBED: [out rows, in dim] */
 } be_weight;
 
-typedef enum be_act { BE_ACT_NONE, BE_ACT_SILU, BE_ACT_GELU, BE_ACT_QUICK_GELU } be_act;
+/* BE_ACT_GEGLU only in be_gemm: the product's two halves [a | g] give y = a · GELU(g) (half the channels). */
+typedef enum be_act { BE_ACT_NONE, BE_ACT_SILU, BE_ACT_GELU, BE_ACT_QUICK_GELU, BE_ACT_GEGLU } be_act;
+typedef enum be_norm { BE_NORM_NONE, BE_NORM_GROUP, BE_NORM_LAYER } be_norm;
+
+/* A GEMM-shaped op with what surrounds it in the models fused in (be_gemm below). */
+typedef struct be_gemm_args {
+    const be_tensor *x, *x2;        /* input x [N,H,W,Ca], concatenated along C with x2 [N,H,W,Cb] when x2 != NULL */
+    int up2x;                       /* 1: the input is read through a 2x nearest upsample ([N,2H,2W,C]) */
+    int stride, pad_lo, pad_hi;     /* convolution weights; a linear weight is a 1x1 conv (stride 1, no padding) */
+    be_norm norm;                   /* prologue: GroupNorm (groups) or LayerNorm over C of the input, eps, */
+    int groups;                     /*   affine gamma/beta (may be NULL), then SiLU when norm_silu */
+    float eps;
+    const be_weight *gamma, *beta;
+    int norm_silu;
+    int nw;                         /* 1..3 weights of one kind and shape, all applied to the same input */
+    const be_weight *w[3], *bias[3];/*   (bias may be NULL) */
+    be_tensor *y[3];
+    be_act act;                     /* epilogue: y = act(product + bias + add) + residual */
+    const be_tensor *add;           /* [N,1,1,out] per-sample broadcast (a time embedding), or NULL */
+    const be_tensor *residual;      /* like y[0] (nw = 1), may alias it; or NULL */
+} be_gemm_args;
 
 typedef struct be be;
 
@@ -65,6 +85,9 @@ struct be_ops {
     void (*concat_channels)(be *b, const be_tensor *a, const be_tensor *x, be_tensor *y);
     void (*embedding)(be *b, const int32_t *ids, const be_weight *table, be_tensor *y);
     void (*timestep_embedding)(be *b, const float *t, int flip_sin_to_cos, float freq_shift, be_tensor *y);
+    /* optional: the fused op; returns 0 when it does not take these arguments, and be_gemm then runs it as the
+     * sequence of the ops above */
+    int (*gemm)(be *b, const be_gemm_args *a);
 };
 
 struct be {
@@ -162,5 +185,9 @@ void be_concat_channels(be *b, const be_tensor *a, const be_tensor *x, be_tensor
 void be_embedding(be *b, const int32_t *ids, const be_weight *table, be_tensor *y);
 /* Sinusoidal timestep embedding of the n host timesteps into y [n, 1, 1, dim] (diffusers' recipe). */
 void be_timestep_embedding(be *b, const float *t, int flip_sin_to_cos, float freq_shift, be_tensor *y);
+/* y_j = act(conv_or_linear(prologue(input), W_j) + bias_j + add) + residual, j < nw (be_gemm_args). Exactly the
+ * sequence concat, upsample, group_norm/layer_norm (+SiLU), conv2d/linear, add, activation or GEGLU, add; a
+ * backend with its own fused kernel (CUDA) skips the intermediate tensors. */
+void be_gemm(be *b, const be_gemm_args *a);
 
 #endif

@@ -12,23 +12,24 @@
 
 /* ---- scratch and arena ---- */
 
-sd_status cuda_scratch(be *b, size_t bytes, void **out) {
+sd_status cuda_buffer(be *b, int which, size_t bytes, void **out) {
     cuda_impl *c = cuda_of(b);
-    if (bytes > c->scratch_bytes) {
-        /* kernels queued earlier may still read the old buffer */
+    if (bytes > c->buf_bytes[which]) {
+        /* kernels queued earlier may still use the old buffer */
         CUDA_CHECK(cudaStreamSynchronize(c->stream));
-        if (c->scratch) CUDA_CHECK(cudaFree(c->scratch));
-        c->scratch = NULL;
-        c->scratch_bytes = 0;
+        if (c->buf[which]) CUDA_CHECK(cudaFree(c->buf[which]));
+        c->buf[which] = NULL;
+        c->buf_bytes[which] = 0;
         size_t want = (bytes + 0xfffff) & ~(size_t)0xfffff; /* whole MiB: fewer regrowths */
-        if (cudaMalloc(&c->scratch, want) != cudaSuccess) {
+        if (cudaMalloc(&c->buf[which], want) != cudaSuccess) {
             cudaGetLastError();
-            c->scratch = NULL;
+            c->buf[which] = NULL;
             return err_fail(SD_ERR_MEMORY, "cuda backend: cannot allocate %.1f MiB of scratch on the device", want / 1048576.0);
         }
-        c->scratch_bytes = want;
+        if (which == CUDA_BUF_COUNTERS) CUDA_CHECK(cudaMemsetAsync(c->buf[which], 0, want, c->stream));
+        c->buf_bytes[which] = want;
     }
-    *out = c->scratch;
+    *out = c->buf[which];
     return SD_OK;
 }
 
@@ -36,7 +37,8 @@ static void cuda_free_backend(be *b) {
     cuda_impl *c = cuda_of(b);
     if (c->stream) cudaStreamSynchronize(c->stream);
     if (c->arena_mem) cudaFree(c->arena_mem);
-    if (c->scratch) cudaFree(c->scratch);
+    for (int i = 0; i < CUDA_BUF_COUNT; i++)
+        if (c->buf[i]) cudaFree(c->buf[i]);
     if (c->blas) cublasDestroy(c->blas);
     if (c->stream) cudaStreamDestroy(c->stream);
     free(c);
@@ -188,6 +190,7 @@ static const struct be_ops cuda_ops = {
     /* .concat_channels = */ cuda_concat_channels,
     /* .embedding = */ cuda_embedding,
     /* .timestep_embedding = */ cuda_timestep_embedding,
+    /* .gemm = */ cuda_gemm_fused,
 };
 
 extern "C" int be_cuda_available(void) {
@@ -241,6 +244,8 @@ extern "C" be *be_cuda_new(int device, be_dtype act_dtype) {
     if (env && atoll(env) > 0) c->scratch_budget = (size_t)atoll(env);
     env = getenv("SD_CUDA_ATTENTION");
     c->flash_attention = !(env && !strcmp(env, "cublas"));
+    env = getenv("SD_CUDA_TILE");
+    c->tile_mode = env && !strcmp(env, "big") ? 1 : env && !strcmp(env, "small") ? 2 : 0;
     b->ops = &cuda_ops;
     b->impl = c;
     b->elem_size = cuda_dtype_size(act_dtype);

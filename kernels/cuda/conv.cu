@@ -1,7 +1,7 @@
-/* conv.cu — 2-D convolution on NHWC activations: a 1x1 stride-1 convolution is one GEMM; any other is an
- * im2col pass into scratch (in chunks of output rows within the scratch budget, so a 512x512 VAE layer needs no gigabytes) followed by
- * a GEMM against the [out][kh][kw][in] weight, then the bias. An implicit-GEMM kernel that never writes the
- * columns is the faster successor (design.md §6). */
+/* conv.cu — 2-D convolution on NHWC activations. Shapes the tensor-core implicit GEMM takes (igemm.cu: 16-bit
+ * storage, channels a multiple of 32) go there. The rest, and the reference: a 1x1 stride-1 convolution is one
+ * cuBLAS GEMM; any other is an im2col pass into scratch (in chunks of output rows within the scratch budget, so a
+ * 512x512 VAE layer needs no gigabytes) followed by a GEMM against the [out][kh][kw][in] weight, then the bias. */
 #include "cuda_internal.h"
 
 #define THREADS 256
@@ -53,8 +53,11 @@ static sd_status conv_as(be *b, const be_tensor *x, const be_weight *w, const fl
 
 void cuda_conv2d(be *b, const be_tensor *x, const be_weight *w, const be_weight *bias, int stride, int pad_lo, int pad_hi, be_tensor *y) {
     (void)pad_hi; /* implied by the output size, which the wrapper checked */
-    const float *bs = bias ? (const float *)bias->data : NULL;
-    sd_status st = SD_OK;
-    CUDA_DTYPE_SWITCH(cuda_of(b)->dt, T, st = conv_as<T>(b, x, w, bs, stride, pad_lo, y));
+    sd_status st = cuda_conv_igemm(b, x, w, bias, stride, pad_lo, y);
+    if (st == SD_ERR_UNSUPPORTED) {
+        const float *bs = bias ? (const float *)bias->data : NULL;
+        st = SD_OK;
+        CUDA_DTYPE_SWITCH(cuda_of(b)->dt, T, st = conv_as<T>(b, x, w, bs, stride, pad_lo, y));
+    }
     cuda_report(b, st);
 }

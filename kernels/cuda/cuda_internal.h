@@ -18,6 +18,10 @@ extern "C" {
 }
 #include "cuda_portable.h"
 
+/* Op-private device buffers. SCRATCH: im2col columns, attention scores, upload staging (one op at a time);
+ * GN_*: GroupNorm statistics (partials, per-sample counters that are zero between launches, (mean, rstd)). */
+enum { CUDA_BUF_SCRATCH, CUDA_BUF_GN_PART, CUDA_BUF_GN_STATS, CUDA_BUF_COUNTERS, CUDA_BUF_COUNT };
+
 typedef struct cuda_impl {
     int device;
     be_dtype dt;            /* activation / GEMM-weight storage type */
@@ -25,10 +29,11 @@ typedef struct cuda_impl {
     cublasHandle_t blas;
     void *arena_mem;        /* one cudaMalloc per be_arena_reserve; mem_arena hands out its addresses */
     size_t arena_bytes;
-    void *scratch;          /* op-private device memory (im2col columns, attention scores, staging); */
-    size_t scratch_bytes;   /*   grown on demand, kept, reused by the next op (the stream orders them) */
+    void *buf[CUDA_BUF_COUNT];      /* op-private device memory (cuda_buffer): grown on demand, kept, reused */
+    size_t buf_bytes[CUDA_BUF_COUNT];
     size_t scratch_budget;  /* what one im2col chunk or attention score chunk may take (default 256 MiB;
                                $SD_CUDA_SCRATCH_BYTES overrides it, e.g. to exercise chunking in tests) */
+    int tile_mode;          /* igemm tiles: 0 by shape, 1 always 128x128, 2 always 64x64 ($SD_CUDA_TILE=big|small) */
     size_t smem_optin;      /* the device's largest dynamic shared memory per block */
     int flash_attention;    /* 1: fused attention kernel for f16/bf16 (default); 0: the cuBLAS reference path
                                ($SD_CUDA_ATTENTION=cublas, for comparisons) */
@@ -42,8 +47,11 @@ static inline void cuda_report(be *b, sd_status st) {
     if (st != SD_OK) be_set_error(b, st, "%s", sd_last_error());
 }
 
+/* Device buffer `which` of at least `bytes` (256-byte aligned); its contents survive until it has to grow (the
+ * counters buffer starts zeroed). */
+sd_status cuda_buffer(be *b, int which, size_t bytes, void **out);
 /* Device scratch of at least `bytes` (256-byte aligned), valid until the next cuda_scratch call. */
-sd_status cuda_scratch(be *b, size_t bytes, void **out);
+static inline sd_status cuda_scratch(be *b, size_t bytes, void **out) { return cuda_buffer(b, CUDA_BUF_SCRATCH, bytes, out); }
 
 static inline size_t cuda_dtype_size(be_dtype t) { return t == BE_F32 ? 4 : 2; }
 
@@ -53,6 +61,13 @@ static inline size_t cuda_dtype_size(be_dtype t) { return t == BE_F32 ? 4 : 2; }
     case BE_F16: { typedef __half T; __VA_ARGS__; } break;             \
     case BE_BF16: { typedef __nv_bfloat16 T; __VA_ARGS__; } break;     \
     default: { typedef float T; __VA_ARGS__; } break;                  \
+    }
+/* The same for the 16-bit storage types only (kernels without an f32 form). */
+#define CUDA_HALF_SWITCH(dt, T, ...)                                   \
+    switch (dt) {                                                      \
+    case BE_F16: { typedef __half T; __VA_ARGS__; } break;             \
+    case BE_BF16: { typedef __nv_bfloat16 T; __VA_ARGS__; } break;     \
+    default: break;                                                    \
     }
 
 /* After a launch: a configuration error now, or a sticky error of an earlier kernel. */
@@ -123,6 +138,9 @@ void cuda_concat_channels(be *b, const be_tensor *a, const be_tensor *x, be_tens
 void cuda_embedding(be *b, const int32_t *ids, const be_weight *table, be_tensor *y);
 void cuda_timestep_embedding(be *b, const float *t, int flip_sin_to_cos, float freq_shift, be_tensor *y);
 /* norm.cu */
+/* (mean, 1/sqrt(var + eps)) per [n][group] of the concat [xa (ca channels) | xb (cb, or NULL and 0)], N samples of
+ * hw pixels; *stats stays valid until the next call */
+sd_status cuda_gn_stats(be *b, const void *xa, int ca, const void *xb, int cb, int N, int hw, int groups, float eps, const float2 **stats);
 void cuda_group_norm(be *b, const be_tensor *x, const be_weight *gamma, const be_weight *beta, int groups, float eps, int silu, be_tensor *y);
 void cuda_layer_norm(be *b, const be_tensor *x, const be_weight *gamma, const be_weight *beta, float eps, be_tensor *y);
 /* gemm.cu: C = alpha·op(A)·op(B) (+ beta·C), column-major as cuBLAS sees it, `batch` GEMMs strided by sa, sb,
@@ -132,6 +150,11 @@ sd_status cuda_gemm(be *b, int trans_a, int trans_b, int m, int n, int k, float 
 void cuda_linear(be *b, const be_tensor *x, const be_weight *w, const be_weight *bias, be_act act, be_tensor *y);
 /* conv.cu */
 void cuda_conv2d(be *b, const be_tensor *x, const be_weight *w, const be_weight *bias, int stride, int pad_lo, int pad_hi, be_tensor *y);
+/* fused.cu: the be_gemm op (0: not taken, be_gemm composes it from the other ops); conv2d and linear on the
+ * tensor-core GEMM, SD_ERR_UNSUPPORTED (nothing done) when it does not take them */
+int cuda_gemm_fused(be *b, const be_gemm_args *a);
+sd_status cuda_conv_igemm(be *b, const be_tensor *x, const be_weight *w, const be_weight *bias, int stride, int pad_lo, be_tensor *y);
+sd_status cuda_linear_igemm(be *b, const be_tensor *x, const be_weight *w, const be_weight *bias, be_act act, be_tensor *y);
 /* attention.cu */
 void cuda_attention(be *b, const be_tensor *q, const be_tensor *k, const be_tensor *v, int heads, int causal, be_tensor *y);
 /* flash.cu: the fused kernel; SD_ERR_UNSUPPORTED (no message) when the storage type or head dim does not fit it */

@@ -1,5 +1,5 @@
-/* gemm.cu — the cuBLAS wrapper every GEMM-shaped op goes through (f16/bf16/f32 storage in, f32 compute), and
- * linear layers on top of it (a 1x1 convolution is the same call: conv.cu).
+/* gemm.cu — the cuBLAS wrapper (f16/bf16/f32 storage in, f32 compute) and linear layers: on the tensor-core GEMM
+ * of igemm.cu when it takes the shape, else on cuBLAS (a 1x1 convolution is the same call: conv.cu).
  *
  * Row-major [rows, in] activations are column-major [in, rows] matrices to cuBLAS, so y = x·Wᵀ (row-major) is
  * yᵀ = W·xᵀ (column-major): gemm(transa = T on the row-major weight [out][in], transb = N on x). */
@@ -33,5 +33,6 @@ static sd_status linear_run(be *b, const be_tensor *x, const be_weight *w, const
 }
 
 void cuda_linear(be *b, const be_tensor *x, const be_weight *w, const be_weight *bias, be_act act, be_tensor *y) {
-    cuda_report(b, linear_run(b, x, w, bias, act, y));
+    sd_status st = cuda_linear_igemm(b, x, w, bias, act, y);
+    cuda_report(b, st == SD_ERR_UNSUPPORTED ? linear_run(b, x, w, bias, act, y) : st);
 }

@@ -71,6 +71,18 @@ static __device__ __forceinline__ void tc_st128(void *p, uint4 v) { *reinterpret
 
 #endif
 
+/* 16 bytes as 4 packed registers (8 16-bit values). Indexed with constants only, so it stays in registers, unlike
+ * a uint4 whose address is taken. tc_ld8 / tc_st8 work on global and shared memory (16-byte aligned). */
+struct tc_v8 {
+    uint32_t r[4];
+};
+static __device__ __forceinline__ tc_v8 tc_ld8(const void *p) {
+    const uint4 q = tc_ld128(p);
+    tc_v8 v = {{q.x, q.y, q.z, q.w}};
+    return v;
+}
+static __device__ __forceinline__ void tc_st8(void *p, const tc_v8 &v) { tc_st128(p, make_uint4(v.r[0], v.r[1], v.r[2], v.r[3])); }
+
 template <typename T> static __device__ __forceinline__ void tc_mma(float (&d)[4], const uint32_t (&a)[4], const uint32_t (&b)[2]) {
     static_assert(std::is_same<T, __half>::value || std::is_same<T, __nv_bfloat16>::value, "tc_mma: f16 or bf16 operands");
     if constexpr (std::is_same<T, __half>::value) tc_mma_f16(d, a, b);

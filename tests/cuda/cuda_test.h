@@ -11,5 +11,7 @@ const char *cuda_test_platform(void);
 /* 1 if the platform saw no misuse since the last call (emulator: no violation and no warning logged);
  * otherwise 0 and the last message in msg. Clears the log. */
 int cuda_test_clean(char *msg, size_t cap);
+/* Kernel launches so far (emulator), or -1 where they are not counted (GPU). */
+long long cuda_test_launches(void);
 
 #endif

@@ -17,3 +17,9 @@ extern "C" int cuda_test_clean(char *msg, size_t cap) {
     cuda_emu_clear_log();
     return ok;
 }
+
+extern "C" long long cuda_test_launches(void) {
+    struct cuda_emu_stats st;
+    cuda_emu_get_stats(&st);
+    return (long long)st.launches;
+}

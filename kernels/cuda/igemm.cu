@@ -1,0 +1,351 @@
+/* igemm.cu — the backend's tensor-core GEMM: convolutions as implicit GEMMs on NHWC activations (no im2col matrix
+ * in memory) and linear layers as 1x1 convolutions, with what surrounds them in the models fused in.
+ *
+ *   rows m = (n, oy, ox) of the output, columns = output channels of up to 3 weights [out][kh][kw][C] sharing the
+ *   input, k = (ky, kx, c). The A tile of a k-step is BM output pixels x 32 channels of one tap, gathered straight
+ *   from the input: channels [0, ca) from xa and [ca, C) from xb (a channel concat), at (iy, ix) or (iy/2, ix/2)
+ *   (a 2x nearest upsample), zero outside (padding). B is 32 consecutive k of BN weight rows.
+ *   Prologue: each thread normalises the A chunks it copied (GroupNorm from per-(sample, group) statistics made by
+ *   norm.cu's statistics kernel, or LayerNorm from per-row statistics the block computes first), + SiLU; padding
+ *   stays zero.
+ *   Epilogue: + bias, + a per-sample broadcast (time embedding), activation, rounded to the storage type into a
+ *   shared tile; then 16-byte rows out, + residual, or a·GELU(g) of the two halves (GEGLU).
+ *
+ * Pipeline: STAGES k-steps in flight through cp.async (16-byte copies, zero-fill at the borders), one barrier per
+ * k-step; fragments by ldmatrix from rows padded to 40 elements (80 bytes: the 8 rows of an ldmatrix fall in
+ * different bank groups); mma.sync m16n8k16 with f32 accumulators. Two tile shapes: 128x128 with 8 warps (warp tile
+ * 64x32) and 64x64 with 4 warps (32x32) for layers with few tiles. Requirements (else the caller uses cuBLAS):
+ * C, ca multiples of 32, f16/bf16 storage, 16-byte aligned tensors. */
+#include "igemm.h"
+#include "tc.h"
+
+#define BK 32
+#define LDA (BK + 8)
+
+template <int BM_, int BN_, int WM_, int WN_> struct ig_tile {
+    static constexpr int BM = BM_, BN = BN_, WM = WM_, WN = WN_; /* warps along M and N */
+    static constexpr int THREADS = 32 * WM * WN, STAGES = 3;
+    static constexpr int WTM = BM / WM, WTN = BN / WN, MI = WTM / 16, NJ = WTN / 8;
+    static constexpr int ACH = BM * BK / 8 / THREADS, BCH = BN * BK / 8 / THREADS; /* 16-byte chunks per thread per stage */
+    static constexpr int LDC = BN + 8;
+    static constexpr int SMEM_PIPE = STAGES * (BM + BN) * LDA * 2, SMEM_C = BM * LDC * 2;
+    static constexpr int SMEM = (SMEM_PIPE > SMEM_C ? SMEM_PIPE : SMEM_C) + BM * 8; /* + per-row statistics */
+};
+typedef ig_tile<128, 128, 2, 4> tile_big;
+typedef ig_tile<64, 64, 2, 2> tile_small;
+
+static __device__ __forceinline__ float silu(float v) { return v / (1.0f + __expf(-v)); }
+
+template <typename T, typename TL, int NORM>
+__global__ void __launch_bounds__(TL::THREADS)
+igemm_kernel(const ig_args a) {
+    constexpr int BM = TL::BM, BN = TL::BN, THREADS = TL::THREADS, STAGES = TL::STAGES, MI = TL::MI, NJ = TL::NJ;
+    CUDA_DYNAMIC_SHARED(unsigned char, smem);
+    T *As = (T *)smem, *Bs = As + STAGES * BM * LDA;
+    float2 *rowstat = (float2 *)(smem + (TL::SMEM - BM * 8));
+    const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, wm = warp / TL::WN, wn = warp % TL::WN;
+    const int m0 = blockIdx.x * BM, nb = blockIdx.y;
+    const int HWo = a.Ho * a.Wo, Hs = a.H >> a.up, Ws = a.W >> a.up, KT = a.K / BK;
+    const T *xa = (const T *)a.xa, *xb = (const T *)a.xb;
+
+    /* ---- the rows this thread copies (fixed for the whole k loop) ---- */
+    int a_row[TL::ACH], a_n[TL::ACH], a_iy[TL::ACH], a_ix[TL::ACH];
+#pragma unroll
+    for (int i = 0; i < TL::ACH; i++) {
+        const int q = tid + i * THREADS, r = q >> 2, m = m0 + r;
+        a_row[i] = r;
+        if (m < a.M) {
+            const int n = m / HWo, rem = m - n * HWo, oy = rem / a.Wo, ox = rem - oy * a.Wo;
+            a_n[i] = n;
+            a_iy[i] = oy * a.stride - a.pad;
+            a_ix[i] = ox * a.stride - a.pad;
+        } else {
+            a_n[i] = -1;
+            a_iy[i] = a_ix[i] = 0;
+        }
+    }
+    /* B rows: weight row of tile column r (GEGLU: the a half, then the g half, of the same outputs) */
+    const T *b_src[TL::BCH];
+#pragma unroll
+    for (int i = 0; i < TL::BCH; i++) {
+        const int r = (tid + i * THREADS) >> 2;
+        b_src[i] = NULL;
+        if (a.geglu) {
+            const int half = r / (BN / 2), j = nb * (BN / 2) + r % (BN / 2), F = a.cout / 2;
+            if (j < F) b_src[i] = (const T *)a.w[0] + (size_t)(half * F + j) * a.K;
+        } else {
+            const int col = nb * BN + r, wi = col / a.cout;
+            if (wi < a.nw) b_src[i] = (const T *)a.w[wi] + (size_t)(col - wi * a.cout) * a.K;
+        }
+    }
+
+    /* ---- LayerNorm prologue: the statistics of the block's rows first (two passes over each row) ---- */
+    if (NORM == NORM_LAYER) {
+        for (int r = warp; r < BM; r += THREADS / 32) {
+            const int m = m0 + r;
+            float mean = 0.0f, rstd = 0.0f;
+            if (m < a.M) {
+                const T *xr = xa + (size_t)m * a.C;
+                float s = 0.0f;
+                for (int c = lane * 8; c < a.C; c += 256) {
+                    const tc_v8 v = tc_ld8(xr + c);
+#pragma unroll
+                    for (int e = 0; e < 4; e++) { const float2 f = tc_unpack<T>(v.r[e]); s += f.x + f.y; }
+                }
+                mean = warp_sum(s) / (float)a.C;
+                float q = 0.0f;
+                for (int c = lane * 8; c < a.C; c += 256) {
+                    const tc_v8 v = tc_ld8(xr + c);
+#pragma unroll
+                    for (int e = 0; e < 4; e++) {
+                        const float2 f = tc_unpack<T>(v.r[e]);
+                        q += (f.x - mean) * (f.x - mean) + (f.y - mean) * (f.y - mean);
+                    }
+                }
+                rstd = rsqrtf(warp_sum(q) / (float)a.C + a.eps);
+            }
+            if (lane == 0) rowstat[r] = make_float2(mean, rstd);
+        }
+        __syncthreads(); /* every warp reads the statistics of the rows it copies */
+    }
+
+    /* ---- one k-step's copies; bit i of the returned mask: chunk i of this thread is inside the input ---- */
+    auto load = [&](int kt, int stage) -> unsigned {
+        const int k0 = kt * BK, tap = k0 / a.C, c0 = k0 - tap * a.C, ky = tap / a.kw, kx = tap - ky * a.kw;
+        const bool second = c0 >= a.ca;
+        const T *xs = second ? xb : xa;
+        const int cs = second ? a.C - a.ca : a.ca, cc = second ? c0 - a.ca : c0;
+        unsigned ok = 0;
+        T *as = As + stage * BM * LDA;
+#pragma unroll
+        for (int i = 0; i < TL::ACH; i++) {
+            const int ch = (tid + i * THREADS) & 3, iy = a_iy[i] + ky, ix = a_ix[i] + kx;
+            const bool in = a_n[i] >= 0 && iy >= 0 && iy < a.H && ix >= 0 && ix < a.W;
+            const T *src = in ? xs + ((size_t)(a_n[i] * Hs + (iy >> a.up)) * Ws + (ix >> a.up)) * cs + cc + ch * 8 : xa;
+            tc_cp_async16(as + a_row[i] * LDA + ch * 8, src, in ? 16 : 0);
+            ok |= (unsigned)in << i;
+        }
+        T *bs = Bs + stage * BN * LDA;
+#pragma unroll
+        for (int i = 0; i < TL::BCH; i++) {
+            const int q = tid + i * THREADS, r = q >> 2, ch = q & 3;
+            tc_cp_async16(bs + r * LDA + ch * 8, b_src[i] ? b_src[i] + k0 + ch * 8 : (const T *)a.w[0], b_src[i] ? 16 : 0);
+        }
+        return ok;
+    };
+
+    /* ---- the prologue on the chunks this thread copied (they have landed: its own wait_group) ---- */
+    auto normalise = [&](int kt, int stage, unsigned ok) {
+        const int k0 = kt * BK, c0 = k0 - (k0 / a.C) * a.C;
+        T *as = As + stage * BM * LDA;
+#pragma unroll
+        for (int i = 0; i < TL::ACH; i++) {
+            if (!(ok >> i & 1)) continue; /* padding stays zero */
+            const int ch = (tid + i * THREADS) & 3, c = c0 + ch * 8;
+            T *p = as + a_row[i] * LDA + ch * 8;
+            tc_v8 v = tc_ld8(p);
+            float2 rs = make_float2(0.0f, 0.0f);
+            int g = 0, gr = 0;
+            if (NORM == NORM_LAYER) rs = rowstat[a_row[i]];
+            else { g = c / a.cpg; gr = c - g * a.cpg; rs = a.stats[a_n[i] * a.groups + g]; }
+#pragma unroll
+            for (int e = 0; e < 4; e++) {
+                float2 f = tc_unpack<T>(v.r[e]);
+                float o[2] = {f.x, f.y};
+#pragma unroll
+                for (int h = 0; h < 2; h++) {
+                    const int cc = c + 2 * e + h;
+                    if (NORM == NORM_GROUP && gr == a.cpg) { /* the next group starts inside the chunk */
+                        g++;
+                        gr = 0;
+                        rs = a.stats[a_n[i] * a.groups + g];
+                    }
+                    float t = (o[h] - rs.x) * rs.y;
+                    if (a.gamma) t *= a.gamma[cc];
+                    if (a.beta) t += a.beta[cc];
+                    o[h] = a.silu ? silu(t) : t;
+                    gr++;
+                }
+                v.r[e] = tc_pack<T>(o[0], o[1]);
+            }
+            tc_st8(p, v);
+        }
+    };
+
+    float acc[MI][NJ][4];
+#pragma unroll
+    for (int i = 0; i < MI; i++)
+#pragma unroll
+        for (int j = 0; j < NJ; j++) acc[i][j][0] = acc[i][j][1] = acc[i][j][2] = acc[i][j][3] = 0.0f;
+
+    /* bits [ACH·stage, ACH·stage + ACH): which of this thread's A chunks of that stage lie inside the input (one
+     * register: an array indexed by the rotating stage would live in local memory) */
+    unsigned okm = 0;
+    constexpr unsigned OKW = (1u << TL::ACH) - 1;
+#pragma unroll
+    for (int s = 0; s < STAGES - 1; s++) {
+        if (s < KT) okm |= load(s, s) << (TL::ACH * s);
+        tc_cp_async_commit();
+    }
+    for (int kt = 0; kt < KT; kt++) {
+        const int stage = kt % STAGES;
+        tc_cp_async_wait<STAGES - 2>();
+        if (NORM) normalise(kt, stage, okm >> (TL::ACH * stage) & OKW);
+        __syncthreads(); /* stage kt is complete for everyone, and stage kt - 1 is no longer read */
+        const int nk = kt + STAGES - 1;
+        if (nk < KT) {
+            const int ns = nk % STAGES;
+            okm = (okm & ~(OKW << (TL::ACH * ns))) | load(nk, ns) << (TL::ACH * ns);
+        }
+        tc_cp_async_commit();
+        const T *as = As + stage * BM * LDA, *bs = Bs + stage * BN * LDA;
+#pragma unroll
+        for (int kk = 0; kk < BK / 16; kk++) {
+            uint32_t af[MI][4], bfr[NJ][2];
+#pragma unroll
+            for (int i = 0; i < MI; i++)
+                tc_ldmatrix_x4(af[i], as + (wm * TL::WTM + i * 16 + (lane & 7) + 8 * ((lane >> 3) & 1)) * LDA + kk * 16 + 8 * (lane >> 4));
+#pragma unroll
+            for (int p = 0; p < NJ / 2; p++) {
+                uint32_t t4[4];
+                tc_ldmatrix_x4(t4, bs + (wn * TL::WTN + p * 16 + (lane & 7) + 8 * (lane >> 4)) * LDA + kk * 16 + 8 * ((lane >> 3) & 1));
+                bfr[2 * p][0] = t4[0]; bfr[2 * p][1] = t4[1];
+                bfr[2 * p + 1][0] = t4[2]; bfr[2 * p + 1][1] = t4[3];
+            }
+#pragma unroll
+            for (int i = 0; i < MI; i++)
+#pragma unroll
+                for (int j = 0; j < NJ; j++) tc_mma<T>(acc[i][j], af[i], bfr[j]);
+        }
+    }
+    tc_cp_async_wait<0>();
+    __syncthreads(); /* the pipeline's shared memory becomes the output tile */
+
+    /* ---- epilogue 1: + bias, + per-sample add, activation; rounded into the shared tile ---- */
+    T *Cs = (T *)smem;
+    const int g = lane >> 2, t = lane & 3;
+#pragma unroll
+    for (int j = 0; j < NJ; j++)
+#pragma unroll
+        for (int h = 0; h < 2; h++) {
+            const int cl = wn * TL::WTN + j * 8 + 2 * t + h; /* tile column */
+            int wi = 0, wrow = -1;                          /* its weight and weight row (output column) */
+            if (a.geglu) {
+                const int jj = nb * (BN / 2) + cl % (BN / 2);
+                if (jj < a.cout / 2) wrow = (cl / (BN / 2)) * (a.cout / 2) + jj;
+            } else {
+                const int col = nb * BN + cl;
+                wi = col / a.cout;
+                if (wi < a.nw) wrow = col - wi * a.cout;
+            }
+            const float bias = wrow >= 0 && a.bias[wi] ? a.bias[wi][wrow] : 0.0f;
+#pragma unroll
+            for (int i = 0; i < MI; i++)
+#pragma unroll
+                for (int r2 = 0; r2 < 2; r2++) {
+                    const int rl = wm * TL::WTM + i * 16 + g + 8 * r2, m = m0 + rl;
+                    float v = acc[i][j][r2 * 2 + h] + bias;
+                    if (a.add && wrow >= 0 && m < a.M) v += ld((const T *)a.add + (size_t)(m / HWo) * a.cout + wrow);
+                    if (!a.geglu) v = act_apply((be_act)a.act, v);
+                    st(Cs + rl * TL::LDC + cl, v);
+                }
+        }
+    __syncthreads();
+
+    /* ---- epilogue 2: rows out (16 bytes at a time when the widths allow), + residual or GEGLU ---- */
+    const int OC = a.geglu ? BN / 2 : BN, ow = a.geglu ? a.cout / 2 : a.cout; /* tile / tensor output widths */
+    if (a.vec_out) {
+        constexpr int V = BN / 8;
+        for (int q = tid; q < BM * V; q += THREADS) {
+            const int rl = q / V, c8 = (q - rl * V) * 8, m = m0 + rl;
+            if (c8 >= OC || m >= a.M) continue;
+            int wi = 0, oc;
+            if (a.geglu) oc = nb * OC + c8;
+            else { const int col = nb * BN + c8; wi = col / a.cout; oc = col - wi * a.cout; }
+            if (wi >= a.nw || oc >= ow) continue;
+            tc_v8 v = tc_ld8(Cs + rl * TL::LDC + c8);
+            if (a.geglu) {
+                const tc_v8 gv = tc_ld8(Cs + rl * TL::LDC + OC + c8);
+#pragma unroll
+                for (int e = 0; e < 4; e++) {
+                    const float2 x = tc_unpack<T>(v.r[e]), y = tc_unpack<T>(gv.r[e]);
+                    v.r[e] = tc_pack<T>(x.x * act_apply(BE_ACT_GELU, y.x), x.y * act_apply(BE_ACT_GELU, y.y));
+                }
+            }
+            T *dst = (T *)a.y[wi] + (size_t)m * ow + oc;
+            if (a.res) {
+                const tc_v8 rv = tc_ld8((const T *)a.res + (size_t)m * ow + oc);
+#pragma unroll
+                for (int e = 0; e < 4; e++) {
+                    const float2 x = tc_unpack<T>(v.r[e]), r = tc_unpack<T>(rv.r[e]);
+                    v.r[e] = tc_pack<T>(x.x + r.x, x.y + r.y);
+                }
+            }
+            tc_st8(dst, v);
+        }
+    } else {
+        for (int q = tid; q < BM * OC; q += THREADS) {
+            const int rl = q / OC, cl = q - rl * OC, m = m0 + rl;
+            if (m >= a.M) continue;
+            int wi = 0, oc;
+            if (a.geglu) oc = nb * OC + cl;
+            else { const int col = nb * BN + cl; wi = col / a.cout; oc = col - wi * a.cout; }
+            if (wi >= a.nw || oc >= ow) continue;
+            float v = ld(Cs + rl * TL::LDC + cl);
+            if (a.geglu) v *= act_apply(BE_ACT_GELU, ld(Cs + rl * TL::LDC + OC + cl));
+            if (a.res) {
+                /* round like the unfused sequence: the product and the sum are stored values */
+                T p;
+                st(&p, v);
+                v = ld(&p) + ld((const T *)a.res + (size_t)m * ow + oc);
+            }
+            st((T *)a.y[wi] + (size_t)m * ow + oc, v);
+        }
+    }
+}
+
+template <typename T, typename TL, int NORM> static sd_status launch(be *b, const ig_args &a) {
+    cuda_impl *c = cuda_of(b);
+    if ((size_t)TL::SMEM > c->smem_optin) return SD_ERR_UNSUPPORTED;
+    if (TL::SMEM > 48 * 1024) CUDA_CHECK(cudaFuncSetAttribute(igemm_kernel<T, TL, NORM>, cudaFuncAttributeMaxDynamicSharedMemorySize, TL::SMEM));
+    const int ncols = a.geglu ? a.cout / 2 : a.nw * a.cout, oc = a.geglu ? TL::BN / 2 : TL::BN;
+    const dim3 grid((a.M + TL::BM - 1) / TL::BM, (ncols + oc - 1) / oc);
+    CUDA_LAUNCH((igemm_kernel<T, TL, NORM>), grid, TL::THREADS, TL::SMEM, c->stream, a);
+    CUDA_CHECK_LAUNCH();
+    return SD_OK;
+}
+
+template <typename T> static sd_status run_as(be *b, const ig_args &a) {
+    /* the large tile unless it leaves most of the GPU idle (fewer blocks than a current GPU has SMs);
+     * $SD_CUDA_TILE=big|small forces one (tests) */
+    const long long ncols = a.geglu ? a.cout / 2 : (long long)a.nw * a.cout;
+    const long long big = ((a.M + 127LL) / 128) * ((ncols + (a.geglu ? 63 : 127)) / (a.geglu ? 64 : 128));
+    const int mode = cuda_of(b)->tile_mode;
+    const bool small = mode == 2 || (mode == 0 && big < 132);
+    switch (a.norm) {
+    case NORM_GROUP: return small ? launch<T, tile_small, NORM_GROUP>(b, a) : launch<T, tile_big, NORM_GROUP>(b, a);
+    case NORM_LAYER: return small ? launch<T, tile_small, NORM_LAYER>(b, a) : launch<T, tile_big, NORM_LAYER>(b, a);
+    default: return small ? launch<T, tile_small, 0>(b, a) : launch<T, tile_big, 0>(b, a);
+    }
+}
+
+static int al16(const void *p) { return ((uintptr_t)p & 15) == 0; }
+
+int cuda_igemm_fits(be *b, const ig_args *a) {
+    if (cuda_of(b)->dt == BE_F32 || a->C % BK || a->ca % BK || a->K % BK || a->nw < 1 || a->nw > 3) return 0;
+    if (!al16(a->xa) || (a->xb && !al16(a->xb))) return 0;
+    for (int j = 0; j < a->nw; j++)
+        if (!al16(a->w[j])) return 0;
+    if (a->norm == NORM_LAYER && (a->xb || a->up || a->taps != 1)) return 0;
+    if (a->geglu && (a->nw != 1 || a->cout % 2 || a->add)) return 0;
+    return a->M > 0 && (long long)(a->geglu ? a->cout / 2 : a->nw * a->cout) <= 65535LL * 32;
+}
+
+sd_status cuda_igemm(be *b, const ig_args *a) {
+    if (!cuda_igemm_fits(b, a)) return SD_ERR_UNSUPPORTED;
+    ig_args x = *a;
+    const int ow = a->geglu ? a->cout / 2 : a->cout;
+    x.vec_out = ow % 8 == 0 && (!a->res || al16(a->res));
+    for (int j = 0; j < a->nw; j++) x.vec_out = x.vec_out && al16(a->y[j]);
+    return cuda_of(b)->dt == BE_F16 ? run_as<__half>(b, x) : run_as<__nv_bfloat16>(b, x);
+}

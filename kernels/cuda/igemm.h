@@ -1,0 +1,44 @@
+/* igemm.h — the tensor-core GEMM of igemm.cu (convolutions as implicit GEMMs, linear layers as 1x1 convolutions) and
+ * its fused prologue / epilogue, described by one argument block. Pointers are device memory. */
+#ifndef KERNELS_CUDA_IGEMM_H
+#define KERNELS_CUDA_IGEMM_H
+
+#include "cuda_internal.h"
+
+#define NORM_GROUP 1
+#define NORM_LAYER 2
+
+typedef struct ig_args {
+    /* input NHWC: channels [0, ca) of xa, [ca, C) of xb (concat; xb NULL when C = ca); the convolution sees H x W,
+     * the stored tensors are (H >> up) x (W >> up) (2x nearest upsample when up = 1) */
+    const void *xa, *xb;
+    int ca, C, H, W, up;
+    /* convolution: output Ho x Wo, kernel taps = kh * kw of width kw, stride, top/left padding; M = N·Ho·Wo rows,
+     * K = taps · C */
+    int Ho, Wo, kw, taps, stride, pad, M, K;
+    /* nw weights [cout][taps][C] with f32 biases (or NULL) and outputs [M][cout]; with geglu (nw = 1) the output is
+     * [M][cout / 2] = a · GELU(g) of the weight's halves */
+    const void *w[3];
+    const float *bias[3];
+    void *y[3];
+    int nw, cout, geglu;
+    int act;            /* be_act after bias + add (not with geglu) */
+    const void *add;    /* [N][cout] per-sample broadcast, or NULL */
+    const void *res;    /* [M][out width], added last (may be y[0]), or NULL */
+    /* prologue: NORM_GROUP with (mean, rstd) per [n][groups] in stats (cpg channels per group), or NORM_LAYER over C
+     * (statistics made by the kernel); affine gamma/beta (f32, may be NULL), eps, then SiLU when silu */
+    int norm;
+    const float2 *stats;
+    int groups, cpg, silu;
+    const float *gamma, *beta;
+    float eps;
+    int vec_out;        /* set by cuda_igemm: the output widths allow 16-byte rows */
+} ig_args;
+
+/* Runs it; SD_ERR_UNSUPPORTED (no message) when the shapes or the storage type do not fit the kernel (f32 storage,
+ * C or ca not a multiple of 32, unaligned tensors): the caller then takes the cuBLAS path. */
+sd_status cuda_igemm(be *b, const ig_args *a);
+/* Whether cuda_igemm would take a (without running anything). */
+int cuda_igemm_fits(be *b, const ig_args *a);
+
+#endif
