@@ -186,10 +186,11 @@ $(BUILD)/tests/cuda/%.o: tests/cuda/%.cpp
 	$(CXX) $(EMU_CXXFLAGS) -c $< -o $@
 
 # the library's C objects, not libsd.a: the emulated backend takes the place of the real one
-$(CUDA_EMU_BIN): $(CUDA_TEST_OBJ) $(BUILD)/tests/cuda/hooks_emu.o $(CUDA_EMU_BE_OBJ) $(BUILD)/tests/test_main.o $(LIB_OBJ) $(EMU_LIB)
+$(CUDA_EMU_BIN): $(CUDA_TEST_OBJ) $(BUILD)/tests/cuda/hooks_emu.o $(CUDA_EMU_BE_OBJ) $(BUILD)/tests/test_main.o $(BUILD)/tests/random_ckpt.o \
+                 $(LIB_OBJ) $(EMU_LIB)
 	$(CXX) -o $@ $^ $(LDLIBS)
 
-$(CUDA_GPU_BIN): $(CUDA_TEST_OBJ) $(BUILD)/tests/cuda/hooks_gpu.o $(BUILD)/tests/test_main.o $(BUILD)/libsd.a
+$(CUDA_GPU_BIN): $(CUDA_TEST_OBJ) $(BUILD)/tests/cuda/hooks_gpu.o $(BUILD)/tests/test_main.o $(BUILD)/tests/random_ckpt.o $(BUILD)/libsd.a
 	$(CC) -o $@ $^ $(LDLIBS)
 
 .PHONY: cuda-test-bin

@@ -40,26 +40,34 @@ void layer_resnet_free(be *b, layer_resnet *r) {
 }
 
 void layer_resnet_forward(be *b, const layer_resnet *r, const be_tensor *x, const be_tensor *temb_silu, be_tensor *y) {
+    layer_resnet_forward_cat(b, r, x, NULL, temb_silu, y);
+}
+
+/* Each convolution is one be_gemm with its GroupNorm+SiLU as the prologue; the time embedding and the residual
+ * (the input, or its 1x1 shortcut) come in through the epilogues. */
+void layer_resnet_forward_cat(be *b, const layer_resnet *r, const be_tensor *x, const be_tensor *x2, const be_tensor *temb_silu, be_tensor *y) {
     int N = x->n, H = x->h, W = x->w;
     size_t mark = be_mark(b);
-    be_tensor h = be_new(b, N, H, W, r->cin);                  /* SiLU(GN(x)) */
-    be_group_norm(b, x, &r->norm1_w, &r->norm1_b, r->groups, r->eps, 1, &h);
-    be_tensor h1 = be_new(b, N, H, W, r->cout);
-    be_conv2d(b, &h, &r->conv1_w, &r->conv1_b, 1, 1, 1, &h1);
-    if (r->temb_dim && temb_silu) {
-        be_tensor t = be_new(b, N, 1, 1, r->cout);             /* per-sample bias, broadcast over H, W */
+    be_tensor t = {0}, s = {0}, h1 = be_new(b, N, H, W, r->cout);
+    if (r->temb_dim && temb_silu) { /* per-sample bias, broadcast over H, W */
+        t = be_new(b, N, 1, 1, r->cout);
         be_linear(b, temb_silu, &r->temb_w, &r->temb_b, BE_ACT_NONE, &t);
-        be_add(b, &h1, &t, 1.0f, &h1);
     }
-    be_group_norm(b, &h1, &r->norm2_w, &r->norm2_b, r->groups, r->eps, 1, &h1);
-    be_conv2d(b, &h1, &r->conv2_w, &r->conv2_b, 1, 1, 1, y);
-    if (r->cin != r->cout) {
-        be_tensor s = be_new(b, N, H, W, r->cout);
-        be_linear(b, x, &r->short_w, &r->short_b, BE_ACT_NONE, &s);
-        be_add(b, y, &s, 1.0f, y);
-    } else {
-        be_add(b, y, x, 1.0f, y);
+    be_gemm_args a = {.x = x, .x2 = x2, .stride = 1, .pad_lo = 1, .pad_hi = 1, .norm = BE_NORM_GROUP, .groups = r->groups, .eps = r->eps,
+                      .gamma = &r->norm1_w, .beta = &r->norm1_b, .norm_silu = 1, .nw = 1, .w = {&r->conv1_w}, .bias = {&r->conv1_b},
+                      .y = {&h1}, .add = t.data ? &t : NULL};
+    be_gemm(b, &a);
+    const be_tensor *res = x;
+    if (r->cin != r->cout) { /* the 1x1 shortcut: a linear layer on channels-last data */
+        s = be_new(b, N, H, W, r->cout);
+        be_gemm_args sc = {.x = x, .x2 = x2, .stride = 1, .nw = 1, .w = {&r->short_w}, .bias = {&r->short_b}, .y = {&s}};
+        be_gemm(b, &sc);
+        res = &s;
     }
+    be_gemm_args c2 = {.x = &h1, .stride = 1, .pad_lo = 1, .pad_hi = 1, .norm = BE_NORM_GROUP, .groups = r->groups, .eps = r->eps,
+                       .gamma = &r->norm2_w, .beta = &r->norm2_b, .norm_silu = 1, .nw = 1, .w = {&r->conv2_w}, .bias = {&r->conv2_b},
+                       .y = {y}, .residual = res};
+    be_gemm(b, &c2);
     be_release(b, mark);
 }
 
@@ -89,19 +97,37 @@ void layer_attn_free(be *b, layer_attn *a) {
     for (size_t i = 0; i < sizeof ws / sizeof *ws; i++) be_weight_free(b, ws[i]);
 }
 
-void layer_attn_forward(be *b, const layer_attn *a, const be_tensor *x, const be_tensor *ctx, int causal, be_tensor *y) {
+/* q, k, v of x (and ctx) after the optional LayerNorm ln_w/ln_b of x: self-attention takes one be_gemm with three
+ * weights; cross-attention one for q and one with two weights for k, v. Then attention, and the output projection
+ * with the residual (when given) added in its epilogue. */
+static void attn_forward(be *b, const layer_attn *a, const be_tensor *x, const be_weight *ln_w, const be_weight *ln_b, const be_tensor *ctx,
+                         int causal, const be_tensor *residual, be_tensor *y) {
     const be_tensor *c = ctx ? ctx : x;
     size_t mark = be_mark(b);
     be_tensor q = be_new(b, x->n, x->h, x->w, a->dim);
     be_tensor k = be_new(b, c->n, c->h, c->w, a->dim);
     be_tensor v = be_new(b, c->n, c->h, c->w, a->dim);
     be_tensor o = be_new(b, x->n, x->h, x->w, a->dim);
-    be_linear(b, x, &a->q_w, a->qkv_bias ? &a->q_b : NULL, BE_ACT_NONE, &q);
-    be_linear(b, c, &a->k_w, a->qkv_bias ? &a->k_b : NULL, BE_ACT_NONE, &k);
-    be_linear(b, c, &a->v_w, a->qkv_bias ? &a->v_b : NULL, BE_ACT_NONE, &v);
+    be_gemm_args p = {.x = x, .stride = 1, .norm = ln_w ? BE_NORM_LAYER : BE_NORM_NONE, .eps = 1e-5f, .gamma = ln_w, .beta = ln_b,
+                      .nw = ctx ? 1 : 3, .w = {&a->q_w, &a->k_w, &a->v_w}, .y = {&q, &k, &v}};
+    if (a->qkv_bias) {
+        p.bias[0] = &a->q_b;
+        p.bias[1] = &a->k_b;
+        p.bias[2] = &a->v_b;
+    }
+    be_gemm(b, &p);
+    if (ctx) {
+        be_gemm_args kv = {.x = ctx, .stride = 1, .nw = 2, .w = {&a->k_w, &a->v_w}, .bias = {p.bias[1], p.bias[2]}, .y = {&k, &v}};
+        be_gemm(b, &kv);
+    }
     be_attention(b, &q, &k, &v, a->heads, causal, &o);
-    be_linear(b, &o, &a->o_w, &a->o_b, BE_ACT_NONE, y);
+    be_gemm_args out = {.x = &o, .stride = 1, .nw = 1, .w = {&a->o_w}, .bias = {&a->o_b}, .y = {y}, .residual = residual};
+    be_gemm(b, &out);
     be_release(b, mark);
+}
+
+void layer_attn_forward(be *b, const layer_attn *a, const be_tensor *x, const be_tensor *ctx, int causal, be_tensor *y) {
+    attn_forward(b, a, x, NULL, NULL, ctx, causal, NULL, y);
 }
 
 /* ---- BasicTransformerBlock ---- */
@@ -135,22 +161,18 @@ void layer_tblock_free(be *b, layer_tblock *t) {
     layer_attn_free(b, &t->attn2);
 }
 
+/* Every LayerNorm is the prologue of the GEMM that follows it and every residual add the epilogue of the GEMM
+ * before it: x += attn1(LN1(x)); x += attn2(LN2(x), ctx); x += W2·GEGLU(W1·LN3(x)). */
 void layer_tblock_forward(be *b, const layer_tblock *t, be_tensor *x, const be_tensor *ctx) {
-    int N = x->n, H = x->h, W = x->w, C = t->dim;
     size_t mark = be_mark(b);
-    be_tensor h = be_new(b, N, H, W, C), a = be_new(b, N, H, W, C);
-    be_layer_norm(b, x, &t->n1_w, &t->n1_b, 1e-5f, &h);
-    layer_attn_forward(b, &t->attn1, &h, NULL, 0, &a);
-    be_add(b, x, &a, 1.0f, x);
-    be_layer_norm(b, x, &t->n2_w, &t->n2_b, 1e-5f, &h);
-    layer_attn_forward(b, &t->attn2, &h, ctx, 0, &a);
-    be_add(b, x, &a, 1.0f, x);
-    be_layer_norm(b, x, &t->n3_w, &t->n3_b, 1e-5f, &h);
-    be_tensor p = be_new(b, N, H, W, 8 * C), g = be_new(b, N, H, W, 4 * C);
-    be_linear(b, &h, &t->ff1_w, &t->ff1_b, BE_ACT_NONE, &p);
-    be_geglu(b, &p, &g);
-    be_linear(b, &g, &t->ff2_w, &t->ff2_b, BE_ACT_NONE, &a);
-    be_add(b, x, &a, 1.0f, x);
+    attn_forward(b, &t->attn1, x, &t->n1_w, &t->n1_b, NULL, 0, x, x);
+    attn_forward(b, &t->attn2, x, &t->n2_w, &t->n2_b, ctx, 0, x, x);
+    be_tensor g = be_new(b, x->n, x->h, x->w, 4 * t->dim);
+    be_gemm_args ff1 = {.x = x, .stride = 1, .norm = BE_NORM_LAYER, .eps = 1e-5f, .gamma = &t->n3_w, .beta = &t->n3_b, .nw = 1,
+                        .w = {&t->ff1_w}, .bias = {&t->ff1_b}, .y = {&g}, .act = BE_ACT_GEGLU};
+    be_gemm(b, &ff1);
+    be_gemm_args ff2 = {.x = &g, .stride = 1, .nw = 1, .w = {&t->ff2_w}, .bias = {&t->ff2_b}, .y = {x}, .residual = x};
+    be_gemm(b, &ff2);
     be_release(b, mark);
 }
 
@@ -186,13 +208,15 @@ void layer_t2d_free(be *b, layer_t2d *t) {
     t->depth = 0;
 }
 
+/* y = x + proj_out(blocks(proj_in(GN(x)))): the GroupNorm is proj_in's prologue, the residual proj_out's epilogue. */
 void layer_t2d_forward(be *b, const layer_t2d *t, const be_tensor *x, const be_tensor *ctx, be_tensor *y) {
     size_t mark = be_mark(b);
-    be_tensor h = be_new(b, x->n, x->h, x->w, t->ch), p = be_new(b, x->n, x->h, x->w, t->ch);
-    be_group_norm(b, x, &t->norm_w, &t->norm_b, t->groups, 1e-6f, 0, &h);
-    be_linear(b, &h, &t->in_w, &t->in_b, BE_ACT_NONE, &p);
+    be_tensor p = be_new(b, x->n, x->h, x->w, t->ch);
+    be_gemm_args in = {.x = x, .stride = 1, .norm = BE_NORM_GROUP, .groups = t->groups, .eps = 1e-6f, .gamma = &t->norm_w, .beta = &t->norm_b,
+                       .nw = 1, .w = {&t->in_w}, .bias = {&t->in_b}, .y = {&p}};
+    be_gemm(b, &in);
     for (int i = 0; i < t->depth; i++) layer_tblock_forward(b, &t->blocks[i], &p, ctx);
-    be_linear(b, &p, &t->out_w, &t->out_b, BE_ACT_NONE, y);
-    be_add(b, y, x, 1.0f, y);
+    be_gemm_args out = {.x = &p, .stride = 1, .nw = 1, .w = {&t->out_w}, .bias = {&t->out_b}, .y = {y}, .residual = x};
+    be_gemm(b, &out);
     be_release(b, mark);
 }

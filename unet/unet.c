@@ -160,16 +160,16 @@ void unet_free(be *b, unet_model *u) {
 
 /* ---- forward ---- */
 
-/* resnet, then the attention if this slot has one: x -> y (y allocated by the caller) */
-static void res_attn(be *b, const layer_resnet *r, const layer_t2d *a, const be_tensor *x, const be_tensor *temb,
+/* resnet on x (or the channel concat [x | x2]), then the attention if this slot has one: -> y (allocated by the caller) */
+static void res_attn(be *b, const layer_resnet *r, const layer_t2d *a, const be_tensor *x, const be_tensor *x2, const be_tensor *temb,
                      const be_tensor *ctx, be_tensor *y) {
     if (!a->depth) {
-        layer_resnet_forward(b, r, x, temb, y);
+        layer_resnet_forward_cat(b, r, x, x2, temb, y);
         return;
     }
     size_t mark = be_mark(b);
     be_tensor h = be_new(b, y->n, y->h, y->w, y->c);
-    layer_resnet_forward(b, r, x, temb, &h);
+    layer_resnet_forward_cat(b, r, x, x2, temb, &h);
     layer_t2d_forward(b, a, &h, ctx, y);
     be_release(b, mark);
 }
@@ -296,7 +296,7 @@ static void encode(be *b, const unet_model *u, const be_tensor *x, const float *
         lw[l] = h.w;
         for (int j = 0; j < d->n; j++) {
             be_tensor o = be_new(b, N, h.h, h.w, g->block_out[l]);
-            res_attn(b, &d->res[j], &d->attn[j], &h, temb, ctx, &o);
+            res_attn(b, &d->res[j], &d->attn[j], &h, NULL, temb, ctx, &o);
             skip[ns++] = h = o;
         }
         if (d->has_sample) { /* 3x3, stride 2, pad 1: ceil(h / 2) */
@@ -375,29 +375,32 @@ void unet_forward(be *b, const unet_model *u, const be_tensor *x, const float *t
         for (int j = 0; j < up->n; j++) {
             const be_tensor *s = &skip[--ns];
             be_tensor o = be_view(pp[k], N, h.h, h.w, g->block_out[l]);
-            size_t mark = be_mark(b);
-            be_tensor cat = be_new(b, N, h.h, h.w, h.c + s->c);
-            be_concat_channels(b, &h, s, &cat);
-            res_attn(b, &up->res[j], &up->attn[j], &cat, &temb, ctx, &o);
-            be_release(b, mark);
+            res_attn(b, &up->res[j], &up->attn[j], &h, s, &temb, ctx, &o); /* on the concat [h | skip] */
             h = o;
             k ^= 1;
         }
         if (up->has_sample) { /* nearest to the next skip's size (2x, or the odd size the way down produced) */
             const be_tensor *s = &skip[ns - 1];
             be_tensor o = be_view(pp[k], N, s->h, s->w, h.c);
-            size_t mark = be_mark(b);
-            be_tensor z = be_new(b, N, s->h, s->w, h.c);
-            be_upsample_nearest(b, &h, &z);
-            be_conv2d(b, &z, &up->sample_w, &up->sample_b, 1, 1, 1, &o);
-            be_release(b, mark);
+            if (s->h == 2 * h.h && s->w == 2 * h.w) { /* exact 2x: read through the convolution's addressing */
+                be_gemm_args a = {.x = &h, .up2x = 1, .stride = 1, .pad_lo = 1, .pad_hi = 1, .nw = 1, .w = {&up->sample_w},
+                                  .bias = {&up->sample_b}, .y = {&o}};
+                be_gemm(b, &a);
+            } else {
+                size_t mark = be_mark(b);
+                be_tensor z = be_new(b, N, s->h, s->w, h.c);
+                be_upsample_nearest(b, &h, &z);
+                be_conv2d(b, &z, &up->sample_w, &up->sample_b, 1, 1, 1, &o);
+                be_release(b, mark);
+            }
             h = o;
             k ^= 1;
         }
     }
 
-    be_tensor z = be_new(b, N, h.h, h.w, h.c);
-    be_group_norm(b, &h, &u->norm_out_w, &u->norm_out_b, g->norm_groups, g->norm_eps, 1, &z);
-    be_conv2d(b, &z, &u->conv_out_w, &u->conv_out_b, 1, 1, 1, out);
+    be_gemm_args co = {.x = &h, .stride = 1, .pad_lo = 1, .pad_hi = 1, .norm = BE_NORM_GROUP, .groups = g->norm_groups, .eps = g->norm_eps,
+                       .gamma = &u->norm_out_w, .beta = &u->norm_out_b, .norm_silu = 1, .nw = 1, .w = {&u->conv_out_w},
+                       .bias = {&u->conv_out_b}, .y = {out}};
+    be_gemm(b, &co);
     be_release(b, m0);
 }

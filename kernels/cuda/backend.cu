@@ -84,6 +84,11 @@ static sd_status upload_weight(be *b, be_weight *w, be_dtype src_type, const voi
     size_t row = (size_t)w->in * w->kh * w->kw, src_es = cuda_dtype_size(src_type);
     size_t bytes = weight_bytes(b, w);
     CUDA_CHECK(cudaMalloc(&w->data, bytes));
+    if (src_type == dst_type && (w->kind != BE_W_CONV || w->kh * w->kw == 1)) { /* same type and layout: a plain copy */
+        CUDA_CHECK(cudaMemcpyAsync(w->data, src, bytes, cudaMemcpyHostToDevice, c->stream));
+        CUDA_CHECK(cudaStreamSynchronize(c->stream)); /* the host source may be freed as soon as we return */
+        return SD_OK;
+    }
     int rows_per_chunk = row >= WEIGHT_CHUNK_ELEMS ? 1 : (int)(WEIGHT_CHUNK_ELEMS / row);
     for (int r0 = 0; r0 < w->out; r0 += rows_per_chunk) {
         int nr = w->out - r0 < rows_per_chunk ? w->out - r0 : rows_per_chunk;

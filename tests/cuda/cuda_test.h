@@ -13,5 +13,7 @@ const char *cuda_test_platform(void);
 int cuda_test_clean(char *msg, size_t cap);
 /* Kernel launches so far (emulator), or -1 where they are not counted (GPU). */
 long long cuda_test_launches(void);
+/* Launches per kernel name since the last reset (emulator; 0 on a GPU): see cuda_emu_launch_counts. */
+int cuda_test_launch_counts(const char **names, unsigned long long *counts, int cap, int reset);
 
 #endif

@@ -23,3 +23,7 @@ extern "C" long long cuda_test_launches(void) {
     cuda_emu_get_stats(&st);
     return (long long)st.launches;
 }
+
+extern "C" int cuda_test_launch_counts(const char **names, unsigned long long *counts, int cap, int reset) {
+    return cuda_emu_launch_counts(names, counts, cap, reset);
+}

@@ -215,6 +215,9 @@ unsigned cuda_emu_seed(void);
 void cuda_emu_set_schedule(enum cuda_emu_sched s, unsigned seed);
 struct cuda_emu_stats { unsigned long long launches, blocks, threads, switches; };
 void cuda_emu_get_stats(struct cuda_emu_stats *s);
+/* Launches per kernel since the last reset, by the name CUDA_LAUNCH gave the kernel (launch-count tests): fills up
+ * to cap entries, returns the number of distinct kernels; reset != 0 starts counting afresh. */
+int cuda_emu_launch_counts(const char **names, unsigned long long *counts, int cap, int reset);
 int cuda_emu_is_device_ptr(const void *p, size_t n); /* 1 if [p, p+n) lies in one live device allocation */
 
 #endif

@@ -136,6 +136,7 @@ struct Sched {
 
 Sched S;
 Fiber g_fibers[kMaxThreads];
+std::vector<std::pair<const char *, unsigned long long>> g_kernel_counts; /* by CUDA_LAUNCH's name, first use first */
 pthread_mutex_t g_launch_lock = PTHREAD_MUTEX_INITIALIZER;
 struct sigaction g_old_segv, g_old_bus;
 
@@ -687,6 +688,12 @@ void cuda_emu_launch_run(const cuda_emu_launch_desc *d) {
     S.nthreads = n;
     S.abort = false;
     S.launches++;
+    {
+        auto it = g_kernel_counts.begin();
+        while (it != g_kernel_counts.end() && it->first != d->name && strcmp(it->first, d->name)) ++it;
+        if (it == g_kernel_counts.end()) g_kernel_counts.emplace_back(d->name, 1);
+        else it->second++;
+    }
     blockDim = d->block;
     gridDim = d->grid;
     cuda_emu_dynamic_smem = S.smem_guard - ((d->smem + 15) & ~(size_t)15);
@@ -759,6 +766,16 @@ void cuda_emu_set_schedule(enum cuda_emu_sched s, unsigned seed) {
     S.seed = seed;
     rng_seed(seed);
 }
+int cuda_emu_launch_counts(const char **names, unsigned long long *counts, int cap, int reset) {
+    const int n = (int)g_kernel_counts.size();
+    for (int i = 0; i < n && i < cap; i++) {
+        names[i] = g_kernel_counts[i].first;
+        counts[i] = g_kernel_counts[i].second;
+    }
+    if (reset) g_kernel_counts.clear();
+    return n;
+}
+
 void cuda_emu_get_stats(struct cuda_emu_stats *s) {
     s->launches = S.launches;
     s->blocks = S.blocks;

@@ -85,10 +85,17 @@ struct Copy { unsigned char *dst; const unsigned char *src; int bytes, src_bytes
 struct Queue {
     std::vector<Copy> open;                 /* issued since the last commit */
     std::deque<std::vector<Copy>> groups;   /* committed, oldest first */
+    bool used;                              /* anything issued or committed since the last reset */
     size_t pending(void) const {
         size_t n = open.size();
         for (const auto &g : groups) n += g.size();
         return n;
+    }
+    void reset(void) {
+        if (!used) return;
+        open.clear();
+        groups.clear();
+        used = false;
     }
 };
 Queue g_q[1024];
@@ -130,11 +137,13 @@ void cuda_emu_cp_async(void *smem, const void *gmem, int bytes, int src_bytes, c
             cuda_emu_fail("cp.async at %s:%d: source %p (%d bytes) is not inside one device allocation", file, line, gmem, src_bytes);
     }
     memset(smem, 0xff, (size_t)bytes); /* in flight: undefined until the wait */
+    q.used = true;
     q.open.push_back(Copy{(unsigned char *)smem, (const unsigned char *)gmem, bytes, src_bytes});
 }
 
 void cuda_emu_cp_async_commit(void) {
     Queue &q = my_queue("cp.async.commit_group");
+    q.used = true;
     q.groups.push_back(std::move(q.open));
     q.open.clear();
 }
@@ -153,15 +162,12 @@ void cuda_emu_misaligned(const char *what, const void *p, int align, const char 
 
 void emu_tc_thread_exit(unsigned linear) {
     Queue &q = g_q[linear];
+    if (!q.used) return;
     const size_t n = q.pending();
     if (n) emu_warning("a thread exited with %zu cp.async copies never waited for (their data may land after the kernel reads it)", n);
-    q.open.clear();
-    q.groups.clear();
+    q.reset();
 }
 
 void emu_tc_reset(unsigned nthreads) {
-    for (unsigned i = 0; i < nthreads && i < 1024; i++) {
-        g_q[i].open.clear();
-        g_q[i].groups.clear();
-    }
+    for (unsigned i = 0; i < nthreads && i < 1024; i++) g_q[i].reset();
 }
