@@ -103,6 +103,18 @@ void be_weight_free(be *b, be_weight *w) {
     w->data = NULL;
 }
 
+sd_status be_buffer_new(be *b, be_tensor *t, int n, int h, int w, int c) {
+    *t = (be_tensor){NULL, n, h, w, c};
+    if (n <= 0 || h <= 0 || w <= 0 || c <= 0) return err_fail(SD_ERR_ARG, "buffer of shape [%d, %d, %d, %d]", n, h, w, c);
+    if (b->measuring) return SD_OK;
+    return b->ops->buffer_alloc(b, be_numel(t) * b->elem_size, &t->data);
+}
+
+void be_buffer_free(be *b, be_tensor *t) {
+    if (t->data) b->ops->buffer_free(b, t->data);
+    t->data = NULL;
+}
+
 static int live(be *b, const be_tensor *t) { return !b->measuring && be_ok(b) && t->data; }
 
 void be_upload(be *b, be_tensor *dst, const float *src) {

@@ -69,6 +69,9 @@ struct be_ops {
     void (*arena_trim)(be *b);                                     /* optional: give back the memory above the top */
     sd_status (*weight_upload)(be *b, be_weight *w, be_dtype src_type, const void *src);
     void (*weight_free)(be *b, be_weight *w);
+    /* memory of its own outside the arena, for data a model keeps across forwards (caches) */
+    sd_status (*buffer_alloc)(be *b, size_t bytes, void **p);
+    void (*buffer_free)(be *b, void *p);
     void (*upload)(be *b, be_tensor *dst, const float *src);       /* host f32 NHWC -> backend */
     void (*download)(be *b, const be_tensor *src, float *dst);     /* backend -> host f32 NHWC */
     sd_status (*sync)(be *b);
@@ -148,6 +151,11 @@ sd_status be_weight_upload(be *b, be_weight *w, be_wkind kind, int out, int in, 
 sd_status be_weight_upload_borrowed(be *b, be_weight *w, be_wkind kind, int out, int in, int kh, int kw, be_dtype src_type, const void *src,
                                     void (*release)(void *), void *keep, int *borrowed);
 void be_weight_free(be *b, be_weight *w);
+/* A tensor in memory of its own, outside the arena and its stack discipline: for what a model keeps across
+ * forwards (the cross-attention keys and values of a text context). Contents undefined until written; nothing is
+ * allocated in measure mode (t->data stays NULL). be_buffer_free releases it (NULL data: nothing). */
+sd_status be_buffer_new(be *b, be_tensor *t, int n, int h, int w, int c);
+void be_buffer_free(be *b, be_tensor *t);
 void be_upload(be *b, be_tensor *dst, const float *src);
 void be_download(be *b, const be_tensor *src, float *dst);
 sd_status be_sync(be *b);

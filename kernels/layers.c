@@ -101,12 +101,17 @@ void layer_attn_free(be *b, layer_attn *a) {
  * weights; cross-attention one for q and one with two weights for k, v. Then attention, and the output projection
  * with the residual (when given) added in its epilogue. */
 static void attn_forward(be *b, const layer_attn *a, const be_tensor *x, const be_weight *ln_w, const be_weight *ln_b, const be_tensor *ctx,
-                         int causal, const be_tensor *residual, be_tensor *y) {
+                         const be_tensor *kv, int causal, const be_tensor *residual, be_tensor *y) {
     const be_tensor *c = ctx ? ctx : x;
     size_t mark = be_mark(b);
-    be_tensor q = be_new(b, x->n, x->h, x->w, a->dim);
-    be_tensor k = be_new(b, c->n, c->h, c->w, a->dim);
-    be_tensor v = be_new(b, c->n, c->h, c->w, a->dim);
+    be_tensor q = be_new(b, x->n, x->h, x->w, a->dim), k, v;
+    if (kv) { /* the context's keys and values, made earlier */
+        k = kv[0];
+        v = kv[1];
+    } else {
+        k = be_new(b, c->n, c->h, c->w, a->dim);
+        v = be_new(b, c->n, c->h, c->w, a->dim);
+    }
     be_tensor o = be_new(b, x->n, x->h, x->w, a->dim);
     be_gemm_args p = {.x = x, .stride = 1, .norm = ln_w ? BE_NORM_LAYER : BE_NORM_NONE, .eps = 1e-5f, .gamma = ln_w, .beta = ln_b,
                       .nw = ctx ? 1 : 3, .w = {&a->q_w, &a->k_w, &a->v_w}, .y = {&q, &k, &v}};
@@ -116,10 +121,7 @@ static void attn_forward(be *b, const layer_attn *a, const be_tensor *x, const b
         p.bias[2] = &a->v_b;
     }
     be_gemm(b, &p);
-    if (ctx) {
-        be_gemm_args kv = {.x = ctx, .stride = 1, .nw = 2, .w = {&a->k_w, &a->v_w}, .bias = {p.bias[1], p.bias[2]}, .y = {&k, &v}};
-        be_gemm(b, &kv);
-    }
+    if (ctx && !kv) layer_attn_context_kv(b, a, ctx, &k, &v);
     be_attention(b, &q, &k, &v, a->heads, causal, &o);
     be_gemm_args out = {.x = &o, .stride = 1, .nw = 1, .w = {&a->o_w}, .bias = {&a->o_b}, .y = {y}, .residual = residual};
     be_gemm(b, &out);
@@ -127,7 +129,16 @@ static void attn_forward(be *b, const layer_attn *a, const be_tensor *x, const b
 }
 
 void layer_attn_forward(be *b, const layer_attn *a, const be_tensor *x, const be_tensor *ctx, int causal, be_tensor *y) {
-    attn_forward(b, a, x, NULL, NULL, ctx, causal, NULL, y);
+    attn_forward(b, a, x, NULL, NULL, ctx, NULL, causal, NULL, y);
+}
+
+void layer_attn_context_kv(be *b, const layer_attn *a, const be_tensor *ctx, be_tensor *k, be_tensor *v) {
+    be_gemm_args kv = {.x = ctx, .stride = 1, .nw = 2, .w = {&a->k_w, &a->v_w}, .y = {k, v}};
+    if (a->qkv_bias) {
+        kv.bias[0] = &a->k_b;
+        kv.bias[1] = &a->v_b;
+    }
+    be_gemm(b, &kv);
 }
 
 /* ---- BasicTransformerBlock ---- */
@@ -163,10 +174,10 @@ void layer_tblock_free(be *b, layer_tblock *t) {
 
 /* Every LayerNorm is the prologue of the GEMM that follows it and every residual add the epilogue of the GEMM
  * before it: x += attn1(LN1(x)); x += attn2(LN2(x), ctx); x += W2·GEGLU(W1·LN3(x)). */
-void layer_tblock_forward(be *b, const layer_tblock *t, be_tensor *x, const be_tensor *ctx) {
+static void tblock_forward(be *b, const layer_tblock *t, be_tensor *x, const be_tensor *ctx, const be_tensor *kv) {
     size_t mark = be_mark(b);
-    attn_forward(b, &t->attn1, x, &t->n1_w, &t->n1_b, NULL, 0, x, x);
-    attn_forward(b, &t->attn2, x, &t->n2_w, &t->n2_b, ctx, 0, x, x);
+    attn_forward(b, &t->attn1, x, &t->n1_w, &t->n1_b, NULL, NULL, 0, x, x);
+    attn_forward(b, &t->attn2, x, &t->n2_w, &t->n2_b, ctx, kv, 0, x, x);
     be_tensor g = be_new(b, x->n, x->h, x->w, 4 * t->dim);
     be_gemm_args ff1 = {.x = x, .stride = 1, .norm = BE_NORM_LAYER, .eps = 1e-5f, .gamma = &t->n3_w, .beta = &t->n3_b, .nw = 1,
                         .w = {&t->ff1_w}, .bias = {&t->ff1_b}, .y = {&g}, .act = BE_ACT_GEGLU};
@@ -175,6 +186,8 @@ void layer_tblock_forward(be *b, const layer_tblock *t, be_tensor *x, const be_t
     be_gemm(b, &ff2);
     be_release(b, mark);
 }
+
+void layer_tblock_forward(be *b, const layer_tblock *t, be_tensor *x, const be_tensor *ctx) { tblock_forward(b, t, x, ctx, NULL); }
 
 /* ---- Transformer2DModel ---- */
 
@@ -209,13 +222,21 @@ void layer_t2d_free(be *b, layer_t2d *t) {
 }
 
 /* y = x + proj_out(blocks(proj_in(GN(x)))): the GroupNorm is proj_in's prologue, the residual proj_out's epilogue. */
+void layer_t2d_context_kv(be *b, const layer_t2d *t, const be_tensor *ctx, be_tensor *kv) {
+    for (int i = 0; i < t->depth; i++) layer_attn_context_kv(b, &t->blocks[i].attn2, ctx, &kv[2 * i], &kv[2 * i + 1]);
+}
+
 void layer_t2d_forward(be *b, const layer_t2d *t, const be_tensor *x, const be_tensor *ctx, be_tensor *y) {
+    layer_t2d_forward_kv(b, t, x, ctx, NULL, y);
+}
+
+void layer_t2d_forward_kv(be *b, const layer_t2d *t, const be_tensor *x, const be_tensor *ctx, const be_tensor *kv, be_tensor *y) {
     size_t mark = be_mark(b);
     be_tensor p = be_new(b, x->n, x->h, x->w, t->ch);
     be_gemm_args in = {.x = x, .stride = 1, .norm = BE_NORM_GROUP, .groups = t->groups, .eps = 1e-6f, .gamma = &t->norm_w, .beta = &t->norm_b,
                        .nw = 1, .w = {&t->in_w}, .bias = {&t->in_b}, .y = {&p}};
     be_gemm(b, &in);
-    for (int i = 0; i < t->depth; i++) layer_tblock_forward(b, &t->blocks[i], &p, ctx);
+    for (int i = 0; i < t->depth; i++) tblock_forward(b, &t->blocks[i], &p, ctx, kv ? kv + 2 * i : NULL);
     be_gemm_args out = {.x = &p, .stride = 1, .nw = 1, .w = {&t->out_w}, .bias = {&t->out_b}, .y = {y}, .residual = x};
     be_gemm(b, &out);
     be_release(b, mark);

@@ -36,6 +36,8 @@ sd_status layer_attn_load(be *b, wmap *m, layer_attn *a, const char *prefix, con
 void layer_attn_free(be *b, layer_attn *a);
 /* y = out(attention(q(x), k(ctx), v(ctx))); ctx NULL means self-attention. x [N,H,W,dim], ctx [N,1,T,ctx_dim]. */
 void layer_attn_forward(be *b, const layer_attn *a, const be_tensor *x, const be_tensor *ctx, int causal, be_tensor *y);
+/* The keys k and values v [N,1,T,dim] (allocated by the caller) of a cross-attention for context ctx. */
+void layer_attn_context_kv(be *b, const layer_attn *a, const be_tensor *ctx, be_tensor *k, be_tensor *v);
 
 /* BasicTransformerBlock: x += attn1(LN1(x)); x += attn2(LN2(x), ctx); x += FF_GEGLU(LN3(x)). */
 typedef struct layer_tblock {
@@ -59,5 +61,9 @@ typedef struct layer_t2d {
 sd_status layer_t2d_load(be *b, wmap *m, layer_t2d *t, const char *prefix, int ch, int ctx_dim, int heads, int depth, int groups);
 void layer_t2d_free(be *b, layer_t2d *t);
 void layer_t2d_forward(be *b, const layer_t2d *t, const be_tensor *x, const be_tensor *ctx, be_tensor *y);
+/* The cross-attention keys and values of every block for context ctx: kv[2i], kv[2i + 1] (caller-allocated,
+ * [N,1,T,ch]) for block i; made once, they serve every forward with the same context (layer_t2d_forward_kv). */
+void layer_t2d_context_kv(be *b, const layer_t2d *t, const be_tensor *ctx, be_tensor *kv);
+void layer_t2d_forward_kv(be *b, const layer_t2d *t, const be_tensor *x, const be_tensor *ctx, const be_tensor *kv, be_tensor *y);
 
 #endif

@@ -120,7 +120,7 @@ void control_apply(gen *g, const be_tensor *x, const float *x_lat, const float *
         }
     }
     be_tensor ctx = rows_of(b, *cond->ctx, r0, R), pooled;
-    unet_cond cc = {&ctx, NULL, cond->time_ids ? cond->time_ids + (size_t)r0 * 6 : NULL, NULL, NULL};
+    unet_cond cc = {&ctx, NULL, cond->time_ids ? cond->time_ids + (size_t)r0 * 6 : NULL, NULL, NULL, 0}; /* no ctx_id: rows of the context */
     if (cond->text_embeds) {
         pooled = rows_of(b, *cond->text_embeds, r0, R);
         cc.text_embeds = &pooled;

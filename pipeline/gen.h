@@ -63,6 +63,7 @@ typedef struct gen {
 
     /* guided.c: model-call state (device tensors at the bottom of the arena, host staging buffers) */
     be_tensor ctx_t, pooled_t, tcond_t;
+    unsigned ctx_id;        /* the UNet's id of ctx_t's contents (unet_context_id): its cross-attention K/V are made once */
     float *time_ids;                /* SDXL micro-conditioning [N, 6] */
     float *x_in_host, *eps_host;    /* [N, h, w, in_channels], [N, h, w, lc] */
 

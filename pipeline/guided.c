@@ -52,7 +52,7 @@ sd_status guided_prepare(gen *g, int B, size_t *peak) {
     be_tensor x = be_new(b, N, g->h, g->w, uc->in_channels), e = be_new(b, N, g->h, g->w, uc->out_channels);
     be_tensor ctx = g->ctx_t, pooled = g->pooled_t, tc = g->tcond_t;
     float ts[2 * GEN_MAX_GROUP] = {0};
-    unet_cond cond = {&ctx, g->cond.pooled ? &pooled : NULL, g->time_ids, uc->time_cond_dim ? &tc : NULL, NULL};
+    unet_cond cond = {&ctx, g->cond.pooled ? &pooled : NULL, g->time_ids, uc->time_cond_dim ? &tc : NULL, NULL, 0};
     control_apply(g, &x, NULL, ts, &cond);
     unet_forward(b, c->unet, &x, ts, &cond, &e);
     size_t need = be_measure_end(b);
@@ -84,6 +84,7 @@ sd_status guided_upload(gen *g) {
         else memcpy(host + k * cs, src->ctx, cs * sizeof(float));
     }
     be_upload(b, &g->ctx_t, host);
+    g->ctx_id = unet_context_id(g->c->unet);
     if (g->cond.pooled) {
         int P = g->cond.pooled_dim;
         for (int k = 0; k < N; k++) {
@@ -137,7 +138,7 @@ sd_status guided_model(void *user, const float *x_in, float t, float *out) {
     be_upload(b, &x, g->x_in_host);
     be_tensor ctx = be_view(g->ctx_t, N, 1, g->ctx_t.w, g->ctx_t.c), pooled = be_view(g->pooled_t, N, 1, 1, g->pooled_t.c);
     be_tensor tc = be_view(g->tcond_t, N, 1, 1, g->tcond_t.c);
-    unet_cond cond = {&ctx, g->pooled_t.data ? &pooled : NULL, g->time_ids, g->tcond_t.data ? &tc : NULL, NULL};
+    unet_cond cond = {&ctx, g->pooled_t.data ? &pooled : NULL, g->time_ids, g->tcond_t.data ? &tc : NULL, NULL, g->ctx_id};
     control_apply(g, &x, x_in, ts, &cond); /* ControlNet residuals, when the call has ControlNets */
     unet_forward(b, c->unet, &x, ts, &cond, &e);
     be_download(b, &e, g->eps_host);

@@ -51,7 +51,7 @@ static float *residuals(be *b, controlnet *cn, int sdxl, size_t *total) {
         pooled = be_new(b, N, 1, 1, pd);
         be_upload(b, &pooled, hx + 31);
     }
-    unet_cond c = {&ctx, sdxl ? &pooled : NULL, sdxl ? ids : NULL, NULL, NULL};
+    unet_cond c = {&ctx, sdxl ? &pooled : NULL, sdxl ? ids : NULL, NULL, NULL, 0};
     be_tensor res[CONTROLNET_MAX_SKIPS], mid;
     *total = 0;
     for (int i = 0; i < ns; i++) {

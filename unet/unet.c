@@ -17,8 +17,21 @@ typedef struct unet_level {
     be_weight sample_w, sample_b;
 } unet_level;
 
+/* The cross-attention keys and values of the last context given with an id: for the transformer blocks of t2d[i],
+ * kv[off[i]] ... (two tensors per block), [N, 1, T, channels], outside the arena so that they outlive a forward. */
+#define UNET_MAX_T2D (2 * UNET_MAX_LEVELS * (UNET_MAX_LAYERS + 1) + 1)
+typedef struct unet_kv {
+    const layer_t2d *t2d[UNET_MAX_T2D];
+    int off[UNET_MAX_T2D + 1], n_t2d;
+    be_tensor *kv;
+    unsigned id, next_id;    /* id of the context in kv (0: none); the last id handed out */
+    const void *src;         /* the context tensor they were made from */
+    int n, t;                /* its batch and tokens (the buffers' shape) */
+} unet_kv;
+
 struct unet_model {
     unet_config cfg;
+    unet_kv *kvc;
     be_weight conv_in_w, conv_in_b;
     be_weight t1_w, t1_b, t2_w, t2_b, tcond_w;     /* time_embedding.{linear_1, linear_2, cond_proj} */
     be_weight a1_w, a1_b, a2_w, a2_b;              /* add_embedding.{linear_1, linear_2} (SDXL) */
@@ -115,13 +128,81 @@ static sd_status load_all(be *b, wmap *m, unet_model *u) {
     return SD_OK;
 }
 
+/* ---- cross-attention keys and values, kept across forwards ---- */
+
+static void kv_add(unet_kv *k, const layer_t2d *a) {
+    if (!a->depth) return;
+    k->t2d[k->n_t2d] = a;
+    k->off[k->n_t2d + 1] = k->off[k->n_t2d] + 2 * a->depth;
+    k->n_t2d++;
+}
+
+/* every transformer of the model, in the order of the forward */
+static void kv_index(unet_model *u) {
+    unet_kv *k = u->kvc;
+    for (int l = 0; l < u->cfg.levels; l++)
+        for (int j = 0; j < u->down[l].n; j++) kv_add(k, &u->down[l].attn[j]);
+    kv_add(k, &u->mid_attn);
+    for (int l = u->cfg.levels - 1; l >= 0; l--)
+        for (int j = 0; j < u->up[l].n; j++) kv_add(k, &u->up[l].attn[j]);
+}
+
+static void kv_release(be *b, unet_kv *k) {
+    if (k->kv)
+        for (int i = 0; i < k->off[k->n_t2d]; i++) be_buffer_free(b, &k->kv[i]);
+    free(k->kv);
+    k->kv = NULL;
+    k->id = 0;
+}
+
+unsigned unet_context_id(unet_model *u) {
+    if (++u->kvc->next_id == 0) u->kvc->next_id = 1;
+    return u->kvc->next_id;
+}
+
+/* The keys and values for context ctx with id `id`: kept from an earlier forward, or made now. NULL (each forward
+ * makes its own) without an id, in measure mode, or when the buffers cannot be had. */
+static const be_tensor *kv_for_context(be *b, const unet_model *u, const be_tensor *ctx, unsigned id) {
+    unet_kv *k = u->kvc;
+    const int N = ctx->n, T = ctx->h * ctx->w, nkv = k->off[k->n_t2d];
+    if (!id || b->measuring || !nkv || !be_ok(b)) return NULL;
+    if (k->kv && k->id == id && k->src == ctx->data && k->n == N && k->t == T) return k->kv;
+    if (k->kv && (k->n != N || k->t != T)) kv_release(b, k);
+    if (!k->kv) {
+        k->kv = calloc((size_t)nkv, sizeof *k->kv);
+        if (!k->kv) return NULL;
+        for (int i = 0; i < k->n_t2d; i++)
+            for (int j = k->off[i]; j < k->off[i + 1]; j++)
+                if (be_buffer_new(b, &k->kv[j], N, 1, T, k->t2d[i]->ch) != SD_OK) {
+                    kv_release(b, k);
+                    return NULL;
+                }
+        k->n = N;
+        k->t = T;
+    }
+    for (int i = 0; i < k->n_t2d; i++) layer_t2d_context_kv(b, k->t2d[i], ctx, k->kv + k->off[i]);
+    k->id = be_ok(b) ? id : 0;
+    k->src = ctx->data;
+    return k->kv;
+}
+
+/* the keys and values of transformer a within the set kv (NULL: none) */
+static const be_tensor *kv_of(const unet_model *u, const be_tensor *kv, const layer_t2d *a) {
+    if (!kv) return NULL;
+    for (int i = 0; i < u->kvc->n_t2d; i++)
+        if (u->kvc->t2d[i] == a) return kv + u->kvc->off[i];
+    return NULL;
+}
+
 static sd_status load_model(be *b, wmap *m, const unet_config *cfg, int encoder_only, unet_model **out) {
     *out = NULL;
     unet_model *u = calloc(1, sizeof *u);
     if (!u) return err_fail(SD_ERR_MEMORY, "out of memory");
     u->cfg = *cfg;
     u->encoder_only = encoder_only;
-    sd_status st = load_all(b, m, u);
+    u->kvc = calloc(1, sizeof *u->kvc);
+    sd_status st = u->kvc ? load_all(b, m, u) : err_fail(SD_ERR_MEMORY, "out of memory");
+    if (st == SD_OK) kv_index(u);
     if (st != SD_OK) {
         err_prefix("UNet");
         unet_free(b, u);
@@ -155,6 +236,8 @@ void unet_free(be *b, unet_model *u) {
     layer_resnet_free(b, &u->mid_res[0]);
     layer_resnet_free(b, &u->mid_res[1]);
     layer_t2d_free(b, &u->mid_attn);
+    if (u->kvc) kv_release(b, u->kvc);
+    free(u->kvc);
     free(u);
 }
 
@@ -162,7 +245,7 @@ void unet_free(be *b, unet_model *u) {
 
 /* resnet on x (or the channel concat [x | x2]), then the attention if this slot has one: -> y (allocated by the caller) */
 static void res_attn(be *b, const layer_resnet *r, const layer_t2d *a, const be_tensor *x, const be_tensor *x2, const be_tensor *temb,
-                     const be_tensor *ctx, be_tensor *y) {
+                     const be_tensor *ctx, const be_tensor *kv, be_tensor *y) {
     if (!a->depth) {
         layer_resnet_forward_cat(b, r, x, x2, temb, y);
         return;
@@ -170,7 +253,7 @@ static void res_attn(be *b, const layer_resnet *r, const layer_t2d *a, const be_
     size_t mark = be_mark(b);
     be_tensor h = be_new(b, y->n, y->h, y->w, y->c);
     layer_resnet_forward_cat(b, r, x, x2, temb, &h);
-    layer_t2d_forward(b, a, &h, ctx, y);
+    layer_t2d_forward_kv(b, a, &h, ctx, kv, y);
     be_release(b, mark);
 }
 
@@ -277,7 +360,7 @@ static void add_rows(be *b, be_tensor *t, const be_tensor *r, int row0) {
 
 /* conv_in (+ hint), down blocks, mid block: temb, skips and the mid output in the arena (caller's mark). */
 static void encode(be *b, const unet_model *u, const be_tensor *x, const float *ts, const unet_cond *c, const be_tensor *hint,
-                   be_tensor *temb, be_tensor *skip, int *nskip, be_tensor *mid, int *lh, int *lw) {
+                   const be_tensor *kv, be_tensor *temb, be_tensor *skip, int *nskip, be_tensor *mid, int *lh, int *lw) {
     const unet_config *g = &u->cfg;
     const be_tensor *ctx = c->ctx;
     int N = x->n, L = g->levels;
@@ -296,7 +379,7 @@ static void encode(be *b, const unet_model *u, const be_tensor *x, const float *
         lw[l] = h.w;
         for (int j = 0; j < d->n; j++) {
             be_tensor o = be_new(b, N, h.h, h.w, g->block_out[l]);
-            res_attn(b, &d->res[j], &d->attn[j], &h, NULL, temb, ctx, &o);
+            res_attn(b, &d->res[j], &d->attn[j], &h, NULL, temb, ctx, kv_of(u, kv, &d->attn[j]), &o);
             skip[ns++] = h = o;
         }
         if (d->has_sample) { /* 3x3, stride 2, pad 1: ceil(h / 2) */
@@ -311,7 +394,7 @@ static void encode(be *b, const unet_model *u, const be_tensor *x, const float *
     size_t mark = be_mark(b);
     be_tensor r = be_new(b, N, h.h, h.w, h.c), a = be_new(b, N, h.h, h.w, h.c);
     layer_resnet_forward(b, &u->mid_res[0], &h, temb, &r);
-    layer_t2d_forward(b, &u->mid_attn, &r, ctx, &a);
+    layer_t2d_forward_kv(b, &u->mid_attn, &r, ctx, kv_of(u, kv, &u->mid_attn), &a);
     layer_resnet_forward(b, &u->mid_res[1], &a, temb, &o);
     be_release(b, mark);
     *mid = o;
@@ -336,7 +419,7 @@ void unet_encode(be *b, const unet_model *u, const be_tensor *x, const float *ts
     }
     be_tensor temb;
     int ns, lh[UNET_MAX_LEVELS], lw[UNET_MAX_LEVELS];
-    encode(b, u, x, ts, c, hint, &temb, skips, &ns, mid, lh, lw);
+    encode(b, u, x, ts, c, hint, kv_for_context(b, u, c->ctx, c->ctx_id), &temb, skips, &ns, mid, lh, lw);
 }
 
 void unet_forward(be *b, const unet_model *u, const be_tensor *x, const float *ts, const unet_cond *c, be_tensor *out) {
@@ -345,10 +428,11 @@ void unet_forward(be *b, const unet_model *u, const be_tensor *x, const float *t
     if (u->encoder_only) { be_set_error(b, SD_ERR_ARG, "unet_forward: this model is a UNet's encoder half (a ControlNet)"); return; }
     const be_tensor *ctx = c->ctx;
     int N = x->n, L = g->levels;
+    const be_tensor *kv = kv_for_context(b, u, ctx, c->ctx_id); /* outside the arena: before the mark */
     size_t m0 = be_mark(b);
     be_tensor temb, h, skip[1 + UNET_MAX_LEVELS * (UNET_MAX_LAYERS + 1)];
     int ns, lh[UNET_MAX_LEVELS], lw[UNET_MAX_LEVELS];
-    encode(b, u, x, ts, c, NULL, &temb, skip, &ns, &h, lh, lw);
+    encode(b, u, x, ts, c, NULL, kv, &temb, skip, &ns, &h, lh, lw);
     if (c->control) { /* ControlNet residuals join the skips (after the down path used them) and the mid output */
         const unet_control *k = c->control;
         if (k->count != ns || !k->down || !k->mid) {
@@ -375,7 +459,7 @@ void unet_forward(be *b, const unet_model *u, const be_tensor *x, const float *t
         for (int j = 0; j < up->n; j++) {
             const be_tensor *s = &skip[--ns];
             be_tensor o = be_view(pp[k], N, h.h, h.w, g->block_out[l]);
-            res_attn(b, &up->res[j], &up->attn[j], &h, s, &temb, ctx, &o); /* on the concat [h | skip] */
+            res_attn(b, &up->res[j], &up->attn[j], &h, s, &temb, ctx, kv_of(u, kv, &up->attn[j]), &o); /* on the concat [h | skip] */
             h = o;
             k ^= 1;
         }

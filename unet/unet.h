@@ -116,7 +116,13 @@ typedef struct unet_cond {
                                        target_h, target_w; refiner: ..., aesthetic score); else NULL */
     const be_tensor *timestep_cond; /* LCM: [N, 1, 1, time_cond_dim] guidance embedding; NULL = none */
     const unet_control *control;    /* ControlNet residuals; NULL = none */
+    unsigned ctx_id;                /* 0, or an id from unet_context_id() for the contents of ctx: forwards with the
+                                       same id (and ctx tensor) reuse the cross-attention keys and values computed
+                                       by the first one (once per image instead of once per step) */
 } unet_cond;
+
+/* A new context id (unet_cond.ctx_id) for text context contents just written; never 0. */
+unsigned unet_context_id(unet_model *u);
 
 /* eps (or v) prediction: x [N, h, w, in_channels] -> out [N, h, w, out_channels] (caller-allocated).
  * timesteps: host, N values, may be fractional. Any h, w >= 1 (odd sizes resize to the skip's size on

@@ -52,6 +52,17 @@ static void cpu_free(be *b) {
     free(b);
 }
 
+static sd_status cpu_buffer_alloc(be *b, size_t bytes, void **p) {
+    (void)b;
+    *p = aligned_alloc(64, (bytes + 63) & ~(size_t)63);
+    return *p ? SD_OK : err_fail(SD_ERR_MEMORY, "cpu backend: out of memory for a %.1f MiB buffer", bytes / 1048576.0);
+}
+
+static void cpu_buffer_free(be *b, void *p) {
+    (void)b;
+    free(p);
+}
+
 static sd_status cpu_arena_reserve(be *b, size_t bytes) {
     cpu_impl *c = b->impl;
     if (b->arena.used) return err_fail(SD_ERR_ARG, "cpu backend: arena resized while in use");
@@ -402,6 +413,8 @@ static const struct be_ops cpu_ops = {
     .arena_trim = cpu_arena_trim,
     .weight_upload = cpu_weight_upload,
     .weight_free = cpu_weight_free,
+    .buffer_alloc = cpu_buffer_alloc,
+    .buffer_free = cpu_buffer_free,
     .upload = cpu_upload,
     .download = cpu_download,
     .sync = NULL,

@@ -124,6 +124,21 @@ static void cuda_weight_free(be *b, be_weight *w) {
     b->weight_bytes -= weight_bytes(b, w);
 }
 
+static sd_status cuda_buffer_alloc(be *b, size_t bytes, void **p) {
+    (void)b;
+    if (cudaMalloc(p, bytes) != cudaSuccess) {
+        cudaGetLastError();
+        *p = NULL;
+        return err_fail(SD_ERR_MEMORY, "cuda backend: cannot allocate a %.1f MiB buffer on the device", bytes / 1048576.0);
+    }
+    return SD_OK;
+}
+
+static void cuda_buffer_free(be *b, void *p) {
+    (void)b;
+    cudaFree(p); /* waits for kernels still using it */
+}
+
 /* ---- transfers ---- */
 
 static void cuda_upload(be *b, be_tensor *dst, const float *src) {
@@ -180,6 +195,8 @@ static const struct be_ops cuda_ops = {
     /* .arena_trim = */ NULL, /* device memory stays reserved: cudaMalloc/cudaFree per stage would cost more than it saves */
     /* .weight_upload = */ cuda_weight_upload,
     /* .weight_free = */ cuda_weight_free,
+    /* .buffer_alloc = */ cuda_buffer_alloc,
+    /* .buffer_free = */ cuda_buffer_free,
     /* .upload = */ cuda_upload,
     /* .download = */ cuda_download,
     /* .sync = */ cuda_sync,
