@@ -8,15 +8,16 @@
 
 /* cols[r, (ky·kw + kx)·C + ci] = x[n, oy·s − pad + ky, ox·s − pad + kx, ci] (0 outside) for the output rows
  * r0 .. r0 + nr − 1. One column element per thread: consecutive threads take consecutive channels of one
- * tap, so both the gather from x and the store to cols coalesce. */
+ * tap, so both the gather from x and the store to cols coalesce. A chunk holds fewer than 2^32 elements (the
+ * scratch budget), so the indices are 32-bit. */
 template <typename T>
-__global__ void im2col_kernel(const T *__restrict__ x, T *__restrict__ cols, size_t r0, size_t n, int H, int W, int C, int Ho, int Wo,
+__global__ void im2col_kernel(const T *__restrict__ x, T *__restrict__ cols, unsigned r0, unsigned n, int H, int W, int C, int Ho, int Wo,
                               int kh, int kw, int stride, int pad) {
-    const size_t K = (size_t)kh * kw * C;
-    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x) {
-        const size_t g = r0 + i / K;
-        const int kk = (int)(i % K), tap = kk / C, ci = kk % C, ky = tap / kw, kx = tap % kw;
-        const int ox = (int)(g % Wo), oy = (int)(g / Wo % Ho), nn = (int)(g / ((size_t)Wo * Ho));
+    const unsigned K = (unsigned)(kh * kw * C);
+    for (unsigned i = blockIdx.x * blockDim.x + threadIdx.x; i < n; i += gridDim.x * blockDim.x) {
+        const unsigned rr = i / K, g = r0 + rr, q = g / (unsigned)Wo;
+        const int kk = (int)(i - rr * K), tap = kk / C, ci = kk - tap * C, ky = tap / kw, kx = tap - ky * kw;
+        const int ox = (int)(g - q * Wo), oy = (int)(q % (unsigned)Ho), nn = (int)(q / (unsigned)Ho);
         const int iy = oy * stride - pad + ky, ix = ox * stride - pad + kx;
         if (iy >= 0 && iy < H && ix >= 0 && ix < W) cols[i] = x[(((size_t)nn * H + iy) * W + ix) * C + ci];
         else st(cols + i, 0.0f);
@@ -33,6 +34,7 @@ static sd_status conv_as(be *b, const be_tensor *x, const be_weight *w, const fl
         return st != SD_OK ? st : cuda_bias_act(b, y->data, rows, co, bias, BE_ACT_NONE);
     }
     size_t chunk = cuda_of(b)->scratch_budget / (K * sizeof(T));
+    if (chunk > 0xffffffffu / K) chunk = 0xffffffffu / K; /* the kernel's 32-bit indices */
     if (chunk < 1) chunk = 1;
     if (chunk > rows) chunk = rows;
     void *cols = NULL;
@@ -41,8 +43,8 @@ static sd_status conv_as(be *b, const be_tensor *x, const be_weight *w, const fl
     cudaStream_t s = cuda_of(b)->stream;
     for (size_t r0 = 0; r0 < rows; r0 += chunk) {
         const size_t nr = rows - r0 < chunk ? rows - r0 : chunk, n = nr * K;
-        CUDA_LAUNCH((im2col_kernel<T>), cuda_grid(n, THREADS), THREADS, 0, s, (const T *)x->data, (T *)cols, r0, n, x->h, x->w, ci, y->h, y->w, kh,
-                    kw, stride, pad_lo);
+        CUDA_LAUNCH((im2col_kernel<T>), cuda_grid(n, THREADS), THREADS, 0, s, (const T *)x->data, (T *)cols, (unsigned)r0, (unsigned)n, x->h, x->w,
+                    ci, y->h, y->w, kh, kw, stride, pad_lo);
         CUDA_CHECK_LAUNCH();
         /* y[r0 .. r0+nr, co] = cols[nr, K] · W[co, K]ᵀ */
         st = cuda_gemm(b, 1, 0, co, (int)nr, (int)K, 1.0f, w->data, (int)K, 0, cols, (int)K, 0, 0.0f, (T *)y->data + r0 * co, cuda_of(b)->dt, co, 0, 1);

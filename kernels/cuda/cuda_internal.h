@@ -17,6 +17,9 @@ extern "C" {
 #include "../backend.h"
 }
 #include "cuda_portable.h"
+#include "tc.h"
+
+#include <type_traits>
 
 /* Op-private device buffers. SCRATCH: im2col columns, attention scores, upload staging (one op at a time);
  * GN_*: GroupNorm statistics (partials, per-sample counters that are zero between launches, (mean, rstd)). */
@@ -81,6 +84,44 @@ static __device__ __forceinline__ float ld(const __nv_bfloat16 *p) { return __bf
 static __device__ __forceinline__ void st(float *p, float v) { *p = v; }
 static __device__ __forceinline__ void st(__half *p, float v) { *p = __float2half_rn(v); }
 static __device__ __forceinline__ void st(__nv_bfloat16 *p, float v) { *p = __float2bfloat16_rn(v); }
+
+/* W consecutive elements as f32: W = 1, or 16 bytes at once (W = 8 for the 16-bit types, 4 for f32; the address
+ * 16-byte aligned). Memory-bound kernels take the wide form when every channel count is a multiple of
+ * cuda_vec_width(T) and the tensors are aligned. */
+template <typename T> static inline constexpr int cuda_vec_width(void) { return 16 / (int)sizeof(T); }
+template <int W, typename T> static __device__ __forceinline__ void ldv(const T *p, float *v) {
+    if constexpr (W == 1) {
+        v[0] = ld(p);
+    } else if constexpr (std::is_same<T, float>::value) {
+        static_assert(W == 4, "f32: 4 per 16 bytes");
+        const uint4 q = tc_ld128(p);
+        v[0] = __uint_as_float(q.x); v[1] = __uint_as_float(q.y); v[2] = __uint_as_float(q.z); v[3] = __uint_as_float(q.w);
+    } else {
+        static_assert(W == 8, "16-bit types: 8 per 16 bytes");
+        const tc_v8 q = tc_ld8(p);
+#pragma unroll
+        for (int e = 0; e < 4; e++) {
+            const float2 f = tc_unpack<T>(q.r[e]);
+            v[2 * e] = f.x;
+            v[2 * e + 1] = f.y;
+        }
+    }
+}
+template <int W, typename T> static __device__ __forceinline__ void stv(T *p, const float *v) {
+    if constexpr (W == 1) {
+        st(p, v[0]);
+    } else if constexpr (std::is_same<T, float>::value) {
+        static_assert(W == 4, "f32: 4 per 16 bytes");
+        tc_st128(p, make_uint4(__float_as_uint(v[0]), __float_as_uint(v[1]), __float_as_uint(v[2]), __float_as_uint(v[3])));
+    } else {
+        static_assert(W == 8, "16-bit types: 8 per 16 bytes");
+        tc_v8 q;
+#pragma unroll
+        for (int e = 0; e < 4; e++) q.r[e] = tc_pack<T>(v[2 * e], v[2 * e + 1]);
+        tc_st8(p, q);
+    }
+}
+static inline int cuda_aligned16(const void *p) { return ((uintptr_t)p & 15) == 0; }
 
 #define CUDA_FULL_MASK 0xffffffffu
 
