@@ -28,24 +28,27 @@ sd_status cuda_buffer(be *b, int which, size_t bytes, void **out) {
         }
         if (which == CUDA_BUF_COUNTERS) CUDA_CHECK(cudaMemsetAsync(c->buf[which], 0, want, c->stream));
         c->buf_bytes[which] = want;
+        cuda_graphs_drop(b); /* captured graphs hold the old address */
     }
     *out = c->buf[which];
     return SD_OK;
 }
 
-static void cuda_free_backend(be *b) {
+void cuda_free_backend(be *b) {
     cuda_impl *c = cuda_of(b);
+    cuda_recorder_free(b);
     if (c->stream) cudaStreamSynchronize(c->stream);
     if (c->arena_mem) cudaFree(c->arena_mem);
     for (int i = 0; i < CUDA_BUF_COUNT; i++)
         if (c->buf[i]) cudaFree(c->buf[i]);
     if (c->blas) cublasDestroy(c->blas);
+    if (c->blas_ws) cudaFree(c->blas_ws);
     if (c->stream) cudaStreamDestroy(c->stream);
     free(c);
     free(b);
 }
 
-static sd_status cuda_arena_reserve(be *b, size_t bytes) {
+sd_status cuda_arena_reserve(be *b, size_t bytes) {
     cuda_impl *c = cuda_of(b);
     if (b->arena.used) return err_fail(SD_ERR_ARG, "cuda backend: arena resized while in use");
     CUDA_CHECK(cudaStreamSynchronize(c->stream));
@@ -84,10 +87,25 @@ static sd_status upload_weight(be *b, be_weight *w, be_dtype src_type, const voi
     size_t row = (size_t)w->in * w->kh * w->kw, src_es = cuda_dtype_size(src_type);
     size_t bytes = weight_bytes(b, w);
     CUDA_CHECK(cudaMalloc(&w->data, bytes));
-    if (src_type == dst_type && (w->kind != BE_W_CONV || w->kh * w->kw == 1)) { /* same type and layout: a plain copy */
-        CUDA_CHECK(cudaMemcpyAsync(w->data, src, bytes, cudaMemcpyHostToDevice, c->stream));
-        CUDA_CHECK(cudaStreamSynchronize(c->stream)); /* the host source may be freed as soon as we return */
-        return SD_OK;
+    if (src_type == dst_type) { /* same type: a copy, after the conv re-layout on the host */
+        const int taps = w->kind == BE_W_CONV ? w->kh * w->kw : 1;
+        if (taps == 1) {
+            CUDA_CHECK(cudaMemcpyAsync(w->data, src, bytes, cudaMemcpyHostToDevice, c->stream));
+            CUDA_CHECK(cudaStreamSynchronize(c->stream)); /* the host source may be freed as soon as we return */
+            return SD_OK;
+        }
+        unsigned char *t = (unsigned char *)malloc(bytes);
+        if (t) {
+            const unsigned char *sp = (const unsigned char *)src;
+            const size_t es = src_es, in = (size_t)w->in;
+            for (size_t o = 0; o < (size_t)w->out; o++) /* [o][in][taps] -> [o][taps][in] */
+                for (size_t i = 0; i < in; i++)
+                    for (size_t k = 0; k < (size_t)taps; k++) memcpy(t + ((o * taps + k) * in + i) * es, sp + ((o * in + i) * taps + k) * es, es);
+            cudaError_t e = cudaMemcpy(w->data, t, bytes, cudaMemcpyHostToDevice);
+            free(t);
+            CUDA_CHECK(e);
+            return SD_OK;
+        }
     }
     int rows_per_chunk = row >= WEIGHT_CHUNK_ELEMS ? 1 : (int)(WEIGHT_CHUNK_ELEMS / row);
     for (int r0 = 0; r0 < w->out; r0 += rows_per_chunk) {
@@ -106,7 +124,7 @@ static sd_status upload_weight(be *b, be_weight *w, be_dtype src_type, const voi
     return SD_OK;
 }
 
-static sd_status cuda_weight_upload(be *b, be_weight *w, be_dtype src_type, const void *src) {
+sd_status cuda_weight_upload(be *b, be_weight *w, be_dtype src_type, const void *src) {
     w->data = NULL;
     sd_status st = upload_weight(b, w, src_type, src);
     if (st != SD_OK) {
@@ -118,13 +136,13 @@ static sd_status cuda_weight_upload(be *b, be_weight *w, be_dtype src_type, cons
     return SD_OK;
 }
 
-static void cuda_weight_free(be *b, be_weight *w) {
+void cuda_weight_free(be *b, be_weight *w) {
     /* cudaFree waits for kernels still reading the weight */
     cudaFree(w->data);
     b->weight_bytes -= weight_bytes(b, w);
 }
 
-static sd_status cuda_buffer_alloc(be *b, size_t bytes, void **p) {
+sd_status cuda_buffer_alloc(be *b, size_t bytes, void **p) {
     (void)b;
     if (cudaMalloc(p, bytes) != cudaSuccess) {
         cudaGetLastError();
@@ -134,14 +152,14 @@ static sd_status cuda_buffer_alloc(be *b, size_t bytes, void **p) {
     return SD_OK;
 }
 
-static void cuda_buffer_free(be *b, void *p) {
+void cuda_buffer_free(be *b, void *p) {
     (void)b;
     cudaFree(p); /* waits for kernels still using it */
 }
 
 /* ---- transfers ---- */
 
-static void cuda_upload(be *b, be_tensor *dst, const float *src) {
+void cuda_upload(be *b, be_tensor *dst, const float *src) {
     cuda_impl *c = cuda_of(b);
     size_t n = be_numel(dst);
     sd_status st = SD_OK;
@@ -160,7 +178,7 @@ static void cuda_upload(be *b, be_tensor *dst, const float *src) {
     cuda_report(b, st);
 }
 
-static sd_status download(be *b, const be_tensor *src, float *dst) {
+sd_status cuda_download_async(be *b, const be_tensor *src, float *dst) {
     cuda_impl *c = cuda_of(b);
     size_t n = be_numel(src);
     const void *from = src->data;
@@ -173,47 +191,16 @@ static sd_status download(be *b, const be_tensor *src, float *dst) {
         from = stage;
     }
     CUDA_CHECK(cudaMemcpyAsync(dst, from, n * sizeof(float), cudaMemcpyDeviceToHost, c->stream));
-    CUDA_CHECK(cudaStreamSynchronize(c->stream));
     return SD_OK;
 }
 
-static void cuda_download(be *b, const be_tensor *src, float *dst) { cuda_report(b, download(b, src, dst)); }
-
-static sd_status cuda_sync(be *b) {
+sd_status cuda_sync(be *b) {
     CUDA_CHECK(cudaStreamSynchronize(cuda_of(b)->stream));
     CUDA_CHECK(cudaGetLastError());
     return SD_OK;
 }
 
 /* ---- construction ---- */
-
-static const struct be_ops cuda_ops = {
-    /* .name = */ "cuda",
-    /* .host_memory = */ 0,
-    /* .free = */ cuda_free_backend,
-    /* .arena_reserve = */ cuda_arena_reserve,
-    /* .arena_trim = */ NULL, /* device memory stays reserved: cudaMalloc/cudaFree per stage would cost more than it saves */
-    /* .weight_upload = */ cuda_weight_upload,
-    /* .weight_free = */ cuda_weight_free,
-    /* .buffer_alloc = */ cuda_buffer_alloc,
-    /* .buffer_free = */ cuda_buffer_free,
-    /* .upload = */ cuda_upload,
-    /* .download = */ cuda_download,
-    /* .sync = */ cuda_sync,
-    /* .linear = */ cuda_linear,
-    /* .conv2d = */ cuda_conv2d,
-    /* .group_norm = */ cuda_group_norm,
-    /* .layer_norm = */ cuda_layer_norm,
-    /* .act = */ cuda_act,
-    /* .geglu = */ cuda_geglu,
-    /* .add = */ cuda_add,
-    /* .attention = */ cuda_attention,
-    /* .upsample_nearest = */ cuda_upsample_nearest,
-    /* .concat_channels = */ cuda_concat_channels,
-    /* .embedding = */ cuda_embedding,
-    /* .timestep_embedding = */ cuda_timestep_embedding,
-    /* .gemm = */ cuda_gemm_fused,
-};
 
 extern "C" int be_cuda_available(void) {
     static int known = -1; /* the answer cannot change while the process runs */
@@ -247,8 +234,10 @@ static sd_status init(be *b, cuda_impl *c, int device) {
     CUDA_CHECK(cudaStreamCreateWithFlags(&c->stream, cudaStreamNonBlocking));
     CUBLAS_CHECK(cublasCreate(&c->blas));
     CUBLAS_CHECK(cublasSetStream(c->blas, c->stream));
-    (void)b;
-    return SD_OK;
+    /* a workspace of its own: cuBLAS then allocates nothing while a step is captured into a graph */
+    CUDA_CHECK(cudaMalloc(&c->blas_ws, CUDA_BLAS_WORKSPACE));
+    CUBLAS_CHECK(cublasSetWorkspace(c->blas, c->blas_ws, CUDA_BLAS_WORKSPACE));
+    return cuda_recorder_new(b);
 }
 
 extern "C" be *be_cuda_new(int device, be_dtype act_dtype) {

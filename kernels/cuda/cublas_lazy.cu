@@ -24,6 +24,7 @@ sd_status cuda_blas_load(void) { return SD_OK; }
 typedef cublasStatus_t (*create_fn)(cublasHandle_t *);
 typedef cublasStatus_t (*destroy_fn)(cublasHandle_t);
 typedef cublasStatus_t (*set_stream_fn)(cublasHandle_t, cudaStream_t);
+typedef cublasStatus_t (*set_workspace_fn)(cublasHandle_t, void *, size_t);
 typedef const char *(*status_string_fn)(cublasStatus_t);
 typedef cublasStatus_t (*gemm_ex_fn)(cublasHandle_t, cublasOperation_t, cublasOperation_t, int, int, int, const void *, const void *, cudaDataType,
                                      int, const void *, cudaDataType, int, const void *, void *, cudaDataType, int, cublasComputeType_t,
@@ -36,6 +37,7 @@ static struct {
     create_fn create;
     destroy_fn destroy;
     set_stream_fn set_stream;
+    set_workspace_fn set_workspace;
     status_string_fn status_string;
     gemm_ex_fn gemm_ex;
     gemm_sb_ex_fn gemm_sb_ex;
@@ -54,10 +56,11 @@ static void api_load(void) {
     api.create = (create_fn)dlsym(h, "cublasCreate_v2");
     api.destroy = (destroy_fn)dlsym(h, "cublasDestroy_v2");
     api.set_stream = (set_stream_fn)dlsym(h, "cublasSetStream_v2");
+    api.set_workspace = (set_workspace_fn)dlsym(h, "cublasSetWorkspace_v2");
     api.status_string = (status_string_fn)dlsym(h, "cublasGetStatusString");
     api.gemm_ex = (gemm_ex_fn)dlsym(h, "cublasGemmEx");
     api.gemm_sb_ex = (gemm_sb_ex_fn)dlsym(h, "cublasGemmStridedBatchedEx");
-    if (!api.create || !api.destroy || !api.set_stream || !api.status_string || !api.gemm_ex || !api.gemm_sb_ex) {
+    if (!api.create || !api.destroy || !api.set_stream || !api.set_workspace || !api.status_string || !api.gemm_ex || !api.gemm_sb_ex) {
         snprintf(api.error, sizeof api.error, "%s lacks a function the CUDA backend needs", names[0]);
         api.create = NULL;
     }
@@ -73,6 +76,7 @@ extern "C" {
 cublasStatus_t CUBLASWINAPI cublasCreate_v2(cublasHandle_t *handle) { return api.create ? api.create(handle) : CUBLAS_STATUS_NOT_INITIALIZED; }
 cublasStatus_t CUBLASWINAPI cublasDestroy_v2(cublasHandle_t handle) { return api.destroy(handle); }
 cublasStatus_t CUBLASWINAPI cublasSetStream_v2(cublasHandle_t handle, cudaStream_t s) { return api.set_stream(handle, s); }
+cublasStatus_t CUBLASWINAPI cublasSetWorkspace_v2(cublasHandle_t handle, void *ws, size_t bytes) { return api.set_workspace(handle, ws, bytes); }
 const char *CUBLASWINAPI cublasGetStatusString(cublasStatus_t status) {
     return api.status_string ? api.status_string(status) : "cuBLAS not loaded";
 }

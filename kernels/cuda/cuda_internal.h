@@ -37,6 +37,8 @@ typedef struct cuda_impl {
     size_t scratch_budget;  /* what one im2col chunk or attention score chunk may take (default 256 MiB;
                                $SD_CUDA_SCRATCH_BYTES overrides it, e.g. to exercise chunking in tests) */
     int tile_mode;          /* igemm tiles: 0 by shape, 1 always 128x128, 2 always 64x64 ($SD_CUDA_TILE=big|small) */
+    void *blas_ws;          /* cuBLAS workspace (CUDA_BLAS_WORKSPACE bytes) */
+    struct cuda_recorder *rec; /* graph.cu: ops recorded until a sync point, one CUDA graph per repeated sequence */
     size_t smem_optin;      /* the device's largest dynamic shared memory per block */
     int flash_attention;    /* 1: fused attention kernel for f16/bf16 (default); 0: the cuBLAS reference path
                                ($SD_CUDA_ATTENTION=cublas, for comparisons) */
@@ -44,6 +46,8 @@ typedef struct cuda_impl {
 } cuda_impl;
 
 static inline cuda_impl *cuda_of(be *b) { return (cuda_impl *)b->impl; }
+
+#define CUDA_BLAS_WORKSPACE ((size_t)32 << 20)
 
 /* Records a failed step of an op as the backend's sticky error. */
 static inline void cuda_report(be *b, sd_status st) {
@@ -72,6 +76,17 @@ static inline size_t cuda_dtype_size(be_dtype t) { return t == BE_F32 ? 4 : 2; }
     case BE_BF16: { typedef __nv_bfloat16 T; __VA_ARGS__; } break;     \
     default: break;                                                    \
     }
+
+/* Raises kernel func's dynamic shared memory limit to `bytes` once per process (so never while a step is being
+ * captured into a graph); a no-op up to the default 48 KiB. Use in the function that launches func. */
+#define CUDA_SMEM_OPTIN(func, bytes)                                                                            \
+    do {                                                                                                        \
+        static int raised_ = 0;                                                                                 \
+        if ((bytes) > 48 * 1024 && raised_ < (bytes)) {                                                         \
+            CUDA_CHECK(cudaFuncSetAttribute(func, cudaFuncAttributeMaxDynamicSharedMemorySize, (bytes)));       \
+            raised_ = (bytes);                                                                                  \
+        }                                                                                                       \
+    } while (0)
 
 /* After a launch: a configuration error now, or a sticky error of an earlier kernel. */
 #define CUDA_CHECK_LAUNCH() CUDA_CHECK(cudaGetLastError())
@@ -165,7 +180,27 @@ static inline unsigned cuda_grid(size_t n, int threads) {
 /* cublas_lazy.cu: loads cuBLAS (real build; a no-op on the emulator). */
 sd_status cuda_blas_load(void);
 
-/* ---- op entry points (the ops table in backend.cu points at these) ---- */
+/* ---- the backend's memory and transfers (backend.cu), run when graph.cu's ops table calls them ---- */
+void cuda_free_backend(be *b);
+sd_status cuda_arena_reserve(be *b, size_t bytes);
+sd_status cuda_weight_upload(be *b, be_weight *w, be_dtype src_type, const void *src);
+void cuda_weight_free(be *b, be_weight *w);
+sd_status cuda_buffer_alloc(be *b, size_t bytes, void **p);
+void cuda_buffer_free(be *b, void *p);
+void cuda_upload(be *b, be_tensor *dst, const float *src);
+/* converts and queues the copy to host memory dst (pinned when it is to be captured); the caller synchronises */
+sd_status cuda_download_async(be *b, const be_tensor *src, float *dst);
+sd_status cuda_sync(be *b);
+
+/* graph.cu: the ops table; the recorder's life; dropping every captured graph (a buffer they use moved) */
+extern const struct be_ops cuda_ops;
+sd_status cuda_recorder_new(be *b);
+void cuda_recorder_free(be *b);
+void cuda_graphs_drop(be *b);
+/* fused.cu: whether cuda_gemm_fused takes these arguments (nothing is launched) */
+int cuda_gemm_fused_fits(be *b, const be_gemm_args *a);
+
+/* ---- op entry points (graph.cu's ops table runs these) ---- */
 
 /* eltwise.cu */
 sd_status cuda_convert(be *b, const void *src, be_dtype st_, void *dst, be_dtype dt_, size_t n);

@@ -191,7 +191,7 @@ static sd_status fa2_launch(be *b, const be_tensor *q, const be_tensor *k, const
     const int N = q->n, Tq = q->h * q->w, Tk = k->h * k->w, d = q->c / heads, dv = v->c / heads;
     const int smem = fa_cfg<D>::SMEM;
     if ((size_t)smem > c->smem_optin) return SD_ERR_UNSUPPORTED;
-    if (smem > 48 * 1024) CUDA_CHECK(cudaFuncSetAttribute(fa2_kernel<T, D, VEC>, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
+    CUDA_SMEM_OPTIN((fa2_kernel<T, D, VEC>), smem);
     const dim3 grid((Tq + FA_BQ - 1) / FA_BQ, heads, N);
     CUDA_LAUNCH((fa2_kernel<T, D, VEC>), grid, 32 * FA_WARPS, smem, c->stream, (const T *)q->data, (const T *)k->data, (const T *)v->data,
                 (T *)y->data, Tq, Tk, q->c, k->c, v->c, y->c, d, dv, 1.4426950408889634f / sqrtf((float)d), causal ? 1 : 0);

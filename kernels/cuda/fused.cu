@@ -58,6 +58,12 @@ static sd_status run(be *b, const be_gemm_args *a) {
     return cuda_igemm(b, &g);
 }
 
+int cuda_gemm_fused_fits(be *b, const be_gemm_args *a) {
+    ig_args g;
+    describe(a, &g);
+    return cuda_igemm_fits(b, &g);
+}
+
 int cuda_gemm_fused(be *b, const be_gemm_args *a) {
     sd_status st = run(b, a);
     if (st == SD_ERR_UNSUPPORTED) return 0;

@@ -307,7 +307,7 @@ igemm_kernel(const ig_args a) {
 template <typename T, typename TL, int NORM> static sd_status launch(be *b, const ig_args &a) {
     cuda_impl *c = cuda_of(b);
     if ((size_t)TL::SMEM > c->smem_optin) return SD_ERR_UNSUPPORTED;
-    if (TL::SMEM > 48 * 1024) CUDA_CHECK(cudaFuncSetAttribute(igemm_kernel<T, TL, NORM>, cudaFuncAttributeMaxDynamicSharedMemorySize, TL::SMEM));
+    CUDA_SMEM_OPTIN((igemm_kernel<T, TL, NORM>), TL::SMEM);
     const int ncols = a.geglu ? a.cout / 2 : a.nw * a.cout, oc = a.geglu ? TL::BN / 2 : TL::BN;
     const dim3 grid((a.M + TL::BM - 1) / TL::BM, (ncols + oc - 1) / oc);
     CUDA_LAUNCH((igemm_kernel<T, TL, NORM>), grid, TL::THREADS, TL::SMEM, c->stream, a);

@@ -13,6 +13,10 @@ const char *cuda_test_platform(void);
 int cuda_test_clean(char *msg, size_t cap);
 /* Kernel launches so far (emulator), or -1 where they are not counted (GPU). */
 long long cuda_test_launches(void);
+/* Counters so far (emulator; 0 and -1 everywhere on a GPU): kernels run, cudaGraphLaunch calls, allocations
+ * (device and pinned host), host waits (stream/device/event synchronisation, synchronous copies). */
+typedef struct cuda_test_counts { long long kernels, graphs, mallocs, syncs; } cuda_test_counts;
+int cuda_test_counters(cuda_test_counts *c);
 /* Launches per kernel name since the last reset (emulator; 0 on a GPU): see cuda_emu_launch_counts. */
 int cuda_test_launch_counts(const char **names, unsigned long long *counts, int cap, int reset);
 

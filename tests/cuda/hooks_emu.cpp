@@ -27,3 +27,13 @@ extern "C" long long cuda_test_launches(void) {
 extern "C" int cuda_test_launch_counts(const char **names, unsigned long long *counts, int cap, int reset) {
     return cuda_emu_launch_counts(names, counts, cap, reset);
 }
+
+extern "C" int cuda_test_counters(cuda_test_counts *c) {
+    struct cuda_emu_stats st;
+    cuda_emu_get_stats(&st);
+    c->kernels = (long long)st.launches;
+    c->graphs = (long long)st.graph_launches;
+    c->mallocs = (long long)st.mallocs;
+    c->syncs = (long long)st.syncs;
+    return 1;
+}

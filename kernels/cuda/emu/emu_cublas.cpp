@@ -106,6 +106,24 @@ cublasStatus_t gemm(cublasHandle_t h, const char *fn, cublasOperation_t ta, cubl
                     cublasComputeType_t compute, const void *const *Aa, const void *const *Ba, void *const *Ca) {
     if (!h) return CUBLAS_STATUS_NOT_INITIALIZED;
     if (emu_sticky()) return CUBLAS_STATUS_EXECUTION_FAILED;
+    if (cuda_emu_stream_capturing(h->stream)) {
+        /* a graph node: the scalars are read now (host pointer mode reads them at the call), the rest when it runs */
+        unsigned char al[8] = {0}, be[8] = {0};
+        const size_t ss = h->pmode == CUBLAS_POINTER_MODE_HOST ? (compute == CUBLAS_COMPUTE_64F ? 8 : compute == CUBLAS_COMPUTE_16F ? 2 : 4) : 0;
+        if (ss) {
+            if (!alpha || !beta) return CUBLAS_STATUS_INVALID_VALUE;
+            memcpy(al, alpha, ss);
+            memcpy(be, beta, ss);
+        }
+        cublasContext hc = *h;
+        cuda_emu_capture_node(h->stream, fn, [=](cudaStream_t s) mutable {
+            cublasContext hr = hc;
+            hr.stream = s;
+            gemm(&hr, fn, ta, tb, m, n, k, ss ? (const void *)al : alpha, A, at, lda, sa, B, bt, ldb, sb, ss ? (const void *)be : beta, C, ct,
+                 ldc, sc, batch, compute, Aa, Ba, Ca);
+        });
+        return CUBLAS_STATUS_SUCCESS;
+    }
     if (!supported(at, bt, ct, compute)) {
         emu_violation(cudaSuccess, "%s: types A %d, B %d, C %d with compute type %d are not a supported combination", fn, at, bt, ct, compute);
         return CUBLAS_STATUS_NOT_SUPPORTED;

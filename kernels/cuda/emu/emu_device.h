@@ -11,7 +11,13 @@
 #include <string.h>
 
 #include <cmath>
+#include <functional>
+#include <memory>
+#include <string>
+#include <tuple>
 #include <type_traits>
+#include <utility>
+/* (the C++ headers come before the keyword macros below: libstdc++ spells __noinline__ as an attribute) */
 
 /* ---- keywords ---------------------------------------------------------------------------------- */
 #define __global__

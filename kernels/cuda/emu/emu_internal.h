@@ -38,6 +38,16 @@ void emu_tc_thread_exit(unsigned linear);
 /* A block starts: no thread has copies in flight. */
 void emu_tc_reset(unsigned nthreads);
 
+/* ---- graphs (emu_graph.cpp) ------------------------------------------------------------------------------ */
+/* Marks the capture of stream s invalid (cudaStreamEndCapture will fail) and logs why as a warning. */
+void emu_capture_invalidate(cudaStream_t s, const char *why);
+/* A potentially unsafe call (allocation, free, synchronous copy or wait): invalidates every capture in global
+ * mode; returns 1 if there was one (the call then fails with cudaErrorStreamCaptureUnsupported). */
+int emu_capture_prohibits(const char *what);
+unsigned long long emu_graph_launches(void);
+/* counters of cuda_emu_stats kept by the runtime */
+extern unsigned long long emu_count_mallocs, emu_count_syncs;
+
 /* ---- memory (emu_memory.cpp) ------------------------------------------------------------------------- */
 enum emu_mem_kind { EMU_MEM_NONE, EMU_MEM_DEVICE, EMU_MEM_PINNED, EMU_MEM_SYMBOL, EMU_MEM_FREED };
 /* Classify [p, p+n): the kind of the allocation holding p (NONE if no allocation does). For DEVICE,

@@ -234,6 +234,8 @@ void cuda_emu_register_symbol(const void *p, size_t n) {
 /* ---- runtime API ------------------------------------------------------------------------------------- */
 cudaError_t cudaMalloc(void **p, size_t n, const char *file, int line) {
     if (emu_sticky()) return emu_sticky();
+    if (emu_capture_prohibits("cudaMalloc")) return emu_error(cudaErrorStreamCaptureUnsupported);
+    emu_count_mallocs++;
     if (!p) return emu_error(cudaErrorInvalidValue);
     *p = NULL;
     if (n == 0) return cudaSuccess;
@@ -257,6 +259,7 @@ cudaError_t cudaMalloc(void **p, size_t n, const char *file, int line) {
 
 cudaError_t cudaFree(void *p) {
     if (!p) return emu_sticky();
+    if (emu_capture_prohibits("cudaFree")) return emu_error(cudaErrorStreamCaptureUnsupported);
     Lock l;
     auto it = g_allocs.find((uintptr_t)p);
     if (it == g_allocs.end() || it->second.kind != EMU_MEM_DEVICE) {
@@ -290,6 +293,8 @@ cudaError_t cudaFreeAsync(void *p, cudaStream_t s) {
 
 cudaError_t cudaHostAlloc(void **p, size_t n, unsigned) {
     if (emu_sticky()) return emu_sticky();
+    if (emu_capture_prohibits("cudaHostAlloc")) return emu_error(cudaErrorStreamCaptureUnsupported);
+    emu_count_mallocs++;
     if (!p) return emu_error(cudaErrorInvalidValue);
     *p = NULL;
     if (n == 0) return cudaSuccess;
@@ -306,6 +311,7 @@ cudaError_t cudaMallocHost(void **p, size_t n) { return cudaHostAlloc(p, n, 0); 
 
 cudaError_t cudaFreeHost(void *p) {
     if (!p) return emu_sticky();
+    if (emu_capture_prohibits("cudaFreeHost")) return emu_error(cudaErrorStreamCaptureUnsupported);
     Lock l;
     auto it = g_allocs.find((uintptr_t)p);
     if (it == g_allocs.end() || it->second.kind != EMU_MEM_PINNED) {
@@ -317,7 +323,15 @@ cudaError_t cudaFreeHost(void *p) {
     return emu_sticky();
 }
 
+static cudaError_t copy(void *dst, const void *src, size_t n, cudaMemcpyKind kind);
+
 cudaError_t cudaMemcpy(void *dst, const void *src, size_t n, cudaMemcpyKind kind) {
+    if (emu_capture_prohibits("a synchronous cudaMemcpy")) return emu_error(cudaErrorStreamCaptureUnsupported);
+    emu_count_syncs++;
+    return copy(dst, src, n, kind);
+}
+
+static cudaError_t copy(void *dst, const void *src, size_t n, cudaMemcpyKind kind) {
     if (emu_sticky()) return emu_sticky();
     if (n == 0) return cudaSuccess;
     if (!dst || !src) {
@@ -330,9 +344,25 @@ cudaError_t cudaMemcpy(void *dst, const void *src, size_t n, cudaMemcpyKind kind
     return cudaSuccess;
 }
 
+/* host memory a captured copy may use: pinned (a graph reads or writes it when it runs, not at the call) */
+static int capturable_host(const void *p, size_t n) {
+    int fits;
+    emu_mem_kind k = emu_mem_lookup(p, n, &fits, NULL, 0);
+    return (k == EMU_MEM_PINNED || k == EMU_MEM_DEVICE) && fits;
+}
+
 cudaError_t cudaMemcpyAsync(void *dst, const void *src, size_t n, cudaMemcpyKind kind, cudaStream_t s) {
     cudaError_t e = cudaStreamQuery(s);
-    return e ? emu_error(e) : cudaMemcpy(dst, src, n, kind);
+    if (e) return emu_error(e);
+    if (cuda_emu_stream_capturing(s)) {
+        if (!capturable_host(dst, n) || !capturable_host(src, n)) {
+            emu_capture_invalidate(s, "cudaMemcpyAsync with pageable host memory");
+            return emu_error(cudaErrorStreamCaptureUnsupported);
+        }
+        cuda_emu_capture_node(s, "cudaMemcpyAsync", [=](cudaStream_t) { copy(dst, src, n, kind); });
+        return cudaSuccess;
+    }
+    return copy(dst, src, n, kind);
 }
 
 cudaError_t cudaMemcpy2D(void *dst, size_t dpitch, const void *src, size_t spitch, size_t width, size_t height, cudaMemcpyKind kind) {
@@ -353,15 +383,29 @@ cudaError_t cudaMemcpy2DAsync(void *dst, size_t dpitch, const void *src, size_t 
 
 cudaError_t cudaMemset(void *dst, int value, size_t n) {
     if (emu_sticky()) return emu_sticky();
+    if (emu_capture_prohibits("a synchronous cudaMemset")) return emu_error(cudaErrorStreamCaptureUnsupported);
     if (n == 0) return cudaSuccess;
     if (!emu_mem_check(dst, n, 0, "cudaMemset")) return emu_error(cudaErrorInvalidValue);
     memset(dst, value, n);
     return cudaSuccess;
 }
 
+static cudaError_t set_now(void *dst, int value, size_t n) {
+    if (emu_sticky()) return emu_sticky();
+    if (n == 0) return cudaSuccess;
+    if (!emu_mem_check(dst, n, 0, "cudaMemsetAsync")) return emu_error(cudaErrorInvalidValue);
+    memset(dst, value, n);
+    return cudaSuccess;
+}
+
 cudaError_t cudaMemsetAsync(void *dst, int value, size_t n, cudaStream_t s) {
     cudaError_t e = cudaStreamQuery(s);
-    return e ? emu_error(e) : cudaMemset(dst, value, n);
+    if (e) return emu_error(e);
+    if (cuda_emu_stream_capturing(s)) {
+        cuda_emu_capture_node(s, "cudaMemsetAsync", [=](cudaStream_t) { set_now(dst, value, n); });
+        return cudaSuccess;
+    }
+    return set_now(dst, value, n);
 }
 
 cudaError_t cuda_emu_symbol_copy(void *sym, size_t sym_size, void *host, size_t n, size_t off, int to_symbol) {

@@ -28,6 +28,8 @@ bool valid_stream(cudaStream_t s) {
 
 } // namespace
 
+unsigned long long emu_count_mallocs, emu_count_syncs;
+
 /* ---- errors and the violation log ----------------------------------------------------------------------- */
 cudaError_t emu_error(cudaError_t e) {
     if (e != cudaSuccess) g_last = e;
@@ -86,7 +88,7 @@ const char *cudaGetErrorName(cudaError_t e) {
         E(cudaErrorNoDevice) E(cudaErrorInvalidDevice) E(cudaErrorInvalidResourceHandle) E(cudaErrorIllegalState)
         E(cudaErrorNotReady) E(cudaErrorIllegalAddress) E(cudaErrorLaunchOutOfResources) E(cudaErrorAssert)
         E(cudaErrorMisalignedAddress) E(cudaErrorLaunchFailure) E(cudaErrorNotSupported)
-        E(cudaErrorStreamCaptureUnsupported) E(cudaErrorUnknown)
+        E(cudaErrorStreamCaptureUnsupported) E(cudaErrorStreamCaptureInvalidated) E(cudaErrorUnknown)
 #undef E
     }
     return "cudaErrorUnknown";
@@ -117,7 +119,11 @@ cudaError_t cudaGetLastError(void) {
     return e;
 }
 cudaError_t cudaPeekAtLastError(void) { return g_last; }
-cudaError_t cudaDeviceSynchronize(void) { return g_sticky; }
+cudaError_t cudaDeviceSynchronize(void) {
+    if (emu_capture_prohibits("cudaDeviceSynchronize")) return emu_error(cudaErrorStreamCaptureUnsupported);
+    emu_count_syncs++;
+    return g_sticky;
+}
 
 cudaError_t cudaDeviceReset(void) {
     emu_mem_free_all();
@@ -223,7 +229,15 @@ cudaError_t cudaStreamDestroy(cudaStream_t s) {
     return g_sticky;
 }
 cudaError_t cudaStreamQuery(cudaStream_t s) { return valid_stream(s) ? g_sticky : emu_error(cudaErrorInvalidResourceHandle); }
-cudaError_t cudaStreamSynchronize(cudaStream_t s) { return cudaStreamQuery(s); }
+cudaError_t cudaStreamSynchronize(cudaStream_t s) {
+    if (cuda_emu_stream_capturing(s)) {
+        emu_capture_invalidate(s, "cudaStreamSynchronize of the capturing stream");
+        return emu_error(cudaErrorStreamCaptureUnsupported);
+    }
+    if (emu_capture_prohibits("cudaStreamSynchronize")) return emu_error(cudaErrorStreamCaptureUnsupported);
+    emu_count_syncs++;
+    return cudaStreamQuery(s);
+}
 cudaError_t cudaStreamWaitEvent(cudaStream_t s, cudaEvent_t e, unsigned) {
     if (!valid_stream(s) || !g_events.count((const void *)e)) return emu_error(cudaErrorInvalidResourceHandle);
     return g_sticky;
@@ -250,9 +264,10 @@ cudaError_t cudaEventRecord(cudaEvent_t e, cudaStream_t s) {
     return g_sticky;
 }
 cudaError_t cudaEventSynchronize(cudaEvent_t e) {
+    emu_count_syncs++;
     return g_events.count((const void *)e) ? g_sticky : emu_error(cudaErrorInvalidResourceHandle);
 }
-cudaError_t cudaEventQuery(cudaEvent_t e) { return cudaEventSynchronize(e); }
+cudaError_t cudaEventQuery(cudaEvent_t e) { return g_events.count((const void *)e) ? g_sticky : emu_error(cudaErrorInvalidResourceHandle); }
 cudaError_t cudaEventElapsedTime(float *ms, cudaEvent_t a, cudaEvent_t b) {
     if (!g_events.count((const void *)a) || !g_events.count((const void *)b)) return emu_error(cudaErrorInvalidResourceHandle);
     const EmuEvent *x = (const EmuEvent *)a, *y = (const EmuEvent *)b;

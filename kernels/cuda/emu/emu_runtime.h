@@ -5,6 +5,8 @@
 
 #include "emu_device.h"
 
+#include <functional>
+#include <memory>
 #include <tuple>
 #include <utility>
 
@@ -17,7 +19,7 @@ enum cudaError {
     cudaErrorIllegalState = 401, cudaErrorNotReady = 600, cudaErrorIllegalAddress = 700,
     cudaErrorLaunchOutOfResources = 701, cudaErrorAssert = 710, cudaErrorMisalignedAddress = 716,
     cudaErrorLaunchFailure = 719, cudaErrorNotSupported = 801, cudaErrorStreamCaptureUnsupported = 900,
-    cudaErrorUnknown = 999
+    cudaErrorStreamCaptureInvalidated = 901, cudaErrorUnknown = 999
 };
 typedef enum cudaError cudaError_t;
 
@@ -49,6 +51,10 @@ typedef enum cudaDataType_t cudaDataType;
 
 typedef struct CUstream_st *cudaStream_t;
 typedef struct CUevent_st *cudaEvent_t;
+typedef struct CUgraph_st *cudaGraph_t;
+typedef struct CUgraphExec_st *cudaGraphExec_t;
+enum cudaStreamCaptureMode { cudaStreamCaptureModeGlobal = 0, cudaStreamCaptureModeThreadLocal = 1, cudaStreamCaptureModeRelaxed = 2 };
+enum cudaStreamCaptureStatus { cudaStreamCaptureStatusNone = 0, cudaStreamCaptureStatusActive = 1, cudaStreamCaptureStatusInvalidated = 2 };
 #define cudaStreamLegacy ((cudaStream_t)0x1)
 #define cudaStreamPerThread ((cudaStream_t)0x2)
 
@@ -133,6 +139,21 @@ cudaError_t cudaEventSynchronize(cudaEvent_t e);
 cudaError_t cudaEventQuery(cudaEvent_t e);
 cudaError_t cudaEventElapsedTime(float *ms, cudaEvent_t a, cudaEvent_t b);
 
+/* CUDA graphs by stream capture (emu_graph.cpp): a capturing stream records its work as nodes; cudaGraphLaunch runs
+ * them in order. Capture rules as CUDA's (see there). */
+cudaError_t cudaStreamBeginCapture(cudaStream_t s, cudaStreamCaptureMode mode);
+cudaError_t cudaStreamEndCapture(cudaStream_t s, cudaGraph_t *graph);
+cudaError_t cudaStreamIsCapturing(cudaStream_t s, cudaStreamCaptureStatus *status);
+cudaError_t cudaGraphInstantiate(cudaGraphExec_t *exec, cudaGraph_t graph, unsigned long long flags = 0);
+cudaError_t cudaGraphLaunch(cudaGraphExec_t exec, cudaStream_t s);
+cudaError_t cudaGraphExecDestroy(cudaGraphExec_t exec);
+cudaError_t cudaGraphDestroy(cudaGraph_t graph);
+/* emulator side: a node runs on the stream the graph is launched on */
+typedef std::function<void(cudaStream_t)> cuda_emu_node;
+int cuda_emu_stream_capturing(cudaStream_t s);
+void cuda_emu_capture_node(cudaStream_t s, const char *what, cuda_emu_node fn);
+size_t cuda_emu_graph_nodes(cudaGraphExec_t exec);  /* for tests */
+
 cudaError_t cudaFuncSetAttribute(const void *func, cudaFuncAttribute attr, int value);
 template <typename... P> static inline cudaError_t cudaFuncSetAttribute(void (*func)(P...), cudaFuncAttribute attr, int value) {
     return cudaFuncSetAttribute((const void *)func, attr, value);
@@ -178,19 +199,29 @@ static inline void cuda_emu_launch(const char *name, const char *file, int line,
                                    dim3 block, size_t smem, cudaStream_t stream, A &&...args) {
     static_assert(sizeof...(P) == sizeof...(A), "CUDA_LAUNCH: the number of arguments differs from the kernel's parameters");
     using Params = std::tuple<std::decay_t<P>...>;
+    struct Ctx { void (*k)(P...); Params *p; };
+    /* runs the launch with its converted parameters on stream s */
+    auto run = [=](Params *params, cudaStream_t s) {
+        Ctx ctx{kernel, params};
+        int idx[sizeof...(P) + 1];
+        const void *val[sizeof...(P) + 1];
+        cuda_emu_launch_desc d;
+        d.name = name; d.file = file; d.line = line; d.func = (const void *)kernel;
+        d.grid = grid; d.block = block; d.smem = smem; d.stream = s;
+        d.thunk = [](void *c) { Ctx *x = (Ctx *)c; std::apply(x->k, *x->p); };
+        d.ctx = &ctx;
+        d.nptr = cuda_emu_detail::collect_ptrs(*params, idx, val, std::index_sequence_for<P...>{});
+        d.ptr_index = idx;
+        d.ptr_value = val;
+        cuda_emu_launch_run(&d);
+    };
+    if (cuda_emu_stream_capturing(stream)) { /* a graph node keeps its own copy of the parameters */
+        auto held = std::make_shared<Params>(std::forward<A>(args)...);
+        cuda_emu_capture_node(stream, name, [run, held](cudaStream_t s) { run(held.get(), s); });
+        return;
+    }
     Params params(std::forward<A>(args)...);
-    struct Ctx { void (*k)(P...); Params *p; } ctx{kernel, &params};
-    int idx[sizeof...(P) + 1];
-    const void *val[sizeof...(P) + 1];
-    cuda_emu_launch_desc d;
-    d.name = name; d.file = file; d.line = line; d.func = (const void *)kernel;
-    d.grid = grid; d.block = block; d.smem = smem; d.stream = stream;
-    d.thunk = [](void *c) { Ctx *x = (Ctx *)c; std::apply(x->k, *x->p); };
-    d.ctx = &ctx;
-    d.nptr = cuda_emu_detail::collect_ptrs(params, idx, val, std::index_sequence_for<P...>{});
-    d.ptr_index = idx;
-    d.ptr_value = val;
-    cuda_emu_launch_run(&d);
+    run(&params, stream);
 }
 
 /* ---- emulator controls, for tests ---------------------------------------------------------------------
@@ -213,7 +244,9 @@ enum cuda_emu_sched cuda_emu_schedule(void);
 const char *cuda_emu_schedule_name(void);    /* "inorder", "reverse", "random", "greedy" */
 unsigned cuda_emu_seed(void);
 void cuda_emu_set_schedule(enum cuda_emu_sched s, unsigned seed);
-struct cuda_emu_stats { unsigned long long launches, blocks, threads, switches; };
+/* launches: kernels run (graph nodes included); graph_launches: cudaGraphLaunch calls; mallocs: cudaMalloc and
+ * cudaMallocHost/HostAlloc calls; syncs: host waits (stream, device and event synchronisation, synchronous copies) */
+struct cuda_emu_stats { unsigned long long launches, blocks, threads, switches, graph_launches, mallocs, syncs; };
 void cuda_emu_get_stats(struct cuda_emu_stats *s);
 /* Launches per kernel since the last reset, by the name CUDA_LAUNCH gave the kernel (launch-count tests): fills up
  * to cap entries, returns the number of distinct kernels; reset != 0 starts counting afresh. */

@@ -781,4 +781,7 @@ void cuda_emu_get_stats(struct cuda_emu_stats *s) {
     s->blocks = S.blocks;
     s->threads = S.threads;
     s->switches = S.switches;
+    s->graph_launches = emu_graph_launches();
+    s->mallocs = emu_count_mallocs;
+    s->syncs = emu_count_syncs;
 }

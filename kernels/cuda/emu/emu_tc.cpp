@@ -12,12 +12,27 @@ namespace {
 
 struct MmaLane { float *d; const uint32_t *a, *b; };
 
-inline float lo16(uint32_t r, int bf) { return bf ? cuda_emu_bf2f_bits((uint16_t)r) : cuda_emu_h2f_bits((uint16_t)r); }
+/* f16 -> f32 of every bit pattern (exact): the software conversion per element would dominate an mma */
+float g_f16[65536];
+struct F16Init {
+    F16Init() {
+        for (unsigned i = 0; i < 65536; i++) g_f16[i] = cuda_emu_h2f_bits((uint16_t)i);
+    }
+} g_f16_init;
+inline float lo16(uint32_t r, int bf) {
+    if (bf) {
+        const uint32_t u = (r & 0xffffu) << 16;
+        float f;
+        memcpy(&f, &u, 4);
+        return f;
+    }
+    return g_f16[r & 0xffffu];
+}
 inline float hi16(uint32_t r, int bf) { return lo16(r >> 16, bf); }
 
 template <int BF> void mma_fn(void *const *data, unsigned present) {
     if (present != 0xffffffffu) cuda_emu_fail("mma.sync: lanes %#x of the warp did not take part (.aligned needs all 32)", ~present);
-    float A[16][16], B[16][8], C[16][8];
+    float A[16][16], B[16][8], C[16][8], Bt[8][16];
     for (int l = 0; l < 32; l++) {
         const MmaLane *m = (const MmaLane *)data[l];
         const int g = l >> 2, t = l & 3;
@@ -35,10 +50,12 @@ template <int BF> void mma_fn(void *const *data, unsigned present) {
         /* C: (g, 2t), (g, 2t+1), (g+8, 2t), (g+8, 2t+1) */
         for (int i = 0; i < 4; i++) C[g + (i >> 1) * 8][2 * t + (i & 1)] = m->d[i];
     }
+    for (int k = 0; k < 16; k++)
+        for (int j = 0; j < 8; j++) Bt[j][k] = B[k][j];
     for (int i = 0; i < 16; i++)
         for (int j = 0; j < 8; j++) {
             float s = C[i][j];
-            for (int k = 0; k < 16; k++) s += A[i][k] * B[k][j]; /* the products are exact in f32 */
+            for (int k = 0; k < 16; k++) s += A[i][k] * Bt[j][k]; /* the products are exact in f32; summed in k order */
             C[i][j] = s;
         }
     for (int l = 0; l < 32; l++) { /* after every read: a lane's d is also its c */

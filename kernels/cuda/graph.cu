@@ -1,0 +1,485 @@
+/* graph.cu — the CUDA backend's ops table, and one CUDA graph per repeated step.
+ *
+ * The ops do not launch at the call: each is recorded (a closure over copies of its arguments) and folded into a
+ * fingerprint of the sequence (op kinds, tensor addresses and shapes, weights, scalars, sizes of host data). Host
+ * inputs (uploads, token ids, timesteps) are copied at the call into pinned staging memory, at an offset that only
+ * depends on the sequence. A sync point (download, sync, memory management) runs the recorded sequence:
+ *   - the first time a fingerprint is seen: eagerly (buffers grow, kernel attributes are set: the warm-up);
+ *   - the second time: captured into a CUDA graph (global capture mode: nothing may allocate or wait), instantiated
+ *     and launched; if the capture fails it runs eagerly and is tried again later;
+ *   - after that: the graph is launched, the recorded closures are dropped unrun.
+ * A UNet step is [upload x, the forward's ops, download eps]: with the arena's repeating addresses every step of
+ * one resolution and batch has the same fingerprint, so a step is one cudaGraphLaunch and one wait (the download)
+ * — no allocation, no other host synchronisation. Anything that moves a buffer a graph uses (the arena, the op
+ * scratch buffers, the staging memory) drops the graphs. $SD_CUDA_GRAPH=0 runs every op at its call instead. */
+#include "cuda_internal.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include <functional>
+#include <vector>
+
+#define MAX_GRAPHS 8    /* instantiated graphs kept (least recently used dropped) */
+#define MAX_SEEN 64     /* fingerprints remembered for their second occurrence */
+#define STAGE_ALIGN 256
+
+struct cuda_recorder {
+    int on;
+    std::vector<std::function<void(be *)>> ops;
+    uint64_t fp;
+    /* pinned staging: chunks; the segment's data is at deterministic offsets; one chunk in the steady state */
+    std::vector<std::pair<unsigned char *, size_t>> chunks;
+    size_t used; /* in the last chunk */
+    struct graph { uint64_t fp; cudaGraphExec_t exec; unsigned long long last; };
+    std::vector<graph> graphs;
+    std::vector<uint64_t> seen;
+    std::vector<std::pair<uint64_t, int>> failures;
+    unsigned long long tick;
+};
+
+static cuda_recorder *R(be *b) { return cuda_of(b)->rec; }
+
+/* ---- fingerprint (FNV-1a over the fields, never over struct padding) ---- */
+
+static void mix(uint64_t *h, const void *p, size_t n) {
+    const unsigned char *c = (const unsigned char *)p;
+    for (size_t i = 0; i < n; i++) *h = (*h ^ c[i]) * 0x100000001b3ull;
+}
+static void fp_of(uint64_t *h, int v) { mix(h, &v, sizeof v); }
+static void fp_of(uint64_t *h, size_t v) { mix(h, &v, sizeof v); }
+static void fp_of(uint64_t *h, float v) { mix(h, &v, sizeof v); }
+static void fp_of(uint64_t *h, const void *p) { mix(h, &p, sizeof p); }
+static void fp_of(uint64_t *h, const be_tensor &t) {
+    fp_of(h, (const void *)t.data);
+    fp_of(h, t.n); fp_of(h, t.h); fp_of(h, t.w); fp_of(h, t.c);
+}
+static void fp_of(uint64_t *h, const be_weight &w) {
+    fp_of(h, (const void *)w.data);
+    fp_of(h, (int)w.kind); fp_of(h, w.out); fp_of(h, w.in); fp_of(h, w.kh); fp_of(h, w.kw);
+}
+template <typename T, typename... Rest> static void fp_all(uint64_t *h, const T &v, const Rest &...rest) {
+    fp_of(h, v);
+    if constexpr (sizeof...(Rest) > 0) fp_all(h, rest...);
+}
+
+/* Records op `kind` with the values that identify it; false: recording is off and the caller runs the op now. */
+template <typename... A> static bool record(be *b, int kind, std::function<void(be *)> fn, const A &...ident) {
+    cuda_recorder *r = R(b);
+    if (!r || !r->on) return false;
+    fp_of(&r->fp, kind);
+    fp_all(&r->fp, ident...);
+    r->ops.push_back(std::move(fn));
+    return true;
+}
+
+/* ---- pinned staging ---- */
+
+/* At the start of a segment (used == 0): when the last one needed several chunks, one chunk of their total size. */
+static void stage_consolidate(be *b) {
+    cuda_recorder *r = R(b);
+    if (r->chunks.size() > 1) {
+        size_t total = 0;
+        for (auto &c : r->chunks) total += c.second;
+        cudaStreamSynchronize(cuda_of(b)->stream);
+        for (auto &c : r->chunks) cudaFreeHost(c.first);
+        r->chunks.clear();
+        cuda_graphs_drop(b);
+        unsigned char *p = NULL;
+        if (cudaMallocHost((void **)&p, total) == cudaSuccess) r->chunks.push_back({p, total});
+        else cudaGetLastError();
+    }
+}
+
+/* bytes of pinned memory for this segment (NULL and an error when there is none). A segment's allocations start at
+ * offset 0 of the first chunk (flush resets it), so the same sequence of calls gets the same addresses. */
+static void *stage(be *b, size_t bytes) {
+    cuda_recorder *r = R(b);
+    if (r->used == 0) stage_consolidate(b);
+    bytes = (bytes + STAGE_ALIGN - 1) & ~(size_t)(STAGE_ALIGN - 1);
+    if (r->chunks.empty() || r->used + bytes > r->chunks.back().second) { /* (a segment's first call starts at chunk 0) */
+        size_t want = bytes > ((size_t)1 << 20) ? bytes : ((size_t)1 << 20);
+        unsigned char *p = NULL;
+        if (cudaMallocHost((void **)&p, want) != cudaSuccess) {
+            cudaGetLastError();
+            be_set_error(b, SD_ERR_MEMORY, "cuda backend: cannot allocate %.1f MiB of pinned host memory", want / 1048576.0);
+            return NULL;
+        }
+        r->chunks.push_back({p, want});
+        r->used = 0;
+    }
+    void *p = r->chunks.back().first + r->used;
+    r->used += bytes;
+    return p;
+}
+
+/* ---- graphs ---- */
+
+void cuda_graphs_drop(be *b) {
+    cuda_recorder *r = R(b);
+    if (!r) return;
+    for (auto &g : r->graphs) cudaGraphExecDestroy(g.exec);
+    r->graphs.clear();
+}
+
+static void run_ops(be *b) {
+    for (auto &op : R(b)->ops) {
+        if (!be_ok(b)) break;
+        op(b);
+    }
+}
+
+static bool seen(cuda_recorder *r, uint64_t fp) {
+    for (uint64_t s : r->seen)
+        if (s == fp) return true;
+    return false;
+}
+
+/* The recorded ops captured into a graph, launched; false when the capture failed (nothing ran). */
+static bool capture_and_launch(be *b, uint64_t fp) {
+    cuda_recorder *r = R(b);
+    cudaStream_t s = cuda_of(b)->stream;
+    if (cudaStreamBeginCapture(s, cudaStreamCaptureModeGlobal) != cudaSuccess) {
+        cudaGetLastError();
+        return false;
+    }
+    run_ops(b);
+    cudaGraph_t graph = NULL;
+    const cudaError_t e = cudaStreamEndCapture(s, &graph);
+    cudaGraphExec_t exec = NULL;
+    if (e != cudaSuccess || !be_ok(b) || cudaGraphInstantiate(&exec, graph, 0) != cudaSuccess) {
+        /* nothing ran during the capture: forget what it reported and let the eager run redo it */
+        if (graph) cudaGraphDestroy(graph);
+        cudaGetLastError();
+        be_clear_error(b);
+        return false;
+    }
+    cudaGraphDestroy(graph);
+    if (r->graphs.size() == MAX_GRAPHS) { /* the least recently used goes */
+        size_t lru = 0;
+        for (size_t i = 1; i < r->graphs.size(); i++)
+            if (r->graphs[i].last < r->graphs[lru].last) lru = i;
+        cudaGraphExecDestroy(r->graphs[lru].exec);
+        r->graphs.erase(r->graphs.begin() + (long)lru);
+    }
+    r->graphs.push_back({fp, exec, ++r->tick});
+    if (cudaGraphLaunch(exec, s) != cudaSuccess) be_set_error(b, SD_ERR_BACKEND, "cuda backend: cudaGraphLaunch: %s", cudaGetErrorString(cudaGetLastError()));
+    return true;
+}
+
+/* Runs what was recorded: a graph when this sequence has one, else captured on its second occurrence, else eagerly. */
+static void flush(be *b) {
+    cuda_recorder *r = R(b);
+    if (!r || r->ops.empty()) return;
+    const uint64_t fp = r->fp;
+    bool done = !be_ok(b); /* after an error nothing more runs */
+    for (auto &g : r->graphs)
+        if (!done && g.fp == fp) {
+            g.last = ++r->tick;
+            if (cudaGraphLaunch(g.exec, cuda_of(b)->stream) != cudaSuccess)
+                be_set_error(b, SD_ERR_BACKEND, "cuda backend: cudaGraphLaunch: %s", cudaGetErrorString(cudaGetLastError()));
+            done = true;
+        }
+    if (!done && seen(r, fp)) {
+        int fails = 0;
+        for (auto &f : r->failures)
+            if (f.first == fp) fails = f.second;
+        if (fails < 2 && !(done = capture_and_launch(b, fp))) {
+            for (size_t i = 0; i < r->seen.size(); i++) /* seen again only after another eager run */
+                if (r->seen[i] == fp) r->seen.erase(r->seen.begin() + (long)i);
+            bool found = false;
+            for (auto &f : r->failures)
+                if (f.first == fp) { f.second++; found = true; }
+            if (!found) r->failures.push_back({fp, 1});
+        }
+    }
+    if (!done) {
+        run_ops(b);
+        if (!seen(r, fp)) {
+            if (r->seen.size() == MAX_SEEN) r->seen.erase(r->seen.begin());
+            r->seen.push_back(fp);
+        }
+    }
+    r->ops.clear();
+    r->fp = 0xcbf29ce484222325ull;
+    r->used = 0; /* the staged data stays readable until the next segment stages something */
+}
+
+sd_status cuda_recorder_new(be *b) {
+    cuda_recorder *r = new cuda_recorder();
+    const char *env = getenv("SD_CUDA_GRAPH");
+    r->on = !(env && !strcmp(env, "0"));
+    r->fp = 0xcbf29ce484222325ull;
+    r->used = 0;
+    r->tick = 0;
+    cuda_of(b)->rec = r;
+    return SD_OK;
+}
+
+void cuda_recorder_free(be *b) {
+    cuda_recorder *r = R(b);
+    if (!r) return;
+    if (cuda_of(b)->stream) cudaStreamSynchronize(cuda_of(b)->stream);
+    cuda_graphs_drop(b);
+    for (auto &c : r->chunks) cudaFreeHost(c.first);
+    delete r;
+    cuda_of(b)->rec = NULL;
+}
+
+/* ---- sync points: what was recorded runs first ---- */
+
+static void g_free(be *b) {
+    if (R(b)) R(b)->ops.clear(); /* nobody can read the results any more */
+    cuda_free_backend(b);
+}
+static sd_status g_arena_reserve(be *b, size_t bytes) {
+    flush(b);
+    cuda_graphs_drop(b); /* they hold addresses in the old arena */
+    if (R(b)) R(b)->seen.clear();
+    return cuda_arena_reserve(b, bytes);
+}
+static sd_status g_weight_upload(be *b, be_weight *w, be_dtype src_type, const void *src) {
+    flush(b);
+    return cuda_weight_upload(b, w, src_type, src);
+}
+static void g_weight_free(be *b, be_weight *w) {
+    flush(b);
+    cuda_weight_free(b, w);
+}
+static sd_status g_buffer_alloc(be *b, size_t bytes, void **p) {
+    flush(b);
+    return cuda_buffer_alloc(b, bytes, p);
+}
+static void g_buffer_free(be *b, void *p) {
+    flush(b);
+    cuda_buffer_free(b, p);
+}
+static sd_status g_sync(be *b) {
+    flush(b);
+    return cuda_sync(b);
+}
+
+/* ---- transfers: host data staged at the call ---- */
+
+static void g_upload(be *b, be_tensor *dst, const float *src) {
+    cuda_recorder *r = R(b);
+    if (!r || !r->on) {
+        cuda_upload(b, dst, src);
+        return;
+    }
+    const size_t bytes = be_numel(dst) * sizeof(float);
+    float *p = (float *)stage(b, bytes);
+    if (!p) return;
+    memcpy(p, src, bytes);
+    be_tensor d = *dst;
+    record(b, 1, [d, p](be *b) mutable { cuda_upload(b, &d, p); }, d, bytes);
+}
+
+static void g_download(be *b, const be_tensor *src, float *dst) {
+    cuda_recorder *r = R(b);
+    const size_t bytes = be_numel(src) * sizeof(float);
+    if (!r || !r->on) {
+        sd_status st = cuda_download_async(b, src, dst);
+        cuda_report(b, st == SD_OK ? cuda_sync(b) : st);
+        return;
+    }
+    float *p = (float *)stage(b, bytes);
+    if (!p) return;
+    const be_tensor s = *src;
+    record(b, 2, [s, p](be *b) { cuda_report(b, cuda_download_async(b, &s, p)); }, s, bytes);
+    flush(b);
+    const sd_status st = cuda_sync(b);
+    if (st != SD_OK) cuda_report(b, st);
+    else if (be_ok(b)) memcpy(dst, p, bytes);
+}
+
+static void g_embedding(be *b, const int32_t *ids, const be_weight *table, be_tensor *y) {
+    cuda_recorder *r = R(b);
+    if (!r || !r->on) {
+        cuda_embedding(b, ids, table, y);
+        return;
+    }
+    const size_t bytes = (size_t)y->n * y->h * y->w * sizeof(int32_t);
+    int32_t *p = (int32_t *)stage(b, bytes);
+    if (!p) return;
+    memcpy(p, ids, bytes);
+    const be_weight t = *table;
+    be_tensor yv = *y;
+    record(b, 3, [p, t, yv](be *b) mutable { cuda_embedding(b, p, &t, &yv); }, t, yv, bytes);
+}
+
+static void g_timestep_embedding(be *b, const float *t, int flip, float shift, be_tensor *y) {
+    cuda_recorder *r = R(b);
+    if (!r || !r->on) {
+        cuda_timestep_embedding(b, t, flip, shift, y);
+        return;
+    }
+    const size_t bytes = (size_t)y->n * sizeof(float);
+    float *p = (float *)stage(b, bytes);
+    if (!p) return;
+    memcpy(p, t, bytes);
+    be_tensor yv = *y;
+    record(b, 4, [p, flip, shift, yv](be *b) mutable { cuda_timestep_embedding(b, p, flip, shift, &yv); }, yv, flip, shift, bytes);
+}
+
+/* ---- compute ops: recorded with copies of their arguments ---- */
+
+static be_weight wcopy(const be_weight *w) {
+    be_weight v;
+    memset(&v, 0, sizeof v);
+    if (w) v = *w;
+    return v;
+}
+
+static void g_linear(be *b, const be_tensor *x, const be_weight *w, const be_weight *bias, be_act act, be_tensor *y) {
+    const be_tensor xv = *x;
+    be_tensor yv = *y;
+    const be_weight wv = *w, bv = wcopy(bias);
+    const int hb = bias != NULL;
+    if (!record(b, 10, [=](be *b) mutable { cuda_linear(b, &xv, &wv, hb ? &bv : NULL, act, &yv); }, xv, wv, bv, hb, (int)act, yv))
+        cuda_linear(b, x, w, bias, act, y);
+}
+
+static void g_conv2d(be *b, const be_tensor *x, const be_weight *w, const be_weight *bias, int stride, int lo, int hi, be_tensor *y) {
+    const be_tensor xv = *x;
+    be_tensor yv = *y;
+    const be_weight wv = *w, bv = wcopy(bias);
+    const int hb = bias != NULL;
+    if (!record(b, 11, [=](be *b) mutable { cuda_conv2d(b, &xv, &wv, hb ? &bv : NULL, stride, lo, hi, &yv); }, xv, wv, bv, hb, stride, lo, hi, yv))
+        cuda_conv2d(b, x, w, bias, stride, lo, hi, y);
+}
+
+static void g_group_norm(be *b, const be_tensor *x, const be_weight *gamma, const be_weight *beta, int groups, float eps, int silu, be_tensor *y) {
+    const be_tensor xv = *x;
+    be_tensor yv = *y;
+    const be_weight gv = wcopy(gamma), bv = wcopy(beta);
+    const int hg = gamma != NULL, hb = beta != NULL;
+    if (!record(b, 12, [=](be *b) mutable { cuda_group_norm(b, &xv, hg ? &gv : NULL, hb ? &bv : NULL, groups, eps, silu, &yv); }, xv, gv, bv, hg,
+                hb, groups, eps, silu, yv))
+        cuda_group_norm(b, x, gamma, beta, groups, eps, silu, y);
+}
+
+static void g_layer_norm(be *b, const be_tensor *x, const be_weight *gamma, const be_weight *beta, float eps, be_tensor *y) {
+    const be_tensor xv = *x;
+    be_tensor yv = *y;
+    const be_weight gv = wcopy(gamma), bv = wcopy(beta);
+    const int hg = gamma != NULL, hb = beta != NULL;
+    if (!record(b, 13, [=](be *b) mutable { cuda_layer_norm(b, &xv, hg ? &gv : NULL, hb ? &bv : NULL, eps, &yv); }, xv, gv, bv, hg, hb, eps, yv))
+        cuda_layer_norm(b, x, gamma, beta, eps, y);
+}
+
+static void g_act(be *b, be_act act, const be_tensor *x, be_tensor *y) {
+    const be_tensor xv = *x;
+    be_tensor yv = *y;
+    if (!record(b, 14, [=](be *b) mutable { cuda_act(b, act, &xv, &yv); }, (int)act, xv, yv)) cuda_act(b, act, x, y);
+}
+
+static void g_geglu(be *b, const be_tensor *x, be_tensor *y) {
+    const be_tensor xv = *x;
+    be_tensor yv = *y;
+    if (!record(b, 15, [=](be *b) mutable { cuda_geglu(b, &xv, &yv); }, xv, yv)) cuda_geglu(b, x, y);
+}
+
+static void g_add(be *b, const be_tensor *a, const be_tensor *x, float alpha, be_tensor *y) {
+    const be_tensor av = *a, xv = *x;
+    be_tensor yv = *y;
+    if (!record(b, 16, [=](be *b) mutable { cuda_add(b, &av, &xv, alpha, &yv); }, av, xv, alpha, yv)) cuda_add(b, a, x, alpha, y);
+}
+
+static void g_attention(be *b, const be_tensor *q, const be_tensor *k, const be_tensor *v, int heads, int causal, be_tensor *y) {
+    const be_tensor qv = *q, kv = *k, vv = *v;
+    be_tensor yv = *y;
+    if (!record(b, 17, [=](be *b) mutable { cuda_attention(b, &qv, &kv, &vv, heads, causal, &yv); }, qv, kv, vv, heads, causal, yv))
+        cuda_attention(b, q, k, v, heads, causal, y);
+}
+
+static void g_upsample(be *b, const be_tensor *x, be_tensor *y) {
+    const be_tensor xv = *x;
+    be_tensor yv = *y;
+    if (!record(b, 18, [=](be *b) mutable { cuda_upsample_nearest(b, &xv, &yv); }, xv, yv)) cuda_upsample_nearest(b, x, y);
+}
+
+static void g_concat(be *b, const be_tensor *a, const be_tensor *x, be_tensor *y) {
+    const be_tensor av = *a, xv = *x;
+    be_tensor yv = *y;
+    if (!record(b, 19, [=](be *b) mutable { cuda_concat_channels(b, &av, &xv, &yv); }, av, xv, yv)) cuda_concat_channels(b, a, x, y);
+}
+
+/* be_gemm_args with its tensors and weights held by value */
+struct gemm_copy {
+    be_tensor x, x2, add, res, y[3];
+    be_weight w[3], bias[3], gamma, beta;
+    be_gemm_args a;
+    gemm_copy(const be_gemm_args *s) : a(*s) {
+        const be_tensor none = {NULL, 0, 0, 0, 0};
+        x = *s->x;
+        x2 = s->x2 ? *s->x2 : none;
+        add = s->add ? *s->add : none;
+        res = s->residual ? *s->residual : none;
+        for (int j = 0; j < 3; j++) {
+            y[j] = j < s->nw ? *s->y[j] : none;
+            w[j] = wcopy(j < s->nw ? s->w[j] : NULL);
+            bias[j] = wcopy(j < s->nw ? s->bias[j] : NULL);
+        }
+        gamma = wcopy(s->gamma);
+        beta = wcopy(s->beta);
+    }
+    /* the arguments, pointing at the copies */
+    be_gemm_args args(void) {
+        be_gemm_args r = a;
+        r.x = &x;
+        r.x2 = a.x2 ? &x2 : NULL;
+        r.add = a.add ? &add : NULL;
+        r.residual = a.residual ? &res : NULL;
+        r.gamma = a.gamma ? &gamma : NULL;
+        r.beta = a.beta ? &beta : NULL;
+        for (int j = 0; j < a.nw; j++) {
+            r.y[j] = &y[j];
+            r.w[j] = &w[j];
+            r.bias[j] = a.bias[j] ? &bias[j] : NULL;
+        }
+        return r;
+    }
+};
+
+static int g_gemm(be *b, const be_gemm_args *a) {
+    if (!cuda_gemm_fused_fits(b, a)) return 0; /* be_gemm composes it from the other ops */
+    gemm_copy c(a);
+    uint64_t h = 0;
+    fp_all(&h, c.x, c.x2, c.add, c.res, c.y[0], c.y[1], c.y[2], c.w[0], c.w[1], c.w[2], c.bias[0], c.bias[1], c.bias[2], c.gamma, c.beta);
+    fp_all(&h, a->up2x, a->stride, a->pad_lo, a->pad_hi, (int)a->norm, a->groups, a->eps, a->norm_silu, a->nw, (int)a->act);
+    if (!record(b, 20, [c](be *b) mutable {
+            be_gemm_args r = c.args();
+            cuda_gemm_fused(b, &r);
+        }, (size_t)h))
+        return cuda_gemm_fused(b, a);
+    return 1;
+}
+
+const struct be_ops cuda_ops = {
+    /* .name = */ "cuda",
+    /* .host_memory = */ 0,
+    /* .free = */ g_free,
+    /* .arena_reserve = */ g_arena_reserve,
+    /* .arena_trim = */ NULL, /* device memory stays reserved: cudaMalloc/cudaFree per stage would cost more than it saves */
+    /* .weight_upload = */ g_weight_upload,
+    /* .weight_free = */ g_weight_free,
+    /* .buffer_alloc = */ g_buffer_alloc,
+    /* .buffer_free = */ g_buffer_free,
+    /* .upload = */ g_upload,
+    /* .download = */ g_download,
+    /* .sync = */ g_sync,
+    /* .linear = */ g_linear,
+    /* .conv2d = */ g_conv2d,
+    /* .group_norm = */ g_group_norm,
+    /* .layer_norm = */ g_layer_norm,
+    /* .act = */ g_act,
+    /* .geglu = */ g_geglu,
+    /* .add = */ g_add,
+    /* .attention = */ g_attention,
+    /* .upsample_nearest = */ g_upsample,
+    /* .concat_channels = */ g_concat,
+    /* .embedding = */ g_embedding,
+    /* .timestep_embedding = */ g_timestep_embedding,
+    /* .gemm = */ g_gemm,
+};
