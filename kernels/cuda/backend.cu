@@ -43,6 +43,8 @@ void cuda_free_backend(be *b) {
         if (c->buf[i]) cudaFree(c->buf[i]);
     if (c->blas) cublasDestroy(c->blas);
     if (c->blas_ws) cudaFree(c->blas_ws);
+    for (int i = 0; i < c->nslabs; i++) cudaFree(c->slabs[i].base);
+    free(c->slabs);
     if (c->stream) cudaStreamDestroy(c->stream);
     free(c);
     free(b);
@@ -71,6 +73,51 @@ sd_status cuda_arena_reserve(be *b, size_t bytes) {
 
 /* ---- weights ---- */
 
+/* Weights are packed one after another into slabs of WEIGHT_SLAB bytes (one allocation holds a whole model's UNet
+ * in a few pieces: fewer allocations, and one address range an L2 persistence window or a graph can name); a slab
+ * is freed when its last weight is. The emulated build gives each weight its own allocation, so that its guard
+ * pages still catch a read past a weight's end. */
+#ifdef CUDA_EMU
+#define WEIGHT_SLAB ((size_t)0)
+#else
+#define WEIGHT_SLAB ((size_t)256 << 20)
+#endif
+
+static sd_status slab_alloc(cuda_impl *c, size_t bytes, void **p) {
+    if (WEIGHT_SLAB) bytes = (bytes + 255) & ~(size_t)255; /* (emulated: the allocation's own slack and guard page) */
+    struct cuda_impl::cuda_slab *last = c->nslabs ? &c->slabs[c->nslabs - 1] : NULL;
+    if (!last || last->used + bytes > last->size) {
+        struct cuda_impl::cuda_slab *grown = (struct cuda_impl::cuda_slab *)realloc(c->slabs, (c->nslabs + 1) * sizeof *c->slabs);
+        if (!grown) return err_fail(SD_ERR_MEMORY, "out of memory");
+        c->slabs = grown;
+        last = &c->slabs[c->nslabs];
+        last->size = bytes > WEIGHT_SLAB ? bytes : WEIGHT_SLAB;
+        last->used = 0;
+        last->live = 0;
+        if (cudaMalloc(&last->base, last->size) != cudaSuccess) {
+            cudaGetLastError();
+            return err_fail(SD_ERR_MEMORY, "cuda backend: cannot allocate %.1f MiB of weights on the device", last->size / 1048576.0);
+        }
+        c->nslabs++;
+    }
+    *p = last->base + last->used;
+    last->used += bytes;
+    last->live++;
+    return SD_OK;
+}
+
+static void slab_free(cuda_impl *c, void *p) {
+    for (int i = 0; i < c->nslabs; i++) {
+        struct cuda_impl::cuda_slab *sl = &c->slabs[i];
+        if ((char *)p < sl->base || (char *)p >= sl->base + sl->size) continue;
+        if (--sl->live == 0) {
+            cudaFree(sl->base); /* waits for kernels still reading it */
+            c->slabs[i] = c->slabs[--c->nslabs];
+        }
+        return;
+    }
+}
+
 static size_t weight_elem_size(const be *b, const be_weight *w) {
     return w->kind == BE_W_VEC ? sizeof(float) : cuda_dtype_size(cuda_of((be *)b)->dt);
 }
@@ -86,7 +133,11 @@ static sd_status upload_weight(be *b, be_weight *w, be_dtype src_type, const voi
     be_dtype dst_type = w->kind == BE_W_VEC ? BE_F32 : c->dt;
     size_t row = (size_t)w->in * w->kh * w->kw, src_es = cuda_dtype_size(src_type);
     size_t bytes = weight_bytes(b, w);
-    CUDA_CHECK(cudaMalloc(&w->data, bytes));
+    sd_status sst = slab_alloc(c, bytes, &w->data);
+    if (sst != SD_OK) {
+        w->data = NULL;
+        return sst;
+    }
     if (src_type == dst_type) { /* same type: a copy, after the conv re-layout on the host */
         const int taps = w->kind == BE_W_CONV ? w->kh * w->kw : 1;
         if (taps == 1) {
@@ -128,7 +179,7 @@ sd_status cuda_weight_upload(be *b, be_weight *w, be_dtype src_type, const void 
     w->data = NULL;
     sd_status st = upload_weight(b, w, src_type, src);
     if (st != SD_OK) {
-        if (w->data) cudaFree(w->data);
+        if (w->data) slab_free(cuda_of(b), w->data);
         w->data = NULL;
         return st;
     }
@@ -137,8 +188,7 @@ sd_status cuda_weight_upload(be *b, be_weight *w, be_dtype src_type, const void 
 }
 
 void cuda_weight_free(be *b, be_weight *w) {
-    /* cudaFree waits for kernels still reading the weight */
-    cudaFree(w->data);
+    slab_free(cuda_of(b), w->data);
     b->weight_bytes -= weight_bytes(b, w);
 }
 

@@ -38,6 +38,8 @@ typedef struct cuda_impl {
                                $SD_CUDA_SCRATCH_BYTES overrides it, e.g. to exercise chunking in tests) */
     int tile_mode;          /* igemm tiles: 0 by shape, 1 always 128x128, 2 always 64x64 ($SD_CUDA_TILE=big|small) */
     void *blas_ws;          /* cuBLAS workspace (CUDA_BLAS_WORKSPACE bytes) */
+    struct cuda_slab { char *base; size_t size, used; int live; } *slabs; /* weights, packed into a few allocations */
+    int nslabs;
     struct cuda_recorder *rec; /* graph.cu: ops recorded until a sync point, one CUDA graph per repeated sequence */
     size_t smem_optin;      /* the device's largest dynamic shared memory per block */
     int flash_attention;    /* 1: fused attention kernel for f16/bf16 (default); 0: the cuBLAS reference path
