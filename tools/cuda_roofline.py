@@ -1,165 +1,237 @@
 #!/usr/bin/env python3
-"""cuda_roofline.py — napkin roofline of one guided SD 1.5 UNet step at 512x512 (batch 2: cond + uncond) on the
-CUDA backend as built (kernels/cuda/): FLOPs and DRAM bytes per op class, and whether each class is compute- or
-memory-bound on an H100 SXM (989 TFLOP/s dense f16 tensor, 3.35 TB/s). Pure arithmetic, no dependencies.
+"""cuda_roofline.py — a per-op model of one guided UNet step (batch 2: cond + uncond) on the CUDA backend as built
+(kernels/cuda/): for every kernel launch its FLOPs, the DRAM bytes it moves, and an estimated time on an H100 SXM.
+Pure arithmetic, no dependencies; no GPU has run this code, so these are estimates from counting.
 
-Bytes count what each kernel of the chosen implementation reads from and writes to device memory once (f16
-activations and weights, f32 parameter vectors, f32 attention scores); caches are ignored except where a kernel
-re-reads data it just touched (GroupNorm's second statistics pass, LayerNorm's rows).
-    python3 tools/cuda_roofline.py                      kernels as built (flash attention, im2col + GEMM convs)
-    python3 tools/cuda_roofline.py --cublas-attention   attention on the reference path (cuBLAS + softmax kernel)
-    python3 tools/cuda_roofline.py --implicit-gemm      3x3 convs without materialised columns (not built yet)
+The kernels modelled (f16 storage, f32 accumulation):
+  igemm      implicit-GEMM convolutions and linear layers on mma.sync (kernels/cuda/igemm.cu): 128x128 tiles (8 warps,
+             2 blocks per SM) or 64x64 when the big tiles would leave the GPU idle; GroupNorm+SiLU / LayerNorm
+             prologue, bias / time-embedding / residual / GEGLU epilogue fused; the input is read through a concat or
+             2x upsample. DRAM: the input once (taps and column blocks re-read it from L2), the weight once, the
+             output once, plus the residual or per-sample add.
+  flash      FlashAttention-2 style attention (kernels/cuda/flash.cu): Q, K, V, O once; head dims padded to 16.
+  gn_stats   GroupNorm statistics, one read of the input (kernels/cuda/norm.cu).
+  small      the time embedding, conv_in (4 channels: im2col + cuBLAS + bias), the latent's upload / download.
+
+Rates: the peaks are 989 TFLOP/s dense f16 and 3.35 TB/s. Measured by others on H100 SXM: mma.sync (the Ampere
+instruction our kernels use) reaches about 2/3 of the tensor-core peak, only wgmma the rest (FlashAttention-3 paper,
+Shah et al. 2024); FlashAttention-2 reaches about 335 TFLOP/s forward (head dim 128; ~300 at 64); a streaming kernel
+reaches ~90% of the HBM bandwidth. Assumed here: igemm at 75% of the mma.sync ceiling (494 TFLOP/s) on full waves,
+flash at 300 TFLOP/s on the padded head dim, memory-bound kernels at 3.0 TB/s, and 1.5 us between two kernels of
+a graph (launch and ramp). An igemm's compute time is that of its busiest SM: ceil(tiles / 132) padded tiles at
+1/132 of the rate, and at least twice one tile's time when there are fewer tiles than SMs (a lone block is latency
+bound), with the tile shape and K split igemm.cu's plan() picks and its cost model (a small tile's k-step at 1.25/4
+of a large one's, 2 k-steps per block for the split-K partials); its time is the larger of that and its memory time,
++ the gap.
+
+    python3 tools/cuda_roofline.py            SD 1.5 UNet, 512x512
+    python3 tools/cuda_roofline.py --sdxl     SDXL UNet, 1024x1024
+    python3 tools/cuda_roofline.py --vae      SD VAE decode, 512x512
 """
+import math
 import sys
 from collections import defaultdict
 
-PEAK = 989e12   # f16 dense tensor FLOP/s
-BW = 3.35e12    # HBM3 bytes/s
-E = 2           # bytes per f16 element
+PEAK = 989e12                      # f16 dense tensor FLOP/s (H100 SXM)
+BW_PEAK = 3.35e12                  # HBM3 bytes/s
+MMA_RATE = 0.75 * (2 / 3) * PEAK   # igemm: 3/4 of the mma.sync ceiling
+FLASH_RATE = 300e12                # FlashAttention-2 class, on the padded head dim
+BW = 0.9 * BW_PEAK
+GAP = 1.5e-6                       # per kernel in a graph
+SMS = 132
+E = 2                              # bytes per f16 element
 
-N, H0, CTX, CTX_DIM, HEADS = 2, 64, 77, 768, 8
-FLASH = "--cublas-attention" not in sys.argv
-IMPLICIT = "--implicit-gemm" in sys.argv
-acc = defaultdict(lambda: [0.0, 0.0, 0])   # class -> [flops, bytes, launches]
+SDXL = "--sdxl" in sys.argv
+N = 2
+ops = defaultdict(lambda: [0.0, 0.0, 0, 0.0])   # class -> [flops, bytes, launches, modelled seconds]
 
 
-def add(cls, flops, nbytes, launches=1):
-    a = acc[cls]
+def add(cls, flops, nbytes, t):
+    a = ops[cls]
     a[0] += flops
     a[1] += nbytes
-    a[2] += launches
+    a[2] += 1
+    a[3] += t + GAP
 
 
-def gemm(cls, m, n, k, bias=True, act=False, a_bytes=None):
-    """y[m, n] = x[m, k] W[n, k]^T (+ bias, activation as a second pass)."""
-    a = m * k * E if a_bytes is None else a_bytes
-    add(cls, 2.0 * m * n * k, a + n * k * E + m * n * E)
-    if bias or act:
-        add("bias/act epilogue", 0, 2 * m * n * E + n * 4)
+def mem_time(nbytes):
+    return nbytes / BW
 
 
-def conv3x3(cin, cout, h, stride=1):
+def igemm(cls, m, n, k, a_bytes, w_bytes, out_bytes, extra_bytes=0):
+    """One igemm launch: y[m, n] = A[m, k] W[n, k]^T with its fused prologue / epilogue."""
+    # the tile shape and K split of igemm.cu's plan(), and the busiest SM's work in 64x64-tile k-steps
+    tb = math.ceil(m / 128) * math.ceil(n / 128)
+    ts = math.ceil(m / 64) * math.ceil(n / 64)
+    kt = k // 32
+
+    def cost(tiles, area, s):
+        blocks = tiles * s
+        per = area * (kt / s + (2 if s > 1 else 0))
+        c = math.ceil(blocks / SMS) * per
+        return max(c, 2 * per) if blocks < SMS else c
+
+    best = None
+    for small_tiles, tiles, area in ((False, tb, 4.0), (True, ts, 1.25)):
+        for s in range(1, 17):
+            if s > 1 and kt // s < 4:
+                break
+            c = cost(tiles, area, s)
+            if best is None or c < best[0] * (1 - 1e-9):
+                best = (c, small_tiles, tiles, s)
+    c, small_tiles, tiles, splits = best
+    bm = 64 if small_tiles else 128
+    t_compute = c * (2.0 * 64 * 64 * 32) / (MMA_RATE / SMS)
+    flops = 2.0 * m * n * k
+    nbytes = a_bytes + w_bytes + out_bytes + extra_bytes
+    add(cls, flops, nbytes, max(t_compute, mem_time(nbytes)))
+
+
+def gn_stats(c, hw):
+    nbytes = N * hw * c * E
+    add("GroupNorm statistics", 0, nbytes, mem_time(nbytes))
+
+
+def conv3x3(cin, cout, h, stride=1, gn=False, add_t=False, res=False, cat=False, up=False):
+    """3x3 conv on an h x h input (already upsampled size when up)."""
     ho = h // stride
     m, k = N * ho * ho, 9 * cin
-    if IMPLICIT:   # implicit GEMM: reads x once, no columns, bias in the epilogue
-        add("conv 3x3 (GEMM)", 2.0 * m * cout * k, N * h * h * cin * E + cout * k * E + m * cout * E)
-        return
-    add("im2col", 0, N * h * h * cin * E + m * k * E)
-    gemm("conv 3x3 (GEMM)", m, cout, k, a_bytes=m * k * E)
+    src = N * (h // 2 if up else h) ** 2 * cin * E
+    if gn:
+        gn_stats(cin, (h // 2 if up else h) ** 2)
+    extra = (N * ho * ho * cout * E if res else 0) + (N * cout * E if add_t else 0)
+    igemm("conv 3x3 (igemm)", m, cout, k, src, cout * k * E, m * cout * E, extra)
 
 
-def group_norm(c, h, silu=True):
-    n = N * h * h * c
-    add("group_norm(+SiLU)", 0, 3 * n * E, 3)   # stats pass reads x (2nd pass from cache), apply reads x, writes y
+def linear(cls, rows, cin, cout, res=False, ln=False, geglu=False, nw=1):
+    out = cout // 2 if geglu else cout
+    igemm(cls, rows, cout * nw, cin, rows * cin * E * (2 if ln else 1), nw * cout * cin * E, rows * out * nw * E,
+          rows * out * E if res else 0)
 
 
-def layer_norm(c, t):
-    add("layer_norm", 0, 2 * N * t * c * E)
+def attention(tq, tk, c, heads):
+    d = c // heads
+    dp = (d + 15) // 16 * 16
+    flops = 2.0 * 2 * N * heads * tq * tk * d
+    nbytes = (N * tq * c * 2 + 2 * N * tk * c) * E
+    add("attention (flash)", flops, nbytes, max(2.0 * 2 * N * heads * tq * tk * dp / FLASH_RATE, mem_time(nbytes)))
 
 
-def eltwise(n_in, n_out):
-    add("add / GEGLU / concat / upsample", 0, (n_in + n_out) * E)
+def small(what, nbytes, launches):
+    for _ in range(launches):
+        add("time embedding, conv_in, transfers", 0, nbytes / launches, mem_time(nbytes / launches))
 
 
-def attention(tq, tk, c):
-    d = c // HEADS
-    flops = 2.0 * 2 * N * HEADS * tq * tk * d
-    qkv = (N * tq * c + 2 * N * tk * c + N * tq * c) * E
-    if FLASH:
-        add("attention (flash)", flops, qkv)
-        return
-    s = N * HEADS * tq * tk
-    add("attention QK^T/PV (cuBLAS)", flops, qkv + s * 4 + s * E, 2)   # S written f32, P read by PV
-    add("softmax", 0, s * 4 + s * E)                                    # S read (3 passes, 2 from cache), P written
-
-
-def resnet(cin, cout, h):
-    group_norm(cin, h)
-    conv3x3(cin, cout, h)
-    eltwise(N * h * h * cout + N * cout, N * h * h * cout)   # + time embedding (broadcast)
-    group_norm(cout, h)
-    conv3x3(cout, cout, h)
+def resnet(cin, cout, h, cat=False, temb=1280):
+    small_rows = N
+    igemm("time-embedding projections", small_rows, cout, temb, N * temb * E, cout * temb * E, N * cout * E)
+    conv3x3(cin, cout, h, gn=True, add_t=True, cat=cat)
     if cin != cout:
-        gemm("linear / 1x1 conv (GEMM)", N * h * h, cout, cin)
-    eltwise(2 * N * h * h * cout, N * h * h * cout)           # residual
+        linear("linear / 1x1 (igemm)", N * h * h, cin, cout)     # shortcut, into the residual of conv2
+    conv3x3(cout, cout, h, gn=True, res=True)
 
 
-def transformer(c, h):
+def transformer(c, h, heads, ctx, ctx_dim, depth=1):
     t = h * h
-    group_norm(c, h, silu=False)
-    gemm("linear / 1x1 conv (GEMM)", N * t, c, c)              # proj_in
-    layer_norm(c, t)
-    for _ in range(3):
-        gemm("linear / 1x1 conv (GEMM)", N * t, c, c, bias=False)   # q, k, v
-    attention(t, t, c)
-    gemm("linear / 1x1 conv (GEMM)", N * t, c, c)              # out
-    eltwise(2 * N * t * c, N * t * c)
-    layer_norm(c, t)
-    gemm("linear / 1x1 conv (GEMM)", N * t, c, c, bias=False)  # q
-    for _ in range(2):
-        gemm("linear / 1x1 conv (GEMM)", N * CTX, c, CTX_DIM, bias=False)  # k, v of the text context
-    attention(t, CTX, c)
-    gemm("linear / 1x1 conv (GEMM)", N * t, c, c)
-    eltwise(2 * N * t * c, N * t * c)
-    layer_norm(c, t)
-    gemm("linear / 1x1 conv (GEMM)", N * t, 8 * c, c)          # GEGLU projection
-    eltwise(N * t * 8 * c, N * t * 4 * c)                       # GEGLU
-    gemm("linear / 1x1 conv (GEMM)", N * t, c, 4 * c)
-    eltwise(2 * N * t * c, N * t * c)
-    gemm("linear / 1x1 conv (GEMM)", N * t, c, c)              # proj_out
-    eltwise(2 * N * t * c, N * t * c)
+    rows = N * t
+    gn_stats(c, t)
+    linear("linear / 1x1 (igemm)", rows, c, c)                   # proj_in, GroupNorm prologue
+    for _ in range(depth):
+        linear("linear / 1x1 (igemm)", rows, c, c, ln=True, nw=3)   # fused Q/K/V, LayerNorm prologue
+        attention(t, t, c, heads)
+        linear("linear / 1x1 (igemm)", rows, c, c, res=True)     # out, + x
+        linear("linear / 1x1 (igemm)", rows, c, c, ln=True)      # cross-attention q (K/V of the text made once per image)
+        attention(t, ctx, c, heads)
+        linear("linear / 1x1 (igemm)", rows, c, c, res=True)
+        linear("linear / 1x1 (igemm)", rows, c, 8 * c, ln=True, geglu=True)
+        linear("linear / 1x1 (igemm)", rows, 4 * c, c, res=True)
+    linear("linear / 1x1 (igemm)", rows, c, c, res=True)         # proj_out, + input
 
 
-def unet():
-    ch = [320, 640, 1280, 1280]
-    skips = []
-    h = H0
-    conv3x3(4, 320, h)
-    skips.append((320, h))
-    cin = 320
+def unet(ch, attn_depth, heads_of, ctx_dim, h0, temb):
+    small("timestep sinusoids, time MLP", N * temb * E * 4, 4)
+    small("conv_in", N * h0 * h0 * (4 + ch[0]) * E * 3, 3)
+    small("latent upload / noise download", N * h0 * h0 * 4 * 6, 2)
+    skips = [(ch[0], h0)]
+    h, cin = h0, ch[0]
+    L = len(ch)
     for lvl, c in enumerate(ch):
         for _ in range(2):
-            resnet(cin, c, h)
-            if lvl < 3:
-                transformer(c, h)
+            resnet(cin, c, h, temb=temb)
+            if attn_depth[lvl]:
+                transformer(c, h, heads_of(c), 77, ctx_dim, attn_depth[lvl])
             cin = c
             skips.append((c, h))
-        if lvl < 3:
+        if lvl < L - 1:
             conv3x3(c, c, h, stride=2)
             h //= 2
             skips.append((c, h))
-    resnet(1280, 1280, h)
-    transformer(1280, h)
-    resnet(1280, 1280, h)
-    for lvl, c in enumerate(reversed(ch)):
+    mid_depth = attn_depth[-1] if attn_depth[-1] else max(attn_depth)
+    resnet(cin, cin, h, temb=temb)
+    transformer(cin, h, heads_of(cin), 77, ctx_dim, mid_depth)
+    resnet(cin, cin, h, temb=temb)
+    for lvl, c in reversed(list(enumerate(ch))):
         for _ in range(3):
             sc, _ = skips.pop()
-            eltwise(N * h * h * (cin + sc), N * h * h * (cin + sc))   # concat
-            resnet(cin + sc, c, h)
-            if lvl > 0:
-                transformer(c, h)
+            resnet(cin + sc, c, h, cat=True, temb=temb)
+            if attn_depth[lvl]:
+                transformer(c, h, heads_of(c), 77, ctx_dim, attn_depth[lvl])
             cin = c
-        if lvl < 3:
-            eltwise(N * h * h * c, N * 4 * h * h * c)                 # nearest 2x
+        if lvl > 0:
             h *= 2
-            conv3x3(c, c, h)
-    group_norm(320, h)
-    conv3x3(320, 4, h)
+            conv3x3(c, c, h, up=True)
+    gn_stats(ch[0], h)
+    conv3x3(ch[0], 4, h)
 
 
-unet()
-tot_f = sum(a[0] for a in acc.values())
-tot_b = sum(a[1] for a in acc.values())
-tot_t = 0.0
-print(f"SD 1.5 UNet, 512x512, batch 2 (one guided step); attention {'flash' if FLASH else 'cuBLAS + softmax'}, "
-      f"3x3 conv {'implicit GEMM' if IMPLICIT else 'im2col + GEMM'}; H100 SXM roofline")
-print(f"| op class | GFLOP | MB moved | FLOP/byte | launches | roofline µs | bound |")
-print(f"|---|---:|---:|---:|---:|---:|---|")
-for cls, (f, b, n) in sorted(acc.items(), key=lambda kv: -max(kv[1][0] / PEAK, kv[1][1] / BW)):
-    t = max(f / PEAK, b / BW)
-    tot_t += t
-    bound = "compute" if f / PEAK > b / BW else "memory"
-    print(f"| {cls} | {f / 1e9:.1f} | {b / 1e6:.0f} | {f / b if b else 0:.0f} | {n} | {t * 1e6:.0f} | {bound} |")
-print(f"| **total** | **{tot_f / 1e9:.0f}** | **{tot_b / 1e6:.0f}** | {tot_f / tot_b:.0f} | | **{tot_t * 1e6:.0f}** | |")
-print(f"ridge point {PEAK / BW:.0f} FLOP/byte; compute-only floor {tot_f / PEAK * 1e3:.2f} ms, "
-      f"sum of per-class rooflines {tot_t * 1e3:.2f} ms per guided step")
+def vae_decode(h0):
+    """AutoencoderKL decoder, batch 1: [512, 512, 256, 128] channels from the latent's h0 x h0 up to 8 h0."""
+    global N
+    N = 1
+    small("conv_in (4 channels) and the picture's download", h0 * h0 * 516 * E * 3 + 64 * h0 * h0 * 3 * 4, 4)
+    c, h = 512, h0
+    resnet_v = lambda cin, cout, hh: (conv3x3(cin, cout, hh, gn=True), cin != cout and linear("linear / 1x1 (igemm)", hh * hh, cin, cout),
+                                      conv3x3(cout, cout, hh, gn=True, res=True))
+    resnet_v(c, c, h)
+    gn_stats(c, h * h)                                          # mid attention: one head of 512, cuBLAS + softmax path
+    linear("linear / 1x1 (igemm)", h * h, c, c, nw=3)
+    t = h * h
+    s_bytes = t * t * (4 + E) * 2
+    add("attention (cuBLAS, d = 512)", 2.0 * 2 * t * t * c, s_bytes + 4 * t * c * E, max(2.0 * 2 * t * t * c / MMA_RATE, mem_time(s_bytes)))
+    add("attention (cuBLAS, d = 512)", 0, s_bytes, mem_time(s_bytes))
+    add("attention (cuBLAS, d = 512)", 0, 0, 0)
+    linear("linear / 1x1 (igemm)", h * h, c, c, res=True)
+    resnet_v(c, c, h)
+    for lvl, co in enumerate([512, 512, 256, 128]):
+        for _ in range(3):
+            resnet_v(c, co, h)
+            c = co
+        if lvl < 3:
+            h *= 2
+            conv3x3(c, c, h, up=True)
+    gn_stats(c, h * h)
+    conv3x3(c, 3, h)
+
+
+if "--vae" in sys.argv:
+    title = "VAE decode, 512x512 (latent 64x64), batch 1"
+    vae_decode(64)
+elif SDXL:
+    title = "SDXL UNet, 1024x1024 (latent 128x128), batch 2 (one guided step)"
+    unet([320, 640, 1280], [0, 2, 10], lambda c: c // 64, 2048, 128, 1280)
+else:
+    title = "SD 1.5 UNet, 512x512 (latent 64x64), batch 2 (one guided step)"
+    unet([320, 640, 1280, 1280], [1, 1, 1, 0], lambda c: 8, 768, 64, 1280)
+
+tot = [sum(a[i] for a in ops.values()) for i in range(4)]
+print(f"{title}; H100 SXM; kernels as built in kernels/cuda/")
+print("| op class | GFLOP | MB moved | launches | roofline µs | modelled µs | modelled TFLOP/s |")
+print("|---|---:|---:|---:|---:|---:|---:|")
+for cls, (f, b, n, t) in sorted(ops.items(), key=lambda kv: -kv[1][3]):
+    roof = max(f / PEAK, b / BW_PEAK)
+    print(f"| {cls} | {f / 1e9:.1f} | {b / 1e6:.0f} | {n} | {roof * 1e6:.0f} | {t * 1e6:.0f} | {f / t / 1e12:.0f} |")
+roof_total = sum(max(a[0] / PEAK, a[1] / BW_PEAK) for a in ops.values())
+print(f"| **total** | **{tot[0] / 1e9:.0f}** | **{tot[1] / 1e6:.0f}** | **{tot[2]}** | **{roof_total * 1e6:.0f}** | **{tot[3] * 1e6:.0f}** | "
+      f"{tot[0] / tot[3] / 1e12:.0f} |")
+print(f"compute floor {tot[0] / PEAK * 1e3:.2f} ms; modelled step {tot[3] * 1e3:.2f} ms ({tot[2]} kernels, {tot[2] * GAP * 1e3:.2f} ms "
+      f"of it between kernels); {tot[0] / tot[3] / PEAK * 100:.0f}% of the tensor-core peak")

@@ -278,6 +278,7 @@ static sd_status init(be *b, cuda_impl *c, int device) {
     int optin = 0;
     CUDA_CHECK(cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, device));
     c->smem_optin = (size_t)optin;
+    c->sms = prop.multiProcessorCount > 0 ? prop.multiProcessorCount : 1;
     c->device = device;
     sd_status st = cuda_blas_load();
     if (st != SD_OK) return st;
@@ -307,6 +308,8 @@ extern "C" be *be_cuda_new(int device, be_dtype act_dtype) {
     c->flash_attention = !(env && !strcmp(env, "cublas"));
     env = getenv("SD_CUDA_TILE");
     c->tile_mode = env && !strcmp(env, "big") ? 1 : env && !strcmp(env, "small") ? 2 : 0;
+    env = getenv("SD_CUDA_SPLITK");
+    c->split_k = env && atoi(env) > 0 ? atoi(env) : 0;
     b->ops = &cuda_ops;
     b->impl = c;
     b->elem_size = cuda_dtype_size(act_dtype);

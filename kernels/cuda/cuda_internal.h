@@ -22,8 +22,12 @@ extern "C" {
 #include <type_traits>
 
 /* Op-private device buffers. SCRATCH: im2col columns, attention scores, upload staging (one op at a time);
- * GN_*: GroupNorm statistics (partials, per-sample counters that are zero between launches, (mean, rstd)). */
-enum { CUDA_BUF_SCRATCH, CUDA_BUF_GN_PART, CUDA_BUF_GN_STATS, CUDA_BUF_COUNTERS, CUDA_BUF_COUNT };
+ * GN_*: GroupNorm statistics (partials, per-sample counters that are zero between launches, (mean, rstd));
+ * SPLITK: the f32 partial tiles of GEMMs whose K is split over several blocks. */
+enum { CUDA_BUF_SCRATCH, CUDA_BUF_GN_PART, CUDA_BUF_GN_STATS, CUDA_BUF_COUNTERS, CUDA_BUF_SPLITK, CUDA_BUF_COUNT };
+/* the counters buffer (65536 of them): [0, 8192) GroupNorm statistics (one per sample), the rest split-K tiles */
+#define CUDA_SPLITK_COUNTER0 8192
+#define CUDA_SPLITK_COUNTERS (65536 - CUDA_SPLITK_COUNTER0)
 
 typedef struct cuda_impl {
     int device;
@@ -37,6 +41,8 @@ typedef struct cuda_impl {
     size_t scratch_budget;  /* what one im2col chunk or attention score chunk may take (default 256 MiB;
                                $SD_CUDA_SCRATCH_BYTES overrides it, e.g. to exercise chunking in tests) */
     int tile_mode;          /* igemm tiles: 0 by shape, 1 always 128x128, 2 always 64x64 ($SD_CUDA_TILE=big|small) */
+    int split_k;            /* igemm K slices: 0 by shape, n > 0 always n ($SD_CUDA_SPLITK, for tests) */
+    int sms;                /* the device's multiprocessors */
     void *blas_ws;          /* cuBLAS workspace (CUDA_BLAS_WORKSPACE bytes) */
     struct cuda_slab { char *base; size_t size, used; int live; } *slabs; /* weights, packed into a few allocations */
     int nslabs;

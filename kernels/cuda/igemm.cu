@@ -13,8 +13,10 @@
  *
  * Pipeline: STAGES k-steps in flight through cp.async (16-byte copies, zero-fill at the borders), one barrier per
  * k-step; fragments by ldmatrix from rows padded to 40 elements (80 bytes: the 8 rows of an ldmatrix fall in
- * different bank groups); mma.sync m16n8k16 with f32 accumulators. Two tile shapes: 128x128 with 8 warps (warp tile
- * 64x32) and 64x64 with 4 warps (32x32) for layers with few tiles. Requirements (else the caller uses cuBLAS):
+ * different bank groups); mma.sync m16n8k16 with f32 accumulators. Two tile shapes, chosen per layer (plan()):
+ * 128x128 with 8 warps (warp tile 64x32) and 64x64 with 4 warps (32x32); layers with fewer tiles than SMs (the
+ * 8x8 and 16x16 levels of a UNet) split K over up to 16 blocks per tile, the last of which adds the partial sums
+ * (in a fixed order) and runs the epilogue: one launch either way. Requirements (else the caller uses cuBLAS):
  * C, ca multiples of 32, f16/bf16 storage, 16-byte aligned tensors. */
 #include "igemm.h"
 #include "tc.h"
@@ -182,20 +184,23 @@ igemm_kernel(const ig_args a) {
      * register: an array indexed by the rotating stage would live in local memory) */
     unsigned okm = 0;
     constexpr unsigned OKW = (1u << TL::ACH) - 1;
+    /* split-K: block z of gridDim.z takes k-steps [kt0, kt0 + KN) */
+    const int S = gridDim.z, z = blockIdx.z;
+    const int kt0 = (int)((long long)KT * z / S), KN = (int)((long long)KT * (z + 1) / S) - kt0;
 #pragma unroll
     for (int s = 0; s < STAGES - 1; s++) {
-        if (s < KT) okm |= load(s, s) << (TL::ACH * s);
+        if (s < KN) okm |= load(kt0 + s, s) << (TL::ACH * s);
         tc_cp_async_commit();
     }
-    for (int kt = 0; kt < KT; kt++) {
-        const int stage = kt % STAGES;
+    for (int j = 0; j < KN; j++) {
+        const int stage = j % STAGES;
         tc_cp_async_wait<STAGES - 2>();
-        if (NORM) normalise(kt, stage, okm >> (TL::ACH * stage) & OKW);
-        __syncthreads(); /* stage kt is complete for everyone, and stage kt - 1 is no longer read */
-        const int nk = kt + STAGES - 1;
-        if (nk < KT) {
+        if (NORM) normalise(kt0 + j, stage, okm >> (TL::ACH * stage) & OKW);
+        __syncthreads(); /* stage j is complete for everyone, and stage j - 1 is no longer read */
+        const int nk = j + STAGES - 1;
+        if (nk < KN) {
             const int ns = nk % STAGES;
-            okm = (okm & ~(OKW << (TL::ACH * ns))) | load(nk, ns) << (TL::ACH * ns);
+            okm = (okm & ~(OKW << (TL::ACH * ns))) | load(kt0 + nk, ns) << (TL::ACH * ns);
         }
         tc_cp_async_commit();
         const T *as = As + stage * BM * LDA, *bs = Bs + stage * BN * LDA;
@@ -219,6 +224,38 @@ igemm_kernel(const ig_args a) {
         }
     }
     tc_cp_async_wait<0>();
+
+    /* ---- split-K: every block leaves its partial sums; the last of a tile adds them in z order (the result does
+     * not depend on which block is last) and goes on to the epilogue ---- */
+    if (S > 1) {
+        __shared__ int last_block;
+        constexpr int PER = MI * NJ * 4;
+        const int tile = blockIdx.y * gridDim.x + blockIdx.x;
+        float *ws = a.ws + (size_t)tile * S * PER * THREADS;
+#pragma unroll
+        for (int i = 0; i < MI; i++)
+#pragma unroll
+            for (int j = 0; j < NJ; j++)
+#pragma unroll
+                for (int e = 0; e < 4; e++) ws[((size_t)z * PER + (i * NJ + j) * 4 + e) * THREADS + tid] = acc[i][j][e];
+        __threadfence();
+        __syncthreads();
+        if (tid == 0) last_block = atomicAdd(&a.counters[tile], 1u) == (unsigned)(S - 1);
+        __syncthreads();
+        if (!last_block) return; /* the whole block leaves together */
+        __threadfence();
+#pragma unroll
+        for (int i = 0; i < MI; i++)
+#pragma unroll
+            for (int j = 0; j < NJ; j++)
+#pragma unroll
+                for (int e = 0; e < 4; e++) {
+                    float v = 0.0f;
+                    for (int zz = 0; zz < S; zz++) v += ws[((size_t)zz * PER + (i * NJ + j) * 4 + e) * THREADS + tid];
+                    acc[i][j][e] = v;
+                }
+        if (tid == 0) a.counters[tile] = 0; /* ready for the next launch (and the next replay of a graph) */
+    }
     __syncthreads(); /* the pipeline's shared memory becomes the output tile */
 
     /* ---- epilogue 1: + bias, + per-sample add, activation; rounded into the shared tile ---- */
@@ -304,28 +341,68 @@ igemm_kernel(const ig_args a) {
     }
 }
 
-template <typename T, typename TL, int NORM> static sd_status launch(be *b, const ig_args &a) {
+template <typename T, typename TL, int NORM> static sd_status launch(be *b, const ig_args &a, int splits) {
     cuda_impl *c = cuda_of(b);
     if ((size_t)TL::SMEM > c->smem_optin) return SD_ERR_UNSUPPORTED;
     CUDA_SMEM_OPTIN((igemm_kernel<T, TL, NORM>), TL::SMEM);
     const int ncols = a.geglu ? a.cout / 2 : a.nw * a.cout, oc = a.geglu ? TL::BN / 2 : TL::BN;
-    const dim3 grid((a.M + TL::BM - 1) / TL::BM, (ncols + oc - 1) / oc);
-    CUDA_LAUNCH((igemm_kernel<T, TL, NORM>), grid, TL::THREADS, TL::SMEM, c->stream, a);
+    const dim3 grid((a.M + TL::BM - 1) / TL::BM, (ncols + oc - 1) / oc, splits);
+    ig_args x = a;
+    if (splits > 1) { /* f32 partial tiles and a counter per tile */
+        const size_t tiles = (size_t)grid.x * grid.y;
+        if (tiles > CUDA_SPLITK_COUNTERS) return SD_ERR_UNSUPPORTED;
+        void *ws, *cnt;
+        sd_status st = cuda_buffer(b, CUDA_BUF_SPLITK, tiles * splits * TL::BM * TL::BN * sizeof(float), &ws);
+        if (st == SD_OK) st = cuda_buffer(b, CUDA_BUF_COUNTERS, 65536 * sizeof(unsigned), &cnt);
+        if (st != SD_OK) return st;
+        x.ws = (float *)ws;
+        x.counters = (unsigned *)cnt + CUDA_SPLITK_COUNTER0;
+    }
+    CUDA_LAUNCH((igemm_kernel<T, TL, NORM>), grid, TL::THREADS, TL::SMEM, c->stream, x);
     CUDA_CHECK_LAUNCH();
     return SD_OK;
 }
 
+/* The tile shape and the number of K slices for a GEMM of tiles_big 128x128 tiles (tiles_small 64x64) and kt k-steps
+ * on a GPU of `sms` SMs: the pair whose busiest SM has the least work, in 64x64-tile k-steps: a large tile's k-step
+ * counts 4, a small one's 1.25 (its warps reuse each fragment half as much); a block of a split K also writes its
+ * partial tile and the last one reads them back (2 k-steps' worth); a lone block (fewer blocks than SMs) runs at half
+ * its SM's rate. tools/cuda_roofline.py models the same choice. */
+static double plan_cost(long long tiles, double area, int kt, int s, int sms) {
+    const long long blocks = tiles * s;
+    const double per = area * ((double)kt / s + (s > 1 ? 2.0 : 0.0));
+    double cost = (double)((blocks + sms - 1) / sms) * per;
+    return blocks < sms && cost < 2 * per ? 2 * per : cost;
+}
+
+static void plan(long long tiles_big, long long tiles_small, int kt, int sms, int *small, int *splits) {
+    double best = 1e300;
+    *small = 0;
+    *splits = 1;
+    for (int sh = 0; sh < 2; sh++)
+        for (int s = 1; s <= 16 && (s == 1 || kt / s >= 4); s++) {
+            const double cost = plan_cost(sh ? tiles_small : tiles_big, sh ? 1.25 : 4.0, kt, s, sms);
+            if (cost < best * (1 - 1e-9)) {
+                best = cost;
+                *small = sh;
+                *splits = s;
+            }
+        }
+}
+
 template <typename T> static sd_status run_as(be *b, const ig_args &a) {
-    /* the large tile unless it leaves most of the GPU idle (fewer blocks than a current GPU has SMs);
-     * $SD_CUDA_TILE=big|small forces one (tests) */
+    cuda_impl *c = cuda_of(b);
     const long long ncols = a.geglu ? a.cout / 2 : (long long)a.nw * a.cout;
-    const long long big = ((a.M + 127LL) / 128) * ((ncols + (a.geglu ? 63 : 127)) / (a.geglu ? 64 : 128));
-    const int mode = cuda_of(b)->tile_mode;
-    const bool small = mode == 2 || (mode == 0 && big < 132);
+    const long long tb = ((a.M + 127LL) / 128) * ((ncols + (a.geglu ? 63 : 127)) / (a.geglu ? 64 : 128));
+    const long long ts = ((a.M + 63LL) / 64) * ((ncols + (a.geglu ? 31 : 63)) / (a.geglu ? 32 : 64));
+    int small, splits;
+    plan(tb, ts, a.K / BK, c->sms, &small, &splits);
+    if (c->tile_mode) small = c->tile_mode == 2; /* $SD_CUDA_TILE, $SD_CUDA_SPLITK: tests */
+    if (c->split_k > 0) splits = c->split_k < a.K / BK ? c->split_k : a.K / BK;
     switch (a.norm) {
-    case NORM_GROUP: return small ? launch<T, tile_small, NORM_GROUP>(b, a) : launch<T, tile_big, NORM_GROUP>(b, a);
-    case NORM_LAYER: return small ? launch<T, tile_small, NORM_LAYER>(b, a) : launch<T, tile_big, NORM_LAYER>(b, a);
-    default: return small ? launch<T, tile_small, 0>(b, a) : launch<T, tile_big, 0>(b, a);
+    case NORM_GROUP: return small ? launch<T, tile_small, NORM_GROUP>(b, a, splits) : launch<T, tile_big, NORM_GROUP>(b, a, splits);
+    case NORM_LAYER: return small ? launch<T, tile_small, NORM_LAYER>(b, a, splits) : launch<T, tile_big, NORM_LAYER>(b, a, splits);
+    default: return small ? launch<T, tile_small, 0>(b, a, splits) : launch<T, tile_big, 0>(b, a, splits);
     }
 }
 

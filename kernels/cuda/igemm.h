@@ -33,6 +33,8 @@ typedef struct ig_args {
     const float *gamma, *beta;
     float eps;
     int vec_out;        /* set by cuda_igemm: the output widths allow 16-byte rows */
+    float *ws;          /* set by the launch when K is split: f32 partial tiles, and a counter per tile */
+    unsigned *counters;
 } ig_args;
 
 /* Runs it; SD_ERR_UNSUPPORTED (no message) when the shapes or the storage type do not fit the kernel (f32 storage,

@@ -204,23 +204,29 @@ static void fused_case(be *g, be *c, be_dtype t, const fcase *f, double *worst, 
     free_data(f, &d);
 }
 
-static void fused_all(const char *tile) {
+static void fused_all(const char *tile, const char *splits) {
     for (int di = 0; di < 3; di++) {
         be_dtype t = DTS[di];
         if (tile) setenv("SD_CUDA_TILE", tile, 1);
+        if (splits) setenv("SD_CUDA_SPLITK", splits, 1);
         be *g = mk_gpu(t), *c = mk_cpu();
         unsetenv("SD_CUDA_TILE");
+        unsetenv("SD_CUDA_SPLITK");
         double worst = 0, worst_frac = 0;
         for (size_t k = 0; k < sizeof CASES / sizeof *CASES; k++) fused_case(g, c, t, &CASES[k], &worst, &worst_frac);
-        test_note("be_gemm, %zu fusions%s [%s]: max err %.3g (largest share of its tolerance %.2f)", sizeof CASES / sizeof *CASES,
-                  tile ? ", large tiles" : "", dt_name(t), worst, worst_frac);
+        test_note("be_gemm, %zu fusions%s%s [%s]: max err %.3g (largest share of its tolerance %.2f)", sizeof CASES / sizeof *CASES,
+                  tile ? ", large tiles" : "", splits ? ", K split in 3" : "", dt_name(t), worst, worst_frac);
         check_clean(g, c);
         be_free(g);
         be_free(c);
     }
 }
 
-TEST(cuda_op_gemm_fused) { fused_all(NULL); }
+TEST(cuda_op_gemm_fused) { fused_all(NULL, NULL); }
 
 /* The 128x128 tile (8 warps) the kernel uses on full-size layers; the small shapes above take 64x64. */
-TEST(cuda_op_gemm_fused_large_tiles) { fused_all("big"); }
+TEST(cuda_op_gemm_fused_large_tiles) { fused_all("big", NULL); }
+
+/* K split over 3 blocks per tile (the low-resolution layers of a UNet): partial sums through device memory, the
+ * last block of each tile adds them and runs the epilogue. */
+TEST(cuda_op_gemm_fused_split_k) { fused_all(NULL, "3"); }
