@@ -322,6 +322,19 @@ BENCH_MODELS ?= sd15 sdxl
 bench: $(BUILD)/sd-bench
 	@for m in $(BENCH_MODELS); do $(BUILD)/sd-bench $$m $(BENCH_RUNS) || exit 1; echo; done
 
+# `make bench-cuda`: the CUDA backend's timings on random-weight full-size SD 1.5 and SDXL (tests/bench/bench_cuda.c),
+# then the whole CUDA test binary against the real device. Without a GPU it says so and exits 0.
+$(BUILD)/sd-bench-cuda: $(BUILD)/tests/bench/bench_cuda.o $(BUILD)/tests/random_ckpt.o $(BUILD)/libsd.a
+	$(CC) -o $@ $^ $(LDLIBS)
+
+.PHONY: bench-cuda
+bench-cuda: $(BUILD)/sd-bench-cuda
+	@$(BUILD)/sd-bench-cuda $(BENCH_STEPS)
+ifneq ($(NVCC),)
+	@if $(BUILD)/sd-bench-cuda --probe >/dev/null 2>&1; then $(MAKE) --no-print-directory $(CUDA_GPU_BIN) && \
+	  echo "bench-cuda: the CUDA test binary on the device:" && $(CUDA_GPU_BIN); fi
+endif
+
 deps:
 	@tools/install_deps.sh
 

@@ -18,6 +18,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "../core/arena.h"
 #include "../core/status.h"
@@ -121,6 +122,9 @@ const char *be_cpu_level(void);
 be *be_cuda_new(int device, be_dtype act_dtype);
 int be_cuda_available(void);                     /* 1 when the build has CUDA and a device is present */
 const char *be_cuda_device_name(const be *b);    /* the GPU's name, NULL for other backends */
+/* With $SD_CUDA_PROFILE=1 when it was made, a CUDA backend times every op with CUDA events (and runs without graphs);
+ * this prints the table per op (time, calls, TFLOP/s and GB/s against the given peaks) and clears it. No-op otherwise. */
+void be_cuda_profile_print(be *b, FILE *f, double peak_tflops, double peak_gbs);
 void be_free(be *b);
 
 /* ---- status ---- */

@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <algorithm>
 #include <functional>
 #include <vector>
 
@@ -24,9 +25,17 @@
 #define MAX_SEEN 64     /* fingerprints remembered for their second occurrence */
 #define STAGE_ALIGN 256
 
+/* what the profile knows of a recorded op */
+struct op_meta { const char *name; double flops, bytes; };
+struct prof_row { const char *name; long long calls; double ms, flops, bytes; };
+
 struct cuda_recorder {
     int on;
+    int profile;                        /* $SD_CUDA_PROFILE=1: every op between two CUDA events, no graphs */
     std::vector<std::function<void(be *)>> ops;
+    std::vector<op_meta> meta;
+    std::vector<prof_row> prof;
+    std::vector<cudaEvent_t> events;
     uint64_t fp;
     /* pinned staging: chunks; the segment's data is at deterministic offsets; one chunk in the steady state */
     std::vector<std::pair<unsigned char *, size_t>> chunks;
@@ -63,14 +72,21 @@ template <typename T, typename... Rest> static void fp_all(uint64_t *h, const T 
     if constexpr (sizeof...(Rest) > 0) fp_all(h, rest...);
 }
 
-/* Records op `kind` with the values that identify it; false: recording is off and the caller runs the op now. */
-template <typename... A> static bool record(be *b, int kind, std::function<void(be *)> fn, const A &...ident) {
+/* Records op `kind` with the values that identify it (and, for the profile, its name, FLOPs and DRAM bytes); false:
+ * recording is off and the caller runs the op now. */
+template <typename... A> static bool record(be *b, int kind, op_meta m, std::function<void(be *)> fn, const A &...ident) {
     cuda_recorder *r = R(b);
     if (!r || !r->on) return false;
     fp_of(&r->fp, kind);
     fp_all(&r->fp, ident...);
     r->ops.push_back(std::move(fn));
+    r->meta.push_back(m);
     return true;
+}
+
+static double tbytes(const be *b, const be_tensor &t) { return (double)be_numel(&t) * b->elem_size; }
+static double wbytes(const be *b, const be_weight &w) {
+    return w.data ? (double)w.out * w.in * w.kh * w.kw * (w.kind == BE_W_VEC ? 4 : b->elem_size) : 0.0;
 }
 
 /* ---- pinned staging ---- */
@@ -129,6 +145,60 @@ static void run_ops(be *b) {
     }
 }
 
+/* run_ops with every op between two events, added to the profile by name */
+static void run_ops_profiled(be *b) {
+    cuda_recorder *r = R(b);
+    const size_t n = r->ops.size();
+    while (r->events.size() < 2 * n) {
+        cudaEvent_t e;
+        if (cudaEventCreate(&e) != cudaSuccess) {
+            cudaGetLastError();
+            run_ops(b);
+            return;
+        }
+        r->events.push_back(e);
+    }
+    cudaStream_t s = cuda_of(b)->stream;
+    for (size_t i = 0; i < n && be_ok(b); i++) {
+        cudaEventRecord(r->events[2 * i], s);
+        r->ops[i](b);
+        cudaEventRecord(r->events[2 * i + 1], s);
+    }
+    cudaStreamSynchronize(s);
+    for (size_t i = 0; i < n && be_ok(b); i++) {
+        float ms = 0;
+        cudaEventElapsedTime(&ms, r->events[2 * i], r->events[2 * i + 1]);
+        prof_row *row = NULL;
+        for (auto &p : r->prof)
+            if (!strcmp(p.name, r->meta[i].name)) row = &p;
+        if (!row) {
+            r->prof.push_back({r->meta[i].name, 0, 0, 0, 0});
+            row = &r->prof.back();
+        }
+        row->calls++;
+        row->ms += ms;
+        row->flops += r->meta[i].flops;
+        row->bytes += r->meta[i].bytes;
+    }
+}
+
+extern "C" void be_cuda_profile_print(be *b, FILE *f, double peak_tflops, double peak_gbs) {
+    if (!b || b->ops != &cuda_ops || !R(b) || !R(b)->profile) return;
+    cuda_recorder *r = R(b);
+    double total = 0;
+    for (auto &p : r->prof) total += p.ms;
+    fprintf(f, "| op | calls | ms | share | TFLOP/s | %% of %.0f | GB/s | %% of %.0f |\n|---|---:|---:|---:|---:|---:|---:|---:|\n", peak_tflops, peak_gbs);
+    std::vector<prof_row> rows = r->prof;
+    std::sort(rows.begin(), rows.end(), [](const prof_row &x, const prof_row &y) { return x.ms > y.ms; });
+    for (auto &p : rows) {
+        const double tf = p.ms > 0 ? p.flops / (p.ms * 1e-3) / 1e12 : 0, gb = p.ms > 0 ? p.bytes / (p.ms * 1e-3) / 1e9 : 0;
+        fprintf(f, "| %s | %lld | %.3f | %.1f%% | %.1f | %.0f%% | %.0f | %.0f%% |\n", p.name, p.calls, p.ms, total > 0 ? 100 * p.ms / total : 0, tf,
+                100 * tf / peak_tflops, gb, 100 * gb / peak_gbs);
+    }
+    fprintf(f, "| **total** | | **%.3f** | | | | | |\n", total);
+    r->prof.clear();
+}
+
 static bool seen(cuda_recorder *r, uint64_t fp) {
     for (uint64_t s : r->seen)
         if (s == fp) return true;
@@ -180,6 +250,10 @@ static void flush(be *b) {
                 be_set_error(b, SD_ERR_BACKEND, "cuda backend: cudaGraphLaunch: %s", cudaGetErrorString(cudaGetLastError()));
             done = true;
         }
+    if (!done && r->profile) { /* timed op by op: eagerly */
+        run_ops_profiled(b);
+        done = true;
+    }
     if (!done && seen(r, fp)) {
         int fails = 0;
         for (auto &f : r->failures)
@@ -201,6 +275,7 @@ static void flush(be *b) {
         }
     }
     r->ops.clear();
+    r->meta.clear();
     r->fp = 0xcbf29ce484222325ull;
     r->used = 0; /* the staged data stays readable until the next segment stages something */
 }
@@ -209,6 +284,9 @@ sd_status cuda_recorder_new(be *b) {
     cuda_recorder *r = new cuda_recorder();
     const char *env = getenv("SD_CUDA_GRAPH");
     r->on = !(env && !strcmp(env, "0"));
+    env = getenv("SD_CUDA_PROFILE");
+    r->profile = env && !strcmp(env, "1");
+    if (r->profile) r->on = 1; /* ops are recorded so that each can be timed */
     r->fp = 0xcbf29ce484222325ull;
     r->used = 0;
     r->tick = 0;
@@ -222,6 +300,7 @@ void cuda_recorder_free(be *b) {
     if (cuda_of(b)->stream) cudaStreamSynchronize(cuda_of(b)->stream);
     cuda_graphs_drop(b);
     for (auto &c : r->chunks) cudaFreeHost(c.first);
+    for (auto e : r->events) cudaEventDestroy(e);
     delete r;
     cuda_of(b)->rec = NULL;
 }
@@ -229,7 +308,10 @@ void cuda_recorder_free(be *b) {
 /* ---- sync points: what was recorded runs first ---- */
 
 static void g_free(be *b) {
-    if (R(b)) R(b)->ops.clear(); /* nobody can read the results any more */
+    if (R(b)) { /* nobody can read the results any more */
+        R(b)->ops.clear();
+        R(b)->meta.clear();
+    }
     cuda_free_backend(b);
 }
 static sd_status g_arena_reserve(be *b, size_t bytes) {
@@ -272,7 +354,7 @@ static void g_upload(be *b, be_tensor *dst, const float *src) {
     if (!p) return;
     memcpy(p, src, bytes);
     be_tensor d = *dst;
-    record(b, 1, [d, p](be *b) mutable { cuda_upload(b, &d, p); }, d, bytes);
+    record(b, 1, op_meta{"upload (host f32 -> device)", 0, (double)bytes + tbytes(b, d)}, [d, p](be *b) mutable { cuda_upload(b, &d, p); }, d, bytes);
 }
 
 static void g_download(be *b, const be_tensor *src, float *dst) {
@@ -286,7 +368,8 @@ static void g_download(be *b, const be_tensor *src, float *dst) {
     float *p = (float *)stage(b, bytes);
     if (!p) return;
     const be_tensor s = *src;
-    record(b, 2, [s, p](be *b) { cuda_report(b, cuda_download_async(b, &s, p)); }, s, bytes);
+    record(b, 2, op_meta{"download (device -> host f32)", 0, (double)bytes + tbytes(b, s)}, [s, p](be *b) { cuda_report(b, cuda_download_async(b, &s, p)); },
+           s, bytes);
     flush(b);
     const sd_status st = cuda_sync(b);
     if (st != SD_OK) cuda_report(b, st);
@@ -305,7 +388,7 @@ static void g_embedding(be *b, const int32_t *ids, const be_weight *table, be_te
     memcpy(p, ids, bytes);
     const be_weight t = *table;
     be_tensor yv = *y;
-    record(b, 3, [p, t, yv](be *b) mutable { cuda_embedding(b, p, &t, &yv); }, t, yv, bytes);
+    record(b, 3, op_meta{"embedding", 0, 2 * tbytes(b, yv)}, [p, t, yv](be *b) mutable { cuda_embedding(b, p, &t, &yv); }, t, yv, bytes);
 }
 
 static void g_timestep_embedding(be *b, const float *t, int flip, float shift, be_tensor *y) {
@@ -319,7 +402,8 @@ static void g_timestep_embedding(be *b, const float *t, int flip, float shift, b
     if (!p) return;
     memcpy(p, t, bytes);
     be_tensor yv = *y;
-    record(b, 4, [p, flip, shift, yv](be *b) mutable { cuda_timestep_embedding(b, p, flip, shift, &yv); }, yv, flip, shift, bytes);
+    record(b, 4, op_meta{"timestep embedding", 0, tbytes(b, yv)}, [p, flip, shift, yv](be *b) mutable { cuda_timestep_embedding(b, p, flip, shift, &yv); },
+           yv, flip, shift, bytes);
 }
 
 /* ---- compute ops: recorded with copies of their arguments ---- */
@@ -336,7 +420,8 @@ static void g_linear(be *b, const be_tensor *x, const be_weight *w, const be_wei
     be_tensor yv = *y;
     const be_weight wv = *w, bv = wcopy(bias);
     const int hb = bias != NULL;
-    if (!record(b, 10, [=](be *b) mutable { cuda_linear(b, &xv, &wv, hb ? &bv : NULL, act, &yv); }, xv, wv, bv, hb, (int)act, yv))
+    const op_meta m = {"linear", 2.0 * be_numel(&xv) / xv.c * wv.out * wv.in, tbytes(b, xv) + wbytes(b, wv) + tbytes(b, yv)};
+    if (!record(b, 10, m, [=](be *b) mutable { cuda_linear(b, &xv, &wv, hb ? &bv : NULL, act, &yv); }, xv, wv, bv, hb, (int)act, yv))
         cuda_linear(b, x, w, bias, act, y);
 }
 
@@ -345,7 +430,8 @@ static void g_conv2d(be *b, const be_tensor *x, const be_weight *w, const be_wei
     be_tensor yv = *y;
     const be_weight wv = *w, bv = wcopy(bias);
     const int hb = bias != NULL;
-    if (!record(b, 11, [=](be *b) mutable { cuda_conv2d(b, &xv, &wv, hb ? &bv : NULL, stride, lo, hi, &yv); }, xv, wv, bv, hb, stride, lo, hi, yv))
+    const op_meta m = {"conv2d", 2.0 * be_numel(&yv) * wv.in * wv.kh * wv.kw, tbytes(b, xv) + wbytes(b, wv) + tbytes(b, yv)};
+    if (!record(b, 11, m, [=](be *b) mutable { cuda_conv2d(b, &xv, &wv, hb ? &bv : NULL, stride, lo, hi, &yv); }, xv, wv, bv, hb, stride, lo, hi, yv))
         cuda_conv2d(b, x, w, bias, stride, lo, hi, y);
 }
 
@@ -354,7 +440,8 @@ static void g_group_norm(be *b, const be_tensor *x, const be_weight *gamma, cons
     be_tensor yv = *y;
     const be_weight gv = wcopy(gamma), bv = wcopy(beta);
     const int hg = gamma != NULL, hb = beta != NULL;
-    if (!record(b, 12, [=](be *b) mutable { cuda_group_norm(b, &xv, hg ? &gv : NULL, hb ? &bv : NULL, groups, eps, silu, &yv); }, xv, gv, bv, hg,
+    if (!record(b, 12, op_meta{"group_norm", 0, 2 * tbytes(b, xv) + tbytes(b, yv)},
+                [=](be *b) mutable { cuda_group_norm(b, &xv, hg ? &gv : NULL, hb ? &bv : NULL, groups, eps, silu, &yv); }, xv, gv, bv, hg,
                 hb, groups, eps, silu, yv))
         cuda_group_norm(b, x, gamma, beta, groups, eps, silu, y);
 }
@@ -364,45 +451,54 @@ static void g_layer_norm(be *b, const be_tensor *x, const be_weight *gamma, cons
     be_tensor yv = *y;
     const be_weight gv = wcopy(gamma), bv = wcopy(beta);
     const int hg = gamma != NULL, hb = beta != NULL;
-    if (!record(b, 13, [=](be *b) mutable { cuda_layer_norm(b, &xv, hg ? &gv : NULL, hb ? &bv : NULL, eps, &yv); }, xv, gv, bv, hg, hb, eps, yv))
+    if (!record(b, 13, op_meta{"layer_norm", 0, tbytes(b, xv) + tbytes(b, yv)},
+                [=](be *b) mutable { cuda_layer_norm(b, &xv, hg ? &gv : NULL, hb ? &bv : NULL, eps, &yv); }, xv, gv, bv, hg, hb, eps, yv))
         cuda_layer_norm(b, x, gamma, beta, eps, y);
 }
 
 static void g_act(be *b, be_act act, const be_tensor *x, be_tensor *y) {
     const be_tensor xv = *x;
     be_tensor yv = *y;
-    if (!record(b, 14, [=](be *b) mutable { cuda_act(b, act, &xv, &yv); }, (int)act, xv, yv)) cuda_act(b, act, x, y);
+    if (!record(b, 14, op_meta{"activation", 0, tbytes(b, xv) + tbytes(b, yv)}, [=](be *b) mutable { cuda_act(b, act, &xv, &yv); }, (int)act, xv, yv))
+        cuda_act(b, act, x, y);
 }
 
 static void g_geglu(be *b, const be_tensor *x, be_tensor *y) {
     const be_tensor xv = *x;
     be_tensor yv = *y;
-    if (!record(b, 15, [=](be *b) mutable { cuda_geglu(b, &xv, &yv); }, xv, yv)) cuda_geglu(b, x, y);
+    if (!record(b, 15, op_meta{"geglu", 0, tbytes(b, xv) + tbytes(b, yv)}, [=](be *b) mutable { cuda_geglu(b, &xv, &yv); }, xv, yv)) cuda_geglu(b, x, y);
 }
 
 static void g_add(be *b, const be_tensor *a, const be_tensor *x, float alpha, be_tensor *y) {
     const be_tensor av = *a, xv = *x;
     be_tensor yv = *y;
-    if (!record(b, 16, [=](be *b) mutable { cuda_add(b, &av, &xv, alpha, &yv); }, av, xv, alpha, yv)) cuda_add(b, a, x, alpha, y);
+    if (!record(b, 16, op_meta{"add", 0, tbytes(b, av) + tbytes(b, xv) + tbytes(b, yv)}, [=](be *b) mutable { cuda_add(b, &av, &xv, alpha, &yv); }, av, xv,
+                alpha, yv))
+        cuda_add(b, a, x, alpha, y);
 }
 
 static void g_attention(be *b, const be_tensor *q, const be_tensor *k, const be_tensor *v, int heads, int causal, be_tensor *y) {
     const be_tensor qv = *q, kv = *k, vv = *v;
     be_tensor yv = *y;
-    if (!record(b, 17, [=](be *b) mutable { cuda_attention(b, &qv, &kv, &vv, heads, causal, &yv); }, qv, kv, vv, heads, causal, yv))
+    const double tq = (double)qv.h * qv.w, tk = (double)kv.h * kv.w;
+    const op_meta m = {"attention", 2.0 * qv.n * tq * tk * (qv.c + vv.c), tbytes(b, qv) + tbytes(b, kv) + tbytes(b, vv) + tbytes(b, yv)};
+    if (!record(b, 17, m, [=](be *b) mutable { cuda_attention(b, &qv, &kv, &vv, heads, causal, &yv); }, qv, kv, vv, heads, causal, yv))
         cuda_attention(b, q, k, v, heads, causal, y);
 }
 
 static void g_upsample(be *b, const be_tensor *x, be_tensor *y) {
     const be_tensor xv = *x;
     be_tensor yv = *y;
-    if (!record(b, 18, [=](be *b) mutable { cuda_upsample_nearest(b, &xv, &yv); }, xv, yv)) cuda_upsample_nearest(b, x, y);
+    if (!record(b, 18, op_meta{"upsample", 0, tbytes(b, xv) + tbytes(b, yv)}, [=](be *b) mutable { cuda_upsample_nearest(b, &xv, &yv); }, xv, yv))
+        cuda_upsample_nearest(b, x, y);
 }
 
 static void g_concat(be *b, const be_tensor *a, const be_tensor *x, be_tensor *y) {
     const be_tensor av = *a, xv = *x;
     be_tensor yv = *y;
-    if (!record(b, 19, [=](be *b) mutable { cuda_concat_channels(b, &av, &xv, &yv); }, av, xv, yv)) cuda_concat_channels(b, a, x, y);
+    if (!record(b, 19, op_meta{"concat", 0, tbytes(b, av) + tbytes(b, xv) + tbytes(b, yv)}, [=](be *b) mutable { cuda_concat_channels(b, &av, &xv, &yv); },
+                av, xv, yv))
+        cuda_concat_channels(b, a, x, y);
 }
 
 /* be_gemm_args with its tensors and weights held by value */
@@ -442,13 +538,32 @@ struct gemm_copy {
     }
 };
 
+/* the profile's name of a fused GEMM (kind of weight, prologue, epilogue), its FLOPs and DRAM bytes */
+static op_meta gemm_meta(be *b, const gemm_copy &c) {
+    const be_gemm_args &a = c.a;
+    const be_weight &w = c.w[0];
+    const int conv = w.kind == BE_W_CONV && w.kh * w.kw > 1;
+    const char *name = conv ? (a.norm == BE_NORM_GROUP ? "igemm conv 3x3, GroupNorm prologue" : a.up2x ? "igemm conv 3x3, upsample" : "igemm conv 3x3")
+                            : a.norm == BE_NORM_LAYER ? (a.act == BE_ACT_GEGLU ? "igemm linear, LayerNorm + GEGLU" : "igemm linear, LayerNorm prologue")
+                            : a.norm == BE_NORM_GROUP ? "igemm linear, GroupNorm prologue"
+                            : a.residual ? "igemm linear, residual epilogue" : "igemm linear";
+    double rows = 0, out = 0;
+    for (int j = 0; j < a.nw; j++) {
+        rows = (double)c.y[j].n * c.y[j].h * c.y[j].w;
+        out += tbytes(b, c.y[j]);
+    }
+    const double flops = 2.0 * a.nw * rows * w.out * w.in * w.kh * w.kw;
+    const double bytes = tbytes(b, c.x) + (a.x2 ? tbytes(b, c.x2) : 0) + a.nw * wbytes(b, w) + out + (a.residual ? tbytes(b, c.res) : 0);
+    return op_meta{name, flops, bytes};
+}
+
 static int g_gemm(be *b, const be_gemm_args *a) {
     if (!cuda_gemm_fused_fits(b, a)) return 0; /* be_gemm composes it from the other ops */
     gemm_copy c(a);
     uint64_t h = 0;
     fp_all(&h, c.x, c.x2, c.add, c.res, c.y[0], c.y[1], c.y[2], c.w[0], c.w[1], c.w[2], c.bias[0], c.bias[1], c.bias[2], c.gamma, c.beta);
     fp_all(&h, a->up2x, a->stride, a->pad_lo, a->pad_hi, (int)a->norm, a->groups, a->eps, a->norm_silu, a->nw, (int)a->act);
-    if (!record(b, 20, [c](be *b) mutable {
+    if (!record(b, 20, gemm_meta(b, c), [c](be *b) mutable {
             be_gemm_args r = c.args();
             cuda_gemm_fused(b, &r);
         }, (size_t)h))
