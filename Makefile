@@ -212,6 +212,34 @@ TEST_BINS += 'cuda-ops-inorder:14=CUDA_EMU_SCHED=inorder $(CUDA_EMU_BIN) cuda_op
 test: $(CUDA_EMU_BIN)
 
 -include $(CUDA_BE_OBJ:.o=.d) $(CUDA_EMU_BE_OBJ:.o=.d) $(CUDA_TEST_OBJ:.o=.d) $(BUILD)/tests/cuda/hooks_emu.d
+
+# `make cuda-report` (CI): the kernels compiled for sm_80 and sm_90 with ptxas -v (registers, shared memory, spills)
+# and disassembled with cuobjdump -sass (instruction mix: HMMA ...), tabulated by tools/cuda_report.py with the
+# theoretical occupancy, then the per-step model of tools/cuda_roofline.py. The toolkit here has no cuobjdump: the
+# target installs NVIDIA's cuobjdump and nvdisasm wheels from PyPI into a venv of its own. Fails if a kernel spills
+# or a tensor-core kernel has no HMMA. The text is in kernels/cuda/README.md.
+CUDA_REPORT_DIR   := $(BUILD)/cuda-report
+CUDA_REPORT_VENV  := $(BUILD)/cuda-report-venv
+CUDA_REPORT_TOOLS := nvidia-cuda-cuobjdump==13.2.51 nvidia-cuda-nvdisasm==13.2.51
+CUDA_REPORT_SRC   := igemm flash norm eltwise attention conv
+.PHONY: cuda-report
+cuda-report:
+ifeq ($(NVCC),)
+	@echo "cuda-report: nvcc not found"; exit 1
+else
+	@mkdir -p $(CUDA_REPORT_DIR)
+	@test -x $(CUDA_REPORT_VENV)/bin/pip || python3 -m venv $(CUDA_REPORT_VENV)
+	@$(CUDA_REPORT_VENV)/bin/pip install -q $(CUDA_REPORT_TOOLS)
+	@bin=$$(dirname $$(find $(CUDA_REPORT_VENV) -name cuobjdump -type f | head -n 1)); \
+	for a in 80 90; do for f in $(CUDA_REPORT_SRC); do \
+	  $(NVCC) -std=c++17 -O3 -I. -gencode arch=compute_$$a,code=sm_$$a -Xptxas -v -c kernels/cuda/$$f.cu \
+	    -o $(CUDA_REPORT_DIR)/$$f.sm_$$a.o 2> $(CUDA_REPORT_DIR)/$$f.sm_$$a.ptxas.txt || { cat $(CUDA_REPORT_DIR)/$$f.sm_$$a.ptxas.txt; exit 1; }; \
+	  PATH=$$bin:$$PATH cuobjdump -sass $(CUDA_REPORT_DIR)/$$f.sm_$$a.o > $(CUDA_REPORT_DIR)/$$f.sm_$$a.sass.txt || exit 1; \
+	done; done
+	@( python3 tools/cuda_report.py $(CUDA_REPORT_DIR); st=$$?; echo; python3 tools/cuda_roofline.py; echo; \
+	   python3 tools/cuda_roofline.py --sdxl; echo; python3 tools/cuda_roofline.py --vae; exit $$st ) > $(CUDA_REPORT_DIR)/report.md; \
+	  st=$$?; cat $(CUDA_REPORT_DIR)/report.md; echo "cuda-report: $(CUDA_REPORT_DIR)/report.md"; exit $$st
+endif
 # ==== end of CUDA backend ================================================================================
 
 # LeakSanitizer (part of ASan on x86_64 Linux) is switched on explicitly; every report of every process the tests
