@@ -8,6 +8,8 @@
 #   make demo        renders samples/out/*.png with the bundled demo model (samples/prompts.tsv)
 #   make samples     re-renders the committed sample pictures: samples/images/, batch contact sheet, compare grid
 #   make bench       CPU benchmark tables (random-weight full-size SD 1.5 and SDXL; BENCH_MODELS=sd15 for SD 1.5 only)
+#   make bench-cuda  CUDA timings per step and per op (SD 1.5 512², SDXL 1024²) on a GPU; says so and exits 0 without one
+#   make cuda-report registers/spills/occupancy/SASS mix of every kernel (sm_80, sm_90) + the roofline model per step
 #   make batch-demo  renders samples/jobs/shapes.jsonl into samples/out/batch/, contact sheet samples/batch/contact.png
 #   make compare-demo  sampler x steps grid, table and chart in samples/compare/ with the demo model
 
@@ -41,7 +43,7 @@ TEST_SRC  := $(wildcard tests/*.c)
 TEST_OBJ  := $(TEST_SRC:%.c=$(BUILD)/%.o)
 CU_SRC    := $(wildcard kernels/cuda/*.cu)
 
-.PHONY: all test asan-test cuda-check deps clean demo samples bench batch-demo compare-demo
+.PHONY: all test asan-test cuda-check deps clean demo samples bench batch-demo compare-demo bench-cuda cuda-report
 all: $(BUILD)/libsd.a sd
 
 $(BUILD)/%.o: %.c
@@ -135,8 +137,8 @@ $(EMU_BIN): $(EMU_TEST_OBJ) $(BUILD)/tests/test_main.o $(EMU_LIB) $(BUILD)/libsd
 	$(CXX) -o $@ $^ $(LDLIBS)
 
 # The emulated tests run once per schedule; a bug counts as caught if any of them catches it.
-TEST_BINS += 'emu-inorder:47=CUDA_EMU_SCHED=inorder $(EMU_BIN)' 'emu-reverse:47=CUDA_EMU_SCHED=reverse $(EMU_BIN)' \
-             'emu-rand1:47=CUDA_EMU_SCHED=random CUDA_EMU_SEED=1 $(EMU_BIN)' 'emu-rand2:47=CUDA_EMU_SCHED=random CUDA_EMU_SEED=2 $(EMU_BIN)'
+TEST_BINS += 'emu-inorder:56=CUDA_EMU_SCHED=inorder $(EMU_BIN)' 'emu-reverse:56=CUDA_EMU_SCHED=reverse $(EMU_BIN)' \
+             'emu-rand1:56=CUDA_EMU_SCHED=random CUDA_EMU_SEED=1 $(EMU_BIN)' 'emu-rand2:56=CUDA_EMU_SCHED=random CUDA_EMU_SEED=2 $(EMU_BIN)'
 test: $(EMU_BIN)
 
 # CI: launches and dynamic shared memory only through kernels/cuda/cuda_portable.h, so both builds agree.
@@ -203,12 +205,12 @@ else
 endif
 cuda-check: cuda-test-bin
 
-TEST_BINS += 'cuda-ops-inorder:14=CUDA_EMU_SCHED=inorder $(CUDA_EMU_BIN) cuda_op_' \
-             'cuda-ops-reverse:14=CUDA_EMU_SCHED=reverse $(CUDA_EMU_BIN) cuda_op_' \
-             'cuda-ops-rand1:14=CUDA_EMU_SCHED=random CUDA_EMU_SEED=1 $(CUDA_EMU_BIN) cuda_op_' \
-             'cuda-ops-rand2:14=CUDA_EMU_SCHED=random CUDA_EMU_SEED=2 $(CUDA_EMU_BIN) cuda_op_' \
-             'cuda-ops-greedy:14=CUDA_EMU_SCHED=greedy $(CUDA_EMU_BIN) cuda_op_' \
-             'cuda-models:15=CUDA_EMU_SCHED=random CUDA_EMU_SEED=3 $(CUDA_EMU_BIN) cuda_model_'
+TEST_BINS += 'cuda-ops-inorder:19=CUDA_EMU_SCHED=inorder $(CUDA_EMU_BIN) cuda_op_' \
+             'cuda-ops-reverse:19=CUDA_EMU_SCHED=reverse $(CUDA_EMU_BIN) cuda_op_' \
+             'cuda-ops-rand1:19=CUDA_EMU_SCHED=random CUDA_EMU_SEED=1 $(CUDA_EMU_BIN) cuda_op_' \
+             'cuda-ops-rand2:19=CUDA_EMU_SCHED=random CUDA_EMU_SEED=2 $(CUDA_EMU_BIN) cuda_op_' \
+             'cuda-ops-greedy:19=CUDA_EMU_SCHED=greedy $(CUDA_EMU_BIN) cuda_op_' \
+             'cuda-models:17=CUDA_EMU_SCHED=random CUDA_EMU_SEED=3 $(CUDA_EMU_BIN) cuda_model_'
 test: $(CUDA_EMU_BIN)
 
 -include $(CUDA_BE_OBJ:.o=.d) $(CUDA_EMU_BE_OBJ:.o=.d) $(CUDA_TEST_OBJ:.o=.d) $(BUILD)/tests/cuda/hooks_emu.d

@@ -4,7 +4,8 @@
  * 32) multiples of 8, so the CUDA backend takes exactly the paths of the full-size model: the fused convolutions
  * (GroupNorm prologue, concat and upsample through the addressing, time-embedding and residual epilogues), the
  * fused Q/K/V and feed-forward GEMMs, the flash attention kernel.
- *  - CUDA f16 against the CPU backend at the whole-model tolerance of test_cuda_models.c (32 u·max|y|).
+ *  - CUDA f16 against the CPU backend at about twice the error measured on the emulator (3.5 u·max|y|: 7 u), as the
+ *    per-case bars of test_cuda_models.c.
  *  - The kernel launches of one forward: the same count as the full-size model's (same structure and paths), listed
  *    per kernel. */
 #include "../test.h"
@@ -16,7 +17,9 @@
 
 #include <stdio.h>
 
-#define MODEL_U 32
+#define MODEL_U 7
+/* Kernel launches of one step as measured (upload and download included); the target is 150. More is a regression. */
+#define MAX_KERNELS 316
 
 /* The key list of the SD 1.5 UNet with every width divided by 5 (the context's 768 by 6). */
 static const char *scaled_keys(void) {
@@ -123,6 +126,7 @@ TEST(cuda_model_sd15_structure) {
         for (int s = 0; s < STEPS; s++)
             test_note("step %d: %lld kernels, %lld graph launches, %lld allocations, %lld host waits", s + 1, log.d[s].kernels, log.d[s].graphs,
                       log.d[s].mallocs, log.d[s].syncs);
+        CHECK_MSG(log.d[1].kernels <= MAX_KERNELS, "%lld kernels per step, more than the %d measured before", log.d[1].kernels, MAX_KERNELS);
         const cuda_test_counts *r = &log.d[STEPS - 1];
         CHECK_MSG(r->graphs == 1 && r->mallocs == 0 && r->syncs == 1 && r->kernels == log.d[1].kernels,
                   "a replayed step: %lld graph launches, %lld allocations, %lld host waits, %lld kernels (want 1, 0, 1, %lld)", r->graphs, r->mallocs,
