@@ -54,7 +54,7 @@ static void unet_steps(be *b, unet_model *u, int side, int steps, const char *wh
     be_measure_begin(b);
     be_tensor x = be_new(b, N, h, h, uc->in_channels), e = be_new(b, N, h, h, uc->out_channels), ctx = be_new(b, N, 1, 77, uc->ctx_dim);
     be_tensor pt = {0};
-    unet_cond c = {&ctx, NULL, NULL, NULL, 0};
+    unet_cond c = {.ctx = &ctx};
     if (uc->add_embed) {
         pt = be_new(b, N, 1, 1, 1280);
         c.text_embeds = &pt;
