@@ -14,9 +14,13 @@ test_pkgs="libyaml-dev slurmctld slurmd slurm-client munge"
 if [ "${1:-}" = --arm64 ]; then
     pkgs="$pkgs gcc-aarch64-linux-gnu qemu-user libopenblas-dev:arm64 libpng-dev:arm64 libjpeg62-turbo-dev:arm64 libwebp-dev:arm64 zlib1g-dev:arm64 libcjson-dev:arm64"
 fi
+# A name without an architecture is checked for the machine's own: with --arm64's multiarch packages installed, a
+# bare `dpkg -s libopenblas-dev` is satisfied by the arm64 one and the native library would never be installed.
+arch=$(dpkg --print-architecture)
+have() { case "$1" in *:*) dpkg -s "$1" ;; *) dpkg -s "$1:$arch" ;; esac >/dev/null 2>&1; }
 missing=""; missing_test=""
-for p in $pkgs; do dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"; done
-for p in $test_pkgs; do dpkg -s "$p" >/dev/null 2>&1 || missing_test="$missing_test $p"; done
+for p in $pkgs; do have "$p" || missing="$missing $p"; done
+for p in $test_pkgs; do have "$p" || missing_test="$missing_test $p"; done
 if [ -z "$missing$missing_test" ]; then echo "deps: all present"; exit 0; fi
 echo "deps: installing$missing$missing_test"
 SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
