@@ -27,7 +27,8 @@ int cpu_level_supported(cpu_level l);
 const char *cpu_level_name(cpu_level l);
 
 /* How 3x3 stride-1 convolutions run (cpu_winograd.c): the measured rule, or forced for comparisons and tests.
- * The default comes from $SD_CPU_CONV=auto|direct|im2col|wino4|wino6 (direct: the slab path; im2col: no slab). */
+ * The default comes from $SD_CPU_CONV=direct|auto|im2col|wino4|wino6 (direct, the default: the slab path; auto:
+ * the rule; im2col: no slab). */
 enum { CPU_CONV_AUTO, CPU_CONV_DIRECT, CPU_CONV_IM2COL, CPU_CONV_WINO4, CPU_CONV_WINO6 };
 int cpu_conv_mode(void);
 int cpu_conv_mode_set(int mode); /* returns the previous mode */
