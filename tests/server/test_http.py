@@ -478,7 +478,11 @@ def load():
     assert not wrong, "\n".join(wrong)
     T.note("16 clients x 4 requests (32x32, 2 steps, demo model): %.1f s, %.1f requests/min; peak RSS %.1f MiB after the first "
            "request, %.1f MiB after all" % (took, 64 * 60 / took, rss0 / 1024, rss1 / 1024))
-    assert rss1 - rss0 < 32 * 1024, "peak RSS grew by %.1f MiB" % ((rss1 - rss0) / 1024)
+    # Under AddressSanitizer (make asan-test sets ASAN_OPTIONS) freed memory is held in its quarantine, 256 MiB by
+    # default on 64-bit Linux, before it is reused, with a shadow byte per 8 bytes of it: the RSS then grows by up to
+    # 288 MiB more without a leak (measured: 266 and 270 MiB). The bar of the plain build stays 32 MiB.
+    allow = 32 + (256 + 32 if "ASAN_OPTIONS" in os.environ else 0)
+    assert rss1 - rss0 < allow * 1024, "peak RSS grew by %.1f MiB (at most %d allowed)" % ((rss1 - rss0) / 1024, allow)
     assert stalled_closed, "a stalled client was not timed out"
     log = S.text()
     assert "hung up" in log, "the job of the client that hung up was not dropped: " + log[-300:]
