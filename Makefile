@@ -280,6 +280,10 @@ $(FUZZ_BUILD)/%.o: %.c
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -c $< -o $@
 $(FUZZ_BUILD)/text_encoder/merges_blob.o: text_encoder/bpe_simple_vocab_16e6.txt.gz
 $(FUZZ_BUILD)/kernels/cpu/cpu_simd.o: FUZZ_CFLAGS += '-D__builtin_cpu_supports(feature)=0'
+# clang 14 ignores gcc's "#pragma GCC target" of the x86 kernel levels (an error under -Werror): the same target as
+# flags. Never run here (the level is always the portable one above), only compiled so that the archive is whole.
+$(FUZZ_BUILD)/kernels/cpu/cpu_kern_avx2.o: FUZZ_CFLAGS += -Wno-unknown-pragmas -mavx2 -mfma -mf16c
+$(FUZZ_BUILD)/kernels/cpu/cpu_kern_avx512.o: FUZZ_CFLAGS += -Wno-unknown-pragmas -mavx512f -mavx512bw -mavx512dq -mavx512vl -mavx2 -mfma -mf16c
 
 $(FUZZ_BUILD)/libsd-fuzz.a: $(FUZZ_LIB_OBJ)
 	@rm -f $@
