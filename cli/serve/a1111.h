@@ -29,6 +29,22 @@ int a1111_find_model(srv *s, const char *name, model_entry *out, jfield_err *e, 
  * the library has no LoRA). 0 or -1 with e set. */
 int a1111_check_loras(srv *s, const char *field, const char *prompt, jfield_err *e);
 
+/* The routes' request parsers without HTTP: each reads a parsed body into a job (or the options), checking every
+ * field, and returns 0, or -1 with e set and *status (the HTTP status of the refusal). They are the routes' own code,
+ * not static only so that tests/fuzz/fuzz_server_request.c can feed them untrusted bodies without a connection.
+ * a1111_parse (txt2img, img2img): d and j filled (the caller frees them: a1111_data_free, job_release). */
+int a1111_parse(srv *s, const cJSON *b, int img2img, a1111_data *d, job *j, jfield_err *e, unsigned *status);
+/* openai_parse (/v1/images/generations): j filled. */
+int openai_parse(srv *s, const cJSON *b, job *j, jfield_err *e, unsigned *status);
+/* POST /sdapi/v1/options: what to set (0 / -1 / NULL: leave as it is); strings point into b. */
+typedef struct a1111_options {
+    long long clip_skip;
+    double eta_ddim, eta_ancestral;
+    const char *rng, *checkpoint;
+    model_entry model;          /* the checkpoint's entry, when checkpoint is set */
+} a1111_options;
+int a1111_options_parse(srv *s, const cJSON *b, a1111_options *out, jfield_err *e, unsigned *status);
+
 /* The HTTP status and message of a failed job (shared with the OpenAI route). */
 unsigned a1111_job_status(const job *j, const char **field);
 

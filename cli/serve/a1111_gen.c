@@ -185,15 +185,13 @@ static int decode_image(const char *field, const cJSON *v, int channels, int max
     return 0;
 }
 
-/* The body to a job; 0, or -1 with e set (and *status: 422, 404 for an unknown model). */
 /* A field A1111 types as a boolean that its clients also send as 0/1 (check_types has checked which). */
 static int flag01(const cJSON *b, const char *key, int def) {
     const cJSON *v = jfield_get(b, key);
     return !v ? def : cJSON_IsTrue(v) || (cJSON_IsNumber(v) && v->valuedouble == 1);
 }
 
-static int parse(req *r, const cJSON *b, int img2img, a1111_data *d, job *j, jfield_err *e, unsigned *status) {
-    srv *s = r->s;
+int a1111_parse(srv *s, const cJSON *b, int img2img, a1111_data *d, job *j, jfield_err *e, unsigned *status) {
     const server_opts *o = &s->o;
     *status = 422;
     cJSON *defaults = a1111_defaults(img2img);
@@ -380,7 +378,7 @@ static enum MHD_Result generate(req *r, int img2img) {
     r->free_data = a1111_data_free;
     jfield_err e = {{0}, {0}};
     unsigned status;
-    if (parse(r, b, img2img, d, j, &e, &status) != 0) {
+    if (a1111_parse(r->s, b, img2img, d, j, &e, &status) != 0) {
         job_release(r->s, j);
         return http_error(r, status, e.field, "%s", e.msg);
     }

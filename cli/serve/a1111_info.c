@@ -235,40 +235,46 @@ static enum MHD_Result options_loaded(req *r) {
     return http_json(r, 200, cJSON_CreateNull());
 }
 
+int a1111_options_parse(srv *s, const cJSON *b, a1111_options *out, jfield_err *e, unsigned *status) {
+    memset(out, 0, sizeof *out);
+    out->eta_ddim = out->eta_ancestral = -1;
+    *status = 422;
+    const char *fmt;
+    for (const cJSON *it = b->child; it; it = it->next) {
+        const char *k = it->string;
+        int bad = 0;
+        if (!strcmp(k, "sd_model_checkpoint")) bad = jfield_str(b, k, 255, NULL, &out->checkpoint, e) || (out->checkpoint && a1111_find_model(s, out->checkpoint, &out->model, e, status));
+        else if (!strcmp(k, "CLIP_stop_at_last_layers")) bad = jfield_int(b, k, 1, 12, 0, &out->clip_skip, e);
+        else if (!strcmp(k, "eta_ddim")) bad = jfield_num(b, k, 0, 1, -1, &out->eta_ddim, e);
+        else if (!strcmp(k, "eta_ancestral")) bad = jfield_num(b, k, 0, 1, -1, &out->eta_ancestral, e);
+        else if (!strcmp(k, "randn_source")) bad = jfield_str(b, k, 8, NULL, &out->rng, e) || (out->rng && strcmp(out->rng, "GPU") && strcmp(out->rng, "CPU") && jfield_fail(e, k, "must be \"GPU\" or \"CPU\""));
+        else if (!strcmp(k, "samples_format")) bad = jfield_str(b, k, 8, NULL, &fmt, e) || (fmt && strcmp(fmt, "png") && jfield_fail(e, k, "only \"png\" is made here"));
+        else if (!strcmp(k, "sd_checkpoint_hash")) bad = jfield_fail(e, k, "is read-only: it follows sd_model_checkpoint");
+        else bad = jfield_fail(e, k, "not an option this server has (see GET /sdapi/v1/options)");
+        if (bad) return -1;
+    }
+    return 0;
+}
+
 enum MHD_Result a1111_options_post(req *r) {
     srv *s = r->s;
     cJSON *b = http_body_object(r);
     if (!b) return MHD_YES;
     jfield_err e = {{0}, {0}};
-    long long clip = 0;
-    double eta_d = -1, eta_a = -1;
-    const char *rng = NULL, *ckpt = NULL, *fmt;
-    model_entry m;
-    unsigned status = 422;
-    for (const cJSON *it = b->child; it; it = it->next) {
-        const char *k = it->string;
-        int bad = 0;
-        if (!strcmp(k, "sd_model_checkpoint")) bad = jfield_str(b, k, 255, NULL, &ckpt, &e) || (ckpt && a1111_find_model(s, ckpt, &m, &e, &status));
-        else if (!strcmp(k, "CLIP_stop_at_last_layers")) bad = jfield_int(b, k, 1, 12, 0, &clip, &e);
-        else if (!strcmp(k, "eta_ddim")) bad = jfield_num(b, k, 0, 1, -1, &eta_d, &e);
-        else if (!strcmp(k, "eta_ancestral")) bad = jfield_num(b, k, 0, 1, -1, &eta_a, &e);
-        else if (!strcmp(k, "randn_source")) bad = jfield_str(b, k, 8, NULL, &rng, &e) || (rng && strcmp(rng, "GPU") && strcmp(rng, "CPU") && jfield_fail(&e, k, "must be \"GPU\" or \"CPU\""));
-        else if (!strcmp(k, "samples_format")) bad = jfield_str(b, k, 8, NULL, &fmt, &e) || (fmt && strcmp(fmt, "png") && jfield_fail(&e, k, "only \"png\" is made here"));
-        else if (!strcmp(k, "sd_checkpoint_hash")) bad = jfield_fail(&e, k, "is read-only: it follows sd_model_checkpoint");
-        else bad = jfield_fail(&e, k, "not an option this server has (see GET /sdapi/v1/options)");
-        if (bad) return http_error(r, status, e.field, "%s", e.msg);
-    }
+    a1111_options p;
+    unsigned status;
+    if (a1111_options_parse(s, b, &p, &e, &status) != 0) return http_error(r, status, e.field, "%s", e.msg);
     pthread_mutex_lock(&s->mu);
-    if (clip) s->opt_clip_skip = (int)clip;
-    if (eta_d >= 0) s->opt_eta_ddim = eta_d;
-    if (eta_a >= 0) s->opt_eta_ancestral = eta_a;
-    if (rng) s->opt_rng_cpu = !strcmp(rng, "CPU");
-    int switching = ckpt && (strcmp(m.path, s->def_model.path) || strcmp(m.name, s->def_model.name));
+    if (p.clip_skip) s->opt_clip_skip = (int)p.clip_skip;
+    if (p.eta_ddim >= 0) s->opt_eta_ddim = p.eta_ddim;
+    if (p.eta_ancestral >= 0) s->opt_eta_ancestral = p.eta_ancestral;
+    if (p.rng) s->opt_rng_cpu = !strcmp(p.rng, "CPU");
+    int switching = p.checkpoint && (strcmp(p.model.path, s->def_model.path) || strcmp(p.model.name, s->def_model.name));
     pthread_mutex_unlock(&s->mu);
     if (!switching) return http_json(r, 200, cJSON_CreateNull());
     /* A1111 answers once the new model is loaded: a load job in the queue, in turn */
     job *j = job_new(JOB_LOAD);
     if (!j) return http_error(r, 500, NULL, "out of memory");
-    j->model = m;
+    j->model = p.model;
     return http_submit(r, j, options_loaded);
 }

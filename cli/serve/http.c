@@ -152,23 +152,41 @@ cJSON *http_body_object(req *r) {
         http_error(r, 415, "Content-Type", "Content-Type: the body must be application/json, not %s", ct ? ct : "unspecified");
         return NULL;
     }
-    if (strlen(r->body) != r->len) {
-        http_error(r, 400, "body", "body: a NUL byte at %zu is no JSON", strlen(r->body));
+    unsigned status;
+    char msg[128];
+    cJSON *j = http_parse_object(r->body, r->len, invalid, &status, msg, sizeof msg);
+    if (!j) {
+        http_error(r, status, "body", "%s", msg);
+        return NULL;
+    }
+    r->json = j;
+    return j;
+}
+
+cJSON *http_parse_object(const char *body, size_t len, unsigned invalid, unsigned *status, char *msg, size_t msglen) {
+    *status = invalid;
+    if (!len) {
+        snprintf(msg, msglen, "body: a JSON object is required");
+        return NULL;
+    }
+    *status = 400;
+    if (strlen(body) != len) {
+        snprintf(msg, msglen, "body: a NUL byte at %zu is no JSON", strlen(body));
         return NULL;
     }
     const char *end = NULL;
-    cJSON *j = cJSON_ParseWithOpts(r->body, &end, 1); /* 1: nothing but space may follow the value */
+    cJSON *j = cJSON_ParseWithOpts(body, &end, 1); /* 1: nothing but space may follow the value */
     if (!j) {
-        size_t at = end && end >= r->body ? (size_t)(end - r->body) : 0;
-        http_error(r, 400, "body", "body: malformed JSON near byte %zu", at);
+        size_t at = end && end >= body ? (size_t)(end - body) : 0;
+        snprintf(msg, msglen, "body: malformed JSON near byte %zu", at);
         return NULL;
     }
     if (!cJSON_IsObject(j)) {
         cJSON_Delete(j);
-        http_error(r, invalid, "body", "body: must be a JSON object");
+        *status = invalid;
+        snprintf(msg, msglen, "body: must be a JSON object");
         return NULL;
     }
-    r->json = j;
     return j;
 }
 

@@ -49,6 +49,10 @@ enum MHD_Result http_busy(req *r, int retry_after, const char *why);
 
 /* The parsed JSON body (an object), or NULL after answering 400/415/422. */
 cJSON *http_body_object(req *r);
+/* Its checks of the body itself, without a connection (tests/fuzz/fuzz_server_request.c feeds it untrusted bodies):
+ * the object body (len bytes, NUL-terminated), or NULL with *status (400, or `invalid` for an empty body or one that is
+ * no object) and msg ("body: ..."). */
+cJSON *http_parse_object(const char *body, size_t len, unsigned invalid, unsigned *status, char *msg, size_t msglen);
 
 /* Submits j for r: on success the connection waits (suspended) and r->finish answers when j is done; a full queue
  * is answered 503. Takes j. */

@@ -14,8 +14,7 @@
 /* OpenAI's own fields this route accepts and leaves without effect (the picture is what the model makes) */
 static const char *const IGNORED[] = {"quality", "style", "user", "background", "moderation"};
 
-static int parse(req *r, const cJSON *b, job *j, jfield_err *e, unsigned *status) {
-    srv *s = r->s;
+int openai_parse(srv *s, const cJSON *b, job *j, jfield_err *e, unsigned *status) {
     const server_opts *o = &s->o;
     *status = 400;
     for (const cJSON *it = b->child; it; it = it->next) {
@@ -113,7 +112,7 @@ enum MHD_Result openai_images(req *r) {
     if (!j) return http_error(r, 500, NULL, "out of memory");
     jfield_err e = {{0}, {0}};
     unsigned status;
-    if (parse(r, b, j, &e, &status) != 0) {
+    if (openai_parse(r->s, b, j, &e, &status) != 0) {
         job_release(r->s, j);
         return http_error(r, status, e.field, "%s", e.msg);
     }

@@ -92,19 +92,24 @@ static int signal_next(int timeout_ms) {
     }
 }
 
+void srv_init(srv *s, const server_opts *opts) {
+    memset(s, 0, sizeof *s);
+    s->o = *opts;
+    pthread_mutex_init(&s->mu, NULL);
+    pthread_cond_init(&s->wake, NULL);
+    pthread_cond_init(&s->idle, NULL);
+    s->opt_clip_skip = 1;       /* A1111's options as it starts: CLIP_stop_at_last_layers 1, eta_ancestral 1 */
+    s->opt_eta_ancestral = 1.0;
+}
+
 int server_run(const server_opts *opts) {
     srv *s = calloc(1, sizeof *s);
     if (!s) { fprintf(stderr, "error: out of memory\n"); return 1; }
-    s->o = *opts;
+    srv_init(s, opts);
     const server_opts *o = &s->o;
     int rc = 1;
     struct MHD_Daemon *d = NULL;
     int worker = 0;
-    pthread_mutex_init(&s->mu, NULL);
-    pthread_cond_init(&s->wake, NULL);
-    pthread_cond_init(&s->idle, NULL);
-    s->opt_clip_skip = 1;
-    s->opt_eta_ancestral = 1.0;
 
     /* SIGTERM/SIGINT: a handler that only writes the signal into a pipe this thread reads (below). Blocking them and
      * sigwait would not do: threads that exist before this code (OpenBLAS starts its pool when the library loads)

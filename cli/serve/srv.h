@@ -90,6 +90,9 @@ typedef struct srv {
     int bound_loopback;
 } srv;
 
+/* server.c: the state as `sd serve` starts, before any model (s is overwritten; calloc'd or static) */
+void srv_init(srv *s, const server_opts *o);
+
 /* queue.c */
 job *job_new(job_kind kind);
 void job_release(srv *s, job *j);             /* drops one reference (takes s->mu) */
