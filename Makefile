@@ -292,6 +292,12 @@ $(FUZZ_BUILD)/libsd-fuzz.a: $(FUZZ_LIB_OBJ)
 $(FUZZ_BUILD)/fuzz-%: $(FUZZ_BUILD)/tests/fuzz/fuzz_%.o $(FUZZ_BUILD)/libsd-fuzz.a
 	$(FUZZ_CC) $(FUZZ_SAN) -fsanitize=fuzzer -o $@ $^ $(FUZZ_LDLIBS)
 
+# the server's request bodies: its code (cli/serve/, which links libmicrohttpd) beside the library
+FUZZ_SERVER_OBJ := $(SERVER_SRC:%.c=$(FUZZ_BUILD)/%.o)
+$(FUZZ_BUILD)/cli/serve/assets.o: $(wildcard cli/serve/web/*)
+$(FUZZ_BUILD)/fuzz-server_request: $(FUZZ_BUILD)/tests/fuzz/fuzz_server_request.o $(FUZZ_SERVER_OBJ) $(FUZZ_BUILD)/libsd-fuzz.a
+	$(FUZZ_CC) $(FUZZ_SAN) -fsanitize=fuzzer -o $@ $^ $(FUZZ_LDLIBS) -lmicrohttpd
+
 fuzz-build: $(FUZZ_NAMES:%=$(FUZZ_BUILD)/fuzz-%)
 
 fuzz: fuzz-build
@@ -309,13 +315,17 @@ $(BUILD)/fuzz/replay-%: $(BUILD)/tests/fuzz/fuzz_%.o $(BUILD)/tests/fuzz/replay.
 	@mkdir -p $(dir $@)
 	$(CC) -o $@ $^ $(LDLIBS)
 
+$(BUILD)/fuzz/replay-server_request: $(BUILD)/tests/fuzz/fuzz_server_request.o $(BUILD)/tests/fuzz/replay.o $(SERVER_OBJ) $(BUILD)/libsd.a
+	@mkdir -p $(dir $@)
+	$(CC) -o $@ $^ $(LDLIBS) -lmicrohttpd
+
 fuzz-replay:
 	@$(MAKE) --no-print-directory NVCC= BUILD=build-replay OPT="-O1" SAN="$(REPLAY_SAN)" fuzz-replay-run
 .PHONY: fuzz-replay-run
 fuzz-replay-run: $(FUZZ_NAMES:%=$(BUILD)/fuzz/replay-%)
 	@for n in $(FUZZ_NAMES); do printf "%-18s " $$n; $(BUILD)/fuzz/replay-$$n tests/fuzz/corpus/$$n || exit 1; done
 
--include $(FUZZ_LIB_OBJ:.o=.d) $(FUZZ_NAMES:%=$(FUZZ_BUILD)/tests/fuzz/fuzz_%.d)
+-include $(FUZZ_LIB_OBJ:.o=.d) $(FUZZ_SERVER_OBJ:.o=.d) $(FUZZ_NAMES:%=$(FUZZ_BUILD)/tests/fuzz/fuzz_%.d)
 # ==== end of fuzzing =====================================================================================
 
 cuda-check:
