@@ -92,11 +92,11 @@ test: $(BUILD)/tests/unit sd $(BUILD)/tests/yaml_paths
 # HTTP: the standard library's client, then the webuiapi and openai clients, Chromium and schemathesis from a venv it
 # makes under build/ (a "SKIP: no network/PyPI" line when pip cannot reach the registry).
 SERVER_TEST_OBJ := $(patsubst %.c,$(BUILD)/%.o,$(wildcard tests/server/*.c))
-$(BUILD)/tests/server_unit: $(SERVER_TEST_OBJ) $(BUILD)/tests/test_main.o $(filter-out $(BUILD)/cli/serve/server.o,$(SERVER_OBJ)) $(BUILD)/libsd.a
+$(BUILD)/tests/server_unit: $(SERVER_TEST_OBJ) $(BUILD)/tests/test_main.o $(SERVER_OBJ) $(BUILD)/libsd.a
 	$(CC) -o $@ $^ $(LDLIBS) -lmicrohttpd
 # server-clients' minimum is 0 only so that an honest "SKIP: no network/PyPI" passes; run.sh holds each of its scripts
 # to its own minimum when the clients are installed.
-TEST_BINS += server-unit:5=$(BUILD)/tests/server_unit 'server-http:17=tests/server/run.sh http $(BUILD)/sd' \
+TEST_BINS += server-unit:6=$(BUILD)/tests/server_unit 'server-http:17=tests/server/run.sh http $(BUILD)/sd' \
              'server-clients:0=tests/server/run.sh clients $(BUILD)/sd'
 test: $(BUILD)/tests/server_unit
 -include $(SERVER_TEST_OBJ:.o=.d)

@@ -11,6 +11,7 @@
 #include <time.h>
 
 #include "assets.h"
+#include "jfield.h"
 
 typedef struct route {
     const char *method, *path;
@@ -89,7 +90,16 @@ static const char *openai_type(unsigned status) {
                                                                                                       : "invalid_request_error";
 }
 
-static enum MHD_Result error_response(req *r, unsigned status, const char *field, const char *msg, int retry_after) {
+static enum MHD_Result error_response(req *r, unsigned status, const char *field_in, const char *msg_in, int retry_after) {
+    /* JSON is UTF-8: a message may quote a client's bytes, or a text cut at a length limit mid-character */
+    char msg[1024], f[128];
+    const char *field = field_in ? f : NULL;
+    snprintf(msg, sizeof msg, "%s", msg_in);
+    jfield_utf8_fix(msg);
+    if (field_in) {
+        snprintf(f, sizeof f, "%s", field_in);
+        jfield_utf8_fix(f);
+    }
     cJSON *o = cJSON_CreateObject();
     if (r->api == API_OPENAI) {
         cJSON *e = cJSON_AddObjectToObject(o, "error");

@@ -14,6 +14,9 @@ int jfield_fail(jfield_err *err, const char *field, const char *fmt, ...) {
     vsnprintf(what, sizeof what, fmt, ap);
     va_end(ap);
     snprintf(err->msg, sizeof err->msg, "%s: %s", field, what);
+    /* both go back in a JSON response: a client's key is any bytes, and a %.80s or the buffer's end may cut a character */
+    jfield_utf8_fix(err->field);
+    jfield_utf8_fix(err->msg);
     return -1;
 }
 
@@ -63,21 +66,38 @@ int jfield_bool(const cJSON *obj, const char *key, int def, int *out, jfield_err
     return 0;
 }
 
+/* The length of the valid UTF-8 character (not NUL) at s[0], of at most n bytes; 0 if there is none. */
+static int utf8_char(const unsigned char *u, size_t n) {
+    unsigned c = u[0];
+    int len = c < 0x80 ? 1 : (c & 0xE0) == 0xC0 ? 2 : (c & 0xF0) == 0xE0 ? 3 : (c & 0xF8) == 0xF0 ? 4 : 0;
+    if (!len || (len == 1 && c == 0) || (len == 2 && c < 0xC2) || (size_t)len > n) return 0;
+    unsigned cp = len == 1 ? c : c & (0x7F >> len);
+    for (int k = 1; k < len; k++) {
+        if ((u[k] & 0xC0) != 0x80) return 0;
+        cp = cp << 6 | (u[k] & 0x3F);
+    }
+    if ((len == 3 && cp < 0x800) || (len == 4 && (cp < 0x10000 || cp > 0x10FFFF)) || (cp >= 0xD800 && cp <= 0xDFFF)) return 0;
+    return len;
+}
+
 int jfield_utf8_ok(const char *s, size_t n) {
     const unsigned char *u = (const unsigned char *)s;
     for (size_t i = 0; i < n;) {
-        unsigned c = u[i];
-        int len = c < 0x80 ? 1 : (c & 0xE0) == 0xC0 ? 2 : (c & 0xF0) == 0xE0 ? 3 : (c & 0xF8) == 0xF0 ? 4 : 0;
-        if (!len || (len == 1 && c == 0) || (len == 2 && c < 0xC2) || i + len > n) return 0;
-        unsigned cp = len == 1 ? c : c & (0x7F >> len);
-        for (int k = 1; k < len; k++) {
-            if ((u[i + k] & 0xC0) != 0x80) return 0;
-            cp = cp << 6 | (u[i + k] & 0x3F);
-        }
-        if ((len == 3 && cp < 0x800) || (len == 4 && (cp < 0x10000 || cp > 0x10FFFF)) || (cp >= 0xD800 && cp <= 0xDFFF)) return 0;
+        int len = utf8_char(u + i, n - i);
+        if (!len) return 0;
         i += len;
     }
     return 1;
+}
+
+void jfield_utf8_fix(char *s) {
+    unsigned char *u = (unsigned char *)s;
+    size_t n = strlen(s);
+    for (size_t i = 0; i < n;) {
+        int len = utf8_char(u + i, n - i);
+        if (len) i += len;
+        else u[i++] = '?';
+    }
 }
 
 int jfield_str(const cJSON *obj, const char *key, size_t max_bytes, const char *def, const char **out, jfield_err *err) {

@@ -30,5 +30,8 @@ int jfield_type(const cJSON *obj, const char *key, int type, const char *what, j
 
 /* 1 if s (n bytes) is valid UTF-8 without NUL bytes. */
 int jfield_utf8_ok(const char *s, size_t n);
+/* Makes the string s valid UTF-8 in place: each byte that does not begin a valid character becomes '?' (a client's
+ * bytes, or a character cut by a length limit, before the text goes into a JSON response). */
+void jfield_utf8_fix(char *s);
 
 #endif

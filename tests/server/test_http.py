@@ -336,6 +336,11 @@ def test_malformed(auth_server):
         ("options model dotdot", "POST", "/sdapi/v1/options", {"sd_model_checkpoint": ".."}, None, 422, "sd_model_checkpoint"),
         ("options unknown", "POST", "/sdapi/v1/options", {"show_progressbar": True}, None, 422, "show_progressbar"),
         ("options wrong type", "POST", "/sdapi/v1/options", {"CLIP_stop_at_last_layers": "2"}, None, 422, "CLIP_stop_at_last_layers"),
+        # the answer is JSON, so UTF-8, even when the client's key is not, or a quoted name is cut mid-character
+        # (tests/fuzz/fuzz_server_request found it: the 422 carried the client's raw bytes, undecodable)
+        ("options key not UTF-8", "POST", "/sdapi/v1/options", b'{"caf\xe9": 1}', None, 422, "caf?"),
+        ("options name cut mid-character", "POST", "/sdapi/v1/options", {"sd_model_checkpoint": "a" + "\u00e9" * 100}, None, 422, "sd_model_checkpoint"),
+        ("openai key not UTF-8", "POST", "/v1/images/generations", b'{"prompt": "x", "\xff\xfe": 1}', None, 400, "??"),
         ("img2img no image", "POST", "/sdapi/v1/img2img", dict(ok_body), None, 422, "init_images"),
         ("img2img not base64", "POST", "/sdapi/v1/img2img", dict(ok_body, init_images=["%%%"]), None, 422, "init_images[0]"),
         ("img2img not an image", "POST", "/sdapi/v1/img2img", dict(ok_body, init_images=[base64.b64encode(b"GIF89a....").decode()]), None, 422, "init_images[0]"),

@@ -2,6 +2,7 @@
  * their messages, model and LoRA names (paths refused, A1111 titles found), A1111 sampler and scheduler names, and
  * the inpainting mask's threshold and invert (its blur is the library's, tested against OpenCV there). */
 #include "../test.h"
+#include "../../cli/serve/a1111.h"
 #include "../../cli/serve/a1111_names.h"
 #include "../../cli/serve/b64.h"
 #include "../../cli/serve/jfield.h"
@@ -74,6 +75,54 @@ TEST(server_jfield_types_ranges_and_messages) {
     CHECK(jfield_utf8_ok("\xc3\xa9", 2) && !jfield_utf8_ok("\xc3", 1) && !jfield_utf8_ok("\xed\xa0\x80", 3) &&
           !jfield_utf8_ok("\xc0\xaf", 2) && !jfield_utf8_ok("a\0b", 3));
     cJSON_Delete(o);
+}
+
+/* Error fields and messages go back in JSON, which is UTF-8: a client's key may be any bytes, and a quoted name cut at
+ * 80 bytes may end mid-character (found by tests/fuzz/fuzz_server_request; its inputs corpus/server_request/utf8-*). */
+TEST(server_error_text_is_utf8) {
+    char s[] = "ok \xc3\xa9 \xe9 \xed\xa0\x80 \xf0\x9f\x98\x80 \xc3";
+    jfield_utf8_fix(s);
+    CHECK_MSG(!strcmp(s, "ok \xc3\xa9 ? ??? \xf0\x9f\x98\x80 ?"), "%s", s); /* valid characters kept, each stray byte '?' */
+    jfield_err e;
+    jfield_fail(&e, "caf\xe9", "%.4s|", "a\xc3\xa9\xc3\xa9");                /* a key of Latin-1; a cut character */
+    CHECK(!strcmp(e.field, "caf?") && !strcmp(e.msg, "caf?: a\xc3\xa9?|"));
+    /* through the routes' parsers, as `sd serve` starts (the demo model, no --models-dir) */
+    server_opts o;
+    server_opts_init(&o);
+    srv *sv = calloc(1, sizeof *sv);
+    REQUIRE(sv);
+    srv_init(sv, &o);
+    model_list l;
+    char err[256];
+    REQUIRE(models_scan(NULL, NULL, &l, err, sizeof err) == 0 && l.n == 1);
+    sv->def_model = l.e[0];
+    models_free(&l);
+    char name[220] = "a"; /* "a" and 100 x U+00E9: the message quotes its first 80 bytes, half a character at the end */
+    for (int i = 0; i < 100; i++) strcat(name, "\xc3\xa9");
+    static const char *const bodies[] = {"{\"caf\xe9\": 1}", "{\"sd_model_checkpoint\": \"%s\"}"};
+    for (int k = 0; k < 2; k++) {
+        char text[400];
+        snprintf(text, sizeof text, bodies[k], name);
+        cJSON *b = cJSON_Parse(text);
+        REQUIRE(b);
+        a1111_options opts;
+        unsigned status;
+        memset(&e, 0, sizeof e);
+        CHECK(a1111_options_parse(sv, b, &opts, &e, &status) != 0 && status == 422);
+        CHECK_MSG(jfield_utf8_ok(e.field, strlen(e.field)) && jfield_utf8_ok(e.msg, strlen(e.msg)), "%s / %s", e.field, e.msg);
+        CHECK_STR_CONTAINS(e.msg, k ? "no model \"a\xc3\xa9" : "caf?: not an option");
+        job *j = job_new(JOB_GENERATE);
+        REQUIRE(j);
+        memset(&e, 0, sizeof e);
+        CHECK(openai_parse(sv, b, j, &e, &status) != 0 && status == 400); /* OpenAI's unknown field is refused too */
+        CHECK_MSG(jfield_utf8_ok(e.field, strlen(e.field)) && jfield_utf8_ok(e.msg, strlen(e.msg)), "%s / %s", e.field, e.msg);
+        job_release(sv, j);
+        cJSON_Delete(b);
+    }
+    pthread_mutex_destroy(&sv->mu);
+    pthread_cond_destroy(&sv->wake);
+    pthread_cond_destroy(&sv->idle);
+    free(sv);
 }
 
 TEST(server_model_names_never_paths) {
