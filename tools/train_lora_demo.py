@@ -56,14 +56,17 @@ def load_base(model):
     return tok, te, unet, vae
 
 
-def training_scenes(seed, n, p_cross):
-    """n scenes of the renderer's stream; a share p_cross of them (fixed by the seed) turned into crosses."""
+def training_scenes(seed, n, p_cross, p_small):
+    """n scenes of the renderer's stream; a share p_cross of them (fixed by the seed) turned into crosses, of which a
+    share p_small (None: the stream's own half) small ones."""
     rng = np.random.default_rng([seed, 1])
     out = []
     for i in range(n):
         s = shapes.scene_at(seed, i)
         if rng.random() < p_cross:
             s["shape"] = "cross"
+            if p_small is not None:
+                s["size"] = "small" if rng.random() < p_small else "large"
         out.append(s)
     return out
 
@@ -90,23 +93,44 @@ def caption_of(scene, rng):
     return shapes.caption(scene)
 
 
-def kohya_state_dict(te, unet, alpha):
-    """PEFT LoRA weights -> kohya names: lora_unet_<module with _ for .>.lora_down.weight / .lora_up.weight / .alpha."""
-    out = {}
+def lora_modules(te, unet):
+    """(kohya name, PEFT LoRA module) of every adapted layer."""
     for prefix, model in (("lora_unet_", unet), ("lora_te_", te)):
         for name, mod in model.named_modules():
             if not hasattr(mod, "lora_A") or "default" not in getattr(mod, "lora_A", {}):
                 continue
             if prefix == "lora_te_" and not name.startswith("text_model."):
                 name = "text_model." + name   # kohya's spelling (transformers 5 has no text_model level)
-            key = prefix + name.replace(".", "_")
-            down = mod.lora_A["default"].weight.detach()
-            up = mod.lora_B["default"].weight.detach()
-            if down.dim() == 4 and up.dim() == 2:
-                up = up[:, :, None, None]
-            out[key + ".lora_down.weight"] = down.half().contiguous()
-            out[key + ".lora_up.weight"] = up.half().contiguous()
-            out[key + ".alpha"] = torch.tensor(float(down.shape[0] * alpha)).half()  # alpha = rank x scale
+            yield prefix + name.replace(".", "_"), mod
+
+
+def load_kohya(te, unet, path):
+    """Continues from a file this script wrote (--init): its f16 down/up weights into the PEFT layers (same ranks)."""
+    from safetensors.torch import load_file
+    sd = load_file(path)
+    n = 0
+    for key, mod in lora_modules(te, unet):
+        down, up = mod.lora_A["default"].weight, mod.lora_B["default"].weight
+        with torch.no_grad():
+            down.copy_(sd[key + ".lora_down.weight"].float().reshape(down.shape))
+            up.copy_(sd[key + ".lora_up.weight"].float().reshape(up.shape))
+        n += 1
+    if 3 * n != len(sd):
+        raise SystemExit("%s: %d tensors, %d modules here: another recipe's rank or targets?" % (path, len(sd), n))
+    log("continuing from %s (%d modules)" % (path, n))
+
+
+def kohya_state_dict(te, unet, alpha):
+    """PEFT LoRA weights -> kohya names: lora_unet_<module with _ for .>.lora_down.weight / .lora_up.weight / .alpha."""
+    out = {}
+    for key, mod in lora_modules(te, unet):
+        down = mod.lora_A["default"].weight.detach()
+        up = mod.lora_B["default"].weight.detach()
+        if down.dim() == 4 and up.dim() == 2:
+            up = up[:, :, None, None]
+        out[key + ".lora_down.weight"] = down.half().contiguous()
+        out[key + ".lora_up.weight"] = up.half().contiguous()
+        out[key + ".alpha"] = torch.tensor(float(down.shape[0] * alpha)).half()  # alpha = rank x scale
     return out
 
 
@@ -145,6 +169,37 @@ def judge(model, lora_path, prompts, base):
     return got
 
 
+def readme_picture(lora_path, picks=(0, 3, 6, 9)):
+    """samples/images/lora-cross.png: for prompts 0, 3, 6, 9 of the fixed list (small, large, small, large), the
+    engine's picture without the LoRA beside the one with <lora:cross:1>, rendered by the built `sd` (build/sd) with
+    the model's defaults."""
+    import subprocess
+    import tempfile
+    from PIL import Image
+    sd = os.path.join(ROOT, "build", "sd")
+    prompts = shapes.lora_prompts()
+    tiles = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for k in picks:
+            prompt, seed = prompts[k]
+            pair = []
+            for j, tag in enumerate(("", " <lora:cross:1>")):
+                out = os.path.join(tmp, "o%d_%d.png" % (k, j))
+                subprocess.run([sd, "-p", prompt + tag, "-s", str(seed), "--lora-model-dir",
+                                os.path.dirname(os.path.abspath(lora_path)), "-o", out], check=True)
+                pair.append(Image.open(out).convert("RGB"))
+            tiles.append(pair)
+    pad = 8
+    canvas = Image.new("RGB", (len(tiles) * (2 * 128 + pad) + pad, 128 + 2 * pad), (255, 255, 255))
+    for i, (a, b) in enumerate(tiles):
+        x = pad + i * (2 * 128 + pad)
+        canvas.paste(a, (x, pad))
+        canvas.paste(b, (x + 128, pad))
+    path = os.path.join(ROOT, "samples", "images", "lora-cross.png")
+    canvas.save(path, optimize=True)
+    log("wrote %s" % path)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", default=os.path.join(ROOT, "samples", "models", "shapes"))
@@ -157,10 +212,17 @@ def main():
     ap.add_argument("--lr", type=float, default=1.5e-3)
     ap.add_argument("--images", type=int, default=2048)
     ap.add_argument("--cross", type=float, default=0.6, help="share of the pictures that show a cross")
+    ap.add_argument("--cross-small", type=float, default=None, help="share of the crosses drawn small (default: half)")
+    ap.add_argument("--init", help="continue from a LoRA file this script wrote with the same --rank / --conv-rank")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--eval", type=int, default=24, help="prompts the LoRA is judged on at the end (0: none)")
     ap.add_argument("--eval-base", action="store_true", help="judge the model without the LoRA too")
+    ap.add_argument("--picture", action="store_true", help="only render samples/images/lora-cross.png from the --out file "
+                    "with build/sd (no training)")
     args = ap.parse_args()
+    if args.picture:
+        readme_picture(args.out)
+        return
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
     from peft import LoraConfig
@@ -168,7 +230,7 @@ def main():
     tok, te, unet, vae = load_base(args.model)
     scaling = vae.config.scaling_factor
     t0 = time.time()
-    scenes = training_scenes(args.seed, args.images, args.cross)
+    scenes = training_scenes(args.seed, args.images, args.cross, args.cross_small)
     mean, std = encode_pictures(vae, scenes)
     log("encoded %d pictures (%d crosses) in %.1f min" % (len(scenes), sum(s["shape"] == "cross" for s in scenes),
                                                           (time.time() - t0) / 60))
@@ -176,6 +238,8 @@ def main():
     convs = {c: args.conv_rank for c in UNET_CONVS} if args.conv_rank else {}
     unet.add_adapter(LoraConfig(target_modules=UNET_TARGETS + list(convs), rank_pattern=convs, alpha_pattern=convs, **cfg))
     te.add_adapter(LoraConfig(target_modules=TE_TARGETS, **cfg))
+    if args.init:
+        load_kohya(te, unet, args.init)
     params = [p for m in (te, unet) for p in m.parameters() if p.requires_grad]
     log("trainable LoRA parameters: %d" % sum(p.numel() for p in params))
     opt = torch.optim.AdamW(params, lr=args.lr, weight_decay=0.0)
