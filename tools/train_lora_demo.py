@@ -17,7 +17,11 @@ and without the LoRA, and the shape classifier (tools/shapes.py, the twin of tes
 crosses.
 
 Versions: torch 2.15.0, diffusers 0.42.1, transformers 5.23.0, peft 0.21.2 (tools/requirements.txt).
-Usage: nice python3 tools/train_lora_demo.py            (defaults: the shipped LoRA's recipe)
+Usage (the shipped LoRA: two segments, samples/models/loras/README.md):
+    nice python3 tools/train_lora_demo.py --eval-base --out build/run1/cross.safetensors
+    nice python3 tools/train_lora_demo.py --init build/run1/cross.safetensors --seed 4243 --steps 2000 --lr 1e-3 \
+        --cross-small 0.7
+    nice python3 tools/train_lora_demo.py --picture          (samples/images/lora-cross.png, needs build/sd)
 """
 import argparse
 import json
