@@ -131,12 +131,16 @@ stopped() {
     local e
     for e in /proc/[0-9]*/environ; do
         [ "$(cat "${e%environ}comm" 2>/dev/null)" = sd ] || continue
+        tr '\0' '\n' <"$e" 2>/dev/null | grep -qxF "SD_SLURM_TEST=$D" || continue
         tr '\0' '\n' <"$e" 2>/dev/null | grep -qx "SLURM_ARRAY_JOB_ID=$1" || continue
         tr '\0' '\n' <"$e" 2>/dev/null | grep -qx "SLURM_ARRAY_TASK_ID=$2" || continue
         [ "$(sed -E 's/^[0-9]+ \([^)]*\) (.).*/\1/' "${e%environ}stat" 2>/dev/null)" = T ] && return 0
     done
     return 1
 }
+# Job ids start at 1 in every test cluster: this run's tasks are told apart from another make test's (its own
+# cluster, same ids) by a variable sbatch passes on (--export=ALL, Slurm's default).
+export SD_SLURM_TEST="$D"
 TASK="if [ \"\${SLURM_RESTART_COUNT:-0}\" = 0 ] && [ \$SLURM_ARRAY_TASK_ID -le 1 ]; then export SD_BATCH_TEST_KILL=stop-after:1; fi
 OMP_NUM_THREADS=1 exec '$SD' batch '$JOBS' -o '$D/out2' ${FLAGS[*]} --shard auto"
 # --open-mode=append: slurmstepd writes its "CANCELLED" line through a descriptor of its own, which in truncate
