@@ -346,9 +346,14 @@ endif
 # CPU ops against references, zero-copy weights, the UNet and VAE goldens and one
 # pipeline golden. Each filter is its own run with its minimum case count.
 ARM64_BUILD := build-arm64
-# OpenBLAS's own thread pool spins at start-up under qemu-user (a 1x1 sgemm did not finish in a minute): the backend
-# calls it single-threaded from its OpenMP threads anyway.
-ARM64_RUN   := OPENBLAS_NUM_THREADS=1 qemu-aarch64 -L /usr/aarch64-linux-gnu $(ARM64_BUILD)/tests/unit
+# glibc from one build: -L makes the cross toolchain's ld.so the interpreter (libc6-arm64-cross), but its search
+# finds libc.so.6 and libm.so.6 of the multiarch libc6:arm64 in /lib/aarch64-linux-gnu first (the ld.so.cache), and
+# the two packages need not be the same revision (here 2.36-8cross1 and 2.36-9+deb12u14). A loader and a libc of
+# different builds disagree on the loader's private data (_rtld_global): the first pthread_create (an OpenMP team,
+# OpenBLAS's thread pool) walked its stack cache list forever, so any test that started a thread hung with no
+# syscall. LD_LIBRARY_PATH takes libc, libm, libgomp and libgcc_s from the cross toolchain, next to its ld.so; the
+# other libraries still come from multiarch.
+ARM64_RUN   := qemu-aarch64 -L /usr/aarch64-linux-gnu -E LD_LIBRARY_PATH=/usr/aarch64-linux-gnu/lib $(ARM64_BUILD)/tests/unit
 ARM64_TESTS := $(foreach t,cpu_levels_against cpu_simd_math cpu_attention_key_blocks cpu_zero_copy cpu_linear_with \
                  cpu_conv2d_shapes cpu_group_norm_and cpu_layer_norm cpu_elementwise cpu_upsample cpu_attention_heads cpu_timestep \
                  pipeline_matches_diffusers,'arm64-$(t):1=$(ARM64_RUN) $(t)') 'arm64-unet:3=$(ARM64_RUN) unet_golden' \
