@@ -37,8 +37,11 @@ typedef struct be_weight {
     int out, in, kh, kw;  /* VEC: out = length; LINEAR: [out, in]; CONV: [out, in, kh, kw]; EMBED: [out rows, in dim] */
 } be_weight;
 
-/* BE_ACT_GEGLU only in be_gemm: the product's two halves [a | g] give y = a · GELU(g) (half the channels). */
-typedef enum be_act { BE_ACT_NONE, BE_ACT_SILU, BE_ACT_GELU, BE_ACT_QUICK_GELU, BE_ACT_GEGLU } be_act;
+/* RELU: TAESD; NaN passes through, as torch.relu. BE_ACT_COUNT: the element-wise activations (NONE .. RELU: be_act_fn,
+ * be_linear, be_gemm). BE_ACT_GEGLU only in be_gemm: the product's two halves [a | g] give y = a · GELU(g) (half the
+ * channels). */
+typedef enum be_act { BE_ACT_NONE, BE_ACT_SILU, BE_ACT_GELU, BE_ACT_QUICK_GELU, BE_ACT_RELU, BE_ACT_GEGLU } be_act;
+#define BE_ACT_COUNT BE_ACT_GEGLU
 typedef enum be_norm { BE_NORM_NONE, BE_NORM_GROUP, BE_NORM_LAYER } be_norm;
 
 /* A GEMM-shaped op with what surrounds it in the models fused in (be_gemm below). */
@@ -180,7 +183,7 @@ void be_conv2d(be *b, const be_tensor *x, const be_weight *w, const be_weight *b
 void be_group_norm(be *b, const be_tensor *x, const be_weight *gamma, const be_weight *beta, int groups, float eps, int silu, be_tensor *y);
 /* LayerNorm over C. */
 void be_layer_norm(be *b, const be_tensor *x, const be_weight *gamma, const be_weight *beta, float eps, be_tensor *y);
-/* y = act(x): SiLU, GELU (erf), QuickGELU. */
+/* y = act(x): SiLU, GELU (erf), QuickGELU, ReLU; y may alias x. */
 void be_act_fn(be *b, be_act act, const be_tensor *x, be_tensor *y);
 /* x [.., 2C] = [a | g] -> y [.., C] = a * GELU(g). */
 void be_geglu(be *b, const be_tensor *x, be_tensor *y);

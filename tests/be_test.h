@@ -46,6 +46,15 @@ static inline be_tensor test_golden_upload(be *b, st_file *f, const char *name, 
     return t;
 }
 
+/* Golden tensor `name` of f as a malloc'd f32 array of exactly `want` values (the test stops otherwise). */
+static inline float *test_golden_f32(st_file *f, const char *name, int64_t want) {
+    int64_t n;
+    float *d = st_load_f32(f, name, &n);
+    REQUIRE_MSG(d, "%s", sd_last_error());
+    REQUIRE_MSG(n == want, "%s: %lld values, expected %lld", name, (long long)n, (long long)want);
+    return d;
+}
+
 /* A weight-name filter for golden files that keep their inputs and outputs under "io.": every other name as is. */
 static inline int test_skip_io(const char *src, char *dst, size_t cap, void *user) {
     (void)user;

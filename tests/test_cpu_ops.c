@@ -22,6 +22,7 @@ static double act_ref(be_act a, double v) {
     case BE_ACT_SILU: return v / (1 + exp(-v));
     case BE_ACT_GELU: return 0.5 * v * (1 + erf(v / sqrt(2.0)));
     case BE_ACT_QUICK_GELU: return v / (1 + exp(-1.702 * v));
+    case BE_ACT_RELU: return v < 0 ? 0 : v;
     default: return v;
     }
 }
@@ -29,7 +30,7 @@ static double act_ref(be_act a, double v) {
 TEST(cpu_linear_with_bias_and_activations) {
     be *b = test_cpu_backend(0);
     const int R = 37, I = 29, O = 13;
-    for (int a = 0; a < 4; a++) {
+    for (int a = 0; a < BE_ACT_COUNT; a++) {
         float *x = rnd(R * I, 1), *w = rnd(O * I, 0.5f), *bias = rnd(O, 0.5f), *ref = malloc(R * O * 4);
         for (int r = 0; r < R; r++)
             for (int o = 0; o < O; o++) {
@@ -183,7 +184,7 @@ TEST(cpu_elementwise_ops) {
     size_t n = N * H * W * C;
     float *x = rnd(n, 4), *x2 = rnd(2 * n, 4), *ref = malloc(2 * n * 4);
     be_tensor tx = test_upload(b, x, N, H, W, C), ty = be_new(b, N, H, W, C);
-    for (int a = 1; a < 4; a++) {
+    for (int a = 1; a < BE_ACT_COUNT; a++) {
         be_act_fn(b, (be_act)a, &tx, &ty);
         float *got = test_download(b, &ty);
         for (size_t i = 0; i < n; i++) ref[i] = (float)act_ref((be_act)a, x[i]);

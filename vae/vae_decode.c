@@ -7,29 +7,9 @@
 #include <string.h>
 
 #include "../core/error.h"
+#include "measure.h"
 
 /* ---- measuring ---- */
-
-/* Measure mode, nestable: inside a caller's measurement the arena is already fake, so only its peak is
- * tracked relative to the current top. */
-typedef struct measure { int nested; mem_arena saved; } measure;
-
-static void measure_begin(be *b, measure *m) {
-    m->nested = b->measuring;
-    if (m->nested) {
-        m->saved = b->arena;
-        b->arena.peak = b->arena.used;
-    } else {
-        be_measure_begin(b);
-    }
-}
-
-static size_t measure_end(be *b, measure *m) {
-    if (!m->nested) return be_measure_end(b);
-    size_t peak = b->arena.peak - m->saved.used;
-    b->arena = m->saved;
-    return peak;
-}
 
 /* Arena bytes of decoding one th x tw latent tile (input, output and the forward's scratch). */
 static size_t decode_peak(be *b, const vae_model *v, int th, int tw) {

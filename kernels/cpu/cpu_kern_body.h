@@ -48,6 +48,7 @@ VINL vf v_act(be_act a, vf v) {
     case BE_ACT_SILU: return v_silu(v);
     case BE_ACT_GELU: return v_gelu(v);
     case BE_ACT_QUICK_GELU: return v_div(v, v_add(v_set1(1.0f), v_exp(v_mul(v, v_set1(-QUICK_GELU_K)))));
+    case BE_ACT_RELU: return v_sel(v_lt(v, v_zero()), v_zero(), v); /* ordered compare: NaN stays NaN, as torch.relu */
     default: return v;
     }
 }

@@ -124,6 +124,7 @@ static inline float act1(be_act a, float v) {
     case BE_ACT_SILU: return silu1(v);
     case BE_ACT_GELU: return cpu_gelu(v);
     case BE_ACT_QUICK_GELU: return v / (1.0f + cpu_expf(-QUICK_GELU_K * v));
+    case BE_ACT_RELU: return v < 0.0f ? 0.0f : v;
     default: return v;
     }
 }

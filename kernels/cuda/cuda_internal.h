@@ -174,6 +174,7 @@ static __device__ __forceinline__ float act_apply(be_act a, float v) {
     case BE_ACT_SILU: return v / (1.0f + expf(-v));
     case BE_ACT_GELU: return 0.5f * v * (1.0f + erff(v * 0.70710678118654752f));
     case BE_ACT_QUICK_GELU: return v / (1.0f + expf(-1.702f * v));
+    case BE_ACT_RELU: return v < 0.0f ? 0.0f : v;
     default: return v;
     }
 }

@@ -1,6 +1,6 @@
 /* test_cuda_models.c — whole tiny models on the CUDA backend against the CPU backend and the goldens made by
  * diffusers / transformers: the UNets (SD1-, SD2-, SDXL-like), the VAEs (decoder and encoder) and the CLIP text
- * encoders of tests/golden, and one full generation through sd_load / sd_generate. Emulated in `make test`
+ * encoders of tests/golden, TAESD, and one full generation through sd_load / sd_generate. Emulated in `make test`
  * (one schedule: these are the slow ones), unchanged on a GPU.
  *
  * Each model runs three times: CPU (f32), CUDA with f32 storage, CUDA with f16 storage.
@@ -21,6 +21,7 @@
 #include "../../sd.h"
 #include "../../text_encoder/clip_model.h"
 #include "../../unet/unet.h"
+#include "../../vae/taesd.h"
 #include "../../vae/vae.h"
 #include "cuda_pipeline.h"
 #include "cuda_test.h"
@@ -217,6 +218,63 @@ TEST(cuda_model_vae_b) {
 TEST(cuda_model_vae_c) {
     vae_golden g = {"golden/vae/c_diffusers.safetensors", "", "golden/vae/c_config.json", "golden/vae/c_io.safetensors", 0, 1, 5, 7, 4, 5};
     vae_case(&g, "VAE c (no quant convs, 6 latent ch) 1x5x7 latent");
+}
+
+/* ---- TAESD ---- */
+
+/* golden a (tools/goldens_taesd.py): decode of dec.z and encode of enc.img through the host API, and a banded decode
+ * (a memory limit that forces rows of bands with their halos) that must equal the whole one on the same backend */
+static void taesd_run(int run, float **dec, float **enc, float **banded, size_t *nd, size_t *ne) {
+    be *b = mk(run, 64u << 20);
+    st_file *w = open_golden("golden/taesd/a/diffusion_pytorch_model.safetensors"), *io = open_golden("golden/taesd/a_io.safetensors");
+    wmap *m = wmap_new();
+    REQUIRE(taesd_add_weights(m, w, TAESD_NAMES_DIFFUSERS) == SD_OK);
+    taesd_model *t;
+    REQUIRE_MSG(taesd_load(b, m, 1.0f, 0.0f, &t) == SD_OK, "%s", sd_last_error());
+    *nd = (size_t)2 * 40 * 56 * 3;
+    *ne = (size_t)2 * 5 * 7 * 4;
+    float *z = load(io, "dec.z", NULL), *img = load(io, "enc.img", NULL);
+    *dec = malloc(*nd * sizeof(float));
+    *enc = malloc(*ne * sizeof(float));
+    REQUIRE_MSG(taesd_decode(b, t, z, 2, 5, 7, 0, *dec) == SD_OK, "%s: %s", RUN_NAME[run], sd_last_error());
+    REQUIRE_MSG(taesd_encode(b, t, img, 2, 40, 56, 0, *enc) == SD_OK, "%s: %s", RUN_NAME[run], sd_last_error());
+    /* 40 latent rows in bands: the halo rows are recomputed from the same inputs */
+    const int h = 40, wl = 3;
+    float *zz = malloc((size_t)h * wl * 4 * sizeof(float)), *whole = malloc((size_t)h * 8 * wl * 8 * 3 * sizeof(float));
+    *banded = malloc((size_t)h * 8 * wl * 8 * 3 * sizeof(float));
+    for (int i = 0; i < h * wl * 4; i++) zz[i] = (float)sin(0.7 * i) * 2;
+    size_t need = taesd_decode_arena_bytes(b, t, h, wl, 0);
+    int band = taesd_decode_band(b, t, h, wl, need * 3 / 4);
+    CHECK_MSG(band > 0 && band < h, "%s: bands of %d rows", RUN_NAME[run], band);
+    REQUIRE(taesd_decode(b, t, zz, 1, h, wl, 0, whole) == SD_OK);
+    REQUIRE_MSG(taesd_decode(b, t, zz, 1, h, wl, need * 3 / 4, *banded) == SD_OK, "%s", sd_last_error());
+    double e = 0;
+    for (int i = 0; i < h * 8 * wl * 8 * 3; i++) e = fmax(e, fabs((double)(*banded)[i] - whole[i]));
+    test_note("TAESD %s: bands of %d latent rows vs whole: max abs diff %.2e", RUN_NAME[run], band, e);
+    CHECK(e <= (run == RUN_F16 ? 0.05 : 2e-5));
+    free(zz); free(whole);
+    free(z);
+    free(img);
+    taesd_free(t);
+    wmap_free(m);
+    st_close(w);
+    st_close(io);
+    be_free(b);
+}
+
+TEST(cuda_model_taesd) {
+    float *dec[RUNS], *enc[RUNS], *band[RUNS];
+    size_t nd = 0, ne = 0;
+    for (int r = 0; r < RUNS; r++) taesd_run(r, &dec[r], &enc[r], &band[r], &nd, &ne);
+    st_file *io = open_golden("golden/taesd/a_io.safetensors");
+    float *want_dec = load(io, "dec.img", NULL), *want_enc = load(io, "enc.z", NULL);
+    st_close(io);
+    judge("TAESD a decode 2x5x7 latent (ReLU, residual blocks, nearest 2x)", dec, want_dec, nd, 4); /* f16 measured 2.1 u */
+    judge("TAESD a encode 2x40x56 (stride-2 convs)", enc, want_enc, ne, 3.5); /* 1.6 u */
+    platform_clean();
+    for (int r = 0; r < RUNS; r++) { free(dec[r]); free(enc[r]); free(band[r]); }
+    free(want_dec);
+    free(want_enc);
 }
 
 /* ---- CLIP ---- */

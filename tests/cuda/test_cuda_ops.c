@@ -50,7 +50,7 @@ TEST(cuda_op_linear) {
         be_linear(c, &xc, &wc, NULL, BE_ACT_NONE, &yc);
         float *z = get(c, &yc);  /* the bare product sets the scale: its rounding is the first error */
         double worst = 0;
-        for (int a = 0; a < 4; a++)
+        for (int a = 0; a < BE_ACT_COUNT; a++)
             for (int with_bias = 0; with_bias < 2; with_bias++) {
                 be_linear(g, &xg, &wg, with_bias ? &bg : NULL, (be_act)a, &yg);
                 be_linear(c, &xc, &wc, with_bias ? &bc : NULL, (be_act)a, &yc);
@@ -60,7 +60,7 @@ TEST(cuda_op_linear) {
                 free(got); free(want);
             }
         /* product rounded (u), then bias + activation rounded again (u); activations have slope <= 1.13 */
-        judge("linear 42x29 -> 13, 4 activations, with/without bias", t, worst, 2.2 * unit(t) + SLACK);
+        judge("linear 42x29 -> 13, 5 activations, with/without bias", t, worst, 2.2 * unit(t) + SLACK);
         check_clean(g, c);
         be_weight_free(g, &wg); be_weight_free(g, &bg); be_weight_free(c, &wc); be_weight_free(c, &bc);
         free(x); free(w); free(bias); free(z);
@@ -249,7 +249,7 @@ TEST(cuda_op_activations_geglu_add) {
         float *x = rnd(n, 4, 0, t), *x2 = rnd(2 * n, 3, 0, t);
         double act_err = 0, geglu_err, add_err = 0;
         be_tensor xg = put(g, x, N, H, W, C), xc = put(c, x, N, H, W, C), yg = be_new(g, N, H, W, C), yc = be_new(c, N, H, W, C);
-        for (int a = 1; a < 4; a++) {
+        for (int a = 1; a < BE_ACT_COUNT; a++) {
             be_act_fn(g, (be_act)a, &xg, &yg);
             be_act_fn(c, (be_act)a, &xc, &yc);
             float *got = get(g, &yg), *want = get(c, &yc);
@@ -282,7 +282,7 @@ TEST(cuda_op_activations_geglu_add) {
             be_release(c, mc);
         }
         /* each is computed in f32 from the same inputs and rounded once */
-        judge("SiLU / GELU / QuickGELU", t, act_err, unit(t) + SLACK);
+        judge("SiLU / GELU / QuickGELU / ReLU", t, act_err, unit(t) + SLACK);
         judge("GEGLU", t, geglu_err, unit(t) + SLACK);
         judge("add, 6 broadcast patterns, in place", t, add_err, unit(t) + SLACK);
         check_clean(g, c);
