@@ -47,6 +47,10 @@ typedef struct sd_load_params {
     int threads;              /* CPU threads, 0: all cores */
     const char *prediction;   /* NULL or "auto", "eps", "v" */
     int verbose;              /* print loading details to stderr */
+    const char *taesd_path;   /* optional TAESD, the tiny autoencoder (a .safetensors file or a diffusers AutoencoderTiny
+                                 folder, taesd for SD 1.x/2.x, taesdxl for SDXL): it decodes the images and encodes
+                                 init images in place of the VAE, ~18x less work and a little less faithful */
+    int taesd_preview_only;   /* with taesd_path: the VAE still makes the images; the TAESD only draws previews */
 } sd_load_params;
 
 typedef struct sd_ctx sd_ctx;
@@ -65,6 +69,8 @@ typedef struct sd_model_info {
     int default_width, default_height, default_steps;
     float default_cfg;
     const char *default_sampler, *default_scheduler;
+    const char *taesd;           /* the loaded TAESD's name, or NULL */
+    int taesd_decodes;           /* the TAESD (not the VAE) decodes the images and encodes init images */
 } sd_model_info;
 
 const sd_model_info *sd_model(const sd_ctx *ctx);
@@ -155,6 +161,22 @@ typedef struct sd_gen_params {
     const sd_control *controls;     /* ControlNets steering the call (their residuals add up); NULL: none */
     int control_count;              /* 0..SD_MAX_CONTROLS */
     int control_guess_mode;         /* diffusers' guess mode: ControlNets see the prompt's half only, scaled 0.1 -> 1 */
+    /* Live previews: every preview_interval sampler steps the progress callback gets the picture as it stands
+     * (sd_progress.preview): the model's current estimate of the clean image of the group's first image. */
+    const char *preview_method;     /* NULL or "none": off; "latent2rgb" (a linear map of the latent: no model, 1/8 the
+                                       sides), "taesd" (needs sd_load_params.taesd_path), "full" (the VAE: slow) */
+    int preview_interval;           /* sampler steps between previews, >= 1 (0: every step) */
+    /* Hires fix as AUTOMATIC1111's: txt2img at width x height, upscale to the hires size, then img2img there with
+     * the same prompt, seeds and sampler (hires_steps steps of a schedule of hires_steps / hires_denoise). On when
+     * hires_scale > 1 or a hires size is given; txt2img only, without ControlNets (refused). Images come out at the
+     * hires size. */
+    float hires_scale;              /* A1111 "Hires upscale": width and height times this, rounded down to multiples of 8 */
+    int hires_width, hires_height;  /* A1111 "Hires resize" (instead of the scale); one of them 0: kept in proportion */
+    int hires_steps;                /* steps of the second pass; 0: steps */
+    float hires_denoise;            /* its denoising strength, 0..1 (0.7, A1111's default) */
+    const char *hires_upscaler;     /* NULL or "latent" (bilinear), "latent-bicubic", "latent-nearest-exact" (the latent
+                                       is resized), "lanczos" (the picture: decoded, resized, encoded), "none" (as
+                                       lanczos: A1111 resizes with Lanczos when the upscaler does nothing) */
 } sd_gen_params;
 
 void sd_gen_params_init(sd_gen_params *p);
@@ -167,6 +189,9 @@ typedef struct sd_progress {
     double elapsed;                 /* seconds since sd_generate started */
     const float *latent;            /* current latent [lh, lw, 4] channels-last (sample stage), for previews */
     int lw, lh;
+    const sd_image *preview;        /* on the steps a preview was made (sd_gen_params.preview_method), the RGB picture;
+                                       else NULL. Valid during the callback only: copy it to keep it */
+    int pass, passes;               /* the sampling pass (1; the hires fix's second pass: 2) of how many (1 or 2) */
 } sd_progress;
 
 typedef int (*sd_progress_fn)(void *user, const sd_progress *p);

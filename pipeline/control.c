@@ -42,7 +42,7 @@ sd_status control_resolve(gen *g) {
             return err_fail(SD_ERR_MODEL, "%s: its control embedding shrinks %dx, the model's latents are %dx smaller", p->controls[i].model, down, g->H / g->h);
         if ((st = control_image_prepare(&p->controls[i], g->W, g->H, controlnet_hint_bgr(k->m[i]->cn), &k->img[i])) != SD_OK) return st;
     }
-    k->evals = sched_model_evals(&g->sc, g->steps, p->init_image ? g->start_step : 0);
+    k->evals = sched_model_evals(&g->sc, g->steps, g->init_kind ? g->start_step : 0); /* an image or given latents */
     return SD_OK;
 }
 

@@ -40,16 +40,24 @@ sd_status decode_group(gen *g, const float *x, sd_result *r) {
     sd_ctx *c = g->c;
     int B = g->B;
     size_t npix = (size_t)g->W * g->H * 3;
-    double td = gen_now(), fd;
+    double td = gen_now(), fd = 0, f0 = c->b->flops;
     vae_decode_opts vo;
-    decode_opts(c, g->p->vae_tiling, g->h, g->w, &vo, &fd);
-    r->timings.decode_flops += fd * B;
-    size_t need = vae_decode_arena_bytes(c->vb, c->vae, g->h, g->w, &vo);
+    size_t need = 0;
+    if (!c->taesd_decodes) {
+        decode_opts(c, g->p->vae_tiling, g->h, g->w, &vo, &fd);
+        r->timings.decode_flops += fd * B;
+        need = vae_decode_arena_bytes(c->vb, c->vae, g->h, g->w, &vo);
+    }
     if (need > r->timings.peak_activation_bytes) r->timings.peak_activation_bytes = need;
     sd_status st = ensure_arena(c->vb, need);
     float *rgb = st == SD_OK ? malloc(B * npix * sizeof(float)) : NULL;
     if (st == SD_OK && !rgb) st = err_fail(SD_ERR_MEMORY, "out of memory for the decoded images");
-    if (st == SD_OK) st = vae_decode(c->vb, c->vae, x, B, g->h, g->w, &vo, rgb);
+    if (st == SD_OK && c->taesd_decodes) { /* the TAESD decodes in place of the VAE (tiny.c sizes its own arena) */
+        st = tiny_decode(c, x, B, g->h, g->w, rgb);
+        r->timings.decode_flops += c->b->flops - f0;
+    } else if (st == SD_OK) {
+        st = vae_decode(c->vb, c->vae, x, B, g->h, g->w, &vo, rgb);
+    }
     for (int i = 0; i < B && st == SD_OK; i++) {
         sd_image *im = &r->images[g->first + i];
         im->data = malloc(npix);

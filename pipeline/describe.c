@@ -61,6 +61,7 @@ static sd_status describe_png(const char *path, FILE *out) {
 sd_status sd_describe(const char *path, FILE *out) {
     const char *dot = strrchr(path, '.');
     if (dot && (!strcmp(dot, ".png") || !strcmp(dot, ".PNG"))) return describe_png(path, out);
+    if (tiny_detect(path)) return tiny_describe(path, out); /* by its tensor names (a folder: its config and weights) */
     sd_status st;
     if (describe_adapter(path, out, &st)) return st; /* a LoRA or an embedding */
     model_files m;

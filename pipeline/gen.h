@@ -4,6 +4,10 @@
  *   img2img.c  img2img / inpainting latents: the init latents, the start noise, a 9-channel UNet's extra input
  *   guided.c   the guided model call: conditioning tensors, UNet on [uncond; cond], CFG and rescale
  *   decode.c   the VAE decode policy and latents to 8-bit images
+ *   preview.c  live previews: the clean-latent estimate after a step as a picture (latent2rgb, TAESD or the VAE)
+ *   hires.c    the hires fix: upscale the first pass (latent or picture) and run the second pass at the large size
+ *   upscale.c  the resamplers the hires fix uses (torch's latent interpolations, PIL's Lanczos)
+ *   tiny.c     TAESD in the pipeline: loading, decoding and encoding with it
  *   generate.c the orchestration: resolve the parameters, run the images in groups, settings text
  * A feature that changes one job (a ControlNet in the model call, a preview after a step, a second pass)
  * extends that job's file or adds its own, and generate.c only calls it. */
@@ -34,6 +38,13 @@ typedef struct inpaint_plan {
     int cropped, crop[4];  /* inpaint only masked: where the generation goes (x1, y1, x2, y2) */
 } inpaint_plan;
 
+/* Where a pass starts: noise (txt2img), an encoded picture (img2img), or given latents (the hires fix's latent
+ * upscalers). */
+enum { GEN_INIT_NONE = 0, GEN_INIT_IMAGE, GEN_INIT_LATENT };
+
+typedef struct gen_preview gen_preview;
+typedef struct gen_hires gen_hires;
+
 typedef struct gen {
     /* the call */
     sd_ctx *c;
@@ -54,6 +65,9 @@ typedef struct gen {
     int separate_srng;              /* the sampler's noise has its own generator (--sampler-rng) */
     int start_step;                 /* img2img: the first sampler step run */
     lora_call loras;                /* the call's adapters; loras.prompt is the prompt the encoder sees (tags cut out) */
+    int init_kind;                  /* GEN_INIT_*: how the pass starts */
+    const float *init_latent;       /* GEN_INIT_LATENT: the group's starting latents [B, h, w, lc] (UNet space) */
+    const float *init_latents;      /* gen_generate's: all the call's [total, h, w, lc] */
     text_cond cond, uncond;
     int uncond_zero;                /* SDXL with no negative prompt: zero conditioning */
 
@@ -80,10 +94,25 @@ typedef struct gen {
     double t_sample;                /* seconds in the sampler, over the groups */
 
     struct gen_control *ctl;        /* control.c: the call's ControlNets (NULL: none) */
+    double sample_flops;            /* the backend's FLOP count of the sampling, over the groups */
+
+    int pass, passes;               /* this sampling pass (1, or 2: the hires fix's second) of how many */
+    gen_preview *pv;                /* preview.c: NULL when the call makes no previews */
+    gen_hires *hires;               /* hires.c: NULL without the hires fix */
 } gen;
 
 /* generate.c */
 double gen_now(void); /* monotonic seconds */
+/* sd_generate, or with init_latents [batch_count, h, w, lc] (UNet space, at the resolved size) an img2img from them:
+ * the hires fix's second pass as a call of its own (the latent upscalers' "explicit" twin, for tests). */
+sd_status gen_generate(sd_ctx *c, const sd_gen_params *p, const float *init_latents, sd_progress_fn progress, void *user, sd_result *r);
+/* Resolves g->p against the model into g (size, steps, sampler, generators, img2img start ...). */
+sd_status gen_resolve(gen *g);
+/* Samples the current group [g->first, g->first + g->B) into x [B, h, w, lc]: starting noise, img2img or latent
+ * start, the sampler loop around the guided model (with previews). */
+sd_status gen_sample(gen *g, float *x);
+/* The progress callback for a stage without a latent; non-zero: cancel. */
+int gen_report(gen *g, const char *stage);
 
 /* noise.c */
 /* x [B, h, w, lc] <- each image's starting noise (seed + index, blended with its variation seed). */
@@ -121,5 +150,42 @@ void guided_release(gen *g);
 /* decode.c */
 /* Decodes the group's B final latents into r->images[first .. first + B). */
 sd_status decode_group(gen *g, const float *x, sd_result *r);
+
+/* preview.c */
+/* Checks preview_method / preview_interval and sets up g->pv (NULL when off). */
+sd_status preview_resolve(gen *g);
+/* Reserves the activation memory a preview decode needs beside the sampler's (guided_need: guided_prepare's). */
+sd_status preview_prepare(gen *g, size_t guided_need);
+/* The guided model (sched_model_fn) that also keeps the clean-latent estimate of the group's first image. */
+sd_status preview_model(void *user, const float *x_in, float t, float *out);
+/* After sampler step `step`: the preview picture when one is due (valid until the next call), else NULL. A failed
+ * decode sets g->cb_err. */
+const sd_image *preview_after_step(gen *g, int step, int total);
+void preview_free(gen *g);
+
+/* hires.c */
+/* Checks the hires parameters (off: g->hires stays NULL). */
+sd_status hires_resolve(gen *g);
+/* Sets up the second pass for groups of up to B images (its own resolved gen, buffers, arena). */
+sd_status hires_prepare(gen *g, int B, size_t *peak);
+/* The group's first-pass latents x -> upscaled -> second pass -> decoded into r->images. */
+sd_status hires_group(gen *g, const float *x, sd_result *r);
+/* UNet evaluations of the second passes run so far (for the per-step timing). */
+int hires_model_evals(const gen *g);
+void hires_free(gen *g);
+
+/* upscale.c */
+enum { UPSCALE_BILINEAR, UPSCALE_BICUBIC, UPSCALE_NEAREST_EXACT };
+/* x [h, w, c] -> out [h2, w2, c] as torch.nn.functional.interpolate(size=(h2, w2), mode=bilinear | bicubic |
+ * nearest-exact) on the CPU in float32 (align_corners False, no antialias). */
+void upscale_latent(int mode, const float *x, int h, int w, int c, int h2, int w2, float *out);
+/* An 8-bit picture resized to W x H as PIL's Image.resize((W, H), Image.LANCZOS); out->data is malloc'd. */
+sd_status upscale_lanczos(const sd_image *in, int W, int H, sd_image *out);
+
+/* tiny.c (the rest of it: pipeline.h) */
+/* Reserves the arena a TAESD encode of the pass's init pictures needs beside the sampler's (when it encodes). */
+sd_status tiny_prepare(gen *g, size_t guided_need);
+/* Grows b's arena to `bytes` (only while nothing lives in it). */
+sd_status gen_arena_ensure(be *b, size_t bytes);
 
 #endif

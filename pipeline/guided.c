@@ -57,7 +57,7 @@ sd_status guided_prepare(gen *g, int B, size_t *peak) {
     unet_forward(b, c->unet, &x, ts, &cond, &e);
     size_t need = be_measure_end(b);
     size_t vneed = 0; /* the encoder's arena when the VAE has its own backend (SDXL on CUDA) */
-    if (g->p->init_image) {
+    if (g->init_kind == GEN_INIT_IMAGE) {
         size_t enc = vae_encode_arena_bytes(c->vb, c->vae, g->H, g->W);
         if (c->vb == b) need += enc;
         else vneed = enc;
@@ -111,8 +111,9 @@ sd_status guided_upload(gen *g) {
 
 sd_status guided_model(void *user, const float *x_in, float t, float *out) {
     gen *g = user;
-    /* the progress callback asked to stop: the sampler ends at its next evaluation, not after its last step */
-    if (g->cb_err) return err_fail(g->cb_err, "cancelled");
+    /* the progress callback asked to stop (or a preview failed, with its own message): the sampler ends at its next
+     * evaluation, not after its last step */
+    if (g->cb_err) return g->cb_err == SD_ERR_CANCELLED ? err_fail(g->cb_err, "cancelled") : g->cb_err;
     sd_ctx *c = g->c;
     be *b = c->b;
     const unet_config *uc = unet_get_config(c->unet);

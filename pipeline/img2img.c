@@ -6,7 +6,7 @@
  * at strength 1, which starts from pure noise and never encodes the picture), the start noise, then with a mask the
  * masked picture's posterior sample (drawn by a 4-channel UNet too, which does not use it); the sampler's noise
  * follows. AUTOMATIC1111 samples the posterior with an unseeded generator, so the kdiffusion convention takes its
- * mean and the first draw is the start noise. */
+ * mean and the first draw is the start noise; a TAESD (no posterior) is encoded the same way in both conventions. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -28,10 +28,16 @@ static void latent_fill(const gen *g, float *x0, const float *noise) {
         }
 }
 
+/* One picture's latent without sampling: the VAE posterior's mean (A1111), or the TAESD's latent, which has no
+ * posterior (diffusers' retrieve_latents draws nothing for it: each image's first draw is its start noise). */
+static sd_status encode(sd_ctx *c, const float *img, int H, int W, float *latent) {
+    return tiny_encodes(c) ? tiny_encode(c, img, H, W, latent) : vae_encode(c->vb, c->vae, img, 1, H, W, NULL, latent);
+}
+
 sd_status img2img_prepare(gen *g, float *x) {
     sd_ctx *c = g->c;
     const inpaint_plan *ip = &g->ip;
-    int B = g->B, H = g->H, W = g->W, nine = nine_channel(g), kd = ip->kdiff;
+    int B = g->B, H = g->H, W = g->W, nine = nine_channel(g), kd = ip->kdiff, tiny = tiny_encodes(c);
     int masked = ip->lat_mask != NULL || nine; /* the inpainting pipeline rather than img2img */
     size_t hw = (size_t)g->h * g->w, per = hw * g->lc, n = B * per;
     g->from_noise = !kd && masked && g->p->strength == 1.0f;
@@ -41,12 +47,12 @@ sd_status img2img_prepare(gen *g, float *x) {
     sd_status st = x0 && noise && scratch && (mlat || !nine) ? SD_OK : err_fail(SD_ERR_MEMORY, "out of memory for the init latents");
     for (int i = 0; i < B && st == SD_OK; i++) {
         float *xi = x + i * per, *x0i = x0 + i * per, *ni = noise + i * per;
-        if (kd) {
-            if (i == 0) st = vae_encode(c->vb, c->vae, ip->image, 1, H, W, NULL, scratch); /* the same for every image */
+        if (kd || tiny) {
+            if (i == 0) st = encode(c, ip->image, H, W, scratch); /* the same for every image */
             memcpy(x0i, scratch, per * sizeof *x0i);
             memcpy(ni, xi, per * sizeof *ni);
             if (st == SD_OK && nine) {
-                if (i == 0) st = vae_encode(c->vb, c->vae, ip->masked, 1, H, W, NULL, mlat);
+                if (i == 0) st = encode(c, ip->masked, H, W, mlat);
                 else memcpy(mlat + i * per, mlat, per * sizeof *mlat);
             }
         } else {

@@ -71,6 +71,20 @@ static void sb_kv(sbuf *b, const char *key, const char *val) {
     }
 }
 
+/* Our hires upscaler names and AUTOMATIC1111's. */
+static const struct { const char *ours, *a1111; } k_upscalers[] = {
+    {"latent", "Latent"}, {"latent-bicubic", "Latent (bicubic)"}, {"latent-nearest-exact", "Latent (nearest-exact)"},
+    {"lanczos", "Lanczos"}, {"none", "None"},
+};
+
+static const char *upscaler_name(const char *name, int to_a1111) {
+    for (size_t i = 0; i < sizeof k_upscalers / sizeof *k_upscalers; i++)
+        if (!strcmp(to_a1111 ? k_upscalers[i].ours : k_upscalers[i].a1111, name)) return to_a1111 ? k_upscalers[i].a1111 : k_upscalers[i].ours;
+    return NULL;
+}
+
+static int hires_on(const sd_gen_params *p) { return p->hires_scale != 0 || p->hires_width || p->hires_height; }
+
 static const char *schedule_a1111(const char *s) {
     const char *a = sd_scheduler_a1111(s);
     return a ? a : s;
@@ -116,8 +130,8 @@ char *infotext_a1111(const sd_gen_params *p, const infotext_ctx *c, uint64_t see
         snprintf(v, sizeof v, "%g", p->variation_strength);
         sb_kv(&b, "Variation seed strength", v);
     }
-    if (p->init_image) {
-        snprintf(v, sizeof v, "%g", p->strength);
+    if (p->init_image || hires_on(p)) { /* A1111 writes the hires pass's strength under the same key */
+        snprintf(v, sizeof v, "%g", p->init_image ? p->strength : p->hires_denoise);
         sb_kv(&b, "Denoising strength", v);
     }
     if (p->mask && p->mask_blur > 0) {
@@ -150,6 +164,21 @@ char *infotext_a1111(const sd_gen_params *p, const infotext_ctx *c, uint64_t see
         snprintf(key, sizeof key, "ControlNet %d", i);
         if (unit) sb_kv(&b, key, unit);
         free(unit);
+    }
+    if (hires_on(p)) { /* A1111's order: Hires upscale or Hires resize, Hires steps (when not 0), Hires upscaler */
+        if (p->hires_width || p->hires_height) {
+            snprintf(v, sizeof v, "%dx%d", p->hires_width, p->hires_height);
+            sb_kv(&b, "Hires resize", v);
+        } else {
+            snprintf(v, sizeof v, "%g", p->hires_scale);
+            sb_kv(&b, "Hires upscale", v);
+        }
+        if (p->hires_steps) {
+            snprintf(v, sizeof v, "%d", p->hires_steps);
+            sb_kv(&b, "Hires steps", v);
+        }
+        const char *u = p->hires_upscaler ? p->hires_upscaler : "latent";
+        sb_kv(&b, "Hires upscaler", upscaler_name(u, 1) ? upscaler_name(u, 1) : u);
     }
     sb_kv(&b, "Version", "sd " SD_VERSION);
     return sb_done(&b);
@@ -200,6 +229,14 @@ char *infotext_json(const sd_gen_params *p, const infotext_ctx *c, uint64_t seed
     }
     if (c->lora_hashes) cJSON_AddStringToObject(j, "lora_hashes", c->lora_hashes);
     if (c->ti_hashes) cJSON_AddStringToObject(j, "ti_hashes", c->ti_hashes);
+    if (hires_on(p)) {
+        cJSON_AddNumberToObject(j, "hires_scale", p->hires_scale);
+        cJSON_AddNumberToObject(j, "hires_width", p->hires_width);
+        cJSON_AddNumberToObject(j, "hires_height", p->hires_height);
+        cJSON_AddNumberToObject(j, "hires_steps", p->hires_steps);
+        cJSON_AddNumberToObject(j, "hires_denoise", p->hires_denoise);
+        cJSON_AddStringToObject(j, "hires_upscaler", p->hires_upscaler ? p->hires_upscaler : "latent");
+    }
     if (c->model_name) cJSON_AddStringToObject(j, "model", c->model_name);
     if (c->model_hash) cJSON_AddStringToObject(j, "model_hash", c->model_hash);
     control_text_json(j, p->controls, p->control_count, p->control_guess_mode);
@@ -250,6 +287,12 @@ static const struct field {
     {"variation_strength", "Variation seed strength", F_FLOAT, 0, 1, offsetof(sd_gen_params, variation_strength)},
     {"seed", "Seed", F_SEED, 0, 0, offsetof(sd_gen_params, seed)},
     {"variation_seed", "Variation seed", F_SEED, 0, 0, offsetof(sd_gen_params, variation_seed)},
+    /* the hires fix ("sd" JSON: 0 for the one of scale / size not used) */
+    {"hires_scale", "Hires upscale", F_FLOAT, 0, 8, offsetof(sd_gen_params, hires_scale)},
+    {"hires_width", NULL, F_INT, 0, 8192, offsetof(sd_gen_params, hires_width)},
+    {"hires_height", NULL, F_INT, 0, 8192, offsetof(sd_gen_params, hires_height)},
+    {"hires_steps", "Hires steps", F_INT, 0, 1000, offsetof(sd_gen_params, hires_steps)},
+    {"hires_denoise", NULL, F_FLOAT, 0, 1, offsetof(sd_gen_params, hires_denoise)},
 };
 
 static sd_status field_refused(const char *src, const char *key, const struct field *f) {
@@ -330,6 +373,7 @@ static sd_status from_json(const char *src, const char *text, sd_gen_params *p, 
         {"sampler", offsetof(sd_gen_params, sampler)}, {"scheduler", offsetof(sd_gen_params, scheduler)},
         {"convention", offsetof(sd_gen_params, convention)}, {"rng", offsetof(sd_gen_params, rng)},
         {"sampler_rng", offsetof(sd_gen_params, sampler_rng)}, {"timestep_spacing", offsetof(sd_gen_params, timestep_spacing)},
+        {"hires_upscaler", offsetof(sd_gen_params, hires_upscaler)},
     };
     const char *s;
     for (size_t i = 0; i < sizeof strs / sizeof *strs; i++)
@@ -379,6 +423,16 @@ static sd_status a1111_pair(const char *src, const char *key, const char *val, s
                      : !strcmp(val, "Beta") ? "beta" : "discrete";
     } else if (!strcmp(key, "RNG")) {
         p->rng = !strcmp(val, "CPU") ? "cpu" : "cuda";
+    } else if (!strcmp(key, "Hires resize")) { /* "1024x0": 0 keeps that side in proportion */
+        const char *x = strchr(val, 'x');
+        char w[32];
+        if (!x || (size_t)(x - val) >= sizeof w) return err_fail(SD_ERR_FORMAT, "%s: \"Hires resize\" must be WIDTHxHEIGHT", src);
+        snprintf(w, sizeof w, "%.*s", (int)(x - val), val);
+        if (num_parse_int(w, 0, 8192, &p->hires_width) || num_parse_int(x + 1, 0, 8192, &p->hires_height))
+            return err_fail(SD_ERR_FORMAT, "%s: \"Hires resize\" must be WIDTHxHEIGHT, each a whole number from 0 to 8192", src);
+    } else if (!strcmp(key, "Hires upscaler")) {
+        const char *ours = upscaler_name(val, 0);
+        p->hires_upscaler = keep(st, ours ? ours : val); /* another upscaler (ESRGAN ...): refused by name when run */
     }
     return SD_OK; /* keys of other tools are not ours to judge */
 }
@@ -439,6 +493,10 @@ static sd_status from_a1111(const char *src, const char *text, sd_gen_params *p,
         }
         sd_status rc = a1111_pair(src, key, val, p, st);
         if (rc != SD_OK) return rc;
+    }
+    if (hires_on(p)) { /* "Denoising strength" was the hires pass's (a txt2img has no init image) */
+        p->hires_denoise = p->strength;
+        p->strength = 0.75f;
     }
     if (!p->rng) p->rng = "cuda"; /* A1111: a missing RNG key means GPU */
     /* A1111 samplers are k-diffusion's */

@@ -214,6 +214,7 @@ sd_status sd_load(const sd_load_params *p, sd_ctx **out) {
     if (st != SD_OK) { lora_state_free(ctx->lora); free(ctx); return st; }
     if ((st = pick_backend(ctx, p)) != SD_OK) { sd_free(ctx); return st; }
     if ((st = load_all(ctx, p)) != SD_OK) { sd_free(ctx); return st; }
+    if (p->taesd_path && (st = tiny_load(ctx, p->taesd_path, p->taesd_preview_only)) != SD_OK) { sd_free(ctx); return st; }
 
     sd_model_name(path, ctx->name, sizeof ctx->name);
     sd_model_info *i = &ctx->info;
@@ -231,6 +232,8 @@ sd_status sd_load(const sd_load_params *p, sd_ctx **out) {
     i->default_cfg = model_files_default_cfg(&ctx->files);
     i->default_sampler = "euler_a";
     i->default_scheduler = "discrete";
+    i->taesd = ctx->taesd ? ctx->taesd_name : NULL;
+    i->taesd_decodes = ctx->taesd_decodes;
     if (p->verbose)
         fprintf(stderr, "model: %s (%s, %s prediction, %dx%d), weights %.1f MiB on %s\n", i->name, i->family, i->prediction, size,
                 size, (ctx->b->weight_bytes + (ctx->vb != ctx->b ? ctx->vb->weight_bytes : 0)) / 1048576.0, i->backend);
@@ -246,6 +249,7 @@ void sd_free(sd_ctx *ctx) {
         if (ctx->has_te2) clip_free(ctx->b, &ctx->te2);
         if (ctx->unet) unet_free(ctx->b, ctx->unet);
         if (ctx->vae) vae_free(ctx->vae);
+        taesd_free(ctx->taesd);
         if (ctx->vb && ctx->vb != ctx->b) be_free(ctx->vb);
         be_free(ctx->b);
     }

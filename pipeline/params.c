@@ -17,6 +17,7 @@ void sd_gen_params_init(sd_gen_params *p) {
     p->batch_count = 1;
     p->batch_size = 1;
     p->strength = 0.75f;
+    p->hires_denoise = 0.7f; /* AUTOMATIC1111's default denoising strength of the hires pass */
 }
 
 sd_status params_validate(const sd_gen_params *p, int width, int height) {

@@ -11,6 +11,7 @@
 #include "../text_encoder/prompt.h"
 #include "../text_encoder/tokenizer.h"
 #include "../unet/unet.h"
+#include "../vae/taesd.h"
 #include "../vae/vae.h"
 #include "model_files.h"
 
@@ -38,6 +39,9 @@ struct sd_ctx {
     struct lora_state *lora;             /* adapters: the base weights' sources and what is merged now (lora.h) */
     struct emb_state *emb;               /* textual-inversion embeddings of the current call (embeddings.h) */
     struct control_model *controlnets[SD_MAX_CONTROLS]; /* ControlNets loaded for the calls (control_models.c) */
+    taesd_model *taesd;                  /* optional tiny autoencoder (tiny.c), on b */
+    int taesd_decodes;                   /* it decodes and encodes in place of the VAE (else: previews only) */
+    char taesd_name[256];
 };
 
 /* The VAE decode options of a generation with an h x w latent: vae_tiling > 0 exact bands, < 0 untiled, 0
@@ -51,6 +55,17 @@ void decode_opts(const sd_ctx *c, int vae_tiling, int h, int w, vae_decode_opts 
  * (load.c). get returns 1 when found. */
 int hash_cache_get(const char *key, char hex[65]);
 void hash_cache_put(const char *key, const char hex[65]);
+
+/* tiny.c — the TAESD: loaded beside the model (sd_load_params.taesd_path), `sd info` of one, decoding and encoding. */
+sd_status tiny_load(sd_ctx *c, const char *path, int preview_only);
+int tiny_detect(const char *path);                       /* path is a TAESD (file, pair or folder) */
+sd_status tiny_describe(const char *path, FILE *out);    /* `sd info` of a TAESD */
+size_t tiny_mem_limit(const be *b);                      /* activation bytes before TAESD runs in bands */
+/* n latents [n, h, w, lc] -> rgb [n, H, W, 3] in [-1, 1]; one picture [H, W, 3] in [-1, 1] -> latent [h, w, lc]. */
+sd_status tiny_decode(sd_ctx *c, const float *x, int n, int h, int w, float *rgb);
+sd_status tiny_encode(sd_ctx *c, const float *img, int H, int W, float *latent);
+/* The TAESD encodes init images: it replaces the VAE and has an encoder (a decoder-only file leaves it to the VAE). */
+int tiny_encodes(const sd_ctx *c);
 
 /* Checks a parameter set against the resolved size (sampler names are checked by the scheduler). */
 sd_status params_validate(const sd_gen_params *p, int width, int height);

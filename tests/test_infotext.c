@@ -127,6 +127,9 @@ TEST(infotext_refuses_numbers_out_of_range) {
         {NULL, "x\nSteps: 20, CFG scale: nan", "\"CFG scale\""},
         {NULL, "x\nSteps: 20, Seed: -1", "\"Seed\""},
         {NULL, "x\nSteps: 20, Denoising strength: 7", "\"Denoising strength\" must be a number from 0 to 1"},
+        {NULL, "x\nSteps: 20, Hires upscale: 9", "\"Hires upscale\" must be a number from 0 to 8"},
+        {NULL, "x\nSteps: 20, Hires resize: 1024x-8", "\"Hires resize\" must be WIDTHxHEIGHT"},
+        {"{\"hires_steps\": 5000}", NULL, "\"hires_steps\""},
     };
     for (size_t i = 0; i < sizeof cs / sizeof *cs; i++) {
         const char *json = i == 0 ? clip : cs[i].json;
@@ -138,7 +141,7 @@ TEST(infotext_refuses_numbers_out_of_range) {
     free(clip);
     /* the edges of each range are accepted, and unknown keys of other tools are not ours to refuse */
     REQUIRE_MSG(infotext_params_from_text("img.png", NULL, "a\nSteps: 1000, Size: 8x8192, Clip skip: 12, CFG scale: 0, Seed: 18446744073709551615, "
-                                    "Hires upscale: 1e999", &q, &store) == SD_OK, "%s", sd_last_error());
+                                    "ADetailer confidence: 1e999", &q, &store) == SD_OK, "%s", sd_last_error());
     CHECK(q.steps == 1000 && q.width == 8 && q.height == 8192 && q.clip_skip == 12 && q.cfg_scale == 0 && q.seed == UINT64_MAX);
     free(store);
 }

@@ -7,7 +7,7 @@
  * running; it does not see threads idling at a barrier either).
  *
  * Usage: build/sd-bench [sd15|sdxl] [runs]   (median of `runs` timings per stage, default 3 for sd15, 1 for sdxl)
- *   BENCH_STAGES=a,b,...     only these of: start, text, unet256, unet512, vae256, vae512, lora, conv (sd15);
+ *   BENCH_STAGES=a,b,...     only these of: start, text, unet256, unet512, vae256, vae512, lora, conv, taesd512 (sd15);
  *                            start, text, unet1024, vae1024 (sdxl)
  *   BENCH_SKIP_512=1         skips the 512² rows
  *   BENCH_VAE=auto|off|on    VAE decode mode: the pipeline's automatic choice (default), untiled, exact bands
@@ -301,6 +301,36 @@ static void conv_paths(void) {
     be_free(b);
 }
 
+/* A 512² decode by a random-weight full-size TAESD (AutoencoderTiny's architecture, tests/data/taesd-keys.tsv),
+ * written once under build/cache/. Returns seconds; *cpu gets the process CPU seconds of the decode. */
+static double taesd_dec(sd_ctx *c, double *flops, double *cpu) {
+    static taesd_model *t;
+    static st_file *f;
+    if (!t) {
+        const char *path = "build/cache/taesd-random.safetensors";
+        FILE *fp = fopen(path, "rb");
+        if (fp) fclose(fp);
+        else if (random_ckpt_write("tests/data/taesd-keys.tsv", path, 7, ST_F16) != SD_OK) die();
+        wmap *m = wmap_new();
+        if (st_open(path, &f) != SD_OK || taesd_add_weights(m, f, TAESD_NAMES_DIFFUSERS) != SD_OK || taesd_load(c->b, m, 1, 0, &t) != SD_OK) die();
+        wmap_free(m);
+    }
+    int h = 64;
+    size_t need = taesd_decode_arena_bytes(c->b, t, h, h, 0);
+    if (!need || (need > c->b->arena.size && be_arena_reserve(c->b, need) != SD_OK)) die();
+    float *lat = malloc(sizeof(float) * h * h * 4), *rgb = malloc(sizeof(float) * 512 * 512 * 3);
+    for (int i = 0; i < h * h * 4; i++) lat[i] = (float)cos(i * 0.11);
+    double f0 = c->b->flops, c0 = cpu_now(), t0 = now();
+    sd_status st = taesd_decode(c->b, t, lat, 1, h, h, 0, rgb);
+    double s = now() - t0;
+    *cpu = cpu_now() - c0;
+    *flops = c->b->flops - f0;
+    free(lat);
+    free(rgb);
+    if (st != SD_OK) die();
+    return s;
+}
+
 int main(int argc, char **argv) {
     double t_start = now();
     int sdxl = argc > 1 && !strcmp(argv[1], "sdxl");
@@ -395,6 +425,11 @@ int main(int argc, char **argv) {
         be_arena_trim(c->b);
     }
     if (!sdxl && want("lora")) lora_rows(c, runs, t, tc);
+    if (!sdxl && want("taesd512")) {
+        for (int i = 0; i < runs; i++) t[i] = taesd_dec(c, &fl, &tc[i]);
+        row("TAESD decode 512²", median(t, runs), median(tc, runs), fl, "random full-size TAESD, f16");
+        be_arena_trim(c->b);
+    }
     printf("\npeak RSS %.0f MiB; %% peak = GFLOP/s over the measured %.1f GFLOP/s; %% peak/core = GFLOP per CPU-second over %.1f\n",
            peak_rss_mib(), g_peak, g_peak_thread);
     free(t);
