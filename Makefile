@@ -7,9 +7,11 @@
 #   make deps        installs the Debian packages the build needs (as root)
 #   make demo        renders samples/out/*.png with the bundled demo model (samples/prompts.tsv)
 #   make samples     re-renders the committed sample pictures: samples/images/, batch contact sheet, compare grid
-#   make bench       CPU benchmark tables (random-weight full-size SD 1.5 and SDXL; BENCH_MODELS=sd15 for SD 1.5 only)
+#   make bench       CPU benchmark tables (random-weight full-size SD 1.5 and SDXL, TAESD; BENCH_MODELS=sd15 for SD 1.5 only)
 #   make bench-cuda  CUDA timings per step and per op (SD 1.5 512², SDXL 1024²) on a GPU; says so and exits 0 without one
 #   make cuda-report registers/spills/occupancy/SASS mix of every kernel (sm_80, sm_90) + the roofline model per step
+#   make hires-memory  peak RSS of hires-fix second passes at 1024² (SD 1.5) and 2048² (SDXL), random weights
+#   make hires-demo  the README's hires-fix pictures (samples/hires/) with the demo model
 #   make batch-demo  renders samples/jobs/shapes.jsonl into samples/out/batch/, contact sheet samples/batch/contact.png
 #   make compare-demo  sampler x steps grid, table and chart in samples/compare/ with the demo model
 
@@ -43,7 +45,7 @@ TEST_SRC  := $(wildcard tests/*.c)
 TEST_OBJ  := $(TEST_SRC:%.c=$(BUILD)/%.o)
 CU_SRC    := $(wildcard kernels/cuda/*.cu)
 
-.PHONY: all test asan-test cuda-check deps clean demo samples bench batch-demo compare-demo bench-cuda cuda-report
+.PHONY: all test asan-test cuda-check deps clean demo samples bench batch-demo compare-demo bench-cuda cuda-report hires-memory hires-demo
 all: $(BUILD)/libsd.a sd
 
 $(BUILD)/%.o: %.c
@@ -73,7 +75,7 @@ $(BUILD)/tests/unit: $(TEST_OBJ) $(CLI_LIB_OBJ) $(BUILD)/libsd.a
 
 # Each run is label:MIN=command; MIN is how many test cases it must at least run (tests/run.sh): raise it when you
 # add tests, so that a test that is renamed away or deleted fails the run instead of dropping out silently.
-TEST_BINS := unit:242=$(BUILD)/tests/unit cli:161="tests/cli_test.sh $(BUILD)/sd" hostile:27="tests/hostile_test.sh $(BUILD)/sd" \
+TEST_BINS := unit:250=$(BUILD)/tests/unit cli:161="tests/cli_test.sh $(BUILD)/sd" hostile:27="tests/hostile_test.sh $(BUILD)/sd" \
              batch:61="YAML_PATHS=$(BUILD)/tests/yaml_paths tests/batch_test.sh $(BUILD)/sd build/cache/tiny-sd"
 # A real single-node Slurm (tests/slurm_test.sh): it must run its cases where Slurm is installed (tools/install_deps.sh);
 # without the binaries it prints SKIP and why, and runs none.
@@ -384,6 +386,26 @@ ifneq ($(NVCC),)
 	@if $(BUILD)/sd-bench-cuda --probe >/dev/null 2>&1; then $(MAKE) --no-print-directory $(CUDA_GPU_BIN) && \
 	  echo "bench-cuda: the CUDA test binary on the device:" && $(CUDA_GPU_BIN); fi
 endif
+
+
+# Peak RSS of the hires fix's large second passes on random-weight full-size models (one step each pass, the CPU
+# backend): SD 1.5 512² -> 1024², SDXL 1024² -> 2048². Slow (tens of minutes); the models are make bench's, cached
+# under build/cache/ (tests/random_ckpt.c; ~2 GB and ~7 GB).
+$(BUILD)/sd-random-model: $(BUILD)/tests/bench/random_model.o $(BUILD)/tests/random_ckpt.o $(BUILD)/libsd.a
+	$(CC) -o $@ $^ $(LDLIBS)
+
+HIRES_DEMO := -p "a large red star on a blue background, centre" -s 3
+hires-demo: sd
+	@mkdir -p samples/hires
+	./sd $(HIRES_DEMO) -o samples/hires/base.png --overwrite
+	./sd $(HIRES_DEMO) --hires-scale 2 --hires-denoise 0.45 -o samples/hires/hires.png --overwrite
+
+HIRES_PROMPT := "a photo of an astronaut riding a horse on mars"
+hires-memory: sd $(BUILD)/sd-random-model
+	m=$$($(BUILD)/sd-random-model sd15) && ./sd -m $$m -p $(HIRES_PROMPT) -W 512 -H 512 --steps 1 --hires-scale 2 --hires-steps 1 \
+	    -o $(BUILD)/cache/hires-sd15.png --overwrite -v
+	m=$$($(BUILD)/sd-random-model sdxl) && ./sd -m $$m -p $(HIRES_PROMPT) -W 1024 -H 1024 --steps 1 --hires-scale 2 --hires-steps 1 \
+	    -o $(BUILD)/cache/hires-sdxl.png --overwrite -v
 
 deps:
 	@tools/install_deps.sh

@@ -40,18 +40,41 @@ static void usage(FILE *out) {
 
 typedef struct progress_state {
     int tty, verbose;
-    double last;
+    double begin;             /* elapsed seconds when the current sampling pass began */
+    const char *preview;      /* --preview: rewritten with every preview */
+    int previews;             /* previews written */
+    int failed;               /* a preview could not be written (reported once; the render goes on) */
 } progress_state;
+
+/* "3.40 it/s" or, below one step a second, "2.10 s/it" (tqdm's way), and the pass's ETA at that rate. */
+static void rate_text(double steps_done, double seconds, int left, char *buf, size_t cap) {
+    if (steps_done <= 0 || seconds <= 0) { snprintf(buf, cap, "-- it/s"); return; }
+    double rate = steps_done / seconds, eta = left / rate;
+    int n = rate >= 1 ? snprintf(buf, cap, "%.2f it/s", rate) : snprintf(buf, cap, "%.2f s/it", 1 / rate);
+    if (left > 0) snprintf(buf + n, cap - n, ", ETA %d:%02d", (int)eta / 60, (int)eta % 60);
+}
 
 static int on_progress(void *user, const sd_progress *p) {
     progress_state *s = user;
-    if (!s->tty || strcmp(p->stage, "sample") || p->steps <= 0) return 0;
-    double per = p->step ? p->elapsed / p->step : 0;
-    int width = 30, fill = p->steps ? width * p->step / p->steps : 0;
-    fprintf(stderr, "\r[%d/%d] |", p->image + 1, p->images);
+    if (p->preview && s->preview) {
+        if (sd_save_png(s->preview, p->preview, NULL, NULL, 1) == SD_OK) s->previews++;
+        else if (!s->failed++) fprintf(stderr, "%swarning: preview: %s\n", s->tty ? "\n" : "", sd_last_error());
+    }
+    if (strcmp(p->stage, "sample") || p->steps <= 0) {
+        s->begin = p->elapsed; /* the next pass starts after this stage */
+        return 0;
+    }
+    if (!s->tty) return 0;
+    int width = 30, fill = width * p->step / p->steps;
+    char rate[64];
+    rate_text(p->step, p->elapsed - s->begin, p->steps - p->step, rate, sizeof rate);
+    fprintf(stderr, "\r[%d/%d]%s |", p->image + 1, p->images, p->pass > 1 ? " hires" : "");
     for (int i = 0; i < width; i++) fputc(i < fill ? '#' : ' ', stderr);
-    fprintf(stderr, "| %d/%d %.2fs/it", p->step, p->steps, per);
-    if (p->step == p->steps) fputc('\n', stderr);
+    fprintf(stderr, "| %d/%d %s\033[K", p->step, p->steps, rate);
+    if (p->step == p->steps) {
+        fputc('\n', stderr);
+        s->begin = p->elapsed;
+    }
     fflush(stderr);
     return 0;
 }
@@ -142,6 +165,15 @@ int cmd_generate(int argc, char **argv) {
     const cJSON *init_path = cJSON_GetObjectItemCaseSensitive(o.params, "init_image");
     const cJSON *mask_path = cJSON_GetObjectItemCaseSensitive(o.params, "mask");
     if (mask_path && !init_path) { fprintf(stderr, "error: --mask needs --init-img\n"); goto done; }
+    if ((o.preview_method || o.preview_interval) && !o.preview) {
+        fprintf(stderr, "error: --preview-method and --preview-interval need --preview PATH (the file the previews go to)\n");
+        goto done;
+    }
+    if (o.load.taesd_preview_only && !o.load.taesd_path) { fprintf(stderr, "error: --taesd-preview-only needs --taesd PATH\n"); goto done; }
+    if (o.preview) {
+        gp.preview_method = o.preview_method ? o.preview_method : "latent2rgb";
+        gp.preview_interval = o.preview_interval;
+    }
     if (random_seed) {
         struct timespec ts;
         clock_gettime(CLOCK_REALTIME, &ts);
@@ -159,7 +191,13 @@ int cmd_generate(int argc, char **argv) {
         output_name(out, i, count, path, sizeof path);
         if (outfiles_check_file(path, o.overwrite, 0) != 0) goto done;
         if (!(names[i] = strdup(path))) { fprintf(stderr, "error: out of memory\n"); goto done; }
+        if (o.preview && !strcmp(o.preview, path)) {
+            fprintf(stderr, "error: --preview %s is also an output image\n", o.preview);
+            goto done;
+        }
     }
+    /* the preview file is rewritten many times: naming it is asking for that, so an existing one is replaced */
+    if (o.preview && outfiles_check_file(o.preview, 1, 0) != 0) goto done;
     if (init_path) {
         if (sd_image_load(init_path->valuestring, 3, &init) != SD_OK) { fprintf(stderr, "error: %s\n", sd_last_error()); goto done; }
         gp.init_image = &init;
@@ -172,7 +210,7 @@ int cmd_generate(int argc, char **argv) {
     if (sd_load(&o.load, &ctx) != SD_OK) { fprintf(stderr, "error: %s\n", sd_last_error()); goto done; }
     if (sd_check_params(ctx, &gp) != SD_OK) { fprintf(stderr, "error: %s\n", sd_last_error()); goto done; }
     outfiles_clean_temps("", names, count); /* of an earlier run into these names that was interrupted */
-    progress_state ps = {isatty(2), o.load.verbose, 0};
+    progress_state ps = {isatty(2), o.load.verbose, 0, o.preview, 0, 0};
     if (sd_generate(ctx, &gp, on_progress, &ps, &res) != SD_OK) { fprintf(stderr, "error: %s\n", sd_last_error()); goto done; }
     for (int i = 0; i < res.count; i++) {
         char path[4200];
@@ -192,6 +230,7 @@ int cmd_generate(int argc, char **argv) {
                 t->decode > 0 ? t->decode_flops / t->decode / 1e9 : 0.0, t->total);
         fprintf(stderr, "memory: peak activations %.1f MiB, peak RSS %.1f MiB\n", t->peak_activation_bytes / 1048576.0,
                 ru.ru_maxrss / 1024.0);
+        if (o.preview) fprintf(stderr, "previews: %d written to %s\n", ps.previews, o.preview);
     }
     rc = 0;
 done:

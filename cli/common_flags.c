@@ -7,7 +7,8 @@
 #include "clikit.h"
 #include "jobs.h"
 
-enum { S_PARAM, S_MODEL, S_VAE, S_BACKEND, S_THREADS, S_PREDICTION, S_OUTPUT, S_OVERWRITE, S_VERBOSE, S_QUIET };
+enum { S_PARAM, S_MODEL, S_VAE, S_BACKEND, S_THREADS, S_PREDICTION, S_OUTPUT, S_OVERWRITE, S_VERBOSE, S_QUIET, S_TAESD, S_TAESD_PREVIEW,
+       S_PREVIEW, S_PREVIEW_METHOD, S_PREVIEW_INTERVAL };
 
 typedef struct cf_flag {
     const char *name, *alt, *shrt; /* "--cfg-scale", another spelling "--cfg", a short form "-s" (or NULL) */
@@ -25,6 +26,13 @@ typedef struct cf_flag {
 static const cf_flag FLAGS[] = {
     {"--model", NULL, "-m", NULL, S_MODEL, NULL, ALL, "PATH", {".safetensors checkpoint or diffusers folder (default: the bundled demo model)"}},
     {"--vae", NULL, NULL, NULL, S_VAE, NULL, ALL, "PATH", {"replace the model's VAE"}},
+    {"--taesd", NULL, NULL, NULL, S_TAESD, NULL, ALL, "PATH",
+     {"TAESD tiny autoencoder (file or diffusers folder): decodes and encodes in place of the VAE, ~18x faster"}},
+    {"--taesd-preview-only", NULL, NULL, NULL, S_TAESD_PREVIEW, "1", CF_GENERATE, NULL, {"keep the VAE for the images: the TAESD only draws previews"}},
+    {"--preview", NULL, NULL, NULL, S_PREVIEW, NULL, CF_GENERATE, "PATH", {"a PNG rewritten (atomically) with the picture as it forms"}},
+    {"--preview-method", NULL, NULL, NULL, S_PREVIEW_METHOD, NULL, CF_GENERATE, "M",
+     {"latent2rgb (default: instant, 1/8 size), taesd (needs --taesd) or full (the VAE: slow)"}},
+    {"--preview-interval", NULL, NULL, NULL, S_PREVIEW_INTERVAL, NULL, CF_GENERATE, "N", {"steps between previews, 1..1000 (default 1)"}},
     {"--backend", NULL, NULL, NULL, S_BACKEND, NULL, ALL, "NAME", {"auto (CUDA when a GPU is present), cpu or cuda"}},
     {"--threads", NULL, "-t", NULL, S_THREADS, NULL, ALL, "N", {"CPU threads, 0..4096 (0: all cores)"}},
     {"--prediction", NULL, NULL, NULL, S_PREDICTION, NULL, ALL, "P", {"auto, eps or v (single-file SD 2.x 768-v: v)"}},
@@ -96,6 +104,14 @@ static const cf_flag FLAGS[] = {
      {"its control image; {a.png|b.png} renders each (job key control_image)"}},
     {"--control-strength", NULL, NULL, "control_strength", S_PARAM, NULL, CF_BATCH, "X", {"ControlNet conditioning scale 0..10 (default 1)"}},
     {"--control-preprocess", NULL, NULL, "control_preprocess", S_PARAM, NULL, CF_BATCH, "P", {"none or canny (edges of the control image)"}},
+    {"--hires-scale", NULL, NULL, "hires_scale", S_PARAM, NULL, GB, "X",
+     {"hires fix (AUTOMATIC1111): render at -W x -H, upscale by X (1..8), img2img again at the large size"}},
+    {"--hires-width", NULL, NULL, "hires_width", S_PARAM, NULL, GB, "N", {"hires fix to this width instead (with --hires-height: that size)"}},
+    {"--hires-height", NULL, NULL, "hires_height", S_PARAM, NULL, GB, "N", {"hires fix to this height instead"}},
+    {"--hires-steps", NULL, NULL, "hires_steps", S_PARAM, NULL, GB, "N", {"steps of the hires pass, 0..1000 (default 0: --steps)"}},
+    {"--hires-denoise", NULL, NULL, "hires_denoise", S_PARAM, NULL, GB, "X", {"denoising strength of the hires pass, 0..1 (default 0.7)"}},
+    {"--hires-upscaler", NULL, NULL, "hires_upscaler", S_PARAM, NULL, GB, "NAME",
+     {"latent (default), latent-bicubic, latent-nearest-exact, lanczos or none"}},
 };
 #define NFLAGS ((int)(sizeof FLAGS / sizeof FLAGS[0]))
 
@@ -206,6 +222,23 @@ static int setting(cf_opts *o, const cf_flag *f, const char *spelled, const char
     case S_OVERWRITE: o->overwrite = 1; return 0;
     case S_VERBOSE: o->load.verbose = 1; return 0;
     case S_QUIET: o->quiet = 1; return 0;
+    case S_TAESD: o->load.taesd_path = v; return input_path(spelled, v);
+    case S_TAESD_PREVIEW: o->load.taesd_preview_only = 1; return 0;
+    case S_PREVIEW:
+        if (!*v) { fprintf(stderr, "error: %s: empty path\n", spelled); return -1; }
+        o->preview = v;
+        return 0;
+    case S_PREVIEW_METHOD:
+        if (strcmp(v, "latent2rgb") && strcmp(v, "taesd") && strcmp(v, "full")) {
+            fprintf(stderr, "error: %s \"%s\" is not latent2rgb, taesd or full\n", spelled, v);
+            return -1;
+        }
+        o->preview_method = v;
+        return 0;
+    case S_PREVIEW_INTERVAL:
+        if (clikit_int(v, 1, 1000, &n, spelled) != 0) return -1;
+        o->preview_interval = n;
+        return 0;
     }
     return -1;
 }

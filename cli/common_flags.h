@@ -22,6 +22,9 @@ typedef struct cf_opts {
     const char *output;     /* -o; NULL: the command's default */
     int overwrite, quiet;
     cJSON *params;          /* the generation parameters given, checked, under their job keys ("cfg": 7 ...) */
+    const char *preview;    /* --preview: the PNG rewritten with each preview; NULL: none */
+    const char *preview_method; /* --preview-method (NULL: latent2rgb) */
+    int preview_interval;   /* --preview-interval (0: every step) */
 } cf_opts;
 
 /* Returns 0, or -1 when out of memory (printed). */

@@ -85,6 +85,12 @@ static const keydef KEYS[] = {
     {"control_image", NULL, KT_STR, 0, 0, NULL},
     {"control_strength", NULL, KT_NUM, 0, 10, NULL},
     {"control_preprocess", NULL, KT_ENUM, 0, 0, "none,canny"},
+    {"hires_scale", NULL, KT_NUM, 1, 8, NULL},
+    {"hires_width", NULL, KT_INT8, 8, 16384, NULL},
+    {"hires_height", NULL, KT_INT8, 8, 16384, NULL},
+    {"hires_steps", NULL, KT_INT, 0, 1000, NULL},
+    {"hires_denoise", NULL, KT_NUM, 0, 1, NULL},
+    {"hires_upscaler", NULL, KT_ENUM, 0, 0, "latent,latent-bicubic,latent-nearest-exact,lanczos,none"},
 };
 #define NKEYS ((int)(sizeof KEYS / sizeof KEYS[0]))
 
@@ -600,6 +606,21 @@ static int build_job(const cJSON **L, const cJSON **D, int line, const char *whe
                 jobs_error_add(errs, "%s: \"%s\" needs \"mask\"", where, need_mask[q]);
                 bad++;
             }
+        int hires = V[K("hires_scale")] || V[K("hires_width")] || V[K("hires_height")];
+        const char *hires_keys[] = {"hires_steps", "hires_denoise", "hires_upscaler"};
+        for (int i = 0; i < 3 && !hires && !bad; i++)
+            if (V[K(hires_keys[i])]) {
+                jobs_error_add(errs, "%s: \"%s\" needs \"hires_scale\" or \"hires_width\"/\"hires_height\"", where, hires_keys[i]);
+                bad++;
+            }
+        if (hires && V[K("init_image")]) {
+            jobs_error_add(errs, "%s: the hires fix (\"hires_*\") is for txt2img: not with \"init_image\"", where);
+            bad++;
+        }
+        if (hires && V[K("control_net")]) {
+            jobs_error_add(errs, "%s: the hires fix (\"hires_*\") with \"control_net\" is not supported yet", where);
+            bad++;
+        }
     }
     if (line && !V[K("prompt")] && !bad) {
         jobs_error_add(errs, "%s: no \"prompt\"", where);
@@ -752,6 +773,12 @@ void jobs_apply_object(const cJSON *obj, sd_gen_params *p) {
     p->clip_skip_negative = (int)jobs_num(job, "clip_skip_negative", p->clip_skip_negative);
     p->lora_dir = jobs_str(job, "lora_dir", p->lora_dir);
     p->embedding_dir = jobs_str(job, "embedding_dir", p->embedding_dir);
+    p->hires_scale = (float)jobs_num(job, "hires_scale", p->hires_scale);
+    p->hires_width = (int)jobs_num(job, "hires_width", p->hires_width);
+    p->hires_height = (int)jobs_num(job, "hires_height", p->hires_height);
+    p->hires_steps = (int)jobs_num(job, "hires_steps", p->hires_steps);
+    p->hires_denoise = (float)jobs_num(job, "hires_denoise", p->hires_denoise);
+    p->hires_upscaler = jobs_str(job, "hires_upscaler", p->hires_upscaler);
 }
 
 int jobs_loras(const cJSON *obj, sd_lora **out) {
