@@ -124,7 +124,12 @@ static int on_progress(void *user, const sd_progress *p) {
     job *j = rc->j;
     int gone = client_gone(j->fd);
     sd_image pv = {0};
-    if (p->latent && !strcmp(p->stage, "sample")) preview_from_latent(p, s->loaded_family, &pv);
+    if (p->preview && (pv.data = malloc((size_t)p->preview->w * p->preview->h * p->preview->c))) { /* valid during the call only */
+        memcpy(pv.data, p->preview->data, (size_t)p->preview->w * p->preview->h * p->preview->c);
+        pv.w = p->preview->w;
+        pv.h = p->preview->h;
+        pv.c = p->preview->c;
+    }
     pthread_mutex_lock(&s->mu);
     if (gone) j->client_gone = 1;
     if (!strcmp(p->stage, "sample")) {
@@ -225,6 +230,11 @@ static void run_generate(srv *s, job *j) {
     if (why[0]) {
         fail(j, SD_ERR_ARG, why);
         return;
+    }
+    /* /progress's current_image: the library's latent2rgb preview (the clean-image estimate, its factors per family) */
+    if (!j->gp.preview_method) {
+        j->gp.preview_method = "latent2rgb";
+        j->gp.preview_interval = 1;
     }
     if (sd_check_params(s->ctx, &j->gp) != SD_OK) {
         fail(j, SD_ERR_ARG, sd_last_error());

@@ -106,8 +106,6 @@ void queue_join(srv *s);                      /* waits for the worker to finish 
 /* Makes ctx, the model m, the one in memory (takes s->mu). */
 void queue_set_loaded(srv *s, sd_ctx *ctx, const model_entry *m);
 
-/* preview.c: a small RGB picture of a latent, for /progress until the library draws previews itself */
-int preview_from_latent(const sd_progress *p, const char *family, sd_image *out);
 
 /* openapi.c */
 int openapi_build(srv *s);
