@@ -169,14 +169,19 @@ static __device__ __forceinline__ float block_sum(float v, float *red) {
     return v;
 }
 
-static __device__ __forceinline__ float act_apply(be_act a, float v) {
+/* The activations a fused epilogue applies (igemm): act_apply's without ReLU, whose extra case cost the 64x64
+ * igemm tile 8 bytes of register spills on sm_90; cuda_igemm_fits declines any other. */
+static __device__ __forceinline__ float epi_act(be_act a, float v) {
     switch (a) {
     case BE_ACT_SILU: return v / (1.0f + expf(-v));
     case BE_ACT_GELU: return 0.5f * v * (1.0f + erff(v * 0.70710678118654752f));
     case BE_ACT_QUICK_GELU: return v / (1.0f + expf(-1.702f * v));
-    case BE_ACT_RELU: return v < 0.0f ? 0.0f : v;
     default: return v;
     }
+}
+
+static __device__ __forceinline__ float act_apply(be_act a, float v) {
+    return a == BE_ACT_RELU ? (v < 0.0f ? 0.0f : v) : epi_act(a, v); /* NaN stays NaN, as torch.relu */
 }
 
 /* Blocks for a grid-stride loop over n items with `threads` per block (at least 1, at most 8192: enough

@@ -283,7 +283,7 @@ igemm_kernel(const ig_args a) {
                     const int rl = wm * TL::WTM + i * 16 + g + 8 * r2, m = m0 + rl;
                     float v = acc[i][j][r2 * 2 + h] + bias;
                     if (a.add && wrow >= 0 && m < a.M) v += ld((const T *)a.add + (size_t)(m / HWo) * a.cout + wrow);
-                    if (!a.geglu) v = act_apply((be_act)a.act, v);
+                    if (!a.geglu) v = epi_act((be_act)a.act, v);
                     st(Cs + rl * TL::LDC + cl, v);
                 }
         }
@@ -415,6 +415,8 @@ int cuda_igemm_fits(be *b, const ig_args *a) {
         if (!al16(a->w[j])) return 0;
     if (a->norm == NORM_LAYER && (a->xb || a->up || a->taps != 1)) return 0;
     if (a->geglu && (a->nw != 1 || a->cout % 2 || a->add)) return 0;
+    /* the epilogue knows the models' fused activations (epi_act); another (TAESD's ReLU) runs composed */
+    if (a->act != BE_ACT_NONE && a->act != BE_ACT_SILU && a->act != BE_ACT_GELU && a->act != BE_ACT_QUICK_GELU) return 0;
     return a->M > 0 && (long long)(a->geglu ? a->cout / 2 : a->nw * a->cout) <= 65535LL * 32;
 }
 
