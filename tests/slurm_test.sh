@@ -151,8 +151,12 @@ if stopped "$jid" 0 && stopped "$jid" 1; then ok "tasks 0 and 1 are mid-run (one
 else bad "mid-run" "tasks 0 and 1 did not stop after their first image: $(squeue -h -j "$jid"; cat "$D"/log/c-*.err)"; fi
 scancel "${jid}_1"
 scontrol requeue "${jid}_0" 2>"$D/requeue.err" || bad "requeue of a running task" "$(cat "$D/requeue.err")"
-# the requeue is asynchronous and holds the task 120 s: wait for it to be pending again, then lift the hold
+# the requeue is asynchronous and holds the task 120 s: wait for it to be pending again, then lift the hold.
+# Not within the second of the requeue: slurmd refuses a launch whose credential is not newer (in whole seconds)
+# than the revocation of the task's previous one ("Killing non-startable batch JobId=...: Job credential
+# revoked"), and the task then ends without running: seen under load, as an image missing from shard 0.
 for _ in $(seq 100); do squeue -h -t PD -j "${jid}_0" 2>/dev/null | grep -q . && break; sleep 0.1; done
+sleep 2
 scontrol update JobId="${jid}_0" StartTime=now
 array_done "$jid" || bad "array 2" "still queued after 120 s: $(squeue -h)"
 "$SD" batch merge "$D/out2" "$JOBS" "${FLAGS[@]}" >"$D/merge.out" 2>"$D/merge.err"; rc=$?
@@ -164,6 +168,7 @@ grep -q "^interrupted: 1 images rendered" "$D/log/c-1.err" && ok "the cancelled 
 # the cancelled task, requeued: it renders what it had left
 if scontrol requeue "${jid}_1" 2>"$D/requeue.err"; then
     for _ in $(seq 100); do squeue -h -t PD -j "${jid}_1" 2>/dev/null | grep -q . && break; sleep 0.1; done
+    sleep 2   # as above: not within the second of the revocation
     scontrol update JobId="${jid}_1" StartTime=now
     array_done "$jid" || bad "requeued task 1" "still queued after 120 s"
     ok "the cancelled task requeued (scontrol requeue) and run again"
