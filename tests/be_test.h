@@ -88,4 +88,22 @@ static inline void test_attention_ref(const float *q, const float *k, const floa
     free(s);
 }
 
+/* The reference 3x3 convolution (stride 1, zero padding 1) in double: x [N,H,W,C], w [O][C][3][3], y [N,H,W,O]. */
+static inline void test_conv3x3_ref(const float *x, int N, int H, int W, int C, const float *w, const float *bias, int O, double *y) {
+    for (int n = 0; n < N; n++)
+        for (int oy = 0; oy < H; oy++)
+            for (int ox = 0; ox < W; ox++)
+                for (int o = 0; o < O; o++) {
+                    double s = bias ? bias[o] : 0;
+                    for (int ky = 0; ky < 3; ky++)
+                        for (int kx = 0; kx < 3; kx++) {
+                            int iy = oy - 1 + ky, ix = ox - 1 + kx;
+                            if (iy < 0 || iy >= H || ix < 0 || ix >= W) continue;
+                            const float *xp = x + (((size_t)n * H + iy) * W + ix) * C;
+                            for (int i = 0; i < C; i++) s += (double)xp[i] * w[(((size_t)o * C + i) * 3 + ky) * 3 + kx];
+                        }
+                    y[(((size_t)n * H + oy) * W + ox) * O + o] = s;
+                }
+}
+
 #endif

@@ -177,23 +177,6 @@ TEST(cpu_16bit_weights_linear_conv_embedding) {
     cpu_conv_mode_set(mode);
 }
 
-static void conv3_ref(const float *x, int N, int H, int W, int C, const float *w, const float *bias, int O, float *y) {
-    for (int n = 0; n < N; n++)
-        for (int oy = 0; oy < H; oy++)
-            for (int ox = 0; ox < W; ox++)
-                for (int o = 0; o < O; o++) {
-                    double s = bias ? bias[o] : 0;
-                    for (int ky = 0; ky < 3; ky++)
-                        for (int kx = 0; kx < 3; kx++) {
-                            int iy = oy - 1 + ky, ix = ox - 1 + kx;
-                            if (iy < 0 || iy >= H || ix < 0 || ix >= W) continue;
-                            const float *xp = x + (((size_t)n * H + iy) * W + ix) * C;
-                            for (int i = 0; i < C; i++) s += (double)xp[i] * w[(((size_t)o * C + i) * 3 + ky) * 3 + kx];
-                        }
-                    y[(((size_t)n * H + oy) * W + ox) * O + o] = (float)s;
-                }
-}
-
 /* The slab conv (Winograd off): chunks of rows (a ragged last chunk), one and two samples, one and two threads,
  * channel blocks. */
 TEST(cpu_conv3x3_slab_chunks) {
@@ -208,8 +191,12 @@ TEST(cpu_conv3x3_slab_chunks) {
     for (size_t t = 0; t < sizeof cs / sizeof *cs; t++) {
         int N = cs[t].N, H = cs[t].H, W = cs[t].W, C = cs[t].C, O = cs[t].O;
         float *x = rnd((size_t)N * H * W * C, 1, 0), *w = rnd((size_t)O * C * 9, 0.2f, 0), *bias = rnd(O, 0.3f, 0);
-        float *ref = malloc((size_t)N * H * W * O * 4);
-        conv3_ref(x, N, H, W, C, w, bias, O, ref);
+        size_t ny = (size_t)N * H * W * O;
+        double *refd = malloc(ny * sizeof(double));
+        float *ref = malloc(ny * 4);
+        test_conv3x3_ref(x, N, H, W, C, w, bias, O, refd);
+        for (size_t i = 0; i < ny; i++) ref[i] = (float)refd[i];
+        free(refd);
         be *b = test_cpu_backend(cs[t].threads);
         be_weight Wt, B;
         REQUIRE(be_weight_upload(b, &Wt, BE_W_CONV, O, C, 3, 3, BE_F32, w) == SD_OK);

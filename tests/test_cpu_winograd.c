@@ -14,24 +14,6 @@ static float frand(void) {
     return (float)((g_rs >> 8) * (1.0 / 8388608.0)) - 1.0f;
 }
 
-static void conv3_ref(const float *x, int N, int H, int W, int C, const float *w, const float *bias, int O, double *y) {
-    for (int n = 0; n < N; n++)
-        for (int oy = 0; oy < H; oy++)
-            for (int ox = 0; ox < W; ox++)
-                for (int o = 0; o < O; o++) {
-                    double s = bias ? bias[o] : 0;
-                    for (int ky = 0; ky < 3; ky++)
-                        for (int kx = 0; kx < 3; kx++) {
-                            int iy = oy - 1 + ky, ix = ox - 1 + kx;
-                            if (iy < 0 || iy >= H || ix < 0 || ix >= W) continue;
-                            const float *xp = x + (((size_t)n * H + iy) * W + ix) * C;
-                            const float *wp = w + (size_t)o * C * 9 + ky * 3 + kx;
-                            for (int i = 0; i < C; i++) s += (double)xp[i] * wp[(size_t)i * 9];
-                        }
-                    y[(((size_t)n * H + oy) * W + ox) * O + o] = s;
-                }
-}
-
 TEST(cpu_winograd_against_direct_per_level) {
     static const struct {
         int N, H, W, C, O, threads, f16;
@@ -64,7 +46,7 @@ TEST(cpu_winograd_against_direct_per_level) {
                 if (cs[t].f16) { w16[i] = f32_to_f16(w[i]); w[i] = f16_to_f32(w16[i]); }
             }
             for (int i = 0; i < O; i++) bias[i] = 0.1f * frand();
-            conv3_ref(x, N, H, W, C, w, bias, O, ref);
+            test_conv3x3_ref(x, N, H, W, C, w, bias, O, ref);
             for (size_t i = 0; i < ny; i++) ymax = fmax(ymax, fabs(ref[i]));
             be *b = test_cpu_backend(cs[t].threads);
             be_weight Wt, B;
