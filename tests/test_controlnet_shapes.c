@@ -1,13 +1,10 @@
 /* test_controlnet_shapes.c — the demo ControlNet (samples/models/shapes-controlnet, tools/train_controlnet.py) steers
  * the demo model: 24 fixed cases (tests/golden/controlnet_shapes: a silhouette, a prompt naming only the colours,
  * a seed), each drawn with the ControlNet and without it, judged by the shapes classifier. Without it the same
- * prompts land on the silhouette's place about by chance (a ninth), with it the picture must put the shape there in
- * at least 75% of the cases, and draw the silhouette's shape more often than without it.
- *
- * Issue 20 asks for shape AND position in 75% of the cases. The shipped model (training cut short by the session:
- * see its model card) puts every shape in its place but draws the silhouette's shape in only about half of the
- * cases (rounded blobs for stars and squares): the shape bar is printed, not yet checked. Tighten the last CHECK to
- * `with.both * 4 >= n * 3` when a longer-trained model ships. */
+ * prompts land on the silhouette's place about by chance (a ninth) and draw its shape about by chance (a fifth);
+ * with it the picture must draw the silhouette's shape at its place in at least 75% of the cases (issue 20).
+ * The shipped model: 21 of 24 here, and 17 and 23 of 24 on two held-out sets of cases that tools/train_controlnet.py
+ * --phase golden --eval-seed 777 / 31 writes (its model card). */
 #include "test.h"
 #include "shapes_classify.h"
 #include "../sd.h"
@@ -86,6 +83,6 @@ TEST(controlnet_demo_follows_the_silhouette) {
     /* chance: a ninth of the places; a model that put shapes there anyway would pass 25% */
     CHECK_MSG(without.position * 4 < n, "without the ControlNet %d of %d places match: the test would not show the ControlNet's effect",
               without.position, n);
-    CHECK_MSG(with.shape > without.shape, "shapes: %d of %d with the ControlNet, %d without", with.shape, n, without.shape);
+    CHECK_MSG(with.both * 4 >= n * 3, "the silhouette's shape at its place in %d of %d cases (75%% needed)", with.both, n);
     sd_free(ctx);
 }
