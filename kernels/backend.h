@@ -109,6 +109,9 @@ struct be {
     size_t weight_bytes;     /* backend memory held by weights */
     size_t weight_mapped;    /* bytes of zero-copy weights computed from in place (the caller's memory) */
     double flops;            /* multiply-adds x 2 of the GEMM-shaped ops issued so far (also in measure mode) */
+    int single_pass;         /* set while a model runs whose output is not fed back into it (the VAE decode): a
+                              * backend may then take convolution algorithms that round more for speed (the CPU's
+                              * Winograd), which in the sampler's loop would compound over the steps */
     /* Optional zero-copy upload (set by backends that can compute from host memory in place, NULL otherwise; kept
      * out of be_ops so backends without it need not name it): compute from src and call release(keep) when the
      * weight is freed; a weight the backend must copy is refused with SD_ERR_UNSUPPORTED, nothing touched. */

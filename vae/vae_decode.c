@@ -186,9 +186,11 @@ sd_status vae_decode_z(be *b, const vae_model *v, const float *z, int n, int h, 
     vae_plan p;
     sd_status st = plan(b, v, h, w, opts, 1, &p);
     if (st != SD_OK) return st;
-    int f = vae_factor(v);
+    int f = vae_factor(v), single = b->single_pass;
     size_t zs = (size_t)h * w * v->cfg.latent_channels, is = (size_t)h * f * w * f * v->cfg.out_channels;
+    b->single_pass = 1; /* the decode's output is not fed back: backends may take their faster convolutions */
     for (int s = 0; s < n && st == SD_OK; s++) st = decode_one(b, v, z + s * zs, h, w, &p, rgb + s * is);
+    b->single_pass = single;
     return st;
 }
 

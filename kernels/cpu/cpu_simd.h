@@ -26,16 +26,19 @@ cpu_level cpu_level_set(cpu_level l);
 int cpu_level_supported(cpu_level l);
 const char *cpu_level_name(cpu_level l);
 
-/* How 3x3 stride-1 convolutions run (cpu_winograd.c): the measured rule, or forced for comparisons and tests.
- * The default comes from $SD_CPU_CONV=direct|auto|im2col|wino4|wino6 (direct, the default: the slab path; auto:
- * the rule; im2col: no slab). */
-enum { CPU_CONV_AUTO, CPU_CONV_DIRECT, CPU_CONV_IM2COL, CPU_CONV_WINO4, CPU_CONV_WINO6 };
+/* How 3x3 stride-1 convolutions run (cpu_winograd.c): the measured rules, or forced for comparisons and tests.
+ * The default comes from $SD_CPU_CONV=default|direct|auto|im2col|wino2|wino4|wino6 (default: Winograd F(2x2) where
+ * cpu_wino_rule_loop says it wins, and F(4x4)/F(6x6) where cpu_wino_rule says so while be->single_pass is set, i.e.
+ * in the VAE decode; direct: the slab path everywhere; auto: cpu_wino_rule everywhere; im2col: no slab). */
+enum { CPU_CONV_AUTO, CPU_CONV_DIRECT, CPU_CONV_IM2COL, CPU_CONV_WINO4, CPU_CONV_WINO6, CPU_CONV_DEFAULT, CPU_CONV_WINO2 };
 int cpu_conv_mode(void);
 int cpu_conv_mode_set(int mode); /* returns the previous mode */
-/* The measured rule: the Winograd tile size m (4 or 6) for an [N, H, W, C] -> O convolution, or 0 (direct). */
+/* The measured rules: the Winograd tile size m (4 or 6) for an [N, H, W, C] -> O convolution, or 0 (direct); and
+ * whether F(2x2) beats the direct path there (2, else 0), for the sampler's loop where only F(2x2) rounds little enough. */
 int cpu_wino_rule(int N, int H, int W, int C, int O);
+int cpu_wino_rule_loop(int N, int H, int W, int C, int O);
 
-/* Winograd F(m x m, 3 x 3) tile sizes: m = 4 (6 x 6 input tiles) or 6 (8 x 8). */
+/* Winograd F(m x m, 3 x 3) tile sizes: m = 2 (4 x 4 input tiles), 4 (6 x 6) or 6 (8 x 8). */
 #define WINO_MAX_T 8
 
 /* The kernels one level provides (each level's table; the generic one is in cpu_simd.c). */

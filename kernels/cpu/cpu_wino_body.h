@@ -1,4 +1,4 @@
-/* cpu_wino_body.h — the Winograd F(m x m, 3 x 3) transforms (m = 4: 6 x 6 tiles, m = 6: 8 x 8 tiles), written
+/* cpu_wino_body.h — the Winograd F(m x m, 3 x 3) transforms (m = 2: 4 x 4 tiles, m = 4: 6 x 6, m = 6: 8 x 8), written
  * once over cpu_vec.h, vectorised across channels; included by each level's kernel file (and with one scalar
  * lane by cpu_wino_generic.c). cpu_winograd.c drives them and says what each computes.
  *
@@ -6,8 +6,26 @@
  * 0, 1, -1, 2, -1/2 and infinity (m = 4) and 0, ±1, ±2, ±1/2 and infinity (m = 6). For m = 4 these points round
  * about 3.5x less than Lavin & Gray's 0, ±1, ±2 (max error over max |y| 3.8e-6 against 1.5e-5, simulated in f32 for
  * 256 channels; the asymmetric set is Barabasz et al.'s finding, 2019); for m = 6 no set tried beat ±1, ±2, ±1/2.
+ * m = 2 uses the points 0, 1, -1 and infinity: its transforms only add and halve, so it rounds about as the direct
+ * convolution does (cpu_winograd.c says where that matters).
  * Bᵀ and Aᵀ are applied as the factored sums below (their zero entries are skipped, not multiplied). */
 #include "cpu_vec.h"
+
+/* 1-D Bᵀ·d for 4 values (m = 2). */
+VINL void wino_in2(const vf *d, int s, vf *r, int rs) {
+    vf d0 = d[0], d1 = d[s], d2 = d[2 * s], d3 = d[3 * s];
+    r[0] = v_sub(d0, d2);
+    r[rs] = v_add(d1, d2);
+    r[2 * rs] = v_sub(d2, d1);
+    r[3 * rs] = v_sub(d1, d3);
+}
+
+/* 1-D Aᵀ·m: 4 -> 2 values. */
+VINL void wino_out2(const vf *m, int s, vf *y, int ys) {
+    vf a = m[s], b = m[2 * s];
+    y[0] = v_add(v_add(m[0], a), b);
+    y[ys] = v_sub(v_sub(a, b), m[3 * s]);
+}
 
 /* 1-D Bᵀ·d for 6 (m = 4) or 8 (m = 6) values d[k·s], written to r[k·rs]. */
 VINL void wino_in4(const vf *d, int s, vf *r, int rs) {
@@ -57,7 +75,8 @@ VINL void wino_out6(const vf *m, int s, vf *y, int ys) {
     y[5 * ys] = v_add(v_fma(v_set1(0.03125f), g, v_fma(v_set1(32.0f), e, b)), m[7 * s]);
 }
 
-/* G (T x 3) for m = 4 and m = 6 */
+/* G (T x 3) for m = 2, 4 and 6 */
+static const float WINO_G2[4][3] = {{1, 0, 0}, {0.5f, 0.5f, 0.5f}, {0.5f, -0.5f, 0.5f}, {0, 0, 1}};
 static const float WINO_G4[6][3] = {{1, 0, 0},
                                     {-1.0f / 3, -1.0f / 3, -1.0f / 3},
                                     {1.0f / 3, -1.0f / 3, 1.0f / 3},
@@ -75,7 +94,7 @@ static const float WINO_G6[8][3] = {{1, 0, 0},
 
 static void k_wino_weight(int m, const float *w, int C, int no, float *U, size_t ldu) {
     int T = m + 2;
-    const float(*G)[3] = m == 4 ? WINO_G4 : WINO_G6;
+    const float(*G)[3] = m == 2 ? WINO_G2 : m == 4 ? WINO_G4 : WINO_G6;
     for (int o = 0; o < no; o++)
         for (int c = 0; c < C; c += VN) {
             int wd = C - c < VN ? C - c : VN;
@@ -107,7 +126,10 @@ static void k_wino_input(int m, const float *x, int N, int H, int W, int C, int 
             for (int i = 0; i < T; i++)
                 for (int j = 0; j < T; j++)
                     d[i * T + j] = i >= i0 && i < i1 && j >= j0 && j < j1 ? v_loadw(base + ((size_t)i * W + j) * C + c, wd) : v_zero();
-            if (m == 4) {
+            if (m == 2) {
+                for (int j = 0; j < 4; j++) wino_in2(d + j, 4, r + j, 4);    /* columns */
+                for (int i = 0; i < 4; i++) wino_in2(r + i * 4, 1, d + i * 4, 1); /* rows */
+            } else if (m == 4) {
                 for (int j = 0; j < 6; j++) wino_in4(d + j, 6, r + j, 6);    /* columns */
                 for (int i = 0; i < 6; i++) wino_in4(r + i * 6, 1, d + i * 6, 1); /* rows */
             } else {
@@ -134,7 +156,10 @@ static void k_wino_output(int m, const float *M, size_t ldm, int N, int H, int W
             vf s[WINO_MAX_T * WINO_MAX_T], r[WINO_MAX_T * WINO_MAX_T];
             const float *src = M + (size_t)t * O + o;
             for (int k = 0; k < T * T; k++) s[k] = v_loadw(src + (size_t)k * ldm, wd);
-            if (m == 4) {
+            if (m == 2) {
+                for (int j = 0; j < 4; j++) wino_out2(s + j, 4, r + j, 4);    /* columns: 4 -> 2 rows */
+                for (int i = 0; i < 2; i++) wino_out2(r + i * 4, 1, s + i * 2, 1); /* rows: 4 -> 2 */
+            } else if (m == 4) {
                 for (int j = 0; j < 6; j++) wino_out4(s + j, 6, r + j, 6);    /* columns: 6 -> 4 rows */
                 for (int i = 0; i < 4; i++) wino_out4(r + i * 6, 1, s + i * 4, 1); /* rows: 6 -> 4 */
             } else {

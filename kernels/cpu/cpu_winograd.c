@@ -1,12 +1,12 @@
-/* cpu_winograd.c — 3x3 stride-1 convolutions (zero padding 1) by Winograd F(m x m, 3 x 3), m = 4 or 6.
+/* cpu_winograd.c — 3x3 stride-1 convolutions (zero padding 1) by Winograd F(m x m, 3 x 3), m = 2, 4 or 6.
  *
  * The output is cut into m x m tiles; tile t reads the (m+2) x (m+2) input patch around it. With T = m + 2:
  *   U[ξ][o][c] = (G g_oc Gᵀ)[ξ]              the weights, T² matrices [O][C]        (wino_weight)
  *   V[ξ][t][c] = (Bᵀ d_tc B)[ξ]              the input tiles, T² matrices [tiles][C] (wino_input)
  *   M[ξ] = V[ξ] · U[ξ]ᵀ                      T² independent GEMMs [tiles][O]         (sgemm)
  *   y_to = Aᵀ M[·][t][o] A (+ bias)          each tile's m x m outputs               (wino_output)
- * so a tile costs T² multiply-adds per (c, o) instead of 9 m²: 2.25 per output for m = 4 (4x fewer than direct),
- * 1.78 for m = 6 (5x). The transforms are the level's (cpu_wino_body.h), vectorised across channels.
+ * so a tile costs T² multiply-adds per (c, o) instead of 9 m²: 4 per output for m = 2 (2.25x fewer than direct),
+ * 2.25 for m = 4 (4x), 1.78 for m = 6 (5x). The transforms are the level's (cpu_wino_body.h), vectorised across channels.
  *
  * The weights are transformed per call, for a block of output channels at a time: kept for the model's life the
  * transformed weights would be 4x (m = 4) or 7x (m = 6) the f32 size of the 3x3 kernels (8.7 GB for SD 1.5's
@@ -16,6 +16,7 @@
 #include "cpu_internal.h"
 
 #include <omp.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -70,20 +71,28 @@ void cpu_conv3x3_wino(be *b, const be_tensor *x, const float *wf, const float *b
     }
 }
 
-/* $SD_CPU_CONV: direct (the default: no Winograd), auto (Winograd where the rule below says it wins), wino4 / wino6
- * (Winograd for every 3x3 stride-1 convolution), im2col (no Winograd and no slab path), for comparisons.
- * Winograd is not the default because it rounds differently enough to miss the fidelity bars the goldens hold
- * the engine to (measured on the demo model's PNDM case: 1.08e-5 of the latent's scale against the 8e-6 bar, 3.98e-6
- * direct; a 128x128-latent decode in exact bands against the whole: 7.7e-6 against the 3e-6 bar, 1.2e-6 direct):
- * its error compounds over the sampler's steps. It is for users who trade those digits for speed. */
+/* $SD_CPU_CONV: default, direct (no Winograd), auto (F(4x4)/F(6x6) where cpu_wino_rule says they win, everywhere),
+ * wino2 / wino4 / wino6 (that tile for every 3x3 stride-1 convolution), im2col (no Winograd and no slab path).
+ * The default weighs rounding against speed. Winograd's error grows with the tile: over max |y|, F(2x2) 6.7e-7,
+ * F(4x4) 5.2e-6, F(6x6) 2.6e-5 on the shapes of test_cpu_winograd.c (the direct path's f32 sums are near F(2x2)).
+ * In the sampler's loop it compounds over the steps: with F(4x4) in the UNet the demo model's PNDM case ends
+ * 1.08e-5 of the latent's scale from diffusers, past the 8e-6 bar the goldens hold, with F(2x2) 3.3e-6. A decode
+ * runs once: there F(4x4)/F(6x6) keep every VAE golden at its tolerance. So by default the UNet (and every model
+ * but a decode) takes F(2x2) where cpu_wino_rule_loop says it wins (1.7-2x the direct path's speed on SD 1.5's
+ * layers), and the VAE decode (be->single_pass) what cpu_wino_rule says (F(6x6): 3.6x the direct path's). */
 static int g_mode = -1;
 
 int cpu_conv_mode(void) {
     if (g_mode < 0) {
         const char *e = getenv("SD_CPU_CONV");
-        g_mode = CPU_CONV_DIRECT;
+        g_mode = CPU_CONV_DEFAULT;
+        if (e && *e && strcmp(e, "default") && strcmp(e, "direct") && strcmp(e, "auto") && strcmp(e, "im2col") && strcmp(e, "wino2") &&
+            strcmp(e, "wino4") && strcmp(e, "wino6"))
+            fprintf(stderr, "warning: SD_CPU_CONV=%s is not one of default, direct, auto, im2col, wino2, wino4, wino6: the default is used\n", e);
+        if (e && !strcmp(e, "direct")) g_mode = CPU_CONV_DIRECT;
         if (e && !strcmp(e, "auto")) g_mode = CPU_CONV_AUTO;
         if (e && !strcmp(e, "im2col")) g_mode = CPU_CONV_IM2COL;
+        if (e && !strcmp(e, "wino2")) g_mode = CPU_CONV_WINO2;
         if (e && !strcmp(e, "wino4")) g_mode = CPU_CONV_WINO4;
         if (e && !strcmp(e, "wino6")) g_mode = CPU_CONV_WINO6;
     }
@@ -116,11 +125,23 @@ int cpu_wino_rule(int N, int H, int W, int C, int O) {
     return W >= 64 && O >= 16 ? 6 : 4;
 }
 
+/* F(2x2) in the loop (one-thread CPU ms, direct / F(2x2), on an AMD EPYC Zen 5 at the avx2 level, `make bench`'s
+ * conv rows; avx512 alike): 2x64x64 320->320 130 / 70,
+ * 2x32x32 640->640 134 / 67, 2x16x16 1280->1280 146 / 87, 2x8x8 1280->1280 45 / 39, 2x16x16 96->96 (the demo model)
+ * 1.0 / 0.6; but 1x8x8 320->320 1.0 / 1.5 and 1x4x4 1280->1280 8 / 19: its 16 products per 4 outputs need enough
+ * tiles to reuse each transformed weight, 8 across the width (times the batch) and more. */
+int cpu_wino_rule_loop(int N, int H, int W, int C, int O) {
+    (void)H;
+    (void)O;
+    return C >= 16 && N * ((W + 1) / 2) >= 8 ? 2 : 0;
+}
+
 int cpu_wino_choose(const be *b, const be_tensor *x, int O) {
-    (void)b;
     int mode = cpu_conv_mode();
+    if (mode == CPU_CONV_WINO2) return 2;
     if (mode == CPU_CONV_WINO4) return 4;
     if (mode == CPU_CONV_WINO6) return 6;
-    if (mode != CPU_CONV_AUTO) return 0;
+    if (mode == CPU_CONV_DEFAULT && !b->single_pass) return cpu_wino_rule_loop(x->n, x->h, x->w, x->c, O);
+    if (mode != CPU_CONV_AUTO && mode != CPU_CONV_DEFAULT) return 0;
     return cpu_wino_rule(x->n, x->h, x->w, x->c, O);
 }
