@@ -20,6 +20,7 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <omp.h>
 
@@ -261,12 +262,14 @@ static void lora_rows(sd_ctx *c, int runs, double *t, double *tc) {
 /* The 3x3 convolution paths on a few layer shapes of the two models, one thread (the rule in cpu_winograd.c). */
 static void conv_paths(void) {
     static const int shapes[][5] = {{2, 64, 64, 320, 320}, {2, 32, 32, 640, 640}, {2, 16, 16, 1280, 1280}, {2, 8, 8, 1280, 1280},
-                                    {1, 128, 128, 512, 512}, {1, 512, 512, 128, 128}};
-    static const char *const names[3] = {"direct", "F(4x4)", "F(6x6)"};
-    static const int modes[3] = {CPU_CONV_DIRECT, CPU_CONV_WINO4, CPU_CONV_WINO6};
+                                    {1, 128, 128, 512, 512}, {1, 512, 512, 128, 128}, {2, 16, 16, 96, 96}, {1, 8, 8, 320, 320},
+                                    {1, 4, 4, 1280, 1280}};
+    static const char *const names[4] = {"direct", "F(2x2)", "F(4x4)", "F(6x6)"};
+    static const int modes[4] = {CPU_CONV_DIRECT, CPU_CONV_WINO2, CPU_CONV_WINO4, CPU_CONV_WINO6}, ms[4] = {0, 2, 4, 6};
     be *b = be_cpu_new(1);
     if (!b) die();
-    printf("\n3x3 convolutions, one thread, f16 weights: CPU ms (effective GFLOP/s = direct FLOPs / time); * = the rule's choice\n");
+    printf("\n3x3 convolutions, one thread, f16 weights: CPU ms (effective GFLOP/s = direct FLOPs / time); * = the decode's choice, "
+           "+ = the sampler loop's (cpu_winograd.c)\n");
     for (size_t s = 0; s < sizeof shapes / sizeof *shapes; s++) {
         int N = shapes[s][0], H = shapes[s][1], W = shapes[s][2], C = shapes[s][3], O = shapes[s][4];
         if (be_arena_reserve(b, (size_t)N * H * W * (C + O) * 4 + 4096) != SD_OK) die();
@@ -280,16 +283,15 @@ static void conv_paths(void) {
         be_tensor x = be_new(b, N, H, W, C), y = be_new(b, N, H, W, O);
         be_upload(b, &x, xh);
         double fl = 2.0 * N * H * W * O * C * 9;
-        int saved = cpu_conv_mode_set(CPU_CONV_AUTO), pick = cpu_wino_rule(N, H, W, C, O);
+        int saved = cpu_conv_mode_set(CPU_CONV_AUTO), pick = cpu_wino_rule(N, H, W, C, O), loop = cpu_wino_rule_loop(N, H, W, C, O);
         printf("  %dx%dx%dx%d -> %d, %.1f GFLOP:", N, H, W, C, O, fl / 1e9);
-        for (int m = 0; m < 3; m++) {
+        for (int m = 0; m < 4; m++) {
             cpu_conv_mode_set(modes[m]);
             be_conv2d(b, &x, &wt, NULL, 1, 1, 1, &y); /* warm: scratch, pages */
             double c0 = cpu_now();
             be_conv2d(b, &x, &wt, NULL, 1, 1, 1, &y);
             double t = cpu_now() - c0;
-            int chosen = (m == 0 && pick == 0) || (m == 1 && pick == 4) || (m == 2 && pick == 6);
-            printf("  %s%s %.0f ms (%.0f)", names[m], chosen ? "*" : "", t * 1e3, fl / t / 1e9);
+            printf("  %s%s%s %.0f ms (%.0f)", names[m], ms[m] == pick ? "*" : "", ms[m] == loop ? "+" : "", t * 1e3, fl / t / 1e9);
         }
         printf("\n");
         cpu_conv_mode_set(saved);
@@ -331,7 +333,20 @@ static double taesd_dec(sd_ctx *c, double *flops, double *cpu) {
     return s;
 }
 
+/* OpenBLAS picks its GEMM kernels when it loads ($OPENBLAS_CORETYPE, else the CPU's best), so a level forced by
+ * $SD_CPU_LEVEL=avx2 would still run AVX-512 GEMMs on an AVX-512 machine: the "avx2" rows would not be what an AVX2
+ * CPU runs (measured on Zen 5, one thread: SD 1.5 256² guided step 2.74 CPU-s with OpenBLAS's Cooperlake core,
+ * 4.00 s with its Zen (AVX2) core). The bench starts itself again with OpenBLAS's AVX2 core set. */
+static void match_openblas_to_level(char **argv) {
+    const char *lv = getenv("SD_CPU_LEVEL");
+    if (!lv || strcmp(lv, "avx2") || getenv("OPENBLAS_CORETYPE")) return;
+    setenv("OPENBLAS_CORETYPE", "Haswell", 1);
+    execv("/proc/self/exe", argv);
+    fprintf(stderr, "warning: could not restart with OPENBLAS_CORETYPE=Haswell: the avx2 rows use OpenBLAS's own choice\n");
+}
+
 int main(int argc, char **argv) {
+    match_openblas_to_level(argv);
     double t_start = now();
     int sdxl = argc > 1 && !strcmp(argv[1], "sdxl");
     int ai = argc > 1 && (!strcmp(argv[1], "sdxl") || !strcmp(argv[1], "sd15")) ? 2 : 1;
@@ -363,12 +378,12 @@ int main(int argc, char **argv) {
     rss_now(&rss_anon, &rss_file);
     int threads = lp.threads > 0 ? lp.threads : omp_get_num_procs(); /* the CPU backend's default */
     const char *vec;
-    g_peak = bench_fma_peak(threads, &vec);
+    g_peak = bench_fma_peak(threads, be_cpu_level(), &vec);
     g_peak_thread = g_peak / threads;
     printf("CPU: %s, %d threads; kernel level %s; OpenBLAS core %s (%s)\n", model, threads, be_cpu_level(), openblas_get_corename(),
            openblas_get_config());
-    printf("f32 FMA peak, measured with %s FMAs in thread CPU time: %.1f GFLOP/s (%.1f per thread; at 32 FLOP/cycle per core, "
-           "a %.2f GHz clock)\n", vec, g_peak, g_peak_thread, g_peak_thread / 32);
+    printf("f32 FMA peak, measured with %s FMAs in thread CPU time: %.1f GFLOP/s (%.1f per thread: %.0f FLOP per cycle at the "
+           "%.2f GHz /proc/cpuinfo states)\n", vec, g_peak, g_peak_thread, g_peak_thread / bench_cpu_ghz(), bench_cpu_ghz());
     printf("load average at start %.2f %.2f %.2f\n", la[0], la[1], la[2]);
     printf("random-weight %s (%s), CPU backend, %d run(s) per stage, median\n", sdxl ? "SDXL base" : "SD 1.5", path, runs);
     printf("load %.2f s (%.2f CPU s); weights %.0f MiB read in place from the mapped file + %.0f MiB copied; RSS before load %.0f MiB "

@@ -41,6 +41,17 @@ void bench_cpu_model(char *buf, size_t cap) {
     fclose(f);
 }
 
+double bench_cpu_ghz(void) {
+    double mhz = 0;
+    FILE *f = fopen("/proc/cpuinfo", "r");
+    if (!f) return 0;
+    char line[512];
+    while (fgets(line, sizeof line, f))
+        if (!strncmp(line, "cpu MHz", 7) && strchr(line, ':') && sscanf(strchr(line, ':') + 1, "%lf", &mhz) == 1) break;
+    fclose(f);
+    return mhz / 1000;
+}
+
 /* Each returns the FLOPs done (2 per lane per FMA); the result feeds a volatile sink so nothing is optimised out. */
 static volatile float g_sink;
 
@@ -90,14 +101,15 @@ static double loop_scalar(long n) {
     return 2.0 * CHAINS * n;
 }
 
-double bench_fma_peak(int threads, const char **vec_name) {
+double bench_fma_peak(int threads, const char *level, const char **vec_name) {
     double (*fn)(long) = loop_scalar;
     long n = ITERS / 8;
     *vec_name = "scalar";
 #if defined(__x86_64__)
     __builtin_cpu_init();
-    if (__builtin_cpu_supports("avx512f")) { fn = loop512; n = ITERS / 16; *vec_name = "avx512 (zmm)"; }
-    else if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) { fn = loop256; n = ITERS / 8; *vec_name = "avx2 (ymm)"; }
+    int lv512 = !level || !strcmp(level, "avx512"), lv256 = lv512 || !strcmp(level, "avx2");
+    if (lv512 && __builtin_cpu_supports("avx512f")) { fn = loop512; n = ITERS / 16; *vec_name = "avx512 (zmm)"; }
+    else if (lv256 && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) { fn = loop256; n = ITERS / 8; *vec_name = "avx2 (ymm)"; }
 #elif defined(__aarch64__)
     fn = loopneon;
     n = ITERS / 4;

@@ -7,8 +7,13 @@
 /* The processor's name (/proc/cpuinfo), or "unknown". */
 void bench_cpu_model(char *buf, size_t cap);
 
+/* The clock /proc/cpuinfo states ("cpu MHz": the nominal clock in a VM, boost not included), GHz; 0 if unknown. */
+double bench_cpu_ghz(void);
+
 /* The f32 FMA peak of `threads` threads in GFLOP/s, each thread timed in its own CPU time (so other processes
- * on a shared machine do not lower it), with the widest vectors this CPU has; *vec_name names them. */
-double bench_fma_peak(int threads, const char **vec_name);
+ * on a shared machine do not lower it), with the widest vectors both this CPU and the kernel level (be_cpu_level();
+ * NULL: the CPU's best) have: a level's "% of peak" is against what its own instructions can do. *vec_name names
+ * them. */
+double bench_fma_peak(int threads, const char *level, const char **vec_name);
 
 #endif
