@@ -359,7 +359,7 @@ ARM64_BUILD := build-arm64
 ARM64_RUN   := timeout 600 qemu-aarch64 -L /usr/aarch64-linux-gnu -E LD_LIBRARY_PATH=/usr/aarch64-linux-gnu/lib $(ARM64_BUILD)/tests/unit
 ARM64_TESTS := $(foreach t,cpu_levels_against cpu_simd_math cpu_attention_key_blocks cpu_zero_copy cpu_linear_with \
                  cpu_conv2d_shapes cpu_group_norm_and cpu_layer_norm cpu_elementwise cpu_upsample cpu_attention_heads cpu_timestep \
-                 pipeline_matches_diffusers,'arm64-$(t):1=$(ARM64_RUN) $(t)') 'arm64-unet:3=$(ARM64_RUN) unet_golden' \
+                 cpu_winograd_against pipeline_matches_diffusers,'arm64-$(t):1=$(ARM64_RUN) $(t)') 'arm64-unet:3=$(ARM64_RUN) unet_golden' \
                'arm64-vae:3=$(ARM64_RUN) vae_golden'
 .PHONY: arm64-test
 arm64-test:
