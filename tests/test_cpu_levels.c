@@ -95,13 +95,13 @@ static double row_kernels(const cpu_kern *k) {
     return worst;
 }
 
-/* The Winograd transforms of table k against the generic ones, for m = 4 and 6, ragged C and O, tiles that
+/* The Winograd transforms of table k against the generic ones, for m = 2, 4 and 6, ragged C and O, tiles that
  * straddle the image's edges. Returns the worst error relative to the largest value. */
 static double wino_transforms(const cpu_kern *k) {
     const cpu_kern *g = &cpu_kern_generic;
     static const int CS[] = {1, 5, 17, 40};
     double worst = 0;
-    for (int m = 4; m <= 6; m += 2)
+    for (int m = 2; m <= 6; m += 2)
         for (size_t ci = 0; ci < sizeof CS / sizeof *CS; ci++) {
             int C = CS[ci], O = CS[(ci + 1) % 4], T = m + 2, TT = T * T, N = 2, H = 7, W = 10;
             int th = (H + m - 1) / m, tw = (W + m - 1) / m, nt = N * th * tw;
