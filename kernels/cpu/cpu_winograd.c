@@ -76,7 +76,8 @@ void cpu_conv3x3_wino(be *b, const be_tensor *x, const float *wf, const float *b
  * The default weighs rounding against speed. Winograd's error grows with the tile: over max |y|, F(2x2) 6.7e-7,
  * F(4x4) 5.2e-6, F(6x6) 2.6e-5 on the shapes of test_cpu_winograd.c (the direct path's f32 sums are near F(2x2)).
  * In the sampler's loop it compounds over the steps: with F(4x4) in the UNet the demo model's PNDM case ends
- * 1.08e-5 of the latent's scale from diffusers, past the 8e-6 bar the goldens hold, with F(2x2) 3.3e-6. A decode
+ * 1.08e-5 of the latent's scale from diffusers, past the 8e-6 bar the goldens hold; with F(2x2) 3.3e-6 to 5.6e-6 (the
+ * direct path 4.0e-6 to 5.4e-6: the thread count changes the sums' order, and every rounding after). A decode
  * runs once: there F(4x4)/F(6x6) keep every VAE golden at its tolerance. So by default the UNet (and every model
  * but a decode) takes F(2x2) where cpu_wino_rule_loop says it wins (1.7-2x the direct path's speed on SD 1.5's
  * layers), and the VAE decode (be->single_pass) what cpu_wino_rule says (F(6x6): 3.6x the direct path's). */
@@ -126,10 +127,11 @@ int cpu_wino_rule(int N, int H, int W, int C, int O) {
 }
 
 /* F(2x2) in the loop (one-thread CPU ms, direct / F(2x2), on an AMD EPYC Zen 5 at the avx2 level, `make bench`'s
- * conv rows; avx512 alike): 2x64x64 320->320 130 / 70,
- * 2x32x32 640->640 134 / 67, 2x16x16 1280->1280 146 / 87, 2x8x8 1280->1280 45 / 39, 2x16x16 96->96 (the demo model)
- * 1.0 / 0.6; but 1x8x8 320->320 1.0 / 1.5 and 1x4x4 1280->1280 8 / 19: its 16 products per 4 outputs need enough
- * tiles to reuse each transformed weight, 8 across the width (times the batch) and more. */
+ * conv rows; avx512 alike):
+ *   2x64x64 320->320 130 / 70     2x32x32 640->640 134 / 67     2x16x16 1280->1280 146 / 87    2x8x8 1280->1280 45 / 39
+ *   2x16x16 96->96 (the demo model) 1.0 / 0.6                   1x8x8 320->320 1.0 / 1.5       1x4x4 1280->1280 8 / 19
+ * Its 16 products per 4 outputs need enough tiles to reuse each transformed weight: 8 across the width (times the
+ * batch) and more. */
 int cpu_wino_rule_loop(int N, int H, int W, int C, int O) {
     (void)H;
     (void)O;

@@ -336,7 +336,7 @@ static double taesd_dec(sd_ctx *c, double *flops, double *cpu) {
 /* OpenBLAS picks its GEMM kernels when it loads ($OPENBLAS_CORETYPE, else the CPU's best), so a level forced by
  * $SD_CPU_LEVEL=avx2 would still run AVX-512 GEMMs on an AVX-512 machine: the "avx2" rows would not be what an AVX2
  * CPU runs (measured on Zen 5, one thread: SD 1.5 256² guided step 2.74 CPU-s with OpenBLAS's Cooperlake core,
- * 4.00 s with its Zen (AVX2) core). The bench starts itself again with OpenBLAS's AVX2 core set. */
+ * 4.00 s with its Zen core, whose kernels are Haswell's). The bench starts itself again with OpenBLAS's AVX2 core set. */
 static void match_openblas_to_level(char **argv) {
     const char *lv = getenv("SD_CPU_LEVEL");
     if (!lv || strcmp(lv, "avx2") || getenv("OPENBLAS_CORETYPE")) return;
@@ -382,8 +382,10 @@ int main(int argc, char **argv) {
     g_peak_thread = g_peak / threads;
     printf("CPU: %s, %d threads; kernel level %s; OpenBLAS core %s (%s)\n", model, threads, be_cpu_level(), openblas_get_corename(),
            openblas_get_config());
-    printf("f32 FMA peak, measured with %s FMAs in thread CPU time: %.1f GFLOP/s (%.1f per thread: %.0f FLOP per cycle at the "
-           "%.2f GHz /proc/cpuinfo states)\n", vec, g_peak, g_peak_thread, g_peak_thread / bench_cpu_ghz(), bench_cpu_ghz());
+    double ghz = bench_cpu_ghz();
+    printf("f32 FMA peak, measured with %s FMAs in thread CPU time: %.1f GFLOP/s (%.1f per thread", vec, g_peak, g_peak_thread);
+    if (ghz > 0) printf(": %.0f FLOP per cycle at the %.2f GHz /proc/cpuinfo states", g_peak_thread / ghz, ghz);
+    printf(")\n");
     printf("load average at start %.2f %.2f %.2f\n", la[0], la[1], la[2]);
     printf("random-weight %s (%s), CPU backend, %d run(s) per stage, median\n", sdxl ? "SDXL base" : "SD 1.5", path, runs);
     printf("load %.2f s (%.2f CPU s); weights %.0f MiB read in place from the mapped file + %.0f MiB copied; RSS before load %.0f MiB "

@@ -12,8 +12,8 @@ double bench_cpu_ghz(void);
 
 /* The f32 FMA peak of `threads` threads in GFLOP/s, each thread timed in its own CPU time (so other processes
  * on a shared machine do not lower it), with the widest vectors both this CPU and the kernel level (be_cpu_level();
- * NULL or "generic": the CPU's best) have: a level's "% of peak" is against what its own instructions can do. *vec_name names
- * them. */
+ * NULL or "generic": the CPU's best) have: a level's "% of peak" is against what its own instructions can do.
+ * *vec_name names them. */
 double bench_fma_peak(int threads, const char *level, const char **vec_name);
 
 #endif
