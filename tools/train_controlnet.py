@@ -226,8 +226,9 @@ def train(args):
             * scaling
         t = rng.integers(0, 1000, size=bs)
         # the shape is decided in the first, noisiest steps of sampling: --t-high of the samples are drawn there
-        high = rng.random(bs) < args.t_high
-        t[high] = rng.integers(600, 1000, size=int(high.sum()))
+        if args.t_high:  # (no draw without it: the segments before it replay as they ran)
+            high = rng.random(bs) < args.t_high
+            t[high] = rng.integers(600, 1000, size=int(high.sum()))
         nterm = int(round(args.terminal * bs))
         t[bs - nterm:] = 999
         t = torch.from_numpy(t)
@@ -383,7 +384,7 @@ def readme_picture(args):
     from PIL import Image
     sd = os.path.join(HERE, "..", "build", "sd")
     picks = [(0, "sil"), (5, "sil"), (11, "sil"), (21, "canny")]
-    cases = semantic_cases(args.eval_count)
+    cases = semantic_cases(24)  # the semantic test's cases
     tiles = []
     with tempfile.TemporaryDirectory() as tmp:
         for k, mode in picks:
