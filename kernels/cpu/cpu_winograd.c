@@ -84,18 +84,18 @@ void cpu_conv3x3_wino(be *b, const be_tensor *x, const float *wf, const float *b
 static int g_mode = -1;
 
 int cpu_conv_mode(void) {
+    static const struct { const char *name; int mode; } k_modes[] = {
+        {"default", CPU_CONV_DEFAULT}, {"direct", CPU_CONV_DIRECT}, {"auto", CPU_CONV_AUTO}, {"im2col", CPU_CONV_IM2COL},
+        {"wino2", CPU_CONV_WINO2},     {"wino4", CPU_CONV_WINO4},   {"wino6", CPU_CONV_WINO6}};
     if (g_mode < 0) {
         const char *e = getenv("SD_CPU_CONV");
         g_mode = CPU_CONV_DEFAULT;
-        if (e && *e && strcmp(e, "default") && strcmp(e, "direct") && strcmp(e, "auto") && strcmp(e, "im2col") && strcmp(e, "wino2") &&
-            strcmp(e, "wino4") && strcmp(e, "wino6"))
+        size_t i = 0, n = sizeof k_modes / sizeof *k_modes;
+        while (e && *e && i < n && strcmp(e, k_modes[i].name)) i++;
+        if (e && *e && i == n)
             fprintf(stderr, "warning: SD_CPU_CONV=%s is not one of default, direct, auto, im2col, wino2, wino4, wino6: the default is used\n", e);
-        if (e && !strcmp(e, "direct")) g_mode = CPU_CONV_DIRECT;
-        if (e && !strcmp(e, "auto")) g_mode = CPU_CONV_AUTO;
-        if (e && !strcmp(e, "im2col")) g_mode = CPU_CONV_IM2COL;
-        if (e && !strcmp(e, "wino2")) g_mode = CPU_CONV_WINO2;
-        if (e && !strcmp(e, "wino4")) g_mode = CPU_CONV_WINO4;
-        if (e && !strcmp(e, "wino6")) g_mode = CPU_CONV_WINO6;
+        else if (e && *e)
+            g_mode = k_modes[i].mode;
     }
     return g_mode;
 }
