@@ -404,17 +404,23 @@ static sd_status from_json(const char *src, const char *text, sd_gen_params *p, 
     return rc;
 }
 
+/* A "WIDTHxHEIGHT" value of key: each side a whole number from lo to 8192. */
+static sd_status wxh(const char *src, const char *key, const char *val, int lo, int *w, int *h) {
+    const char *x = strchr(val, 'x');
+    char ws[32];
+    if (!x || (size_t)(x - val) >= sizeof ws) return err_fail(SD_ERR_FORMAT, "%s: \"%s\" must be WIDTHxHEIGHT", src, key);
+    snprintf(ws, sizeof ws, "%.*s", (int)(x - val), val);
+    if (num_parse_int(ws, lo, 8192, w) || num_parse_int(x + 1, lo, 8192, h))
+        return err_fail(SD_ERR_FORMAT, "%s: \"%s\" must be WIDTHxHEIGHT, each a whole number from %d to 8192", src, key, lo);
+    return SD_OK;
+}
+
 /* One "Key: value" of A1111's last line. */
 static sd_status a1111_pair(const char *src, const char *key, const char *val, sd_gen_params *p, strstore *st) {
     for (size_t i = 0; i < sizeof k_fields / sizeof *k_fields; i++)
         if (k_fields[i].a1111 && !strcmp(key, k_fields[i].a1111)) return field_from_text(src, &k_fields[i], key, val, p);
     if (!strcmp(key, "Size")) { /* "512x768" */
-        const char *x = strchr(val, 'x');
-        char w[32];
-        if (!x || (size_t)(x - val) >= sizeof w) return err_fail(SD_ERR_FORMAT, "%s: \"Size\" must be WIDTHxHEIGHT", src);
-        snprintf(w, sizeof w, "%.*s", (int)(x - val), val);
-        if (num_parse_int(w, 8, 8192, &p->width) || num_parse_int(x + 1, 8, 8192, &p->height))
-            return err_fail(SD_ERR_FORMAT, "%s: \"Size\" must be WIDTHxHEIGHT, each a whole number from 8 to 8192", src);
+        return wxh(src, key, val, 8, &p->width, &p->height);
     } else if (!strcmp(key, "Sampler")) {
         const char *ours = infotext_sampler_from_a1111(val);
         p->sampler = keep(st, ours ? ours : val);
@@ -424,12 +430,7 @@ static sd_status a1111_pair(const char *src, const char *key, const char *val, s
     } else if (!strcmp(key, "RNG")) {
         p->rng = !strcmp(val, "CPU") ? "cpu" : "cuda";
     } else if (!strcmp(key, "Hires resize")) { /* "1024x0": 0 keeps that side in proportion */
-        const char *x = strchr(val, 'x');
-        char w[32];
-        if (!x || (size_t)(x - val) >= sizeof w) return err_fail(SD_ERR_FORMAT, "%s: \"Hires resize\" must be WIDTHxHEIGHT", src);
-        snprintf(w, sizeof w, "%.*s", (int)(x - val), val);
-        if (num_parse_int(w, 0, 8192, &p->hires_width) || num_parse_int(x + 1, 0, 8192, &p->hires_height))
-            return err_fail(SD_ERR_FORMAT, "%s: \"Hires resize\" must be WIDTHxHEIGHT, each a whole number from 0 to 8192", src);
+        return wxh(src, key, val, 0, &p->hires_width, &p->hires_height);
     } else if (!strcmp(key, "Hires upscaler")) {
         const char *ours = upscaler_name(val, 0);
         p->hires_upscaler = keep(st, ours ? ours : val); /* another upscaler (ESRGAN ...): refused by name when run */
