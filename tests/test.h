@@ -27,6 +27,8 @@ void test_fail(const char *file, int line, const char *fmt, ...) __attribute__((
 void test_abort(void) __attribute__((noreturn));
 /* Max |a-b| over n floats; on failure prints the index and values of the worst element. Returns 1 if ok. */
 int test_maxerr(const char *file, int line, const char *what, const float *got, const float *want, long n, double tol);
+/* Max |a-b| over n bytes (8-bit pictures). */
+int test_u8_maxdiff(const unsigned char *a, const unsigned char *b, size_t n);
 /* Path of a data file under tests/ (the harness finds the tests/ folder from the binary or TEST_DATA). */
 const char *test_path(const char *rel);
 /* A fresh empty temporary directory for this test case (removed at exit unless TEST_KEEP is set). */

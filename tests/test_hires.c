@@ -23,9 +23,7 @@ static void base_params(sd_gen_params *p) {
 
 static int max_diff(const sd_image *a, const sd_image *b) {
     if (a->w != b->w || a->h != b->h || a->c != b->c) return 999;
-    int worst = 0;
-    for (size_t i = 0; i < (size_t)a->w * a->h * a->c; i++) worst = abs(a->data[i] - b->data[i]) > worst ? abs(a->data[i] - b->data[i]) : worst;
-    return worst;
+    return test_u8_maxdiff(a->data, b->data, (size_t)a->w * a->h * a->c);
 }
 
 TEST(hires_lanczos_equals_txt2img_upscale_img2img) {

@@ -52,6 +52,12 @@ void test_note(const char *fmt, ...) {
     fputc('\n', stdout);
 }
 
+int test_u8_maxdiff(const unsigned char *a, const unsigned char *b, size_t n) {
+    int worst = 0;
+    for (size_t i = 0; i < n; i++) worst = abs(a[i] - b[i]) > worst ? abs(a[i] - b[i]) : worst;
+    return worst;
+}
+
 int test_maxerr(const char *file, int line, const char *what, const float *got, const float *want, long n, double tol) {
     double worst = 0;
     long wi = -1;

@@ -94,8 +94,7 @@ TEST(preview_full_of_the_last_step_is_the_image) {
     sd_result r;
     REQUIRE_MSG(sd_generate(ctx, &p, on_progress, &s, &r) == SD_OK, "%s", sd_last_error());
     REQUIRE(s.previews == 1 && s.w == 64 && s.h == 64);
-    int worst = 0;
-    for (int i = 0; i < 64 * 64 * 3; i++) worst = abs(s.last.data[i] - r.images[0].data[i]) > worst ? abs(s.last.data[i] - r.images[0].data[i]) : worst;
+    int worst = test_u8_maxdiff(s.last.data, r.images[0].data, 64 * 64 * 3);
     test_note("full preview of step 4/4 vs the image: max difference %d/255 (tol 2)", worst);
     CHECK(worst <= 2);
     sd_result_free(&r);
@@ -172,8 +171,7 @@ TEST(preview_and_decode_with_taesd) {
     sd_result r;
     REQUIRE_MSG(sd_generate(ctx, &p, on_progress, &s, &r) == SD_OK, "%s", sd_last_error());
     CHECK(s.previews == 1 && s.w == 64 && s.h == 64);
-    int worst = 0;
-    for (int i = 0; i < 64 * 64 * 3; i++) worst = abs(s.last.data[i] - r.images[0].data[i]) > worst ? abs(s.last.data[i] - r.images[0].data[i]) : worst;
+    int worst = test_u8_maxdiff(s.last.data, r.images[0].data, 64 * 64 * 3);
     test_note("TAESD preview of step 3/3 vs the TAESD-decoded image: max difference %d/255 (tol 2)", worst);
     CHECK(worst <= 2); /* the TAESD decoded both the last step's estimate and the final latent */
     free(s.last.data);

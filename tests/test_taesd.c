@@ -29,8 +29,7 @@ static void compare_pictures(const char *what, const float *got, const float *wa
     uint8_t *a = malloc(n), *b = malloc(n);
     vae_image_to_u8(got, n, a);
     vae_image_to_u8(want, n, b);
-    int worst = 0;
-    for (size_t i = 0; i < n; i++) worst = abs(a[i] - b[i]) > worst ? abs(a[i] - b[i]) : worst;
+    int worst = test_u8_maxdiff(a, b, n);
     test_note("%s: pictures differ by at most %d/255 (tol %d)", what, worst, tol);
     CHECK(worst <= tol);
     free(a);
