@@ -225,7 +225,7 @@ test: $(CUDA_EMU_BIN)
 CUDA_REPORT_DIR   := $(BUILD)/cuda-report
 CUDA_REPORT_VENV  := $(BUILD)/cuda-report-venv
 CUDA_REPORT_TOOLS := nvidia-cuda-cuobjdump==13.2.51 nvidia-cuda-nvdisasm==13.2.51
-CUDA_REPORT_SRC   := igemm flash norm eltwise attention conv
+CUDA_REPORT_SRC   := igemm flash norm eltwise attention conv gemv
 .PHONY: cuda-report
 cuda-report:
 ifeq ($(NVCC),)

@@ -60,6 +60,11 @@ typedef struct be_gemm_args {
     be_act act;                     /* epilogue: y = act(product + bias + add) + residual */
     const be_tensor *add;           /* [N,1,1,out] per-sample broadcast (a time embedding), or NULL */
     const be_tensor *residual;      /* like y[0] (nw = 1), may alias it; or NULL */
+    /* or a residual made here by a 1x1 shortcut (a ResNet block whose channels change): residual = sx·swᵀ + sbias,
+     * sx [N,Ho,Wo,Cs] concatenated with sx2 when not NULL, sw linear [out][Cs]; nw = 1, no activation, add or
+     * residual. A fusing backend sums both products before one rounding. */
+    const be_tensor *sx, *sx2;
+    const be_weight *sw, *sbias;
 } be_gemm_args;
 
 typedef struct be be;

@@ -58,7 +58,17 @@ static int check(be *b, const be_gemm_args *a, int *ho, int *wo, int *oc) {
         }
         if (y->data == x->data || (a->x2 && y->data == a->x2->data)) { be_set_error(b, SD_ERR_ARG, "gemm: output aliases input"); return 0; }
     }
-    const be_tensor *y = a->y[0], *r = a->residual, *ad = a->add;
+    const be_tensor *y = a->y[0], *r = a->residual, *ad = a->add, *sx = a->sx, *sx2 = a->sx2;
+    if (sx) {
+        const int cs = sx->c + (sx2 ? sx2->c : 0);
+        const be_weight *sw = a->sw;
+        if (a->nw != 1 || r || ad || a->act != BE_ACT_NONE || !sw || sw->kind != BE_W_LINEAR || sw->out != w->out || sw->in != cs ||
+            !vec_len(a->sbias, w->out) || sx->n != y->n || sx->h != y->h || sx->w != y->w ||
+            (sx2 && (sx2->n != sx->n || sx2->h != sx->h || sx2->w != sx->w)) || sx->data == y->data || (sx2 && sx2->data == y->data)) {
+            be_set_error(b, SD_ERR_ARG, "gemm: shortcut " SHAPE_FMT " (+%d channels) for y " SHAPE_FMT, SHAPE(sx), sx2 ? sx2->c : 0, SHAPE(y));
+            return 0;
+        }
+    }
     if (r && (r->n != y->n || r->h != y->h || r->w != y->w || r->c != y->c)) {
         be_set_error(b, SD_ERR_ARG, "gemm: residual " SHAPE_FMT " for y " SHAPE_FMT, SHAPE(r), SHAPE(y));
         return 0;
@@ -73,6 +83,18 @@ static int check(be *b, const be_gemm_args *a, int *ho, int *wo, int *oc) {
 /* The sequence be_gemm stands for. Intermediate tensors come from the arena and are released at the end. */
 static void composed(be *b, const be_gemm_args *a, int oc) {
     size_t mark = be_mark(b);
+    if (a->sx) { /* the shortcut first, as its own be_gemm: then the residual */
+        be_tensor s = be_new(b, a->sx->n, a->sx->h, a->sx->w, a->sw->out);
+        be_gemm_args sc = {.x = a->sx, .x2 = a->sx2, .stride = 1, .nw = 1, .w = {a->sw}, .bias = {a->sbias}, .y = {&s}};
+        be_gemm(b, &sc);
+        be_gemm_args rest = *a;
+        rest.sx = rest.sx2 = NULL;
+        rest.sw = rest.sbias = NULL;
+        rest.residual = &s;
+        be_gemm(b, &rest);
+        be_release(b, mark);
+        return;
+    }
     const be_tensor *x = a->x;
     be_tensor in = *x;
     int C = in.c + (a->x2 ? a->x2->c : 0);
@@ -141,13 +163,14 @@ void be_gemm(be *b, const be_gemm_args *a) {
         return;
     }
     for (int j = 0; j < a->nw; j++)
-        if (!live(a->y[j]) || (a->x2 && !live(a->x2)) || (a->add && !live(a->add)) || (a->residual && !live(a->residual))) {
+        if (!live(a->y[j]) || (a->x2 && !live(a->x2)) || (a->add && !live(a->add)) || (a->residual && !live(a->residual)) ||
+            (a->sx && (!live(a->sx) || (a->sx2 && !live(a->sx2))))) {
             be_set_error(b, SD_ERR_ARG, "gemm: unallocated tensor");
             return;
         }
     if (b->ops->gemm && b->ops->gemm(b, a)) {
         const be_weight *w = a->w[0];
-        b->flops += 2.0 * a->nw * a->x->n * ho * wo * w->out * w->in * w->kh * w->kw;
+        b->flops += 2.0 * a->nw * a->x->n * ho * wo * w->out * (w->in * w->kh * w->kw + (a->sx ? a->sw->in : 0));
         return;
     }
     composed(b, a, oc);

@@ -39,34 +39,42 @@ void layer_resnet_free(be *b, layer_resnet *r) {
     for (size_t i = 0; i < sizeof ws / sizeof *ws; i++) be_weight_free(b, ws[i]);
 }
 
+void layer_resnet_temb(be *b, const layer_resnet *r, const be_tensor *temb_silu, be_tensor *t) {
+    be_linear(b, temb_silu, &r->temb_w, &r->temb_b, BE_ACT_NONE, t);
+}
+
 void layer_resnet_forward(be *b, const layer_resnet *r, const be_tensor *x, const be_tensor *temb_silu, be_tensor *y) {
-    layer_resnet_forward_cat(b, r, x, NULL, temb_silu, y);
+    size_t mark = be_mark(b);
+    be_tensor t = {0};
+    if (r->temb_dim && temb_silu) {
+        t = be_new(b, x->n, 1, 1, r->cout);
+        layer_resnet_temb(b, r, temb_silu, &t);
+    }
+    layer_resnet_forward_cat(b, r, x, NULL, t.data ? &t : NULL, y);
+    be_release(b, mark);
 }
 
 /* Each convolution is one be_gemm with its GroupNorm+SiLU as the prologue; the time embedding and the residual
  * (the input, or its 1x1 shortcut) come in through the epilogues. */
-void layer_resnet_forward_cat(be *b, const layer_resnet *r, const be_tensor *x, const be_tensor *x2, const be_tensor *temb_silu, be_tensor *y) {
+void layer_resnet_forward_cat(be *b, const layer_resnet *r, const be_tensor *x, const be_tensor *x2, const be_tensor *temb_proj, be_tensor *y) {
     int N = x->n, H = x->h, W = x->w;
     size_t mark = be_mark(b);
-    be_tensor t = {0}, s = {0}, h1 = be_new(b, N, H, W, r->cout);
-    if (r->temb_dim && temb_silu) { /* per-sample bias, broadcast over H, W */
-        t = be_new(b, N, 1, 1, r->cout);
-        be_linear(b, temb_silu, &r->temb_w, &r->temb_b, BE_ACT_NONE, &t);
-    }
+    be_tensor h1 = be_new(b, N, H, W, r->cout);
+    /* the time embedding: a per-sample bias, broadcast over H, W */
     be_gemm_args a = {.x = x, .x2 = x2, .stride = 1, .pad_lo = 1, .pad_hi = 1, .norm = BE_NORM_GROUP, .groups = r->groups, .eps = r->eps,
                       .gamma = &r->norm1_w, .beta = &r->norm1_b, .norm_silu = 1, .nw = 1, .w = {&r->conv1_w}, .bias = {&r->conv1_b},
-                      .y = {&h1}, .add = t.data ? &t : NULL};
+                      .y = {&h1}, .add = r->temb_dim ? temb_proj : NULL};
     be_gemm(b, &a);
-    const be_tensor *res = x;
-    if (r->cin != r->cout) { /* the 1x1 shortcut: a linear layer on channels-last data */
-        s = be_new(b, N, H, W, r->cout);
-        be_gemm_args sc = {.x = x, .x2 = x2, .stride = 1, .nw = 1, .w = {&r->short_w}, .bias = {&r->short_b}, .y = {&s}};
-        be_gemm(b, &sc);
-        res = &s;
-    }
     be_gemm_args c2 = {.x = &h1, .stride = 1, .pad_lo = 1, .pad_hi = 1, .norm = BE_NORM_GROUP, .groups = r->groups, .eps = r->eps,
                        .gamma = &r->norm2_w, .beta = &r->norm2_b, .norm_silu = 1, .nw = 1, .w = {&r->conv2_w}, .bias = {&r->conv2_b},
-                       .y = {y}, .residual = res};
+                       .y = {y}, .residual = x};
+    if (r->cin != r->cout) { /* the 1x1 shortcut (a linear layer on channels-last data) makes the residual */
+        c2.residual = NULL;
+        c2.sx = x;
+        c2.sx2 = x2;
+        c2.sw = &r->short_w;
+        c2.sbias = &r->short_b;
+    }
     be_gemm(b, &c2);
     be_release(b, mark);
 }

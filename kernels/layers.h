@@ -20,8 +20,13 @@ void layer_resnet_free(be *b, layer_resnet *r);
 /* x [N,H,W,cin] -> y [N,H,W,cout] (allocated by the caller, not aliasing x); temb_silu [N,1,1,temb_dim]
  * is SiLU(time embedding), computed once per step by the caller (NULL when temb_dim is 0). */
 void layer_resnet_forward(be *b, const layer_resnet *r, const be_tensor *x, const be_tensor *temb_silu, be_tensor *y);
-/* The same on the channel concat [x | x2] (cin = x.c + x2.c), which is never materialised on backends that fuse. */
-void layer_resnet_forward_cat(be *b, const layer_resnet *r, const be_tensor *x, const be_tensor *x2, const be_tensor *temb_silu, be_tensor *y);
+/* The block's projection of SiLU(time embedding): t [N,1,1,cout], allocated by the caller. A model with many
+ * blocks makes all of theirs one after another (same input, nothing in between), which a backend may run as one
+ * launch (the CUDA backend does). */
+void layer_resnet_temb(be *b, const layer_resnet *r, const be_tensor *temb_silu, be_tensor *t);
+/* The forward on the channel concat [x | x2] (cin = x.c + x2.c; x2 may be NULL), which is never materialised on
+ * backends that fuse, with the time embedding already projected (layer_resnet_temb; NULL when temb_dim is 0). */
+void layer_resnet_forward_cat(be *b, const layer_resnet *r, const be_tensor *x, const be_tensor *x2, const be_tensor *temb_proj, be_tensor *y);
 
 /* Multi-head attention with q/k/v/out projections; bias on q/k/v optional, on out always. */
 typedef struct layer_attn {

@@ -23,7 +23,7 @@ ARCH = {  # per SM: registers, shared memory for blocks, threads, blocks
 }
 HOT = ("igemm_kernel", "fa2_kernel", "gn_stats_kernel", "gn_apply_kernel", "layer_norm_kernel", "add_kernel", "act_kernel",
        "geglu_kernel", "convert_kernel", "timestep_embedding_kernel", "softmax_kernel", "im2col_kernel", "bias_act_kernel",
-       "upsample_nearest_kernel", "concat_kernel")
+       "upsample_nearest_kernel", "concat_kernel", "gemv_group_kernel")
 TENSOR = ("igemm_kernel", "fa2_kernel")
 
 

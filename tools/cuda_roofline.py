@@ -10,8 +10,13 @@ The kernels modelled (f16 storage, f32 accumulation):
              2x upsample. DRAM: the input once (taps and column blocks re-read it from L2), the weight once, the
              output once, plus the residual or per-sample add.
   flash      FlashAttention-2 style attention (kernels/cuda/flash.cu): Q, K, V, O once; head dims padded to 16.
-  gn_stats   GroupNorm statistics, one read of the input (kernels/cuda/norm.cu).
-  small      the time embedding, conv_in (4 channels: im2col + cuBLAS + bias), the latent's upload / download.
+             A GroupNorm prologue whose input an igemm wrote takes the statistics that igemm's epilogue left (graph.cu
+             links them: no DRAM, no launch); a ResNet's 1x1 shortcut is a second stretch of its conv2's K.
+  gn_stats   GroupNorm statistics, one read of the input (kernels/cuda/norm.cu): where the input is a concat or was
+             not written by an igemm (conv_in's output).
+  gemv       linear layers of a few rows, several on one input per launch (kernels/cuda/gemv.cu): the time MLP and
+             all the ResNets' time-embedding projections (one launch); reads the weights once.
+  small      the timestep sinusoids, conv_in (4 channels: im2col + cuBLAS + bias), the latent's upload / download.
 
 Rates: the peaks are 989 TFLOP/s dense f16 and 3.35 TB/s. Measured by others on H100 SXM: mma.sync (the Ampere
 instruction our kernels use) reaches about 2/3 of the tensor-core peak, only wgmma the rest (FlashAttention-3 paper,
@@ -92,15 +97,22 @@ def gn_stats(c, hw):
     add("GroupNorm statistics", 0, nbytes, mem_time(nbytes))
 
 
-def conv3x3(cin, cout, h, stride=1, gn=False, add_t=False, res=False, cat=False, up=False):
-    """3x3 conv on an h x h input (already upsampled size when up)."""
+def conv3x3(cin, cout, h, stride=1, gn=False, gn_linked=True, add_t=False, res=False, up=False, shortcut=0):
+    """3x3 conv on an h x h input (already upsampled size when up); shortcut: input channels of a 1x1 shortcut summed
+    in (its input read once more, its weight once)."""
     ho = h // stride
     m, k = N * ho * ho, 9 * cin
     src = N * (h // 2 if up else h) ** 2 * cin * E
-    if gn:
+    if gn and not gn_linked:
         gn_stats(cin, (h // 2 if up else h) ** 2)
-    extra = (N * ho * ho * cout * E if res else 0) + (N * cout * E if add_t else 0)
-    igemm("conv 3x3 (igemm)", m, cout, k, src, cout * k * E, m * cout * E, extra)
+    extra = (N * ho * ho * cout * E if res else 0) + (N * cout * E if add_t else 0) + N * ho * ho * shortcut * E
+    igemm("conv 3x3 (igemm)", m, cout, k + shortcut, src, cout * (k + shortcut) * E, m * cout * E, extra)
+
+
+def gemv(cls, rows, cin, couts):
+    """One gemv launch: len(couts) linear layers of `rows` rows on one input."""
+    nbytes = sum(c * cin for c in couts) * E + rows * (cin + sum(couts)) * E
+    add(cls, 2.0 * rows * cin * sum(couts), nbytes, mem_time(nbytes))
 
 
 def linear(cls, rows, cin, cout, res=False, ln=False, geglu=False, nw=1):
@@ -122,20 +134,19 @@ def small(what, nbytes, launches):
         add("time embedding, conv_in, transfers", 0, nbytes / launches, mem_time(nbytes / launches))
 
 
-def resnet(cin, cout, h, cat=False, temb=1280):
-    small_rows = N
-    igemm("time-embedding projections", small_rows, cout, temb, N * temb * E, cout * temb * E, N * cout * E)
-    conv3x3(cin, cout, h, gn=True, add_t=True, cat=cat)
-    if cin != cout:
-        linear("linear / 1x1 (igemm)", N * h * h, cin, cout)     # shortcut, into the residual of conv2
-    conv3x3(cout, cout, h, gn=True, res=True)
+temb_couts = []                    # every ResNet's time-embedding projection: one gemv launch per step
+
+
+def resnet(cin, cout, h, cat=False, temb=1280, gn_linked=True):
+    temb_couts.append(cout)
+    conv3x3(cin, cout, h, gn=True, gn_linked=gn_linked and not cat, add_t=True)
+    conv3x3(cout, cout, h, gn=True, res=cin == cout, shortcut=cin if cin != cout else 0)
 
 
 def transformer(c, h, heads, ctx, ctx_dim, depth=1):
     t = h * h
     rows = N * t
-    gn_stats(c, t)
-    linear("linear / 1x1 (igemm)", rows, c, c)                   # proj_in, GroupNorm prologue
+    linear("linear / 1x1 (igemm)", rows, c, c)                   # proj_in, GroupNorm prologue (statistics linked)
     for _ in range(depth):
         linear("linear / 1x1 (igemm)", rows, c, c, ln=True, nw=3)   # fused Q/K/V, LayerNorm prologue
         attention(t, t, c, heads)
@@ -149,15 +160,17 @@ def transformer(c, h, heads, ctx, ctx_dim, depth=1):
 
 
 def unet(ch, attn_depth, heads_of, ctx_dim, h0, temb):
-    small("timestep sinusoids, time MLP", N * temb * E * 4, 4)
+    small("timestep sinusoids", N * ch[0] * E, 1)
+    gemv("time MLP, time-embedding projections (gemv)", N, ch[0], [temb])
+    gemv("time MLP, time-embedding projections (gemv)", N, temb, [temb])
     small("conv_in", N * h0 * h0 * (4 + ch[0]) * E * 3, 3)
     small("latent upload / noise download", N * h0 * h0 * 4 * 6, 2)
     skips = [(ch[0], h0)]
     h, cin = h0, ch[0]
     L = len(ch)
     for lvl, c in enumerate(ch):
-        for _ in range(2):
-            resnet(cin, c, h, temb=temb)
+        for i in range(2):
+            resnet(cin, c, h, temb=temb, gn_linked=lvl > 0 or i > 0)   # the first reads conv_in's output (cuBLAS)
             if attn_depth[lvl]:
                 transformer(c, h, heads_of(c), 77, ctx_dim, attn_depth[lvl])
             cin = c
@@ -180,8 +193,8 @@ def unet(ch, attn_depth, heads_of, ctx_dim, h0, temb):
         if lvl > 0:
             h *= 2
             conv3x3(c, c, h, up=True)
-    gn_stats(ch[0], h)
-    conv3x3(ch[0], 4, h)
+    conv3x3(ch[0], 4, h, gn=True)
+    gemv("time MLP, time-embedding projections (gemv)", N, temb, temb_couts)
 
 
 def vae_decode(h0):
@@ -190,10 +203,10 @@ def vae_decode(h0):
     N = 1
     small("conv_in (4 channels) and the picture's download", h0 * h0 * 516 * E * 3 + 64 * h0 * h0 * 3 * 4, 4)
     c, h = 512, h0
-    resnet_v = lambda cin, cout, hh: (conv3x3(cin, cout, hh, gn=True), cin != cout and linear("linear / 1x1 (igemm)", hh * hh, cin, cout),
-                                      conv3x3(cout, cout, hh, gn=True, res=True))
-    resnet_v(c, c, h)
-    gn_stats(c, h * h)                                          # mid attention: one head of 512, cuBLAS + softmax path
+    resnet_v = lambda cin, cout, hh, linked=True: (conv3x3(cin, cout, hh, gn=True, gn_linked=linked),
+                                                   conv3x3(cout, cout, hh, gn=True, res=cin == cout, shortcut=cin if cin != cout else 0))
+    resnet_v(c, c, h, linked=False)                             # reads conv_in's output (cuBLAS)
+    # mid attention: one head of 512, cuBLAS + softmax path; its GroupNorm prologue's statistics linked
     linear("linear / 1x1 (igemm)", h * h, c, c, nw=3)
     t = h * h
     s_bytes = t * t * (4 + E) * 2
@@ -209,8 +222,7 @@ def vae_decode(h0):
         if lvl < 3:
             h *= 2
             conv3x3(c, c, h, up=True)
-    gn_stats(c, h * h)
-    conv3x3(c, 3, h)
+    conv3x3(c, 3, h, gn=True)
 
 
 if "--vae" in sys.argv:

@@ -243,16 +243,17 @@ void unet_free(be *b, unet_model *u) {
 
 /* ---- forward ---- */
 
-/* resnet on x (or the channel concat [x | x2]), then the attention if this slot has one: -> y (allocated by the caller) */
-static void res_attn(be *b, const layer_resnet *r, const layer_t2d *a, const be_tensor *x, const be_tensor *x2, const be_tensor *temb,
+/* resnet on x (or the channel concat [x | x2]) with its projected time embedding tp, then the attention if this slot
+ * has one: -> y (allocated by the caller) */
+static void res_attn(be *b, const layer_resnet *r, const layer_t2d *a, const be_tensor *x, const be_tensor *x2, const be_tensor *tp,
                      const be_tensor *ctx, const be_tensor *kv, be_tensor *y) {
     if (!a->depth) {
-        layer_resnet_forward_cat(b, r, x, x2, temb, y);
+        layer_resnet_forward_cat(b, r, x, x2, tp, y);
         return;
     }
     size_t mark = be_mark(b);
     be_tensor h = be_new(b, y->n, y->h, y->w, y->c);
-    layer_resnet_forward_cat(b, r, x, x2, temb, &h);
+    layer_resnet_forward_cat(b, r, x, x2, tp, &h);
     layer_t2d_forward_kv(b, a, &h, ctx, kv, y);
     be_release(b, mark);
 }
@@ -270,20 +271,45 @@ static void time_embed(be *b, const unet_model *u, int N, const float *ts, const
     }
     be_tensor h = be_new(b, N, 1, 1, g->temb_dim), e = be_new(b, N, 1, 1, g->temb_dim);
     be_linear(b, &s, &u->t1_w, &u->t1_b, BE_ACT_SILU, &h);
-    be_linear(b, &h, &u->t2_w, &u->t2_b, BE_ACT_NONE, &e);
-    if (g->add_embed) { /* SDXL: pooled text ‖ sinusoids of the size/crop ids (one row per id, rows contiguous) */
-        int pooled = c->text_embeds->c, nids = unet_config_n_time_ids(g, pooled);
-        be_tensor ids = be_new(b, N * nids, 1, 1, g->add_time_dim), cat = be_new(b, N, 1, 1, g->add_in_dim);
-        be_timestep_embedding(b, c->time_ids, g->flip_sin_to_cos, g->freq_shift, &ids);
-        be_tensor idv = be_view(ids, N, 1, 1, nids * g->add_time_dim);
-        be_concat_channels(b, c->text_embeds, &idv, &cat);
-        be_linear(b, &cat, &u->a1_w, &u->a1_b, BE_ACT_SILU, &h);
-        be_tensor a = be_new(b, N, 1, 1, g->temb_dim);
-        be_linear(b, &h, &u->a2_w, &u->a2_b, BE_ACT_NONE, &a);
-        be_add(b, &e, &a, 1.0f, &e);
+    if (!g->add_embed) { /* every resnet takes SiLU(temb): computed once, here with the projection */
+        be_linear(b, &h, &u->t2_w, &u->t2_b, BE_ACT_SILU, temb);
+        be_release(b, mark);
+        return;
     }
-    be_act_fn(b, BE_ACT_SILU, &e, temb); /* every resnet takes SiLU(temb): computed once */
+    be_linear(b, &h, &u->t2_w, &u->t2_b, BE_ACT_NONE, &e);
+    /* SDXL: + the add embedding of the pooled text ‖ sinusoids of the size/crop ids (one row per id, rows contiguous) */
+    int pooled = c->text_embeds->c, nids = unet_config_n_time_ids(g, pooled);
+    be_tensor ids = be_new(b, N * nids, 1, 1, g->add_time_dim), cat = be_new(b, N, 1, 1, g->add_in_dim);
+    be_timestep_embedding(b, c->time_ids, g->flip_sin_to_cos, g->freq_shift, &ids);
+    be_tensor idv = be_view(ids, N, 1, 1, nids * g->add_time_dim);
+    be_concat_channels(b, c->text_embeds, &idv, &cat);
+    be_linear(b, &cat, &u->a1_w, &u->a1_b, BE_ACT_SILU, &h);
+    be_tensor a = be_new(b, N, 1, 1, g->temb_dim);
+    be_linear(b, &h, &u->a2_w, &u->a2_b, BE_ACT_NONE, &a);
+    be_add(b, &e, &a, 1.0f, &e);
+    be_act_fn(b, BE_ACT_SILU, &e, temb);
     be_release(b, mark);
+}
+
+#define UNET_MAX_RESNETS (UNET_MAX_LEVELS * (2 * UNET_MAX_LAYERS + 1) + 2)
+
+static be_tensor project(be *b, const layer_resnet *r, const be_tensor *temb) {
+    be_tensor t = be_new(b, temb->n, 1, 1, r->cout);
+    layer_resnet_temb(b, r, temb, &t);
+    return t;
+}
+
+/* Every resnet's projection of SiLU(temb) into tp, in the order the forward takes them (down, mid, then up unless
+ * the model is an encoder half), one after another: a backend may run them as one launch (CUDA: 22 -> 1 for SD 1.5). */
+static void project_temb(be *b, const unet_model *u, const be_tensor *temb, be_tensor *tp) {
+    int n = 0, L = u->cfg.levels;
+    for (int l = 0; l < L; l++)
+        for (int j = 0; j < u->down[l].n; j++) tp[n++] = project(b, &u->down[l].res[j], temb);
+    tp[n++] = project(b, &u->mid_res[0], temb);
+    tp[n++] = project(b, &u->mid_res[1], temb);
+    if (!u->encoder_only)
+        for (int l = L - 1; l >= 0; l--)
+            for (int j = 0; j < u->up[l].n; j++) tp[n++] = project(b, &u->up[l].res[j], temb);
 }
 
 static int check_inputs(be *b, const unet_model *u, const be_tensor *x, const float *ts, const unet_cond *c, const be_tensor *out) {
@@ -358,14 +384,16 @@ static void add_rows(be *b, be_tensor *t, const be_tensor *r, int row0) {
     be_add(b, &v, r, 1.0f, &v);
 }
 
-/* conv_in (+ hint), down blocks, mid block: temb, skips and the mid output in the arena (caller's mark). */
+/* conv_in (+ hint), down blocks, mid block: the resnets' time embeddings (tp, UNET_MAX_RESNETS; *ntp of them used
+ * here), skips and the mid output in the arena (caller's mark). */
 static void encode(be *b, const unet_model *u, const be_tensor *x, const float *ts, const unet_cond *c, const be_tensor *hint,
-                   const be_tensor *kv, be_tensor *temb, be_tensor *skip, int *nskip, be_tensor *mid, int *lh, int *lw) {
+                   const be_tensor *kv, be_tensor *tp, int *ntp, be_tensor *skip, int *nskip, be_tensor *mid, int *lh, int *lw) {
     const unet_config *g = &u->cfg;
     const be_tensor *ctx = c->ctx;
-    int N = x->n, L = g->levels;
-    *temb = be_new(b, N, 1, 1, g->temb_dim);
-    time_embed(b, u, N, ts, c, temb);
+    int N = x->n, L = g->levels, ti = 0;
+    be_tensor temb = be_new(b, N, 1, 1, g->temb_dim);
+    time_embed(b, u, N, ts, c, &temb);
+    project_temb(b, u, &temb, tp);
 
     /* down: every output is kept as a skip for the way up */
     int ns = 0;
@@ -379,7 +407,7 @@ static void encode(be *b, const unet_model *u, const be_tensor *x, const float *
         lw[l] = h.w;
         for (int j = 0; j < d->n; j++) {
             be_tensor o = be_new(b, N, h.h, h.w, g->block_out[l]);
-            res_attn(b, &d->res[j], &d->attn[j], &h, NULL, temb, ctx, kv_of(u, kv, &d->attn[j]), &o);
+            res_attn(b, &d->res[j], &d->attn[j], &h, NULL, &tp[ti++], ctx, kv_of(u, kv, &d->attn[j]), &o);
             skip[ns++] = h = o;
         }
         if (d->has_sample) { /* 3x3, stride 2, pad 1: ceil(h / 2) */
@@ -393,12 +421,13 @@ static void encode(be *b, const unet_model *u, const be_tensor *x, const float *
     be_tensor o = be_new(b, N, h.h, h.w, h.c);
     size_t mark = be_mark(b);
     be_tensor r = be_new(b, N, h.h, h.w, h.c), a = be_new(b, N, h.h, h.w, h.c);
-    layer_resnet_forward(b, &u->mid_res[0], &h, temb, &r);
+    layer_resnet_forward_cat(b, &u->mid_res[0], &h, NULL, &tp[ti++], &r);
     layer_t2d_forward_kv(b, &u->mid_attn, &r, ctx, kv_of(u, kv, &u->mid_attn), &a);
-    layer_resnet_forward(b, &u->mid_res[1], &a, temb, &o);
+    layer_resnet_forward_cat(b, &u->mid_res[1], &a, NULL, &tp[ti++], &o);
     be_release(b, mark);
     *mid = o;
     *nskip = ns;
+    *ntp = ti;
 }
 
 void unet_encode(be *b, const unet_model *u, const be_tensor *x, const float *ts, const unet_cond *c, const be_tensor *hint,
@@ -417,9 +446,9 @@ void unet_encode(be *b, const unet_model *u, const be_tensor *x, const float *ts
                      x->n, x->h, x->w, x->c, g->block_out[0]);
         return;
     }
-    be_tensor temb;
-    int ns, lh[UNET_MAX_LEVELS], lw[UNET_MAX_LEVELS];
-    encode(b, u, x, ts, c, hint, kv_for_context(b, u, c->ctx, c->ctx_id), &temb, skips, &ns, mid, lh, lw);
+    be_tensor tp[UNET_MAX_RESNETS];
+    int ns, ntp, lh[UNET_MAX_LEVELS], lw[UNET_MAX_LEVELS];
+    encode(b, u, x, ts, c, hint, kv_for_context(b, u, c->ctx, c->ctx_id), tp, &ntp, skips, &ns, mid, lh, lw);
 }
 
 void unet_forward(be *b, const unet_model *u, const be_tensor *x, const float *ts, const unet_cond *c, be_tensor *out) {
@@ -430,9 +459,9 @@ void unet_forward(be *b, const unet_model *u, const be_tensor *x, const float *t
     int N = x->n, L = g->levels;
     const be_tensor *kv = kv_for_context(b, u, ctx, c->ctx_id); /* outside the arena: before the mark */
     size_t m0 = be_mark(b);
-    be_tensor temb, h, skip[1 + UNET_MAX_LEVELS * (UNET_MAX_LAYERS + 1)];
-    int ns, lh[UNET_MAX_LEVELS], lw[UNET_MAX_LEVELS];
-    encode(b, u, x, ts, c, NULL, kv, &temb, skip, &ns, &h, lh, lw);
+    be_tensor tp[UNET_MAX_RESNETS], h, skip[1 + UNET_MAX_LEVELS * (UNET_MAX_LAYERS + 1)];
+    int ns, ti, lh[UNET_MAX_LEVELS], lw[UNET_MAX_LEVELS];
+    encode(b, u, x, ts, c, NULL, kv, tp, &ti, skip, &ns, &h, lh, lw);
     if (c->control) { /* ControlNet residuals join the skips (after the down path used them) and the mid output */
         const unet_control *k = c->control;
         if (k->count != ns || !k->down || !k->mid) {
@@ -459,7 +488,7 @@ void unet_forward(be *b, const unet_model *u, const be_tensor *x, const float *t
         for (int j = 0; j < up->n; j++) {
             const be_tensor *s = &skip[--ns];
             be_tensor o = be_view(pp[k], N, h.h, h.w, g->block_out[l]);
-            res_attn(b, &up->res[j], &up->attn[j], &h, s, &temb, ctx, kv_of(u, kv, &up->attn[j]), &o); /* on the concat [h | skip] */
+            res_attn(b, &up->res[j], &up->attn[j], &h, s, &tp[ti++], ctx, kv_of(u, kv, &up->attn[j]), &o); /* on the concat [h | skip] */
             h = o;
             k ^= 1;
         }

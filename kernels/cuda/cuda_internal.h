@@ -24,8 +24,13 @@ extern "C" {
 /* Op-private device buffers. SCRATCH: im2col columns, attention scores, upload staging (one op at a time);
  * GN_*: GroupNorm statistics (partials, per-sample counters that are zero between launches, (mean, rstd));
  * SPLITK: the f32 partial tiles of GEMMs whose K is split over several blocks. */
-enum { CUDA_BUF_SCRATCH, CUDA_BUF_GN_PART, CUDA_BUF_GN_STATS, CUDA_BUF_COUNTERS, CUDA_BUF_SPLITK, CUDA_BUF_COUNT };
-/* the counters buffer (65536 of them): [0, 8192) GroupNorm statistics (one per sample), the rest split-K tiles */
+/* GN_TILES: the per-tile partial statistics of igemm's statistics epilogue; GN_LINKED: the (mean, rstd) an igemm
+ * leaves for a later op of the same recorded sequence (graph.cu, one slot per link). */
+enum { CUDA_BUF_SCRATCH, CUDA_BUF_GN_PART, CUDA_BUF_GN_STATS, CUDA_BUF_COUNTERS, CUDA_BUF_SPLITK, CUDA_BUF_GN_TILES, CUDA_BUF_GN_LINKED,
+       CUDA_BUF_COUNT };
+/* the counters buffer (65536 of them): [0, 8191) GroupNorm statistics (one per sample), 8191 igemm's statistics
+ * epilogue, the rest split-K tiles */
+#define CUDA_EPI_STATS_COUNTER 8191
 #define CUDA_SPLITK_COUNTER0 8192
 #define CUDA_SPLITK_COUNTERS (65536 - CUDA_SPLITK_COUNTER0)
 
@@ -241,10 +246,24 @@ void cuda_linear(be *b, const be_tensor *x, const be_weight *w, const be_weight 
 /* conv.cu */
 void cuda_conv2d(be *b, const be_tensor *x, const be_weight *w, const be_weight *bias, int stride, int pad_lo, int pad_hi, be_tensor *y);
 /* fused.cu: the be_gemm op (0: not taken, be_gemm composes it from the other ops); conv2d and linear on the
- * tensor-core GEMM, SD_ERR_UNSUPPORTED (nothing done) when it does not take them */
-int cuda_gemm_fused(be *b, const be_gemm_args *a);
+ * tensor-core GEMM, SD_ERR_UNSUPPORTED (nothing done) when it does not take them. A GroupNorm link (graph.cu, may
+ * be NULL): `in` the statistics of the GroupNorm prologue's input, made by an earlier op; `out` where the epilogue
+ * leaves the statistics (`groups`, `eps`) of the output for a later op (`emitted` says whether it did). */
+typedef struct cuda_gn_link { const float2 *in; float2 *out; int groups; float eps; int emitted; /* set: `out` was written */ } cuda_gn_link;
+int cuda_gemm_fused(be *b, const be_gemm_args *a, cuda_gn_link *l);
+/* whether the kernel can leave the GroupNorm statistics (`groups`) of this op's output */
+int cuda_gemm_links_out(be *b, const be_gemm_args *a, int groups);
 sd_status cuda_conv_igemm(be *b, const be_tensor *x, const be_weight *w, const be_weight *bias, int stride, int pad_lo, be_tensor *y);
 sd_status cuda_linear_igemm(be *b, const be_tensor *x, const be_weight *w, const be_weight *bias, be_act act, be_tensor *y);
+/* gemv.cu: up to GEMV_MAX_ITEMS linear layers y_i = act_i(x W_iᵀ + b_i) of M <= GEMV_MAX_ROWS rows on one input x
+ * [M][K] (16-bit storage, K a multiple of 8, x and the weights 16-byte aligned), one launch; the caller fills x, M,
+ * K, n and the items' w, bias (f32 or NULL), y, cout, act */
+#define GEMV_MAX_ROWS 8
+#define GEMV_MAX_ITEMS 32
+typedef struct cuda_gemv_item { const void *w; const float *bias; void *y; int cout, act, col0; } cuda_gemv_item;
+typedef struct cuda_gemv_group { const void *x; int M, K, n, cols; cuda_gemv_item item[GEMV_MAX_ITEMS]; } cuda_gemv_group;
+int cuda_gemv_takes(be *b, int rows, int K);
+sd_status cuda_gemv_run(be *b, cuda_gemv_group *g);
 /* attention.cu */
 void cuda_attention(be *b, const be_tensor *q, const be_tensor *k, const be_tensor *v, int heads, int causal, be_tensor *y);
 /* flash.cu: the fused kernel; SD_ERR_UNSUPPORTED (no message) when the storage type or head dim does not fit it */

@@ -35,6 +35,14 @@ static void describe(const be_gemm_args *a, ig_args *g) {
     g->cout = w->out;
     g->geglu = a->act == BE_ACT_GEGLU;
     g->act = g->geglu ? BE_ACT_NONE : a->act;
+    if (a->sx) {
+        g->sxa = a->sx->data;
+        g->sxb = a->sx2 ? a->sx2->data : NULL;
+        g->sca = a->sx->c;
+        g->sC = a->sx->c + (a->sx2 ? a->sx2->c : 0);
+        g->sw = a->sw->data;
+        g->sbias = a->sbias ? (const float *)a->sbias->data : NULL;
+    }
     g->add = a->add ? a->add->data : NULL;
     g->res = a->residual ? a->residual->data : NULL;
     g->norm = a->norm == BE_NORM_GROUP ? NORM_GROUP : a->norm == BE_NORM_LAYER ? NORM_LAYER : 0;
@@ -46,16 +54,37 @@ static void describe(const be_gemm_args *a, ig_args *g) {
     g->eps = a->eps;
 }
 
-/* SD_ERR_UNSUPPORTED when the kernel does not take it (nothing was launched). */
-static sd_status run(be *b, const be_gemm_args *a) {
+/* SD_ERR_UNSUPPORTED when the kernel does not take it (nothing was launched). With a link (graph.cu): the prologue's
+ * GroupNorm statistics come from an earlier op (l->in) instead of the statistics kernel, and/or the epilogue leaves
+ * those of the output (l->out, l->groups, l->eps). */
+static sd_status run(be *b, const be_gemm_args *a, cuda_gn_link *l) {
     ig_args g;
     describe(a, &g);
+    if (l && l->out) {
+        g.ostats = l->out;
+        g.ogroups = l->groups;
+        g.oeps = l->eps;
+        if (!cuda_igemm_fits(b, &g)) g.ostats = NULL; /* the op runs without them; the consumer makes its own */
+    }
     if (!cuda_igemm_fits(b, &g)) return SD_ERR_UNSUPPORTED;
     if (g.norm == NORM_GROUP) {
-        sd_status st = cuda_gn_stats(b, g.xa, g.ca, g.xb, g.C - g.ca, a->x->n, a->x->h * a->x->w, a->groups, a->eps, &g.stats);
-        if (st != SD_OK) return st;
+        if (l && l->in) g.stats = l->in;
+        else {
+            sd_status st = cuda_gn_stats(b, g.xa, g.ca, g.xb, g.C - g.ca, a->x->n, a->x->h * a->x->w, a->groups, a->eps, &g.stats);
+            if (st != SD_OK) return st;
+        }
     }
-    return cuda_igemm(b, &g);
+    const sd_status st = cuda_igemm(b, &g);
+    if (l) l->emitted = st == SD_OK && g.ostats != NULL;
+    return st;
+}
+
+int cuda_gemm_links_out(be *b, const be_gemm_args *a, int groups) {
+    ig_args g;
+    describe(a, &g);
+    g.ostats = (float2 *)16; /* any aligned address: only the shape is checked */
+    g.ogroups = groups;
+    return cuda_igemm_fits(b, &g);
 }
 
 int cuda_gemm_fused_fits(be *b, const be_gemm_args *a) {
@@ -64,8 +93,8 @@ int cuda_gemm_fused_fits(be *b, const be_gemm_args *a) {
     return cuda_igemm_fits(b, &g);
 }
 
-int cuda_gemm_fused(be *b, const be_gemm_args *a) {
-    sd_status st = run(b, a);
+int cuda_gemm_fused(be *b, const be_gemm_args *a, cuda_gn_link *l) {
+    sd_status st = run(b, a, l);
     if (st == SD_ERR_UNSUPPORTED) return 0;
     cuda_report(b, st);
     return 1;
@@ -81,7 +110,7 @@ sd_status cuda_conv_igemm(be *b, const be_tensor *x, const be_weight *w, const b
     a.w[0] = w;
     a.bias[0] = bias;
     a.y[0] = y;
-    return run(b, &a);
+    return run(b, &a, NULL);
 }
 
 sd_status cuda_linear_igemm(be *b, const be_tensor *x, const be_weight *w, const be_weight *bias, be_act act, be_tensor *y) {
@@ -94,5 +123,5 @@ sd_status cuda_linear_igemm(be *b, const be_tensor *x, const be_weight *w, const
     a.bias[0] = bias;
     a.y[0] = y;
     a.act = act;
-    return run(b, &a);
+    return run(b, &a, NULL);
 }

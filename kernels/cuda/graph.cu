@@ -11,7 +11,11 @@
  * A UNet step is [upload x, the forward's ops, download eps]: with the arena's repeating addresses every step of
  * one resolution and batch has the same fingerprint, so a step is one cudaGraphLaunch and one wait (the download)
  * — no allocation, no other host synchronisation. Anything that moves a buffer a graph uses (the arena, the op
- * scratch buffers, the staging memory) drops the graphs. $SD_CUDA_GRAPH=0 runs every op at its call instead. */
+ * scratch buffers, the staging memory) drops the graphs. $SD_CUDA_GRAPH=0 runs every sequence eagerly, never captured
+ * (the same kernels, so the same results bit for bit).
+ *
+ * Recording also lets one op serve another (g_gemm): a GroupNorm prologue takes the statistics the producing GEMM's
+ * epilogue left, and consecutive small-row linear layers on the same input run as one launch. */
 #include "cuda_internal.h"
 
 #include <stdlib.h>
@@ -19,6 +23,7 @@
 
 #include <algorithm>
 #include <functional>
+#include <memory>
 #include <vector>
 
 #define MAX_GRAPHS 8    /* instantiated graphs kept (least recently used dropped) */
@@ -30,7 +35,7 @@ struct op_meta { const char *name; double flops, bytes; };
 struct prof_row { const char *name; long long calls; double ms, flops, bytes; };
 
 struct cuda_recorder {
-    int on;
+    int capture;                        /* 0 ($SD_CUDA_GRAPH=0): every sequence runs eagerly, never captured */
     int profile;                        /* $SD_CUDA_PROFILE=1: every op between two CUDA events, no graphs */
     std::vector<std::function<void(be *)>> ops;
     std::vector<op_meta> meta;
@@ -45,6 +50,12 @@ struct cuda_recorder {
     std::vector<uint64_t> seen;
     std::vector<std::pair<uint64_t, int>> failures;
     unsigned long long tick;
+    /* GroupNorm links (g_gemm): the outputs of recorded be_gemm ops, until something else writes them, which a later
+     * GroupNorm prologue may take its statistics from; the bytes of the link slots the sequence needs */
+    std::vector<std::pair<be_tensor, std::shared_ptr<struct gemm_rec>>> producers;
+    size_t link_bytes;
+    /* the group of small-row linear layers the last recorded op is (g_gemv), which the next one may join */
+    std::shared_ptr<struct gemv_rec> open_gemv;
 };
 
 static cuda_recorder *R(be *b) { return cuda_of(b)->rec; }
@@ -72,11 +83,16 @@ template <typename T, typename... Rest> static void fp_all(uint64_t *h, const T 
     if constexpr (sizeof...(Rest) > 0) fp_all(h, rest...);
 }
 
-/* Records op `kind` with the values that identify it (and, for the profile, its name, FLOPs and DRAM bytes); false:
- * recording is off and the caller runs the op now. */
-template <typename... A> static bool record(be *b, int kind, op_meta m, std::function<void(be *)> fn, const A &...ident) {
+static void wrote(be *b, const be_tensor &t);
+
+/* Records op `kind`, which writes the tensors `writes`, with the values that identify it (and, for the profile, its
+ * name, FLOPs and DRAM bytes); false: recording is off and the caller runs the op now. */
+template <typename... A>
+static bool record(be *b, int kind, std::initializer_list<be_tensor> writes, op_meta m, std::function<void(be *)> fn, const A &...ident) {
     cuda_recorder *r = R(b);
-    if (!r || !r->on) return false;
+    if (!r) return false;
+    r->open_gemv.reset();
+    for (const be_tensor &t : writes) wrote(b, t);
     fp_of(&r->fp, kind);
     fp_all(&r->fp, ident...);
     r->ops.push_back(std::move(fn));
@@ -242,6 +258,10 @@ static void flush(be *b) {
     cuda_recorder *r = R(b);
     if (!r || r->ops.empty()) return;
     const uint64_t fp = r->fp;
+    if (r->link_bytes) { /* sized before anything runs: a buffer that grew would lose the statistics it holds */
+        void *p;
+        cuda_report(b, cuda_buffer(b, CUDA_BUF_GN_LINKED, r->link_bytes, &p));
+    }
     bool done = !be_ok(b); /* after an error nothing more runs */
     for (auto &g : r->graphs)
         if (!done && g.fp == fp) {
@@ -254,7 +274,7 @@ static void flush(be *b) {
         run_ops_profiled(b);
         done = true;
     }
-    if (!done && seen(r, fp)) {
+    if (!done && r->capture && seen(r, fp)) {
         int fails = 0;
         for (auto &f : r->failures)
             if (f.first == fp) fails = f.second;
@@ -269,13 +289,16 @@ static void flush(be *b) {
     }
     if (!done) {
         run_ops(b);
-        if (!seen(r, fp)) {
+        if (r->capture && !seen(r, fp)) {
             if (r->seen.size() == MAX_SEEN) r->seen.erase(r->seen.begin());
             r->seen.push_back(fp);
         }
     }
     r->ops.clear();
     r->meta.clear();
+    r->producers.clear();
+    r->link_bytes = 0;
+    r->open_gemv.reset();
     r->fp = 0xcbf29ce484222325ull;
     r->used = 0; /* the staged data stays readable until the next segment stages something */
 }
@@ -283,13 +306,13 @@ static void flush(be *b) {
 sd_status cuda_recorder_new(be *b) {
     cuda_recorder *r = new cuda_recorder();
     const char *env = getenv("SD_CUDA_GRAPH");
-    r->on = !(env && !strcmp(env, "0"));
+    r->capture = !(env && !strcmp(env, "0"));
     env = getenv("SD_CUDA_PROFILE");
     r->profile = env && !strcmp(env, "1");
-    if (r->profile) r->on = 1; /* ops are recorded so that each can be timed */
     r->fp = 0xcbf29ce484222325ull;
     r->used = 0;
     r->tick = 0;
+    r->link_bytes = 0;
     cuda_of(b)->rec = r;
     return SD_OK;
 }
@@ -311,6 +334,7 @@ static void g_free(be *b) {
     if (R(b)) { /* nobody can read the results any more */
         R(b)->ops.clear();
         R(b)->meta.clear();
+        R(b)->producers.clear();
     }
     cuda_free_backend(b);
 }
@@ -345,7 +369,7 @@ static sd_status g_sync(be *b) {
 
 static void g_upload(be *b, be_tensor *dst, const float *src) {
     cuda_recorder *r = R(b);
-    if (!r || !r->on) {
+    if (!r) {
         cuda_upload(b, dst, src);
         return;
     }
@@ -354,13 +378,13 @@ static void g_upload(be *b, be_tensor *dst, const float *src) {
     if (!p) return;
     memcpy(p, src, bytes);
     be_tensor d = *dst;
-    record(b, 1, op_meta{"upload (host f32 -> device)", 0, (double)bytes + tbytes(b, d)}, [d, p](be *b) mutable { cuda_upload(b, &d, p); }, d, bytes);
+    record(b, 1, {d}, op_meta{"upload (host f32 -> device)", 0, (double)bytes + tbytes(b, d)}, [d, p](be *b) mutable { cuda_upload(b, &d, p); }, d, bytes);
 }
 
 static void g_download(be *b, const be_tensor *src, float *dst) {
     cuda_recorder *r = R(b);
     const size_t bytes = be_numel(src) * sizeof(float);
-    if (!r || !r->on) {
+    if (!r) {
         sd_status st = cuda_download_async(b, src, dst);
         cuda_report(b, st == SD_OK ? cuda_sync(b) : st);
         return;
@@ -368,7 +392,7 @@ static void g_download(be *b, const be_tensor *src, float *dst) {
     float *p = (float *)stage(b, bytes);
     if (!p) return;
     const be_tensor s = *src;
-    record(b, 2, op_meta{"download (device -> host f32)", 0, (double)bytes + tbytes(b, s)}, [s, p](be *b) { cuda_report(b, cuda_download_async(b, &s, p)); },
+    record(b, 2, {}, op_meta{"download (device -> host f32)", 0, (double)bytes + tbytes(b, s)}, [s, p](be *b) { cuda_report(b, cuda_download_async(b, &s, p)); },
            s, bytes);
     flush(b);
     const sd_status st = cuda_sync(b);
@@ -378,7 +402,7 @@ static void g_download(be *b, const be_tensor *src, float *dst) {
 
 static void g_embedding(be *b, const int32_t *ids, const be_weight *table, be_tensor *y) {
     cuda_recorder *r = R(b);
-    if (!r || !r->on) {
+    if (!r) {
         cuda_embedding(b, ids, table, y);
         return;
     }
@@ -388,12 +412,12 @@ static void g_embedding(be *b, const int32_t *ids, const be_weight *table, be_te
     memcpy(p, ids, bytes);
     const be_weight t = *table;
     be_tensor yv = *y;
-    record(b, 3, op_meta{"embedding", 0, 2 * tbytes(b, yv)}, [p, t, yv](be *b) mutable { cuda_embedding(b, p, &t, &yv); }, t, yv, bytes);
+    record(b, 3, {yv}, op_meta{"embedding", 0, 2 * tbytes(b, yv)}, [p, t, yv](be *b) mutable { cuda_embedding(b, p, &t, &yv); }, t, yv, bytes);
 }
 
 static void g_timestep_embedding(be *b, const float *t, int flip, float shift, be_tensor *y) {
     cuda_recorder *r = R(b);
-    if (!r || !r->on) {
+    if (!r) {
         cuda_timestep_embedding(b, t, flip, shift, y);
         return;
     }
@@ -402,7 +426,7 @@ static void g_timestep_embedding(be *b, const float *t, int flip, float shift, b
     if (!p) return;
     memcpy(p, t, bytes);
     be_tensor yv = *y;
-    record(b, 4, op_meta{"timestep embedding", 0, tbytes(b, yv)}, [p, flip, shift, yv](be *b) mutable { cuda_timestep_embedding(b, p, flip, shift, &yv); },
+    record(b, 4, {yv}, op_meta{"timestep embedding", 0, tbytes(b, yv)}, [p, flip, shift, yv](be *b) mutable { cuda_timestep_embedding(b, p, flip, shift, &yv); },
            yv, flip, shift, bytes);
 }
 
@@ -415,23 +439,44 @@ static be_weight wcopy(const be_weight *w) {
     return v;
 }
 
+static int g_gemm(be *b, const be_gemm_args *a);
+
+/* A convolution or linear layer the tensor-core GEMM takes is recorded as the be_gemm it is (so that its output can
+ * carry GroupNorm statistics to a later op); 0: it is not. */
+static int as_gemm(be *b, const be_tensor *x, const be_weight *w, const be_weight *bias, be_act act, int stride, int lo, int hi, be_tensor *y) {
+    be_gemm_args a;
+    memset(&a, 0, sizeof a);
+    a.x = x;
+    a.stride = stride;
+    a.pad_lo = lo;
+    a.pad_hi = hi;
+    a.nw = 1;
+    a.w[0] = w;
+    a.bias[0] = bias;
+    a.y[0] = y;
+    a.act = act;
+    return R(b) && cuda_gemm_fused_fits(b, &a) && g_gemm(b, &a);
+}
+
 static void g_linear(be *b, const be_tensor *x, const be_weight *w, const be_weight *bias, be_act act, be_tensor *y) {
+    if (as_gemm(b, x, w, bias, act, 1, 0, 0, y)) return;
     const be_tensor xv = *x;
     be_tensor yv = *y;
     const be_weight wv = *w, bv = wcopy(bias);
     const int hb = bias != NULL;
     const op_meta m = {"linear", 2.0 * be_numel(&xv) / xv.c * wv.out * wv.in, tbytes(b, xv) + wbytes(b, wv) + tbytes(b, yv)};
-    if (!record(b, 10, m, [=](be *b) mutable { cuda_linear(b, &xv, &wv, hb ? &bv : NULL, act, &yv); }, xv, wv, bv, hb, (int)act, yv))
+    if (!record(b, 10, {yv}, m, [=](be *b) mutable { cuda_linear(b, &xv, &wv, hb ? &bv : NULL, act, &yv); }, xv, wv, bv, hb, (int)act, yv))
         cuda_linear(b, x, w, bias, act, y);
 }
 
 static void g_conv2d(be *b, const be_tensor *x, const be_weight *w, const be_weight *bias, int stride, int lo, int hi, be_tensor *y) {
+    if (as_gemm(b, x, w, bias, BE_ACT_NONE, stride, lo, hi, y)) return;
     const be_tensor xv = *x;
     be_tensor yv = *y;
     const be_weight wv = *w, bv = wcopy(bias);
     const int hb = bias != NULL;
     const op_meta m = {"conv2d", 2.0 * be_numel(&yv) * wv.in * wv.kh * wv.kw, tbytes(b, xv) + wbytes(b, wv) + tbytes(b, yv)};
-    if (!record(b, 11, m, [=](be *b) mutable { cuda_conv2d(b, &xv, &wv, hb ? &bv : NULL, stride, lo, hi, &yv); }, xv, wv, bv, hb, stride, lo, hi, yv))
+    if (!record(b, 11, {yv}, m, [=](be *b) mutable { cuda_conv2d(b, &xv, &wv, hb ? &bv : NULL, stride, lo, hi, &yv); }, xv, wv, bv, hb, stride, lo, hi, yv))
         cuda_conv2d(b, x, w, bias, stride, lo, hi, y);
 }
 
@@ -440,7 +485,7 @@ static void g_group_norm(be *b, const be_tensor *x, const be_weight *gamma, cons
     be_tensor yv = *y;
     const be_weight gv = wcopy(gamma), bv = wcopy(beta);
     const int hg = gamma != NULL, hb = beta != NULL;
-    if (!record(b, 12, op_meta{"group_norm", 0, 2 * tbytes(b, xv) + tbytes(b, yv)},
+    if (!record(b, 12, {yv}, op_meta{"group_norm", 0, 2 * tbytes(b, xv) + tbytes(b, yv)},
                 [=](be *b) mutable { cuda_group_norm(b, &xv, hg ? &gv : NULL, hb ? &bv : NULL, groups, eps, silu, &yv); }, xv, gv, bv, hg,
                 hb, groups, eps, silu, yv))
         cuda_group_norm(b, x, gamma, beta, groups, eps, silu, y);
@@ -451,7 +496,7 @@ static void g_layer_norm(be *b, const be_tensor *x, const be_weight *gamma, cons
     be_tensor yv = *y;
     const be_weight gv = wcopy(gamma), bv = wcopy(beta);
     const int hg = gamma != NULL, hb = beta != NULL;
-    if (!record(b, 13, op_meta{"layer_norm", 0, tbytes(b, xv) + tbytes(b, yv)},
+    if (!record(b, 13, {yv}, op_meta{"layer_norm", 0, tbytes(b, xv) + tbytes(b, yv)},
                 [=](be *b) mutable { cuda_layer_norm(b, &xv, hg ? &gv : NULL, hb ? &bv : NULL, eps, &yv); }, xv, gv, bv, hg, hb, eps, yv))
         cuda_layer_norm(b, x, gamma, beta, eps, y);
 }
@@ -459,20 +504,20 @@ static void g_layer_norm(be *b, const be_tensor *x, const be_weight *gamma, cons
 static void g_act(be *b, be_act act, const be_tensor *x, be_tensor *y) {
     const be_tensor xv = *x;
     be_tensor yv = *y;
-    if (!record(b, 14, op_meta{"activation", 0, tbytes(b, xv) + tbytes(b, yv)}, [=](be *b) mutable { cuda_act(b, act, &xv, &yv); }, (int)act, xv, yv))
+    if (!record(b, 14, {yv}, op_meta{"activation", 0, tbytes(b, xv) + tbytes(b, yv)}, [=](be *b) mutable { cuda_act(b, act, &xv, &yv); }, (int)act, xv, yv))
         cuda_act(b, act, x, y);
 }
 
 static void g_geglu(be *b, const be_tensor *x, be_tensor *y) {
     const be_tensor xv = *x;
     be_tensor yv = *y;
-    if (!record(b, 15, op_meta{"geglu", 0, tbytes(b, xv) + tbytes(b, yv)}, [=](be *b) mutable { cuda_geglu(b, &xv, &yv); }, xv, yv)) cuda_geglu(b, x, y);
+    if (!record(b, 15, {yv}, op_meta{"geglu", 0, tbytes(b, xv) + tbytes(b, yv)}, [=](be *b) mutable { cuda_geglu(b, &xv, &yv); }, xv, yv)) cuda_geglu(b, x, y);
 }
 
 static void g_add(be *b, const be_tensor *a, const be_tensor *x, float alpha, be_tensor *y) {
     const be_tensor av = *a, xv = *x;
     be_tensor yv = *y;
-    if (!record(b, 16, op_meta{"add", 0, tbytes(b, av) + tbytes(b, xv) + tbytes(b, yv)}, [=](be *b) mutable { cuda_add(b, &av, &xv, alpha, &yv); }, av, xv,
+    if (!record(b, 16, {yv}, op_meta{"add", 0, tbytes(b, av) + tbytes(b, xv) + tbytes(b, yv)}, [=](be *b) mutable { cuda_add(b, &av, &xv, alpha, &yv); }, av, xv,
                 alpha, yv))
         cuda_add(b, a, x, alpha, y);
 }
@@ -482,29 +527,29 @@ static void g_attention(be *b, const be_tensor *q, const be_tensor *k, const be_
     be_tensor yv = *y;
     const double tq = (double)qv.h * qv.w, tk = (double)kv.h * kv.w;
     const op_meta m = {"attention", 2.0 * qv.n * tq * tk * (qv.c + vv.c), tbytes(b, qv) + tbytes(b, kv) + tbytes(b, vv) + tbytes(b, yv)};
-    if (!record(b, 17, m, [=](be *b) mutable { cuda_attention(b, &qv, &kv, &vv, heads, causal, &yv); }, qv, kv, vv, heads, causal, yv))
+    if (!record(b, 17, {yv}, m, [=](be *b) mutable { cuda_attention(b, &qv, &kv, &vv, heads, causal, &yv); }, qv, kv, vv, heads, causal, yv))
         cuda_attention(b, q, k, v, heads, causal, y);
 }
 
 static void g_upsample(be *b, const be_tensor *x, be_tensor *y) {
     const be_tensor xv = *x;
     be_tensor yv = *y;
-    if (!record(b, 18, op_meta{"upsample", 0, tbytes(b, xv) + tbytes(b, yv)}, [=](be *b) mutable { cuda_upsample_nearest(b, &xv, &yv); }, xv, yv))
+    if (!record(b, 18, {yv}, op_meta{"upsample", 0, tbytes(b, xv) + tbytes(b, yv)}, [=](be *b) mutable { cuda_upsample_nearest(b, &xv, &yv); }, xv, yv))
         cuda_upsample_nearest(b, x, y);
 }
 
 static void g_concat(be *b, const be_tensor *a, const be_tensor *x, be_tensor *y) {
     const be_tensor av = *a, xv = *x;
     be_tensor yv = *y;
-    if (!record(b, 19, op_meta{"concat", 0, tbytes(b, av) + tbytes(b, xv) + tbytes(b, yv)}, [=](be *b) mutable { cuda_concat_channels(b, &av, &xv, &yv); },
+    if (!record(b, 19, {yv}, op_meta{"concat", 0, tbytes(b, av) + tbytes(b, xv) + tbytes(b, yv)}, [=](be *b) mutable { cuda_concat_channels(b, &av, &xv, &yv); },
                 av, xv, yv))
         cuda_concat_channels(b, a, x, y);
 }
 
 /* be_gemm_args with its tensors and weights held by value */
 struct gemm_copy {
-    be_tensor x, x2, add, res, y[3];
-    be_weight w[3], bias[3], gamma, beta;
+    be_tensor x, x2, add, res, sx, sx2, y[3];
+    be_weight w[3], bias[3], gamma, beta, sw, sbias;
     be_gemm_args a;
     gemm_copy(const be_gemm_args *s) : a(*s) {
         const be_tensor none = {NULL, 0, 0, 0, 0};
@@ -512,6 +557,10 @@ struct gemm_copy {
         x2 = s->x2 ? *s->x2 : none;
         add = s->add ? *s->add : none;
         res = s->residual ? *s->residual : none;
+        sx = s->sx ? *s->sx : none;
+        sx2 = s->sx2 ? *s->sx2 : none;
+        sw = wcopy(s->sw);
+        sbias = wcopy(s->sbias);
         for (int j = 0; j < 3; j++) {
             y[j] = j < s->nw ? *s->y[j] : none;
             w[j] = wcopy(j < s->nw ? s->w[j] : NULL);
@@ -529,6 +578,10 @@ struct gemm_copy {
         r.residual = a.residual ? &res : NULL;
         r.gamma = a.gamma ? &gamma : NULL;
         r.beta = a.beta ? &beta : NULL;
+        r.sx = a.sx ? &sx : NULL;
+        r.sx2 = a.sx2 ? &sx2 : NULL;
+        r.sw = a.sw ? &sw : NULL;
+        r.sbias = a.sbias ? &sbias : NULL;
         for (int j = 0; j < a.nw; j++) {
             r.y[j] = &y[j];
             r.w[j] = &w[j];
@@ -547,27 +600,142 @@ static op_meta gemm_meta(be *b, const gemm_copy &c) {
                             : a.norm == BE_NORM_LAYER ? (a.act == BE_ACT_GEGLU ? "igemm linear, LayerNorm + GEGLU" : "igemm linear, LayerNorm prologue")
                             : a.norm == BE_NORM_GROUP ? "igemm linear, GroupNorm prologue"
                             : a.residual ? "igemm linear, residual epilogue" : "igemm linear";
+    if (conv && a.sx) name = "igemm conv 3x3, GroupNorm prologue + 1x1 shortcut";
     double rows = 0, out = 0;
     for (int j = 0; j < a.nw; j++) {
         rows = (double)c.y[j].n * c.y[j].h * c.y[j].w;
         out += tbytes(b, c.y[j]);
     }
-    const double flops = 2.0 * a.nw * rows * w.out * w.in * w.kh * w.kw;
-    const double bytes = tbytes(b, c.x) + (a.x2 ? tbytes(b, c.x2) : 0) + a.nw * wbytes(b, w) + out + (a.residual ? tbytes(b, c.res) : 0);
+    const double flops = 2.0 * a.nw * rows * w.out * (w.in * w.kh * w.kw + (a.sx ? c.sw.in : 0));
+    const double bytes = tbytes(b, c.x) + (a.x2 ? tbytes(b, c.x2) : 0) + a.nw * wbytes(b, w) + out + (a.residual ? tbytes(b, c.res) : 0) +
+                         (a.sx ? tbytes(b, c.sx) + (a.sx2 ? tbytes(b, c.sx2) : 0) + wbytes(b, c.sw) : 0);
     return op_meta{name, flops, bytes};
 }
 
+/* A recorded be_gemm and its GroupNorm links: `out`, set when a later op takes the statistics of y[0] (their slot
+ * in the CUDA_BUF_GN_LINKED buffer, and whether the run left them there); `in`, the link of the op that wrote the
+ * input, whose statistics the prologue takes when they were left (else it makes them as usual). */
+struct gemm_rec {
+    struct link { size_t off; int groups; float eps; int emitted; };
+    gemm_copy c;
+    std::shared_ptr<link> out, in;
+    gemm_rec(const be_gemm_args *a) : c(a) {}
+    void run(be *b) {
+        be_gemm_args ra = c.args();
+        cuda_gn_link l = {NULL, NULL, 0, 0, 0};
+        void *base = NULL;
+        if (out && cuda_buffer(b, CUDA_BUF_GN_LINKED, out->off + 1, &base) == SD_OK) {
+            l.out = (float2 *)((char *)base + out->off);
+            l.groups = out->groups;
+            l.eps = out->eps;
+        }
+        if (in && in->emitted && cuda_buffer(b, CUDA_BUF_GN_LINKED, in->off + 1, &base) == SD_OK) l.in = (const float2 *)((char *)base + in->off);
+        cuda_gemm_fused(b, &ra, &l);
+        if (out) out->emitted = l.emitted && be_ok(b);
+    }
+};
+
+static bool same_tensor(const be_tensor &x, const be_tensor &y) { return x.data == y.data && x.n == y.n && x.h == y.h && x.w == y.w && x.c == y.c; }
+
+/* whether two tensors share memory */
+static bool overlap(be *b, const be_tensor &p, const be_tensor &q) {
+    const char *a = (const char *)p.data, *c = (const char *)q.data;
+    return a < c + be_numel(&q) * b->elem_size && c < a + be_numel(&p) * b->elem_size;
+}
+
+/* the op being recorded writes t: a later op can no longer take statistics of what overlaps it */
+static void wrote(be *b, const be_tensor &t) {
+    auto &v = R(b)->producers;
+    v.erase(std::remove_if(v.begin(), v.end(), [&](const std::pair<be_tensor, std::shared_ptr<gemm_rec>> &p) { return overlap(b, p.first, t); }),
+            v.end());
+}
+
+#define MAX_PRODUCERS 64
+
+/* A recorded group of linear layers of a few rows on one input (gemv.cu), and the outputs it writes. */
+struct gemv_rec {
+    cuda_gemv_group g;
+    be_tensor x;
+    std::vector<be_tensor> ys;
+};
+
+/* whether a be_gemm is a plain linear layer of a few rows (the GEMV kernel's) */
+static bool gemv_shape(be *b, const be_gemm_args *a) {
+    const be_tensor &x = *a->x;
+    return a->norm == BE_NORM_NONE && !a->x2 && !a->up2x && a->nw == 1 && !a->add && !a->residual && a->act != BE_ACT_GEGLU &&
+           a->w[0]->kind == BE_W_LINEAR && a->w[0]->in == x.c && !overlap(b, x, *a->y[0]) && cuda_gemv_takes(b, x.n * x.h * x.w, x.c);
+}
+
+/* Recorded: a small-row linear layer joins the group the previous op is when it reads the same input and writes
+ * nothing the group reads or writes (the group runs at its first layer's place: nothing else ran in between). */
+static void g_gemv(be *b, const be_gemm_args *a) {
+    cuda_recorder *r = R(b);
+    const be_tensor &x = *a->x, &y = *a->y[0];
+    const be_weight &w = *a->w[0];
+    const cuda_gemv_item it = {w.data, a->bias[0] ? (const float *)a->bias[0]->data : NULL, y.data, w.out, (int)a->act, 0};
+    const be_weight bv = wcopy(a->bias[0]);
+    const double flops = 2.0 * x.n * x.h * x.w * w.out * w.in, bytes = wbytes(b, w) + tbytes(b, y);
+    std::shared_ptr<gemv_rec> &open = r->open_gemv;
+    bool join = open && same_tensor(open->x, x) && open->g.n < GEMV_MAX_ITEMS;
+    for (size_t i = 0; join && i < open->ys.size(); i++) join = !overlap(b, open->ys[i], y);
+    if (join) {
+        open->g.item[open->g.n++] = it;
+        open->ys.push_back(y);
+        fp_of(&r->fp, 22);
+        fp_all(&r->fp, y, w, bv, (int)a->act);
+        wrote(b, y);
+        r->meta.back().flops += flops;
+        r->meta.back().bytes += bytes;
+        return;
+    }
+    auto g = std::make_shared<gemv_rec>();
+    memset(&g->g, 0, sizeof g->g);
+    g->g.x = x.data;
+    g->g.M = x.n * x.h * x.w;
+    g->g.K = x.c;
+    g->g.n = 1;
+    g->g.item[0] = it;
+    g->x = x;
+    g->ys.push_back(y);
+    record(b, 21, {y}, op_meta{"linear, few rows (grouped)", flops, tbytes(b, x) + bytes},
+           [g](be *b) { cuda_report(b, cuda_gemv_run(b, &g->g)); }, x, y, w, bv, (int)a->act);
+    r->open_gemv = g; /* (record closed the previous group) */
+}
+
+/* Recorded: a GroupNorm prologue on the output of an earlier recorded be_gemm (nothing has written it since) takes
+ * the statistics that op's epilogue leaves, instead of a statistics kernel of its own (one launch fewer). */
 static int g_gemm(be *b, const be_gemm_args *a) {
     if (!cuda_gemm_fused_fits(b, a)) return 0; /* be_gemm composes it from the other ops */
-    gemm_copy c(a);
+    cuda_recorder *r = R(b);
+    if (!r) return cuda_gemm_fused(b, a, NULL);
+    if (gemv_shape(b, a)) {
+        g_gemv(b, a);
+        return 1;
+    }
+    auto rec = std::make_shared<gemm_rec>(a);
+    const gemm_copy &c = rec->c;
+    if (a->norm == BE_NORM_GROUP && !a->x2)
+        for (auto &p : r->producers)
+            if (same_tensor(p.first, *a->x)) {
+                gemm_rec &pr = *p.second;
+                if (!pr.out) {
+                    be_gemm_args pa = pr.c.args();
+                    if (!cuda_gemm_links_out(b, &pa, a->groups)) break;
+                    pr.out = std::make_shared<gemm_rec::link>(gemm_rec::link{r->link_bytes, a->groups, a->eps, 0});
+                    r->link_bytes += ((size_t)a->x->n * a->groups * sizeof(float2) + 255) & ~(size_t)255;
+                }
+                if (pr.out->groups == a->groups && pr.out->eps == a->eps) rec->in = pr.out;
+                break;
+            }
     uint64_t h = 0;
     fp_all(&h, c.x, c.x2, c.add, c.res, c.y[0], c.y[1], c.y[2], c.w[0], c.w[1], c.w[2], c.bias[0], c.bias[1], c.bias[2], c.gamma, c.beta);
+    fp_all(&h, c.sx, c.sx2, c.sw, c.sbias);
     fp_all(&h, a->up2x, a->stride, a->pad_lo, a->pad_hi, (int)a->norm, a->groups, a->eps, a->norm_silu, a->nw, (int)a->act);
-    if (!record(b, 20, gemm_meta(b, c), [c](be *b) mutable {
-            be_gemm_args r = c.args();
-            cuda_gemm_fused(b, &r);
-        }, (size_t)h))
-        return cuda_gemm_fused(b, a);
+    record(b, 20, {c.y[0], c.y[1], c.y[2]}, gemm_meta(b, c), [rec](be *b) { rec->run(b); }, (size_t)h);
+    if (a->nw == 1 && a->act != BE_ACT_GEGLU) {
+        if (r->producers.size() == MAX_PRODUCERS) r->producers.erase(r->producers.begin());
+        r->producers.push_back({c.y[0], rec});
+    }
     return 1;
 }
 

@@ -8,6 +8,9 @@
  *   Prologue: each thread normalises the A chunks it copied (GroupNorm from per-(sample, group) statistics made by
  *   norm.cu's statistics kernel, or LayerNorm from per-row statistics the block computes first), + SiLU; padding
  *   stays zero.
+ *   A 1x1 shortcut (a ResNet block whose channels change) is a second stretch of K: its k-steps copy the output
+ *   pixel's channels of the block input and the shortcut's weight rows into the same tiles, so the two products
+ *   meet in the accumulators (one rounding, no shortcut tensor in memory).
  *   Epilogue: + bias, + a per-sample broadcast (time embedding), activation, rounded to the storage type into a
  *   shared tile; then 16-byte rows out, + residual, or a·GELU(g) of the two halves (GEGLU).
  *
@@ -38,6 +41,64 @@ typedef ig_tile<64, 64, 2, 2> tile_small;
 
 static __device__ __forceinline__ float silu(float v) { return v / (1.0f + __expf(-v)); }
 
+/* The statistics epilogue: Cs holds the tile's stored output values (rows m0.., columns nb·BN..). One warp per
+ * (sample, group) piece of the tile: its count, mean and M2 (two passes over shared memory) into the tile's slots;
+ * the last tile to finish merges each (sample, group)'s pieces in tile order (Chan's formula; the
+ * result does not depend on which tile is last) and writes (mean, rstd). */
+template <typename T, typename TL> static __device__ __forceinline__ void epi_stats(const ig_args &a, const T *Cs, int m0, int nb) {
+    constexpr int BM = TL::BM, BN = TL::BN, THREADS = TL::THREADS;
+    __shared__ int last_tile;
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    const int HWo = a.Ho * a.Wo, cpg = a.cout / a.ogroups, c0 = nb * BN;
+    const int r_end = min(m0 + BM, a.M), c_end = min(c0 + BN, a.cout);
+    const int n0 = m0 / HWo, g0 = c0 / cpg, ns = (r_end - 1) / HWo - n0 + 1, ng = (c_end - 1) / cpg - g0 + 1;
+    float *part = a.opart + (size_t)(blockIdx.y * gridDim.x + blockIdx.x) * a.ons * a.ogt * 3;
+    for (int s = warp; s < ns * ng; s += THREADS / 32) {
+        const int n = n0 + s / ng, g = g0 + s % ng;
+        const int ra = max(m0, n * HWo) - m0, rb = min(r_end, (n + 1) * HWo) - m0;
+        const int ca = max(c0, g * cpg) - c0, cb = min(c_end, (g + 1) * cpg) - c0, w = cb - ca, cnt = (rb - ra) * w;
+        const float ref = ld(Cs + ra * TL::LDC + ca); /* a shift: sums that do not cancel when |mean| >> spread */
+        float s1 = 0.0f;
+        for (int i = lane; i < cnt; i += 32) s1 += ld(Cs + (ra + i / w) * TL::LDC + ca + i % w) - ref;
+        const float mean = ref + __fdividef(warp_sum(s1), (float)cnt);
+        float s2 = 0.0f;
+        for (int i = lane; i < cnt; i += 32) {
+            const float d = ld(Cs + (ra + i / w) * TL::LDC + ca + i % w) - mean;
+            s2 += d * d;
+        }
+        s2 = warp_sum(s2);
+        if (lane == 0) {
+            float *p = part + ((size_t)(n - n0) * a.ogt + (g - g0)) * 3;
+            p[0] = (float)cnt;
+            p[1] = mean;
+            p[2] = s2;
+        }
+    }
+    __threadfence();
+    __syncthreads();
+    if (threadIdx.x == 0) last_tile = atomicAdd(a.ocounter, 1u) == gridDim.x * gridDim.y - 1;
+    __syncthreads();
+    if (!last_tile) return;
+    __threadfence();
+    const int N = a.M / HWo;
+    for (int s = threadIdx.x; s < N * a.ogroups; s += THREADS) {
+        const int n = s / a.ogroups, g = s - n * a.ogroups;
+        float cnt = 0.0f; /* counts and their ratios in f32 (to 6e-8), the sums in f64 */
+        double mean = 0.0, m2 = 0.0; /* (__fdividef: with IEEE divisions, f32 or f64, ptxas spilled the 64x64 instances) */
+        for (int bx = n * HWo / BM; bx <= ((n + 1) * HWo - 1) / BM; bx++)
+            for (int by = g * cpg / BN; by <= ((g + 1) * cpg - 1) / BN; by++) {
+                const float *p = a.opart + ((size_t)(by * gridDim.x + bx) * a.ons * a.ogt + (size_t)(n - bx * BM / HWo) * a.ogt + (g - by * BN / cpg)) * 3;
+                const float pn = p[0], tot = cnt + pn, f = __fdividef(pn, tot);
+                const double d = p[1] - mean;
+                mean += d * f;
+                m2 += p[2] + d * d * (double)(cnt * f);
+                cnt = tot;
+            }
+        a.ostats[s] = make_float2((float)mean, rsqrtf(__fdividef((float)m2, cnt) + a.oeps));
+    }
+    if (threadIdx.x == 0) *a.ocounter = 0; /* ready for the next launch (and the next replay of a graph) */
+}
+
 template <typename T, typename TL, int NORM>
 __global__ void __launch_bounds__(TL::THREADS)
 igemm_kernel(const ig_args a) {
@@ -47,7 +108,7 @@ igemm_kernel(const ig_args a) {
     float2 *rowstat = (float2 *)(smem + (TL::SMEM - BM * 8));
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, wm = warp / TL::WN, wn = warp % TL::WN;
     const int m0 = blockIdx.x * BM, nb = blockIdx.y;
-    const int HWo = a.Ho * a.Wo, Hs = a.H >> a.up, Ws = a.W >> a.up, KT = a.K / BK;
+    const int HWo = a.Ho * a.Wo, Hs = a.H >> a.up, Ws = a.W >> a.up, KT1 = a.K / BK, KT = KT1 + (a.sxa ? a.sC / BK : 0);
     const T *xa = (const T *)a.xa, *xb = (const T *)a.xb;
 
     /* ---- the rows this thread copies (fixed for the whole k loop) ---- */
@@ -113,6 +174,26 @@ igemm_kernel(const ig_args a) {
 
     /* ---- one k-step's copies; bit i of the returned mask: chunk i of this thread is inside the input ---- */
     auto load = [&](int kt, int stage) -> unsigned {
+        if (kt >= KT1) { /* the shortcut's k-steps: 32 channels of the output pixel's row of sx, and of sw */
+            const int k0 = (kt - KT1) * BK;
+            const bool second = k0 >= a.sca;
+            const T *xs = (const T *)(second ? a.sxb : a.sxa);
+            const int cs = second ? a.sC - a.sca : a.sca, cc = second ? k0 - a.sca : k0;
+            T *as = As + stage * BM * LDA, *bs = Bs + stage * BN * LDA;
+#pragma unroll
+            for (int i = 0; i < TL::ACH; i++) {
+                const int ch = (tid + i * THREADS) & 3;
+                const bool in = a_n[i] >= 0;
+                tc_cp_async16(as + a_row[i] * LDA + ch * 8, in ? xs + (size_t)(m0 + a_row[i]) * cs + cc + ch * 8 : xa, in ? 16 : 0);
+            }
+#pragma unroll
+            for (int i = 0; i < TL::BCH; i++) {
+                const int q = tid + i * THREADS, r = q >> 2, ch = q & 3;
+                const T *src = b_src[i] ? (const T *)a.sw + (size_t)(nb * BN + r) * a.sC + k0 + ch * 8 : NULL;
+                tc_cp_async16(bs + r * LDA + ch * 8, src ? src : (const T *)a.w[0], src ? 16 : 0);
+            }
+            return 0; /* (no prologue on these) */
+        }
         const int k0 = kt * BK, tap = k0 / a.C, c0 = k0 - tap * a.C, ky = tap / a.kw, kx = tap - ky * a.kw;
         const bool second = c0 >= a.ca;
         const T *xs = second ? xb : xa;
@@ -195,7 +276,7 @@ igemm_kernel(const ig_args a) {
     for (int j = 0; j < KN; j++) {
         const int stage = j % STAGES;
         tc_cp_async_wait<STAGES - 2>();
-        if (NORM) normalise(kt0 + j, stage, okm >> (TL::ACH * stage) & OKW);
+        if (NORM && kt0 + j < KT1) normalise(kt0 + j, stage, okm >> (TL::ACH * stage) & OKW);
         __syncthreads(); /* stage j is complete for everyone, and stage j - 1 is no longer read */
         const int nk = j + STAGES - 1;
         if (nk < KN) {
@@ -275,7 +356,7 @@ igemm_kernel(const ig_args a) {
                 wi = col / a.cout;
                 if (wi < a.nw) wrow = col - wi * a.cout;
             }
-            const float bias = wrow >= 0 && a.bias[wi] ? a.bias[wi][wrow] : 0.0f;
+            const float bias = wrow < 0 ? 0.0f : (a.bias[wi] ? a.bias[wi][wrow] : 0.0f) + (a.sbias ? a.sbias[wrow] : 0.0f);
 #pragma unroll
             for (int i = 0; i < MI; i++)
 #pragma unroll
@@ -319,6 +400,7 @@ igemm_kernel(const ig_args a) {
                 }
             }
             tc_st8(dst, v);
+            if (a.ostats) tc_st8(Cs + rl * TL::LDC + c8, v); /* the stored values, for the statistics */
         }
     } else {
         for (int q = tid; q < BM * OC; q += THREADS) {
@@ -337,7 +419,12 @@ igemm_kernel(const ig_args a) {
                 v = ld(&p) + ld((const T *)a.res + (size_t)m * ow + oc);
             }
             st((T *)a.y[wi] + (size_t)m * ow + oc, v);
+            if (a.ostats) st(Cs + rl * TL::LDC + cl, v);
         }
+    }
+    if (a.ostats) {
+        __syncthreads();
+        epi_stats<T, TL>(a, Cs, m0, nb);
     }
 }
 
@@ -357,6 +444,18 @@ template <typename T, typename TL, int NORM> static sd_status launch(be *b, cons
         if (st != SD_OK) return st;
         x.ws = (float *)ws;
         x.counters = (unsigned *)cnt + CUDA_SPLITK_COUNTER0;
+    }
+    if (a.ostats) { /* per-tile slots: the samples and groups a tile's rows and columns can touch */
+        const int HWo = a.Ho * a.Wo, cpg = a.cout / a.ogroups;
+        const int ns = (TL::BM - 1) / HWo + 2, gt = (TL::BN - 1) / cpg + 2;
+        x.ons = ns < a.M / HWo ? ns : a.M / HWo;
+        x.ogt = gt < a.ogroups ? gt : a.ogroups;
+        void *part, *cnt;
+        sd_status st = cuda_buffer(b, CUDA_BUF_GN_TILES, (size_t)grid.x * grid.y * x.ons * x.ogt * 3 * sizeof(float), &part);
+        if (st == SD_OK) st = cuda_buffer(b, CUDA_BUF_COUNTERS, 65536 * sizeof(unsigned), &cnt);
+        if (st != SD_OK) return st;
+        x.opart = (float *)part;
+        x.ocounter = (unsigned *)cnt + CUDA_EPI_STATS_COUNTER;
     }
     CUDA_LAUNCH((igemm_kernel<T, TL, NORM>), grid, TL::THREADS, TL::SMEM, c->stream, x);
     CUDA_CHECK_LAUNCH();
@@ -396,9 +495,10 @@ template <typename T> static sd_status run_as(be *b, const ig_args &a) {
     const long long tb = ((a.M + 127LL) / 128) * ((ncols + (a.geglu ? 63 : 127)) / (a.geglu ? 64 : 128));
     const long long ts = ((a.M + 63LL) / 64) * ((ncols + (a.geglu ? 31 : 63)) / (a.geglu ? 32 : 64));
     int small, splits;
-    plan(tb, ts, a.K / BK, c->sms, &small, &splits);
+    const int kt = (a.K + (a.sxa ? a.sC : 0)) / BK;
+    plan(tb, ts, kt, c->sms, &small, &splits);
     if (c->tile_mode) small = c->tile_mode == 2; /* $SD_CUDA_TILE, $SD_CUDA_SPLITK: tests */
-    if (c->split_k > 0) splits = c->split_k < a.K / BK ? c->split_k : a.K / BK;
+    if (c->split_k > 0) splits = c->split_k < kt ? c->split_k : kt;
     switch (a.norm) {
     case NORM_GROUP: return small ? launch<T, tile_small, NORM_GROUP>(b, a, splits) : launch<T, tile_big, NORM_GROUP>(b, a, splits);
     case NORM_LAYER: return small ? launch<T, tile_small, NORM_LAYER>(b, a, splits) : launch<T, tile_big, NORM_LAYER>(b, a, splits);
@@ -415,6 +515,10 @@ int cuda_igemm_fits(be *b, const ig_args *a) {
         if (!al16(a->w[j])) return 0;
     if (a->norm == NORM_LAYER && (a->xb || a->up || a->taps != 1)) return 0;
     if (a->geglu && (a->nw != 1 || a->cout % 2 || a->add)) return 0;
+    if (a->sxa && (a->nw != 1 || a->geglu || a->norm == NORM_LAYER || a->sC % BK || a->sca % BK || !al16(a->sxa) || (a->sxb && !al16(a->sxb)) ||
+                   !al16(a->sw)))
+        return 0;
+    if (a->ostats && (a->nw != 1 || a->geglu || a->ogroups < 1 || a->cout % a->ogroups || a->M % (a->Ho * a->Wo))) return 0;
     /* the epilogue knows the models' fused activations (epi_act); another (TAESD's ReLU) runs composed */
     if (a->act != BE_ACT_NONE && a->act != BE_ACT_SILU && a->act != BE_ACT_GELU && a->act != BE_ACT_QUICK_GELU) return 0;
     return a->M > 0 && (long long)(a->geglu ? a->cout / 2 : a->nw * a->cout) <= 65535LL * 32;

@@ -23,6 +23,12 @@ typedef struct ig_args {
     void *y[3];
     int nw, cout, geglu;
     int act;            /* be_act after bias + add (not with geglu) */
+    /* a 1x1 shortcut summed into the product (a second stretch of K: k in [K, K + sC)): the output pixel's channels
+     * [0, sca) of sxa and [sca, sC) of sxb (stored Ho x Wo, no prologue) times sw [cout][sC], + sbias; sxa NULL: none */
+    const void *sxa, *sxb;
+    int sca, sC;
+    const void *sw;
+    const float *sbias;
     const void *add;    /* [N][cout] per-sample broadcast, or NULL */
     const void *res;    /* [M][out width], added last (may be y[0]), or NULL */
     /* prologue: NORM_GROUP with (mean, rstd) per [n][groups] in stats (cpg channels per group), or NORM_LAYER over C
@@ -32,13 +38,22 @@ typedef struct ig_args {
     int groups, cpg, silu;
     const float *gamma, *beta;
     float eps;
+    /* statistics epilogue (nw = 1, no GEGLU; graph.cu links the op to a later GroupNorm prologue on its output):
+     * (mean, rstd) of the stored output per [n][ogroups] into ostats, eps oeps. Each tile leaves (count, mean, M2)
+     * of every (sample, group) it touches in opart (ons x ogt slots per tile); the last tile merges them in tile
+     * order. ons, ogt, opart, ocounter are set by the launch. */
+    float2 *ostats;
+    int ogroups, ons, ogt;
+    float oeps;
+    float *opart;
+    unsigned *ocounter;
     int vec_out;        /* set by cuda_igemm: the output widths allow 16-byte rows */
     float *ws;          /* set by the launch when K is split: f32 partial tiles, and a counter per tile */
     unsigned *counters;
 } ig_args;
 
 /* Runs it; SD_ERR_UNSUPPORTED (no message) when the shapes or the storage type do not fit the kernel (f32 storage,
- * C or ca not a multiple of 32, unaligned tensors): the caller then takes the cuBLAS path. */
+ * C, ca, sC or sca not a multiple of 32, unaligned tensors): the caller then takes the cuBLAS path. */
 sd_status cuda_igemm(be *b, const ig_args *a);
 /* Whether cuda_igemm would take a (without running anything). */
 int cuda_igemm_fits(be *b, const ig_args *a);

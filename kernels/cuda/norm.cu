@@ -130,7 +130,7 @@ static sd_status gn_buffers(be *b, size_t part_elems, int nstats, float2 **part,
 
 sd_status cuda_gn_stats(be *b, const void *xa, int ca, const void *xb, int cb, int N, int hw, int groups, float eps, const float2 **out) {
     const int C = ca + cb;
-    if (N > CUDA_SPLITK_COUNTER0) return err_fail(SD_ERR_ARG, "cuda group_norm: %d samples", N);
+    if (N > CUDA_EPI_STATS_COUNTER) return err_fail(SD_ERR_ARG, "cuda group_norm: %d samples", N);
     const int w8 = ca % 8 == 0 && cb % 8 == 0 && ((uintptr_t)xa & 15) == 0 && (!xb || ((uintptr_t)xb & 15) == 0) && cuda_of(b)->dt != BE_F32;
     const int W = w8 ? 8 : 1, V = C / W, zchunks = (V + THREADS - 1) / THREADS;
     const int vs = V < THREADS ? V : THREADS, ppb = THREADS / vs;

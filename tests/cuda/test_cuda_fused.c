@@ -3,8 +3,9 @@
  * each fusion the models use: GroupNorm(+SiLU) prologue with per-sample add and residual (ResNet convolutions), a
  * channel concat read through the addressing (+ GroupNorm straddling the concat, 3 channels per group), a 2x
  * upsample read through the addressing, stride 2, a 1x1 shortcut over a concat, LayerNorm prologue with three
- * weights (fused Q/K/V), LayerNorm + GEGLU, a residual living in the output (x += ...), an activation after the add;
- * both tile shapes of the kernel.
+ * weights (fused Q/K/V), LayerNorm + GEGLU, a residual living in the output (x += ...), an activation after the add,
+ * a ResNet's second convolution with its 1x1 shortcut summed in (over a concat, and not); both tile shapes of the
+ * kernel.
  *
  * The reference: the CPU backend's be_gemm on the same input as the CUDA kernel's weights see. Where the op has a
  * prologue (concat, upsample, norm) that input is made by the CUDA backend's own plain ops (tested against the CPU
@@ -23,23 +24,28 @@ typedef struct fcase {
     int groups, silu;
     be_act act;
     int add, res;        /* res 1: a separate residual tensor, 2: the residual lives in y */
+    int sa, sb;          /* sa > 0: a 1x1 shortcut over [sx (sa channels) | sx2 (sb)] makes the residual */
 } fcase;
 
 static const fcase CASES[] = {
-    {"ResNet conv1: GroupNorm+SiLU, 3x3, bias, time-embedding add", 2, 7, 5, 32, 0, 0, 1, 3, 1, 1, 1, 40, 1, 1, BE_NORM_GROUP, 8, 1, BE_ACT_NONE, 1, 0},
-    {"ResNet conv2: GroupNorm+SiLU, 3x3, bias, residual, 20 outputs", 2, 5, 7, 64, 0, 0, 1, 3, 1, 1, 1, 20, 1, 1, BE_NORM_GROUP, 32, 1, BE_ACT_NONE, 0, 1},
-    {"up-path conv1: concat 32 + 64, GroupNorm over the concat (3 ch/group), 3x3", 2, 5, 6, 32, 64, 0, 1, 3, 1, 1, 1, 48, 1, 1, BE_NORM_GROUP, 32, 1, BE_ACT_NONE, 0, 0},
-    {"upsample conv: 2x nearest read through the addressing, 3x3", 1, 4, 3, 64, 0, 1, 1, 3, 1, 1, 1, 24, 1, 1, BE_NORM_NONE, 0, 0, BE_ACT_NONE, 0, 0},
-    {"downsample conv: 3x3 stride 2, pad 0/1", 2, 9, 7, 32, 0, 0, 1, 3, 2, 0, 1, 32, 1, 1, BE_NORM_NONE, 0, 0, BE_ACT_NONE, 0, 0},
-    {"shortcut: 1x1 linear over a concat 32 + 32, into a residual", 2, 5, 3, 32, 32, 0, 0, 1, 1, 0, 0, 24, 1, 1, BE_NORM_NONE, 0, 0, BE_ACT_NONE, 0, 1},
-    {"fused Q/K/V: LayerNorm prologue, 3 weights, no bias", 2, 1, 37, 64, 0, 0, 0, 1, 1, 0, 0, 64, 3, 0, BE_NORM_LAYER, 0, 0, BE_ACT_NONE, 0, 0},
-    {"feed-forward in: LayerNorm + GEGLU", 2, 1, 21, 32, 0, 0, 0, 1, 1, 0, 0, 80, 1, 1, BE_NORM_LAYER, 0, 0, BE_ACT_GEGLU, 0, 0},
-    {"feed-forward out: x += g·Wᵀ + b (residual in y)", 2, 1, 21, 96, 0, 0, 0, 1, 1, 0, 0, 32, 1, 1, BE_NORM_NONE, 0, 0, BE_ACT_NONE, 0, 2},
-    {"conv with SiLU after the add (GroupNorm without SiLU, 2 groups)", 2, 3, 5, 32, 0, 0, 1, 3, 1, 1, 1, 16, 1, 1, BE_NORM_GROUP, 2, 0, BE_ACT_SILU, 1, 0},
+    {"ResNet conv1: GroupNorm+SiLU, 3x3, bias, time-embedding add", 2, 7, 5, 32, 0, 0, 1, 3, 1, 1, 1, 40, 1, 1, BE_NORM_GROUP, 8, 1, BE_ACT_NONE, 1, 0, 0, 0},
+    {"ResNet conv2: GroupNorm+SiLU, 3x3, bias, residual, 20 outputs", 2, 5, 7, 64, 0, 0, 1, 3, 1, 1, 1, 20, 1, 1, BE_NORM_GROUP, 32, 1, BE_ACT_NONE, 0, 1, 0, 0},
+    {"up-path conv1: concat 32 + 64, GroupNorm over the concat (3 ch/group), 3x3", 2, 5, 6, 32, 64, 0, 1, 3, 1, 1, 1, 48, 1, 1, BE_NORM_GROUP, 32, 1, BE_ACT_NONE, 0, 0, 0, 0},
+    {"upsample conv: 2x nearest read through the addressing, 3x3", 1, 4, 3, 64, 0, 1, 1, 3, 1, 1, 1, 24, 1, 1, BE_NORM_NONE, 0, 0, BE_ACT_NONE, 0, 0, 0, 0},
+    {"downsample conv: 3x3 stride 2, pad 0/1", 2, 9, 7, 32, 0, 0, 1, 3, 2, 0, 1, 32, 1, 1, BE_NORM_NONE, 0, 0, BE_ACT_NONE, 0, 0, 0, 0},
+    {"shortcut: 1x1 linear over a concat 32 + 32, into a residual", 2, 5, 3, 32, 32, 0, 0, 1, 1, 0, 0, 24, 1, 1, BE_NORM_NONE, 0, 0, BE_ACT_NONE, 0, 1, 0, 0},
+    {"fused Q/K/V: LayerNorm prologue, 3 weights, no bias", 2, 1, 37, 64, 0, 0, 0, 1, 1, 0, 0, 64, 3, 0, BE_NORM_LAYER, 0, 0, BE_ACT_NONE, 0, 0, 0, 0},
+    {"feed-forward in: LayerNorm + GEGLU", 2, 1, 21, 32, 0, 0, 0, 1, 1, 0, 0, 80, 1, 1, BE_NORM_LAYER, 0, 0, BE_ACT_GEGLU, 0, 0, 0, 0},
+    {"feed-forward out: x += g·Wᵀ + b (residual in y)", 2, 1, 21, 96, 0, 0, 0, 1, 1, 0, 0, 32, 1, 1, BE_NORM_NONE, 0, 0, BE_ACT_NONE, 0, 2, 0, 0},
+    {"conv with SiLU after the add (GroupNorm without SiLU, 2 groups)", 2, 3, 5, 32, 0, 0, 1, 3, 1, 1, 1, 16, 1, 1, BE_NORM_GROUP, 2, 0, BE_ACT_SILU, 1, 0, 0, 0},
+    {"ResNet conv2 + its 1x1 shortcut over a concat 32 + 64 (K in two stretches), 40 outputs", 2, 5, 7, 64, 0, 0, 1, 3, 1, 1, 1, 40, 1, 1,
+     BE_NORM_GROUP, 16, 1, BE_ACT_NONE, 0, 0, 32, 64},
+    {"ResNet conv2 + its 1x1 shortcut, no concat, 128 outputs", 1, 6, 6, 32, 0, 0, 1, 3, 1, 1, 1, 128, 1, 1, BE_NORM_GROUP, 8, 1, BE_ACT_NONE,
+     0, 0, 64, 0},
 };
 
 typedef struct fdata {
-    float *x, *x2, *w[3], *bias[3], *gamma, *beta, *add, *res;
+    float *x, *x2, *w[3], *bias[3], *gamma, *beta, *add, *res, *sx, *sx2, *sw, *sbias;
     int C, Hi, Wi, Ho, Wo, oc;
 } fdata;
 
@@ -63,20 +69,31 @@ static void make_data(const fcase *f, be_dtype t, fdata *d) {
     }
     if (f->add) d->add = rnd((size_t)f->N * d->oc, 1, 0, t);
     if (f->res) d->res = rnd((size_t)f->N * d->Ho * d->Wo * d->oc, 1, 0, t);
+    if (f->sa) {
+        d->sx = rnd((size_t)f->N * d->Ho * d->Wo * f->sa, 1, 0, t);
+        if (f->sb) d->sx2 = rnd((size_t)f->N * d->Ho * d->Wo * f->sb, 1, 0.5f, t);
+        d->sw = rnd((size_t)f->out * (f->sa + f->sb), 0.2f, 0, t);
+        d->sbias = rnd(f->out, 0.5f, 0, BE_F32);
+    }
 }
 
 static void free_data(const fcase *f, fdata *d) {
     free(d->x); free(d->x2); free(d->gamma); free(d->beta); free(d->add); free(d->res);
+    free(d->sx); free(d->sx2); free(d->sw); free(d->sbias);
     for (int j = 0; j < f->nw; j++) { free(d->w[j]); free(d->bias[j]); }
 }
 
-typedef struct fweights { be_weight w[3], bias[3], gamma, beta; } fweights;
+typedef struct fweights { be_weight w[3], bias[3], gamma, beta, sw, sbias; } fweights;
 
 static void upload_weights(be *b, const fcase *f, const fdata *d, be_dtype src, fweights *fw) {
     memset(fw, 0, sizeof *fw);
     for (int j = 0; j < f->nw; j++) {
         REQUIRE(be_weight_upload(b, &fw->w[j], f->conv ? BE_W_CONV : BE_W_LINEAR, f->out, d->C, f->k, f->k, src, d->w[j]) == SD_OK);
         if (d->bias[j]) REQUIRE(be_weight_upload(b, &fw->bias[j], BE_W_VEC, f->out, 1, 1, 1, BE_F32, d->bias[j]) == SD_OK);
+    }
+    if (d->sw) {
+        REQUIRE(be_weight_upload(b, &fw->sw, BE_W_LINEAR, f->out, f->sa + f->sb, 1, 1, src, d->sw) == SD_OK);
+        REQUIRE(be_weight_upload(b, &fw->sbias, BE_W_VEC, f->out, 1, 1, 1, BE_F32, d->sbias) == SD_OK);
     }
     if (d->gamma) {
         REQUIRE(be_weight_upload(b, &fw->gamma, BE_W_VEC, d->C, 1, 1, 1, BE_F32, d->gamma) == SD_OK);
@@ -88,6 +105,8 @@ static void free_weights(be *b, fweights *fw) {
     for (int j = 0; j < 3; j++) { be_weight_free(b, &fw->w[j]); be_weight_free(b, &fw->bias[j]); }
     be_weight_free(b, &fw->gamma);
     be_weight_free(b, &fw->beta);
+    be_weight_free(b, &fw->sw);
+    be_weight_free(b, &fw->sbias);
 }
 
 /* The input the weights see, made by the backend's plain ops: concat, upsample, norm (+SiLU). Host copy. */
@@ -120,7 +139,7 @@ static float *prologue_input(be *g, const fcase *f, const fdata *d, const fweigh
  * bare: weights only (no bias, add, activation, residual: the product's scale). Host copies of the outputs. */
 static void run_gemm(be *b, const fcase *f, const fdata *d, const fweights *fw, const float *h, int full, int bare, float *out[3]) {
     size_t mark = be_mark(b);
-    be_tensor x, x2 = {0}, add = {0}, res = {0}, y[3];
+    be_tensor x, x2 = {0}, add = {0}, res = {0}, sx = {0}, sx2 = {0}, y[3];
     be_gemm_args a;
     memset(&a, 0, sizeof a);
     if (full) {
@@ -154,6 +173,13 @@ static void run_gemm(be *b, const fcase *f, const fdata *d, const fweights *fw, 
         if (f->res == 1) { res = put(b, d->res, f->N, d->Ho, d->Wo, oc); a.residual = &res; }
         if (f->res == 2) { be_upload(b, &y[0], d->res); a.residual = &y[0]; }
     }
+    if (f->sa) { /* part of the product: in the bare run too, without its bias */
+        sx = put(b, d->sx, f->N, d->Ho, d->Wo, f->sa);
+        a.sx = &sx;
+        if (f->sb) { sx2 = put(b, d->sx2, f->N, d->Ho, d->Wo, f->sb); a.sx2 = &sx2; }
+        a.sw = &fw->sw;
+        a.sbias = bare ? NULL : &fw->sbias;
+    }
     be_gemm(b, &a);
     for (int j = 0; j < f->nw; j++) out[j] = get(b, &y[j]);
     be_release(b, mark);
@@ -178,7 +204,7 @@ static void fused_case(be *g, be *c, be_dtype t, const fcase *f, double *worst, 
     /* besides the op: uploads (2 launches each in 16-bit storage) and the downloads of the outputs */
     const long long launches = l0 < 0 ? -1 : cuda_test_launches() - l0;
     const size_t ny = (size_t)f->N * d.Ho * d.Wo * d.oc, nz = (size_t)f->N * d.Ho * d.Wo * f->out;
-    const int uploads = 1 + (f->cb > 0) + (f->add > 0) + (f->res > 0);
+    const int uploads = 1 + (f->cb > 0) + (f->add > 0) + (f->res > 0) + (f->sa > 0) + (f->sb > 0);
     if (t != BE_F32 && launches >= 0) {
         const long long op = launches - (long long)uploads * (t == BE_F32 ? 0 : 1) - f->nw;
         CHECK_MSG(op <= 1 + (f->norm == BE_NORM_GROUP), "%s [%s]: the fused op took %lld launches", f->what, dt_name(t), op);
@@ -230,3 +256,169 @@ TEST(cuda_op_gemm_fused_large_tiles) { fused_all("big", NULL); }
 /* K split over 3 blocks per tile (the low-resolution layers of a UNet): partial sums through device memory, the
  * last block of each tile adds them and runs the epilogue. */
 TEST(cuda_op_gemm_fused_split_k) { fused_all(NULL, "3"); }
+
+/* ---- GroupNorm statistics left by the producing GEMM (graph.cu links two recorded be_gemm ops) ----
+ * A be_gemm whose GroupNorm prologue reads the output of an earlier recorded be_gemm takes the statistics that op's
+ * epilogue leaves (per-tile (count, mean, M2), merged by the last tile) instead of launching the statistics
+ * kernel. Reference: the same two ops with a sync point between them (the producer has run: no link, the
+ * statistics kernel, itself held to 1 u of the CPU in cuda_op_group_norm). Both sides round the same products; the
+ * statistics differ only in their f32 summation order (~1e-7 relative), which may flip the rounding of an output
+ * (one ulp: up to 2 u of max|y|) or of a normalised input (1 ulp of a few of its 1440 terms: far less). Stale or
+ * misassembled statistics move the outputs by percents. */
+typedef struct lcase {
+    const char *what;
+    int N, H, W, C, k1, mid, groups, k2, out;
+    float offset; /* added to the producer's bias: mean far from zero against the spread */
+    int res, poke; /* res: the producer adds a residual; poke: an add writes the producer's output before the consumer */
+} lcase;
+
+static const lcase LCASES[] = {
+    {"3x3 -> 3x3, 35 pixels (a tile holds several samples), 10 channels per group, residual", 2, 7, 5, 32, 3, 160, 16, 3, 24, 0, 1, 0},
+    {"1x1 -> 1x1, 192 pixels (tiles straddle samples), 2 channels per group, mean 8 x the spread", 3, 16, 12, 64, 1, 64, 32, 1, 32, 8, 0, 0},
+    {"3x3 -> 3x3, 160 channels (groups straddle column tiles), 5 per group", 2, 9, 9, 32, 3, 160, 32, 3, 32, 0, 0, 0},
+    {"as the first, but an add writes the output in between: no link", 2, 7, 5, 32, 3, 160, 16, 3, 24, 0, 1, 1},
+};
+
+/* producer + consumer on b (with a sync point between them when `apart`); the consumer's output (host) and the
+ * launches the two ops took */
+static float *linked_pair(be *b, const lcase *l, const float *const *d, const be_weight *w, int apart, long long *launches) {
+    size_t mark = be_mark(b);
+    be_tensor x = put(b, d[0], l->N, l->H, l->W, l->C), res = {0}, z = {0};
+    if (l->res) res = put(b, d[1], l->N, l->H, l->W, l->mid);
+    if (l->poke) z = put(b, d[2], l->N, l->H, l->W, l->mid);
+    be_tensor y = be_new(b, l->N, l->H, l->W, l->mid), o = be_new(b, l->N, l->H, l->W, l->out);
+    be_sync(b);
+    const long long l0 = cuda_test_launches();
+    be_gemm_args p = {.x = &x, .stride = 1, .pad_lo = l->k1 / 2, .pad_hi = l->k1 / 2, .nw = 1, .w = {&w[0]}, .bias = {&w[1]}, .y = {&y},
+                      .residual = l->res ? &res : NULL};
+    be_gemm(b, &p);
+    if (l->poke) be_add(b, &y, &z, 1.0f, &y);
+    if (apart) be_sync(b);
+    be_gemm_args c = {.x = &y, .stride = 1, .pad_lo = l->k2 / 2, .pad_hi = l->k2 / 2, .norm = BE_NORM_GROUP, .groups = l->groups, .eps = 1e-5f,
+                      .gamma = &w[2], .beta = &w[3], .norm_silu = 1, .nw = 1, .w = {&w[4]}, .bias = {&w[5]}, .y = {&o}};
+    be_gemm(b, &c);
+    be_sync(b);
+    *launches = l0 < 0 ? -1 : cuda_test_launches() - l0;
+    float *h = get(b, &o);
+    be_release(b, mark);
+    return h;
+}
+
+static void upload_pair_weights(be *b, const lcase *l, float *const *h, be_weight *w) {
+    memset(w, 0, 6 * sizeof *w);
+    REQUIRE(be_weight_upload(b, &w[0], l->k1 > 1 ? BE_W_CONV : BE_W_LINEAR, l->mid, l->C, l->k1, l->k1, BE_F32, h[3]) == SD_OK);
+    REQUIRE(be_weight_upload(b, &w[1], BE_W_VEC, l->mid, 1, 1, 1, BE_F32, h[4]) == SD_OK);
+    REQUIRE(be_weight_upload(b, &w[2], BE_W_VEC, l->mid, 1, 1, 1, BE_F32, h[5]) == SD_OK);
+    REQUIRE(be_weight_upload(b, &w[3], BE_W_VEC, l->mid, 1, 1, 1, BE_F32, h[6]) == SD_OK);
+    REQUIRE(be_weight_upload(b, &w[4], l->k2 > 1 ? BE_W_CONV : BE_W_LINEAR, l->out, l->mid, l->k2, l->k2, BE_F32, h[7]) == SD_OK);
+    REQUIRE(be_weight_upload(b, &w[5], BE_W_VEC, l->out, 1, 1, 1, BE_F32, h[8]) == SD_OK);
+}
+
+static void linked_all(const char *tile, const char *splits) {
+    for (int di = 0; di < 2; di++) {
+        const be_dtype t = DTS[di];
+        if (tile) setenv("SD_CUDA_TILE", tile, 1);
+        if (splits) setenv("SD_CUDA_SPLITK", splits, 1);
+        be *g = mk_gpu(t), *e = mk_gpu(t);
+        unsetenv("SD_CUDA_TILE");
+        unsetenv("SD_CUDA_SPLITK");
+        double worst = 0;
+        for (size_t k = 0; k < sizeof LCASES / sizeof *LCASES; k++) {
+            const lcase *l = &LCASES[k];
+            const size_t px = (size_t)l->N * l->H * l->W;
+            float *h[9] = {rnd(px * l->C, 1, 0, t), rnd(px * l->mid, 1, 0, t), rnd(px * l->mid, 2, 1, t),
+                           rnd((size_t)l->mid * l->C * l->k1 * l->k1, 0.2f, 0, t), rnd(l->mid, 0.5f, l->offset, BE_F32),
+                           rnd(l->mid, 0.5f, 1, BE_F32), rnd(l->mid, 0.5f, 0, BE_F32),
+                           rnd((size_t)l->out * l->mid * l->k2 * l->k2, 0.2f, 0, t), rnd(l->out, 0.5f, 0, BE_F32)};
+            be_weight wg[6], we[6];
+            upload_pair_weights(g, l, h, wg);
+            upload_pair_weights(e, l, h, we);
+            long long lg, le;
+            float *got = linked_pair(g, l, (const float *const *)h, wg, 0, &lg), *want = linked_pair(e, l, (const float *const *)h, we, 1, &le);
+            const size_t n = px * l->out;
+            const double err = rel_err(got, want, n, maxabs(want, n)), tol = 2 * unit(t) + SLACK;
+            CHECK_MSG(err <= tol, "%s [%s]: error %.3g > tolerance %.3g", l->what, dt_name(t), err, tol);
+            worst = fmax(worst, err);
+            if (lg >= 0) /* the link saves the statistics kernel, unless something wrote the output in between */
+                CHECK_MSG(lg == le - (l->poke ? 0 : 1), "%s [%s]: %lld launches linked, %lld unlinked", l->what, dt_name(t), lg, le);
+            free(got);
+            free(want);
+            for (int j = 0; j < 6; j++) { be_weight_free(g, &wg[j]); be_weight_free(e, &we[j]); }
+            for (int j = 0; j < 9; j++) free(h[j]);
+        }
+        test_note("GroupNorm statistics from the producer's epilogue, %zu pairs%s%s [%s]: max err vs the statistics kernel %.3g (tol %.3g)",
+                  sizeof LCASES / sizeof *LCASES, tile ? ", large tiles" : "", splits ? ", K split in 3" : "", dt_name(t), worst, 2 * unit(t) + SLACK);
+        check_clean(g, e);
+        be_free(g);
+        be_free(e);
+    }
+}
+
+TEST(cuda_op_gemm_statistics_epilogue) { linked_all(NULL, NULL); }
+TEST(cuda_op_gemm_statistics_epilogue_large_tiles_split_k) { linked_all("big", "3"); }
+
+/* ---- linear layers of a few rows, grouped (gemv.cu; graph.cu groups consecutive ones on the same input) ----
+ * Four layers on one input x [M,1,1,K] (different widths, with and without bias, three activations), then one on
+ * another input, against the CPU backend's be_linear on the same rounded values: one rounding of the output, as
+ * cuda_op_linear: 2.2 u of max(|xWᵀ|, |y|). The five layers take two launches: the group and the other one. */
+static void linear_group_case(be *g, be *c, be_dtype t, int M, int K, double *worst) {
+    enum { L = 5 };
+    const int out[L] = {40, 24, 8, 64, 16}, hasb[L] = {1, 0, 1, 1, 1};
+    const be_act act[L] = {BE_ACT_NONE, BE_ACT_SILU, BE_ACT_GELU, BE_ACT_NONE, BE_ACT_SILU};
+    float *xh = rnd((size_t)M * K, 1, 0, t), *x2h = rnd((size_t)M * K, 1, 0.5f, t), *wh[L], *bh[L];
+    be_weight wg[L], bg[L], wc[L], bc[L];
+    for (int i = 0; i < L; i++) {
+        wh[i] = rnd((size_t)out[i] * K, 0.1f, 0, t);
+        bh[i] = rnd(out[i], 0.5f, 0, BE_F32);
+        REQUIRE(be_weight_upload(g, &wg[i], BE_W_LINEAR, out[i], K, 1, 1, BE_F32, wh[i]) == SD_OK);
+        REQUIRE(be_weight_upload(c, &wc[i], BE_W_LINEAR, out[i], K, 1, 1, BE_F32, wh[i]) == SD_OK);
+        REQUIRE(be_weight_upload(g, &bg[i], BE_W_VEC, out[i], 1, 1, 1, BE_F32, bh[i]) == SD_OK);
+        REQUIRE(be_weight_upload(c, &bc[i], BE_W_VEC, out[i], 1, 1, 1, BE_F32, bh[i]) == SD_OK);
+    }
+    size_t mg = be_mark(g), mc = be_mark(c);
+    be_tensor x = put(g, xh, M, 1, 1, K), x2 = put(g, x2h, M, 1, 1, K), xc = put(c, xh, M, 1, 1, K), x2c = put(c, x2h, M, 1, 1, K);
+    be_tensor yg[L], yc[L], zc[L];
+    for (int i = 0; i < L; i++) {
+        yg[i] = be_new(g, M, 1, 1, out[i]);
+        yc[i] = be_new(c, M, 1, 1, out[i]);
+        zc[i] = be_new(c, M, 1, 1, out[i]);
+    }
+    be_sync(g);
+    const long long l0 = cuda_test_launches();
+    for (int i = 0; i < L; i++) be_linear(g, i < 4 ? &x : &x2, &wg[i], hasb[i] ? &bg[i] : NULL, act[i], &yg[i]);
+    be_sync(g);
+    const long long launches = l0 < 0 ? -1 : cuda_test_launches() - l0;
+    if (launches >= 0) CHECK_MSG(launches == 2, "M %d, K %d [%s]: 5 linear layers took %lld launches (want 2)", M, K, dt_name(t), launches);
+    for (int i = 0; i < L; i++) {
+        be_linear(c, i < 4 ? &xc : &x2c, &wc[i], hasb[i] ? &bc[i] : NULL, act[i], &yc[i]);
+        be_linear(c, i < 4 ? &xc : &x2c, &wc[i], NULL, BE_ACT_NONE, &zc[i]);
+        float *got = get(g, &yg[i]), *want = get(c, &yc[i]), *z = get(c, &zc[i]);
+        const size_t n = (size_t)M * out[i];
+        const double e = rel_err(got, want, n, fmax(maxabs(z, n), maxabs(want, n))), tol = 2.2 * unit(t) + SLACK;
+        CHECK_MSG(e <= tol, "M %d, K %d, layer %d [%s]: error %.3g > tolerance %.3g", M, K, i, dt_name(t), e, tol);
+        *worst = fmax(*worst, e);
+        free(got); free(want); free(z);
+    }
+    be_release(g, mg);
+    be_release(c, mc);
+    for (int i = 0; i < L; i++) {
+        be_weight_free(g, &wg[i]); be_weight_free(g, &bg[i]); be_weight_free(c, &wc[i]); be_weight_free(c, &bc[i]);
+        free(wh[i]); free(bh[i]);
+    }
+    free(xh);
+    free(x2h);
+}
+
+TEST(cuda_op_linear_group) {
+    for (int di = 0; di < 2; di++) {
+        be *g = mk_gpu(DTS[di]), *c = mk_cpu();
+        double worst = 0;
+        const int shapes[][2] = {{1, 32}, {2, 1280}, {5, 96}, {8, 320}};
+        for (int s = 0; s < 4; s++) linear_group_case(g, c, DTS[di], shapes[s][0], shapes[s][1], &worst);
+        test_note("5 linear layers of 1-8 rows (K 32-1280) in 2 launches [%s]: max err %.3g (tol %.3g)", dt_name(DTS[di]), worst,
+                  2.2 * unit(DTS[di]) + SLACK);
+        check_clean(g, c);
+        be_free(g);
+        be_free(c);
+    }
+}
