@@ -253,6 +253,9 @@ typedef struct cuda_gn_link { const float2 *in; float2 *out; int groups; float e
 int cuda_gemm_fused(be *b, const be_gemm_args *a, cuda_gn_link *l);
 /* whether the kernel can leave the GroupNorm statistics (`groups`) of this op's output */
 int cuda_gemm_links_out(be *b, const be_gemm_args *a, int groups);
+/* the be_gemm a plain convolution or linear layer is */
+be_gemm_args cuda_plain_gemm(const be_tensor *x, const be_weight *w, const be_weight *bias, be_act act, int stride, int pad_lo, int pad_hi,
+                             be_tensor *y);
 sd_status cuda_conv_igemm(be *b, const be_tensor *x, const be_weight *w, const be_weight *bias, int stride, int pad_lo, be_tensor *y);
 sd_status cuda_linear_igemm(be *b, const be_tensor *x, const be_weight *w, const be_weight *bias, be_act act, be_tensor *y);
 /* gemv.cu: up to GEMV_MAX_ITEMS linear layers y_i = act_i(x W_iᵀ + b_i) of M <= GEMV_MAX_ROWS rows on one input x

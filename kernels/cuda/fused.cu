@@ -100,28 +100,28 @@ int cuda_gemm_fused(be *b, const be_gemm_args *a, cuda_gn_link *l) {
     return 1;
 }
 
-sd_status cuda_conv_igemm(be *b, const be_tensor *x, const be_weight *w, const be_weight *bias, int stride, int pad_lo, be_tensor *y) {
+be_gemm_args cuda_plain_gemm(const be_tensor *x, const be_weight *w, const be_weight *bias, be_act act, int stride, int pad_lo, int pad_hi,
+                             be_tensor *y) {
     be_gemm_args a;
     memset(&a, 0, sizeof a);
     a.x = x;
     a.stride = stride;
     a.pad_lo = pad_lo;
-    a.nw = 1;
-    a.w[0] = w;
-    a.bias[0] = bias;
-    a.y[0] = y;
-    return run(b, &a, NULL);
-}
-
-sd_status cuda_linear_igemm(be *b, const be_tensor *x, const be_weight *w, const be_weight *bias, be_act act, be_tensor *y) {
-    be_gemm_args a;
-    memset(&a, 0, sizeof a);
-    a.x = x;
-    a.stride = 1;
+    a.pad_hi = pad_hi;
     a.nw = 1;
     a.w[0] = w;
     a.bias[0] = bias;
     a.y[0] = y;
     a.act = act;
+    return a;
+}
+
+sd_status cuda_conv_igemm(be *b, const be_tensor *x, const be_weight *w, const be_weight *bias, int stride, int pad_lo, be_tensor *y) {
+    const be_gemm_args a = cuda_plain_gemm(x, w, bias, BE_ACT_NONE, stride, pad_lo, 0, y);
+    return run(b, &a, NULL);
+}
+
+sd_status cuda_linear_igemm(be *b, const be_tensor *x, const be_weight *w, const be_weight *bias, be_act act, be_tensor *y) {
+    const be_gemm_args a = cuda_plain_gemm(x, w, bias, act, 1, 0, 0, y);
     return run(b, &a, NULL);
 }

@@ -444,17 +444,7 @@ static int g_gemm(be *b, const be_gemm_args *a);
 /* A convolution or linear layer the tensor-core GEMM takes is recorded as the be_gemm it is (so that its output can
  * carry GroupNorm statistics to a later op); 0: it is not. */
 static int as_gemm(be *b, const be_tensor *x, const be_weight *w, const be_weight *bias, be_act act, int stride, int lo, int hi, be_tensor *y) {
-    be_gemm_args a;
-    memset(&a, 0, sizeof a);
-    a.x = x;
-    a.stride = stride;
-    a.pad_lo = lo;
-    a.pad_hi = hi;
-    a.nw = 1;
-    a.w[0] = w;
-    a.bias[0] = bias;
-    a.y[0] = y;
-    a.act = act;
+    const be_gemm_args a = cuda_plain_gemm(x, w, bias, act, stride, lo, hi, y);
     return R(b) && cuda_gemm_fused_fits(b, &a) && g_gemm(b, &a);
 }
 
