@@ -10,10 +10,11 @@ The kernels modelled (f16 storage, f32 accumulation):
              2x upsample. DRAM: the input once (taps and column blocks re-read it from L2), the weight once, the
              output once, plus the residual or per-sample add.
   flash      FlashAttention-2 style attention (kernels/cuda/flash.cu): Q, K, V, O once; head dims padded to 16.
-             A GroupNorm prologue whose input an igemm wrote takes the statistics that igemm's epilogue left (graph.cu
-             links them: no DRAM, no launch); a ResNet's 1x1 shortcut is a second stretch of its conv2's K.
-  gn_stats   GroupNorm statistics, one read of the input (kernels/cuda/norm.cu): where the input is a concat or was
-             not written by an igemm (conv_in's output).
+             A GroupNorm prologue whose input igemms wrote (both parts of a concat) takes the statistics their
+             epilogues left (graph.cu links them: no DRAM, no launch); a ResNet's 1x1 shortcut is a second stretch of
+             its conv2's K.
+  gn_stats   GroupNorm statistics, one read of the input (kernels/cuda/norm.cu): where the input (or a part of the
+             concat it is) was not written by an igemm (conv_in's output).
   gemv       linear layers of a few rows, several on one input per launch (kernels/cuda/gemv.cu): the time MLP and
              all the ResNets' time-embedding projections (one launch); reads the weights once.
   small      the timestep sinusoids, conv_in (4 channels: im2col + cuBLAS + bias), the latent's upload / download.
@@ -137,9 +138,9 @@ def small(what, nbytes, launches):
 temb_couts = []                    # every ResNet's time-embedding projection: one gemv launch per step
 
 
-def resnet(cin, cout, h, cat=False, temb=1280, gn_linked=True):
+def resnet(cin, cout, h, temb=1280, gn_linked=True):
     temb_couts.append(cout)
-    conv3x3(cin, cout, h, gn=True, gn_linked=gn_linked and not cat, add_t=True)
+    conv3x3(cin, cout, h, gn=True, gn_linked=gn_linked, add_t=True)
     conv3x3(cout, cout, h, gn=True, res=cin == cout, shortcut=cin if cin != cout else 0)
 
 
@@ -165,7 +166,7 @@ def unet(ch, attn_depth, heads_of, ctx_dim, h0, temb):
     gemv("time MLP, time-embedding projections (gemv)", N, temb, [temb])
     small("conv_in", N * h0 * h0 * (4 + ch[0]) * E * 3, 3)
     small("latent upload / noise download", N * h0 * h0 * 4 * 6, 2)
-    skips = [(ch[0], h0)]
+    skips = [(ch[0], h0, False)]                                   # (channels, size, written by an igemm)
     h, cin = h0, ch[0]
     L = len(ch)
     for lvl, c in enumerate(ch):
@@ -174,19 +175,19 @@ def unet(ch, attn_depth, heads_of, ctx_dim, h0, temb):
             if attn_depth[lvl]:
                 transformer(c, h, heads_of(c), 77, ctx_dim, attn_depth[lvl])
             cin = c
-            skips.append((c, h))
+            skips.append((c, h, True))
         if lvl < L - 1:
             conv3x3(c, c, h, stride=2)
             h //= 2
-            skips.append((c, h))
+            skips.append((c, h, True))
     mid_depth = attn_depth[-1] if attn_depth[-1] else max(attn_depth)
     resnet(cin, cin, h, temb=temb)
     transformer(cin, h, heads_of(cin), 77, ctx_dim, mid_depth)
     resnet(cin, cin, h, temb=temb)
     for lvl, c in reversed(list(enumerate(ch))):
         for _ in range(3):
-            sc, _ = skips.pop()
-            resnet(cin + sc, c, h, cat=True, temb=temb)
+            sc, _, linked = skips.pop()
+            resnet(cin + sc, c, h, temb=temb, gn_linked=linked)
             if attn_depth[lvl]:
                 transformer(c, h, heads_of(c), 77, ctx_dim, attn_depth[lvl])
             cin = c

@@ -247,12 +247,22 @@ void cuda_linear(be *b, const be_tensor *x, const be_weight *w, const be_weight 
 void cuda_conv2d(be *b, const be_tensor *x, const be_weight *w, const be_weight *bias, int stride, int pad_lo, int pad_hi, be_tensor *y);
 /* fused.cu: the be_gemm op (0: not taken, be_gemm composes it from the other ops); conv2d and linear on the
  * tensor-core GEMM, SD_ERR_UNSUPPORTED (nothing done) when it does not take them. A GroupNorm link (graph.cu, may
- * be NULL): `in` the statistics of the GroupNorm prologue's input, made by an earlier op; `out` where the epilogue
- * leaves the statistics (`groups`, `eps`) of the output for a later op (`emitted` says whether it did). */
-typedef struct cuda_gn_link { const float2 *in; float2 *out; int groups; float eps; int emitted; /* set: `out` was written */ } cuda_gn_link;
+ * be NULL): `in` the statistics of the GroupNorm prologue's input, made by earlier ops; `emit` the statistics the
+ * epilogue leaves for later ops (igemm.h's ig_stats: (mean, rstd) to out, (count, mean, M2) to partial, the
+ * output being channels [coff, coff + out) of a ctot-channel input in `groups` groups, merged with `merge`);
+ * `emitted` says whether it did. */
+typedef struct cuda_gn_emit {
+    float2 *out;
+    float *partial;
+    const float *merge;
+    int groups, coff, ctot;
+    float eps;
+} cuda_gn_emit;
+#define CUDA_GN_MAX_EMIT 2
+typedef struct cuda_gn_link { const float2 *in; cuda_gn_emit emit[CUDA_GN_MAX_EMIT]; int nemit, emitted; } cuda_gn_link;
 int cuda_gemm_fused(be *b, const be_gemm_args *a, cuda_gn_link *l);
-/* whether the kernel can leave the GroupNorm statistics (`groups`) of this op's output */
-int cuda_gemm_links_out(be *b, const be_gemm_args *a, int groups);
+/* whether the kernel can run this op with the statistics l->emit (the pointers are not used) */
+int cuda_gemm_links_out(be *b, const be_gemm_args *a, const cuda_gn_link *l);
 /* the be_gemm a plain convolution or linear layer is */
 be_gemm_args cuda_plain_gemm(const be_tensor *x, const be_weight *w, const be_weight *bias, be_act act, int stride, int pad_lo, int pad_hi,
                              be_tensor *y);

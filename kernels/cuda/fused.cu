@@ -54,17 +54,24 @@ static void describe(const be_gemm_args *a, ig_args *g) {
     g->eps = a->eps;
 }
 
+/* The link's statistics sets into the kernel's description. */
+static void describe_stats(const cuda_gn_link *l, ig_args *g) {
+    g->nst = l->nemit;
+    for (int e = 0; e < l->nemit; e++) {
+        const cuda_gn_emit &m = l->emit[e];
+        g->st[e] = ig_stats{m.out, m.partial, m.merge, m.groups, m.coff, m.ctot, 0, 0, m.eps, NULL};
+    }
+}
+
 /* SD_ERR_UNSUPPORTED when the kernel does not take it (nothing was launched). With a link (graph.cu): the prologue's
  * GroupNorm statistics come from an earlier op (l->in) instead of the statistics kernel, and/or the epilogue leaves
- * those of the output (l->out, l->groups, l->eps). */
+ * statistics of the output for later ops (l->emit). */
 static sd_status run(be *b, const be_gemm_args *a, cuda_gn_link *l) {
     ig_args g;
     describe(a, &g);
-    if (l && l->out) {
-        g.ostats = l->out;
-        g.ogroups = l->groups;
-        g.oeps = l->eps;
-        if (!cuda_igemm_fits(b, &g)) g.ostats = NULL; /* the op runs without them; the consumer makes its own */
+    if (l) {
+        describe_stats(l, &g);
+        if (!cuda_igemm_fits(b, &g)) g.nst = 0; /* the op runs without them; the consumers make their own */
     }
     if (!cuda_igemm_fits(b, &g)) return SD_ERR_UNSUPPORTED;
     if (g.norm == NORM_GROUP) {
@@ -75,15 +82,16 @@ static sd_status run(be *b, const be_gemm_args *a, cuda_gn_link *l) {
         }
     }
     const sd_status st = cuda_igemm(b, &g);
-    if (l) l->emitted = st == SD_OK && g.ostats != NULL;
+    if (l) l->emitted = st == SD_OK && g.nst > 0;
     return st;
 }
 
-int cuda_gemm_links_out(be *b, const be_gemm_args *a, int groups) {
+int cuda_gemm_links_out(be *b, const be_gemm_args *a, const cuda_gn_link *l) {
     ig_args g;
     describe(a, &g);
-    g.ostats = (float2 *)16; /* any aligned address: only the shape is checked */
-    g.ogroups = groups;
+    cuda_gn_link t = *l;
+    for (int e = 0; e < t.nemit; e++) t.emit[e].out = (float2 *)16; /* any aligned address: only the shapes are checked */
+    describe_stats(&t, &g);
     return cuda_igemm_fits(b, &g);
 }
 

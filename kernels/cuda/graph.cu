@@ -602,26 +602,37 @@ static op_meta gemm_meta(be *b, const gemm_copy &c) {
     return op_meta{name, flops, bytes};
 }
 
-/* A recorded be_gemm and its GroupNorm links: `out`, set when a later op takes the statistics of y[0] (their slot
- * in the CUDA_BUF_GN_LINKED buffer, and whether the run left them there); `in`, the link of the op that wrote the
- * input, whose statistics the prologue takes when they were left (else it makes them as usual). */
+/* A recorded be_gemm and its GroupNorm links. `outs`: statistics sets of y[0] that later ops take, each with its
+ * slot in the CUDA_BUF_GN_LINKED buffer ((mean, rstd), or (count, mean, M2) when `partial`: one part of a concat,
+ * which the other part's op merges), the set it merges (`merge`, or none), and whether the run left it; `in`: the
+ * set whose (mean, rstd) the prologue takes when it was left (else it makes them as usual). */
 struct gemm_rec {
-    struct link { size_t off; int groups; float eps; int emitted; };
+    struct stats { size_t off; int groups, coff, ctot, partial; float eps; std::shared_ptr<stats> merge; int emitted; };
     gemm_copy c;
-    std::shared_ptr<link> out, in;
-    gemm_rec(const be_gemm_args *a) : c(a) {}
+    long seq;                                /* its place in the recorded sequence */
+    std::vector<std::shared_ptr<stats>> outs;
+    std::shared_ptr<stats> in;
+    gemm_rec(const be_gemm_args *a, long s) : c(a), seq(s) {}
     void run(be *b) {
         be_gemm_args ra = c.args();
-        cuda_gn_link l = {NULL, NULL, 0, 0, 0};
+        cuda_gn_link l;
+        memset(&l, 0, sizeof l);
         void *base = NULL;
-        if (out && cuda_buffer(b, CUDA_BUF_GN_LINKED, out->off + 1, &base) == SD_OK) {
-            l.out = (float2 *)((char *)base + out->off);
-            l.groups = out->groups;
-            l.eps = out->eps;
-        }
-        if (in && in->emitted && cuda_buffer(b, CUDA_BUF_GN_LINKED, in->off + 1, &base) == SD_OK) l.in = (const float2 *)((char *)base + in->off);
+        const bool slots = (!outs.empty() || in) && cuda_buffer(b, CUDA_BUF_GN_LINKED, 1, &base) == SD_OK;
+        for (auto &o : outs) /* a set that merges one the earlier op did not leave is not made (its consumer makes its own) */
+            if (slots && (!o->merge || o->merge->emitted)) {
+                cuda_gn_emit &m = l.emit[l.nemit++];
+                m.out = o->partial ? NULL : (float2 *)((char *)base + o->off);
+                m.partial = o->partial ? (float *)((char *)base + o->off) : NULL;
+                m.merge = o->merge ? (const float *)((char *)base + o->merge->off) : NULL;
+                m.groups = o->groups;
+                m.coff = o->coff;
+                m.ctot = o->ctot;
+                m.eps = o->eps;
+            }
+        if (slots && in && in->emitted) l.in = (const float2 *)((char *)base + in->off);
         cuda_gemm_fused(b, &ra, &l);
-        if (out) out->emitted = l.emitted && be_ok(b);
+        for (auto &o : outs) o->emitted = l.emitted && be_ok(b) && (!o->merge || o->merge->emitted);
     }
 };
 
@@ -692,8 +703,37 @@ static void g_gemv(be *b, const be_gemm_args *a) {
     r->open_gemv = g; /* (record closed the previous group) */
 }
 
+/* The statistics set (groups, eps; its output being channels [coff, coff + out) of ctot; partial or final, merging
+ * `merge`) that producer p leaves for a later op: one it already leaves, or a new one when the kernel can take it
+ * (NULL: it cannot). */
+static std::shared_ptr<gemm_rec::stats> stats_of(be *b, gemm_rec &p, int n, int groups, float eps, int coff, int ctot, int partial,
+                                                 const std::shared_ptr<gemm_rec::stats> &merge) {
+    for (auto &o : p.outs)
+        if (o->groups == groups && o->eps == eps && o->coff == coff && o->ctot == ctot && o->partial == partial && o->merge == merge) return o;
+    if (p.outs.size() == CUDA_GN_MAX_EMIT) return NULL;
+    cuda_gn_link l;
+    memset(&l, 0, sizeof l);
+    for (auto &o : p.outs) l.emit[l.nemit++] = cuda_gn_emit{NULL, (float *)16, NULL, o->groups, o->coff, o->ctot, o->eps};
+    l.emit[l.nemit++] = cuda_gn_emit{NULL, (float *)16, NULL, groups, coff, ctot, eps};
+    be_gemm_args pa = p.c.args();
+    if (!cuda_gemm_links_out(b, &pa, &l)) return NULL;
+    cuda_recorder *r = R(b);
+    auto o = std::make_shared<gemm_rec::stats>(gemm_rec::stats{r->link_bytes, groups, coff, ctot, partial, eps, merge, 0});
+    r->link_bytes += ((size_t)n * groups * (partial ? 3 * sizeof(float) : sizeof(float2)) + 255) & ~(size_t)255;
+    p.outs.push_back(o);
+    return o;
+}
+
+static gemm_rec *producer_of(cuda_recorder *r, const be_tensor *t) {
+    for (auto &p : r->producers)
+        if (same_tensor(p.first, *t)) return p.second.get();
+    return NULL;
+}
+
 /* Recorded: a GroupNorm prologue on the output of an earlier recorded be_gemm (nothing has written it since) takes
- * the statistics that op's epilogue leaves, instead of a statistics kernel of its own (one launch fewer). */
+ * the statistics that op's epilogue leaves, instead of a statistics kernel of its own (one launch fewer). On a
+ * concat [x | x2] written by two such ops, the earlier leaves (count, mean, M2) of its channels' part of each
+ * group and the later merges them into its own. */
 static int g_gemm(be *b, const be_gemm_args *a) {
     if (!cuda_gemm_fused_fits(b, a)) return 0; /* be_gemm composes it from the other ops */
     cuda_recorder *r = R(b);
@@ -702,21 +742,20 @@ static int g_gemm(be *b, const be_gemm_args *a) {
         g_gemv(b, a);
         return 1;
     }
-    auto rec = std::make_shared<gemm_rec>(a);
+    auto rec = std::make_shared<gemm_rec>(a, (long)r->ops.size());
     const gemm_copy &c = rec->c;
-    if (a->norm == BE_NORM_GROUP && !a->x2)
-        for (auto &p : r->producers)
-            if (same_tensor(p.first, *a->x)) {
-                gemm_rec &pr = *p.second;
-                if (!pr.out) {
-                    be_gemm_args pa = pr.c.args();
-                    if (!cuda_gemm_links_out(b, &pa, a->groups)) break;
-                    pr.out = std::make_shared<gemm_rec::link>(gemm_rec::link{r->link_bytes, a->groups, a->eps, 0});
-                    r->link_bytes += ((size_t)a->x->n * a->groups * sizeof(float2) + 255) & ~(size_t)255;
-                }
-                if (pr.out->groups == a->groups && pr.out->eps == a->eps) rec->in = pr.out;
-                break;
-            }
+    if (a->norm == BE_NORM_GROUP) {
+        const int n = a->x->n, C = a->x->c + (a->x2 ? a->x2->c : 0);
+        gemm_rec *p = producer_of(r, a->x), *q = a->x2 ? producer_of(r, a->x2) : NULL;
+        if (p && !a->x2) rec->in = stats_of(b, *p, n, a->groups, a->eps, 0, C, 0, NULL);
+        if (p && q && p != q) {
+            const bool p_last = p->seq > q->seq;
+            gemm_rec &early = p_last ? *q : *p, &late = p_last ? *p : *q;
+            const int early_off = p_last ? a->x->c : 0, late_off = p_last ? 0 : a->x->c;
+            auto part = stats_of(b, early, n, a->groups, a->eps, early_off, C, 1, NULL);
+            if (part) rec->in = stats_of(b, late, n, a->groups, a->eps, late_off, C, 0, part);
+        }
+    }
     uint64_t h = 0;
     fp_all(&h, c.x, c.x2, c.add, c.res, c.y[0], c.y[1], c.y[2], c.w[0], c.w[1], c.w[2], c.bias[0], c.bias[1], c.bias[2], c.gamma, c.beta);
     fp_all(&h, c.sx, c.sx2, c.sw, c.sbias);

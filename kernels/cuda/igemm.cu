@@ -41,62 +41,84 @@ typedef ig_tile<64, 64, 2, 2> tile_small;
 
 static __device__ __forceinline__ float silu(float v) { return v / (1.0f + __expf(-v)); }
 
-/* The statistics epilogue: Cs holds the tile's stored output values (rows m0.., columns nb·BN..). One warp per
- * (sample, group) piece of the tile: its count, mean and M2 (two passes over shared memory) into the tile's slots;
- * the last tile to finish merges each (sample, group)'s pieces in tile order (Chan's formula; the
- * result does not depend on which tile is last) and writes (mean, rstd). */
+/* The statistics epilogue (ig_stats): Cs holds the tile's stored output values (rows m0.., columns nb·BN..). Per
+ * set, one warp per (sample, group) piece of the tile: its count, mean and M2 (two passes over shared memory, the
+ * sums shifted by the piece's first value) into the tile's slots; the last tile to finish merges each
+ * (sample, group)'s pieces in tile order, then the concat's other part (Chan's formula; the result does not depend
+ * on which tile is last). */
 template <typename T, typename TL> static __device__ __forceinline__ void epi_stats(const ig_args &a, const T *Cs, int m0, int nb) {
     constexpr int BM = TL::BM, BN = TL::BN, THREADS = TL::THREADS;
     __shared__ int last_tile;
-    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-    const int HWo = a.Ho * a.Wo, cpg = a.cout / a.ogroups, c0 = nb * BN;
-    const int r_end = min(m0 + BM, a.M), c_end = min(c0 + BN, a.cout);
-    const int n0 = m0 / HWo, g0 = c0 / cpg, ns = (r_end - 1) / HWo - n0 + 1, ng = (c_end - 1) / cpg - g0 + 1;
-    float *part = a.opart + (size_t)(blockIdx.y * gridDim.x + blockIdx.x) * a.ons * a.ogt * 3;
-    for (int s = warp; s < ns * ng; s += THREADS / 32) {
-        const int n = n0 + s / ng, g = g0 + s % ng;
-        const int ra = max(m0, n * HWo) - m0, rb = min(r_end, (n + 1) * HWo) - m0;
-        const int ca = max(c0, g * cpg) - c0, cb = min(c_end, (g + 1) * cpg) - c0, w = cb - ca, cnt = (rb - ra) * w;
-        const float ref = ld(Cs + ra * TL::LDC + ca); /* a shift: sums that do not cancel when |mean| >> spread */
-        float s1 = 0.0f;
-        for (int i = lane; i < cnt; i += 32) s1 += ld(Cs + (ra + i / w) * TL::LDC + ca + i % w) - ref;
-        const float mean = ref + __fdividef(warp_sum(s1), (float)cnt);
-        float s2 = 0.0f;
-        for (int i = lane; i < cnt; i += 32) {
-            const float d = ld(Cs + (ra + i / w) * TL::LDC + ca + i % w) - mean;
-            s2 += d * d;
-        }
-        s2 = warp_sum(s2);
-        if (lane == 0) {
-            float *p = part + ((size_t)(n - n0) * a.ogt + (g - g0)) * 3;
-            p[0] = (float)cnt;
-            p[1] = mean;
-            p[2] = s2;
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, tile = blockIdx.y * gridDim.x + blockIdx.x;
+    const int HWo = a.Ho * a.Wo, c0 = nb * BN, r_end = min(m0 + BM, a.M), c_end = min(c0 + BN, a.cout);
+    const int n0 = m0 / HWo, ns = (r_end - 1) / HWo - n0 + 1;
+#pragma unroll /* (constant indices into the parameters: a dynamic one would copy them to local memory) */
+    for (int e = 0; e < IG_MAX_STATS; e++) {
+        if (e >= a.nst) break;
+        const ig_stats &o = a.st[e];
+        const int cpg = o.ctot / o.groups, g0 = (c0 + o.coff) / cpg, ng = (c_end - 1 + o.coff) / cpg - g0 + 1;
+        float *part = o.ws + (size_t)tile * o.ns * o.gt * 3;
+        for (int s = warp; s < ns * ng; s += THREADS / 32) {
+            const int n = n0 + s / ng, g = g0 + s % ng;
+            const int ra = max(m0, n * HWo) - m0, rb = min(r_end, (n + 1) * HWo) - m0;
+            const int ca = max(c0, g * cpg - o.coff) - c0, cb = min(c_end, (g + 1) * cpg - o.coff) - c0, w = cb - ca, cnt = (rb - ra) * w;
+            const float ref = ld(Cs + ra * TL::LDC + ca);
+            float s1 = 0.0f;
+            for (int i = lane; i < cnt; i += 32) s1 += ld(Cs + (ra + i / w) * TL::LDC + ca + i % w) - ref;
+            const float mean = ref + __fdividef(warp_sum(s1), (float)cnt);
+            float s2 = 0.0f;
+            for (int i = lane; i < cnt; i += 32) {
+                const float d = ld(Cs + (ra + i / w) * TL::LDC + ca + i % w) - mean;
+                s2 += d * d;
+            }
+            s2 = warp_sum(s2);
+            if (lane == 0) {
+                float *p = part + ((size_t)(n - n0) * o.gt + (g - g0)) * 3;
+                p[0] = (float)cnt;
+                p[1] = mean;
+                p[2] = s2;
+            }
         }
     }
     __threadfence();
     __syncthreads();
-    if (threadIdx.x == 0) last_tile = atomicAdd(a.ocounter, 1u) == gridDim.x * gridDim.y - 1;
+    if (threadIdx.x == 0) last_tile = atomicAdd(a.counter, 1u) == gridDim.x * gridDim.y - 1;
     __syncthreads();
     if (!last_tile) return;
     __threadfence();
     const int N = a.M / HWo;
-    for (int s = threadIdx.x; s < N * a.ogroups; s += THREADS) {
-        const int n = s / a.ogroups, g = s - n * a.ogroups;
-        float cnt = 0.0f; /* counts and their ratios in f32 (to 6e-8), the sums in f64 */
-        double mean = 0.0, m2 = 0.0; /* (__fdividef: with IEEE divisions, f32 or f64, ptxas spilled the 64x64 instances) */
-        for (int bx = n * HWo / BM; bx <= ((n + 1) * HWo - 1) / BM; bx++)
-            for (int by = g * cpg / BN; by <= ((g + 1) * cpg - 1) / BN; by++) {
-                const float *p = a.opart + ((size_t)(by * gridDim.x + bx) * a.ons * a.ogt + (size_t)(n - bx * BM / HWo) * a.ogt + (g - by * BN / cpg)) * 3;
+#pragma unroll
+    for (int e = 0; e < IG_MAX_STATS; e++) {
+        if (e >= a.nst) break;
+        const ig_stats &o = a.st[e];
+        const int cpg = o.ctot / o.groups;
+        for (int s = threadIdx.x; s < N * o.groups; s += THREADS) {
+            const int n = s / o.groups, g = s - n * o.groups;
+            const int lo = max(0, g * cpg - o.coff), hi = min(a.cout, (g + 1) * cpg - o.coff); /* the group's output columns */
+            float cnt = 0.0f; /* counts and their ratios in f32 (to 6e-8), the sums in f64 */
+            double mean = 0.0, m2 = 0.0; /* (__fdividef: with IEEE divisions, f32 or f64, ptxas spilled the 64x64 instances) */
+            auto merge = [&](const float *p) {
                 const float pn = p[0], tot = cnt + pn, f = __fdividef(pn, tot);
                 const double d = p[1] - mean;
                 mean += d * f;
                 m2 += p[2] + d * d * (double)(cnt * f);
                 cnt = tot;
+            };
+            if (lo < hi)
+                for (int bx = n * HWo / BM; bx <= ((n + 1) * HWo - 1) / BM; bx++)
+                    for (int by = lo / BN; by <= (hi - 1) / BN; by++)
+                        merge(o.ws + ((size_t)(by * gridDim.x + bx) * o.ns * o.gt + (size_t)(n - bx * BM / HWo) * o.gt +
+                                      (g - (by * BN + o.coff) / cpg)) * 3);
+            if (o.merge && o.merge[(size_t)s * 3] > 0.0f) merge(o.merge + (size_t)s * 3);
+            if (o.partial) {
+                o.partial[(size_t)s * 3] = cnt;
+                o.partial[(size_t)s * 3 + 1] = (float)mean;
+                o.partial[(size_t)s * 3 + 2] = (float)m2;
             }
-        a.ostats[s] = make_float2((float)mean, rsqrtf(__fdividef((float)m2, cnt) + a.oeps));
+            if (o.out) o.out[s] = make_float2((float)mean, rsqrtf(__fdividef((float)m2, cnt) + o.eps));
+        }
     }
-    if (threadIdx.x == 0) *a.ocounter = 0; /* ready for the next launch (and the next replay of a graph) */
+    if (threadIdx.x == 0) *a.counter = 0; /* ready for the next launch (and the next replay of a graph) */
 }
 
 template <typename T, typename TL, int NORM>
@@ -400,7 +422,7 @@ igemm_kernel(const ig_args a) {
                 }
             }
             tc_st8(dst, v);
-            if (a.ostats) tc_st8(Cs + rl * TL::LDC + c8, v); /* the stored values, for the statistics */
+            if (a.nst) tc_st8(Cs + rl * TL::LDC + c8, v); /* the stored values, for the statistics */
         }
     } else {
         for (int q = tid; q < BM * OC; q += THREADS) {
@@ -419,10 +441,10 @@ igemm_kernel(const ig_args a) {
                 v = ld(&p) + ld((const T *)a.res + (size_t)m * ow + oc);
             }
             st((T *)a.y[wi] + (size_t)m * ow + oc, v);
-            if (a.ostats) st(Cs + rl * TL::LDC + cl, v);
+            if (a.nst) st(Cs + rl * TL::LDC + cl, v);
         }
     }
-    if (a.ostats) {
+    if (a.nst) {
         __syncthreads();
         epi_stats<T, TL>(a, Cs, m0, nb);
     }
@@ -445,17 +467,22 @@ template <typename T, typename TL, int NORM> static sd_status launch(be *b, cons
         x.ws = (float *)ws;
         x.counters = (unsigned *)cnt + CUDA_SPLITK_COUNTER0;
     }
-    if (a.ostats) { /* per-tile slots: the samples and groups a tile's rows and columns can touch */
-        const int HWo = a.Ho * a.Wo, cpg = a.cout / a.ogroups;
-        const int ns = (TL::BM - 1) / HWo + 2, gt = (TL::BN - 1) / cpg + 2;
-        x.ons = ns < a.M / HWo ? ns : a.M / HWo;
-        x.ogt = gt < a.ogroups ? gt : a.ogroups;
-        void *part, *cnt;
-        sd_status st = cuda_buffer(b, CUDA_BUF_GN_TILES, (size_t)grid.x * grid.y * x.ons * x.ogt * 3 * sizeof(float), &part);
+    if (a.nst) { /* per set, per tile: slots for the samples and groups a tile's rows and columns can touch */
+        const int HWo = a.Ho * a.Wo;
+        size_t off[IG_MAX_STATS], total = 0;
+        for (int e = 0; e < a.nst; e++) {
+            const int cpg = a.st[e].ctot / a.st[e].groups, ns = (TL::BM - 1) / HWo + 2, gt = (TL::BN - 1) / cpg + 2;
+            x.st[e].ns = ns < a.M / HWo ? ns : a.M / HWo;
+            x.st[e].gt = gt < a.st[e].groups ? gt : a.st[e].groups;
+            off[e] = total;
+            total += (size_t)grid.x * grid.y * x.st[e].ns * x.st[e].gt * 3;
+        }
+        void *ws, *cnt;
+        sd_status st = cuda_buffer(b, CUDA_BUF_GN_TILES, total * sizeof(float), &ws);
         if (st == SD_OK) st = cuda_buffer(b, CUDA_BUF_COUNTERS, 65536 * sizeof(unsigned), &cnt);
         if (st != SD_OK) return st;
-        x.opart = (float *)part;
-        x.ocounter = (unsigned *)cnt + CUDA_EPI_STATS_COUNTER;
+        for (int e = 0; e < a.nst; e++) x.st[e].ws = (float *)ws + off[e];
+        x.counter = (unsigned *)cnt + CUDA_EPI_STATS_COUNTER;
     }
     CUDA_LAUNCH((igemm_kernel<T, TL, NORM>), grid, TL::THREADS, TL::SMEM, c->stream, x);
     CUDA_CHECK_LAUNCH();
@@ -518,7 +545,11 @@ int cuda_igemm_fits(be *b, const ig_args *a) {
     if (a->sxa && (a->nw != 1 || a->geglu || a->norm == NORM_LAYER || a->sC % BK || a->sca % BK || !al16(a->sxa) || (a->sxb && !al16(a->sxb)) ||
                    !al16(a->sw)))
         return 0;
-    if (a->ostats && (a->nw != 1 || a->geglu || a->ogroups < 1 || a->cout % a->ogroups || a->M % (a->Ho * a->Wo))) return 0;
+    if (a->nst && (a->nst > IG_MAX_STATS || a->nw != 1 || a->geglu || a->M % (a->Ho * a->Wo))) return 0;
+    for (int e = 0; e < a->nst; e++) {
+        const ig_stats &o = a->st[e];
+        if (o.groups < 1 || o.ctot % o.groups || o.coff < 0 || o.coff + a->cout > o.ctot || (!o.out && !o.partial)) return 0;
+    }
     /* the epilogue knows the models' fused activations (epi_act); another (TAESD's ReLU) runs composed */
     if (a->act != BE_ACT_NONE && a->act != BE_ACT_SILU && a->act != BE_ACT_GELU && a->act != BE_ACT_QUICK_GELU) return 0;
     return a->M > 0 && (long long)(a->geglu ? a->cout / 2 : a->nw * a->cout) <= 65535LL * 32;

@@ -7,6 +7,22 @@
 
 #define NORM_GROUP 1
 #define NORM_LAYER 2
+#define IG_MAX_STATS CUDA_GN_MAX_EMIT
+
+/* One set of GroupNorm statistics of an igemm's stored output for a later GroupNorm prologue (graph.cu links the ops):
+ * the output's column c is channel c + coff of the consumer's input of ctot channels in `groups` groups (coff > 0
+ * or ctot > cout: one part of a channel concat). Each tile leaves (count, mean, M2) of every (sample, group) piece
+ * it touches (ns x gt slots per tile in ws); the last tile merges each (sample, group)'s pieces in tile order, then
+ * the other part's (count, mean, M2) in `merge` when not NULL (left by an earlier op), and writes (mean, rstd) to
+ * out and/or (count, mean, M2) to partial (for a later op's merge). ns, gt and ws are set by the launch. */
+typedef struct ig_stats {
+    float2 *out;
+    float *partial;
+    const float *merge;
+    int groups, coff, ctot, ns, gt;
+    float eps;
+    float *ws;
+} ig_stats;
 
 typedef struct ig_args {
     /* input NHWC: channels [0, ca) of xa, [ca, C) of xb (concat; xb NULL when C = ca); the convolution sees H x W,
@@ -38,15 +54,10 @@ typedef struct ig_args {
     int groups, cpg, silu;
     const float *gamma, *beta;
     float eps;
-    /* statistics epilogue (nw = 1, no GEGLU; graph.cu links the op to a later GroupNorm prologue on its output):
-     * (mean, rstd) of the stored output per [n][ogroups] into ostats, eps oeps. Each tile leaves (count, mean, M2)
-     * of every (sample, group) it touches in opart (ons x ogt slots per tile); the last tile merges them in tile
-     * order. ons, ogt, opart, ocounter are set by the launch. */
-    float2 *ostats;
-    int ogroups, ons, ogt;
-    float oeps;
-    float *opart;
-    unsigned *ocounter;
+    /* statistics epilogue (nw = 1, no GEGLU): nst sets (ig_stats), a counter set by the launch */
+    ig_stats st[IG_MAX_STATS];
+    int nst;
+    unsigned *counter;
     int vec_out;        /* set by cuda_igemm: the output widths allow 16-byte rows */
     float *ws;          /* set by the launch when K is split: f32 partial tiles, and a counter per tile */
     unsigned *counters;

@@ -422,3 +422,81 @@ TEST(cuda_op_linear_group) {
         be_free(c);
     }
 }
+
+/* ---- statistics of a channel concat [x | x2] from the two ops that wrote its parts ----
+ * A writes a (64 channels) and is also read by a GroupNorm of its own (8 groups: A leaves two sets); B writes b (96
+ * channels) later; a consumer's GroupNorm over the concat, in either order ([b | a]: 16 groups of 10, one straddling
+ * the seam; [a | b]: 32 groups of 5, seam inside a group) takes (mean, rstd) that B's last tile made from its pieces
+ * and A's (count, mean, M2). Reference and tolerance as above; the links save the two statistics kernels. */
+static void concat_chain(be *b, int order, int apart, const float *const *h, const be_weight *w, float **out, long long *launches) {
+    const int N = 2, H = 7, W = 5, groups2 = order ? 32 : 16;
+    size_t mark = be_mark(b);
+    be_tensor x0 = put(b, h[0], N, H, W, 32), x1 = put(b, h[1], N, H, W, 32);
+    be_tensor a = be_new(b, N, H, W, 64), bb = be_new(b, N, H, W, 96), o1 = be_new(b, N, H, W, 32), o2 = be_new(b, N, H, W, 24);
+    be_sync(b);
+    const long long l0 = cuda_test_launches();
+    be_gemm_args pa = {.x = &x0, .stride = 1, .pad_lo = 1, .pad_hi = 1, .nw = 1, .w = {&w[0]}, .bias = {&w[1]}, .y = {&a}};
+    be_gemm(b, &pa);
+    if (apart) be_sync(b);
+    be_gemm_args c1 = {.x = &a, .stride = 1, .norm = BE_NORM_GROUP, .groups = 8, .eps = 1e-5f, .gamma = &w[2], .beta = &w[3], .norm_silu = 1,
+                       .nw = 1, .w = {&w[4]}, .y = {&o1}};
+    be_gemm(b, &c1);
+    if (apart) be_sync(b);
+    be_gemm_args pb = {.x = &x1, .stride = 1, .pad_lo = 1, .pad_hi = 1, .nw = 1, .w = {&w[5]}, .bias = {&w[6]}, .y = {&bb}};
+    be_gemm(b, &pb);
+    if (apart) be_sync(b);
+    be_gemm_args c2 = {.x = order ? &a : &bb, .x2 = order ? &bb : &a, .stride = 1, .pad_lo = 1, .pad_hi = 1, .norm = BE_NORM_GROUP,
+                       .groups = groups2, .eps = 1e-6f, .gamma = &w[7], .beta = &w[8], .norm_silu = 1, .nw = 1, .w = {&w[9]}, .y = {&o2}};
+    be_gemm(b, &c2);
+    be_sync(b);
+    *launches = l0 < 0 ? -1 : cuda_test_launches() - l0;
+    out[0] = get(b, &o1);
+    out[1] = get(b, &o2);
+    be_release(b, mark);
+}
+
+TEST(cuda_op_gemm_statistics_concat) {
+    for (int di = 0; di < 2; di++) {
+        const be_dtype t = DTS[di];
+        be *g = mk_gpu(t);
+        const size_t px = 2 * 7 * 5;
+        float *h[2] = {rnd(px * 32, 1, 0, t), rnd(px * 32, 1, 0.5f, t)};
+        /* A 3x3 32->64 (+bias 1.5 off zero), GN 8 + 1x1 64->32, B 3x3 32->96, GN over 160 + 3x3 160->24 */
+        const int shape[10][4] = {{64, 32, 3, 3}, {64, 1, 1, 1}, {64, 1, 1, 1}, {64, 1, 1, 1}, {32, 64, 1, 1},
+                                  {96, 32, 3, 3}, {96, 1, 1, 1}, {160, 1, 1, 1}, {160, 1, 1, 1}, {24, 160, 3, 3}};
+        float *wh[10];
+        be_weight w[10];
+        for (int i = 0; i < 10; i++) {
+            const int vec = shape[i][1] == 1 && i != 4;
+            wh[i] = vec ? rnd(shape[i][0], 0.5f, i == 1 ? 1.5f : i == 2 || i == 7 ? 1.0f : 0.0f, BE_F32)
+                        : rnd((size_t)shape[i][0] * shape[i][1] * shape[i][2] * shape[i][3], 0.2f, 0, t);
+            REQUIRE(be_weight_upload(g, &w[i], vec ? BE_W_VEC : shape[i][2] > 1 ? BE_W_CONV : BE_W_LINEAR, shape[i][0], shape[i][1], shape[i][2],
+                                     shape[i][3], BE_F32, wh[i]) == SD_OK);
+        }
+        double worst = 0;
+        for (int order = 0; order < 2; order++) {
+            float *got[2], *want[2];
+            long long lg, le;
+            concat_chain(g, order, 0, (const float *const *)h, w, got, &lg);
+            concat_chain(g, order, 1, (const float *const *)h, w, want, &le);
+            const size_t n[2] = {px * 32, px * 24};
+            for (int k = 0; k < 2; k++) {
+                const double e = rel_err(got[k], want[k], n[k], maxabs(want[k], n[k])), tol = 2 * unit(t) + SLACK;
+                CHECK_MSG(e <= tol, "concat %s [%s], output %d: error %.3g > tolerance %.3g", order ? "[a | b]" : "[b | a]", dt_name(t), k, e, tol);
+                worst = fmax(worst, e);
+                free(got[k]);
+                free(want[k]);
+            }
+            if (lg >= 0) CHECK_MSG(lg == le - 2, "concat %s [%s]: %lld launches linked, %lld apart", order ? "[a | b]" : "[b | a]", dt_name(t), lg, le);
+        }
+        test_note("GroupNorm over a concat from its two producers' epilogues, both orders [%s]: max err vs the statistics kernel %.3g (tol %.3g)",
+                  dt_name(t), worst, 2 * unit(t) + SLACK);
+        for (int i = 0; i < 10; i++) { be_weight_free(g, &w[i]); free(wh[i]); }
+        free(h[0]);
+        free(h[1]);
+        char msg[512] = "";
+        CHECK_MSG(be_status(g) == SD_OK, "%s", sd_last_error());
+        CHECK_MSG(cuda_test_clean(msg, sizeof msg), "%s", msg);
+        be_free(g);
+    }
+}
