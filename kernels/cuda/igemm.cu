@@ -20,7 +20,8 @@
  * 128x128 with 8 warps (warp tile 64x32) and 64x64 with 4 warps (32x32); layers with fewer tiles than SMs (the
  * 8x8 and 16x16 levels of a UNet) split K over up to 16 blocks per tile, the last of which adds the partial sums
  * (in a fixed order) and runs the epilogue: one launch either way. Requirements (else the caller uses cuBLAS):
- * C, ca multiples of 32, f16/bf16 storage, 16-byte aligned tensors. */
+ * C, ca multiples of 32, f16/bf16 storage, 16-byte aligned tensors; or (IN_NARROW, conv_in's 4 channels) C a
+ * multiple of 4 below 32, one plain input, copied in 8-byte pieces. */
 #include "igemm.h"
 #include "tc.h"
 
@@ -130,7 +131,7 @@ igemm_kernel(const ig_args a) {
     float2 *rowstat = (float2 *)(smem + (TL::SMEM - BM * 8));
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, wm = warp / TL::WN, wn = warp % TL::WN;
     const int m0 = blockIdx.x * BM, nb = blockIdx.y;
-    const int HWo = a.Ho * a.Wo, Hs = a.H >> a.up, Ws = a.W >> a.up, KT1 = a.K / BK, KT = KT1 + (a.sxa ? a.sC / BK : 0);
+    const int HWo = a.Ho * a.Wo, Hs = a.H >> a.up, Ws = a.W >> a.up, KT1 = (a.K + BK - 1) / BK, KT = KT1 + (a.sxa ? a.sC / BK : 0);
     const T *xa = (const T *)a.xa, *xb = (const T *)a.xb;
 
     /* ---- the rows this thread copies (fixed for the whole k loop) ---- */
@@ -196,6 +197,28 @@ igemm_kernel(const ig_args a) {
 
     /* ---- one k-step's copies; bit i of the returned mask: chunk i of this thread is inside the input ---- */
     auto load = [&](int kt, int stage) -> unsigned {
+        if constexpr (NORM == IN_NARROW) { /* 8-byte pieces: 4 channels of one tap of a row; zeros past K */
+            const int k0 = kt * BK;
+            T *as = As + stage * BM * LDA, *bs = Bs + stage * BN * LDA;
+#pragma unroll
+            for (int i = 0; i < BM * BK / 4 / THREADS; i++) {
+                const int q = tid + i * THREADS, r = q >> 3, k = k0 + (q & 7) * 4, m = m0 + r;
+                const T *src = NULL;
+                if (m < a.M && k < a.K) {
+                    const int n = m / HWo, rem = m - n * HWo, oy = rem / a.Wo, ox = rem - oy * a.Wo, tap = k / a.C, c = k - tap * a.C;
+                    const int ky = tap / a.kw, iy = oy * a.stride - a.pad + ky, ix = ox * a.stride - a.pad + tap - ky * a.kw;
+                    if (iy >= 0 && iy < a.H && ix >= 0 && ix < a.W) src = xa + ((size_t)(n * a.H + iy) * a.W + ix) * a.C + c;
+                }
+                tc_cp_async8(as + r * LDA + (q & 7) * 4, src ? src : xa, src ? 8 : 0);
+            }
+#pragma unroll
+            for (int i = 0; i < BN * BK / 4 / THREADS; i++) {
+                const int q = tid + i * THREADS, r = q >> 3, k = k0 + (q & 7) * 4, col = nb * BN + r;
+                const bool in = col < a.cout && k < a.K;
+                tc_cp_async8(bs + r * LDA + (q & 7) * 4, (const T *)a.w[0] + (in ? (size_t)col * a.K + k : 0), in ? 8 : 0);
+            }
+            return 0u;
+        }
         if (kt >= KT1) { /* the shortcut's k-steps: 32 channels of the output pixel's row of sx, and of sw */
             const int k0 = (kt - KT1) * BK;
             const bool second = k0 >= a.sca;
@@ -298,7 +321,7 @@ igemm_kernel(const ig_args a) {
     for (int j = 0; j < KN; j++) {
         const int stage = j % STAGES;
         tc_cp_async_wait<STAGES - 2>();
-        if (NORM && kt0 + j < KT1) normalise(kt0 + j, stage, okm >> (TL::ACH * stage) & OKW);
+        if ((NORM == NORM_GROUP || NORM == NORM_LAYER) && kt0 + j < KT1) normalise(kt0 + j, stage, okm >> (TL::ACH * stage) & OKW);
         __syncthreads(); /* stage j is complete for everyone, and stage j - 1 is no longer read */
         const int nk = j + STAGES - 1;
         if (nk < KN) {
@@ -522,10 +545,11 @@ template <typename T> static sd_status run_as(be *b, const ig_args &a) {
     const long long tb = ((a.M + 127LL) / 128) * ((ncols + (a.geglu ? 63 : 127)) / (a.geglu ? 64 : 128));
     const long long ts = ((a.M + 63LL) / 64) * ((ncols + (a.geglu ? 31 : 63)) / (a.geglu ? 32 : 64));
     int small, splits;
-    const int kt = (a.K + (a.sxa ? a.sC : 0)) / BK;
+    const int kt = (a.K + BK - 1) / BK + (a.sxa ? a.sC / BK : 0);
     plan(tb, ts, kt, c->sms, &small, &splits);
     if (c->tile_mode) small = c->tile_mode == 2; /* $SD_CUDA_TILE, $SD_CUDA_SPLITK: tests */
     if (c->split_k > 0) splits = c->split_k < kt ? c->split_k : kt;
+    if (a.C < BK) return small ? launch<T, tile_small, IN_NARROW>(b, a, splits) : launch<T, tile_big, IN_NARROW>(b, a, splits);
     switch (a.norm) {
     case NORM_GROUP: return small ? launch<T, tile_small, NORM_GROUP>(b, a, splits) : launch<T, tile_big, NORM_GROUP>(b, a, splits);
     case NORM_LAYER: return small ? launch<T, tile_small, NORM_LAYER>(b, a, splits) : launch<T, tile_big, NORM_LAYER>(b, a, splits);
@@ -536,10 +560,17 @@ template <typename T> static sd_status run_as(be *b, const ig_args &a) {
 static int al16(const void *p) { return ((uintptr_t)p & 15) == 0; }
 
 int cuda_igemm_fits(be *b, const ig_args *a) {
-    if (cuda_of(b)->dt == BE_F32 || a->C % BK || a->ca % BK || a->K % BK || a->nw < 1 || a->nw > 3) return 0;
-    if (!al16(a->xa) || (a->xb && !al16(a->xb))) return 0;
-    for (int j = 0; j < a->nw; j++)
-        if (!al16(a->w[j])) return 0;
+    if (cuda_of(b)->dt == BE_F32 || a->nw < 1 || a->nw > 3) return 0;
+    if (a->C < BK) { /* IN_NARROW: one plain input and weight, 8-byte pieces */
+        if (a->C % 4 || a->C < 4 || a->xb || a->up || a->norm || a->sxa || a->nw != 1 || a->geglu || ((uintptr_t)a->xa & 7) ||
+            ((uintptr_t)a->w[0] & 7))
+            return 0;
+    } else {
+        if (a->C % BK || a->ca % BK || a->K % BK) return 0;
+        if (!al16(a->xa) || (a->xb && !al16(a->xb))) return 0;
+        for (int j = 0; j < a->nw; j++)
+            if (!al16(a->w[j])) return 0;
+    }
     if (a->norm == NORM_LAYER && (a->xb || a->up || a->taps != 1)) return 0;
     if (a->geglu && (a->nw != 1 || a->cout % 2 || a->add)) return 0;
     if (a->sxa && (a->nw != 1 || a->geglu || a->norm == NORM_LAYER || a->sC % BK || a->sca % BK || !al16(a->sxa) || (a->sxb && !al16(a->sxb)) ||

@@ -7,6 +7,8 @@
 
 #define NORM_GROUP 1
 #define NORM_LAYER 2
+#define IN_NARROW 3 /* (the kernel's mode, not a norm) an input of C < 32 channels, C a multiple of 4 (conv_in): no
+                     * prologue, K = taps·C copied in 8-byte pieces and zero-padded to a multiple of 32 */
 #define IG_MAX_STATS CUDA_GN_MAX_EMIT
 
 /* One set of GroupNorm statistics of an igemm's stored output for a later GroupNorm prologue (graph.cu links the ops):

@@ -8,6 +8,7 @@
  *   tc_cp_async16(s, g, n)        cp.async.cg.shared.global, 16 bytes of which the first n come from g (0 <= n <= 16)
  *                                 and the rest are zero; tc_cp_async_commit() closes a group, tc_cp_async_wait<N>()
  *                                 waits until at most N committed groups of this thread are in flight
+ *   tc_cp_async8(s, g, n)         cp.async.ca.shared.global, the same with 8 bytes (8-byte aligned addresses)
  *   tc_ld128 / tc_st128           128-bit global loads and stores (16-byte aligned addresses)
  *   tc_pack<T>(lo, hi)            two f32 rounded to T and packed as an mma operand register (lo in bits 0-15)
  *
@@ -62,6 +63,9 @@ static __device__ __forceinline__ void tc_ldmatrix_x2_trans(uint32_t (&r)[2], co
 
 static __device__ __forceinline__ void tc_cp_async16(void *smem, const void *gmem, int src_bytes) {
     asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(tc_smem_addr(smem)), "l"(gmem), "r"(src_bytes) : "memory");
+}
+static __device__ __forceinline__ void tc_cp_async8(void *smem, const void *gmem, int src_bytes) {
+    asm volatile("cp.async.ca.shared.global [%0], [%1], 8, %2;\n" ::"r"(tc_smem_addr(smem)), "l"(gmem), "r"(src_bytes) : "memory");
 }
 static __device__ __forceinline__ void tc_cp_async_commit(void) { asm volatile("cp.async.commit_group;\n" ::: "memory"); }
 template <int N> static __device__ __forceinline__ void tc_cp_async_wait(void) { asm volatile("cp.async.wait_group %0;\n" ::"n"(N) : "memory"); }

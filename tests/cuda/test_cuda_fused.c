@@ -4,8 +4,8 @@
  * channel concat read through the addressing (+ GroupNorm straddling the concat, 3 channels per group), a 2x
  * upsample read through the addressing, stride 2, a 1x1 shortcut over a concat, LayerNorm prologue with three
  * weights (fused Q/K/V), LayerNorm + GEGLU, a residual living in the output (x += ...), an activation after the add,
- * a ResNet's second convolution with its 1x1 shortcut summed in (over a concat, and not); both tile shapes of the
- * kernel.
+ * a ResNet's second convolution with its 1x1 shortcut summed in (over a concat, and not), inputs of 4 and 8 channels
+ * (conv_in: 8-byte pieces); both tile shapes of the kernel.
  *
  * The reference: the CPU backend's be_gemm on the same input as the CUDA kernel's weights see. Where the op has a
  * prologue (concat, upsample, norm) that input is made by the CUDA backend's own plain ops (tested against the CPU
@@ -40,6 +40,9 @@ static const fcase CASES[] = {
     {"conv with SiLU after the add (GroupNorm without SiLU, 2 groups)", 2, 3, 5, 32, 0, 0, 1, 3, 1, 1, 1, 16, 1, 1, BE_NORM_GROUP, 2, 0, BE_ACT_SILU, 1, 0, 0, 0},
     {"ResNet conv2 + its 1x1 shortcut over a concat 32 + 64 (K in two stretches), 40 outputs", 2, 5, 7, 64, 0, 0, 1, 3, 1, 1, 1, 40, 1, 1,
      BE_NORM_GROUP, 16, 1, BE_ACT_NONE, 0, 0, 32, 64},
+    {"conv_in: 4 channels (K = 36 in 8-byte pieces, zero-padded to 64), 3x3, 40 outputs", 2, 7, 5, 4, 0, 0, 1, 3, 1, 1, 1, 40, 1, 1,
+     BE_NORM_NONE, 0, 0, BE_ACT_NONE, 0, 0, 0, 0},
+    {"8 channels, 3x3 stride 2 (K = 72), 24 outputs", 1, 9, 6, 8, 0, 0, 1, 3, 2, 0, 1, 24, 1, 1, BE_NORM_NONE, 0, 0, BE_ACT_NONE, 0, 0, 0, 0},
     {"ResNet conv2 + its 1x1 shortcut, no concat, 128 outputs", 1, 6, 6, 32, 0, 0, 1, 3, 1, 1, 1, 128, 1, 1, BE_NORM_GROUP, 8, 1, BE_ACT_NONE,
      0, 0, 64, 0},
 };

@@ -38,6 +38,9 @@ static inline void tc_ldmatrix_x2_trans(uint32_t (&r)[2], const void *p, CUDA_EM
 static inline void tc_cp_async16(void *smem, const void *gmem, int src_bytes, CUDA_EMU_SITE) {
     cuda_emu_cp_async(smem, gmem, 16, src_bytes, file_, line_);
 }
+static inline void tc_cp_async8(void *smem, const void *gmem, int src_bytes, CUDA_EMU_SITE) {
+    cuda_emu_cp_async(smem, gmem, 8, src_bytes, file_, line_);
+}
 static inline void tc_cp_async_commit(void) { cuda_emu_cp_async_commit(); }
 template <int N> static inline void tc_cp_async_wait(void) { cuda_emu_cp_async_wait(N); }
 
