@@ -24,8 +24,9 @@ extern "C" {
 /* Op-private device buffers. SCRATCH: im2col columns, attention scores, upload staging (one op at a time);
  * GN_*: GroupNorm statistics (partials, per-sample counters that are zero between launches, (mean, rstd));
  * SPLITK: the f32 partial tiles of GEMMs whose K is split over several blocks. */
-/* GN_TILES: the per-tile partial statistics of igemm's statistics epilogue; GN_LINKED: the (mean, rstd) an igemm
- * leaves for a later op of the same recorded sequence (graph.cu, one slot per link). */
+/* GN_TILES: the per-tile partial statistics of igemm's statistics epilogue; GN_LINKED: the statistics an igemm leaves
+ * for a later op of the same recorded sequence ((mean, rstd), or (count, mean, M2) of a concat's part; graph.cu, one
+ * slot per set). */
 enum { CUDA_BUF_SCRATCH, CUDA_BUF_GN_PART, CUDA_BUF_GN_STATS, CUDA_BUF_COUNTERS, CUDA_BUF_SPLITK, CUDA_BUF_GN_TILES, CUDA_BUF_GN_LINKED,
        CUDA_BUF_COUNT };
 /* the counters buffer (65536 of them): [0, 8191) GroupNorm statistics (one per sample), 8191 igemm's statistics

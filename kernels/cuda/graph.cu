@@ -86,18 +86,16 @@ template <typename T, typename... Rest> static void fp_all(uint64_t *h, const T 
 static void wrote(be *b, const be_tensor &t);
 
 /* Records op `kind`, which writes the tensors `writes`, with the values that identify it (and, for the profile, its
- * name, FLOPs and DRAM bytes); false: recording is off and the caller runs the op now. */
+ * name, FLOPs and DRAM bytes). Every op is recorded; it runs at the next sync point. */
 template <typename... A>
-static bool record(be *b, int kind, std::initializer_list<be_tensor> writes, op_meta m, std::function<void(be *)> fn, const A &...ident) {
+static void record(be *b, int kind, std::initializer_list<be_tensor> writes, op_meta m, std::function<void(be *)> fn, const A &...ident) {
     cuda_recorder *r = R(b);
-    if (!r) return false;
     r->open_gemv.reset();
     for (const be_tensor &t : writes) wrote(b, t);
     fp_of(&r->fp, kind);
     fp_all(&r->fp, ident...);
     r->ops.push_back(std::move(fn));
     r->meta.push_back(m);
-    return true;
 }
 
 static double tbytes(const be *b, const be_tensor &t) { return (double)be_numel(&t) * b->elem_size; }
@@ -368,11 +366,6 @@ static sd_status g_sync(be *b) {
 /* ---- transfers: host data staged at the call ---- */
 
 static void g_upload(be *b, be_tensor *dst, const float *src) {
-    cuda_recorder *r = R(b);
-    if (!r) {
-        cuda_upload(b, dst, src);
-        return;
-    }
     const size_t bytes = be_numel(dst) * sizeof(float);
     float *p = (float *)stage(b, bytes);
     if (!p) return;
@@ -382,13 +375,7 @@ static void g_upload(be *b, be_tensor *dst, const float *src) {
 }
 
 static void g_download(be *b, const be_tensor *src, float *dst) {
-    cuda_recorder *r = R(b);
     const size_t bytes = be_numel(src) * sizeof(float);
-    if (!r) {
-        sd_status st = cuda_download_async(b, src, dst);
-        cuda_report(b, st == SD_OK ? cuda_sync(b) : st);
-        return;
-    }
     float *p = (float *)stage(b, bytes);
     if (!p) return;
     const be_tensor s = *src;
@@ -401,11 +388,6 @@ static void g_download(be *b, const be_tensor *src, float *dst) {
 }
 
 static void g_embedding(be *b, const int32_t *ids, const be_weight *table, be_tensor *y) {
-    cuda_recorder *r = R(b);
-    if (!r) {
-        cuda_embedding(b, ids, table, y);
-        return;
-    }
     const size_t bytes = (size_t)y->n * y->h * y->w * sizeof(int32_t);
     int32_t *p = (int32_t *)stage(b, bytes);
     if (!p) return;
@@ -416,11 +398,6 @@ static void g_embedding(be *b, const int32_t *ids, const be_weight *table, be_te
 }
 
 static void g_timestep_embedding(be *b, const float *t, int flip, float shift, be_tensor *y) {
-    cuda_recorder *r = R(b);
-    if (!r) {
-        cuda_timestep_embedding(b, t, flip, shift, y);
-        return;
-    }
     const size_t bytes = (size_t)y->n * sizeof(float);
     float *p = (float *)stage(b, bytes);
     if (!p) return;
@@ -445,7 +422,7 @@ static int g_gemm(be *b, const be_gemm_args *a);
  * carry GroupNorm statistics to a later op); 0: it is not. */
 static int as_gemm(be *b, const be_tensor *x, const be_weight *w, const be_weight *bias, be_act act, int stride, int lo, int hi, be_tensor *y) {
     const be_gemm_args a = cuda_plain_gemm(x, w, bias, act, stride, lo, hi, y);
-    return R(b) && cuda_gemm_fused_fits(b, &a) && g_gemm(b, &a);
+    return cuda_gemm_fused_fits(b, &a) && g_gemm(b, &a);
 }
 
 static void g_linear(be *b, const be_tensor *x, const be_weight *w, const be_weight *bias, be_act act, be_tensor *y) {
@@ -455,8 +432,7 @@ static void g_linear(be *b, const be_tensor *x, const be_weight *w, const be_wei
     const be_weight wv = *w, bv = wcopy(bias);
     const int hb = bias != NULL;
     const op_meta m = {"linear", 2.0 * be_numel(&xv) / xv.c * wv.out * wv.in, tbytes(b, xv) + wbytes(b, wv) + tbytes(b, yv)};
-    if (!record(b, 10, {yv}, m, [=](be *b) mutable { cuda_linear(b, &xv, &wv, hb ? &bv : NULL, act, &yv); }, xv, wv, bv, hb, (int)act, yv))
-        cuda_linear(b, x, w, bias, act, y);
+    record(b, 10, {yv}, m, [=](be *b) mutable { cuda_linear(b, &xv, &wv, hb ? &bv : NULL, act, &yv); }, xv, wv, bv, hb, (int)act, yv);
 }
 
 static void g_conv2d(be *b, const be_tensor *x, const be_weight *w, const be_weight *bias, int stride, int lo, int hi, be_tensor *y) {
@@ -466,8 +442,7 @@ static void g_conv2d(be *b, const be_tensor *x, const be_weight *w, const be_wei
     const be_weight wv = *w, bv = wcopy(bias);
     const int hb = bias != NULL;
     const op_meta m = {"conv2d", 2.0 * be_numel(&yv) * wv.in * wv.kh * wv.kw, tbytes(b, xv) + wbytes(b, wv) + tbytes(b, yv)};
-    if (!record(b, 11, {yv}, m, [=](be *b) mutable { cuda_conv2d(b, &xv, &wv, hb ? &bv : NULL, stride, lo, hi, &yv); }, xv, wv, bv, hb, stride, lo, hi, yv))
-        cuda_conv2d(b, x, w, bias, stride, lo, hi, y);
+    record(b, 11, {yv}, m, [=](be *b) mutable { cuda_conv2d(b, &xv, &wv, hb ? &bv : NULL, stride, lo, hi, &yv); }, xv, wv, bv, hb, stride, lo, hi, yv);
 }
 
 static void g_group_norm(be *b, const be_tensor *x, const be_weight *gamma, const be_weight *beta, int groups, float eps, int silu, be_tensor *y) {
@@ -475,10 +450,9 @@ static void g_group_norm(be *b, const be_tensor *x, const be_weight *gamma, cons
     be_tensor yv = *y;
     const be_weight gv = wcopy(gamma), bv = wcopy(beta);
     const int hg = gamma != NULL, hb = beta != NULL;
-    if (!record(b, 12, {yv}, op_meta{"group_norm", 0, 2 * tbytes(b, xv) + tbytes(b, yv)},
-                [=](be *b) mutable { cuda_group_norm(b, &xv, hg ? &gv : NULL, hb ? &bv : NULL, groups, eps, silu, &yv); }, xv, gv, bv, hg,
-                hb, groups, eps, silu, yv))
-        cuda_group_norm(b, x, gamma, beta, groups, eps, silu, y);
+    record(b, 12, {yv}, op_meta{"group_norm", 0, 2 * tbytes(b, xv) + tbytes(b, yv)},
+           [=](be *b) mutable { cuda_group_norm(b, &xv, hg ? &gv : NULL, hb ? &bv : NULL, groups, eps, silu, &yv); }, xv, gv, bv, hg,
+           hb, groups, eps, silu, yv);
 }
 
 static void g_layer_norm(be *b, const be_tensor *x, const be_weight *gamma, const be_weight *beta, float eps, be_tensor *y) {
@@ -486,30 +460,27 @@ static void g_layer_norm(be *b, const be_tensor *x, const be_weight *gamma, cons
     be_tensor yv = *y;
     const be_weight gv = wcopy(gamma), bv = wcopy(beta);
     const int hg = gamma != NULL, hb = beta != NULL;
-    if (!record(b, 13, {yv}, op_meta{"layer_norm", 0, tbytes(b, xv) + tbytes(b, yv)},
-                [=](be *b) mutable { cuda_layer_norm(b, &xv, hg ? &gv : NULL, hb ? &bv : NULL, eps, &yv); }, xv, gv, bv, hg, hb, eps, yv))
-        cuda_layer_norm(b, x, gamma, beta, eps, y);
+    record(b, 13, {yv}, op_meta{"layer_norm", 0, tbytes(b, xv) + tbytes(b, yv)},
+           [=](be *b) mutable { cuda_layer_norm(b, &xv, hg ? &gv : NULL, hb ? &bv : NULL, eps, &yv); }, xv, gv, bv, hg, hb, eps, yv);
 }
 
 static void g_act(be *b, be_act act, const be_tensor *x, be_tensor *y) {
     const be_tensor xv = *x;
     be_tensor yv = *y;
-    if (!record(b, 14, {yv}, op_meta{"activation", 0, tbytes(b, xv) + tbytes(b, yv)}, [=](be *b) mutable { cuda_act(b, act, &xv, &yv); }, (int)act, xv, yv))
-        cuda_act(b, act, x, y);
+    record(b, 14, {yv}, op_meta{"activation", 0, tbytes(b, xv) + tbytes(b, yv)}, [=](be *b) mutable { cuda_act(b, act, &xv, &yv); }, (int)act, xv, yv);
 }
 
 static void g_geglu(be *b, const be_tensor *x, be_tensor *y) {
     const be_tensor xv = *x;
     be_tensor yv = *y;
-    if (!record(b, 15, {yv}, op_meta{"geglu", 0, tbytes(b, xv) + tbytes(b, yv)}, [=](be *b) mutable { cuda_geglu(b, &xv, &yv); }, xv, yv)) cuda_geglu(b, x, y);
+    record(b, 15, {yv}, op_meta{"geglu", 0, tbytes(b, xv) + tbytes(b, yv)}, [=](be *b) mutable { cuda_geglu(b, &xv, &yv); }, xv, yv);
 }
 
 static void g_add(be *b, const be_tensor *a, const be_tensor *x, float alpha, be_tensor *y) {
     const be_tensor av = *a, xv = *x;
     be_tensor yv = *y;
-    if (!record(b, 16, {yv}, op_meta{"add", 0, tbytes(b, av) + tbytes(b, xv) + tbytes(b, yv)}, [=](be *b) mutable { cuda_add(b, &av, &xv, alpha, &yv); }, av, xv,
-                alpha, yv))
-        cuda_add(b, a, x, alpha, y);
+    record(b, 16, {yv}, op_meta{"add", 0, tbytes(b, av) + tbytes(b, xv) + tbytes(b, yv)}, [=](be *b) mutable { cuda_add(b, &av, &xv, alpha, &yv); }, av, xv,
+           alpha, yv);
 }
 
 static void g_attention(be *b, const be_tensor *q, const be_tensor *k, const be_tensor *v, int heads, int causal, be_tensor *y) {
@@ -517,23 +488,20 @@ static void g_attention(be *b, const be_tensor *q, const be_tensor *k, const be_
     be_tensor yv = *y;
     const double tq = (double)qv.h * qv.w, tk = (double)kv.h * kv.w;
     const op_meta m = {"attention", 2.0 * qv.n * tq * tk * (qv.c + vv.c), tbytes(b, qv) + tbytes(b, kv) + tbytes(b, vv) + tbytes(b, yv)};
-    if (!record(b, 17, {yv}, m, [=](be *b) mutable { cuda_attention(b, &qv, &kv, &vv, heads, causal, &yv); }, qv, kv, vv, heads, causal, yv))
-        cuda_attention(b, q, k, v, heads, causal, y);
+    record(b, 17, {yv}, m, [=](be *b) mutable { cuda_attention(b, &qv, &kv, &vv, heads, causal, &yv); }, qv, kv, vv, heads, causal, yv);
 }
 
 static void g_upsample(be *b, const be_tensor *x, be_tensor *y) {
     const be_tensor xv = *x;
     be_tensor yv = *y;
-    if (!record(b, 18, {yv}, op_meta{"upsample", 0, tbytes(b, xv) + tbytes(b, yv)}, [=](be *b) mutable { cuda_upsample_nearest(b, &xv, &yv); }, xv, yv))
-        cuda_upsample_nearest(b, x, y);
+    record(b, 18, {yv}, op_meta{"upsample", 0, tbytes(b, xv) + tbytes(b, yv)}, [=](be *b) mutable { cuda_upsample_nearest(b, &xv, &yv); }, xv, yv);
 }
 
 static void g_concat(be *b, const be_tensor *a, const be_tensor *x, be_tensor *y) {
     const be_tensor av = *a, xv = *x;
     be_tensor yv = *y;
-    if (!record(b, 19, {yv}, op_meta{"concat", 0, tbytes(b, av) + tbytes(b, xv) + tbytes(b, yv)}, [=](be *b) mutable { cuda_concat_channels(b, &av, &xv, &yv); },
-                av, xv, yv))
-        cuda_concat_channels(b, a, x, y);
+    record(b, 19, {yv}, op_meta{"concat", 0, tbytes(b, av) + tbytes(b, xv) + tbytes(b, yv)}, [=](be *b) mutable { cuda_concat_channels(b, &av, &xv, &yv); },
+           av, xv, yv);
 }
 
 /* be_gemm_args with its tensors and weights held by value */
@@ -737,7 +705,6 @@ static gemm_rec *producer_of(cuda_recorder *r, const be_tensor *t) {
 static int g_gemm(be *b, const be_gemm_args *a) {
     if (!cuda_gemm_fused_fits(b, a)) return 0; /* be_gemm composes it from the other ops */
     cuda_recorder *r = R(b);
-    if (!r) return cuda_gemm_fused(b, a, NULL);
     if (gemv_shape(b, a)) {
         g_gemv(b, a);
         return 1;
