@@ -26,7 +26,7 @@ sd_status cuda_buffer(be *b, int which, size_t bytes, void **out) {
             c->buf[which] = NULL;
             return err_fail(SD_ERR_MEMORY, "cuda backend: cannot allocate %.1f MiB of scratch on the device", want / 1048576.0);
         }
-        if (which == CUDA_BUF_COUNTERS) CUDA_CHECK(cudaMemsetAsync(c->buf[which], 0, want, c->stream));
+        if (which == CUDA_BUF_COUNTERS || which == CUDA_BUF_SEQ) CUDA_CHECK(cudaMemsetAsync(c->buf[which], 0, want, c->stream));
         c->buf_bytes[which] = want;
         cuda_graphs_drop(b); /* captured graphs hold the old address */
     }
@@ -37,6 +37,7 @@ sd_status cuda_buffer(be *b, int which, size_t bytes, void **out) {
 void cuda_free_backend(be *b) {
     cuda_impl *c = cuda_of(b);
     cuda_recorder_free(b);
+    cuda_igemm_seq_free(b);
     if (c->stream) cudaStreamSynchronize(c->stream);
     if (c->arena_mem) cudaFree(c->arena_mem);
     for (int i = 0; i < CUDA_BUF_COUNT; i++)
@@ -310,6 +311,8 @@ extern "C" be *be_cuda_new(int device, be_dtype act_dtype) {
     c->tile_mode = env && !strcmp(env, "big") ? 1 : env && !strcmp(env, "small") ? 2 : 0;
     env = getenv("SD_CUDA_SPLITK");
     c->split_k = env && atoi(env) > 0 ? atoi(env) : 0;
+    env = getenv("SD_CUDA_SEQ");
+    c->seq_mode = !env ? 1 : !strcmp(env, "0") ? 0 : !strcmp(env, "eager") ? 2 : !strcmp(env, "eager-reverse") ? 3 : 1;
     b->ops = &cuda_ops;
     b->impl = c;
     b->elem_size = cuda_dtype_size(act_dtype);

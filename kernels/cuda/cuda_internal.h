@@ -27,10 +27,11 @@ extern "C" {
 /* GN_TILES: the per-tile partial statistics of igemm's statistics epilogue; GN_LINKED: the statistics an igemm leaves
  * for a later op of the same recorded sequence ((mean, rstd), or (count, mean, M2) of a concat's part; graph.cu, one
  * slot per set). */
+/* SEQ: an igemm sequence's tickets and per-tile counters (zero between launches); SEQ_ORDER: its item order (tests). */
 enum { CUDA_BUF_SCRATCH, CUDA_BUF_GN_PART, CUDA_BUF_GN_STATS, CUDA_BUF_COUNTERS, CUDA_BUF_SPLITK, CUDA_BUF_GN_TILES, CUDA_BUF_GN_LINKED,
-       CUDA_BUF_COUNT };
-/* the counters buffer (65536 of them): [0, 8191) GroupNorm statistics (one per sample), 8191 igemm's statistics
- * epilogue, the rest split-K tiles */
+       CUDA_BUF_SEQ, CUDA_BUF_SEQ_ORDER, CUDA_BUF_COUNT };
+/* the counters buffer (65536 of them): [0, 8191 - 16) GroupNorm statistics (one per sample), 8191 - k the statistics
+ * epilogue of op k of an igemm sequence (k < 16; 8191 a lone igemm's), the rest split-K tiles */
 #define CUDA_EPI_STATS_COUNTER 8191
 #define CUDA_SPLITK_COUNTER0 8192
 #define CUDA_SPLITK_COUNTERS (65536 - CUDA_SPLITK_COUNTER0)
@@ -56,6 +57,11 @@ typedef struct cuda_impl {
     size_t smem_optin;      /* the device's largest dynamic shared memory per block */
     int flash_attention;    /* 1: fused attention kernel for f16/bf16 (default); 0: the cuBLAS reference path
                                ($SD_CUDA_ATTENTION=cublas, for comparisons) */
+    int seq_mode;           /* igemm sequences (igemm.cu): 0 off ($SD_CUDA_SEQ=0), 1 on, 2 and 3 on in the most eager order
+                               the dependencies allow, tiles from the first or from the last ($SD_CUDA_SEQ=eager,
+                               eager-reverse: tests; never captured into a graph) */
+    int seq_collect;        /* set while an op that may join the open sequence runs (graph.cu) */
+    void *seq;              /* the open sequence */
     char device_name[256];
 } cuda_impl;
 
@@ -67,6 +73,12 @@ static inline cuda_impl *cuda_of(be *b) { return (cuda_impl *)b->impl; }
 static inline void cuda_report(be *b, sd_status st) {
     if (st != SD_OK) be_set_error(b, st, "%s", sd_last_error());
 }
+
+/* igemm sequences (igemm.cu): while cuda_impl.seq_collect is set (graph.cu, around an op that launches nothing but
+ * one igemm), the igemm joins the open sequence instead of launching; flush launches the sequence (nothing when it is
+ * empty). Anything else launched must come after a flush. */
+sd_status cuda_igemm_seq_flush(be *b);
+void cuda_igemm_seq_free(be *b);
 
 /* Device buffer `which` of at least `bytes` (256-byte aligned); its contents survive until it has to grow (the
  * counters buffer starts zeroed). */

@@ -77,7 +77,8 @@ static sd_status run(be *b, const be_gemm_args *a, cuda_gn_link *l) {
     if (g.norm == NORM_GROUP) {
         if (l && l->in) g.stats = l->in;
         else {
-            sd_status st = cuda_gn_stats(b, g.xa, g.ca, g.xb, g.C - g.ca, a->x->n, a->x->h * a->x->w, a->groups, a->eps, &g.stats);
+            sd_status st = cuda_igemm_seq_flush(b); /* (the statistics kernel comes after the ops before) */
+            if (st == SD_OK) st = cuda_gn_stats(b, g.xa, g.ca, g.xb, g.C - g.ca, a->x->n, a->x->h * a->x->w, a->groups, a->eps, &g.stats);
             if (st != SD_OK) return st;
         }
     }

@@ -15,7 +15,8 @@
  * (the same kernels, so the same results bit for bit).
  *
  * Recording also lets one op serve another (g_gemm): a GroupNorm prologue takes the statistics the producing GEMM's
- * epilogue left, and consecutive small-row linear layers on the same input run as one launch. */
+ * epilogue left, and consecutive small-row linear layers on the same input run as one launch. When the sequence runs,
+ * the igemm ops between two other ops go out as one launch (igemm.cu's sequences; run_ops). */
 #include "cuda_internal.h"
 
 #include <stdlib.h>
@@ -30,8 +31,9 @@
 #define MAX_SEEN 64     /* fingerprints remembered for their second occurrence */
 #define STAGE_ALIGN 256
 
-/* what the profile knows of a recorded op */
-struct op_meta { const char *name; double flops, bytes; };
+/* what the profile knows of a recorded op; joins: it launches nothing but one igemm, which may join the open igemm
+ * sequence (igemm.cu: consecutive igemm ops go out as one launch) */
+struct op_meta { const char *name; double flops, bytes; int joins = 0; };
 struct prof_row { const char *name; long long calls; double ms, flops, bytes; };
 
 struct cuda_recorder {
@@ -152,11 +154,22 @@ void cuda_graphs_drop(be *b) {
     r->graphs.clear();
 }
 
+/* Runs the recorded ops: the igemm ops between two other ops go out as one sequence, launched before the next other
+ * op (or at the end). */
 static void run_ops(be *b) {
-    for (auto &op : R(b)->ops) {
-        if (!be_ok(b)) break;
-        op(b);
+    cuda_recorder *r = R(b);
+    cuda_impl *c = cuda_of(b);
+    for (size_t i = 0; i < r->ops.size() && be_ok(b); i++) {
+        if (r->meta[i].joins) {
+            c->seq_collect = 1;
+            r->ops[i](b);
+            c->seq_collect = 0;
+        } else {
+            cuda_report(b, cuda_igemm_seq_flush(b));
+            if (be_ok(b)) r->ops[i](b);
+        }
     }
+    cuda_report(b, cuda_igemm_seq_flush(b));
 }
 
 /* run_ops with every op between two events, added to the profile by name */
@@ -272,7 +285,7 @@ static void flush(be *b) {
         run_ops_profiled(b);
         done = true;
     }
-    if (!done && r->capture && seen(r, fp)) {
+    if (!done && r->capture && cuda_of(b)->seq_mode < 2 && seen(r, fp)) { /* (the tests' eager orders are uploaded synchronously) */
         int fails = 0;
         for (auto &f : r->failures)
             if (f.first == fp) fails = f.second;
@@ -727,7 +740,9 @@ static int g_gemm(be *b, const be_gemm_args *a) {
     fp_all(&h, c.x, c.x2, c.add, c.res, c.y[0], c.y[1], c.y[2], c.w[0], c.w[1], c.w[2], c.bias[0], c.bias[1], c.bias[2], c.gamma, c.beta);
     fp_all(&h, c.sx, c.sx2, c.sw, c.sbias);
     fp_all(&h, a->up2x, a->stride, a->pad_lo, a->pad_hi, (int)a->norm, a->groups, a->eps, a->norm_silu, a->nw, (int)a->act);
-    record(b, 20, {c.y[0], c.y[1], c.y[2]}, gemm_meta(b, c), [rec](be *b) { rec->run(b); }, (size_t)h);
+    op_meta m = gemm_meta(b, c);
+    m.joins = 1;
+    record(b, 20, {c.y[0], c.y[1], c.y[2]}, m, [rec](be *b) { rec->run(b); }, (size_t)h);
     if (a->nw == 1 && a->act != BE_ACT_GEGLU) {
         if (r->producers.size() == MAX_PRODUCERS) r->producers.erase(r->producers.begin());
         r->producers.push_back({c.y[0], rec});

@@ -25,12 +25,25 @@
 #include "igemm.h"
 #include "tc.h"
 
+#include <string.h>
+
+#include <algorithm>
+#include <memory>
+#include <vector>
+
+/* a sequence is one kernel parameter block: up to 32764 bytes since CUDA 12.1 (4096 before) */
+static_assert(sizeof(ig_seq) <= 32764, "igemm sequence parameters too large");
+static_assert(sizeof(ig_args) % 4 == 0, "ig_args is copied in 4-byte words");
+
 #define BK 32
 #define LDA (BK + 8)
 
 template <int BM_, int BN_, int WM_, int WN_> struct ig_tile {
     static constexpr int BM = BM_, BN = BN_, WM = WM_, WN = WN_; /* warps along M and N */
     static constexpr int THREADS = 32 * WM * WN, STAGES = 3;
+    /* blocks per SM the register budget is made for (__launch_bounds__): 128 registers for the large tile, 80 for the
+     * small one (without it, ptxas trades a few spilled bytes for a register count of its own choosing) */
+    static constexpr int MINB = WM * WN == 8 ? 2 : 6, SEQ_MINB = WM * WN == 8 ? 2 : 4;
     static constexpr int WTM = BM / WM, WTN = BN / WN, MI = WTM / 16, NJ = WTN / 8;
     static constexpr int ACH = BM * BK / 8 / THREADS, BCH = BN * BK / 8 / THREADS; /* 16-byte chunks per thread per stage */
     static constexpr int LDC = BN + 8;
@@ -40,6 +53,30 @@ template <int BM_, int BN_, int WM_, int WN_> struct ig_tile {
 typedef ig_tile<128, 128, 2, 4> tile_big;
 typedef ig_tile<64, 64, 2, 2> tile_small;
 
+/* Where a block's tile is: row tile bx() of gx(), column tile nb() of gy(), K slice z() of S(). A lone igemm's is its
+ * grid position (read from the special registers wherever used: no register kept live); a sequence's lies in shared
+ * memory (seq_pos). */
+struct ig_pos { int bx, nb, gx, gy, z, S; };
+struct ig_grid_pos {
+    __device__ __forceinline__ int bx() const { return (int)blockIdx.x; }
+    __device__ __forceinline__ int nb() const { return (int)blockIdx.y; }
+    __device__ __forceinline__ int gx() const { return (int)gridDim.x; }
+    __device__ __forceinline__ int gy() const { return (int)gridDim.y; }
+    __device__ __forceinline__ int z() const { return (int)blockIdx.z; }
+    __device__ __forceinline__ int S() const { return (int)gridDim.z; }
+};
+/* a sequence's tile: its op's arguments and its position in shared memory, at fixed addresses (igemm_seq_kernel) */
+__shared__ ig_args seq_args;
+__shared__ ig_pos seq_pos;
+struct ig_seq_pos {
+    __device__ __forceinline__ int bx() const { return seq_pos.bx; }
+    __device__ __forceinline__ int nb() const { return seq_pos.nb; }
+    __device__ __forceinline__ int gx() const { return seq_pos.gx; }
+    __device__ __forceinline__ int gy() const { return seq_pos.gy; }
+    __device__ __forceinline__ int z() const { return seq_pos.z; }
+    __device__ __forceinline__ int S() const { return seq_pos.S; }
+};
+
 static __device__ __forceinline__ float silu(float v) { return v / (1.0f + __expf(-v)); }
 
 /* The statistics epilogue (ig_stats): Cs holds the tile's stored output values (rows m0.., columns nb·BN..). Per
@@ -47,10 +84,11 @@ static __device__ __forceinline__ float silu(float v) { return v / (1.0f + __exp
  * sums shifted by the piece's first value) into the tile's slots; the last tile to finish merges each
  * (sample, group)'s pieces in tile order, then the concat's other part (Chan's formula; the result does not depend
  * on which tile is last). */
-template <typename T, typename TL> static __device__ __forceinline__ void epi_stats(const ig_args &a, const T *Cs, int m0, int nb) {
+template <typename T, typename TL, typename P> static __device__ __forceinline__ void epi_stats(const ig_args &a, const T *Cs, const P &pos) {
     constexpr int BM = TL::BM, BN = TL::BN, THREADS = TL::THREADS;
     __shared__ int last_tile;
-    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, tile = blockIdx.y * gridDim.x + blockIdx.x;
+    const int m0 = pos.bx() * BM, nb = pos.nb();
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, tile = pos.nb() * pos.gx() + pos.bx();
     const int HWo = a.Ho * a.Wo, c0 = nb * BN, r_end = min(m0 + BM, a.M), c_end = min(c0 + BN, a.cout);
     const int n0 = m0 / HWo, ns = (r_end - 1) / HWo - n0 + 1;
 #pragma unroll /* (constant indices into the parameters: a dynamic one would copy them to local memory) */
@@ -83,7 +121,7 @@ template <typename T, typename TL> static __device__ __forceinline__ void epi_st
     }
     __threadfence();
     __syncthreads();
-    if (threadIdx.x == 0) last_tile = atomicAdd(a.counter, 1u) == gridDim.x * gridDim.y - 1;
+    if (threadIdx.x == 0) last_tile = atomicAdd(a.counter, 1u) == (unsigned)(pos.gx() * pos.gy() - 1);
     __syncthreads();
     if (!last_tile) return;
     __threadfence();
@@ -108,7 +146,7 @@ template <typename T, typename TL> static __device__ __forceinline__ void epi_st
             if (lo < hi)
                 for (int bx = n * HWo / BM; bx <= ((n + 1) * HWo - 1) / BM; bx++)
                     for (int by = lo / BN; by <= (hi - 1) / BN; by++)
-                        merge(o.ws + ((size_t)(by * gridDim.x + bx) * o.ns * o.gt + (size_t)(n - bx * BM / HWo) * o.gt +
+                        merge(o.ws + ((size_t)(by * pos.gx() + bx) * o.ns * o.gt + (size_t)(n - bx * BM / HWo) * o.gt +
                                       (g - (by * BN + o.coff) / cpg)) * 3);
             if (o.merge && o.merge[(size_t)s * 3] > 0.0f) merge(o.merge + (size_t)s * 3);
             if (o.partial) {
@@ -122,15 +160,15 @@ template <typename T, typename TL> static __device__ __forceinline__ void epi_st
     if (threadIdx.x == 0) *a.counter = 0; /* ready for the next launch (and the next replay of a graph) */
 }
 
-template <typename T, typename TL, int NORM>
-__global__ void __launch_bounds__(TL::THREADS)
-igemm_kernel(const ig_args a) {
+/* The tile at pos (K slice pos.z() of pos.S()); returns whether this block ran its epilogue (with K split, only the last
+ * slice's block does). Every thread of the block returns the same. */
+template <typename T, typename TL, int NORM, typename P> static __device__ __forceinline__ bool igemm_tile(const ig_args &a, const P &pos) {
     constexpr int BM = TL::BM, BN = TL::BN, THREADS = TL::THREADS, STAGES = TL::STAGES, MI = TL::MI, NJ = TL::NJ;
     CUDA_DYNAMIC_SHARED(unsigned char, smem);
     T *As = (T *)smem, *Bs = As + STAGES * BM * LDA;
     float2 *rowstat = (float2 *)(smem + (TL::SMEM - BM * 8));
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, wm = warp / TL::WN, wn = warp % TL::WN;
-    const int m0 = blockIdx.x * BM, nb = blockIdx.y;
+    const int m0 = pos.bx() * BM, nb = pos.nb();
     const int HWo = a.Ho * a.Wo, Hs = a.H >> a.up, Ws = a.W >> a.up, KT1 = (a.K + BK - 1) / BK, KT = KT1 + (a.sxa ? a.sC / BK : 0);
     const T *xa = (const T *)a.xa, *xb = (const T *)a.xb;
 
@@ -247,9 +285,19 @@ igemm_kernel(const ig_args a) {
         T *as = As + stage * BM * LDA;
 #pragma unroll
         for (int i = 0; i < TL::ACH; i++) {
-            const int ch = (tid + i * THREADS) & 3, iy = a_iy[i] + ky, ix = a_ix[i] + kx;
-            const bool in = a_n[i] >= 0 && iy >= 0 && iy < a.H && ix >= 0 && ix < a.W;
-            const T *src = in ? xs + ((size_t)(a_n[i] * Hs + (iy >> a.up)) * Ws + (ix >> a.up)) * cs + cc + ch * 8 : xa;
+            const int ch = (tid + i * THREADS) & 3;
+            bool in;
+            const T *src;
+            if constexpr (NORM == NORM_LAYER) { /* a 1x1 convolution of stride 1 on one input (cuda_igemm_fits): input row m
+                                                 * (fewer registers: no pixel coordinates) */
+                const int m = m0 + a_row[i];
+                in = m < a.M;
+                src = in ? xa + (size_t)m * a.C + k0 + ch * 8 : xa;
+            } else {
+                const int iy = a_iy[i] + ky, ix = a_ix[i] + kx;
+                in = a_n[i] >= 0 && iy >= 0 && iy < a.H && ix >= 0 && ix < a.W;
+                src = in ? xs + ((size_t)(a_n[i] * Hs + (iy >> a.up)) * Ws + (ix >> a.up)) * cs + cc + ch * 8 : xa;
+            }
             tc_cp_async16(as + a_row[i] * LDA + ch * 8, src, in ? 16 : 0);
             ok |= (unsigned)in << i;
         }
@@ -310,8 +358,8 @@ igemm_kernel(const ig_args a) {
      * register: an array indexed by the rotating stage would live in local memory) */
     unsigned okm = 0;
     constexpr unsigned OKW = (1u << TL::ACH) - 1;
-    /* split-K: block z of gridDim.z takes k-steps [kt0, kt0 + KN) */
-    const int S = gridDim.z, z = blockIdx.z;
+    /* split-K: slice z of S takes k-steps [kt0, kt0 + KN) */
+    const int S = pos.S(), z = pos.z();
     const int kt0 = (int)((long long)KT * z / S), KN = (int)((long long)KT * (z + 1) / S) - kt0;
 #pragma unroll
     for (int s = 0; s < STAGES - 1; s++) {
@@ -356,7 +404,7 @@ igemm_kernel(const ig_args a) {
     if (S > 1) {
         __shared__ int last_block;
         constexpr int PER = MI * NJ * 4;
-        const int tile = blockIdx.y * gridDim.x + blockIdx.x;
+        const int tile = pos.nb() * pos.gx() + pos.bx();
         float *ws = a.ws + (size_t)tile * S * PER * THREADS;
 #pragma unroll
         for (int i = 0; i < MI; i++)
@@ -368,7 +416,7 @@ igemm_kernel(const ig_args a) {
         __syncthreads();
         if (tid == 0) last_block = atomicAdd(&a.counters[tile], 1u) == (unsigned)(S - 1);
         __syncthreads();
-        if (!last_block) return; /* the whole block leaves together */
+        if (!last_block) return false; /* the whole block leaves together */
         __threadfence();
 #pragma unroll
         for (int i = 0; i < MI; i++)
@@ -469,47 +517,361 @@ igemm_kernel(const ig_args a) {
     }
     if (a.nst) {
         __syncthreads();
-        epi_stats<T, TL>(a, Cs, m0, nb);
+        epi_stats<T, TL, P>(a, Cs, pos);
     }
+    return true;
+}
+
+template <typename T, typename TL, int NORM>
+__global__ void __launch_bounds__(TL::THREADS, TL::MINB)
+igemm_kernel(const ig_args a) {
+    igemm_tile<T, TL, NORM>(a, ig_grid_pos());
+}
+
+/* ---- sequences: consecutive igemm ops in one launch ----
+ * The ops a recorded sequence runs one after another (graph.cu: those with nothing but an igemm between them) go
+ * out as one launch of all their tiles. Blocks take tickets (an atomic counter) and ticket t runs item t: the ops'
+ * items in op order (row tile fastest, then column tile, then K slice), or a host-made order (tests). Before its
+ * tile a block waits until the tiles of earlier ops it depends on have run their epilogues (a counter per op and
+ * row tile): those holding its output rows (a residual, a shortcut input, or an output an earlier op read or wrote),
+ * those holding its input window's rows, or all of them (a GroupNorm's statistics, a per-sample add, anything not
+ * row for row). A ticket is only waited on by later tickets, whose blocks started after its own: every wait ends,
+ * however the GPU places blocks. The last block to finish zeroes the counters for the next launch or replay. */
+
+/* Where the rows of a tile's input window lie: [*lo, *hi) of the stored input's rows (those holding output rows
+ * [m0, m1) of the convolution; a conservative range when the tile spans samples). */
+static __host__ __device__ __forceinline__ void in_rows(const ig_args &a, int m0, int m1, int *lo, int *hi) {
+    const int HWo = a.Ho * a.Wo, Hs = a.H >> a.up, Ws = a.W >> a.up, kh = a.taps / a.kw;
+    const int n0 = m0 / HWo, oy0 = (m0 - n0 * HWo) / a.Wo, n1 = (m1 - 1) / HWo, oy1 = (m1 - 1 - n1 * HWo) / a.Wo;
+    const int iy0 = max(0, oy0 * a.stride - a.pad), iy1 = min(a.H - 1, oy1 * a.stride - a.pad + kh - 1);
+    *lo = (n0 * Hs + (iy0 >> a.up)) * Ws;
+    *hi = (n1 * Hs + (iy1 >> a.up) + 1) * Ws;
+}
+
+/* Row tiles [*t0, *t1] of an earlier op (row tiles of bm rows, gx of them) that the tile [m0, m1) of op a depends on. */
+static __host__ __device__ __forceinline__ void dep_tiles(const ig_args &a, int dep, int m0, int m1, int bm, int gx, int *t0, int *t1) {
+    if (dep & IG_DEP_ALL) {
+        *t0 = 0;
+        *t1 = gx - 1;
+        return;
+    }
+    int lo = 0x7fffffff, hi = 0;
+    if (dep & IG_DEP_OUT) {
+        lo = m0;
+        hi = m1;
+    }
+    if (dep & IG_DEP_IN) {
+        int l, h;
+        in_rows(a, m0, m1, &l, &h);
+        lo = min(lo, l);
+        hi = max(hi, h);
+    }
+    *t0 = lo / bm;
+    *t1 = min(gx - 1, (hi - 1) / bm);
+}
+
+static __device__ __forceinline__ void seq_wait(const unsigned *counter, unsigned need) {
+#ifdef CUDA_EMU /* blocks run one after another: what a tile waits for has run already (every tile of the row, in the
+                * orders the host makes: exactly `need`), or never will */
+    if (tc_ld_acquire(counter) != need) cuda_emu_fail("igemm sequence: a tile waits for %u tiles of a row, %u have run", need, tc_ld_acquire(counter));
+#else
+    while (tc_ld_acquire(counter) < need) __nanosleep(100);
+#endif
+}
+
+/* One variant of the tile code per prologue, each compiled on its own (not inlined into one kernel, where the four
+ * together needed more registers than one), reading its op's arguments from shared memory at fixed addresses. */
+template <typename T, typename TL, int NORM> static __device__ __noinline__ bool seq_tile(void) {
+    return igemm_tile<T, TL, NORM>(seq_args, ig_seq_pos());
+}
+
+template <typename T, typename TL>
+__global__ void __launch_bounds__(TL::THREADS, TL::SEQ_MINB)
+igemm_seq_kernel(const ig_seq q) {
+    __shared__ int s_s, last_s;
+    if (threadIdx.x == 0) {
+        const unsigned t = atomicAdd(q.ticket, 1u);
+        const int item = (int)(q.order ? q.order[t] : t);
+        int s = 0;
+        while (s + 1 < q.nops && item >= q.op[s + 1].first) s++;
+        const ig_seq_op &o = q.op[s];
+        const int local = item - o.first;
+        seq_pos = ig_pos{local % o.gx, local / o.gx % o.gy, o.gx, o.gy, local / (o.gx * o.gy), o.S};
+        s_s = s;
+    }
+    __syncthreads();
+    const int s = s_s;
+    for (int i = threadIdx.x; i < (int)(sizeof(ig_args) / 4); i += TL::THREADS) ((int *)&seq_args)[i] = ((const int *)&q.op[s].a)[i];
+    if (threadIdx.x == 0) {
+        const int m0 = seq_pos.bx * TL::BM, m1 = min(m0 + TL::BM, q.op[s].a.M);
+        for (int p = 0; p < s; p++) {
+            if (!q.op[s].dep[p]) continue;
+            int t0, t1;
+            dep_tiles(q.op[s].a, q.op[s].dep[p], m0, m1, TL::BM, q.op[p].gx, &t0, &t1);
+            for (int t = t0; t <= t1; t++) seq_wait(q.done + q.op[p].done_off + t, (unsigned)q.op[p].gy);
+        }
+        __threadfence();
+    }
+    __syncthreads();
+    bool ran = false;
+    switch (seq_args.C < BK ? IN_NARROW : seq_args.norm) {
+    case NORM_GROUP: /* (the large tile's GroupNorm variant would need a few registers more than 128: those run alone) */
+        if constexpr (TL::BM == 64) ran = seq_tile<T, TL, NORM_GROUP>();
+        else __trap();
+        break;
+    case NORM_LAYER: ran = seq_tile<T, TL, NORM_LAYER>(); break;
+    case IN_NARROW: ran = seq_tile<T, TL, IN_NARROW>(); break;
+    default: ran = seq_tile<T, TL, 0>(); break;
+    }
+    __threadfence(); /* the tile's outputs before its counter; and every block's counters before the reset */
+    __syncthreads();
+    if (threadIdx.x == 0) {
+        if (ran) atomicAdd(q.done + q.op[s].done_off + seq_pos.bx, 1u);
+        last_s = atomicAdd(q.ticket + 1, 1u) == (unsigned)(q.items - 1);
+    }
+    __syncthreads();
+    if (last_s) { /* every block is done: ready for the next launch (and the next replay of a graph) */
+        for (int i = threadIdx.x; i < q.ndone; i += TL::THREADS) q.done[i] = 0;
+        if (threadIdx.x == 0) q.ticket[0] = q.ticket[1] = 0;
+    }
+}
+
+/* An op waiting to go out, with its tile shape and K slices. */
+struct ig_pending {
+    ig_args a;
+    int small, splits;
+};
+struct ig_seq_state {
+    std::vector<ig_pending> ops;
+};
+static ig_seq_state *seq_state(be *b) {
+    cuda_impl *c = cuda_of(b);
+    if (!c->seq) c->seq = new ig_seq_state();
+    return (ig_seq_state *)c->seq;
+}
+
+template <typename TL> static void grid_of(const ig_args &a, int *gx, int *gy) {
+    const int ncols = a.geglu ? a.cout / 2 : a.nw * a.cout, oc = a.geglu ? TL::BN / 2 : TL::BN;
+    *gx = (a.M + TL::BM - 1) / TL::BM;
+    *gy = (ncols + oc - 1) / oc;
+}
+
+/* The workspace of n ops that may run at once, side by side: split-K partial tiles and a counter per tile, the
+ * statistics epilogue's tile slots and its counter (op k: CUDA_EPI_STATS_COUNTER - k). */
+template <typename TL> static sd_status bind(be *b, ig_args *x, const int *splits, int n) {
+    size_t ws_f = 0, st_f = 0, ws_off[IG_SEQ_MAX], st_off[IG_SEQ_MAX][IG_MAX_STATS];
+    size_t tiles_split = 0, cnt_off[IG_SEQ_MAX];
+    int counters = 0;
+    for (int k = 0; k < n; k++) {
+        ig_args &a = x[k];
+        int gx, gy;
+        grid_of<TL>(a, &gx, &gy);
+        const size_t tiles = (size_t)gx * gy;
+        if (splits[k] > 1) { /* f32 partial tiles and a counter per tile */
+            ws_off[k] = ws_f;
+            ws_f += tiles * splits[k] * TL::BM * TL::BN;
+            cnt_off[k] = tiles_split;
+            tiles_split += tiles;
+            counters = 1;
+        }
+        const int HWo = a.Ho * a.Wo; /* per set, per tile: slots for the samples and groups a tile's rows and columns can touch */
+        for (int e = 0; e < a.nst; e++) {
+            const int cpg = a.st[e].ctot / a.st[e].groups, ns = (TL::BM - 1) / HWo + 2, gt = (TL::BN - 1) / cpg + 2;
+            a.st[e].ns = ns < a.M / HWo ? ns : a.M / HWo;
+            a.st[e].gt = gt < a.st[e].groups ? gt : a.st[e].groups;
+            st_off[k][e] = st_f;
+            st_f += tiles * a.st[e].ns * a.st[e].gt * 3;
+            counters = 1;
+        }
+    }
+    if (tiles_split > CUDA_SPLITK_COUNTERS) return SD_ERR_UNSUPPORTED;
+    void *ws = NULL, *cnt = NULL, *stw = NULL;
+    sd_status st = SD_OK;
+    if (ws_f) st = cuda_buffer(b, CUDA_BUF_SPLITK, ws_f * sizeof(float), &ws);
+    if (st == SD_OK && st_f) st = cuda_buffer(b, CUDA_BUF_GN_TILES, st_f * sizeof(float), &stw);
+    if (st == SD_OK && counters) st = cuda_buffer(b, CUDA_BUF_COUNTERS, 65536 * sizeof(unsigned), &cnt);
+    if (st != SD_OK) return st;
+    for (int k = 0; k < n; k++) {
+        if (splits[k] > 1) {
+            x[k].ws = (float *)ws + ws_off[k];
+            x[k].counters = (unsigned *)cnt + CUDA_SPLITK_COUNTER0 + cnt_off[k];
+        }
+        for (int e = 0; e < x[k].nst; e++) x[k].st[e].ws = (float *)stw + st_off[k][e];
+        if (x[k].nst) x[k].counter = (unsigned *)cnt + CUDA_EPI_STATS_COUNTER - k;
+    }
+    return SD_OK;
 }
 
 template <typename T, typename TL, int NORM> static sd_status launch(be *b, const ig_args &a, int splits) {
     cuda_impl *c = cuda_of(b);
     if ((size_t)TL::SMEM > c->smem_optin) return SD_ERR_UNSUPPORTED;
     CUDA_SMEM_OPTIN((igemm_kernel<T, TL, NORM>), TL::SMEM);
-    const int ncols = a.geglu ? a.cout / 2 : a.nw * a.cout, oc = a.geglu ? TL::BN / 2 : TL::BN;
-    const dim3 grid((a.M + TL::BM - 1) / TL::BM, (ncols + oc - 1) / oc, splits);
+    int gx, gy;
+    grid_of<TL>(a, &gx, &gy);
     ig_args x = a;
-    if (splits > 1) { /* f32 partial tiles and a counter per tile */
-        const size_t tiles = (size_t)grid.x * grid.y;
-        if (tiles > CUDA_SPLITK_COUNTERS) return SD_ERR_UNSUPPORTED;
-        void *ws, *cnt;
-        sd_status st = cuda_buffer(b, CUDA_BUF_SPLITK, tiles * splits * TL::BM * TL::BN * sizeof(float), &ws);
-        if (st == SD_OK) st = cuda_buffer(b, CUDA_BUF_COUNTERS, 65536 * sizeof(unsigned), &cnt);
-        if (st != SD_OK) return st;
-        x.ws = (float *)ws;
-        x.counters = (unsigned *)cnt + CUDA_SPLITK_COUNTER0;
-    }
-    if (a.nst) { /* per set, per tile: slots for the samples and groups a tile's rows and columns can touch */
-        const int HWo = a.Ho * a.Wo;
-        size_t off[IG_MAX_STATS], total = 0;
-        for (int e = 0; e < a.nst; e++) {
-            const int cpg = a.st[e].ctot / a.st[e].groups, ns = (TL::BM - 1) / HWo + 2, gt = (TL::BN - 1) / cpg + 2;
-            x.st[e].ns = ns < a.M / HWo ? ns : a.M / HWo;
-            x.st[e].gt = gt < a.st[e].groups ? gt : a.st[e].groups;
-            off[e] = total;
-            total += (size_t)grid.x * grid.y * x.st[e].ns * x.st[e].gt * 3;
-        }
-        void *ws, *cnt;
-        sd_status st = cuda_buffer(b, CUDA_BUF_GN_TILES, total * sizeof(float), &ws);
-        if (st == SD_OK) st = cuda_buffer(b, CUDA_BUF_COUNTERS, 65536 * sizeof(unsigned), &cnt);
-        if (st != SD_OK) return st;
-        for (int e = 0; e < a.nst; e++) x.st[e].ws = (float *)ws + off[e];
-        x.counter = (unsigned *)cnt + CUDA_EPI_STATS_COUNTER;
-    }
-    CUDA_LAUNCH((igemm_kernel<T, TL, NORM>), grid, TL::THREADS, TL::SMEM, c->stream, x);
+    const sd_status st = bind<TL>(b, &x, &splits, 1);
+    if (st != SD_OK) return st;
+    CUDA_LAUNCH((igemm_kernel<T, TL, NORM>), dim3(gx, gy, splits), TL::THREADS, TL::SMEM, c->stream, x);
     CUDA_CHECK_LAUNCH();
     return SD_OK;
+}
+
+template <typename T, typename TL> static sd_status launch_one(be *b, const ig_args &a, int splits) {
+    if (a.C < BK) return launch<T, TL, IN_NARROW>(b, a, splits);
+    switch (a.norm) {
+    case NORM_GROUP: return launch<T, TL, NORM_GROUP>(b, a, splits);
+    case NORM_LAYER: return launch<T, TL, NORM_LAYER>(b, a, splits);
+    default: return launch<T, TL, 0>(b, a, splits);
+    }
+}
+
+/* The memory an op reads or writes, for the dependencies between the ops of a sequence: `rows` rows of `width`
+ * elements, addressed by row (IG_DEP_OUT: rows of the op's output; IG_DEP_IN: rows of its input window) or not
+ * (IG_DEP_ALL: read or written as a whole, or by sample). */
+struct ig_region {
+    const char *p;
+    size_t bytes;
+    long long rows, width;
+    int role;
+};
+
+static void regions(const ig_args &a, size_t es, std::vector<ig_region> *rd, std::vector<ig_region> *wr) {
+    const long long HWo = (long long)a.Ho * a.Wo, N = a.M / HWo, in_rows_n = N * (a.H >> a.up) * (a.W >> a.up), M = a.M;
+    const long long ow = a.geglu ? a.cout / 2 : a.cout;
+    auto add = [&](std::vector<ig_region> *v, const void *p, long long rows, long long width, size_t elem, int role) {
+        if (p) v->push_back(ig_region{(const char *)p, (size_t)(rows * width) * elem, rows, width, role});
+    };
+    add(rd, a.xa, in_rows_n, a.ca, es, IG_DEP_IN);
+    add(rd, a.xb, in_rows_n, a.C - a.ca, es, IG_DEP_IN);
+    add(rd, a.res, M, ow, es, IG_DEP_OUT);
+    add(rd, a.sxa, M, a.sca, es, IG_DEP_OUT);
+    add(rd, a.sxb, M, a.sC - a.sca, es, IG_DEP_OUT);
+    add(rd, a.add, N, a.cout, es, IG_DEP_ALL);
+    if (a.norm == NORM_GROUP) add(rd, a.stats, N, a.groups, sizeof(float2), IG_DEP_ALL);
+    for (int j = 0; j < a.nw; j++) add(wr, a.y[j], M, ow, es, IG_DEP_OUT);
+    for (int e = 0; e < a.nst; e++) {
+        add(rd, a.st[e].merge, N, a.st[e].groups * 3, sizeof(float), IG_DEP_ALL);
+        add(wr, a.st[e].out, N, a.st[e].groups, sizeof(float2), IG_DEP_ALL);
+        add(wr, a.st[e].partial, N, a.st[e].groups * 3, sizeof(float), IG_DEP_ALL);
+    }
+}
+
+static bool overlaps(const ig_region &x, const ig_region &y) { return x.p < y.p + y.bytes && y.p < x.p + x.bytes; }
+static bool same(const ig_region &x, const ig_region &y) { return x.p == y.p && x.rows == y.rows && x.width == y.width; }
+
+/* What op t (later) waits for of op e's tiles (IG_DEP_*; 0: nothing). Row for row only where the two touch one
+ * tensor as rows of their outputs (or, for e's reads, of a row-local input: a 1x1 convolution of stride 1). */
+static int dependency(const ig_args &e, const ig_args &t, size_t es) {
+    std::vector<ig_region> er, ew, tr, tw;
+    regions(e, es, &er, &ew);
+    regions(t, es, &tr, &tw);
+    const bool e_rowlocal = e.taps == 1 && e.stride == 1 && e.pad == 0 && !e.up;
+    int dep = 0;
+    for (auto &w : ew) /* t reads what e writes */
+        for (auto &r : tr)
+            if (overlaps(w, r)) dep |= same(w, r) && w.role == IG_DEP_OUT && r.role != IG_DEP_ALL ? r.role : IG_DEP_ALL;
+    for (auto &w : tw) { /* t writes what e reads or writes */
+        for (auto &r : er)
+            if (overlaps(w, r)) dep |= same(w, r) && w.role == IG_DEP_OUT && (r.role == IG_DEP_OUT || (r.role == IG_DEP_IN && e_rowlocal)) ? IG_DEP_OUT : IG_DEP_ALL;
+        for (auto &x : ew)
+            if (overlaps(w, x)) dep |= same(w, x) && w.role == IG_DEP_OUT && x.role == IG_DEP_OUT ? IG_DEP_OUT : IG_DEP_ALL;
+    }
+    return dep;
+}
+
+/* Tests ($SD_CUDA_SEQ=eager, eager-reverse): the order that runs every item as early as the dependencies allow, the
+ * latest op first, its items from the first (or from the last: a window missing rows above its own shows only then),
+ * so that a dependency the analysis missed shows as a wrong result. */
+template <typename TL> static std::vector<unsigned> eager_order(const ig_seq &q, bool reverse) {
+    std::vector<unsigned> order, done(q.ndone, 0);
+    std::vector<char> ran(q.items, 0);
+    while ((int)order.size() < q.items) {
+        int pick = -1;
+        for (int s = q.nops - 1; s >= 0 && pick < 0; s--) {
+            const ig_seq_op &o = q.op[s];
+            const int n = o.gx * o.gy * o.S;
+            for (int i = 0; i < n && pick < 0; i++) {
+                const int l = reverse ? n - 1 - i : i;
+                if (ran[o.first + l]) continue;
+                const int bx = l % o.gx, m0 = bx * TL::BM, m1 = std::min(m0 + TL::BM, o.a.M);
+                bool ready = true;
+                for (int p = 0; p < s && ready; p++) {
+                    if (!o.dep[p]) continue;
+                    int t0, t1;
+                    dep_tiles(o.a, o.dep[p], m0, m1, TL::BM, q.op[p].gx, &t0, &t1);
+                    for (int t = t0; t <= t1 && ready; t++) ready = done[q.op[p].done_off + t] == (unsigned)(q.op[p].gy * q.op[p].S);
+                }
+                if (ready) pick = o.first + l;
+            }
+        }
+        if (pick < 0) break; /* (cannot happen: op order is always possible) */
+        int s = 0;
+        while (s + 1 < q.nops && pick >= q.op[s + 1].first) s++;
+        ran[pick] = 1;
+        done[q.op[s].done_off + (pick - q.op[s].first) % q.op[s].gx]++;
+        order.push_back((unsigned)pick);
+    }
+    return order;
+}
+
+template <typename T, typename TL> static sd_status launch_seq(be *b, const std::vector<ig_pending> &v) {
+    cuda_impl *c = cuda_of(b);
+    if (v.size() == 1) return launch_one<T, TL>(b, v[0].a, v[0].splits);
+    if ((size_t)TL::SMEM > c->smem_optin) return SD_ERR_UNSUPPORTED;
+    CUDA_SMEM_OPTIN((igemm_seq_kernel<T, TL>), TL::SMEM);
+    std::unique_ptr<ig_seq> qp(new ig_seq()); /* (30 KB, zeroed) */
+    ig_seq &q = *qp;
+    q.nops = (int)v.size();
+    ig_args x[IG_SEQ_MAX];
+    int splits[IG_SEQ_MAX];
+    for (int k = 0; k < q.nops; k++) {
+        x[k] = v[k].a;
+        splits[k] = v[k].splits;
+    }
+    sd_status st = bind<TL>(b, x, splits, q.nops);
+    if (st != SD_OK) return st;
+    for (int k = 0; k < q.nops; k++) {
+        ig_seq_op &o = q.op[k];
+        o.a = x[k];
+        grid_of<TL>(x[k], &o.gx, &o.gy);
+        o.S = splits[k];
+        o.first = q.items;
+        q.items += o.gx * o.gy * o.S;
+        o.done_off = q.ndone;
+        q.ndone += o.gx;
+        for (int p = 0; p < k; p++) o.dep[p] = (unsigned char)dependency(x[p], x[k], cuda_dtype_size(c->dt));
+    }
+    void *cnt;
+    if ((st = cuda_buffer(b, CUDA_BUF_SEQ, (size_t)(2 + q.ndone) * sizeof(unsigned), &cnt)) != SD_OK) return st;
+    q.ticket = (unsigned *)cnt;
+    q.done = q.ticket + 2;
+    if (c->seq_mode >= 2) { /* tests: an eager order, uploaded (a synchronous copy: never inside a graph's capture) */
+        const std::vector<unsigned> order = eager_order<TL>(q, c->seq_mode == 3);
+        void *ord;
+        if ((st = cuda_buffer(b, CUDA_BUF_SEQ_ORDER, order.size() * sizeof(unsigned), &ord)) != SD_OK) return st;
+        CUDA_CHECK(cudaMemcpy(ord, order.data(), order.size() * sizeof(unsigned), cudaMemcpyHostToDevice));
+        q.order = (const unsigned *)ord;
+    }
+    CUDA_LAUNCH((igemm_seq_kernel<T, TL>), dim3(q.items), TL::THREADS, TL::SMEM, c->stream, q);
+    CUDA_CHECK_LAUNCH();
+    return SD_OK;
+}
+
+sd_status cuda_igemm_seq_flush(be *b) {
+    cuda_impl *c = cuda_of(b);
+    if (!c->seq || ((ig_seq_state *)c->seq)->ops.empty()) return SD_OK;
+    std::vector<ig_pending> v;
+    v.swap(((ig_seq_state *)c->seq)->ops);
+    if (!be_ok(b)) return SD_OK; /* after an error nothing more runs */
+    const bool small = v[0].small;
+    if (c->dt == BE_F16) return small ? launch_seq<__half, tile_small>(b, v) : launch_seq<__half, tile_big>(b, v);
+    return small ? launch_seq<__nv_bfloat16, tile_small>(b, v) : launch_seq<__nv_bfloat16, tile_big>(b, v);
+}
+
+void cuda_igemm_seq_free(be *b) {
+    cuda_impl *c = cuda_of(b);
+    delete (ig_seq_state *)c->seq;
+    c->seq = NULL;
 }
 
 /* The tile shape and the number of K slices for a GEMM of tiles_big 128x128 tiles (tiles_small 64x64) and kt k-steps
@@ -539,6 +901,21 @@ static void plan(long long tiles_big, long long tiles_small, int kt, int sms, in
         }
 }
 
+/* tiles of a (and K-split tiles, which take counters) with the 128x128 or the 64x64 tile */
+static long long tiles_of(const ig_args &a, int small) {
+    int gx, gy;
+    if (small) grid_of<tile_small>(a, &gx, &gy);
+    else grid_of<tile_big>(a, &gx, &gy);
+    return (long long)gx * gy;
+}
+
+/* whether the split-K tiles of the open sequence and a would need more counters than there are */
+static bool splits_over(const std::vector<ig_pending> &ops, const ig_args &a, int small, int splits) {
+    long long n = splits > 1 ? tiles_of(a, small) : 0;
+    for (auto &p : ops) n += p.splits > 1 ? tiles_of(p.a, p.small) : 0;
+    return n > CUDA_SPLITK_COUNTERS;
+}
+
 template <typename T> static sd_status run_as(be *b, const ig_args &a) {
     cuda_impl *c = cuda_of(b);
     const long long ncols = a.geglu ? a.cout / 2 : (long long)a.nw * a.cout;
@@ -549,12 +926,20 @@ template <typename T> static sd_status run_as(be *b, const ig_args &a) {
     plan(tb, ts, kt, c->sms, &small, &splits);
     if (c->tile_mode) small = c->tile_mode == 2; /* $SD_CUDA_TILE, $SD_CUDA_SPLITK: tests */
     if (c->split_k > 0) splits = c->split_k < kt ? c->split_k : kt;
-    if (a.C < BK) return small ? launch<T, tile_small, IN_NARROW>(b, a, splits) : launch<T, tile_big, IN_NARROW>(b, a, splits);
-    switch (a.norm) {
-    case NORM_GROUP: return small ? launch<T, tile_small, NORM_GROUP>(b, a, splits) : launch<T, tile_big, NORM_GROUP>(b, a, splits);
-    case NORM_LAYER: return small ? launch<T, tile_small, NORM_LAYER>(b, a, splits) : launch<T, tile_big, NORM_LAYER>(b, a, splits);
-    default: return small ? launch<T, tile_small, 0>(b, a, splits) : launch<T, tile_big, 0>(b, a, splits);
+    if (c->seq_mode && c->seq_collect && (small || a.norm != NORM_GROUP)) { /* joins the open sequence, or starts the next one */
+        ig_seq_state *q = seq_state(b);
+        if (!q->ops.empty() && (q->ops[0].small != small || q->ops.size() == IG_SEQ_MAX || splits_over(q->ops, a, small, splits))) {
+            const sd_status st = cuda_igemm_seq_flush(b);
+            if (st != SD_OK) return st;
+        }
+        if ((size_t)(small ? tile_small::SMEM : tile_big::SMEM) > c->smem_optin || (splits > 1 && tiles_of(a, small) > CUDA_SPLITK_COUNTERS))
+            return SD_ERR_UNSUPPORTED; /* (what launch() would say) */
+        q->ops.push_back(ig_pending{a, small, splits});
+        return SD_OK;
     }
+    const sd_status st = cuda_igemm_seq_flush(b); /* (a large tile with a GroupNorm prologue goes out alone, in order) */
+    if (st != SD_OK) return st;
+    return small ? launch_one<T, tile_small>(b, a, splits) : launch_one<T, tile_big>(b, a, splits);
 }
 
 static int al16(const void *p) { return ((uintptr_t)p & 15) == 0; }

@@ -65,6 +65,28 @@ typedef struct ig_args {
     unsigned *counters;
 } ig_args;
 
+/* Sequences (igemm.cu): consecutive ops in one launch, each tile waiting for the tiles of earlier ops it depends on:
+ * those holding its output rows (IG_DEP_OUT), its input window's rows (IG_DEP_IN), or all (IG_DEP_ALL). */
+#define IG_SEQ_MAX 16
+#define IG_DEP_OUT 1
+#define IG_DEP_IN 2
+#define IG_DEP_ALL 4
+
+typedef struct ig_seq_op {
+    ig_args a;
+    int first, gx, gy, S;              /* items [first, first + gx·gy·S): row tiles, column tiles, K slices */
+    int done_off;                      /* its row tiles' counters: done[done_off + row tile] */
+    unsigned char dep[IG_SEQ_MAX];     /* on each earlier op: IG_DEP_* */
+} ig_seq_op;
+
+typedef struct ig_seq {
+    ig_seq_op op[IG_SEQ_MAX];
+    int nops, items, ndone;
+    unsigned *ticket;                  /* [0] the next ticket, [1] blocks finished; zero between launches */
+    unsigned *done;                    /* per op and row tile: column tiles whose epilogue ran; zero between launches */
+    const unsigned *order;             /* NULL: ticket t runs item t; else item order[t] (tests) */
+} ig_seq;
+
 /* Runs it; SD_ERR_UNSUPPORTED (no message) when the shapes or the storage type do not fit the kernel (f32 storage,
  * C, ca, sC or sca not a multiple of 32, unaligned tensors): the caller then takes the cuBLAS path. */
 sd_status cuda_igemm(be *b, const ig_args *a);

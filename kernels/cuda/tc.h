@@ -10,6 +10,7 @@
  *                                 waits until at most N committed groups of this thread are in flight
  *   tc_cp_async8(s, g, n)         cp.async.ca.shared.global, the same with 8 bytes (8-byte aligned addresses)
  *   tc_ld128 / tc_st128           128-bit global loads and stores (16-byte aligned addresses)
+ *   tc_ld_acquire(p)              ld.acquire.gpu.global.u32: a counter, ordered before the loads after it
  *   tc_pack<T>(lo, hi)            two f32 rounded to T and packed as an mma operand register (lo in bits 0-15)
  *
  * Fragment layouts (PTX ISA, "Matrix Fragments for mma.m16n8k16"; g = lane / 4, t = lane % 4):
@@ -69,6 +70,13 @@ static __device__ __forceinline__ void tc_cp_async8(void *smem, const void *gmem
 }
 static __device__ __forceinline__ void tc_cp_async_commit(void) { asm volatile("cp.async.commit_group;\n" ::: "memory"); }
 template <int N> static __device__ __forceinline__ void tc_cp_async_wait(void) { asm volatile("cp.async.wait_group %0;\n" ::"n"(N) : "memory"); }
+
+/* ld.acquire.gpu: a counter another block increments after a fence, before reading what that block wrote */
+static __device__ __forceinline__ unsigned tc_ld_acquire(const unsigned *p) {
+    unsigned v;
+    asm volatile("ld.acquire.gpu.global.u32 %0, [%1];\n" : "=r"(v) : "l"(p) : "memory");
+    return v;
+}
 
 static __device__ __forceinline__ uint4 tc_ld128(const void *p) { return *reinterpret_cast<const uint4 *>(p); }
 static __device__ __forceinline__ void tc_st128(void *p, uint4 v) { *reinterpret_cast<uint4 *>(p) = v; }

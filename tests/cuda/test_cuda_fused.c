@@ -322,9 +322,11 @@ static void linked_all(const char *tile, const char *splits) {
         const be_dtype t = DTS[di];
         if (tile) setenv("SD_CUDA_TILE", tile, 1);
         if (splits) setenv("SD_CUDA_SPLITK", splits, 1);
+        setenv("SD_CUDA_SEQ", "0", 1); /* a launch per op, to count the statistics kernels (sequences: cuda_op_gemm_sequence) */
         be *g = mk_gpu(t), *e = mk_gpu(t);
         unsetenv("SD_CUDA_TILE");
         unsetenv("SD_CUDA_SPLITK");
+        unsetenv("SD_CUDA_SEQ");
         double worst = 0;
         for (size_t k = 0; k < sizeof LCASES / sizeof *LCASES; k++) {
             const lcase *l = &LCASES[k];
@@ -461,7 +463,9 @@ static void concat_chain(be *b, int order, int apart, const float *const *h, con
 TEST(cuda_op_gemm_statistics_concat) {
     for (int di = 0; di < 2; di++) {
         const be_dtype t = DTS[di];
+        setenv("SD_CUDA_SEQ", "0", 1); /* a launch per op, to count the statistics kernels */
         be *g = mk_gpu(t);
+        unsetenv("SD_CUDA_SEQ");
         const size_t px = 2 * 7 * 5;
         float *h[2] = {rnd(px * 32, 1, 0, t), rnd(px * 32, 1, 0.5f, t)};
         /* A 3x3 32->64 (+bias 1.5 off zero), GN 8 + 1x1 64->32, B 3x3 32->96, GN over 160 + 3x3 160->24 */
@@ -501,5 +505,106 @@ TEST(cuda_op_gemm_statistics_concat) {
         CHECK_MSG(be_status(g) == SD_OK, "%s", sd_last_error());
         CHECK_MSG(cuda_test_clean(msg, sizeof msg), "%s", msg);
         be_free(g);
+    }
+}
+
+/* ---- igemm sequences: consecutive igemm ops in one launch, each tile waiting for the tiles it depends on ----
+ * Nine recorded be_gemm ops with every kind of dependency between them, on 2x16x16 pixels (row tiles of whole image
+ * rows, so that a window one row short would miss a tile; several row tiles at the half resolution too):
+ * a 3x3 convolution reading the rows around its own (its input window: the producer's row tiles above and below),
+ * LayerNorm over rows, an output written in place (x += ...: the earlier reader and writer of those rows), a
+ * stride-2 and an upsampling 3x3 (windows of another shape), a GroupNorm taking its statistics from the producer's
+ * epilogue (the whole producer), a per-sample add, GEGLU, and an op overwriting the first one's input (which read it
+ * around its rows: all of it must have run). Run as one sequence, in ticket order and in the two most eager orders
+ * the dependencies allow (the latest op first, its tiles from the first or from the last: a dependency the analysis
+ * missed reads rows not yet written, 0xFF-poisoned NaN or stale), the results must be those of one launch per op
+ * ($SD_CUDA_SEQ=0) bit for bit; again when the sequence is captured into a graph and replayed. */
+static void seq_chain(be *b, float *const *h, const be_weight *w, float **out, long long *launches) {
+    const int N = 2, H = 16, W = 16;
+    size_t mark = be_mark(b);
+    be_tensor x0 = put(b, h[0], N, H, W, 32), r = put(b, h[1], N, H, W, 32), t = put(b, h[2], N, 1, 1, 32);
+    be_tensor a = be_new(b, N, H, W, 64), bb = be_new(b, N, H, W, 32), c = be_new(b, N, H, W, 64), d = be_new(b, N, H / 2, W / 2, 32);
+    be_tensor e = be_new(b, N, H, W, 32), f = be_new(b, N, H, W, 32), g = be_new(b, N, H, W, 32);
+    be_sync(b);
+    const long long l0 = cuda_test_launches();
+    const be_gemm_args ops[9] = {
+        {.x = &x0, .stride = 1, .pad_lo = 1, .pad_hi = 1, .nw = 1, .w = {&w[0]}, .bias = {&w[1]}, .y = {&a}},
+        {.x = &a, .stride = 1, .pad_lo = 1, .pad_hi = 1, .nw = 1, .w = {&w[2]}, .y = {&bb}, .residual = &r},
+        {.x = &bb, .stride = 1, .norm = BE_NORM_LAYER, .eps = 1e-5f, .gamma = &w[3], .nw = 1, .w = {&w[4]}, .y = {&c}},
+        {.x = &c, .stride = 1, .nw = 1, .w = {&w[5]}, .bias = {&w[6]}, .y = {&bb}, .residual = &bb},
+        {.x = &bb, .stride = 2, .pad_lo = 0, .pad_hi = 1, .nw = 1, .w = {&w[7]}, .y = {&d}},
+        {.x = &d, .up2x = 1, .stride = 1, .pad_lo = 1, .pad_hi = 1, .nw = 1, .w = {&w[8]}, .y = {&e}},
+        {.x = &e, .stride = 1, .pad_lo = 1, .pad_hi = 1, .norm = BE_NORM_GROUP, .groups = 8, .eps = 1e-5f, .gamma = &w[3], .beta = &w[6],
+         .norm_silu = 1, .nw = 1, .w = {&w[9]}, .y = {&f}, .add = &t},
+        {.x = &f, .stride = 1, .nw = 1, .w = {&w[10]}, .bias = {&w[11]}, .y = {&g}, .act = BE_ACT_GEGLU},
+        {.x = &r, .stride = 1, .nw = 1, .w = {&w[12]}, .y = {&x0}}, /* overwrites what the first read around its rows */
+    };
+    for (int i = 0; i < 9; i++) be_gemm(b, &ops[i]);
+    be_sync(b);
+    *launches = l0 < 0 ? -1 : cuda_test_launches() - l0;
+    const be_tensor *res[5] = {&bb, &c, &f, &g, &x0};
+    for (int i = 0; i < 5; i++) out[i] = get(b, res[i]);
+    be_release(b, mark);
+}
+
+TEST(cuda_op_gemm_sequence) {
+    const char *tiles[3] = {"small", "big", "small"}, *splits[3] = {NULL, NULL, "3"};
+    const int shape[13][4] = {{64, 32, 3, 3}, {64, 1, 1, 1},  {32, 64, 3, 3}, {32, 1, 1, 1}, {64, 32, 1, 1}, {32, 64, 1, 1}, {32, 1, 1, 1},
+                              {32, 32, 3, 3}, {32, 32, 3, 3}, {32, 32, 3, 3}, {64, 32, 1, 1}, {64, 1, 1, 1}, {32, 32, 1, 1}};
+    const size_t px = 2 * 16 * 16, n[5] = {px * 32, px * 64, px * 32, px * 32, px * 32};
+    for (int di = 0; di < 2; di++) {
+        const be_dtype t = DTS[di];
+        g_rs = 4242;
+        float *h[3] = {rnd(px * 32, 1, 0, t), rnd(px * 32, 1, 0, t), rnd(2 * 32, 1, 0, t)}, *wh[13];
+        for (int i = 0; i < 13; i++)
+            wh[i] = shape[i][1] == 1 ? rnd(shape[i][0], 0.5f, i == 3 ? 1.0f : 0.0f, BE_F32)
+                                     : rnd((size_t)shape[i][0] * shape[i][1] * shape[i][2] * shape[i][3], 0.2f, 0, t);
+        for (int v = 0; v < 3; v++) {
+            float *res[4][5];
+            long long launches[4];
+            const char *modes[4] = {"0", "1", "eager", "eager-reverse"};
+            for (int m = 0; m < 4; m++) {
+                setenv("SD_CUDA_TILE", tiles[v], 1);
+                if (splits[v]) setenv("SD_CUDA_SPLITK", splits[v], 1);
+                setenv("SD_CUDA_SEQ", modes[m], 1);
+                be *g = mk_gpu(t);
+                unsetenv("SD_CUDA_TILE");
+                unsetenv("SD_CUDA_SPLITK");
+                unsetenv("SD_CUDA_SEQ");
+                be_weight w[13];
+                for (int i = 0; i < 13; i++)
+                    REQUIRE(be_weight_upload(g, &w[i], shape[i][1] == 1 ? BE_W_VEC : shape[i][2] > 1 ? BE_W_CONV : BE_W_LINEAR, shape[i][0], shape[i][1],
+                                             shape[i][2], shape[i][3], BE_F32, wh[i]) == SD_OK);
+                seq_chain(g, h, w, res[m], &launches[m]);
+                for (int again = 0; m == 1 && again < 2; again++) { /* captured, then replayed: the counters were reset */
+                    float *re[5];
+                    long long l;
+                    seq_chain(g, h, w, re, &l);
+                    for (int i = 0; i < 5; i++) {
+                        CHECK_MSG(!memcmp(re[i], res[m][i], n[i] * sizeof(float)), "run %d of the sequence differs from the first", again + 2);
+                        free(re[i]);
+                    }
+                }
+                char msg[512] = "";
+                CHECK_MSG(be_status(g) == SD_OK, "%s", sd_last_error());
+                CHECK_MSG(cuda_test_clean(msg, sizeof msg), "%s", msg);
+                for (int i = 0; i < 13; i++) be_weight_free(g, &w[i]);
+                be_free(g);
+            }
+            int same = 1;
+            for (int m = 1; m < 4; m++)
+                for (int i = 0; i < 5; i++) same &= !memcmp(res[m][i], res[0][i], n[i] * sizeof(float));
+            test_note("9 dependent igemm ops, %s tiles%s [%s]: %lld launches one by one, %lld as sequences; ticket order and both eager orders %s",
+                      tiles[v], splits[v] ? ", K split in 3" : "", dt_name(t), launches[0], launches[1], same ? "bit-identical" : "DIFFER");
+            CHECK_MSG(same, "a sequence's results differ from those of one launch per op");
+            /* (with large tiles the GroupNorm op runs alone, between two sequences: igemm.cu) */
+            const long long want = strcmp(tiles[v], "big") ? 1 : 3;
+            if (launches[0] >= 0)
+                CHECK_MSG(launches[0] == 9 && launches[1] == want, "%lld launches one by one, %lld as sequences (want 9, %lld)", launches[0], launches[1], want);
+            for (int m = 0; m < 4; m++)
+                for (int i = 0; i < 5; i++) free(res[m][i]);
+        }
+        for (int i = 0; i < 13; i++) free(wh[i]);
+        for (int i = 0; i < 3; i++) free(h[i]);
     }
 }

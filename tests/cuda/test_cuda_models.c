@@ -148,6 +148,32 @@ TEST(cuda_model_unet_sd1) { unet_case("golden/unet/sd1.safetensors", "UNet SD1-l
 TEST(cuda_model_unet_sd2) { unet_case("golden/unet/sd2.safetensors", "UNet SD2-like (linear proj, 9-ch, LCM cond) 2x8x12", 16); }
 TEST(cuda_model_unet_sdxl) { unet_case("golden/unet/sdxl.safetensors", "UNet SDXL-like (add embedding) 2x7x10", 9); }
 
+/* igemm sequences (kernels/cuda/igemm.cu: the igemm ops between two other ops in one launch) change when tiles run,
+ * never what they compute: the three UNets on CUDA f16 with one launch per igemm ($SD_CUDA_SEQ=0), as sequences in
+ * ticket order, and in the two most eager orders the dependencies allow give the same outputs bit for bit. */
+TEST(cuda_model_unet_sequences) {
+    const char *files[3] = {"golden/unet/sd1.safetensors", "golden/unet/sd2.safetensors", "golden/unet/sdxl.safetensors"};
+    const char *modes[4] = {"0", "1", "eager", "eager-reverse"};
+    for (int k = 0; k < 3; k++) {
+        st_file *f = open_golden(files[k]);
+        float *out[4];
+        size_t n = 0;
+        int same = 1;
+        for (int m = 0; m < 4; m++) {
+            setenv("SD_CUDA_SEQ", modes[m], 1);
+            out[m] = unet_run(RUN_F16, f, &n);
+            unsetenv("SD_CUDA_SEQ");
+            if (m) same &= !memcmp(out[m], out[0], n * sizeof(float));
+        }
+        test_note("%s on CUDA f16: one launch per igemm, sequences in ticket order and in both eager orders: %s", files[k],
+                  same ? "bit-identical" : "DIFFER");
+        CHECK_MSG(same, "%s: sequences change the output", files[k]);
+        for (int m = 0; m < 4; m++) free(out[m]);
+        st_close(f);
+    }
+    platform_clean();
+}
+
 /* ---- VAE ---- */
 
 typedef struct vae_golden { const char *weights, *prefix, *config, *io; int groups, n, h, w; double dec_u, enc_u; } vae_golden;

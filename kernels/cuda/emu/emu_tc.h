@@ -42,6 +42,8 @@ static inline void tc_cp_async8(void *smem, const void *gmem, int src_bytes, CUD
     cuda_emu_cp_async(smem, gmem, 8, src_bytes, file_, line_);
 }
 static inline void tc_cp_async_commit(void) { cuda_emu_cp_async_commit(); }
+/* (one block runs at a time: a plain load sees every earlier block's stores) */
+static inline unsigned tc_ld_acquire(const unsigned *p) { return *(const volatile unsigned *)p; }
 template <int N> static inline void tc_cp_async_wait(void) { cuda_emu_cp_async_wait(N); }
 
 static inline uint4 tc_ld128(const void *p, CUDA_EMU_SITE) {
