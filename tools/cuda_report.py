@@ -21,10 +21,10 @@ ARCH = {  # per SM: registers, shared memory for blocks, threads, blocks
     "sm_80": dict(regs=65536, smem=167936, threads=2048, blocks=32),
     "sm_90": dict(regs=65536, smem=233472, threads=2048, blocks=32),
 }
-HOT = ("igemm_kernel", "fa2_kernel", "gn_stats_kernel", "gn_apply_kernel", "layer_norm_kernel", "add_kernel", "act_kernel",
-       "geglu_kernel", "convert_kernel", "timestep_embedding_kernel", "softmax_kernel", "im2col_kernel", "bias_act_kernel",
+HOT = ("igemm_kernel", "igemm_seq_kernel", "fa2_kernel", "gn_stats_kernel", "gn_apply_kernel", "layer_norm_kernel", "add_kernel",
+       "act_kernel", "geglu_kernel", "convert_kernel", "timestep_embedding_kernel", "softmax_kernel", "im2col_kernel", "bias_act_kernel",
        "upsample_nearest_kernel", "concat_kernel", "gemv_group_kernel")
-TENSOR = ("igemm_kernel", "fa2_kernel")
+TENSOR = ("igemm_kernel", "igemm_seq_kernel", "fa2_kernel")
 
 
 def demangle(names):
@@ -34,7 +34,7 @@ def demangle(names):
 
 def launch_config(name):
     """(threads, dynamic shared memory bytes) of a kernel, from its template arguments."""
-    m = re.search(r"igemm_kernel<[^,]+, ig_tile<(\d+), (\d+), (\d+), (\d+)>", name)
+    m = re.search(r"igemm(?:_seq)?_kernel<[^,]+, ig_tile<(\d+), (\d+), (\d+), (\d+)>", name)
     if m:
         bm, bn, wm, wn = map(int, m.groups())
         pipe, ctile = 3 * (bm + bn) * 40 * 2, bm * (bn + 8) * 2
@@ -59,18 +59,32 @@ def occupancy(arch, regs, smem, threads):
 
 
 def parse_ptxas(path):
+    """Per entry function: registers, static shared memory, stack and spills; a device function compiled on its own
+    (__noinline__: igemm's sequence tiles) adds its stack and spills to the entry listed before it."""
     kernels = {}
-    cur = None
+    cur = props = None
     for line in open(path, errors="replace"):
         m = re.search(r"Compiling entry function '(\S+)' for '(sm_\d+)'", line)
         if m:
             cur = kernels.setdefault(m.group(1), {})
+            props = m.group(1)
+            continue
+        m = re.search(r"Function properties for (\S+)", line)
+        if m:
+            props = m.group(1)
             continue
         if cur is None:
             continue
         m = re.search(r"(\d+) bytes stack frame, (\d+) bytes spill stores, (\d+) bytes spill loads", line)
         if m:
-            cur["stack"], cur["spill_st"], cur["spill_ld"] = map(int, m.groups())
+            stack, st, ld = map(int, m.groups())
+            if props in kernels:
+                cur["stack"], cur["spill_st"], cur["spill_ld"] = stack, st, ld
+            else:
+                cur.setdefault("callees", []).append(props)
+                cur["stack"] = cur.get("stack", 0) + stack
+                cur["spill_st"] = cur.get("spill_st", 0) + st
+                cur["spill_ld"] = cur.get("spill_ld", 0) + ld
         m = re.search(r"Used (\d+) registers", line)
         if m:
             cur["regs"] = int(m.group(1))
@@ -116,7 +130,9 @@ def main():
                 continue
             threads, dyn = launch_config(short)
             blocks, occ = occupancy(arch, k.get("regs", 0), k.get("smem", 0) + dyn, threads)
-            m = mix.get(mangled, collections.Counter())
+            m = collections.Counter(mix.get(mangled, collections.Counter()))
+            for callee in k.get("callees", []):  # the SASS of the device functions it calls
+                m.update(mix.get(callee, collections.Counter()))
             rows.append((short, arch, k, threads, dyn, blocks, occ, m, src))
             if k.get("spill_st", 0) or k.get("spill_ld", 0):
                 bad.append(f"{short} ({arch}) spills {k['spill_st']}/{k['spill_ld']} bytes")

@@ -25,7 +25,9 @@ instruction our kernels use) reaches about 2/3 of the tensor-core peak, only wgm
 Shah et al. 2024); FlashAttention-2 reaches about 335 TFLOP/s forward (head dim 128; ~300 at 64); a streaming kernel
 reaches ~90% of the HBM bandwidth. Assumed here: igemm at 75% of the mma.sync ceiling (494 TFLOP/s) on full waves,
 flash at 300 TFLOP/s on the padded head dim, memory-bound kernels at 3.0 TB/s, and 1.5 us between two kernels of
-a graph (launch and ramp). An igemm's compute time is that of its busiest SM: ceil(tiles / 132) padded tiles at
+a graph (launch and ramp). The igemm ops between two other kernels go out as one launch while their tile shape stays
+(igemm.cu's sequences, at most 16 ops; a 128x128-tile op with a GroupNorm prologue runs alone): each but the first costs 0.5 us instead of the gap (its tiles wait on counters
+set by the tiles they depend on; a GroupNorm consumer waits for the whole producer). An igemm's compute time is that of its busiest SM: ceil(tiles / 132) padded tiles at
 1/132 of the rate, and at least twice one tile's time when there are fewer tiles than SMs (a lone block is latency
 bound), with the tile shape and K split igemm.cu's plan() picks and its cost model (a small tile's k-step at 1.25/4
 of a large one's, 2 k-steps per block for the split-K partials); its time is the larger of that and its memory time,
@@ -45,6 +47,8 @@ MMA_RATE = 0.75 * (2 / 3) * PEAK   # igemm: 3/4 of the mma.sync ceiling
 FLASH_RATE = 300e12                # FlashAttention-2 class, on the padded head dim
 BW = 0.9 * BW_PEAK
 GAP = 1.5e-6                       # per kernel in a graph
+SEQ_WAIT = 0.5e-6                  # per igemm after the first of a sequence: its tiles wait on counters, not a launch
+SEQ_MAX = 16
 SMS = 132
 E = 2                              # bytes per f16 element
 
@@ -53,19 +57,26 @@ N = 2
 ops = defaultdict(lambda: [0.0, 0.0, 0, 0.0])   # class -> [flops, bytes, launches, modelled seconds]
 
 
-def add(cls, flops, nbytes, t):
+seq = {"tiles": None, "ops": 0}        # the igemm sequence the last op belongs to (its tile shape, its ops)
+
+
+def add(cls, flops, nbytes, t, tiles=None):
+    """One op; tiles: an igemm's tile shape ("small" or "big"), which may join the open sequence (igemm.cu: one launch
+    for the igemm ops between two other ops, while the tile shape stays and up to SEQ_MAX ops)."""
     a = ops[cls]
     a[0] += flops
     a[1] += nbytes
-    a[2] += 1
-    a[3] += t + GAP
+    joins = tiles is not None and seq["tiles"] == tiles and seq["ops"] < SEQ_MAX
+    seq["tiles"], seq["ops"] = tiles, (seq["ops"] + 1 if joins else 1)
+    a[2] += 0 if joins else 1
+    a[3] += t + (SEQ_WAIT if joins else GAP)
 
 
 def mem_time(nbytes):
     return nbytes / BW
 
 
-def igemm(cls, m, n, k, a_bytes, w_bytes, out_bytes, extra_bytes=0):
+def igemm(cls, m, n, k, a_bytes, w_bytes, out_bytes, extra_bytes=0, gn=False):
     """One igemm launch: y[m, n] = A[m, k] W[n, k]^T with its fused prologue / epilogue."""
     # the tile shape and K split of igemm.cu's plan(), and the busiest SM's work in 64x64-tile k-steps
     tb = math.ceil(m / 128) * math.ceil(n / 128)
@@ -91,7 +102,8 @@ def igemm(cls, m, n, k, a_bytes, w_bytes, out_bytes, extra_bytes=0):
     t_compute = c * (2.0 * 64 * 64 * 32) / (MMA_RATE / SMS)
     flops = 2.0 * m * n * k
     nbytes = a_bytes + w_bytes + out_bytes + extra_bytes
-    add(cls, flops, nbytes, max(t_compute, mem_time(nbytes)))
+    # (a 128x128 tile with a GroupNorm prologue runs alone: in a sequence its variant would spill)
+    add(cls, flops, nbytes, max(t_compute, mem_time(nbytes)), "small" if small_tiles else None if gn else "big")
 
 
 def gn_stats(c, hw):
@@ -108,7 +120,7 @@ def conv3x3(cin, cout, h, stride=1, gn=False, gn_linked=True, add_t=False, res=F
     if gn and not gn_linked:
         gn_stats(cin, (h // 2 if up else h) ** 2)
     extra = (N * ho * ho * cout * E if res else 0) + (N * cout * E if add_t else 0) + N * ho * ho * shortcut * E
-    igemm("conv 3x3 (igemm)", m, cout, k + shortcut, src, cout * (k + shortcut) * E, m * cout * E, extra)
+    igemm("conv 3x3 (igemm)", m, cout, k + shortcut, src, cout * (k + shortcut) * E, m * cout * E, extra, gn)
 
 
 def gemv(cls, rows, cin, couts):
@@ -117,10 +129,10 @@ def gemv(cls, rows, cin, couts):
     add(cls, 2.0 * rows * cin * sum(couts), nbytes, mem_time(nbytes))
 
 
-def linear(cls, rows, cin, cout, res=False, ln=False, geglu=False, nw=1):
+def linear(cls, rows, cin, cout, res=False, ln=False, geglu=False, nw=1, gn=False):
     out = cout // 2 if geglu else cout
     igemm(cls, rows, cout * nw, cin, rows * cin * E * (2 if ln else 1), nw * cout * cin * E, rows * out * nw * E,
-          rows * out * E if res else 0)
+          rows * out * E if res else 0, gn)
 
 
 def attention(tq, tk, c, heads):
@@ -148,7 +160,7 @@ def resnet(cin, cout, h, temb=1280, gn_linked=True):
 def transformer(c, h, heads, ctx, ctx_dim, depth=1):
     t = h * h
     rows = N * t
-    linear("linear / 1x1 (igemm)", rows, c, c)                   # proj_in, GroupNorm prologue (statistics linked)
+    linear("linear / 1x1 (igemm)", rows, c, c, gn=True)          # proj_in, GroupNorm prologue (statistics linked)
     for _ in range(depth):
         linear("linear / 1x1 (igemm)", rows, c, c, ln=True, nw=3)   # fused Q/K/V, LayerNorm prologue
         attention(t, t, c, heads)
@@ -210,7 +222,7 @@ def vae_decode(h0):
                                                    conv3x3(cout, cout, hh, gn=True, res=cin == cout, shortcut=cin if cin != cout else 0))
     resnet_v(c, c, h)
     # mid attention: one head of 512, cuBLAS + softmax path; its GroupNorm prologue's statistics linked
-    linear("linear / 1x1 (igemm)", h * h, c, c, nw=3)
+    linear("linear / 1x1 (igemm)", h * h, c, c, nw=3, gn=True)
     t = h * h
     s_bytes = t * t * (4 + E) * 2
     add("attention (cuBLAS, d = 512)", 2.0 * 2 * t * t * c, s_bytes + 4 * t * c * E, max(2.0 * 2 * t * t * c / MMA_RATE, mem_time(s_bytes)))
@@ -248,5 +260,5 @@ for cls, (f, b, n, t) in sorted(ops.items(), key=lambda kv: -kv[1][3]):
 roof_total = sum(max(a[0] / PEAK, a[1] / BW_PEAK) for a in ops.values())
 print(f"| **total** | **{tot[0] / 1e9:.0f}** | **{tot[1] / 1e6:.0f}** | **{tot[2]}** | **{roof_total * 1e6:.0f}** | **{tot[3] * 1e6:.0f}** | "
       f"{tot[0] / tot[3] / 1e12:.0f} |")
-print(f"compute floor {tot[0] / PEAK * 1e3:.2f} ms; modelled step {tot[3] * 1e3:.2f} ms ({tot[2]} kernels, {tot[2] * GAP * 1e3:.2f} ms "
-      f"of it between kernels); {tot[0] / tot[3] / PEAK * 100:.0f}% of the tensor-core peak")
+print(f"compute floor {tot[0] / PEAK * 1e3:.2f} ms; modelled step {tot[3] * 1e3:.2f} ms ({tot[2]} kernel launches, {tot[2] * GAP * 1e3:.2f} ms "
+      f"of it between them); {tot[0] / tot[3] / PEAK * 100:.0f}% of the tensor-core peak")
