@@ -21,11 +21,11 @@
  * 8x8 and 16x16 levels of a UNet) split K over up to 16 blocks per tile, the last of which adds the partial sums
  * (in a fixed order) and runs the epilogue: one launch either way. Requirements (else the caller uses cuBLAS):
  * C, ca multiples of 32, f16/bf16 storage, 16-byte aligned tensors; or (IN_NARROW, conv_in's 4 channels) C a
- * multiple of 4 below 32, one plain input, copied in 8-byte pieces. */
+ * multiple of 4 below 32, one plain input, copied in 8-byte pieces.
+ * The tile code (igemm_tile) serves two kernels: igemm_kernel, one op per launch, and igemm_seq_kernel, the tiles of
+ * consecutive ops in one launch, each waiting for the tiles it depends on (sequences, below). */
 #include "igemm.h"
 #include "tc.h"
-
-#include <string.h>
 
 #include <algorithm>
 #include <memory>
@@ -819,7 +819,7 @@ template <typename T, typename TL> static sd_status launch_seq(be *b, const std:
     if (v.size() == 1) return launch_one<T, TL>(b, v[0].a, v[0].splits);
     if ((size_t)TL::SMEM > c->smem_optin) return SD_ERR_UNSUPPORTED;
     CUDA_SMEM_OPTIN((igemm_seq_kernel<T, TL>), TL::SMEM);
-    std::unique_ptr<ig_seq> qp(new ig_seq()); /* (30 KB, zeroed) */
+    std::unique_ptr<ig_seq> qp(new ig_seq()); /* (7.5 KB, zeroed: kept off the stack) */
     ig_seq &q = *qp;
     q.nops = (int)v.size();
     ig_args x[IG_SEQ_MAX];
