@@ -901,7 +901,7 @@ static void plan(long long tiles_big, long long tiles_small, int kt, int sms, in
         }
 }
 
-/* tiles of a (and K-split tiles, which take counters) with the 128x128 or the 64x64 tile */
+/* the tiles of a with the 128x128 or the 64x64 tile (the grid's two dimensions: grid_of) */
 static long long tiles_of(const ig_args &a, int small) {
     int gx, gy;
     if (small) grid_of<tile_small>(a, &gx, &gy);
@@ -918,12 +918,9 @@ static bool splits_over(const std::vector<ig_pending> &ops, const ig_args &a, in
 
 template <typename T> static sd_status run_as(be *b, const ig_args &a) {
     cuda_impl *c = cuda_of(b);
-    const long long ncols = a.geglu ? a.cout / 2 : (long long)a.nw * a.cout;
-    const long long tb = ((a.M + 127LL) / 128) * ((ncols + (a.geglu ? 63 : 127)) / (a.geglu ? 64 : 128));
-    const long long ts = ((a.M + 63LL) / 64) * ((ncols + (a.geglu ? 31 : 63)) / (a.geglu ? 32 : 64));
     int small, splits;
     const int kt = (a.K + BK - 1) / BK + (a.sxa ? a.sC / BK : 0);
-    plan(tb, ts, kt, c->sms, &small, &splits);
+    plan(tiles_of(a, 0), tiles_of(a, 1), kt, c->sms, &small, &splits);
     if (c->tile_mode) small = c->tile_mode == 2; /* $SD_CUDA_TILE, $SD_CUDA_SPLITK: tests */
     if (c->split_k > 0) splits = c->split_k < kt ? c->split_k : kt;
     if (c->seq_mode && c->seq_collect && (small || a.norm != NORM_GROUP)) { /* joins the open sequence, or starts the next one */
