@@ -207,11 +207,11 @@ else
 endif
 cuda-check: cuda-test-bin
 
-TEST_BINS += 'cuda-ops-inorder:24=CUDA_EMU_SCHED=inorder $(CUDA_EMU_BIN) cuda_op_' \
-             'cuda-ops-reverse:24=CUDA_EMU_SCHED=reverse $(CUDA_EMU_BIN) cuda_op_' \
-             'cuda-ops-rand1:24=CUDA_EMU_SCHED=random CUDA_EMU_SEED=1 $(CUDA_EMU_BIN) cuda_op_' \
-             'cuda-ops-rand2:24=CUDA_EMU_SCHED=random CUDA_EMU_SEED=2 $(CUDA_EMU_BIN) cuda_op_' \
-             'cuda-ops-greedy:24=CUDA_EMU_SCHED=greedy $(CUDA_EMU_BIN) cuda_op_' \
+TEST_BINS += 'cuda-ops-inorder:25=CUDA_EMU_SCHED=inorder $(CUDA_EMU_BIN) cuda_op_' \
+             'cuda-ops-reverse:25=CUDA_EMU_SCHED=reverse $(CUDA_EMU_BIN) cuda_op_' \
+             'cuda-ops-rand1:25=CUDA_EMU_SCHED=random CUDA_EMU_SEED=1 $(CUDA_EMU_BIN) cuda_op_' \
+             'cuda-ops-rand2:25=CUDA_EMU_SCHED=random CUDA_EMU_SEED=2 $(CUDA_EMU_BIN) cuda_op_' \
+             'cuda-ops-greedy:25=CUDA_EMU_SCHED=greedy $(CUDA_EMU_BIN) cuda_op_' \
              'cuda-models:19=CUDA_EMU_SCHED=random CUDA_EMU_SEED=3 $(CUDA_EMU_BIN) cuda_model_'
 test: $(CUDA_EMU_BIN)
 

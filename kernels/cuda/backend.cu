@@ -47,6 +47,7 @@ void cuda_free_backend(be *b) {
     for (int i = 0; i < c->nslabs; i++) cudaFree(c->slabs[i].base);
     free(c->slabs);
     if (c->stream) cudaStreamDestroy(c->stream);
+    if (c->seq_fault) cudaFreeHost(c->seq_fault);
     free(c);
     free(b);
 }
@@ -245,11 +246,13 @@ sd_status cuda_download_async(be *b, const be_tensor *src, float *dst) {
     return SD_OK;
 }
 
-sd_status cuda_sync(be *b) {
+static sd_status sync_stream(be *b) {
     CUDA_CHECK(cudaStreamSynchronize(cuda_of(b)->stream));
     CUDA_CHECK(cudaGetLastError());
     return SD_OK;
 }
+
+sd_status cuda_sync(be *b) { return cuda_explain(b, sync_stream(b)); }
 
 /* ---- construction ---- */
 
@@ -289,6 +292,9 @@ static sd_status init(be *b, cuda_impl *c, int device) {
     /* a workspace of its own: cuBLAS then allocates nothing while a step is captured into a graph */
     CUDA_CHECK(cudaMalloc(&c->blas_ws, CUDA_BLAS_WORKSPACE));
     CUBLAS_CHECK(cublasSetWorkspace(c->blas, c->blas_ws, CUDA_BLAS_WORKSPACE));
+    /* where a sequence's wait that timed out leaves its record: host memory, readable after the kernel stopped */
+    CUDA_CHECK(cudaMallocHost((void **)&c->seq_fault, sizeof *c->seq_fault));
+    *c->seq_fault = 0;
     return cuda_recorder_new(b);
 }
 
@@ -312,7 +318,14 @@ extern "C" be *be_cuda_new(int device, be_dtype act_dtype) {
     env = getenv("SD_CUDA_SPLITK");
     c->split_k = env && atoi(env) > 0 ? atoi(env) : 0;
     env = getenv("SD_CUDA_SEQ");
-    c->seq_mode = !env ? 1 : !strcmp(env, "0") ? 0 : !strcmp(env, "eager") ? 2 : !strcmp(env, "eager-reverse") ? 3 : 1;
+    c->seq_mode = !env                         ? 1
+                  : !strcmp(env, "0")             ? 0
+                  : !strcmp(env, "eager")         ? 2
+                  : !strcmp(env, "eager-reverse") ? 3
+                  : !strcmp(env, "stall")         ? 4
+                                                  : 1;
+    env = getenv("SD_CUDA_SEQ_TIMEOUT");
+    c->seq_timeout_ns = (unsigned long long)((env && atof(env) > 0 && atof(env) < 1e6 ? atof(env) : 60.0) * 1e9);
     b->ops = &cuda_ops;
     b->impl = c;
     b->elem_size = cuda_dtype_size(act_dtype);

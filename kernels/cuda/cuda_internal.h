@@ -59,9 +59,12 @@ typedef struct cuda_impl {
                                ($SD_CUDA_ATTENTION=cublas, for comparisons) */
     int seq_mode;           /* igemm sequences (igemm.cu): 0 off ($SD_CUDA_SEQ=0), 1 on, 2 and 3 on in the most eager order
                                the dependencies allow, tiles from the first or from the last ($SD_CUDA_SEQ=eager,
-                               eager-reverse: tests; never captured into a graph) */
+                               eager-reverse: tests; never captured into a graph), 4 on with every wait needing one
+                               tile more than there are ($SD_CUDA_SEQ=stall: tests of the timeout) */
     int seq_collect;        /* set while an op that may join the open sequence runs (graph.cu) */
     void *seq;              /* the open sequence */
+    unsigned long long *seq_fault;   /* pinned host memory: the record of a sequence's wait that timed out */
+    unsigned long long seq_timeout_ns; /* how long a sequence's tile may wait (60 s; $SD_CUDA_SEQ_TIMEOUT seconds) */
     char device_name[256];
 } cuda_impl;
 
@@ -69,9 +72,13 @@ static inline cuda_impl *cuda_of(be *b) { return (cuda_impl *)b->impl; }
 
 #define CUDA_BLAS_WORKSPACE ((size_t)32 << 20)
 
+/* st, or after a failure that an igemm sequence's timed-out wait caused (every CUDA call fails alike after it: the
+ * kernel stopped), SD_ERR_BACKEND and a message saying what it waited for (igemm.cu). */
+sd_status cuda_explain(be *b, sd_status st);
+
 /* Records a failed step of an op as the backend's sticky error. */
 static inline void cuda_report(be *b, sd_status st) {
-    if (st != SD_OK) be_set_error(b, st, "%s", sd_last_error());
+    if ((st = cuda_explain(b, st)) != SD_OK) be_set_error(b, st, "%s", sd_last_error());
 }
 
 /* igemm sequences (igemm.cu): while cuda_impl.seq_collect is set (graph.cu, around an op that launches nothing but

@@ -260,7 +260,7 @@ static bool capture_and_launch(be *b, uint64_t fp) {
         r->graphs.erase(r->graphs.begin() + (long)lru);
     }
     r->graphs.push_back({fp, exec, ++r->tick});
-    if (cudaGraphLaunch(exec, s) != cudaSuccess) be_set_error(b, SD_ERR_BACKEND, "cuda backend: cudaGraphLaunch: %s", cudaGetErrorString(cudaGetLastError()));
+    if (cudaGraphLaunch(exec, s) != cudaSuccess) cuda_report(b, err_fail(SD_ERR_BACKEND, "cuda backend: cudaGraphLaunch: %s", cudaGetErrorString(cudaGetLastError())));
     return true;
 }
 
@@ -278,7 +278,7 @@ static void flush(be *b) {
         if (!done && g.fp == fp) {
             g.last = ++r->tick;
             if (cudaGraphLaunch(g.exec, cuda_of(b)->stream) != cudaSuccess)
-                be_set_error(b, SD_ERR_BACKEND, "cuda backend: cudaGraphLaunch: %s", cudaGetErrorString(cudaGetLastError()));
+                cuda_report(b, err_fail(SD_ERR_BACKEND, "cuda backend: cudaGraphLaunch: %s", cudaGetErrorString(cudaGetLastError())));
             done = true;
         }
     if (!done && r->profile) { /* timed op by op: eagerly */

@@ -570,13 +570,37 @@ static __host__ __device__ __forceinline__ void dep_tiles(const ig_args &a, int 
     *t1 = min(gx - 1, (hi - 1) / bm);
 }
 
-static __device__ __forceinline__ void seq_wait(const unsigned *counter, unsigned need) {
+/* Waits until *counter reaches need; false if it has not after timeout_ns. */
+static __device__ __forceinline__ bool seq_wait(const unsigned *counter, unsigned need, unsigned long long timeout_ns) {
+    unsigned have = tc_ld_acquire(counter);
 #ifdef CUDA_EMU /* blocks run one after another: what a tile waits for has run already (every tile of the row, in the
                 * orders the host makes: exactly `need`), or never will */
-    if (tc_ld_acquire(counter) != need) cuda_emu_fail("igemm sequence: a tile waits for %u tiles of a row, %u have run", need, tc_ld_acquire(counter));
+    (void)timeout_ns;
+    if (have > need) cuda_emu_fail("igemm sequence: a tile waits for %u tiles of a row, %u have run", need, have);
+    return have == need;
 #else
-    while (tc_ld_acquire(counter) < need) __nanosleep(100);
+    if (have >= need) return true;
+    const unsigned long long t0 = tc_globaltimer();
+    while ((have = tc_ld_acquire(counter)) < need) {
+        if (tc_globaltimer() - t0 > timeout_ns) return false;
+        __nanosleep(100);
+    }
+    return true;
 #endif
+}
+
+/* A wait that never ends means a dependency the host got wrong or a GPU that does not run a block which took an
+ * earlier ticket: neither should happen, and a hang would say nothing. So the waiting thread leaves a record in host
+ * memory (one 64-bit store: op, earlier op, its row tile, tiles run and needed) and stops the kernel; the backend's
+ * error message then reads the record (cuda_igemm_seq_fault). */
+static __device__ __noinline__ void seq_stall(unsigned long long *fault, int s, int p, int t, const unsigned *counter, unsigned need) {
+    const unsigned long long have = tc_ld_acquire(counter);
+    if (fault) {
+        *(volatile unsigned long long *)fault = 1ull << 63 | (unsigned long long)s << 59 | (unsigned long long)p << 55 |
+                                                  (unsigned long long)(t & 0xffffff) << 31 | (have & 0x7fff) << 16 | (need & 0xffff);
+        __threadfence_system();
+    }
+    __trap();
 }
 
 /* One variant of the tile code per prologue, each compiled on its own (not inlined into one kernel, where the four
@@ -608,7 +632,11 @@ igemm_seq_kernel(const ig_seq q) {
             if (!q.op[s].dep[p]) continue;
             int t0, t1;
             dep_tiles(q.op[s].a, q.op[s].dep[p], m0, m1, TL::BM, q.op[p].gx, &t0, &t1);
-            for (int t = t0; t <= t1; t++) seq_wait(q.done + q.op[p].done_off + t, (unsigned)q.op[p].gy);
+            for (int t = t0; t <= t1; t++) {
+                const unsigned need = (unsigned)q.op[p].gy + q.stall;
+                const unsigned *counter = q.done + q.op[p].done_off + t;
+                if (!seq_wait(counter, need, q.timeout_ns)) seq_stall(q.fault, s, p, t, counter, need);
+            }
         }
         __threadfence();
     }
@@ -845,7 +873,10 @@ template <typename T, typename TL> static sd_status launch_seq(be *b, const std:
     if ((st = cuda_buffer(b, CUDA_BUF_SEQ, (size_t)(2 + q.ndone) * sizeof(unsigned), &cnt)) != SD_OK) return st;
     q.ticket = (unsigned *)cnt;
     q.done = q.ticket + 2;
-    if (c->seq_mode >= 2) { /* tests: an eager order, uploaded (a synchronous copy: never inside a graph's capture) */
+    q.fault = c->seq_fault;
+    q.timeout_ns = c->seq_timeout_ns;
+    q.stall = c->seq_mode == 4;
+    if (c->seq_mode == 2 || c->seq_mode == 3) { /* tests: an eager order, uploaded (a synchronous copy: never inside a graph's capture) */
         const std::vector<unsigned> order = eager_order<TL>(q, c->seq_mode == 3);
         void *ord;
         if ((st = cuda_buffer(b, CUDA_BUF_SEQ_ORDER, order.size() * sizeof(unsigned), &ord)) != SD_OK) return st;
@@ -866,6 +897,18 @@ sd_status cuda_igemm_seq_flush(be *b) {
     const bool small = v[0].small;
     if (c->dt == BE_F16) return small ? launch_seq<__half, tile_small>(b, v) : launch_seq<__half, tile_big>(b, v);
     return small ? launch_seq<__nv_bfloat16, tile_small>(b, v) : launch_seq<__nv_bfloat16, tile_big>(b, v);
+}
+
+sd_status cuda_explain(be *b, sd_status st) {
+    const cuda_impl *c = cuda_of(b);
+    const unsigned long long r = c->seq_fault ? *(volatile const unsigned long long *)c->seq_fault : 0;
+    if (st == SD_OK || !(r >> 63)) return st;
+    return err_fail(SD_ERR_BACKEND,
+                    "cuda backend: an igemm sequence stopped: a tile of its op %d waited in vain for row tile %d of op %d "
+                    "(%u of the %u column tiles it needs had run; timeout %.0f s). $SD_CUDA_SEQ=0 launches every igemm "
+                    "on its own; please report this",
+                    (int)(r >> 59 & 15), (int)(r >> 31 & 0xffffff), (int)(r >> 55 & 15), (unsigned)(r >> 16 & 0x7fff),
+                    (unsigned)(r & 0xffff), c->seq_timeout_ns / 1e9);
 }
 
 void cuda_igemm_seq_free(be *b) {

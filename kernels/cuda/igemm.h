@@ -85,6 +85,9 @@ typedef struct ig_seq {
     unsigned *ticket;                  /* [0] the next ticket, [1] blocks finished; zero between launches */
     unsigned *done;                    /* per op and row tile: column tiles whose epilogue ran; zero between launches */
     const unsigned *order;             /* NULL: ticket t runs item t; else item order[t] (tests) */
+    unsigned long long *fault;         /* host memory: a wait that timed out leaves its record (igemm.cu) here */
+    unsigned long long timeout_ns;     /* how long a wait may take */
+    unsigned stall;                    /* tests: each wait needs this many tiles more than there are */
 } ig_seq;
 
 /* Runs it; SD_ERR_UNSUPPORTED (no message) when the shapes or the storage type do not fit the kernel (f32 storage,

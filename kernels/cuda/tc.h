@@ -11,6 +11,7 @@
  *   tc_cp_async8(s, g, n)         cp.async.ca.shared.global, the same with 8 bytes (8-byte aligned addresses)
  *   tc_ld128 / tc_st128           128-bit global loads and stores (16-byte aligned addresses)
  *   tc_ld_acquire(p)              ld.acquire.gpu.global.u32: a counter, ordered before the loads after it
+ *   tc_globaltimer()              %globaltimer: nanoseconds of the GPU's clock (for timeouts, not for timing code)
  *   tc_pack<T>(lo, hi)            two f32 rounded to T and packed as an mma operand register (lo in bits 0-15)
  *
  * Fragment layouts (PTX ISA, "Matrix Fragments for mma.m16n8k16"; g = lane / 4, t = lane % 4):
@@ -76,6 +77,12 @@ static __device__ __forceinline__ unsigned tc_ld_acquire(const unsigned *p) {
     unsigned v;
     asm volatile("ld.acquire.gpu.global.u32 %0, [%1];\n" : "=r"(v) : "l"(p) : "memory");
     return v;
+}
+
+static __device__ __forceinline__ unsigned long long tc_globaltimer(void) {
+    unsigned long long t;
+    asm volatile("mov.u64 %0, %%globaltimer;\n" : "=l"(t));
+    return t;
 }
 
 static __device__ __forceinline__ uint4 tc_ld128(const void *p) { return *reinterpret_cast<const uint4 *>(p); }

@@ -11,6 +11,11 @@ const char *cuda_test_platform(void);
 /* 1 if the platform saw no misuse since the last call (emulator: no violation and no warning logged);
  * otherwise 0 and the last message in msg. Clears the log. */
 int cuda_test_clean(char *msg, size_t cap);
+/* A kernel fault provoked on purpose (emulator only): begin silences the violation log and returns 1, or returns 0
+ * on a GPU, where a kernel that traps ends the process's CUDA context (the test is then skipped); end logs again and
+ * clears the sticky error and the log. */
+int cuda_test_fault_begin(void);
+void cuda_test_fault_end(void);
 /* Kernel launches so far (emulator), or -1 where they are not counted (GPU). */
 long long cuda_test_launches(void);
 /* Counters so far (emulator; 0 and -1 everywhere on a GPU): kernels run, cudaGraphLaunch calls, allocations

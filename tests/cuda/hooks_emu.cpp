@@ -18,6 +18,17 @@ extern "C" int cuda_test_clean(char *msg, size_t cap) {
     return ok;
 }
 
+extern "C" int cuda_test_fault_begin(void) {
+    cuda_emu_set_quiet(1);
+    return 1;
+}
+
+extern "C" void cuda_test_fault_end(void) {
+    cuda_emu_set_quiet(0);
+    cuda_emu_clear_error();
+    cuda_emu_clear_log();
+}
+
 extern "C" long long cuda_test_launches(void) {
     struct cuda_emu_stats st;
     cuda_emu_get_stats(&st);

@@ -608,3 +608,56 @@ TEST(cuda_op_gemm_sequence) {
         for (int i = 0; i < 3; i++) free(h[i]);
     }
 }
+
+/* A wait that never ends (SD_CUDA_SEQ=stall: every wait needs one tile more than its op has) must stop the kernel
+ * with a record of what it waited for, not hang: the backend's error names the sequence, the op, the row tile and
+ * the counts (in ticket order the first wait is op 1's, a 3x3 window over op 0's first row tiles: gy = 1 column
+ * tile of 64 outputs has run, 2 are needed). Emulator only: on a GPU the trap ends the process's CUDA context. */
+TEST(cuda_op_gemm_sequence_stall) {
+    if (!cuda_test_fault_begin()) {
+        test_note("skipped: a kernel that traps ends a GPU's context for the whole process");
+        return;
+    }
+    const int shape[13][4] = {{64, 32, 3, 3}, {64, 1, 1, 1},  {32, 64, 3, 3}, {32, 1, 1, 1}, {64, 32, 1, 1}, {32, 64, 1, 1}, {32, 1, 1, 1},
+                              {32, 32, 3, 3}, {32, 32, 3, 3}, {32, 32, 3, 3}, {64, 32, 1, 1}, {64, 1, 1, 1}, {32, 32, 1, 1}};
+    g_rs = 4242;
+    const size_t px = 2 * 16 * 16;
+    float *h[3] = {rnd(px * 32, 1, 0, BE_F16), rnd(px * 32, 1, 0, BE_F16), rnd(2 * 32, 1, 0, BE_F16)}, *wh[13];
+    for (int i = 0; i < 13; i++)
+        wh[i] = rnd((size_t)shape[i][0] * shape[i][1] * shape[i][2] * shape[i][3], 0.2f, 0, BE_F16);
+    for (int run = 0; run < 2; run++) { /* stalled, then a fresh backend: the process goes on (emulator) */
+        setenv("SD_CUDA_TILE", "small", 1);
+        if (!run) setenv("SD_CUDA_SEQ", "stall", 1);
+        be *g = mk_gpu(BE_F16);
+        unsetenv("SD_CUDA_TILE");
+        unsetenv("SD_CUDA_SEQ");
+        be_weight w[13];
+        for (int i = 0; i < 13; i++)
+            REQUIRE(be_weight_upload(g, &w[i], shape[i][1] == 1 ? BE_W_VEC : shape[i][2] > 1 ? BE_W_CONV : BE_W_LINEAR, shape[i][0], shape[i][1],
+                                     shape[i][2], shape[i][3], BE_F32, wh[i]) == SD_OK);
+        float *res[5];
+        long long launches;
+        seq_chain(g, h, w, res, &launches);
+        char msg[512] = "";
+        const int clean = cuda_test_clean(msg, sizeof msg);
+        if (!run) {
+            const sd_status st = be_status(g);
+            char e[512];
+            snprintf(e, sizeof e, "%s", sd_last_error());
+            test_note("error: %s", e);
+            CHECK_MSG(st == SD_ERR_BACKEND, "status %d", (int)st);
+            CHECK_MSG(strstr(e, "igemm sequence stopped: a tile of its op 1 waited in vain for row tile 0 of op 0 (1 of the 2 column tiles"),
+                      "error: %s", e);
+            CHECK_MSG(!clean && strstr(msg, "__trap"), "the kernel did not trap: %s", msg);
+            cuda_test_fault_end();
+        } else {
+            CHECK_MSG(be_status(g) == SD_OK, "%s", sd_last_error());
+            CHECK_MSG(clean, "%s", msg);
+        }
+        for (int i = 0; i < 5; i++) free(res[i]);
+        for (int i = 0; i < 13; i++) be_weight_free(g, &w[i]);
+        be_free(g);
+    }
+    for (int i = 0; i < 13; i++) free(wh[i]);
+    for (int i = 0; i < 3; i++) free(h[i]);
+}

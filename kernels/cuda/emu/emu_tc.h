@@ -16,6 +16,8 @@
 
 #include "cuda_emu.h"
 
+#include <time.h>
+
 /* ---- runtime side (emu_tc.cpp) ---- */
 void cuda_emu_mma16816(float *d, const uint32_t *a, const uint32_t *b, int bf16, const char *file, int line);
 void cuda_emu_ldmatrix(uint32_t *r, const void *p, int num, int trans, const char *file, int line);
@@ -45,6 +47,11 @@ static inline void tc_cp_async_commit(void) { cuda_emu_cp_async_commit(); }
 /* (one block runs at a time: a plain load sees every earlier block's stores) */
 static inline unsigned tc_ld_acquire(const unsigned *p) { return *(const volatile unsigned *)p; }
 template <int N> static inline void tc_cp_async_wait(void) { cuda_emu_cp_async_wait(N); }
+static inline unsigned long long tc_globaltimer(void) {
+    timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (unsigned long long)ts.tv_sec * 1000000000ull + (unsigned long long)ts.tv_nsec;
+}
 
 static inline uint4 tc_ld128(const void *p, CUDA_EMU_SITE) {
     if ((uintptr_t)p & 15) cuda_emu_misaligned("128-bit load", p, 16, file_, line_);
