@@ -257,7 +257,7 @@ static int authorized(req *r) {
 static int host_ok(req *r) {
     if (!r->s->bound_loopback) return 1;
     const char *h = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_HOST);
-    if (!h) return 1; /* HTTP/1.0 */
+    if (!h) return 1; /* HTTP/1.0 (an HTTP/1.1 request without one was refused already) */
     char name[300];
     snprintf(name, sizeof name, "%s", h);
     char *colon = name[0] == '[' ? strchr(name, ']') : strrchr(name, ':');
@@ -279,6 +279,8 @@ static enum MHD_Result dispatch(req *r) {
     if (assets_find(r->url, NULL, NULL, NULL)) snprintf(allow, sizeof allow, "GET, HEAD");
     int asset = !found && !strcmp(m, "GET") && assets_find(r->url, NULL, NULL, NULL);
     r->api = found ? found->api : !strncmp(r->url, "/v1/", 4) ? API_OPENAI : strncmp(r->url, "/sdapi/", 7) ? API_PAGE : API_A1111;
+    if (r->http11 && !MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_HOST)) /* RFC 9112 3.2 */
+        return http_error(r, 400, "Host", "Host: an HTTP/1.1 request must have a Host header");
     if (!host_ok(r)) return http_error(r, 403, "Host", "Host: this server answers to localhost only (it is bound to %s)", r->s->o.host);
     if (!found && !asset) {
         if (allow[0]) {
@@ -305,7 +307,6 @@ static void body_budget(srv *s, size_t delta) {
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url, const char *method, const char *version,
                                   const char *upload, size_t *upload_size, void **con_cls) {
-    (void)version;
     srv *s = cls;
     req *r = *con_cls;
     if (!r) {
@@ -316,6 +317,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         r->method = method;
         r->url = url;
         r->t0 = now_s();
+        r->http11 = version && !strcmp(version, MHD_HTTP_VERSION_1_1);
         r->api = !strncmp(url, "/v1/", 4) ? API_OPENAI : strncmp(url, "/sdapi/", 7) ? API_PAGE : API_A1111;
         *con_cls = r;
         pthread_mutex_lock(&s->mu);

@@ -22,6 +22,7 @@ struct req {
     struct MHD_Connection *conn;
     const char *method, *url;
     api_kind api;
+    int http11;                 /* an HTTP/1.1 request (which must carry a Host header) */
     char *body;                 /* the request body, NUL-terminated */
     size_t len, cap;
     int too_big;                /* the body passed max_body: answered 413 */

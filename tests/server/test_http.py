@@ -381,6 +381,13 @@ def test_malformed(auth_server):
     early = raw_request(S.port, head + b"Content-Length: %d\r\n\r\n" % len(big))
     chunked = head + b"Transfer-Encoding: chunked\r\n\r\n" + b"".join(b"%x\r\n%s\r\n" % (65536, big[k:k + 65536]) for k in range(0, 17 * 65536, 65536)) + b"0\r\n\r\n"
     late = raw_request(S.port, chunked)
+    # RFC 9112: an HTTP/1.1 request without Host is answered 400 (HTTP/1.0 ones have no Host to give)
+    no_host = raw_request(S.port, b"GET /sdapi/v1/options HTTP/1.1\r\nConnection: close\r\n\r\n")
+    if not no_host.startswith(b"HTTP/1.1 400") or b'"field":"Host"' not in no_host:
+        bad.append("HTTP/1.1 without Host: %r" % no_host[:200])
+    old_http = raw_request(S.port, b"GET /sdapi/v1/options HTTP/1.0\r\n\r\n")
+    if not old_http.startswith(b"HTTP/1.0 200") and not old_http.startswith(b"HTTP/1.1 200"):
+        bad.append("HTTP/1.0 without Host: %r" % old_http[:200])
     for name, resp in (("body over the limit", early), ("chunked body over the limit", late)):
         if not resp.startswith(b"HTTP/1.1 413") or b'"field":"body"' not in resp:
             bad.append("%s: %r" % (name, resp[:200]))
@@ -388,7 +395,7 @@ def test_malformed(auth_server):
         st, hd, r = auth_server.get("/sdapi/v1/options", headers=headers)
         if st != want or "www-authenticate" not in hd:
             bad.append("%s: %s %s" % (name, st, hd))
-    n = len(cases) + len(auth_cases) + 2
+    n = len(cases) + len(auth_cases) + 4
     T.note("%d malformed requests" % n)
     assert n >= 50, n
     assert not bad, "\n      ".join([""] + bad)
@@ -461,7 +468,9 @@ def load():
     stall = socket.create_connection(("127.0.0.1", S.port))
     stall.sendall(b"POST /sdapi/v1/txt2img HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"pro")
     gone = socket.create_connection(("127.0.0.1", S.port))
-    body = json.dumps({"prompt": PROMPT, "seed": 1, "steps": 40, "width": 64, "height": 64}).encode()
+    # (long enough, about 2.5 s, to be queued or running when it hangs up even if it is taken first: at 64x64 and 40
+    # steps it could finish within the 0.5 s on a fast machine, and nothing was left to drop)
+    body = json.dumps({"prompt": PROMPT, "seed": 1, "steps": 100, "width": 128, "height": 128}).encode()
     gone.sendall(b"POST /sdapi/v1/txt2img HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n" % len(body) + body)
     time.sleep(0.5)
     gone.close()
