@@ -2,8 +2,9 @@
 """cuda_report.py — the static report of the CUDA kernels (`make cuda-report`): per kernel and architecture, the
 registers, shared memory, spills and stack from `ptxas -v`, the theoretical occupancy that follows from them and the
 launch configuration, and the SASS instruction mix from `cuobjdump -sass` (HMMA tensor-core instructions, LDSM =
-ldmatrix, LDGSTS = cp.async, 128-bit global loads and stores, MUFU special functions). Exits 1 if a kernel spills
-or a tensor-core kernel (igemm, flash attention) has no HMMA.
+ldmatrix, LDGSTS = cp.async, 128-bit global loads and stores, MUFU special functions). Exits 1 if a kernel spills,
+a tensor-core kernel (igemm, flash attention) has no HMMA, or a kernel whose blocks wait for other blocks
+(igemm sequences) lacks the acquire loads (each followed by an L1 invalidation) and fences its waits rely on.
 
     python3 tools/cuda_report.py DIR     DIR holds <file>.sm_<arch>.ptxas.txt and <file>.sm_<arch>.sass.txt
 
@@ -25,6 +26,7 @@ HOT = ("igemm_kernel", "igemm_seq_kernel", "fa2_kernel", "gn_stats_kernel", "gn_
        "act_kernel", "geglu_kernel", "convert_kernel", "timestep_embedding_kernel", "softmax_kernel", "im2col_kernel", "bias_act_kernel",
        "upsample_nearest_kernel", "concat_kernel", "gemv_group_kernel")
 TENSOR = ("igemm_kernel", "igemm_seq_kernel", "fa2_kernel")
+WAITS = ("igemm_seq_kernel",)  # blocks wait for other blocks' results: acquire loads and fences must be in the SASS
 
 
 def demangle(names):
@@ -96,16 +98,35 @@ def parse_ptxas(path):
 def parse_sass(path):
     mix = collections.defaultdict(collections.Counter)
     cur = None
+    since_acquire = None  # instructions since the last gpu-scope strong load not yet followed by an L1 invalidation
     for line in open(path, errors="replace"):
         m = re.search(r"Function : (\S+)", line)
         if m:
             cur = mix[m.group(1)]
+            since_acquire = None
             continue
         m = re.match(r"\s*/\*[0-9a-f]{4,}\*/\s+(?:@!?U?P\w+\s+)?([A-Z][A-Z0-9_.]*)", line)
         if cur is not None and m:
             op = m.group(1)
             base = op.split(".")[0]
             cur["total"] += 1
+            # ld.acquire.gpu is a strong load and then CCTL.IVALL (the SM's L1 dropped, so the loads after it see what
+            # other SMs wrote); __threadfence() is MEMBAR.SC.GPU; both are what igemm sequences' waits rely on
+            if base == "LDG" and "STRONG.GPU" in op:
+                if since_acquire is not None:
+                    cur["ACQ.open"] += 1
+                cur["ACQ"] += 1
+                since_acquire = 0
+            elif op == "CCTL.IVALL":
+                cur["CCTL.IVALL"] += 1
+                since_acquire = None
+            elif since_acquire is not None:
+                since_acquire += 1
+                if since_acquire > 8:
+                    cur["ACQ.open"] += 1
+                    since_acquire = None
+            if base == "MEMBAR" and op.endswith(".GPU"):
+                cur["MEMBAR.GPU"] += 1
             if base in ("HMMA", "LDSM", "LDGSTS", "MUFU", "BAR"):
                 cur[base] += 1
             if base in ("LDG", "STG", "LDS", "STS") and ".128" in op:
@@ -138,6 +159,9 @@ def main():
                 bad.append(f"{short} ({arch}) spills {k['spill_st']}/{k['spill_ld']} bytes")
             if short.split("<")[0] in TENSOR and m["HMMA"] == 0:
                 bad.append(f"{short} ({arch}) has no HMMA")
+            if short.split("<")[0] in WAITS and (not m["ACQ"] or m["ACQ.open"] or not m["MEMBAR.GPU"]):
+                bad.append(f"{short} ({arch}): {m['ACQ']} gpu-scope acquire loads, {m['ACQ.open']} of them without CCTL.IVALL "
+                           f"after them, {m['MEMBAR.GPU']} MEMBAR.GPU")
     rows.sort(key=lambda r: (r[0].split("<")[0] not in TENSOR, r[0], r[1]))
     print("| kernel | arch | regs | smem static + dynamic | spills (st/ld) | stack | threads | blocks/SM | occupancy | "
           "HMMA | LDSM | LDGSTS | LDG/STG.128 | MUFU | SASS instr |")
@@ -150,6 +174,10 @@ def main():
     spills = sum(r[2].get("spill_st", 0) + r[2].get("spill_ld", 0) for r in rows)
     print(f"\n{nk} kernels x {len({r[1] for r in rows})} architectures; spilled bytes in all: {spills}; "
           f"tensor-core kernels without HMMA: {sum(1 for b in bad if 'HMMA' in b)}")
+    for short, arch, k, threads, dyn, blocks, occ, m, src in rows:
+        if short.split("<")[0] in WAITS:
+            print(f"- `{short}` ({arch}): {m['ACQ']} acquire loads (LDG.E.STRONG.GPU), each followed by CCTL.IVALL: "
+                  f"{'yes' if m['ACQ'] and not m['ACQ.open'] else 'NO'}; {m['MEMBAR.GPU']} MEMBAR.*.GPU")
     if bad:
         print("\nFAILED: " + "; ".join(bad))
         return 1
