@@ -116,6 +116,29 @@ static void output_name(const char *out, int i, int count, char *dst, size_t cap
     else numbered(out, i + 1, dst, cap);
 }
 
+/* --preview is an output like -o (an existing file is replaced only with --overwrite), and never one of the
+ * inputs: a preview written over the init image, the mask, a control image or the --from-png file destroys the
+ * picture the render was asked to start from, so that is refused even with --overwrite. Returns 0 or -1 (printed). */
+static int check_preview(const cf_opts *o, char **names, int count, const char *from_png, const cli_controls *cc) {
+    const cJSON *init = cJSON_GetObjectItemCaseSensitive(o->params, "init_image");
+    const cJSON *mask = cJSON_GetObjectItemCaseSensitive(o->params, "mask");
+    const char *inputs[3 + SD_MAX_CONTROLS] = {init ? init->valuestring : NULL, mask ? mask->valuestring : NULL, from_png};
+    const char *flags[3 + SD_MAX_CONTROLS] = {"-i", "--mask", "--from-png"};
+    for (int k = 0; k < cc->loaded; k++) inputs[3 + k] = cc->image_path[k], flags[3 + k] = "--control-image";
+    for (int k = 0; k < 3 + cc->loaded; k++)
+        if (inputs[k] && outfiles_same_file(o->preview, inputs[k])) {
+            fprintf(stderr, "error: --preview %s is the same file as %s %s (not replaced, even with --overwrite)\n", o->preview,
+                    flags[k], inputs[k]);
+            return -1;
+        }
+    for (int i = 0; i < count; i++)
+        if (outfiles_same_file(o->preview, names[i])) {
+            fprintf(stderr, "error: --preview %s is also an output image\n", o->preview);
+            return -1;
+        }
+    return outfiles_check_file(o->preview, o->overwrite, 0);
+}
+
 int cmd_generate(int argc, char **argv) {
     cf_opts o;
     if (cf_init(&o) != 0) return 1;
@@ -191,13 +214,7 @@ int cmd_generate(int argc, char **argv) {
         output_name(out, i, count, path, sizeof path);
         if (outfiles_check_file(path, o.overwrite, 0) != 0) goto done;
         if (!(names[i] = strdup(path))) { fprintf(stderr, "error: out of memory\n"); goto done; }
-        if (o.preview && !strcmp(o.preview, path)) {
-            fprintf(stderr, "error: --preview %s is also an output image\n", o.preview);
-            goto done;
-        }
     }
-    /* the preview file is rewritten many times: naming it is asking for that, so an existing one is replaced */
-    if (o.preview && outfiles_check_file(o.preview, 1, 0) != 0) goto done;
     if (init_path) {
         if (sd_image_load(init_path->valuestring, 3, &init) != SD_OK) { fprintf(stderr, "error: %s\n", sd_last_error()); goto done; }
         gp.init_image = &init;
@@ -207,6 +224,7 @@ int cmd_generate(int argc, char **argv) {
         gp.mask = &mask;
     }
     if (cli_controls_finish(&controls, &gp) != 0) goto done;
+    if (o.preview && check_preview(&o, names, count, from_png, &controls) != 0) goto done;
     if (sd_load(&o.load, &ctx) != SD_OK) { fprintf(stderr, "error: %s\n", sd_last_error()); goto done; }
     if (sd_check_params(ctx, &gp) != SD_OK) { fprintf(stderr, "error: %s\n", sd_last_error()); goto done; }
     outfiles_clean_temps("", names, count); /* of an earlier run into these names that was interrupted */

@@ -3,6 +3,7 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -82,6 +83,27 @@ int outfiles_check_file(const char *path, int overwrite, int mkdirs) {
     char dir[4096];
     folder_of(path, dir, sizeof dir);
     return check_folder(dir, mkdirs, path);
+}
+
+/* `path` with its folder made absolute by realpath (symlinks, "..", "./" resolved) and its own name kept, for a
+ * file that may not exist yet. Returns 0, or -1 when the folder cannot be resolved. */
+static int absolute(const char *path, char *out, size_t cap) {
+    char dir[4096], real[PATH_MAX];
+    folder_of(path, dir, sizeof dir);
+    const char *slash = strrchr(path, '/');
+    if (!realpath(dir, real)) return -1;
+    snprintf(out, cap, "%s/%s", real, slash ? slash + 1 : path);
+    return 0;
+}
+
+int outfiles_same_file(const char *a, const char *b) {
+    struct stat sa, sb;
+    int ea = stat(a, &sa), eb = stat(b, &sb);
+    if (ea == 0 && eb == 0) return sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino; /* hard links, symlinks too */
+    if (ea == 0 || eb == 0) return 0;
+    char ra[8192], rb[8192];
+    if (absolute(a, ra, sizeof ra) != 0 || absolute(b, rb, sizeof rb) != 0) return !strcmp(a, b);
+    return !strcmp(ra, rb);
 }
 
 int outfiles_check_dir(const char *dir) {

@@ -159,6 +159,21 @@ expect_ok_file "generate: --overwrite replaces" "$T/out.png" "$SD" -m $M -p "a b
 "$SD" -m $M -p "x" -W 48 -H 32 --steps 1 -b 3 -o "$T/multi.png" 2>/dev/null
 [ -s "$T/multi_1.png" ] && [ -s "$T/multi_2.png" ] && [ -s "$T/multi_3.png" ] && [ ! -e "$T/multi.png" ] && ok "batch count numbers the outputs" || bad "batch count numbers the outputs" "$(ls $T)"
 
+# --preview is an output: an existing file is kept without --overwrite, and an input is never written over
+printf '{"a": 1}\n' >"$T/notes.jsonl"; cp tests/golden/pipeline/init.png "$T/in.png"
+expect_error "generate --preview over an existing file" "notes.jsonl: already exists (use --overwrite" \
+    "$SD" -m $M -p x -W 48 -H 32 --steps 1 -o "$T/pv.png" --preview "$T/notes.jsonl"
+expect_error "generate --preview = -i, even with --overwrite" "is the same file as -i" \
+    "$SD" -m $M -p x -W 48 -H 32 --steps 1 -i "$T/in.png" -o "$T/pv.png" --preview "$T/./in.png" --overwrite
+expect_error "generate --preview = --from-png" "is the same file as --from-png" \
+    "$SD" -m $M --from-png "$T/out.png" -o "$T/pv.png" --preview "$T/out.png" --overwrite
+expect_error "generate --preview = -o by another name" "is also an output image" \
+    "$SD" -m $M -p x -W 48 -H 32 --steps 1 -o "$T/pv.png" --preview "$T/../$(basename "$T")/pv.png"
+[ "$(cat "$T/notes.jsonl")" = '{"a": 1}' ] && cmp -s "$T/in.png" tests/golden/pipeline/init.png && [ ! -e "$T/pv.png" ] \
+    && ok "refused previews: inputs untouched, nothing written" || bad "refused previews" "a file changed or appeared"
+expect_ok_file "generate --preview over an existing file with --overwrite" "$T/pv.png" \
+    "$SD" -m $M -p x -W 48 -H 32 --steps 1 -o "$T/pv.png" --preview "$T/notes.jsonl" --overwrite
+
 # temp files of an interrupted run into the same outputs are removed; others' files are not
 : >"$T/.tmpout.png.Ab12Cd"; : >"$T/.tmpout_2.png.Xy34Zw"; : >"$T/.keep.png.Ab12Cd"; : >"$T/.tmpout.png.bak"
 "$SD" -m $M -p x -W 48 -H 32 --steps 1 -o "$T/tmpout.png" 2>/dev/null
