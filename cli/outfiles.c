@@ -106,6 +106,17 @@ int outfiles_same_file(const char *a, const char *b) {
     return !strcmp(ra, rb);
 }
 
+int outfiles_within(const char *path, const char *top) {
+    char cur[4096], up[4096];
+    snprintf(cur, sizeof cur, "%s", path);
+    for (;;) {
+        if (outfiles_same_file(cur, top)) return 1;
+        folder_of(cur, up, sizeof up);
+        if (!strcmp(up, cur) || !strcmp(up, ".")) return 0;
+        snprintf(cur, sizeof cur, "%s", up);
+    }
+}
+
 int outfiles_check_dir(const char *dir) {
     size_t n = strlen(dir);
     if (!n) { fprintf(stderr, "error: the output folder is empty\n"); return -1; }

@@ -16,6 +16,10 @@ int outfiles_check_file(const char *path, int overwrite, int mkdirs);
  * hard link or a symlink to it all match), else the same name in the same (resolved) folder; 0 otherwise. */
 int outfiles_same_file(const char *a, const char *b);
 
+/* 1 when `path` names the file or folder `top` or lies under it ("g.png/cells" is within "g.png"), by
+ * outfiles_same_file on each of its folders; 0 otherwise. */
+int outfiles_within(const char *path, const char *top);
+
 /* Checks that `dir` is a folder that takes new files, or can be made as one. Returns 0 or -1 (printed). */
 int outfiles_check_dir(const char *dir);
 

@@ -119,6 +119,14 @@ expect_error "compare -o /proc/..." "cannot write in /proc" "$SD" compare -m $NO
 expect_error "compare -o DIR --overwrite" "is a folder" "$SD" compare -m $NOMODEL -p cat -o "$T/adir" --overwrite
 expect_error "compare: an existing table needs --overwrite" "cmpx.csv: already exists" bash -c ": >'$T/cmpx.csv' && '$SD' compare -m $NOMODEL -p cat -o '$T/cmpx.png'"
 expect_error "compare --cells under a file" "afile is not a folder" "$SD" compare -m $NOMODEL -p cat -o "$T/cmp.png" --cells "$T/afile/cells"
+expect_error "compare --cells = -o, before loading" "--cells $T/g.png: the cells folder would be made where -o $T/g.png goes" \
+    "$SD" compare -m $NOMODEL -p cat -o "$T/g.png" --cells "$T/g.png"
+expect_error "compare --cells under -o" "the cells folder would be made where -o" "$SD" compare -m $NOMODEL -p cat -o "$T/g.png" --cells "$T/g.png/c"
+expect_error "compare --csv = -o" "--csv $T/./g.png is the same file as -o $T/g.png" "$SD" compare -m $NOMODEL -p cat -o "$T/g.png" --csv "$T/./g.png"
+expect_error "compare -o = a cell's file" "is also a cell's file in --cells" \
+    "$SD" compare -m $NOMODEL -p cat --samplers euler --steps 1 -o "$T/gc/reference-cfgdefault.png" --cells "$T/gc"
+expect_error "compare --cells = an existing file" "afile is not a folder" "$SD" compare -m $NOMODEL -p cat -o "$T/g.png" --cells "$T/afile" --overwrite
+[ ! -e "$T/g.png" ] && [ ! -e "$T/gc" ] && ok "compare clashes: nothing written" || bad "compare clashes" "$(ls -A "$T")"
 if [ "$(id -u)" != 0 ]; then # root writes anywhere; /proc above stands in for it there
     mkdir -p "$T/ro"; chmod 555 "$T/ro"
     expect_error "generate into a read-only folder" "cannot write in $T/ro" "$SD" -m $NOMODEL -p cat -o "$T/ro/x.png"
