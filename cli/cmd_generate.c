@@ -116,6 +116,22 @@ static void output_name(const char *out, int i, int count, char *dst, size_t cap
     else numbered(out, i + 1, dst, cap);
 }
 
+/* A PNG made from an init image (img2img, inpainting) does not hold that image: its settings without it would draw
+ * another picture from noise, silently. With -i the stored strength stays unless --strength is given (settings()).
+ * Returns 0 or -1 (printed). */
+static int check_png_inputs(const char *png, const void *store, const cJSON *init, const cJSON *mask) {
+    float strength;
+    int masked;
+    if (!sd_params_png_init(store, &strength, &masked)) return 0;
+    if (!init) {
+        fprintf(stderr, "error: %s was made from an init image (strength %g%s): give it with -i%s\n", png, strength,
+                masked ? ", inpainted with a mask" : "", masked ? " and the mask with --mask" : "");
+        return -1;
+    }
+    if (masked && !mask) fprintf(stderr, "warning: %s was inpainted with a mask: without --mask the whole picture is redrawn\n", png);
+    return 0;
+}
+
 /* --preview is an output like -o (an existing file is replaced only with --overwrite), and never one of the
  * inputs: a preview written over the init image, the mask, a control image or the --from-png file destroys the
  * picture the render was asked to start from, so that is refused even with --overwrite. Returns 0 or -1 (printed). */
@@ -188,6 +204,7 @@ int cmd_generate(int argc, char **argv) {
     const cJSON *init_path = cJSON_GetObjectItemCaseSensitive(o.params, "init_image");
     const cJSON *mask_path = cJSON_GetObjectItemCaseSensitive(o.params, "mask");
     if (mask_path && !init_path) { fprintf(stderr, "error: --mask needs --init-img\n"); goto done; }
+    if (from_png && check_png_inputs(from_png, png_store, init_path, mask_path) != 0) goto done;
     if ((o.preview_method || o.preview_interval) && !o.preview) {
         fprintf(stderr, "error: --preview-method and --preview-interval need --preview PATH (the file the previews go to)\n");
         goto done;

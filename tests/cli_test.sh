@@ -162,6 +162,13 @@ expect_ok_file "generate: --from-png regenerates" "$T/again.png" "$SD" -m $M --f
 cmp -s <("$SD" info "$T/again.png" | grep -v "^$T") <("$SD" info "$T/out.png" | grep -v "^$T") \
     && ok "--from-png: same settings" || bad "--from-png: same settings" "info differs"
 cmp -s "$T/out.png" "$T/again.png" && ok "--from-png: the same image, byte for byte" || bad "--from-png: the same image" "files differ"
+# --from-png of an img2img picture: the init image is not in the PNG, so it must be given (not a txt2img instead)
+"$SD" -m $M -p "a red circle" -W 48 -H 32 --steps 2 -i tests/golden/pipeline/init.png --strength 0.6 -o "$T/i2i.png" 2>/dev/null
+expect_error "--from-png of an img2img PNG without -i" "i2i.png was made from an init image (strength 0.6): give it with -i" \
+    "$SD" -m $M --from-png "$T/i2i.png" -o "$T/i2i-again.png"
+[ ! -e "$T/i2i-again.png" ] && ok "... and writes nothing" || bad "--from-png img2img" "wrote i2i-again.png"
+expect_ok_file "--from-png of an img2img PNG with -i" "$T/i2i-again.png" "$SD" -m $M --from-png "$T/i2i.png" -i tests/golden/pipeline/init.png -o "$T/i2i-again.png"
+cmp -s "$T/i2i.png" "$T/i2i-again.png" && ok "... the same picture (the stored strength)" || bad "--from-png img2img with -i" "another picture"
 expect_ok_file "generate: --overwrite replaces" "$T/out.png" "$SD" -m $M -p "a blue square" -W 48 -H 32 --steps 2 -o "$T/out.png" --overwrite
 [ "$(sha256sum "$T/out.png" | cut -c1-64)" != "$sum1" ] && ok "--overwrite changed the file" || bad "--overwrite changed the file" "same file"
 "$SD" -m $M -p "x" -W 48 -H 32 --steps 1 -b 3 -o "$T/multi.png" 2>/dev/null
