@@ -613,7 +613,8 @@ int cmd_compare(int argc, char **argv) {
     chart_path = o.chart ? strdup(o.chart) : path_with(o.out, "-chart.png");
     if (!csv_path || !json_path || !chart_path) { fprintf(stderr, "error: out of memory\n"); goto out; }
     const char *tables[4] = {o.out, csv_path, json_path, chart_path};
-    if (check_outputs(&o, tables, 4) != 0) goto out;
+    if (check_outputs(&o, tables, 4) != 0 || outfiles_check_png(o.out, "-o") != 0 || outfiles_check_png(chart_path, "--chart") != 0)
+        goto out;
 
     if (sd_load(&o.cf.load, &ctx) != SD_OK) { fprintf(stderr, "error: %s\n", sd_last_error()); goto out; }
     char probe[4200];

@@ -152,7 +152,7 @@ static int check_preview(const cf_opts *o, char **names, int count, const char *
             fprintf(stderr, "error: --preview %s is also an output image\n", o->preview);
             return -1;
         }
-    return outfiles_check_file(o->preview, o->overwrite, 0);
+    return outfiles_check_file(o->preview, o->overwrite, 0) != 0 ? -1 : outfiles_check_png(o->preview, "--preview");
 }
 
 int cmd_generate(int argc, char **argv) {
@@ -232,6 +232,7 @@ int cmd_generate(int argc, char **argv) {
         if (outfiles_check_file(path, o.overwrite, 0) != 0) goto done;
         if (!(names[i] = strdup(path))) { fprintf(stderr, "error: out of memory\n"); goto done; }
     }
+    if (outfiles_check_png(out, "-o") != 0) goto done;
     if (init_path) {
         if (sd_image_load(init_path->valuestring, 3, &init) != SD_OK) { fprintf(stderr, "error: %s\n", sd_last_error()); goto done; }
         gp.init_image = &init;

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -115,6 +116,13 @@ int outfiles_within(const char *path, const char *top) {
         if (!strcmp(up, cur) || !strcmp(up, ".")) return 0;
         snprintf(cur, sizeof cur, "%s", up);
     }
+}
+
+int outfiles_check_png(const char *path, const char *flag) {
+    const char *slash = strrchr(path, '/'), *base = slash ? slash + 1 : path, *dot = strrchr(base, '.');
+    if (dot && dot > base && !strcasecmp(dot, ".png")) return 0; /* ".png" alone is a hidden file, not a PNG name */
+    fprintf(stderr, "error: %s %s: sd writes PNG files; use a .png name\n", flag, path);
+    return -1;
 }
 
 int outfiles_check_dir(const char *dir) {

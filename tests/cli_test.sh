@@ -186,8 +186,20 @@ expect_error "generate --preview = -o by another name" "is also an output image"
     "$SD" -m $M -p x -W 48 -H 32 --steps 1 -o "$T/pv.png" --preview "$T/../$(basename "$T")/pv.png"
 [ "$(cat "$T/notes.jsonl")" = '{"a": 1}' ] && cmp -s "$T/in.png" tests/golden/pipeline/init.png && [ ! -e "$T/pv.png" ] \
     && ok "refused previews: inputs untouched, nothing written" || bad "refused previews" "a file changed or appeared"
+cp "$T/in.png" "$T/oldpreview.png"
 expect_ok_file "generate --preview over an existing file with --overwrite" "$T/pv.png" \
-    "$SD" -m $M -p x -W 48 -H 32 --steps 1 -o "$T/pv.png" --preview "$T/notes.jsonl" --overwrite
+    "$SD" -m $M -p x -W 48 -H 32 --steps 1 -o "$T/pv.png" --preview "$T/oldpreview.png" --overwrite
+! cmp -s "$T/in.png" "$T/oldpreview.png" && ok "... replaced it" || bad "--preview with --overwrite" "file unchanged"
+# sd writes PNG data only: other names are refused before loading (a .jpg holding PNG data misleads every program)
+expect_error "generate -o out.jpg" "-o $T/out.jpg: sd writes PNG files; use a .png name" "$SD" -m $NOMODEL -p x -o "$T/out.jpg"
+expect_error "generate -o without an extension" "sd writes PNG files" "$SD" -m $NOMODEL -p x -b 2 -o "$T/out"
+expect_ok_file "generate -o OUT.PNG (any case)" "$T/up.PNG" "$SD" -m $M -p x -W 48 -H 32 --steps 1 -o "$T/up.PNG"
+expect_error "generate --preview notes.jsonl --overwrite" "--preview $T/notes.jsonl: sd writes PNG files" \
+    "$SD" -m $NOMODEL -p x -o "$T/pv2.png" --preview "$T/notes.jsonl" --overwrite
+expect_error "compare -o grid.webp" "-o $T/grid.webp: sd writes PNG files" "$SD" compare -m $NOMODEL -p x -o "$T/grid.webp"
+expect_error "compare --chart chart.svg" "--chart $T/c.svg: sd writes PNG files" "$SD" compare -m $NOMODEL -p x -o "$T/g2.png" --chart "$T/c.svg"
+[ ! -e "$T/out.jpg" ] && [ ! -e "$T/out_1" ] && [ "$(cat "$T/notes.jsonl")" = '{"a": 1}' ] && [ ! -e "$T/grid.webp" ] \
+    && ok "non-PNG names: nothing written" || bad "non-PNG names" "$(ls -A "$T")"
 
 # temp files of an interrupted run into the same outputs are removed; others' files are not
 : >"$T/.tmpout.png.Ab12Cd"; : >"$T/.tmpout_2.png.Xy34Zw"; : >"$T/.keep.png.Ab12Cd"; : >"$T/.tmpout.png.bak"
