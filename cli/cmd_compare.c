@@ -154,7 +154,11 @@ static int parse_args(int argc, char **argv, cmp_opts *o) {
         } else if (clikit_failed() || (r = cf_parse(argc, argv, &i, CF_COMPARE, &o->cf)) < 0) {
             return 1;
         } else if (r == 0) {
-            fprintf(stderr, "error: unknown option \"%s\" (see sd compare --help)\n", a);
+            static const char *const own[] = {"--samplers", "--schedulers", "--steps", "--cfg", "--reference", "--csv", "--json",
+                                              "--chart", "--cells", "--cell-size", "--log-y", "--help", NULL};
+            char hint[128];
+            cf_suggest(a, CF_COMPARE, own, hint, sizeof hint);
+            fprintf(stderr, "error: unknown option \"%s\"%s\n", a, *hint ? hint : " (see sd compare --help)");
             return 1;
         }
         if (clikit_failed()) return 1;

@@ -188,7 +188,10 @@ int cmd_generate(int argc, char **argv) {
         r = cf_parse(argc, argv, &i, CF_GENERATE, &o);
         if (r < 0) goto done;
         if (r == 1) { if (is_seed_flag(a)) random_seed = 0; continue; }
-        if (a[0] == '-') fprintf(stderr, "error: unknown option \"%s\" (try sd generate --help)\n", a);
+        static const char *const own[] = {"--from-png", "--help", NULL};
+        char hint[128];
+        cf_suggest(a, CF_GENERATE, own, hint, sizeof hint);
+        if (a[0] == '-') fprintf(stderr, "error: unknown option \"%s\"%s\n", a, *hint ? hint : " (try sd generate --help)");
         else fprintf(stderr, "error: unexpected argument \"%s\" (try sd generate --help)\n", a);
         goto done;
     }

@@ -78,7 +78,7 @@ static const cf_flag FLAGS[] = {
     {"--vae-tiling", NULL, NULL, "vae_tiling", S_PARAM, "1", ALL, NULL, {"decode in tiles (automatic for large images)"}},
     {"--no-vae-tiling", NULL, NULL, "vae_tiling", S_PARAM, "-1", ALL, NULL, {"never decode in tiles"}},
     {"--init-img", "--init-image", "-i", "init_image", S_PARAM, NULL, GB, "PATH", {"img2img start image"}},
-    {"--strength", NULL, NULL, "strength", S_PARAM, NULL, GB, "X", {"img2img denoising strength 0..1 (default 0.75)"}},
+    {"--strength", "--denoising-strength", NULL, "strength", S_PARAM, NULL, GB, "X", {"img2img denoising strength 0..1 (default 0.75)"}},
     {"--mask", NULL, NULL, "mask", S_PARAM, NULL, GB, "PATH", {"inpainting mask (white = repaint), the init image's size"}},
     {"--mask-blur", NULL, NULL, "mask_blur", S_PARAM, NULL, GB, "N", {"blur the mask by N pixels, 0..128 (README \"Inpainting\")"}},
     {"--inpaint-only-masked", NULL, NULL, "inpaint_only_masked", S_PARAM, "1", GB, NULL,
@@ -117,6 +117,15 @@ static const cf_flag FLAGS[] = {
 
 static int cmd_index(unsigned cmd) { return cmd == CF_BATCH ? 1 : cmd == CF_COMPARE ? 2 : 0; }
 
+/* `typed` (len bytes) is the flag `name`, an '_' standing for a '-': --cfg_scale and --sampling_method are how
+ * Python tools and web UIs' API keys spell them, and no flag has an underscore of its own. */
+static int same_name(const char *name, const char *typed, size_t len) {
+    if (strlen(name) != len) return 0;
+    for (size_t i = 0; i < len; i++)
+        if (name[i] != (typed[i] == '_' ? '-' : typed[i])) return 0;
+    return 1;
+}
+
 /* The flag spelled `name` (len bytes) among those of `cmds`, or NULL. */
 static const cf_flag *find(const char *name, size_t len, unsigned cmds) {
     for (int i = 0; i < NFLAGS; i++) {
@@ -124,9 +133,36 @@ static const cf_flag *find(const char *name, size_t len, unsigned cmds) {
         if (!(f->cmds & cmds)) continue;
         const char *names[3] = {f->name, f->alt, f->shrt};
         for (int k = 0; k < 3; k++)
-            if (names[k] && strlen(names[k]) == len && !strncmp(names[k], name, len)) return f;
+            if (names[k] && same_name(names[k], name, len)) return f;
     }
     return NULL;
+}
+
+/* The nearer of `pick` and `name` to `typed`: kept in *best / *pick. A cut-short name ("--sched") is one slip from
+ * the names it starts. */
+static void nearer(const char *typed, const char *name, int *best, const char **pick) {
+    size_t n = strlen(typed);
+    int d = n >= 6 && !strncmp(typed, name, n) ? 1 : clikit_edit_distance(typed, name);
+    if (d < *best) *best = d, *pick = name;
+}
+
+void cf_suggest(const char *arg, unsigned cmd, const char *const *own, char *out, size_t cap) {
+    out[0] = 0;
+    size_t len = strcspn(arg, "=");
+    char typed[64];
+    if (strncmp(arg, "--", 2) || len >= sizeof typed) return; /* short flags are too short to guess from */
+    for (size_t i = 0; i < len; i++) typed[i] = arg[i] == '_' ? '-' : arg[i];
+    typed[len] = 0;
+    int best = 99;
+    const char *pick = NULL;
+    for (int i = 0; i < NFLAGS; i++) {
+        if (!(FLAGS[i].cmds & cmd)) continue;
+        nearer(typed, FLAGS[i].name, &best, &pick);
+        if (FLAGS[i].alt) nearer(typed, FLAGS[i].alt, &best, &pick);
+    }
+    for (int i = 0; own && own[i]; i++) nearer(typed, own[i], &best, &pick);
+    /* a slip of two letters (--stepz, --schedule, --cfgscale), three in long names; beyond that a guess misleads */
+    if (pick && best <= (len >= 12 ? 3 : 2) && best < (int)len - 3) snprintf(out, cap, " (did you mean %s?)", pick);
 }
 
 int cf_init(cf_opts *o) {

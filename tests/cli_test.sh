@@ -214,13 +214,24 @@ for f in "-m, --model" "--vae PATH" "--backend NAME" "-t, --threads" "--predicti
     if [ -n "$g" ] && [ "$g" = "$b" ] && [ "$g" = "$c" ]; then ok "help: \"$f\" alike in generate, batch and compare"
     else bad "help: $f" "generate \"$g\", batch \"$b\", compare \"$c\""; fi
 done
-for f in "--steps N" "--cfg-scale, --cfg X" "--sampling-method, --sampler" "--scheduler NAME" "-i, --init-img, --init-image" "--strength X" "--batch-size"; do
+for f in "--steps N" "--cfg-scale, --cfg X" "--sampling-method, --sampler" "--scheduler NAME" "-i, --init-img, --init-image" "--strength, --denoising-strength X" "--batch-size"; do
     g=$("$SD" generate --help | grep -F -- "  $f"); b=$("$SD" batch --help | grep -F -- "  $f")
     if [ -n "$g" ] && [ "$g" = "$b" ]; then ok "help: \"$f\" alike in generate and batch"; else bad "help: $f" "generate \"$g\", batch \"$b\""; fi
 done
 expect_ok_file "generate takes batch's spellings (--sampler, --cfg, --negative, --size)" "$T/spell.png" \
     "$SD" -m $M -p x --sampler euler --cfg 5 --negative blurry --size 48x32 --steps 1 -o "$T/spell.png"
 expect_ok "... and stores what they say" "Steps: 1, Sampler: Euler, Schedule type: Automatic, CFG scale: 5" "$SD" info "$T/spell.png"
+
+# near misses are named (stable-diffusion.cpp's and A1111's spellings); underscores stand for dashes in the shared flags
+expect_error "generate --schedule: did you mean" 'unknown option "--schedule" (did you mean --scheduler?)' "$SD" -m $NOMODEL -p x --schedule karras
+expect_error "generate --stepz: did you mean" 'unknown option "--stepz" (did you mean --steps?)' "$SD" -m $NOMODEL -p x --stepz 3
+expect_error "generate --from_pgn: did you mean" '(did you mean --from-png?)' "$SD" -m $NOMODEL --from_pgn x.png
+expect_error "generate --bogus: no guess" 'unknown option "--bogus" (try sd generate --help)' "$SD" -m $NOMODEL -p x --bogus
+expect_error "compare --scheduler: did you mean" 'unknown option "--scheduler" (did you mean --schedulers?)' "$SD" compare -m $NOMODEL -p x --scheduler karras
+expect_ok_file "generate --cfg_scale --sampling_method --denoising-strength" "$T/under.png" "$SD" -m $M -p x --cfg_scale 5 --sampling_method euler \
+    -i tests/golden/pipeline/init.png --denoising-strength 0.6 --size 48x32 --steps 2 -o "$T/under.png"
+expect_ok "... and stores what they say" "Sampler: Euler, Schedule type: Automatic, CFG scale: 5," "$SD" info "$T/under.png"
+expect_ok "... the strength too" "Denoising strength: 0.6" "$SD" info "$T/under.png"
 
 # LoRA and textual inversion: --lora, --lora-model-dir, --embd-dir in the three commands; errors name the file
 L=tests/golden/lora/loras
