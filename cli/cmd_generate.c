@@ -116,6 +116,44 @@ static void output_name(const char *out, int i, int count, char *dst, size_t cap
     else numbered(out, i + 1, dst, cap);
 }
 
+/* The settings a PNG brings, through the checks their flags get, before the model loads: the library's own check
+ * comes after the load and cannot name the PNG ("unknown sampling method", "size 63x128"). Values the command line
+ * replaces are not judged. Returns 0 or -1 (printed). */
+static int check_png_settings(const char *png, const sd_gen_params *gp, const cJSON *flags) {
+    const struct { const char *key, *what, *value; } names[] = {
+        {"sampler", "sampler", gp->sampler}, {"scheduler", "scheduler", gp->scheduler},
+        {"convention", "schedule convention", gp->convention}, {"rng", "rng", gp->rng}, {"sampler_rng", "sampler rng", gp->sampler_rng},
+        {"timestep_spacing", "timestep spacing", gp->timestep_spacing}, {"hires_upscaler", "hires upscaler", gp->hires_upscaler},
+    };
+    char why[768];
+    for (size_t i = 0; i < sizeof names / sizeof *names; i++) {
+        if (!names[i].value || cJSON_GetObjectItemCaseSensitive(flags, names[i].key)) continue;
+        cJSON *v = jobs_flag_value(names[i].key, names[i].value, jobs_library_rules(), why, sizeof why);
+        if (!v) { fprintf(stderr, "error: %s: %s %s\n", png, names[i].what, why); return -1; }
+        cJSON_Delete(v);
+    }
+    const struct { const char *key, *what; int v; } sides[] = { /* 0: the model's size; a hires side in proportion */
+        {"width", "width", gp->width}, {"height", "height", gp->height},
+        {"hires_width", "hires width", gp->hires_width}, {"hires_height", "hires height", gp->hires_height},
+    };
+    for (size_t i = 0; i < sizeof sides / sizeof *sides; i++) {
+        int v = sides[i].v;
+        if (v == 0 || cJSON_GetObjectItemCaseSensitive(flags, sides[i].key)) continue;
+        if (v < 8 || v > CF_MAX_SIDE || v % 8) {
+            fprintf(stderr, "error: %s: %s %d is not a multiple of 8 from 8 to %d\n", png, sides[i].what, v, CF_MAX_SIDE);
+            return -1;
+        }
+    }
+    const struct { const char *key, *what, *text; } texts[] = {{"prompt", "prompt", gp->prompt}, {"negative", "negative prompt", gp->negative_prompt}};
+    for (size_t i = 0; i < 2; i++)
+        if (texts[i].text && !cJSON_GetObjectItemCaseSensitive(flags, texts[i].key) && strlen(texts[i].text) > SD_PROMPT_MAX_BYTES) {
+            fprintf(stderr, "error: %s: the %s is %zu bytes long: at most %d are accepted\n", png, texts[i].what, strlen(texts[i].text),
+                    SD_PROMPT_MAX_BYTES);
+            return -1;
+        }
+    return 0;
+}
+
 /* A PNG made from an init image (img2img, inpainting) does not hold that image: its settings without it would draw
  * another picture from noise, silently. With -i the stored strength stays unless --strength is given (settings()).
  * Returns 0 or -1 (printed). */
@@ -202,6 +240,7 @@ int cmd_generate(int argc, char **argv) {
     if (from_png) {
         if (clikit_input_path(from_png, 0) != 0) goto done;
         if (sd_params_from_png(from_png, &gp, &png_store) != SD_OK) { fprintf(stderr, "error: %s\n", sd_last_error()); goto done; }
+        if (check_png_settings(from_png, &gp, o.params) != 0) goto done;
     }
     if (settings(o.params, &gp, &loras) != 0) goto done;
     const cJSON *init_path = cJSON_GetObjectItemCaseSensitive(o.params, "init_image");

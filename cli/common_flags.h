@@ -14,6 +14,9 @@
 
 #include "../sd.h"
 
+/* The largest width or height the library renders (a side over it is refused by every flag that sets one). */
+#define CF_MAX_SIDE 8192
+
 /* The commands, as a bit mask of those that take a flag. */
 enum { CF_GENERATE = 1, CF_BATCH = 2, CF_COMPARE = 4 };
 

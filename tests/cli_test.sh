@@ -169,6 +169,17 @@ expect_error "--from-png of an img2img PNG without -i" "i2i.png was made from an
 [ ! -e "$T/i2i-again.png" ] && ok "... and writes nothing" || bad "--from-png img2img" "wrote i2i-again.png"
 expect_ok_file "--from-png of an img2img PNG with -i" "$T/i2i-again.png" "$SD" -m $M --from-png "$T/i2i.png" -i tests/golden/pipeline/init.png -o "$T/i2i-again.png"
 cmp -s "$T/i2i.png" "$T/i2i-again.png" && ok "... the same picture (the stored strength)" || bad "--from-png img2img with -i" "another picture"
+# --from-png settings sd refuses: the error names the PNG, before the model loads (tests/data/from-png/make.py)
+F=tests/data/from-png
+expect_no_output "--from-png: a bad sampler names the PNG" "$F/bad-sampler.png: sampler \"Foo Bar\" is not one of" -m $NOMODEL --from-png $F/bad-sampler.png
+expect_no_output "--from-png: width 63 names the PNG" "$F/width-63.png: width 63 is not a multiple of 8 from 8 to 8192" -m $NOMODEL --from-png $F/width-63.png
+expect_no_output "--from-png: a long prompt names the PNG" "$F/long-prompt.png: the prompt is 200000 bytes long" -m $NOMODEL --from-png $F/long-prompt.png
+expect_ok_file "--from-png: a flag replaces the bad value" "$T/fixed.png" "$SD" -m $M --from-png $F/bad-sampler.png --sampler euler -W 32 -H 32 -o "$T/fixed.png"
+# sides: help and check agree on 8192, the library's limit, and name the flag
+expect_no_output "generate -W 16384 refused by name" "-W: 16384 is not a multiple of 8 from 8 to 8192" -m $NOMODEL -p x -W 16384
+expect_no_output "generate --hires-width 16384 refused by name" "--hires-width: 16384 is not a multiple of 8 from 8 to 8192" -m $NOMODEL -p x --hires-width 16384
+expect_no_output "generate --size 64x16384 refused by name" "--size: 16384 is not" -m $NOMODEL -p x --size 64x16384
+expect_ok "help: -W says 8192" "a multiple of 8 from 8 to 8192" "$SD" generate --help
 expect_ok_file "generate: --overwrite replaces" "$T/out.png" "$SD" -m $M -p "a blue square" -W 48 -H 32 --steps 2 -o "$T/out.png" --overwrite
 [ "$(sha256sum "$T/out.png" | cut -c1-64)" != "$sum1" ] && ok "--overwrite changed the file" || bad "--overwrite changed the file" "same file"
 "$SD" -m $M -p "x" -W 48 -H 32 --steps 1 -b 3 -o "$T/multi.png" 2>/dev/null
