@@ -37,6 +37,17 @@ expect_error "info on a .ckpt refuses to unpickle" "convert it to .safetensors" 
 mkdir -p "$T/notamodel"
 expect_error "folder without model_index.json" "without model_index.json" "$SD" info "$T/notamodel"
 expect_error "unknown command" "unknown command" "$SD" frobnicate
+# other images: what they are, not a safetensors header of absurd length
+G=tests/golden/images
+expect_ok "info on a JPEG" "jpeg_420.jpg: JPEG image, 21x15" "$SD" info $G/jpeg_420.jpg
+expect_ok "info on a JPEG: no settings" "no generation parameters" "$SD" info $G/jpeg_420.jpg
+expect_ok "info on a WebP" "WebP image, 14x9" "$SD" info $G/webp_lossless.webp
+expect_ok "info on a BMP" "BMP image, 9x6" "$SD" info $G/bmp_rgb24.bmp
+cp $G/jpeg_444.jpg "$T/photo.png"
+expect_ok "info on a JPEG named .png" "photo.png: JPEG image" "$SD" info "$T/photo.png"
+printf 'GIF89a\001\000\001\000' >"$T/anim.gif"
+expect_ok "info on a GIF" "anim.gif: GIF image (sd reads PNG, JPEG, WebP and BMP images)" "$SD" info "$T/anim.gif"
+
 
 # generation: bad inputs fail before anything is written
 M=tests/golden/pipeline/sd1
