@@ -117,13 +117,14 @@ static void output_name(const char *out, int i, int count, char *dst, size_t cap
 }
 
 /* The settings a PNG brings, through the checks their flags get, before the model loads: the library's own check
- * comes after the load and cannot name the PNG ("unknown sampling method", "size 63x128"). Values the command line
- * replaces are not judged. Returns 0 or -1 (printed). */
+ * comes after the load and cannot name the PNG ("size 63x128: ..."). Only values the library judges by the same
+ * rule are checked here (sampler, scheduler and convention names have aliases only the library knows: see
+ * params_error); values the command line replaces are not judged. Returns 0 or -1 (printed). */
 static int check_png_settings(const char *png, const sd_gen_params *gp, const cJSON *flags) {
+    int hires = gp->hires_scale != 0 || gp->hires_width || gp->hires_height; /* the upscaler is read only then */
     const struct { const char *key, *what, *value; } names[] = {
-        {"sampler", "sampler", gp->sampler}, {"scheduler", "scheduler", gp->scheduler},
-        {"convention", "schedule convention", gp->convention}, {"rng", "rng", gp->rng}, {"sampler_rng", "sampler rng", gp->sampler_rng},
-        {"timestep_spacing", "timestep spacing", gp->timestep_spacing}, {"hires_upscaler", "hires upscaler", gp->hires_upscaler},
+        {"rng", "rng", gp->rng}, {"sampler_rng", "sampler rng", gp->sampler_rng},
+        {"timestep_spacing", "timestep spacing", gp->timestep_spacing}, {"hires_upscaler", "hires upscaler", hires ? gp->hires_upscaler : NULL},
     };
     char why[768];
     for (size_t i = 0; i < sizeof names / sizeof *names; i++) {
@@ -132,18 +133,13 @@ static int check_png_settings(const char *png, const sd_gen_params *gp, const cJ
         if (!v) { fprintf(stderr, "error: %s: %s %s\n", png, names[i].what, why); return -1; }
         cJSON_Delete(v);
     }
-    const struct { const char *key, *what; int v; } sides[] = { /* 0: the model's size; a hires side in proportion */
-        {"width", "width", gp->width}, {"height", "height", gp->height},
-        {"hires_width", "hires width", gp->hires_width}, {"hires_height", "hires height", gp->hires_height},
-    };
-    for (size_t i = 0; i < sizeof sides / sizeof *sides; i++) {
-        int v = sides[i].v;
-        if (v == 0 || cJSON_GetObjectItemCaseSensitive(flags, sides[i].key)) continue;
-        if (v < 8 || v > CF_MAX_SIDE || v % 8) {
-            fprintf(stderr, "error: %s: %s %d is not a multiple of 8 from 8 to %d\n", png, sides[i].what, v, CF_MAX_SIDE);
+    /* the reader holds them to 8..8192; the image size must be a multiple of 8 too (the hires size is rounded) */
+    const struct { const char *key; int v; } sides[] = {{"width", gp->width}, {"height", gp->height}};
+    for (size_t i = 0; i < 2; i++)
+        if (sides[i].v && !cJSON_GetObjectItemCaseSensitive(flags, sides[i].key) && (sides[i].v % 8 || sides[i].v > CF_MAX_SIDE)) {
+            fprintf(stderr, "error: %s: %s %d is not a multiple of 8 from 8 to %d\n", png, sides[i].key, sides[i].v, CF_MAX_SIDE);
             return -1;
         }
-    }
     const struct { const char *key, *what, *text; } texts[] = {{"prompt", "prompt", gp->prompt}, {"negative", "negative prompt", gp->negative_prompt}};
     for (size_t i = 0; i < 2; i++)
         if (texts[i].text && !cJSON_GetObjectItemCaseSensitive(flags, texts[i].key) && strlen(texts[i].text) > SD_PROMPT_MAX_BYTES) {
@@ -152,6 +148,27 @@ static int check_png_settings(const char *png, const sd_gen_params *gp, const cJ
             return -1;
         }
     return 0;
+}
+
+/* The library refused the settings (sd_check_params): its message, prefixed with the --from-png file when the PNG's
+ * sampler, scheduler or convention name (not replaced by a flag) is what it refused, found by checking again
+ * without them. */
+static void params_error(const sd_ctx *ctx, const sd_gen_params *gp, const char *png, const cJSON *flags) {
+    char msg[2048];
+    snprintf(msg, sizeof msg, "%s", sd_last_error());
+    if (png) {
+        sd_gen_params q = *gp;
+        const char **names[3] = {&q.sampler, &q.scheduler, &q.convention};
+        static const char *const keys[3] = {"sampler", "scheduler", "convention"};
+        int any = 0;
+        for (int i = 0; i < 3; i++)
+            if (*names[i] && !cJSON_GetObjectItemCaseSensitive(flags, keys[i])) *names[i] = NULL, any = 1;
+        if (any && sd_check_params(ctx, &q) == SD_OK) {
+            fprintf(stderr, "error: %s: %s\n", png, msg);
+            return;
+        }
+    }
+    fprintf(stderr, "error: %s\n", msg);
 }
 
 /* A PNG made from an init image (img2img, inpainting) does not hold that image: its settings without it would draw
@@ -286,7 +303,7 @@ int cmd_generate(int argc, char **argv) {
     if (cli_controls_finish(&controls, &gp) != 0) goto done;
     if (o.preview && check_preview(&o, names, count, from_png, &controls) != 0) goto done;
     if (sd_load(&o.load, &ctx) != SD_OK) { fprintf(stderr, "error: %s\n", sd_last_error()); goto done; }
-    if (sd_check_params(ctx, &gp) != SD_OK) { fprintf(stderr, "error: %s\n", sd_last_error()); goto done; }
+    if (sd_check_params(ctx, &gp) != SD_OK) { params_error(ctx, &gp, from_png, o.params); goto done; }
     outfiles_clean_temps("", names, count); /* of an earlier run into these names that was interrupted */
     progress_state ps = {isatty(2), o.load.verbose, 0, o.preview, 0, 0};
     if (sd_generate(ctx, &gp, on_progress, &ps, &res) != SD_OK) { fprintf(stderr, "error: %s\n", sd_last_error()); goto done; }

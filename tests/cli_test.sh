@@ -182,9 +182,10 @@ expect_ok_file "--from-png of an img2img PNG with -i" "$T/i2i-again.png" "$SD" -
 cmp -s "$T/i2i.png" "$T/i2i-again.png" && ok "... the same picture (the stored strength)" || bad "--from-png img2img with -i" "another picture"
 # --from-png settings sd refuses: the error names the PNG, before the model loads (tests/data/from-png/make.py)
 F=tests/data/from-png
-expect_no_output "--from-png: a bad sampler names the PNG" "$F/bad-sampler.png: sampler \"Foo Bar\" is not one of" -m $NOMODEL --from-png $F/bad-sampler.png
+expect_no_output "--from-png: a bad sampler names the PNG" "$F/bad-sampler.png: unknown sampling method \"Foo Bar\"" -m $M --from-png $F/bad-sampler.png
 expect_no_output "--from-png: width 63 names the PNG" "$F/width-63.png: width 63 is not a multiple of 8 from 8 to 8192" -m $NOMODEL --from-png $F/width-63.png
 expect_no_output "--from-png: a long prompt names the PNG" "$F/long-prompt.png: the prompt is 200000 bytes long" -m $NOMODEL --from-png $F/long-prompt.png
+expect_ok_file "--from-png: a sampler alias the library knows (k_euler)" "$T/alias.png" "$SD" -m $M --from-png $F/alias-sampler.png -o "$T/alias.png"
 expect_ok_file "--from-png: a flag replaces the bad value" "$T/fixed.png" "$SD" -m $M --from-png $F/bad-sampler.png --sampler euler -W 32 -H 32 -o "$T/fixed.png"
 # sides: help and check agree on 8192, the library's limit, and name the flag
 expect_no_output "generate -W 16384 refused by name" "-W: 16384 is not a multiple of 8 from 8 to 8192" -m $NOMODEL -p x -W 16384

@@ -10,3 +10,4 @@ base = {"prompt": "a castle", "width": 64, "height": 64, "steps": 2, "sampler": 
 png('bad-sampler.png', dict(base, sampler="Foo Bar"))
 png('width-63.png', dict(base, width=63))
 png('long-prompt.png', dict(base, prompt="a" * 200000))
+png('alias-sampler.png', dict(base, sampler="k_euler", width=32, height=32))  # a name only the library knows: accepted
