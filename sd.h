@@ -233,6 +233,12 @@ sd_status sd_png_encode(const sd_image *img, const char *infotext, const char *j
  * alone, model is the name the extension wrote, not a path). */
 sd_status sd_params_from_png(const char *path, sd_gen_params *p, void **storage);
 
+/* What the settings sd_params_from_png read (`storage` its block) say about the inputs a PNG does not hold: 1 when
+ * the image was made from an init image (img2img or inpainting: a denoising strength stored without the hires fix),
+ * with that strength in *strength and *masked 1 when a mask was used too; 0 when it was made from noise. Either
+ * pointer may be NULL. */
+int sd_params_png_init(const void *storage, float *strength, int *masked);
+
 /* `sd tokenize`: the token ids of each 77-token window of a prompt (weights and token strings when verbose),
  * with the model's tokenizer (model_path NULL: CLIP's own vocabulary, which every SD model uses). */
 sd_status sd_tokenize(const char *model_path, const char *prompt, int verbose, FILE *out);

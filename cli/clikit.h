@@ -14,6 +14,9 @@ const char *clikit_value(int argc, char **argv, int *i, const char *short_name, 
 int clikit_failed(void); /* 1 once after a missing value; resets */
 
 int clikit_int(const char *s, long lo, long hi, int *out, const char *what);
+
+/* Levenshtein distance ignoring case (99 for strings over 63 bytes): how near a mistyped name is to a real one. */
+int clikit_edit_distance(const char *a, const char *b);
 int clikit_backend(const char *s, sd_backend_kind *out);
 
 /* A path that will be handed to a reader which opens it (the library: models, images, PNG settings): refused when

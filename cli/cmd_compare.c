@@ -154,7 +154,11 @@ static int parse_args(int argc, char **argv, cmp_opts *o) {
         } else if (clikit_failed() || (r = cf_parse(argc, argv, &i, CF_COMPARE, &o->cf)) < 0) {
             return 1;
         } else if (r == 0) {
-            fprintf(stderr, "error: unknown option \"%s\" (see sd compare --help)\n", a);
+            static const char *const own[] = {"--samplers", "--schedulers", "--steps", "--cfg", "--reference", "--csv", "--json",
+                                              "--chart", "--cells", "--cell-size", "--log-y", "--help", NULL};
+            char hint[128];
+            cf_suggest(a, CF_COMPARE, own, hint, sizeof hint);
+            fprintf(stderr, "error: unknown option \"%s\"%s\n", a, *hint ? hint : " (see sd compare --help)");
             return 1;
         }
         if (clikit_failed()) return 1;
@@ -525,6 +529,32 @@ static int write_chart(const cmp_run *run, const char *path) {
     return rc;
 }
 
+/* Outputs that are one path: the later write would replace the earlier (a grid written over by its table) or fail
+ * after the whole render (a --cells folder made where the grid goes, or the grid where a cell goes). `names` are
+ * the cells' files (n of them). Returns 0 or -1 (printed). */
+static int check_clashes(const cmp_opts *o, const char *const *tables, char **names, int n) {
+    static const char *const flags[4] = {"-o", "--csv", "--json", "--chart"};
+    for (int i = 0; i < 4; i++) {
+        for (int j = 0; j < i; j++)
+            if (outfiles_same_file(tables[i], tables[j])) {
+                fprintf(stderr, "error: %s %s is the same file as %s %s: name them apart\n", flags[i], tables[i], flags[j], tables[j]);
+                return -1;
+            }
+        if (!o->cells_dir) continue;
+        if (outfiles_within(o->cells_dir, tables[i])) {
+            fprintf(stderr, "error: --cells %s: the cells folder would be made where %s %s goes\n", o->cells_dir, flags[i], tables[i]);
+            return -1;
+        }
+        if (!outfiles_within(tables[i], o->cells_dir)) continue;
+        for (int k = 0; k < n; k++)
+            if (names[k] && outfiles_same_file(tables[i], names[k])) {
+                fprintf(stderr, "error: %s %s is also a cell's file in --cells %s\n", flags[i], tables[i], o->cells_dir);
+                return -1;
+            }
+    }
+    return 0;
+}
+
 /* Every file the comparison will write, checked before the model loads (existing ones need --overwrite); temp
  * files of an interrupted earlier run into these names are removed. Returns 0 or -1 (printed). */
 static int check_outputs(const cmp_opts *o, const char *const *tables, int ntables) {
@@ -547,6 +577,7 @@ static int check_outputs(const cmp_opts *o, const char *const *tables, int ntabl
                         }
             }
     }
+    if (rc == 0 && check_clashes(o, tables, names + ntables, n - ntables) != 0) rc = -1;
     for (int i = 0; i < n && rc == 0; i++) {
         if (!names[i]) { fprintf(stderr, "error: out of memory\n"); rc = -1; }
         else if (outfiles_check_file(names[i], o->cf.overwrite, 1) != 0) rc = -1;
@@ -586,7 +617,8 @@ int cmd_compare(int argc, char **argv) {
     chart_path = o.chart ? strdup(o.chart) : path_with(o.out, "-chart.png");
     if (!csv_path || !json_path || !chart_path) { fprintf(stderr, "error: out of memory\n"); goto out; }
     const char *tables[4] = {o.out, csv_path, json_path, chart_path};
-    if (check_outputs(&o, tables, 4) != 0) goto out;
+    if (check_outputs(&o, tables, 4) != 0 || outfiles_check_png(o.out, "-o") != 0 || outfiles_check_png(chart_path, "--chart") != 0)
+        goto out;
 
     if (sd_load(&o.cf.load, &ctx) != SD_OK) { fprintf(stderr, "error: %s\n", sd_last_error()); goto out; }
     char probe[4200];

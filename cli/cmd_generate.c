@@ -116,6 +116,100 @@ static void output_name(const char *out, int i, int count, char *dst, size_t cap
     else numbered(out, i + 1, dst, cap);
 }
 
+/* The settings a PNG brings, through the checks their flags get, before the model loads: the library's own check
+ * comes after the load and cannot name the PNG ("size 63x128: ..."). Only values the library judges by the same
+ * rule are checked here (sampler, scheduler and convention names have aliases only the library knows: see
+ * params_error); values the command line replaces are not judged. Returns 0 or -1 (printed). */
+static int check_png_settings(const char *png, const sd_gen_params *gp, const cJSON *flags) {
+    int hires = gp->hires_scale != 0 || gp->hires_width || gp->hires_height; /* the upscaler is read only then */
+    const struct { const char *key, *what, *value; } names[] = {
+        {"rng", "rng", gp->rng}, {"sampler_rng", "sampler rng", gp->sampler_rng},
+        {"timestep_spacing", "timestep spacing", gp->timestep_spacing}, {"hires_upscaler", "hires upscaler", hires ? gp->hires_upscaler : NULL},
+    };
+    char why[768];
+    for (size_t i = 0; i < sizeof names / sizeof *names; i++) {
+        if (!names[i].value || cJSON_GetObjectItemCaseSensitive(flags, names[i].key)) continue;
+        cJSON *v = jobs_flag_value(names[i].key, names[i].value, jobs_library_rules(), why, sizeof why);
+        if (!v) { fprintf(stderr, "error: %s: %s %s\n", png, names[i].what, why); return -1; }
+        cJSON_Delete(v);
+    }
+    /* the reader holds them to 8..8192; the image size must be a multiple of 8 too (the hires size is rounded) */
+    const struct { const char *key; int v; } sides[] = {{"width", gp->width}, {"height", gp->height}};
+    for (size_t i = 0; i < 2; i++)
+        if (sides[i].v && !cJSON_GetObjectItemCaseSensitive(flags, sides[i].key) && (sides[i].v % 8 || sides[i].v > CF_MAX_SIDE)) {
+            fprintf(stderr, "error: %s: %s %d is not a multiple of 8 from 8 to %d\n", png, sides[i].key, sides[i].v, CF_MAX_SIDE);
+            return -1;
+        }
+    const struct { const char *key, *what, *text; } texts[] = {{"prompt", "prompt", gp->prompt}, {"negative", "negative prompt", gp->negative_prompt}};
+    for (size_t i = 0; i < 2; i++)
+        if (texts[i].text && !cJSON_GetObjectItemCaseSensitive(flags, texts[i].key) && strlen(texts[i].text) > SD_PROMPT_MAX_BYTES) {
+            fprintf(stderr, "error: %s: the %s is %zu bytes long: at most %d are accepted\n", png, texts[i].what, strlen(texts[i].text),
+                    SD_PROMPT_MAX_BYTES);
+            return -1;
+        }
+    return 0;
+}
+
+/* The library refused the settings (sd_check_params): its message, prefixed with the --from-png file when the PNG's
+ * sampler, scheduler or convention name (not replaced by a flag) is what it refused, found by checking again
+ * without them. */
+static void params_error(const sd_ctx *ctx, const sd_gen_params *gp, const char *png, const cJSON *flags) {
+    char msg[2048];
+    snprintf(msg, sizeof msg, "%s", sd_last_error());
+    if (png) {
+        sd_gen_params q = *gp;
+        const char **names[3] = {&q.sampler, &q.scheduler, &q.convention};
+        static const char *const keys[3] = {"sampler", "scheduler", "convention"};
+        int any = 0;
+        for (int i = 0; i < 3; i++)
+            if (*names[i] && !cJSON_GetObjectItemCaseSensitive(flags, keys[i])) *names[i] = NULL, any = 1;
+        if (any && sd_check_params(ctx, &q) == SD_OK) {
+            fprintf(stderr, "error: %s: %s\n", png, msg);
+            return;
+        }
+    }
+    fprintf(stderr, "error: %s\n", msg);
+}
+
+/* A PNG made from an init image (img2img, inpainting) does not hold that image: its settings without it would draw
+ * another picture from noise, silently. With -i the stored strength stays unless --strength is given (settings()).
+ * Returns 0 or -1 (printed). */
+static int check_png_inputs(const char *png, const void *store, const cJSON *init, const cJSON *mask) {
+    float strength;
+    int masked;
+    if (!sd_params_png_init(store, &strength, &masked)) return 0;
+    if (!init) {
+        fprintf(stderr, "error: %s was made from an init image (strength %g%s): give it with -i%s\n", png, strength,
+                masked ? ", inpainted with a mask" : "", masked ? " and the mask with --mask" : "");
+        return -1;
+    }
+    if (masked && !mask) fprintf(stderr, "warning: %s was inpainted with a mask: without --mask the whole picture is redrawn\n", png);
+    return 0;
+}
+
+/* --preview is an output like -o (an existing file is replaced only with --overwrite), and never one of the
+ * inputs: a preview written over the init image, the mask, a control image or the --from-png file destroys the
+ * picture the render was asked to start from, so that is refused even with --overwrite. Returns 0 or -1 (printed). */
+static int check_preview(const cf_opts *o, char **names, int count, const char *from_png, const cli_controls *cc) {
+    const cJSON *init = cJSON_GetObjectItemCaseSensitive(o->params, "init_image");
+    const cJSON *mask = cJSON_GetObjectItemCaseSensitive(o->params, "mask");
+    const char *inputs[3 + SD_MAX_CONTROLS] = {init ? init->valuestring : NULL, mask ? mask->valuestring : NULL, from_png};
+    const char *flags[3 + SD_MAX_CONTROLS] = {"-i", "--mask", "--from-png"};
+    for (int k = 0; k < cc->loaded; k++) inputs[3 + k] = cc->image_path[k], flags[3 + k] = "--control-image";
+    for (int k = 0; k < 3 + cc->loaded; k++)
+        if (inputs[k] && outfiles_same_file(o->preview, inputs[k])) {
+            fprintf(stderr, "error: --preview %s is the same file as %s %s (not replaced, even with --overwrite)\n", o->preview,
+                    flags[k], inputs[k]);
+            return -1;
+        }
+    for (int i = 0; i < count; i++)
+        if (outfiles_same_file(o->preview, names[i])) {
+            fprintf(stderr, "error: --preview %s is also an output image\n", o->preview);
+            return -1;
+        }
+    return outfiles_check_file(o->preview, o->overwrite, 0) != 0 ? -1 : outfiles_check_png(o->preview, "--preview");
+}
+
 int cmd_generate(int argc, char **argv) {
     cf_opts o;
     if (cf_init(&o) != 0) return 1;
@@ -149,7 +243,10 @@ int cmd_generate(int argc, char **argv) {
         r = cf_parse(argc, argv, &i, CF_GENERATE, &o);
         if (r < 0) goto done;
         if (r == 1) { if (is_seed_flag(a)) random_seed = 0; continue; }
-        if (a[0] == '-') fprintf(stderr, "error: unknown option \"%s\" (try sd generate --help)\n", a);
+        static const char *const own[] = {"--from-png", "--help", NULL};
+        char hint[128];
+        cf_suggest(a, CF_GENERATE, own, hint, sizeof hint);
+        if (a[0] == '-') fprintf(stderr, "error: unknown option \"%s\"%s\n", a, *hint ? hint : " (try sd generate --help)");
         else fprintf(stderr, "error: unexpected argument \"%s\" (try sd generate --help)\n", a);
         goto done;
     }
@@ -160,11 +257,13 @@ int cmd_generate(int argc, char **argv) {
     if (from_png) {
         if (clikit_input_path(from_png, 0) != 0) goto done;
         if (sd_params_from_png(from_png, &gp, &png_store) != SD_OK) { fprintf(stderr, "error: %s\n", sd_last_error()); goto done; }
+        if (check_png_settings(from_png, &gp, o.params) != 0) goto done;
     }
     if (settings(o.params, &gp, &loras) != 0) goto done;
     const cJSON *init_path = cJSON_GetObjectItemCaseSensitive(o.params, "init_image");
     const cJSON *mask_path = cJSON_GetObjectItemCaseSensitive(o.params, "mask");
     if (mask_path && !init_path) { fprintf(stderr, "error: --mask needs --init-img\n"); goto done; }
+    if (from_png && check_png_inputs(from_png, png_store, init_path, mask_path) != 0) goto done;
     if ((o.preview_method || o.preview_interval) && !o.preview) {
         fprintf(stderr, "error: --preview-method and --preview-interval need --preview PATH (the file the previews go to)\n");
         goto done;
@@ -191,13 +290,8 @@ int cmd_generate(int argc, char **argv) {
         output_name(out, i, count, path, sizeof path);
         if (outfiles_check_file(path, o.overwrite, 0) != 0) goto done;
         if (!(names[i] = strdup(path))) { fprintf(stderr, "error: out of memory\n"); goto done; }
-        if (o.preview && !strcmp(o.preview, path)) {
-            fprintf(stderr, "error: --preview %s is also an output image\n", o.preview);
-            goto done;
-        }
     }
-    /* the preview file is rewritten many times: naming it is asking for that, so an existing one is replaced */
-    if (o.preview && outfiles_check_file(o.preview, 1, 0) != 0) goto done;
+    if (outfiles_check_png(out, "-o") != 0) goto done;
     if (init_path) {
         if (sd_image_load(init_path->valuestring, 3, &init) != SD_OK) { fprintf(stderr, "error: %s\n", sd_last_error()); goto done; }
         gp.init_image = &init;
@@ -207,8 +301,9 @@ int cmd_generate(int argc, char **argv) {
         gp.mask = &mask;
     }
     if (cli_controls_finish(&controls, &gp) != 0) goto done;
+    if (o.preview && check_preview(&o, names, count, from_png, &controls) != 0) goto done;
     if (sd_load(&o.load, &ctx) != SD_OK) { fprintf(stderr, "error: %s\n", sd_last_error()); goto done; }
-    if (sd_check_params(ctx, &gp) != SD_OK) { fprintf(stderr, "error: %s\n", sd_last_error()); goto done; }
+    if (sd_check_params(ctx, &gp) != SD_OK) { params_error(ctx, &gp, from_png, o.params); goto done; }
     outfiles_clean_temps("", names, count); /* of an earlier run into these names that was interrupted */
     progress_state ps = {isatty(2), o.load.verbose, 0, o.preview, 0, 0};
     if (sd_generate(ctx, &gp, on_progress, &ps, &res) != SD_OK) { fprintf(stderr, "error: %s\n", sd_last_error()); goto done; }

@@ -1,6 +1,7 @@
 /* common_flags.c — the one table of the flags generate, batch and compare share: parsing, checks, help. */
 #include "common_flags.h"
 
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -50,9 +51,9 @@ static const cf_flag FLAGS[] = {
     {"--prompt", NULL, "-p", "prompt", S_PARAM, NULL, CF_GENERATE | CF_COMPARE, "TEXT",
      {"what to draw; (word:1.2) [word] BREAK work as in AUTOMATIC1111"}},
     {"--negative-prompt", "--negative", "-n", "negative", S_PARAM, NULL, ALL, "TEXT", {"what not to draw"}},
-    {"--width", NULL, "-W", "width", S_PARAM, NULL, ALL, "N", {"image width, a multiple of 8 (default: the model's)"}},
-    {"--height", NULL, "-H", "height", S_PARAM, NULL, ALL, "N", {"image height, a multiple of 8 (default: the model's)"}},
-    {"--size", NULL, NULL, "size", S_PARAM, NULL, ALL, "WxH", {"width and height at once"}},
+    {"--width", NULL, "-W", "width", S_PARAM, NULL, ALL, "N", {"image width, a multiple of 8 from 8 to 8192 (default: the model's)"}},
+    {"--height", NULL, "-H", "height", S_PARAM, NULL, ALL, "N", {"image height, a multiple of 8 from 8 to 8192 (default: the model's)"}},
+    {"--size", NULL, NULL, "size", S_PARAM, NULL, ALL, "WxH", {"width and height at once (each a multiple of 8 from 8 to 8192)"}},
     {"--steps", NULL, NULL, "steps", S_PARAM, NULL, GB, "N", {"sampling steps, 1..1000 (default: the model's)"}},
     {"--cfg-scale", "--cfg", NULL, "cfg", S_PARAM, NULL, GB, "X",
      {"classifier-free guidance scale 0..100 (default: the model's; 1 disables it)"}},
@@ -78,7 +79,7 @@ static const cf_flag FLAGS[] = {
     {"--vae-tiling", NULL, NULL, "vae_tiling", S_PARAM, "1", ALL, NULL, {"decode in tiles (automatic for large images)"}},
     {"--no-vae-tiling", NULL, NULL, "vae_tiling", S_PARAM, "-1", ALL, NULL, {"never decode in tiles"}},
     {"--init-img", "--init-image", "-i", "init_image", S_PARAM, NULL, GB, "PATH", {"img2img start image"}},
-    {"--strength", NULL, NULL, "strength", S_PARAM, NULL, GB, "X", {"img2img denoising strength 0..1 (default 0.75)"}},
+    {"--strength", "--denoising-strength", NULL, "strength", S_PARAM, NULL, GB, "X", {"img2img denoising strength 0..1 (default 0.75)"}},
     {"--mask", NULL, NULL, "mask", S_PARAM, NULL, GB, "PATH", {"inpainting mask (white = repaint), the init image's size"}},
     {"--mask-blur", NULL, NULL, "mask_blur", S_PARAM, NULL, GB, "N", {"blur the mask by N pixels, 0..128 (README \"Inpainting\")"}},
     {"--inpaint-only-masked", NULL, NULL, "inpaint_only_masked", S_PARAM, "1", GB, NULL,
@@ -106,8 +107,8 @@ static const cf_flag FLAGS[] = {
     {"--control-preprocess", NULL, NULL, "control_preprocess", S_PARAM, NULL, CF_BATCH, "P", {"none or canny (edges of the control image)"}},
     {"--hires-scale", NULL, NULL, "hires_scale", S_PARAM, NULL, GB, "X",
      {"hires fix (AUTOMATIC1111): render at -W x -H, upscale by X (1..8), img2img again at the large size"}},
-    {"--hires-width", NULL, NULL, "hires_width", S_PARAM, NULL, GB, "N", {"hires fix to this width instead (with --hires-height: that size)"}},
-    {"--hires-height", NULL, NULL, "hires_height", S_PARAM, NULL, GB, "N", {"hires fix to this height instead"}},
+    {"--hires-width", NULL, NULL, "hires_width", S_PARAM, NULL, GB, "N", {"hires fix to this width instead, 8..8192 (with --hires-height: that size)"}},
+    {"--hires-height", NULL, NULL, "hires_height", S_PARAM, NULL, GB, "N", {"hires fix to this height instead, 8..8192"}},
     {"--hires-steps", NULL, NULL, "hires_steps", S_PARAM, NULL, GB, "N", {"steps of the hires pass, 0..1000 (default 0: --steps)"}},
     {"--hires-denoise", NULL, NULL, "hires_denoise", S_PARAM, NULL, GB, "X", {"denoising strength of the hires pass, 0..1 (default 0.7)"}},
     {"--hires-upscaler", NULL, NULL, "hires_upscaler", S_PARAM, NULL, GB, "NAME",
@@ -117,6 +118,15 @@ static const cf_flag FLAGS[] = {
 
 static int cmd_index(unsigned cmd) { return cmd == CF_BATCH ? 1 : cmd == CF_COMPARE ? 2 : 0; }
 
+/* `typed` (len bytes) is the flag `name`, an '_' standing for a '-': --cfg_scale and --sampling_method are how
+ * Python tools and web UIs' API keys spell them, and no flag has an underscore of its own. */
+static int same_name(const char *name, const char *typed, size_t len) {
+    if (strlen(name) != len) return 0;
+    for (size_t i = 0; i < len; i++)
+        if (name[i] != (typed[i] == '_' ? '-' : typed[i])) return 0;
+    return 1;
+}
+
 /* The flag spelled `name` (len bytes) among those of `cmds`, or NULL. */
 static const cf_flag *find(const char *name, size_t len, unsigned cmds) {
     for (int i = 0; i < NFLAGS; i++) {
@@ -124,9 +134,36 @@ static const cf_flag *find(const char *name, size_t len, unsigned cmds) {
         if (!(f->cmds & cmds)) continue;
         const char *names[3] = {f->name, f->alt, f->shrt};
         for (int k = 0; k < 3; k++)
-            if (names[k] && strlen(names[k]) == len && !strncmp(names[k], name, len)) return f;
+            if (names[k] && same_name(names[k], name, len)) return f;
     }
     return NULL;
+}
+
+/* The nearer of `pick` and `name` to `typed`: kept in *best / *pick. A cut-short name ("--sched") is one slip from
+ * the names it starts. */
+static void nearer(const char *typed, const char *name, int *best, const char **pick) {
+    size_t n = strlen(typed);
+    int d = n >= 6 && !strncmp(typed, name, n) ? 1 : clikit_edit_distance(typed, name);
+    if (d < *best) *best = d, *pick = name;
+}
+
+void cf_suggest(const char *arg, unsigned cmd, const char *const *own, char *out, size_t cap) {
+    out[0] = 0;
+    size_t len = strcspn(arg, "=");
+    char typed[64];
+    if (strncmp(arg, "--", 2) || len >= sizeof typed) return; /* short flags are too short to guess from */
+    for (size_t i = 0; i < len; i++) typed[i] = arg[i] == '_' ? '-' : arg[i];
+    typed[len] = 0;
+    int best = 99;
+    const char *pick = NULL;
+    for (int i = 0; i < NFLAGS; i++) {
+        if (!(FLAGS[i].cmds & cmd)) continue;
+        nearer(typed, FLAGS[i].name, &best, &pick);
+        if (FLAGS[i].alt) nearer(typed, FLAGS[i].alt, &best, &pick);
+    }
+    for (int i = 0; own && own[i]; i++) nearer(typed, own[i], &best, &pick);
+    /* a slip of two letters (--stepz, --schedule, --cfgscale), three in long names; beyond that a guess misleads */
+    if (pick && best <= (len >= 12 ? 3 : 2) && best < (int)len - 3) snprintf(out, cap, " (did you mean %s?)", pick);
 }
 
 int cf_init(cf_opts *o) {
@@ -149,8 +186,29 @@ static int put(cJSON *params, const char *key, cJSON *item) {
     return 0;
 }
 
+/* One side given to `spelled`: a multiple of 8 from 8 to CF_MAX_SIDE. Returns 0 or -1 with the message in err. */
+static int side_ok(const char *spelled, long v, char *err, size_t errlen) {
+    if (v >= 8 && v <= CF_MAX_SIDE && v % 8 == 0) return 0;
+    snprintf(err, errlen, "%s: %ld is not a multiple of 8 from 8 to %d", spelled, v, CF_MAX_SIDE);
+    return -1;
+}
+
+/* The sides of -W, -H, --size and the hires size, held to the library's limit here: the job keys' check allows up
+ * to 16384, which the library refused only after the model had loaded, naming no flag. A value that is no whole
+ * number is left to that check's message. Returns 0 or -1 with the message in err. */
+static int sides_ok(const char *key, const char *spelled, const char *value, char *err, size_t errlen) {
+    int w, h;
+    if (!strcmp(key, "size")) return jobs_parse_size(value, &w, &h) != 0 || (side_ok(spelled, w, err, errlen) == 0 && side_ok(spelled, h, err, errlen) == 0) ? 0 : -1;
+    if (strcmp(key, "width") && strcmp(key, "height") && strcmp(key, "hires_width") && strcmp(key, "hires_height")) return 0;
+    char *end;
+    errno = 0;
+    long v = strtol(value, &end, 10);
+    return end == value || *end || errno ? 0 : side_ok(spelled, v, err, errlen);
+}
+
 static int set_param(cJSON *params, const cf_flag *f, const char *spelled, const char *value, char *err, size_t errlen) {
     char why[768];
+    if (sides_ok(f->key, spelled, value, err, errlen) != 0) return -1;
     if (!strcmp(f->key, "prompt")) { /* any text, even empty (unconditional): checked per line only in job files */
         if (strlen(value) > SD_PROMPT_MAX_BYTES) {
             snprintf(err, errlen, "%s: %zu bytes long: at most %d are accepted", spelled, strlen(value), SD_PROMPT_MAX_BYTES);

@@ -14,6 +14,9 @@
 
 #include "../sd.h"
 
+/* The largest width or height the library renders (a side over it is refused by every flag that sets one). */
+#define CF_MAX_SIDE 8192
+
 /* The commands, as a bit mask of those that take a flag. */
 enum { CF_GENERATE = 1, CF_BATCH = 2, CF_COMPARE = 4 };
 
@@ -31,10 +34,14 @@ typedef struct cf_opts {
 int cf_init(cf_opts *o);
 void cf_free(cf_opts *o);
 
-/* If argv[*i] is a shared flag that `cmd` takes ("--steps 20", "--steps=20", "-s 5"), checks it and its value
+/* If argv[*i] is a shared flag that `cmd` takes ("--steps 20", "--steps=20", "-s 5"; "--cfg_scale" for "--cfg-scale"), checks it and its value
  * and stores it (advancing *i past the value). Returns 1 when taken, 0 when argv[*i] is no such flag, -1 after
  * printing one "error: ..." line. */
 int cf_parse(int argc, char **argv, int *i, unsigned cmd, cf_opts *o);
+
+/* For an unknown "--flag" (or "--flag=value"): " (did you mean --scheduler?)" when it is a slip away from a flag
+ * `cmd` takes or one of `own` (the command's other flags, NULL-terminated; may be NULL), else "". */
+void cf_suggest(const char *arg, unsigned cmd, const char *const *own, char *out, size_t cap);
 
 /* Stores a generation parameter as `flag` (a long, short or other spelling) given `value` would (NULL for a
  * switch). Returns 0, or -1 with "FLAG: problem" in err. */

@@ -13,7 +13,7 @@ static void usage(FILE *out) {
             "sd %s — Stable Diffusion in C\n"
             "\n"
             "usage: sd [generate] -p PROMPT [options]   render images (see `sd generate --help`)\n"
-            "       sd info PATH...                      describe a model, a .safetensors file or a generated PNG\n"
+            "       sd info PATH...                      describe a model, a .safetensors file or an image\n"
             "       sd tokenize [-m MODEL] [--verbose] TEXT  show how a prompt is cut into CLIP tokens\n"
             "       sd batch JOBS [-o DIR] [options]     render a job file (resumable, shardable; sd batch --help)\n"
             "       sd batch merge DIR [JOBS] [options]  check a sharded run's images, write one manifest\n"

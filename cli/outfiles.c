@@ -3,9 +3,11 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -82,6 +84,45 @@ int outfiles_check_file(const char *path, int overwrite, int mkdirs) {
     char dir[4096];
     folder_of(path, dir, sizeof dir);
     return check_folder(dir, mkdirs, path);
+}
+
+/* `path` with its folder made absolute by realpath (symlinks, "..", "./" resolved) and its own name kept, for a
+ * file that may not exist yet. Returns 0, or -1 when the folder cannot be resolved. */
+static int absolute(const char *path, char *out, size_t cap) {
+    char dir[4096], real[PATH_MAX];
+    folder_of(path, dir, sizeof dir);
+    const char *slash = strrchr(path, '/');
+    if (!realpath(dir, real)) return -1;
+    snprintf(out, cap, "%s/%s", real, slash ? slash + 1 : path);
+    return 0;
+}
+
+int outfiles_same_file(const char *a, const char *b) {
+    struct stat sa, sb;
+    int ea = stat(a, &sa), eb = stat(b, &sb);
+    if (ea == 0 && eb == 0) return sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino; /* hard links, symlinks too */
+    if (ea == 0 || eb == 0) return 0;
+    char ra[8192], rb[8192];
+    if (absolute(a, ra, sizeof ra) != 0 || absolute(b, rb, sizeof rb) != 0) return !strcmp(a, b);
+    return !strcmp(ra, rb);
+}
+
+int outfiles_within(const char *path, const char *top) {
+    char cur[4096], up[4096];
+    snprintf(cur, sizeof cur, "%s", path);
+    for (;;) {
+        if (outfiles_same_file(cur, top)) return 1;
+        folder_of(cur, up, sizeof up);
+        if (!strcmp(up, cur) || !strcmp(up, ".")) return 0;
+        snprintf(cur, sizeof cur, "%s", up);
+    }
+}
+
+int outfiles_check_png(const char *path, const char *flag) {
+    const char *slash = strrchr(path, '/'), *base = slash ? slash + 1 : path, *dot = strrchr(base, '.');
+    if (dot && dot > base && !strcasecmp(dot, ".png")) return 0; /* ".png" alone is a hidden file, not a PNG name */
+    fprintf(stderr, "error: %s %s: sd writes PNG files; use a .png name\n", flag, path);
+    return -1;
 }
 
 int outfiles_check_dir(const char *dir) {

@@ -12,6 +12,18 @@
  * Prints one "error: ..." line naming the file. Returns 0 or -1. */
 int outfiles_check_file(const char *path, int overwrite, int mkdirs);
 
+/* A picture's output name must end in .png (any case): sd writes PNG data only, and a .jpg or .webp name holding
+ * it misleads every program that trusts the name. `flag` names the option in the message. Returns 0 or -1 (printed). */
+int outfiles_check_png(const char *path, const char *flag);
+
+/* 1 when the paths `a` and `b` name the same file: the same inode when both exist (so "./x.png", "dir/../x.png", a
+ * hard link or a symlink to it all match), else the same name in the same (resolved) folder; 0 otherwise. */
+int outfiles_same_file(const char *a, const char *b);
+
+/* 1 when `path` names the file or folder `top` or lies under it ("g.png/cells" is within "g.png"), by
+ * outfiles_same_file on each of its folders; 0 otherwise. */
+int outfiles_within(const char *path, const char *top);
+
 /* Checks that `dir` is a folder that takes new files, or can be made as one. Returns 0 or -1 (printed). */
 int outfiles_check_dir(const char *dir);
 

@@ -360,6 +360,11 @@ static const char *keep_cb(void *st, const char *t) { return keep(st, t); }
 /* The controls read back live at the start of the storage block (see sd_params_from_png). */
 static sd_control *stored_controls(strstore *st) { return (sd_control *)(void *)st->buf; }
 
+/* What the settings say about the inputs a PNG does not hold (sd_params_png_init), after the controls. */
+typedef struct png_inputs { int init, masked; float strength; } png_inputs;
+#define INPUTS_AT (SD_MAX_CONTROLS * sizeof(sd_control))
+static png_inputs *stored_inputs(strstore *st) { return (png_inputs *)(void *)(st->buf + INPUTS_AT); }
+
 static const char *jstr(const cJSON *j, const char *k) {
     const cJSON *x = cJSON_GetObjectItemCaseSensitive(j, k);
     return cJSON_IsString(x) ? x->valuestring : NULL;
@@ -398,6 +403,10 @@ static sd_status from_json(const char *src, const char *text, sd_gen_params *p, 
         }
         p->loras = v;
     }
+    /* our JSON has "strength" only for an init image (the hires pass's is "hires_denoise"), "mask_blur" for a mask */
+    png_inputs *in = stored_inputs(st);
+    if (rc == SD_OK && cJSON_GetObjectItemCaseSensitive(j, "strength")) in->init = 1, in->strength = p->strength;
+    in->masked = in->init && cJSON_GetObjectItemCaseSensitive(j, "mask_blur") != NULL;
     p->control_count = control_text_from_json(j, stored_controls(st), SD_MAX_CONTROLS, keep_cb, st, &p->control_guess_mode);
     if (p->control_count) p->controls = stored_controls(st);
     cJSON_Delete(j);
@@ -467,6 +476,7 @@ static sd_status from_a1111(const char *src, const char *text, sd_gen_params *p,
     p->prompt = keep_n(st, text, prompt_len);
     if (neg) p->negative_prompt = keep_n(st, neg, (size_t)(text + plen - neg));
     const char *q = params;
+    int denoise = 0, masked = 0; /* "Denoising strength" / a mask key seen */
     while (*q) {
         while (*q == ' ' || *q == ',') q++;
         const char *colon = strstr(q, ": ");
@@ -494,10 +504,17 @@ static sd_status from_a1111(const char *src, const char *text, sd_gen_params *p,
         }
         sd_status rc = a1111_pair(src, key, val, p, st);
         if (rc != SD_OK) return rc;
+        denoise |= !strcmp(key, "Denoising strength");
+        masked |= !strcmp(key, "Mask blur") || !strcmp(key, "Inpaint area") || !strcmp(key, "Masked content");
     }
     if (hires_on(p)) { /* "Denoising strength" was the hires pass's (a txt2img has no init image) */
         p->hires_denoise = p->strength;
         p->strength = 0.75f;
+    } else if (denoise) { /* img2img or inpainting */
+        png_inputs *in = stored_inputs(st);
+        in->init = 1;
+        in->strength = p->strength;
+        in->masked = masked;
     }
     if (!p->rng) p->rng = "cuda"; /* A1111: a missing RNG key means GPU */
     /* A1111 samplers are k-diffusion's */
@@ -510,9 +527,10 @@ sd_status infotext_params_from_text(const char *src, const char *json, const cha
     sd_gen_params_init(p);
     size_t total = (json ? strlen(json) : 0) + (a1111 ? strlen(a1111) : 0);
     /* one block: the sd_control array the settings may name, then the strings and the sd_lora array of a JSON "loras" */
-    size_t head = SD_MAX_CONTROLS * sizeof(sd_control);
+    size_t head = INPUTS_AT + sizeof(png_inputs);
     strstore s = {malloc(head + 3 * total + 256), head, head + 3 * total + 256};
     if (!s.buf) return err_fail(SD_ERR_MEMORY, "%s: out of memory", src);
+    *stored_inputs(&s) = (png_inputs){0, 0, 0};
     char where[1200];
     snprintf(where, sizeof where, "%s (the \"%s\" text chunk)", src, json ? "sd" : "parameters");
     sd_status st = json ? from_json(where, json, p, &s) : a1111 ? from_a1111(where, a1111, p, &s)
@@ -541,4 +559,12 @@ sd_status sd_params_from_png(const char *path, sd_gen_params *p, void **storage)
     else st = infotext_params_from_text(path, json, a1111, p, storage);
     image_text_free(t, n);
     return st;
+}
+
+int sd_params_png_init(const void *storage, float *strength, int *masked) {
+    png_inputs in = {0, 0, 0};
+    if (storage) memcpy(&in, (const char *)storage + INPUTS_AT, sizeof in);
+    if (strength) *strength = in.strength;
+    if (masked) *masked = in.masked;
+    return in.init;
 }

@@ -37,6 +37,17 @@ expect_error "info on a .ckpt refuses to unpickle" "convert it to .safetensors" 
 mkdir -p "$T/notamodel"
 expect_error "folder without model_index.json" "without model_index.json" "$SD" info "$T/notamodel"
 expect_error "unknown command" "unknown command" "$SD" frobnicate
+# other images: what they are, not a safetensors header of absurd length
+G=tests/golden/images
+expect_ok "info on a JPEG" "jpeg_420.jpg: JPEG image, 21x15" "$SD" info $G/jpeg_420.jpg
+expect_ok "info on a JPEG: no settings" "no generation parameters" "$SD" info $G/jpeg_420.jpg
+expect_ok "info on a WebP" "WebP image, 14x9" "$SD" info $G/webp_lossless.webp
+expect_ok "info on a BMP" "BMP image, 9x6" "$SD" info $G/bmp_rgb24.bmp
+cp $G/jpeg_444.jpg "$T/photo.png"
+expect_ok "info on a JPEG named .png" "photo.png: JPEG image" "$SD" info "$T/photo.png"
+printf 'GIF89a\001\000\001\000' >"$T/anim.gif"
+expect_ok "info on a GIF" "anim.gif: GIF image (sd reads PNG, JPEG, WebP and BMP images)" "$SD" info "$T/anim.gif"
+
 
 # generation: bad inputs fail before anything is written
 M=tests/golden/pipeline/sd1
@@ -119,6 +130,14 @@ expect_error "compare -o /proc/..." "cannot write in /proc" "$SD" compare -m $NO
 expect_error "compare -o DIR --overwrite" "is a folder" "$SD" compare -m $NOMODEL -p cat -o "$T/adir" --overwrite
 expect_error "compare: an existing table needs --overwrite" "cmpx.csv: already exists" bash -c ": >'$T/cmpx.csv' && '$SD' compare -m $NOMODEL -p cat -o '$T/cmpx.png'"
 expect_error "compare --cells under a file" "afile is not a folder" "$SD" compare -m $NOMODEL -p cat -o "$T/cmp.png" --cells "$T/afile/cells"
+expect_error "compare --cells = -o, before loading" "--cells $T/g.png: the cells folder would be made where -o $T/g.png goes" \
+    "$SD" compare -m $NOMODEL -p cat -o "$T/g.png" --cells "$T/g.png"
+expect_error "compare --cells under -o" "the cells folder would be made where -o" "$SD" compare -m $NOMODEL -p cat -o "$T/g.png" --cells "$T/g.png/c"
+expect_error "compare --csv = -o" "--csv $T/./g.png is the same file as -o $T/g.png" "$SD" compare -m $NOMODEL -p cat -o "$T/g.png" --csv "$T/./g.png"
+expect_error "compare -o = a cell's file" "is also a cell's file in --cells" \
+    "$SD" compare -m $NOMODEL -p cat --samplers euler --steps 1 -o "$T/gc/reference-cfgdefault.png" --cells "$T/gc"
+expect_error "compare --cells = an existing file" "afile is not a folder" "$SD" compare -m $NOMODEL -p cat -o "$T/g.png" --cells "$T/afile" --overwrite
+[ ! -e "$T/g.png" ] && [ ! -e "$T/gc" ] && ok "compare clashes: nothing written" || bad "compare clashes" "$(ls -A "$T")"
 if [ "$(id -u)" != 0 ]; then # root writes anywhere; /proc above stands in for it there
     mkdir -p "$T/ro"; chmod 555 "$T/ro"
     expect_error "generate into a read-only folder" "cannot write in $T/ro" "$SD" -m $NOMODEL -p cat -o "$T/ro/x.png"
@@ -154,10 +173,56 @@ expect_ok_file "generate: --from-png regenerates" "$T/again.png" "$SD" -m $M --f
 cmp -s <("$SD" info "$T/again.png" | grep -v "^$T") <("$SD" info "$T/out.png" | grep -v "^$T") \
     && ok "--from-png: same settings" || bad "--from-png: same settings" "info differs"
 cmp -s "$T/out.png" "$T/again.png" && ok "--from-png: the same image, byte for byte" || bad "--from-png: the same image" "files differ"
+# --from-png of an img2img picture: the init image is not in the PNG, so it must be given (not a txt2img instead)
+"$SD" -m $M -p "a red circle" -W 48 -H 32 --steps 2 -i tests/golden/pipeline/init.png --strength 0.6 -o "$T/i2i.png" 2>/dev/null
+expect_error "--from-png of an img2img PNG without -i" "i2i.png was made from an init image (strength 0.6): give it with -i" \
+    "$SD" -m $M --from-png "$T/i2i.png" -o "$T/i2i-again.png"
+[ ! -e "$T/i2i-again.png" ] && ok "... and writes nothing" || bad "--from-png img2img" "wrote i2i-again.png"
+expect_ok_file "--from-png of an img2img PNG with -i" "$T/i2i-again.png" "$SD" -m $M --from-png "$T/i2i.png" -i tests/golden/pipeline/init.png -o "$T/i2i-again.png"
+cmp -s "$T/i2i.png" "$T/i2i-again.png" && ok "... the same picture (the stored strength)" || bad "--from-png img2img with -i" "another picture"
+# --from-png settings sd refuses: the error names the PNG, before the model loads (tests/data/from-png/make.py)
+F=tests/data/from-png
+expect_no_output "--from-png: a bad sampler names the PNG" "$F/bad-sampler.png: unknown sampling method \"Foo Bar\"" -m $M --from-png $F/bad-sampler.png
+expect_no_output "--from-png: width 63 names the PNG" "$F/width-63.png: width 63 is not a multiple of 8 from 8 to 8192" -m $NOMODEL --from-png $F/width-63.png
+expect_no_output "--from-png: a long prompt names the PNG" "$F/long-prompt.png: the prompt is 200000 bytes long" -m $NOMODEL --from-png $F/long-prompt.png
+expect_ok_file "--from-png: a sampler alias the library knows (k_euler)" "$T/alias.png" "$SD" -m $M --from-png $F/alias-sampler.png -o "$T/alias.png"
+expect_ok_file "--from-png: a flag replaces the bad value" "$T/fixed.png" "$SD" -m $M --from-png $F/bad-sampler.png --sampler euler -W 32 -H 32 -o "$T/fixed.png"
+# sides: help and check agree on 8192, the library's limit, and name the flag
+expect_no_output "generate -W 16384 refused by name" "-W: 16384 is not a multiple of 8 from 8 to 8192" -m $NOMODEL -p x -W 16384
+expect_no_output "generate --hires-width 16384 refused by name" "--hires-width: 16384 is not a multiple of 8 from 8 to 8192" -m $NOMODEL -p x --hires-width 16384
+expect_no_output "generate --size 64x16384 refused by name" "--size: 16384 is not" -m $NOMODEL -p x --size 64x16384
+expect_ok "help: -W says 8192" "a multiple of 8 from 8 to 8192" "$SD" generate --help
 expect_ok_file "generate: --overwrite replaces" "$T/out.png" "$SD" -m $M -p "a blue square" -W 48 -H 32 --steps 2 -o "$T/out.png" --overwrite
 [ "$(sha256sum "$T/out.png" | cut -c1-64)" != "$sum1" ] && ok "--overwrite changed the file" || bad "--overwrite changed the file" "same file"
 "$SD" -m $M -p "x" -W 48 -H 32 --steps 1 -b 3 -o "$T/multi.png" 2>/dev/null
 [ -s "$T/multi_1.png" ] && [ -s "$T/multi_2.png" ] && [ -s "$T/multi_3.png" ] && [ ! -e "$T/multi.png" ] && ok "batch count numbers the outputs" || bad "batch count numbers the outputs" "$(ls $T)"
+
+# --preview is an output: an existing file is kept without --overwrite, and an input is never written over
+printf '{"a": 1}\n' >"$T/notes.jsonl"; cp tests/golden/pipeline/init.png "$T/in.png"
+expect_error "generate --preview over an existing file" "notes.jsonl: already exists (use --overwrite" \
+    "$SD" -m $M -p x -W 48 -H 32 --steps 1 -o "$T/pv.png" --preview "$T/notes.jsonl"
+expect_error "generate --preview = -i, even with --overwrite" "is the same file as -i" \
+    "$SD" -m $M -p x -W 48 -H 32 --steps 1 -i "$T/in.png" -o "$T/pv.png" --preview "$T/./in.png" --overwrite
+expect_error "generate --preview = --from-png" "is the same file as --from-png" \
+    "$SD" -m $M --from-png "$T/out.png" -o "$T/pv.png" --preview "$T/out.png" --overwrite
+expect_error "generate --preview = -o by another name" "is also an output image" \
+    "$SD" -m $M -p x -W 48 -H 32 --steps 1 -o "$T/pv.png" --preview "$T/../$(basename "$T")/pv.png"
+[ "$(cat "$T/notes.jsonl")" = '{"a": 1}' ] && cmp -s "$T/in.png" tests/golden/pipeline/init.png && [ ! -e "$T/pv.png" ] \
+    && ok "refused previews: inputs untouched, nothing written" || bad "refused previews" "a file changed or appeared"
+cp "$T/in.png" "$T/oldpreview.png"
+expect_ok_file "generate --preview over an existing file with --overwrite" "$T/pv.png" \
+    "$SD" -m $M -p x -W 48 -H 32 --steps 1 -o "$T/pv.png" --preview "$T/oldpreview.png" --overwrite
+! cmp -s "$T/in.png" "$T/oldpreview.png" && ok "... replaced it" || bad "--preview with --overwrite" "file unchanged"
+# sd writes PNG data only: other names are refused before loading (a .jpg holding PNG data misleads every program)
+expect_error "generate -o out.jpg" "-o $T/out.jpg: sd writes PNG files; use a .png name" "$SD" -m $NOMODEL -p x -o "$T/out.jpg"
+expect_error "generate -o without an extension" "sd writes PNG files" "$SD" -m $NOMODEL -p x -b 2 -o "$T/out"
+expect_ok_file "generate -o OUT.PNG (any case)" "$T/up.PNG" "$SD" -m $M -p x -W 48 -H 32 --steps 1 -o "$T/up.PNG"
+expect_error "generate --preview notes.jsonl --overwrite" "--preview $T/notes.jsonl: sd writes PNG files" \
+    "$SD" -m $NOMODEL -p x -o "$T/pv2.png" --preview "$T/notes.jsonl" --overwrite
+expect_error "compare -o grid.webp" "-o $T/grid.webp: sd writes PNG files" "$SD" compare -m $NOMODEL -p x -o "$T/grid.webp"
+expect_error "compare --chart chart.svg" "--chart $T/c.svg: sd writes PNG files" "$SD" compare -m $NOMODEL -p x -o "$T/g2.png" --chart "$T/c.svg"
+[ ! -e "$T/out.jpg" ] && [ ! -e "$T/out_1" ] && [ "$(cat "$T/notes.jsonl")" = '{"a": 1}' ] && [ ! -e "$T/grid.webp" ] \
+    && ok "non-PNG names: nothing written" || bad "non-PNG names" "$(ls -A "$T")"
 
 # temp files of an interrupted run into the same outputs are removed; others' files are not
 : >"$T/.tmpout.png.Ab12Cd"; : >"$T/.tmpout_2.png.Xy34Zw"; : >"$T/.keep.png.Ab12Cd"; : >"$T/.tmpout.png.bak"
@@ -172,13 +237,24 @@ for f in "-m, --model" "--vae PATH" "--backend NAME" "-t, --threads" "--predicti
     if [ -n "$g" ] && [ "$g" = "$b" ] && [ "$g" = "$c" ]; then ok "help: \"$f\" alike in generate, batch and compare"
     else bad "help: $f" "generate \"$g\", batch \"$b\", compare \"$c\""; fi
 done
-for f in "--steps N" "--cfg-scale, --cfg X" "--sampling-method, --sampler" "--scheduler NAME" "-i, --init-img, --init-image" "--strength X" "--batch-size"; do
+for f in "--steps N" "--cfg-scale, --cfg X" "--sampling-method, --sampler" "--scheduler NAME" "-i, --init-img, --init-image" "--strength, --denoising-strength X" "--batch-size"; do
     g=$("$SD" generate --help | grep -F -- "  $f"); b=$("$SD" batch --help | grep -F -- "  $f")
     if [ -n "$g" ] && [ "$g" = "$b" ]; then ok "help: \"$f\" alike in generate and batch"; else bad "help: $f" "generate \"$g\", batch \"$b\""; fi
 done
 expect_ok_file "generate takes batch's spellings (--sampler, --cfg, --negative, --size)" "$T/spell.png" \
     "$SD" -m $M -p x --sampler euler --cfg 5 --negative blurry --size 48x32 --steps 1 -o "$T/spell.png"
 expect_ok "... and stores what they say" "Steps: 1, Sampler: Euler, Schedule type: Automatic, CFG scale: 5" "$SD" info "$T/spell.png"
+
+# near misses are named (stable-diffusion.cpp's and A1111's spellings); underscores stand for dashes in the shared flags
+expect_error "generate --schedule: did you mean" 'unknown option "--schedule" (did you mean --scheduler?)' "$SD" -m $NOMODEL -p x --schedule karras
+expect_error "generate --stepz: did you mean" 'unknown option "--stepz" (did you mean --steps?)' "$SD" -m $NOMODEL -p x --stepz 3
+expect_error "generate --from_pgn: did you mean" '(did you mean --from-png?)' "$SD" -m $NOMODEL --from_pgn x.png
+expect_error "generate --bogus: no guess" 'unknown option "--bogus" (try sd generate --help)' "$SD" -m $NOMODEL -p x --bogus
+expect_error "compare --scheduler: did you mean" 'unknown option "--scheduler" (did you mean --schedulers?)' "$SD" compare -m $NOMODEL -p x --scheduler karras
+expect_ok_file "generate --cfg_scale --sampling_method --denoising-strength" "$T/under.png" "$SD" -m $M -p x --cfg_scale 5 --sampling_method euler \
+    -i tests/golden/pipeline/init.png --denoising-strength 0.6 --size 48x32 --steps 2 -o "$T/under.png"
+expect_ok "... and stores what they say" "Sampler: Euler, Schedule type: Automatic, CFG scale: 5," "$SD" info "$T/under.png"
+expect_ok "... the strength too" "Denoising strength: 0.6" "$SD" info "$T/under.png"
 
 # LoRA and textual inversion: --lora, --lora-model-dir, --embd-dir in the three commands; errors name the file
 L=tests/golden/lora/loras

@@ -145,3 +145,29 @@ TEST(infotext_refuses_numbers_out_of_range) {
     CHECK(q.steps == 1000 && q.width == 8 && q.height == 8192 && q.clip_skip == 12 && q.cfg_scale == 0 && q.seed == UINT64_MAX);
     free(store);
 }
+
+/* A PNG made from an init image does not hold it: sd_params_png_init says so (strength, mask), from either text,
+ * and not for the hires fix, whose "Denoising strength" is its second pass's. */
+TEST(infotext_init_image_recorded) {
+    static const struct { const char *json, *a1111; int init, masked; float strength; } cs[] = {
+        {"{\"prompt\": \"a\", \"strength\": 0.6}", NULL, 1, 0, 0.6f},
+        {"{\"prompt\": \"a\", \"strength\": 0.75, \"mask_blur\": 4}", NULL, 1, 1, 0.75f},
+        {"{\"prompt\": \"a\", \"hires_scale\": 2, \"hires_denoise\": 0.5}", NULL, 0, 0, 0},
+        {"{\"prompt\": \"a\"}", NULL, 0, 0, 0},
+        {NULL, "a\nSteps: 20, Denoising strength: 0.4", 1, 0, 0.4f},
+        {NULL, "a\nSteps: 20, Denoising strength: 0.4, Mask blur: 4", 1, 1, 0.4f},
+        {NULL, "a\nSteps: 20, Denoising strength: 0.4, Hires upscale: 2", 0, 0, 0},
+        {NULL, "a\nSteps: 20", 0, 0, 0},
+    };
+    for (size_t i = 0; i < sizeof cs / sizeof *cs; i++) {
+        sd_gen_params q;
+        void *store;
+        REQUIRE_MSG(infotext_params_from_text("img.png", cs[i].json, cs[i].a1111, &q, &store) == SD_OK, "%s", sd_last_error());
+        float s = -1;
+        int m = -1;
+        CHECK_MSG(sd_params_png_init(store, &s, &m) == cs[i].init, "case %zu", i);
+        if (cs[i].init) CHECK_MSG(s == cs[i].strength && m == cs[i].masked, "case %zu: strength %g, masked %d", i, s, m);
+        free(store);
+    }
+    CHECK(sd_params_png_init(NULL, NULL, NULL) == 0);
+}
