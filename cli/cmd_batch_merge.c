@@ -126,8 +126,8 @@ static int read_folder(const merge_opts *o, folder *f) {
         f->shard[i] = -1;
         if (out_exists && stat(path, &st) == 0 && st.st_dev == out_st.st_dev && st.st_ino == out_st.st_ino) continue;
         name_of[f->m.files] = i;
-        if (manifest_load_file(path, &f->m) != 0) {
-            fprintf(stderr, "error: %s: cannot read: %s\n", path, strerror(errno));
+        if (manifest_load_file(path, &f->m, err, sizeof err) != 0) {
+            fprintf(stderr, "error: %s\n", err);
             free(name_of);
             return -1;
         }
@@ -147,7 +147,7 @@ static int read_folder(const merge_opts *o, folder *f) {
     else if (plain) f->count = 1;
     if (o->shard_count) f->count = o->shard_count;
     if (f->m.bad_lines && !o->cf.quiet)
-        fprintf(stderr, "note: %s: %d unreadable manifest lines skipped (a run killed mid-line leaves one)\n", o->dir,
+        fprintf(stderr, "note: %s: %d torn last manifest lines skipped (a run killed mid-line leaves one)\n", o->dir,
                 f->m.bad_lines);
     return 0;
 }

@@ -314,6 +314,25 @@ refused "a folder where an image goes is refused, even with --overwrite" "00000-
 "$SD" batch "$T/star.jsonl" -o "$T/j" "${COMMON[@]}" --steps 3 2>"$T/err"; rc=$?
 [ $rc -eq 0 ] && [ "$(grep -c '' "$T/j/manifest.jsonl")" -eq 2 ] && ok "sd's own image re-rendered with new parameters" || bad "re-render own" "rc $rc: $(cat "$T/err")"
 
+# ---- a manifest that is not a regular file, or holds a line sd did not write, is refused before the model loads ----
+mkdir -p "$T/ml"; printf 'important notes\n' >"$T/notes.txt"; ln -s ../notes.txt "$T/ml/manifest.jsonl"
+refused "a symlinked manifest is refused, not appended through" "ml/manifest.jsonl: is a symbolic link" \
+    "$SD" batch "$T/star.jsonl" -o "$T/ml" "${COMMON[@]}"
+[ "$(cat "$T/notes.txt")" = "important notes" ] && [ "$(ls -A "$T/ml")" = "manifest.jsonl" ] &&
+    ok "... the link's target is untouched, nothing rendered" || bad "symlinked manifest" "$(ls -A "$T/ml"; cat "$T/notes.txt")"
+mkdir -p "$T/mf" "$T/mf2"; mkfifo "$T/mf/manifest.jsonl" "$T/mf2/manifest.shard-0-of-2.jsonl"
+refused "a FIFO named manifest.jsonl is refused, not waited on" "mf/manifest.jsonl: is a FIFO" \
+    timeout 20 "$SD" batch "$T/star.jsonl" -o "$T/mf" "${COMMON[@]}"
+refused "merge: a FIFO shard manifest is refused, not waited on" "manifest.shard-0-of-2.jsonl: is a FIFO" \
+    timeout 20 "$SD" batch merge "$T/mf2" "$T/star.jsonl" "${COMMON[@]}"
+mkdir -p "$T/mg"; printf 'garbage\n{"x":1}\n' >"$T/mg/manifest.jsonl"
+refused "a manifest line sd did not write is an error naming file:line" "mg/manifest.jsonl:1: not a manifest line" \
+    "$SD" batch "$T/star.jsonl" -o "$T/mg" "${COMMON[@]}"
+cp -a "$T/f" "$T/fg"; rm -f "$T/fg"/merged.jsonl "$T/fg"/manifest.all.jsonl "$T/fg"/nojobs.jsonl
+sed -i '1a {"x":1}' "$T/fg/manifest.shard-1-of-3.jsonl"
+refused "merge: a manifest line sd did not write is an error naming file:line" "manifest.shard-1-of-3.jsonl:2: not a manifest line" \
+    "$SD" batch merge "$T/fg" "${JOBF[@]}"
+
 # ---- killed after the manifest line, before the rename: the line is there, the image not yet ----
 { SD_BATCH_TEST_KILL=before-rename:2 "$SD" batch "$T/jobs.jsonl" -o "$T/k" "${COMMON[@]}"; rc=$?; } 2>/dev/null
 n_png=$(find "$T/k" -name '*.png' ! -name '.*' | wc -l)
