@@ -401,6 +401,7 @@ int cmd_batch(int argc, char **argv) {
     }
 
     /* where the images go, checked before the model loads */
+    if (o.sheet.path && sheet_check_clash(o.sheet.path, "--contact-sheet", o.out_dir, &in.pl, 1) != 0) goto out;
     if (outfiles_check_dir(o.out_dir) != 0 || (o.sheet.path && outfiles_check_file(o.sheet.path, o.cf.overwrite, 1) != 0)) goto out;
 
     /* what is already done */

@@ -265,7 +265,11 @@ int cmd_batch_merge(int argc, char **argv) {
     if (!outp) { snprintf(outbuf, sizeof outbuf, "%s/merged.jsonl", o.dir); outp = outbuf; }
     if (o.jobs_path && batch_input_load(o.jobs_path, o.format, o.cf.params, &in) != 0) goto out;
     if (read_folder(&o, &f) != 0 || pick_model(&o, &f, mid, sizeof mid) != 0) goto out;
-    /* checked before anything is read at length, so a merge that cannot write fails first */
+    /* checked before anything is read at length, so a merge that cannot write fails first; neither output may
+     * replace one of the run's images (nor the sheet a manifest) */
+    if ((o.sheet.path && sheet_check_clash(o.sheet.path, "--contact-sheet", o.dir, &in.pl, 1) != 0) ||
+        (o.jobs_path && sheet_check_clash(outp, "--manifest", o.dir, &in.pl, 0) != 0))
+        goto out;
     if (outfiles_check_file(outp, o.cf.overwrite, 0) != 0 || (o.sheet.path && outfiles_check_file(o.sheet.path, o.cf.overwrite, 1) != 0))
         goto out;
     int nshards = f.count > 0 ? f.count : 0;

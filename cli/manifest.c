@@ -124,7 +124,7 @@ void manifest_finish(manifest *m) {
     if (m->n) qsort(m->e, (size_t)m->n, sizeof *m->e, by_file_seq);
 }
 
-static int is_manifest_name(const char *n) {
+int manifest_is_name(const char *n) {
     size_t l = strlen(n);
     return !strncmp(n, "manifest", 8) && l >= 14 && !strcmp(n + l - 6, ".jsonl");
 }
@@ -143,7 +143,7 @@ int manifest_list_dir(const char *dir, char ***names, char *err, size_t errlen) 
     char **v = NULL;
     struct dirent *de;
     while ((de = readdir(d))) {
-        if (!is_manifest_name(de->d_name)) continue;
+        if (!manifest_is_name(de->d_name)) continue;
         if (nn == cap) {
             char **g = realloc(v, (size_t)(cap = cap ? cap * 2 : 16) * sizeof *g);
             if (!g) break;

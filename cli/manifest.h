@@ -37,6 +37,9 @@ typedef struct manifest {
 /* The manifest file name of a shard ("manifest.jsonl" when count <= 1). */
 void manifest_name(int shard_index, int shard_count, char *out, size_t cap);
 
+/* 1 when a file name (no folder) is one a resume reads as a manifest: manifest*.jsonl. */
+int manifest_is_name(const char *name);
+
 /* Reads every manifest*.jsonl of `dir` (a missing folder is an empty manifest). Returns 0, or -1 + err. */
 int manifest_load_dir(const char *dir, manifest *m, char *err, size_t errlen);
 /* The manifest*.jsonl files of `dir`, sorted by name, as new strings (free each and the array); a missing folder

@@ -333,6 +333,22 @@ sed -i '1a {"x":1}' "$T/fg/manifest.shard-1-of-3.jsonl"
 refused "merge: a manifest line sd did not write is an error naming file:line" "manifest.shard-1-of-3.jsonl:2: not a manifest line" \
     "$SD" batch merge "$T/fg" "${JOBF[@]}"
 
+# ---- the contact sheet may not replace one of the batch's own files, even with --overwrite: refused before the model loads ----
+refused "--contact-sheet where an image of the batch goes, even with --overwrite" "is where image 0 of this batch goes" \
+    "$SD" batch "$T/star.jsonl" -o "$T/refused" "${COMMON[@]}" --contact-sheet "$T/refused/00000-42-a-red-star.png" --overwrite
+refused "--contact-sheet on the batch's manifest" "is a manifest of the batch" \
+    "$SD" batch "$T/star.jsonl" -o "$T/refused" "${COMMON[@]}" --contact-sheet "$T/refused/manifest.jsonl"
+sum=$(cat "$T/j"/* | sha256sum)
+refused "--contact-sheet spelled otherwise (./, ..) on a rendered image of the folder" "is where image 0 of this batch goes" \
+    "$SD" batch "$T/star.jsonl" -o "$T/j" "${COMMON[@]}" --steps 3 --contact-sheet "$T/j/./x/../00000-42-a-red-star.png" --overwrite
+[ "$(cat "$T/j"/* | sha256sum)" = "$sum" ] && ok "... the image and the manifest are untouched" || bad "sheet clash" "$T/j changed"
+img0=$(sed -n 1p "$T/f/merged.jsonl" | cut -d'"' -f6)
+refused "merge: --contact-sheet on an image of the run" "is where image 0 of this batch goes" \
+    "${MF[@]}" "$T/f" "${JOBF[@]}" --contact-sheet "$T/f/$img0" --overwrite
+refused "merge: --manifest on an image of the run" "is where image 0 of this batch goes" \
+    "${MF[@]}" "$T/f" "${JOBF[@]}" --manifest "$T/f/$img0" --overwrite
+is_png "$T/f/$img0" && ok "... the image is untouched" || bad "merge clash" "$img0 is no PNG"
+
 # ---- killed after the manifest line, before the rename: the line is there, the image not yet ----
 { SD_BATCH_TEST_KILL=before-rename:2 "$SD" batch "$T/jobs.jsonl" -o "$T/k" "${COMMON[@]}"; rc=$?; } 2>/dev/null
 n_png=$(find "$T/k" -name '*.png' ! -name '.*' | wc -l)
