@@ -349,6 +349,16 @@ refused "merge: --manifest on an image of the run" "is where image 0 of this bat
     "${MF[@]}" "$T/f" "${JOBF[@]}" --manifest "$T/f/$img0" --overwrite
 is_png "$T/f/$img0" && ok "... the image is untouched" || bad "merge clash" "$img0 is no PNG"
 
+# ---- a job's images are read before anything renders: a mask of another size than its init image fails --check ----
+cp samples/images/red-star.png "$T/init.png"; cp tests/data/batch/mask-7x9.png "$T/mask7x9.png"
+printf '{"prompt": "a", "steps": 1}\n{"prompt": "b", "steps": 1, "init_image": "%s", "mask": "%s"}\n' "$T/init.png" "$T/mask7x9.png" >"$T/mm.jsonl"
+needle="mm.jsonl:2: mask \"$T/mask7x9.png\" is 7x9 but init_image \"$T/init.png\" is 128x128"
+refused "--check reads the images: a mask whose size is not the init image's, named with its line" "$needle" \
+    "$SD" batch "$T/mm.jsonl" -o "$T/refused" "${COMMON[@]}" --check
+refused "... and so does --check without a model" "$needle" "$SD" batch "$T/mm.jsonl" -o "$T/refused" --check
+refused "... and the run, before the model loads (no image of line 1 either)" "$needle" \
+    "$SD" batch "$T/mm.jsonl" -o "$T/refused" -m "$T/no-model" --size "$SIZE" -q
+
 # ---- killed after the manifest line, before the rename: the line is there, the image not yet ----
 { SD_BATCH_TEST_KILL=before-rename:2 "$SD" batch "$T/jobs.jsonl" -o "$T/k" "${COMMON[@]}"; rc=$?; } 2>/dev/null
 n_png=$(find "$T/k" -name '*.png' ! -name '.*' | wc -l)
