@@ -359,6 +359,11 @@ refused "... and so does --check without a model" "$needle" "$SD" batch "$T/mm.j
 refused "... and the run, before the model loads (no image of line 1 either)" "$needle" \
     "$SD" batch "$T/mm.jsonl" -o "$T/refused" -m "$T/no-model" --size "$SIZE" -q
 
+# ---- "a\u0000b" would reach the model (and the manifest) as "a": refused with its line and key ----
+printf '{"prompt": "a red star"}\n{"prompt": "a\\u0000b"}\n' >"$T/nul.jsonl"
+refused "a \\u0000 in a job's string is refused, naming line and key" 'nul.jsonl:2: "prompt": a string holds \u0000' \
+    "$SD" batch "$T/nul.jsonl" -o "$T/refused" "${COMMON[@]}"
+
 # ---- killed after the manifest line, before the rename: the line is there, the image not yet ----
 { SD_BATCH_TEST_KILL=before-rename:2 "$SD" batch "$T/jobs.jsonl" -o "$T/k" "${COMMON[@]}"; rc=$?; } 2>/dev/null
 n_png=$(find "$T/k" -name '*.png' ! -name '.*' | wc -l)
