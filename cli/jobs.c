@@ -672,7 +672,7 @@ static int find_nul_escape(const char *j, char *key, size_t cap, int *in_key) {
                 if (*p != '\\') continue;
                 if (p[1] == 'u' && !strncmp(p + 2, "0000", 4)) {
                     *in_key = depth == 1 && expect_key;
-                    if (*in_key) kb = b, ke = strchr(b, '"'); /* a valid text closes the string */
+                    if (*in_key) kb = b, ke = p; /* the key up to the escape */
                     snprintf(key, cap, "%.*s", (int)(ke - kb), kb);
                     return 1;
                 }
@@ -741,7 +741,7 @@ int jobs_parse(const char *text, size_t len, const char *source, jobs_format fmt
             char key[64];
             int in_key;
             if (find_nul_escape(l, key, sizeof key, &in_key)) {
-                if (in_key) jobs_error_add(errs, "%s: the key \"%s\" holds \\u0000 (a NUL character, which would cut it short)", where, key);
+                if (in_key) jobs_error_add(errs, "%s: the key starting \"%s\" holds \\u0000 (a NUL character, which would cut it short)", where, key);
                 else jobs_error_add(errs, "%s: \"%s\": a string holds \\u0000 (a NUL character, which would cut it short)", where, key);
                 cJSON_Delete(obj);
                 free(l);
