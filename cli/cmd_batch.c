@@ -328,10 +328,49 @@ static int load_model(const batch_opts *o, sd_ctx **ctx) {
     return 0;
 }
 
+/* An image a job names, decoded for the check and kept while the next jobs name the same file. */
+typedef struct checked_image {
+    char *path;
+    sd_image img;
+} checked_image;
+
+/* Loads `path` into c unless it holds it already. Returns 0, or -1 with sd_last_error(). */
+static int check_image_load(checked_image *c, const char *path, int channels) {
+    if (c->path && !strcmp(c->path, path)) return 0;
+    sd_image_free(&c->img);
+    free(c->path);
+    c->path = NULL;
+    if (sd_image_load(path, channels, &c->img) != SD_OK) return -1;
+    c->path = strdup(path);
+    return 0;
+}
+
+/* The job's init image and mask, read before anything renders: one that cannot be read, or a mask whose size is not
+ * the init image's, would otherwise fail the run at that job. Sets gp's images (owned by the caches). Returns 0, or
+ * -1 after printing the job's line. */
+static int check_job_images(const char *source, const jobs_job *job, checked_image *init, checked_image *mask,
+                            sd_gen_params *gp) {
+    const char *ip = jobs_str(job, "init_image", NULL), *mp = jobs_str(job, "mask", NULL);
+    if ((ip && check_image_load(init, ip, 3) != 0) || (mp && check_image_load(mask, mp, 1) != 0)) {
+        fprintf(stderr, "error: %s:%d: %s\n", source, job->line, sd_last_error());
+        return -1;
+    }
+    if (ip && mp && (mask->img.w != init->img.w || mask->img.h != init->img.h)) {
+        fprintf(stderr, "error: %s:%d: mask \"%s\" is %dx%d but init_image \"%s\" is %dx%d: they must be the same size\n",
+                source, job->line, mp, mask->img.w, mask->img.h, ip, init->img.w, init->img.h);
+        return -1;
+    }
+    if (ip) gp->init_image = &init->img;
+    if (mp) gp->mask = &mask->img;
+    return 0;
+}
+
 /* Every job of images [lo, hi) as the pipeline sees it (sizes the model cannot take, samplers and schedules
- * that do not go together ...), each problem with its line. Returns the number of bad jobs. */
+ * that do not go together ...), each problem with its line; without a model (ctx NULL) only the jobs' images are
+ * checked. Returns the number of bad jobs. */
 static int check_jobs(sd_ctx *ctx, const char *source, const jobs_list *jobs, const plan *pl, int lo, int hi) {
     int bad = 0;
+    checked_image init = {0}, mask = {0};
     for (int i = lo, last_job = -1; i < hi; i++) {
         if (pl->images[i].job == last_job) continue;
         last_job = pl->images[i].job;
@@ -339,6 +378,11 @@ static int check_jobs(sd_ctx *ctx, const char *source, const jobs_list *jobs, co
         sd_gen_params gp;
         sd_gen_params_init(&gp);
         jobs_apply(job, &gp);
+        if (check_job_images(source, job, &init, &mask, &gp) != 0) {
+            bad++;
+            continue;
+        }
+        if (!ctx) continue;
         sd_lora *loras = NULL;
         int nl = jobs_loras(job->obj, &loras);
         if (nl > 0) gp.loras = loras, gp.lora_count = nl;
@@ -354,6 +398,10 @@ static int check_jobs(sd_ctx *ctx, const char *source, const jobs_list *jobs, co
         free(prompt);
         free(loras);
     }
+    sd_image_free(&init.img);
+    sd_image_free(&mask.img);
+    free(init.path);
+    free(mask.path);
     return bad;
 }
 
@@ -381,9 +429,10 @@ int cmd_batch(int argc, char **argv) {
     plan_shard_range(in.pl.count, si, sn, &lo, &hi);
     if (o.check) {
         rc = 0;
-        if (o.cf.load.model_path) {
-            if (load_model(&o, &ctx) != 0 || check_jobs(ctx, in.source, &in.jobs, &in.pl, lo, hi)) rc = 1;
-        }
+        /* the jobs' images first: a bad one costs no model load */
+        if (check_jobs(NULL, in.source, &in.jobs, &in.pl, lo, hi) ||
+            (o.cf.load.model_path && (load_model(&o, &ctx) != 0 || check_jobs(ctx, in.source, &in.jobs, &in.pl, lo, hi))))
+            rc = 1;
         if (rc == 0)
             printf("%s: %d jobs, %d images%s%s; ok\n", in.source, in.jobs.count, in.pl.count, sn > 1 ? ", this shard " : "",
                    sn > 1 ? (snprintf(err, sizeof err, "%d/%d: %d", si, sn, hi - lo), err) : "");
@@ -401,6 +450,7 @@ int cmd_batch(int argc, char **argv) {
     }
 
     /* where the images go, checked before the model loads */
+    if (o.sheet.path && sheet_check_clash(o.sheet.path, "--contact-sheet", o.out_dir, &in.pl, 1) != 0) goto out;
     if (outfiles_check_dir(o.out_dir) != 0 || (o.sheet.path && outfiles_check_file(o.sheet.path, o.cf.overwrite, 1) != 0)) goto out;
 
     /* what is already done */
@@ -443,6 +493,7 @@ int cmd_batch(int argc, char **argv) {
     if (ntodo) {
         char mpath[8192];
         snprintf(mpath, sizeof mpath, "%s/%s", o.out_dir, mname);
+        if (check_jobs(NULL, in.source, &in.jobs, &in.pl, lo, hi)) goto out; /* the jobs' images: a bad one costs no model load */
         if (load_model(&o, &ctx) != 0) goto out; /* first, so a bad model leaves no empty output folder */
         if (check_jobs(ctx, in.source, &in.jobs, &in.pl, lo, hi)) {
             fprintf(stderr, "error: %s: nothing rendered\n", in.source);

@@ -126,8 +126,8 @@ static int read_folder(const merge_opts *o, folder *f) {
         f->shard[i] = -1;
         if (out_exists && stat(path, &st) == 0 && st.st_dev == out_st.st_dev && st.st_ino == out_st.st_ino) continue;
         name_of[f->m.files] = i;
-        if (manifest_load_file(path, &f->m) != 0) {
-            fprintf(stderr, "error: %s: cannot read: %s\n", path, strerror(errno));
+        if (manifest_load_file(path, &f->m, err, sizeof err) != 0) {
+            fprintf(stderr, "error: %s\n", err);
             free(name_of);
             return -1;
         }
@@ -147,7 +147,7 @@ static int read_folder(const merge_opts *o, folder *f) {
     else if (plain) f->count = 1;
     if (o->shard_count) f->count = o->shard_count;
     if (f->m.bad_lines && !o->cf.quiet)
-        fprintf(stderr, "note: %s: %d unreadable manifest lines skipped (a run killed mid-line leaves one)\n", o->dir,
+        fprintf(stderr, "note: %s: %d torn last manifest lines skipped (a run killed mid-line leaves one)\n", o->dir,
                 f->m.bad_lines);
     return 0;
 }
@@ -265,7 +265,11 @@ int cmd_batch_merge(int argc, char **argv) {
     if (!outp) { snprintf(outbuf, sizeof outbuf, "%s/merged.jsonl", o.dir); outp = outbuf; }
     if (o.jobs_path && batch_input_load(o.jobs_path, o.format, o.cf.params, &in) != 0) goto out;
     if (read_folder(&o, &f) != 0 || pick_model(&o, &f, mid, sizeof mid) != 0) goto out;
-    /* checked before anything is read at length, so a merge that cannot write fails first */
+    /* checked before anything is read at length, so a merge that cannot write fails first; neither output may
+     * replace one of the run's images (nor the sheet a manifest) */
+    if ((o.sheet.path && sheet_check_clash(o.sheet.path, "--contact-sheet", o.dir, &in.pl, 1) != 0) ||
+        (o.jobs_path && sheet_check_clash(outp, "--manifest", o.dir, &in.pl, 0) != 0))
+        goto out;
     if (outfiles_check_file(outp, o.cf.overwrite, 0) != 0 || (o.sheet.path && outfiles_check_file(o.sheet.path, o.cf.overwrite, 1) != 0))
         goto out;
     int nshards = f.count > 0 ? f.count : 0;

@@ -659,6 +659,39 @@ static jobs_format detect_format(const char *source, const char *text, size_t le
     return JOBS_TEXT;
 }
 
+/* Finds the escape \u0000 in a string of the valid JSON text `j`: cJSON ends its C strings at that NUL, so
+ * "a\u0000b" would silently become "a". Returns 0 when there is none; else 1 with the top-level key it is under (its
+ * raw text, cut to cap) in key, and *in_key set when it is in that key itself. */
+static int find_nul_escape(const char *j, char *key, size_t cap, int *in_key) {
+    int depth = 0, expect_key = 0;
+    const char *kb = "", *ke = kb; /* the last top-level key's raw text */
+    for (const char *p = j; *p; p++) {
+        if (*p == '"') {
+            const char *b = ++p;
+            for (; *p && *p != '"'; p++) {
+                if (*p != '\\') continue;
+                if (p[1] == 'u' && !strncmp(p + 2, "0000", 4)) {
+                    *in_key = depth == 1 && expect_key;
+                    if (*in_key) kb = b, ke = p; /* the key up to the escape */
+                    snprintf(key, cap, "%.*s", (int)(ke - kb), kb);
+                    return 1;
+                }
+                if (p[1]) p++; /* the escaped character, which may be a quote */
+            }
+            if (!*p) return 0;
+            if (depth == 1 && expect_key) kb = b, ke = p;
+        } else if (*p == '{' || *p == '[') {
+            depth++;
+            expect_key = depth == 1 && *p == '{';
+        } else if (*p == '}' || *p == ']') {
+            depth--;
+        } else if (depth == 1 && (*p == ',' || *p == ':')) {
+            expect_key = *p == ',';
+        }
+    }
+    return 0;
+}
+
 int jobs_parse(const char *text, size_t len, const char *source, jobs_format fmt, const cJSON *defaults,
                const jobs_rules *rules, jobs_list *out, jobs_errors *errs) {
     memset(out, 0, sizeof *out);
@@ -701,6 +734,15 @@ int jobs_parse(const char *text, size_t len, const char *source, jobs_format fmt
             }
             if (!cJSON_IsObject(obj)) {
                 jobs_error_add(errs, "%s: a job must be a JSON object {...}, not %s", where, json_type_name(obj));
+                cJSON_Delete(obj);
+                free(l);
+                continue;
+            }
+            char key[64];
+            int in_key;
+            if (find_nul_escape(l, key, sizeof key, &in_key)) {
+                if (in_key) jobs_error_add(errs, "%s: the key starting \"%s\" holds \\u0000 (a NUL character, which would cut it short)", where, key);
+                else jobs_error_add(errs, "%s: \"%s\": a string holds \\u0000 (a NUL character, which would cut it short)", where, key);
                 cJSON_Delete(obj);
                 free(l);
                 continue;

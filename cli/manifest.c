@@ -25,52 +25,93 @@ static int is_hex64(const char *s) {
     return 1;
 }
 
-static void add_line(manifest *m, const char *line) {
+/* Adds one complete line. Returns 0, -1 when it is not a manifest line, -2 when out of memory. */
+static int add_line(manifest *m, const char *line) {
     cJSON *o = cJSON_Parse(line);
     const cJSON *file = cJSON_GetObjectItemCaseSensitive(o, "file");
     const cJSON *key = cJSON_GetObjectItemCaseSensitive(o, "key");
     const cJSON *sha = cJSON_GetObjectItemCaseSensitive(o, "sha256");
+    int rc = 0;
     if (!cJSON_IsString(file) || !*file->valuestring || !cJSON_IsString(key) || !cJSON_IsString(sha) ||
         !is_hex64(key->valuestring) || !is_hex64(sha->valuestring)) {
-        m->bad_lines++;
-        cJSON_Delete(o);
-        return;
-    }
-    if (m->n == m->cap) {
+        rc = -1;
+    } else if (m->n == m->cap) {
         int cap = m->cap ? m->cap * 2 : 64;
         manifest_entry *g = realloc(m->e, (size_t)cap * sizeof *g);
-        if (!g) { m->bad_lines++; cJSON_Delete(o); return; }
-        m->e = g;
-        m->cap = cap;
+        if (g) m->e = g, m->cap = cap;
+        else rc = -2;
     }
-    manifest_entry *e = &m->e[m->n];
-    e->file = strdup(file->valuestring);
-    if (!e->file) { m->bad_lines++; cJSON_Delete(o); return; }
-    memcpy(e->key, key->valuestring, 65);
-    memcpy(e->sha256, sha->valuestring, 65);
-    e->line = m->keep_lines ? strdup(line) : NULL;
-    if (m->keep_lines && !e->line) { free(e->file); m->bad_lines++; cJSON_Delete(o); return; }
-    e->seq = m->n;
-    e->src = m->files - 1;
-    m->n++;
+    if (rc == 0) {
+        manifest_entry *e = &m->e[m->n];
+        e->file = strdup(file->valuestring);
+        e->line = m->keep_lines && e->file ? strdup(line) : NULL;
+        if (!e->file || (m->keep_lines && !e->line)) {
+            free(e->file);
+            rc = -2;
+        } else {
+            memcpy(e->key, key->valuestring, 65);
+            memcpy(e->sha256, sha->valuestring, 65);
+            e->seq = m->n;
+            e->src = m->files - 1;
+            m->n++;
+        }
+    }
     cJSON_Delete(o);
+    return rc;
 }
 
-int manifest_load_file(const char *path, manifest *m) {
-    FILE *fp = fopen(path, "rb");
-    if (!fp) return -1;
+int manifest_open_regular(const char *path, int flags, char *err, size_t errlen) {
+    /* O_NOFOLLOW: a link named manifest.jsonl would have the batch append to whatever it points at (a user's notes,
+     * an image); O_NONBLOCK: opening a FIFO would wait for a writer before fstat could refuse it */
+    int fd = open(path, flags | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, 0644);
+    if (fd < 0) {
+        if (errno == ELOOP) snprintf(err, errlen, "%s: is a symbolic link; a manifest must be a regular file (move the link away)", path);
+        else snprintf(err, errlen, "%s: cannot open: %s", path, strerror(errno));
+        return -1;
+    }
+    struct stat st;
+    const char *why = NULL;
+    if (fstat(fd, &st) != 0 || fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK) != 0) why = strerror(errno);
+    else if (!S_ISREG(st.st_mode)) why = S_ISDIR(st.st_mode) ? "is a folder" : S_ISFIFO(st.st_mode) ? "is a FIFO" : "is not a regular file";
+    if (why) {
+        snprintf(err, errlen, "%s: %s; a manifest must be a regular file (move it away)", path, why);
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+int manifest_load_file(const char *path, manifest *m, char *err, size_t errlen) {
+    errno = 0;
+    int fd = manifest_open_regular(path, O_RDONLY, err, errlen);
+    FILE *fp = fd >= 0 ? fdopen(fd, "rb") : NULL;
+    if (!fp) {
+        if (fd >= 0) { snprintf(err, errlen, "%s: cannot read: %s", path, strerror(errno)); close(fd); }
+        return -1;
+    }
     m->files++;
     char *line = NULL;
     size_t cap = 0;
     ssize_t len;
-    while ((len = getline(&line, &cap, fp)) > 0) {
-        if (line[len - 1] != '\n') { m->bad_lines++; break; } /* torn last line */
+    int lineno = 0, rc = 0;
+    while (rc == 0 && (len = getline(&line, &cap, fp)) > 0) {
+        lineno++;
+        /* a run killed mid-append leaves a last line without its newline (the next run cuts it): not an error */
+        if (line[len - 1] != '\n') { m->bad_lines++; break; }
         line[len - 1] = 0;
-        if (len > 1) add_line(m, line);
+        if (len == 1) continue;
+        int r = add_line(m, line);
+        /* a complete line sd did not write (a hand edit, a file that is no manifest): which images are done, and whose
+         * files may be replaced, cannot be trusted to the rest */
+        if (r == -1) snprintf(err, errlen, "%s:%d: not a manifest line (a JSON object with \"file\", \"key\" and \"sha256\"); "
+                              "fix or remove it", path, lineno);
+        else if (r == -2) snprintf(err, errlen, "%s: out of memory", path);
+        if (r) rc = -1;
     }
+    if (rc == 0 && ferror(fp)) { snprintf(err, errlen, "%s: cannot read: %s", path, strerror(errno)); rc = -1; }
     free(line);
     fclose(fp);
-    return 0;
+    return rc;
 }
 
 static int by_file_seq(const void *a, const void *b) {
@@ -83,7 +124,7 @@ void manifest_finish(manifest *m) {
     if (m->n) qsort(m->e, (size_t)m->n, sizeof *m->e, by_file_seq);
 }
 
-static int is_manifest_name(const char *n) {
+int manifest_is_name(const char *n) {
     size_t l = strlen(n);
     return !strncmp(n, "manifest", 8) && l >= 14 && !strcmp(n + l - 6, ".jsonl");
 }
@@ -102,7 +143,7 @@ int manifest_list_dir(const char *dir, char ***names, char *err, size_t errlen) 
     char **v = NULL;
     struct dirent *de;
     while ((de = readdir(d))) {
-        if (!is_manifest_name(de->d_name)) continue;
+        if (!manifest_is_name(de->d_name)) continue;
         if (nn == cap) {
             char **g = realloc(v, (size_t)(cap = cap ? cap * 2 : 16) * sizeof *g);
             if (!g) break;
@@ -125,10 +166,7 @@ int manifest_load_dir(const char *dir, manifest *m, char *err, size_t errlen) {
     for (int i = 0; i < nn; i++) {
         char path[4096];
         snprintf(path, sizeof path, "%s/%s", dir, names[i]);
-        if (manifest_load_file(path, m) != 0 && rc == 0) {
-            snprintf(err, errlen, "%s: cannot read: %s", path, strerror(errno));
-            rc = -1;
-        }
+        if (rc == 0 && manifest_load_file(path, m, err, errlen) != 0) rc = -1;
         free(names[i]);
     }
     free(names);
@@ -196,8 +234,8 @@ int manifest_sync_dir(const char *dir) {
 
 int manifest_open(manifest_writer *w, const char *path, char *err, size_t errlen) {
     snprintf(w->path, sizeof w->path, "%s", path);
-    w->fd = open(path, O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-    if (w->fd < 0) { snprintf(err, errlen, "%s: cannot open: %s", path, strerror(errno)); return -1; }
+    w->fd = manifest_open_regular(path, O_RDWR | O_CREAT | O_APPEND, err, errlen);
+    if (w->fd < 0) return -1;
     struct stat st;
     if (fstat(w->fd, &st) != 0) goto io;
     /* cut a torn tail back to the last newline: scan backwards in blocks */

@@ -7,8 +7,9 @@
  * An unsharded run writes manifest.jsonl; shard I of N writes manifest.shard-I-of-N.jsonl, so processes on
  * several machines never share a file. A resume reads every manifest*.jsonl of the output folder: an image
  * counts as done when some line names its file with its key (plan_image_key) and the file's SHA-256 matches.
- * Lines that do not parse (a torn last line after a crash, a hand edit) are skipped; before appending, a torn
- * tail of the run's own manifest is cut off, so a new line never glues onto it. */
+ * A torn last line (no newline: a run killed mid-append) is skipped, and before appending, a torn tail of the run's
+ * own manifest is cut off, so a new line never glues onto it. Any other line that is not a manifest line is an error
+ * naming file:line, and a manifest that is not a regular file (a symbolic link, a FIFO) is refused unopened. */
 #ifndef CLI_MANIFEST_H
 #define CLI_MANIFEST_H
 
@@ -28,7 +29,7 @@ typedef struct manifest_entry {
 typedef struct manifest {
     manifest_entry *e;  /* sorted by file, then seq */
     int n, cap;
-    int bad_lines;      /* lines skipped as unreadable */
+    int bad_lines;      /* torn last lines skipped */
     int files;          /* manifest files read */
     int keep_lines;     /* set before reading: keep each entry's line */
 } manifest;
@@ -36,13 +37,21 @@ typedef struct manifest {
 /* The manifest file name of a shard ("manifest.jsonl" when count <= 1). */
 void manifest_name(int shard_index, int shard_count, char *out, size_t cap);
 
+/* 1 when a file name (no folder) is one a resume reads as a manifest: manifest*.jsonl. */
+int manifest_is_name(const char *name);
+
 /* Reads every manifest*.jsonl of `dir` (a missing folder is an empty manifest). Returns 0, or -1 + err. */
 int manifest_load_dir(const char *dir, manifest *m, char *err, size_t errlen);
 /* The manifest*.jsonl files of `dir`, sorted by name, as new strings (free each and the array); a missing folder
  * has none. Returns the count, or -1 + err. */
 int manifest_list_dir(const char *dir, char ***names, char *err, size_t errlen);
-/* Reads one manifest file into m (call manifest_finish after the last). Returns 0, or -1 if unreadable. */
-int manifest_load_file(const char *path, manifest *m);
+/* Reads one manifest file into m (call manifest_finish after the last). Returns 0, or -1 + err (one line naming the
+ * file, and the line when one is not a manifest line) when it cannot be read, is not a regular file, or holds a
+ * complete line that is not a manifest line. */
+int manifest_load_file(const char *path, manifest *m, char *err, size_t errlen);
+/* Opens `path` with `flags` (O_RDONLY, or O_RDWR|O_CREAT|O_APPEND) only if it is a regular file and not a symbolic
+ * link, without blocking on a FIFO. Returns the fd (blocking mode), or -1 + err naming the file. */
+int manifest_open_regular(const char *path, int flags, char *err, size_t errlen);
 void manifest_finish(manifest *m);
 void manifest_free(manifest *m);
 

@@ -2,14 +2,17 @@
 #include "sheet.h"
 
 #include <inttypes.h>
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "../sd.h"
 #include "clikit.h"
 #include "grid.h"
+#include "manifest.h"
 #include "outfiles.h"
 
 #define SHEET_MAX 400
@@ -25,6 +28,83 @@ int sheet_flag(int argc, char **argv, int *i, sheet_opts *s) {
         return clikit_failed() ? -1 : 0;
     }
     return 1;
+}
+
+/* Resolves "." and ".." and doubled slashes of the absolute path `p` in place, without looking at the disk. */
+static void lexical_norm(char *p) {
+    char *out = p, *c = p;
+    while (*c) {
+        while (*c == '/') c++;
+        char *e = c;
+        while (*e && *e != '/') e++;
+        size_t len = (size_t)(e - c);
+        if (len == 0) break;
+        if (len == 1 && c[0] == '.') {
+        } else if (len == 2 && c[0] == '.' && c[1] == '.') {
+            while (out > p && *--out != '/') {}
+        } else {
+            *out++ = '/';
+            memmove(out, c, len);
+            out += len;
+        }
+        c = e;
+    }
+    if (out == p) *out++ = '/';
+    *out = 0;
+}
+
+/* `path` as an absolute path: realpath of its longest existing part (links resolved), the rest appended and
+ * normalized lexically (it does not exist yet, so it holds no links). Returns 0, or -1 when it does not fit. */
+static int resolve_path(const char *path, char *out, size_t cap) {
+    char abs[8192], cwd[4096], real[PATH_MAX];
+    if (path[0] == '/') snprintf(abs, sizeof abs, "%s", path);
+    else if (getcwd(cwd, sizeof cwd)) snprintf(abs, sizeof abs, "%s/%s", cwd, path);
+    else return -1;
+    size_t cut = strlen(abs);
+    for (;;) {
+        char saved = abs[cut];
+        abs[cut] = 0;
+        int found = realpath(cut ? abs : "/", real) != NULL;
+        abs[cut] = saved;
+        if (found) break;
+        while (cut > 0 && abs[cut - 1] != '/') cut--;
+        if (cut > 0) cut--; /* the slash: the next try is the folder above */
+    }
+    if ((size_t)snprintf(out, cap, "%s/%s", real, abs + cut) >= cap) return -1;
+    lexical_norm(out);
+    return 0;
+}
+
+/* 1 when `a` is `b` or a folder above it. */
+static int same_or_above(const char *a, const char *b) {
+    size_t l = strlen(a);
+    return !strncmp(a, b, l) && (b[l] == 0 || b[l] == '/');
+}
+
+int sheet_check_clash(const char *path, const char *what, const char *dir, const plan *pl, int manifests) {
+    char p[8192], d[8192];
+    if (resolve_path(path, p, sizeof p) != 0 || resolve_path(dir, d, sizeof d) != 0) return 0; /* a path this long fails later */
+    size_t dl = strcmp(d, "/") ? strlen(d) : 0;
+    if (strncmp(p, d, dl) || p[dl] != '/') return 0; /* not inside the output folder */
+    const char *rel = p + dl + 1;
+    if (manifests && !strchr(rel, '/') && (manifest_is_name(rel) || !strcmp(rel, "merged.jsonl"))) {
+        fprintf(stderr, "error: %s %s: is a manifest of the batch in %s; not replaced even with --overwrite: choose another name\n",
+                what, path, dir);
+        return -1;
+    }
+    for (int i = 0; i < pl->count; i++) {
+        const char *f = pl->images[i].file;
+        if (same_or_above(f, rel) || same_or_above(rel, f)) {
+            if (!strcmp(f, rel))
+                fprintf(stderr, "error: %s %s: is where image %d of this batch goes (%s/%s); not replaced even with "
+                        "--overwrite: choose another name\n", what, path, pl->images[i].index, dir, f);
+            else
+                fprintf(stderr, "error: %s %s: is in the way of image %d of this batch (%s/%s): choose another name\n",
+                        what, path, pl->images[i].index, dir, f);
+            return -1;
+        }
+    }
+    return 0;
 }
 
 int sheet_write(const sheet_opts *s, const char *dir, const plan *pl, int lo, int hi, int overwrite) {

@@ -13,6 +13,13 @@ typedef struct sheet_opts {
  * Returns 1 when taken, 0 when it is another argument, -1 after printing one "error: ..." line. */
 int sheet_flag(int argc, char **argv, int *i, sheet_opts *s);
 
+/* Refuses an output path `path` (the contact sheet, `what` naming its flag) that is, or lies on the way to, a file the
+ * batch writes into `dir`: an image of the plan (any shard's) or, with `manifests`, a manifest*.jsonl or
+ * merged.jsonl. Spellings are compared after making both absolute and resolving the symbolic links of the part that
+ * exists, so "out/./x.png" and "/abs/out/x.png" are the same file even before it exists. Checked even with
+ * --overwrite: replacing one of the batch's own files breaks its manifest. Returns 0, or -1 after printing one line. */
+int sheet_check_clash(const char *path, const char *what, const char *dir, const plan *pl, int manifests);
+
 /* Writes a grid of images [lo, hi) of the plan (at most the first 400), read from `dir`, captioned with index,
  * seed and prompt, to s->path. An image that cannot be read leaves its cell blank. Returns 0, or -1 after printing
  * the error. */

@@ -314,6 +314,56 @@ refused "a folder where an image goes is refused, even with --overwrite" "00000-
 "$SD" batch "$T/star.jsonl" -o "$T/j" "${COMMON[@]}" --steps 3 2>"$T/err"; rc=$?
 [ $rc -eq 0 ] && [ "$(grep -c '' "$T/j/manifest.jsonl")" -eq 2 ] && ok "sd's own image re-rendered with new parameters" || bad "re-render own" "rc $rc: $(cat "$T/err")"
 
+# ---- a manifest that is not a regular file, or holds a line sd did not write, is refused before the model loads ----
+mkdir -p "$T/ml"; printf 'important notes\n' >"$T/notes.txt"; ln -s ../notes.txt "$T/ml/manifest.jsonl"
+refused "a symlinked manifest is refused, not appended through" "ml/manifest.jsonl: is a symbolic link" \
+    "$SD" batch "$T/star.jsonl" -o "$T/ml" "${COMMON[@]}"
+[ "$(cat "$T/notes.txt")" = "important notes" ] && [ "$(ls -A "$T/ml")" = "manifest.jsonl" ] &&
+    ok "... the link's target is untouched, nothing rendered" || bad "symlinked manifest" "$(ls -A "$T/ml"; cat "$T/notes.txt")"
+mkdir -p "$T/mf" "$T/mf2"; mkfifo "$T/mf/manifest.jsonl" "$T/mf2/manifest.shard-0-of-2.jsonl"
+refused "a FIFO named manifest.jsonl is refused, not waited on" "mf/manifest.jsonl: is a FIFO" \
+    timeout 20 "$SD" batch "$T/star.jsonl" -o "$T/mf" "${COMMON[@]}"
+refused "merge: a FIFO shard manifest is refused, not waited on" "manifest.shard-0-of-2.jsonl: is a FIFO" \
+    timeout 20 "$SD" batch merge "$T/mf2" "$T/star.jsonl" "${COMMON[@]}"
+mkdir -p "$T/mg"; printf 'garbage\n{"x":1}\n' >"$T/mg/manifest.jsonl"
+refused "a manifest line sd did not write is an error naming file:line" "mg/manifest.jsonl:1: not a manifest line" \
+    "$SD" batch "$T/star.jsonl" -o "$T/mg" "${COMMON[@]}"
+cp -a "$T/f" "$T/fg"; rm -f "$T/fg"/merged.jsonl "$T/fg"/manifest.all.jsonl "$T/fg"/nojobs.jsonl
+sed -i '1a {"x":1}' "$T/fg/manifest.shard-1-of-3.jsonl"
+refused "merge: a manifest line sd did not write is an error naming file:line" "manifest.shard-1-of-3.jsonl:2: not a manifest line" \
+    "$SD" batch merge "$T/fg" "${JOBF[@]}"
+
+# ---- the contact sheet may not replace one of the batch's own files, even with --overwrite: refused before the model loads ----
+refused "--contact-sheet where an image of the batch goes, even with --overwrite" "is where image 0 of this batch goes" \
+    "$SD" batch "$T/star.jsonl" -o "$T/refused" "${COMMON[@]}" --contact-sheet "$T/refused/00000-42-a-red-star.png" --overwrite
+refused "--contact-sheet on the batch's manifest" "is a manifest of the batch" \
+    "$SD" batch "$T/star.jsonl" -o "$T/refused" "${COMMON[@]}" --contact-sheet "$T/refused/manifest.jsonl"
+sum=$(cat "$T/j"/* | sha256sum)
+refused "--contact-sheet spelled otherwise (./, ..) on a rendered image of the folder" "is where image 0 of this batch goes" \
+    "$SD" batch "$T/star.jsonl" -o "$T/j" "${COMMON[@]}" --steps 3 --contact-sheet "$T/j/./x/../00000-42-a-red-star.png" --overwrite
+[ "$(cat "$T/j"/* | sha256sum)" = "$sum" ] && ok "... the image and the manifest are untouched" || bad "sheet clash" "$T/j changed"
+img0=$(sed -n 1p "$T/f/merged.jsonl" | cut -d'"' -f6)
+refused "merge: --contact-sheet on an image of the run" "is where image 0 of this batch goes" \
+    "${MF[@]}" "$T/f" "${JOBF[@]}" --contact-sheet "$T/f/$img0" --overwrite
+refused "merge: --manifest on an image of the run" "is where image 0 of this batch goes" \
+    "${MF[@]}" "$T/f" "${JOBF[@]}" --manifest "$T/f/$img0" --overwrite
+is_png "$T/f/$img0" && ok "... the image is untouched" || bad "merge clash" "$img0 is no PNG"
+
+# ---- a job's images are read before anything renders: a mask of another size than its init image fails --check ----
+cp samples/images/red-star.png "$T/init.png"; cp tests/data/batch/mask-7x9.png "$T/mask7x9.png"
+printf '{"prompt": "a", "steps": 1}\n{"prompt": "b", "steps": 1, "init_image": "%s", "mask": "%s"}\n' "$T/init.png" "$T/mask7x9.png" >"$T/mm.jsonl"
+needle="mm.jsonl:2: mask \"$T/mask7x9.png\" is 7x9 but init_image \"$T/init.png\" is 128x128"
+refused "--check reads the images: a mask whose size is not the init image's, named with its line" "$needle" \
+    "$SD" batch "$T/mm.jsonl" -o "$T/refused" "${COMMON[@]}" --check
+refused "... and so does --check without a model" "$needle" "$SD" batch "$T/mm.jsonl" -o "$T/refused" --check
+refused "... and the run, before the model loads (no image of line 1 either)" "$needle" \
+    "$SD" batch "$T/mm.jsonl" -o "$T/refused" -m "$T/no-model" --size "$SIZE" -q
+
+# ---- "a\u0000b" would reach the model (and the manifest) as "a": refused with its line and key ----
+printf '{"prompt": "a red star"}\n{"prompt": "a\\u0000b"}\n' >"$T/nul.jsonl"
+refused "a \\u0000 in a job's string is refused, naming line and key" 'nul.jsonl:2: "prompt": a string holds \u0000' \
+    "$SD" batch "$T/nul.jsonl" -o "$T/refused" "${COMMON[@]}"
+
 # ---- killed after the manifest line, before the rename: the line is there, the image not yet ----
 { SD_BATCH_TEST_KILL=before-rename:2 "$SD" batch "$T/jobs.jsonl" -o "$T/k" "${COMMON[@]}"; rc=$?; } 2>/dev/null
 n_png=$(find "$T/k" -name '*.png' ! -name '.*' | wc -l)

@@ -209,6 +209,28 @@ TEST(batch_jobs_jsonl_good) {
     jobs_errors_free(&e);
 }
 
+/* cJSON ends a string at \u0000, so "a\u0000b" would render as "a": refused, naming the line and the key. An escaped
+ * backslash before "u0000" is plain text, and a line without the escape parses as before. */
+TEST(batch_jobs_nul_escape_refused) {
+    const char *text =
+        "{\"prompt\": \"a\\u0000b\", \"steps\": 1}\n"                  /* 1 */
+        "{\"prompt\": \"ok\", \"negative_prompt\": \"x\\\\u0000\"}\n"  /* 2: a backslash, then u0000 */
+        "{\"seeds\": [1, 2], \"name\": \"n\\\"\\u0000\", \"prompt\": \"z\"}\n" /* 3: after an escaped quote */
+        "{\"pro\\u0000mpt\": \"q\"}\n";                                  /* 4: in a key */
+    jobs_list l;
+    jobs_errors e;
+    int bad = parse(text, "jobs.jsonl", NULL, &l, &e);
+    for (int i = 0; i < e.n; i++) test_note("%s", e.msg[i]);
+    CHECK_EQ_INT(bad, 3);
+    CHECK_EQ_INT(l.count, 1);
+    CHECK(has_error(&e, "jobs.jsonl:1:", "\"prompt\": a string holds \\u0000"));
+    CHECK(has_error(&e, "jobs.jsonl:3:", "\"name\": a string holds \\u0000"));
+    CHECK(has_error(&e, "jobs.jsonl:4:", "the key starting \"pro\" holds \\u0000"));
+    CHECK(l.count == 1 && !strcmp(jobs_str(&l.jobs[0], "negative", ""), "x\\u0000"));
+    jobs_list_free(&l);
+    jobs_errors_free(&e);
+}
+
 TEST(batch_jobs_bad_lines_reported_with_numbers) {
     const char *text =
         "{\"prompt\": \"fine\"}\n"                                   /* 1 */

@@ -123,7 +123,7 @@ TEST(batch_manifest_torn_tail) {
     manifest_free(&m);
 }
 
-TEST(batch_manifest_tolerates_garbage_and_reads_shards) {
+TEST(batch_manifest_reads_shards) {
     const char *dir = test_tmpdir();
     char path[4096], err[256], name[64];
     snprintf(path, sizeof path, "%s/p.png", dir);
@@ -135,10 +135,10 @@ TEST(batch_manifest_tolerates_garbage_and_reads_shards) {
     manifest_name(2, 8, name, sizeof name);
     CHECK(!strcmp(name, "manifest.shard-2-of-8.jsonl"));
 
-    /* two shard manifests, one with hand-made junk lines; a look-alike file that is not a manifest */
+    /* two shard manifests (one with a blank line); a look-alike file that is not a manifest */
     manifest_writer w;
     snprintf(path, sizeof path, "%s/manifest.shard-0-of-2.jsonl", dir);
-    write_file(path, "not json\n{\"file\": 3}\n{\"file\":\"p.png\",\"key\":\"short\",\"sha256\":\"x\"}\n\n");
+    write_file(path, "\n");
     REQUIRE(manifest_open(&w, path, err, sizeof err) == 0);
     append(&w, dir, "p.png", KEY_A);
     manifest_close(&w);
@@ -153,7 +153,7 @@ TEST(batch_manifest_tolerates_garbage_and_reads_shards) {
     REQUIRE(manifest_load_dir(dir, &m, err, sizeof err) == 0);
     CHECK_EQ_INT(m.files, 2);
     CHECK_EQ_INT(m.n, 2);
-    CHECK_EQ_INT(m.bad_lines, 3);
+    CHECK_EQ_INT(m.bad_lines, 0);
     CHECK(manifest_done(&m, dir, "p.png", KEY_A));
     CHECK(manifest_done(&m, dir, "q.png", KEY_B));
     manifest_free(&m);
@@ -163,4 +163,59 @@ TEST(batch_manifest_tolerates_garbage_and_reads_shards) {
     REQUIRE(manifest_load_dir(path, &m, err, sizeof err) == 0);
     CHECK_EQ_INT(m.n, 0);
     manifest_free(&m);
+}
+
+/* A complete line that is not a manifest line is an error naming file:line (only a torn LAST line is tolerated). */
+TEST(batch_manifest_garbage_line_is_an_error) {
+    const char *bad[] = {"not json\n", "{\"file\": 3}\n", "{\"file\":\"p.png\",\"key\":\"short\",\"sha256\":\"x\"}\n",
+                         "{\"x\":1}\n"};
+    for (int i = 0; i < 4; i++) {
+        const char *dir = test_tmpdir();
+        char path[4096], text[512], err[512], want[4200];
+        snprintf(path, sizeof path, "%s/manifest.jsonl", dir);
+        snprintf(text, sizeof text, "\n%s{\"torn", bad[i]); /* line 2 is bad; the torn tail alone would be fine */
+        write_file(path, text);
+        manifest m;
+        err[0] = 0;
+        CHECK(manifest_load_dir(dir, &m, err, sizeof err) == -1);
+        snprintf(want, sizeof want, "%s:2: not a manifest line", path);
+        CHECK_MSG(strstr(err, want) != NULL, "case %d: %s", i, err);
+        manifest_free(&m);
+    }
+}
+
+/* A manifest that is a symbolic link (it would be appended to wherever it points) or a FIFO (opening it would wait
+ * forever) is refused, for reading and for appending, and the link's target is left as it was. */
+TEST(batch_manifest_not_regular_refused) {
+    const char *dir = test_tmpdir();
+    char sub[4096], path[4200], target[4200], err[512];
+    snprintf(sub, sizeof sub, "%s/out", dir);
+    REQUIRE(mkdir(sub, 0755) == 0);
+    snprintf(target, sizeof target, "%s/notes.txt", dir);
+    write_file(target, "important notes\n");
+    snprintf(path, sizeof path, "%s/manifest.jsonl", sub);
+    REQUIRE(symlink(target, path) == 0);
+    manifest m;
+    err[0] = 0;
+    CHECK(manifest_load_dir(sub, &m, err, sizeof err) == -1);
+    CHECK_MSG(strstr(err, "manifest.jsonl: is a symbolic link") != NULL, "%s", err);
+    manifest_free(&m);
+    manifest_writer w;
+    CHECK(manifest_open(&w, path, err, sizeof err) == -1);
+    CHECK_MSG(strstr(err, "is a symbolic link") != NULL, "%s", err);
+    CHECK(!strcmp(read_all(target), "important notes\n"));
+    unlink(path);
+    /* a dangling link is not followed to create its target either */
+    snprintf(target, sizeof target, "%s/created-through-link", dir);
+    REQUIRE(symlink(target, path) == 0);
+    CHECK(manifest_open(&w, path, err, sizeof err) == -1);
+    CHECK(access(target, F_OK) != 0);
+    unlink(path);
+
+    REQUIRE(mkfifo(path, 0644) == 0);
+    CHECK(manifest_load_dir(sub, &m, err, sizeof err) == -1); /* returns: it does not wait for a writer */
+    CHECK_MSG(strstr(err, "manifest.jsonl: is a FIFO") != NULL, "%s", err);
+    manifest_free(&m);
+    CHECK(manifest_open(&w, path, err, sizeof err) == -1);
+    CHECK_MSG(strstr(err, "is a FIFO") != NULL, "%s", err);
 }
