@@ -312,7 +312,11 @@ static int parse_args(int argc, char **argv, batch_opts *o) {
         } else if (clikit_failed() || (r = cf_parse(argc, argv, &i, CF_BATCH, &o->cf)) < 0) {
             return 1;
         } else if (r == 0) {
-            fprintf(stderr, "error: unknown option \"%s\" (see sd batch --help)\n", a);
+            static const char *const own[] = {"--check", "--list", "--format", "--shard", "--shard-count", "--contact-sheet", "--sheet-cols",
+                                              "--sheet-size", "--help", NULL};
+            char hint[128];
+            cf_suggest(a, CF_BATCH, own, hint, sizeof hint);
+            fprintf(stderr, "error: unknown option \"%s\"%s\n", a, *hint ? hint : " (see sd batch --help)");
             return 1;
         }
         if (clikit_failed()) return 1;

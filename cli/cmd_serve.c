@@ -31,7 +31,7 @@ static void usage(FILE *out) {
             "      --api-auth USER:PASS   HTTP Basic auth on every API route (or $SD_API_AUTH, which ps does not show)\n"
             "      --api-key KEY          accept \"Authorization: Bearer KEY\" (or $SD_API_KEY)\n"
             "      --max-body MB          largest request body in MiB, 1..4096 (default 50)\n"
-            "      --max-size N           largest width and height, 8..16384 (default 2048)\n"
+            "      --max-size N           largest width and height, 8..8192 (default 2048)\n"
             "      --max-steps N          most steps, 1..1000 (default 150)\n"
             "      --max-images N         most images a request, 1..1000 (default 16)\n"
             "      --queue N              requests waiting or running, 1..100000 (default 32); more get 503 + Retry-After\n"
@@ -87,7 +87,7 @@ int cmd_serve(int argc, char **argv) {
             if (clikit_int(v, 1, 4096, &n, "--max-body") != 0) return 1;
             o.max_body = (size_t)n << 20;
         } else if ((v = clikit_value(argc, argv, &i, NULL, "--max-size"))) {
-            if (clikit_int(v, 8, 16384, &o.max_side, "--max-size") != 0) return 1;
+            if (clikit_int(v, 8, 8192, &o.max_side, "--max-size") != 0) return 1;
         } else if ((v = clikit_value(argc, argv, &i, NULL, "--max-steps"))) {
             if (clikit_int(v, 1, 1000, &o.max_steps, "--max-steps") != 0) return 1;
         } else if ((v = clikit_value(argc, argv, &i, NULL, "--max-images"))) {

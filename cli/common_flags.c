@@ -193,9 +193,9 @@ static int side_ok(const char *spelled, long v, char *err, size_t errlen) {
     return -1;
 }
 
-/* The sides of -W, -H, --size and the hires size, held to the library's limit here: the job keys' check allows up
- * to 16384, which the library refused only after the model had loaded, naming no flag. A value that is no whole
- * number is left to that check's message. Returns 0 or -1 with the message in err. */
+/* The sides of -W, -H, --size and the hires size, held to the library's limit here, naming the flag (the library
+ * refuses them only after the model has loaded). A value that is no whole number is left to the job keys' check and
+ * its message. Returns 0 or -1 with the message in err. */
 static int sides_ok(const char *key, const char *spelled, const char *value, char *err, size_t errlen) {
     int w, h;
     if (!strcmp(key, "size")) return jobs_parse_size(value, &w, &h) != 0 || (side_ok(spelled, w, err, errlen) == 0 && side_ok(spelled, h, err, errlen) == 0) ? 0 : -1;

@@ -52,8 +52,8 @@ static const keydef KEYS[] = {
     {"seed_range", NULL, KT_SEEDS, 0, 0, NULL},
     {"count", NULL, KT_INT, 1, JOBS_MAX_SEEDS, NULL},
     {"size", NULL, KT_SIZE, 0, 0, NULL},
-    {"width", NULL, KT_INT8, 8, 16384, NULL},
-    {"height", NULL, KT_INT8, 8, 16384, NULL},
+    {"width", NULL, KT_INT8, 8, 8192, NULL},
+    {"height", NULL, KT_INT8, 8, 8192, NULL},
     {"steps", NULL, KT_INT, 1, 1000, NULL},
     {"cfg", "cfg_scale", KT_NUM, 0, 100, NULL},
     {"guidance_rescale", NULL, KT_NUM, 0, 1, NULL},
@@ -86,8 +86,8 @@ static const keydef KEYS[] = {
     {"control_strength", NULL, KT_NUM, 0, 10, NULL},
     {"control_preprocess", NULL, KT_ENUM, 0, 0, "none,canny"},
     {"hires_scale", NULL, KT_NUM, 1, 8, NULL},
-    {"hires_width", NULL, KT_INT8, 8, 16384, NULL},
-    {"hires_height", NULL, KT_INT8, 8, 16384, NULL},
+    {"hires_width", NULL, KT_INT8, 8, 8192, NULL},
+    {"hires_height", NULL, KT_INT8, 8, 8192, NULL},
     {"hires_steps", NULL, KT_INT, 0, 1000, NULL},
     {"hires_denoise", NULL, KT_NUM, 0, 1, NULL},
     {"hires_upscaler", NULL, KT_ENUM, 0, 0, "latent,latent-bicubic,latent-nearest-exact,lanczos,none"},
@@ -240,7 +240,7 @@ static int seeds_value(const cJSON *v, uint64_t **out, int *n, char *err, size_t
     return 0;
 }
 
-/* One side of "WxH": digits only, at most 6 of them (the checks that follow allow up to 16384). */
+/* One side of "WxH": digits only, at most 6 of them (the checks that follow allow up to 8192). */
 static int size_side(const char **s, int *out) {
     int v = 0, n = 0;
     for (; **s >= '0' && **s <= '9'; (*s)++)
@@ -257,8 +257,8 @@ int jobs_parse_size(const char *s, int *w, int *h) {
 }
 
 static int check_dim(int v, char *err, size_t cap, const char *what) {
-    if (v < 8 || v > 16384 || v % 8) {
-        snprintf(err, cap, "%s%d is not a multiple of 8 from 8 to 16384", what, v);
+    if (v < 8 || v > 8192 || v % 8) { /* (8192: the library's limit, sd_check_params; checked here before any model loads) */
+        snprintf(err, cap, "%s%d is not a multiple of 8 from 8 to 8192", what, v);
         return -1;
     }
     return 0;

@@ -382,7 +382,7 @@ int plan_parse_shard(const char *spec, int want_count, int *index, int *count, c
             return -1;
         }
     }
-    if (n < 1 || n > 1000000) { snprintf(err, errlen, "--shard %s: the shard count must be 1 or more", spec); return -1; }
+    if (n < 1 || n > 1000000) { snprintf(err, errlen, "--shard %s: the shard count must be from 1 to 1000000", spec); return -1; }
     if (i < 0 || i >= n) {
         snprintf(err, errlen, "--shard %s: the index must be 0..%ld (shards count from 0, like SLURM_ARRAY_TASK_ID "
                               "with --array=0-%ld)", spec, n - 1, n - 1);

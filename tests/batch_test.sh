@@ -124,6 +124,15 @@ for n in 1 3 4 11; do
 done
 "$SD" batch "$T/jobs.jsonl" --list --shard 3/3 >"$T/out" 2>"$T/err"; rc=$?
 if [ $rc -eq 1 ] && grep -q "must be 0..2" "$T/err"; then ok "--shard 3/3 is refused (shards count from 0)"; else bad "--shard 3/3" "rc $rc"; fi
+"$SD" batch "$T/jobs.jsonl" --list --shard 1/99999999999 >"$T/out" 2>"$T/err"; rc=$?
+if [ $rc -eq 1 ] && grep -q "shard count must be from 1 to 1000000" "$T/err"; then ok "--shard 1/99999999999 says the count's range"; else bad "--shard 1/99999999999" "rc $rc: $(cat "$T/err")"; fi
+"$SD" batch "$T/jobs.jsonl" --list --shard-cuont 2 >"$T/out" 2>"$T/err"; rc=$?
+if [ $rc -eq 1 ] && grep -q 'did you mean --shard-count?' "$T/err"; then ok "a misspelt batch flag gets a suggestion"; else bad "--shard-cuont" "rc $rc: $(cat "$T/err")"; fi
+# sides past the library's 8192 are refused by the job check, naming line and key, before any model loads
+printf '{"prompt":"a","width":16384}\n' >"$T/wide.jsonl"
+"$SD" batch "$T/wide.jsonl" --check >"$T/out" 2>"$T/err"; rc=$?
+if [ $rc -eq 1 ] && grep -q 'wide.jsonl:1' "$T/err" && grep -q '8192' "$T/err"; then ok "a job width of 16384 is refused by --check (the library's limit is 8192)"
+else bad "width 16384 in a job" "rc $rc: $(cat "$T/err")"; fi
 
 # ---- a whole run, then a re-run that renders nothing ----
 "$SD" batch "$T/jobs.jsonl" -o "$T/a" "${COMMON[@]}" --contact-sheet "$T/a/sheet.png" 2>"$T/err"; rc=$?
