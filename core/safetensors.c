@@ -4,6 +4,8 @@
 #include <cjson/cJSON.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <float.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -287,6 +289,35 @@ sd_status st_read_f32(const st_file *f, const st_tensor *t, float *dst) {
         break;
     default:
         return err_fail(SD_ERR_MODEL, "%s: tensor \"%s\" has dtype %s, expected a float type", f->path, t->name, st_dtype_name(t->dtype));
+    }
+    return SD_OK;
+}
+
+/* "NaN", "inf", "-inf" for an element whose exponent bits are all ones (or an F64 past FLT_MAX), NULL if finite. */
+static const char *nonfinite_at(const st_tensor *t, int64_t i) {
+    const uint8_t *p = t->data;
+    uint16_t h;
+    uint32_t u;
+    double d;
+    switch (t->dtype) {
+    case ST_F32: memcpy(&u, p + 4 * i, 4); break;
+    case ST_F16: memcpy(&h, p + 2 * i, 2); u = (h & 0x7c00u) == 0x7c00u ? (uint32_t)(h & 0x8000u) << 16 | 0x7f800000u | (h & 0x3ffu) : 0; break;
+    case ST_BF16: memcpy(&h, p + 2 * i, 2); u = (uint32_t)h << 16; break;
+    case ST_F64:
+        memcpy(&d, p + 8 * i, 8);
+        if (isnan(d)) return "NaN";
+        return fabs(d) > FLT_MAX ? (isinf(d) ? (d < 0 ? "-inf" : "inf") : "a value past a float's range") : NULL;
+    default: return NULL;
+    }
+    if ((u & 0x7f800000u) != 0x7f800000u) return NULL;
+    return u & 0x7fffffu ? "NaN" : u >> 31 ? "-inf" : "inf";
+}
+
+sd_status st_check_finite(const st_file *f, const st_tensor *t) {
+    if (!st_dtype_is_float(t->dtype)) return SD_OK;
+    for (int64_t i = 0; i < t->numel; i++) {
+        const char *what = nonfinite_at(t, i);
+        if (what) return err_fail(SD_ERR_MODEL, "%s: tensor \"%s\" holds %s at element %lld", f->path, t->name, what, (long long)i);
     }
     return SD_OK;
 }

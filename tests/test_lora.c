@@ -316,6 +316,9 @@ TEST(lora_errors_name_the_file_and_leave_the_base) {
         {"a red circle <hypernet:thing:1>", "<hypernet:thing:1>: only <lora:...> extra networks are supported", ""},
         {"a red circle <lora:pickled>", "pickled.pt: PyTorch pickle", "safetensors"},
         {"a red circle <lora:notalora>", "notalora.safetensors: no LoRA, LyCORIS or DoRA modules in it", ""},
+        /* one NaN in an up factor made the merged layer NaN: a black picture, exit 0 */
+        {"a red circle <lora:nanlora>", "nanlora.safetensors: tensor \"text_encoder.encoder.layers.0.mlp.fc2.lora_B.weight\"",
+         "holds NaN at element 1"},
     };
     /* a pickle and a safetensors file that is no adapter, beside copies of the real ones */
     char dir[1100];
@@ -332,6 +335,8 @@ TEST(lora_errors_name_the_file_and_leave_the_base) {
     REQUIRE(model_write_text(path, "PK\x03\x04 not really") == 0);
     snprintf(path, sizeof path, "%s/notalora.safetensors", dir);
     REQUIRE(model_copy_file(test_path("golden/lora/emb/hexstyle.safetensors"), path) == 0);
+    snprintf(path, sizeof path, "%s/nanlora.safetensors", dir);
+    REQUIRE(model_copy_with_nan(test_path("golden/lora/loras/sd1_peft.safetensors"), path, "fc2.lora_B.weight", 1) == 0);
     p.lora_dir = dir;
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
         p.prompt = bad[i].prompt;
