@@ -139,6 +139,11 @@ TEST(safetensors_rejects_malformed) {
         {"entry not an object", "{\"a\":5}", 0, "not an object"},
         {"negative dim", "{\"a\":{\"dtype\":\"F32\",\"shape\":[-1],\"data_offsets\":[0,4]}}", 4, "non-negative integer"},
         {"fractional dim", "{\"a\":{\"dtype\":\"F32\",\"shape\":[1.5],\"data_offsets\":[0,4]}}", 4, "non-negative integer"},
+        /* a whole number past 2^53 is too large, not "not a non-negative integer" */
+        {"dim 2^62", "{\"a\":{\"dtype\":\"F32\",\"shape\":[4611686018427387904],\"data_offsets\":[0,4]}}", 4,
+         "tensor \"a\": shape entry 0 (4611686018427387904) is too large (at most 2^53)"},
+        {"dim 1e400", "{\"a\":{\"dtype\":\"F32\",\"shape\":[1,1e400],\"data_offsets\":[0,4]}}", 4, "shape entry 1 is too large (at most 2^53)"},
+        {"offset 2^62", "{\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4611686018427387904]}}", 4, "data_offsets must be two"},
         {"overflowing shape", "{\"a\":{\"dtype\":\"F32\",\"shape\":[4294967296,4294967296,16],\"data_offsets\":[0,4]}}", 4, "overflows"},
         {"offsets past end", "{\"a\":{\"dtype\":\"F32\",\"shape\":[4],\"data_offsets\":[0,16]}}", 8, "past the end"},
         {"shape/bytes mismatch", "{\"a\":{\"dtype\":\"F32\",\"shape\":[3],\"data_offsets\":[0,8]}}", 8, "needs 12 bytes"},
