@@ -370,6 +370,35 @@ TEST(lora_errors_name_the_file_and_leave_the_base) {
     sd_free(ctx);
 }
 
+/* Malformed modules are named with what is wrong with them: a rank-0 (empty) factor said "down 2D and up 2D
+ * factors, expected 2D or 4D", which are the dimensions it has. */
+TEST(lora_file_errors_say_what_is_wrong) {
+    static const float zero[64];
+    static const struct { const char *names[4]; int64_t shapes[4][3]; const char *want; } bad[] = {
+        {{"m.lora_down.weight", "m.lora_up.weight"}, {{2, 0, 8}, {2, 8, 0}}, "module \"m\": rank 0 (the down factor \"m.lora_down.weight\" is empty)"},
+        {{"m.lora_down.weight", "m.lora_up.weight"}, {{3, 2, 2}, {2, 8, 2}}, "module \"m\": down 3D and up 2D factors, expected 2D (linear) or 4D"},
+        {{"m.hada_w1_a", "m.hada_w1_b", "m.hada_w2_a", "m.hada_w2_b"}, {{2, 8, 0}, {2, 0, 8}, {2, 8, 0}, {2, 0, 8}},
+         "module \"m\": rank 0 (the LoHa factor \"m.hada_w1_b\" is empty)"},
+    };
+    char path[1024];
+    snprintf(path, sizeof path, "%s/bad.safetensors", test_tmpdir());
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        st_writer *w = st_writer_new();
+        for (int k = 0; k < 4 && bad[i].names[k]; k++) {
+            int64_t shape[2] = {bad[i].shapes[k][1], bad[i].shapes[k][2]}, dims3[3] = {2, 2, 2};
+            int nd = (int)bad[i].shapes[k][0];
+            REQUIRE(st_writer_add(w, bad[i].names[k], ST_F32, nd, nd == 3 ? dims3 : shape, zero) == SD_OK);
+        }
+        REQUIRE(st_writer_save(w, path) == SD_OK);
+        st_writer_free(w);
+        ad_file *a = NULL;
+        CHECK_MSG(ad_open(path, &a) != SD_OK, "case %zu accepted", i);
+        CHECK_STR_CONTAINS(sd_last_error(), bad[i].want);
+        CHECK_STR_CONTAINS(sd_last_error(), "bad.safetensors: ");
+        ad_close(a);
+    }
+}
+
 /* Which layer each spelling of a module names: kohya (diffusers and LDM paths, with and without "text_model"),
  * diffusers / PEFT, older diffusers attention processors. */
 TEST(lora_module_names_find_their_layers) {
