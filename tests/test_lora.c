@@ -312,6 +312,9 @@ TEST(lora_errors_name_the_file_and_leave_the_base) {
         {"a red circle <lora:../loras/sd1_peft>", "is a file name inside", ""},
         {"a red circle <lora:sd1_peft:x>", "\"x\" is not a number", ""},
         {"a red circle <lora:sd1_peft:1:2:3>", "at most two strengths", ""},
+        /* finite as a double, inf as a float: merged inf into the weights (a black picture, exit 0) */
+        {"a red circle <lora:sd1_peft:1e40>", "<lora:sd1_peft:1e40>: \"1e40\" is too large a strength", ""},
+        {"a red circle <lora:sd1_peft:1:unet=-1e39>", "\"unet=-1e39\" is too large a strength", ""},
         {"a red circle <lora:sd1_peft:foo=1>", "te=NUMBER or unet=NUMBER", ""},
         {"a red circle <hypernet:thing:1>", "<hypernet:thing:1>: only <lora:...> extra networks are supported", ""},
         {"a red circle <lora:pickled>", "pickled.pt: PyTorch pickle", "safetensors"},
