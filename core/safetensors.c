@@ -4,6 +4,8 @@
 #include <cjson/cJSON.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <float.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -48,10 +50,14 @@ static int dtype_parse(const char *s, st_dtype *out) {
     return 0;
 }
 
-/* A JSON number that is an exact non-negative integer below 2^53 (what offsets and dims must be). */
+/* A JSON number that is an exact non-negative integer up to 2^53 (what offsets and dims must be): 1; 0 for
+ * anything else; JSON_UINT_HUGE for a whole number past 2^53, so the message can say "too large", not "not an
+ * integer" (cJSON holds numbers as doubles: past 2^53 not every integer is one, so none is trusted). */
+enum { JSON_UINT_HUGE = -1 };
 static int json_uint(const cJSON *j, uint64_t *out) {
     if (!cJSON_IsNumber(j)) return 0;
     double v = j->valuedouble;
+    if (v > 9007199254740992.0) return JSON_UINT_HUGE; /* doubles this large are whole numbers (or inf: 1e400) */
     if (!(v >= 0 && v <= 9007199254740992.0) || v != (double)(uint64_t)v) return 0;
     *out = (uint64_t)v;
     return 1;
@@ -144,7 +150,15 @@ static sd_status parse_header(st_file *f, const char *hdr, size_t hlen, const ui
         int overflow = 0;
         for (int d = 0; d < nd; d++) {
             uint64_t dim;
-            if (!json_uint(cJSON_GetArrayItem(js, d), &dim)) { st = err_fail(SD_ERR_FORMAT, "%s: tensor \"%s\": shape entry %d is not a non-negative integer", path, name, d); goto done; }
+            int ok = json_uint(cJSON_GetArrayItem(js, d), &dim);
+            if (ok == JSON_UINT_HUGE) {
+                double v = cJSON_GetArrayItem(js, d)->valuedouble;
+                char val[48] = "";
+                if (isfinite(v)) snprintf(val, sizeof val, " (%.0f)", v);
+                st = err_fail(SD_ERR_FORMAT, "%s: tensor \"%s\": shape entry %d%s is too large (at most 2^53)", path, name, d, val);
+                goto done;
+            }
+            if (!ok) { st = err_fail(SD_ERR_FORMAT, "%s: tensor \"%s\": shape entry %d is not a non-negative integer", path, name, d); goto done; }
             t->shape[d] = (int64_t)dim;
             if (dim && numel > UINT64_MAX / dim) overflow = 1;
             numel *= dim;
@@ -152,7 +166,7 @@ static sd_status parse_header(st_file *f, const char *hdr, size_t hlen, const ui
         size_t isz = k_dtypes[t->dtype].size;
         if (overflow || numel > UINT64_MAX / isz || numel > (uint64_t)INT64_MAX) { st = err_fail(SD_ERR_FORMAT, "%s: tensor \"%s\": shape element count overflows", path, name); goto done; }
         uint64_t b, en;
-        if (!cJSON_IsArray(jo) || cJSON_GetArraySize(jo) != 2 || !json_uint(cJSON_GetArrayItem(jo, 0), &b) || !json_uint(cJSON_GetArrayItem(jo, 1), &en)) {
+        if (!cJSON_IsArray(jo) || cJSON_GetArraySize(jo) != 2 || json_uint(cJSON_GetArrayItem(jo, 0), &b) != 1 || json_uint(cJSON_GetArrayItem(jo, 1), &en) != 1) {
             st = err_fail(SD_ERR_FORMAT, "%s: tensor \"%s\": data_offsets must be two non-negative integers", path, name); goto done;
         }
         if (en < b) { st = err_fail(SD_ERR_FORMAT, "%s: tensor \"%s\": data_offsets end %llu before begin %llu", path, name, (unsigned long long)en, (unsigned long long)b); goto done; }
@@ -287,6 +301,35 @@ sd_status st_read_f32(const st_file *f, const st_tensor *t, float *dst) {
         break;
     default:
         return err_fail(SD_ERR_MODEL, "%s: tensor \"%s\" has dtype %s, expected a float type", f->path, t->name, st_dtype_name(t->dtype));
+    }
+    return SD_OK;
+}
+
+/* "NaN", "inf", "-inf" for an element whose exponent bits are all ones (or an F64 past FLT_MAX), NULL if finite. */
+static const char *nonfinite_at(const st_tensor *t, int64_t i) {
+    const uint8_t *p = t->data;
+    uint16_t h;
+    uint32_t u;
+    double d;
+    switch (t->dtype) {
+    case ST_F32: memcpy(&u, p + 4 * i, 4); break;
+    case ST_F16: memcpy(&h, p + 2 * i, 2); u = (h & 0x7c00u) == 0x7c00u ? (uint32_t)(h & 0x8000u) << 16 | 0x7f800000u | (h & 0x3ffu) : 0; break;
+    case ST_BF16: memcpy(&h, p + 2 * i, 2); u = (uint32_t)h << 16; break;
+    case ST_F64:
+        memcpy(&d, p + 8 * i, 8);
+        if (isnan(d)) return "NaN";
+        return fabs(d) > FLT_MAX ? (isinf(d) ? (d < 0 ? "-inf" : "inf") : "a value past a float's range") : NULL;
+    default: return NULL;
+    }
+    if ((u & 0x7f800000u) != 0x7f800000u) return NULL;
+    return u & 0x7fffffu ? "NaN" : u >> 31 ? "-inf" : "inf";
+}
+
+sd_status st_check_finite(const st_file *f, const st_tensor *t) {
+    if (!st_dtype_is_float(t->dtype)) return SD_OK;
+    for (int64_t i = 0; i < t->numel; i++) {
+        const char *what = nonfinite_at(t, i);
+        if (what) return err_fail(SD_ERR_MODEL, "%s: tensor \"%s\" holds %s at element %lld", f->path, t->name, what, (long long)i);
     }
     return SD_OK;
 }

@@ -67,6 +67,11 @@ void st_release(const st_file *f, const st_tensor *t);
 sd_status st_read_f32(const st_file *f, const st_tensor *t, float *dst);
 /* Find `name`, check it is a float tensor, malloc and return its f32 copy (NULL + error if absent). */
 float *st_load_f32(const st_file *f, const char *name, int64_t *numel);
+/* Small untrusted files whose values go straight into the weights (adapters, embeddings): one NaN or infinity
+ * turns every picture black with no word of why. Fails for a float tensor holding NaN, an infinity, or (F64) a
+ * value past a float's range, naming the file, the tensor and the element: "PATH: tensor "T" holds NaN at element
+ * 3". Other dtypes pass. Reads every element: not for whole checkpoints. */
+sd_status st_check_finite(const st_file *f, const st_tensor *t);
 
 /* Writer: collects tensors (data is copied), then writes atomically (temp file + rename). */
 typedef struct st_writer st_writer;

@@ -134,8 +134,10 @@ static sd_status make_module(const st_file *f, group *g, ad_module *m, int *comp
     if (lora) {
         if (!t[R_DOWN] || !t[R_UP]) return SD_OK;
         const st_tensor *d = t[R_DOWN], *u = t[R_UP], *mid = t[R_MID];
-        if ((d->ndim != 2 && d->ndim != 4) || (u->ndim != 2 && u->ndim != 4) || rows(d) < 1)
+        if ((d->ndim != 2 && d->ndim != 4) || (u->ndim != 2 && u->ndim != 4))
             BAD("%s: module \"%s\": down %dD and up %dD factors, expected 2D (linear) or 4D (convolution)", path, n, d->ndim, u->ndim);
+        if (rows(d) < 1) /* a shape like [0, 768]: the dimensions are right, the factor is empty */
+            BAD("%s: module \"%s\": rank 0 (the down factor \"%s\" is empty)", path, n, d->name);
         m->type = AD_LORA;
         m->rank = (int)rows(d);
         if (cols(u) != m->rank || (u->ndim == 4 && u->shape[2] * u->shape[3] != 1))
@@ -151,7 +153,8 @@ static sd_status make_module(const st_file *f, group *g, ad_module *m, int *comp
         m->rank = (int)rows(m->w1b);
         for (int k = 0; k < 2; k++) {
             const st_tensor *a = k ? m->w2a : m->w1a, *b = k ? m->w2b : m->w1b, *c = k ? m->t2 : m->t1;
-            int ok = a->ndim == 2 && b->ndim >= 2 && rows(b) >= 1;
+            if (b->ndim >= 2 && rows(b) < 1) BAD("%s: module \"%s\": rank 0 (the LoHa factor \"%s\" is empty)", path, n, b->name);
+            int ok = a->ndim == 2 && b->ndim >= 2;
             if (ok && c) ok = c->ndim == 4 && b->ndim == 2 && rows(c) == rows(a) && cols(c) == rows(b);
             else if (ok) ok = cols(a) == rows(b);
             if (!ok) BAD("%s: module \"%s\": LoHa factors %d do not fit together", path, n, k + 1);

@@ -244,6 +244,9 @@ static sd_status load_entry(sd_ctx *c, emb_state *s, emb_entry *e) {
     if (g) e->vec_g = malloc((size_t)e->vectors * e->width_g * sizeof *e->vec_g);
     if (!a || !e->vec || (g && !e->vec_g) || a->numel != (int64_t)e->vectors * e->width || (g && g->numel != (int64_t)e->vectors * e->width_g))
         st = err_fail(SD_ERR_MODEL, "%s: changed while in use", e->path);
+    /* a NaN vector would make the whole prompt's conditioning NaN: a black picture with no word of why */
+    if (st == SD_OK) st = st_check_finite(f, a);
+    if (st == SD_OK && g) st = st_check_finite(f, g);
     if (st == SD_OK) st = st_read_f32(f, a, e->vec);
     if (st == SD_OK && g) st = st_read_f32(f, g, e->vec_g);
     st_close(f);

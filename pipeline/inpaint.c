@@ -71,11 +71,20 @@ static void paste(uint8_t *dst, int W, int H, const uint8_t *src, int w, int h, 
         }
 }
 
+/* The scaled side of a very narrow crop (1x300 brought to 128 high is 0 wide) at least one latent pixel (8 px) and
+ * at most the generation's side: diffusers' and A1111's formula would ask Pillow for a zero-size resize, which it
+ * refuses; one latent cell keeps the crop's own pixels in the generation, the fill bands do the rest. */
+static int scaled_side(int v, int limit) {
+    int floor_px = limit < 8 ? limit : 8;
+    return v < floor_px ? floor_px : v > limit ? limit : v;
+}
+
 /* "Resize and fill" (diffusers' _resize_and_fill, A1111's resize mode 2): keep the aspect ratio, centre, and fill
  * the bands left over with the edge rows or columns stretched (a zero-height source box, bicubic). */
 static sd_status resize_fill(const uint8_t *src, int sw, int sh, int c, int W, int H, uint8_t *out) {
     double ratio = (double)W / H, src_ratio = (double)sw / sh;
-    int rw = ratio < src_ratio ? W : sw * H / sh, rh = ratio >= src_ratio ? H : sh * W / sw;
+    int rw = ratio < src_ratio ? W : scaled_side((int)((int64_t)sw * H / sh), W);
+    int rh = ratio >= src_ratio ? H : scaled_side((int)((int64_t)sh * W / sw), H);
     uint8_t *rs = malloc((size_t)rw * rh * c), *band = malloc((size_t)W * H * c);
     sd_status st = rs && band ? px_resize(src, sw, sh, c, NULL, rw, rh, PX_LANCZOS, rs) : err_fail(SD_ERR_MEMORY, "out of memory");
     if (st == SD_OK) {

@@ -65,19 +65,27 @@ static sd_status check_unused(const wmap *m, const char *what, const char *path)
     return SD_OK;
 }
 
+/* The model folders' loaders name tensors, not files (they read a weight map, not a path): a failure there gets
+ * the weights file in front, unless the message names it already (a dtype error from the file reader). */
+static sd_status in_file(sd_status st, const st_file *f) {
+    if (st != SD_OK && st != SD_ERR_MEMORY && !strstr(sd_last_error(), st_path(f))) err_prefix("%s", st_path(f));
+    return st;
+}
+
 static sd_status load_text_encoder(sd_ctx *ctx, const model_component *c, clip_model *out, int sd2, int with_projection, int part) {
     wmap *m = wmap_new();
     if (m) wmap_record(m, lora_sources(ctx->lora, part)); /* what LoRAs merge into */
     sd_status st = clip_add_file(m, c->file, c->prefix, CLIP_LAYOUT_AUTO);
     clip_config cfg;
     char cp[4200];
-    if (st == SD_OK) st = component_config_path(c, "config.json", cp, sizeof cp) == SD_OK ? clip_config_from_json(cp, &cfg) : clip_config_infer(m, &cfg);
+    if (st == SD_OK)
+        st = component_config_path(c, "config.json", cp, sizeof cp) == SD_OK ? clip_config_from_json(cp, &cfg) : in_file(clip_config_infer(m, &cfg), c->file);
     if (st == SD_OK && sd2 && cfg.layers == 24) { /* original OpenCLIP-H: SD 2 uses the penultimate block's output */
         cfg.layers = 23;
         cfg.proj_dim = 0;
     }
     if (st == SD_OK && !with_projection) cfg.proj_dim = 0;
-    if (st == SD_OK) st = clip_load(ctx->b, m, &cfg, out);
+    if (st == SD_OK) st = in_file(clip_load(ctx->b, m, &cfg, out), c->file);
     if (st == SD_OK) st = check_unused(m, "text encoder", st_path(c->file));
     wmap_free(m);
     return st;
@@ -100,8 +108,9 @@ static sd_status load_unet(sd_ctx *ctx) {
     sd_status st = unet_add_tensors(m, c->file, c->original_names ? UNET_NAMES_LDM : UNET_NAMES_DIFFUSERS, c->prefix);
     unet_config cfg;
     char cp[4200];
-    if (st == SD_OK) st = component_config_path(c, "config.json", cp, sizeof cp) == SD_OK ? unet_config_from_file(cp, &cfg) : unet_config_infer(m, &cfg);
-    if (st == SD_OK) st = unet_load(ctx->b, m, &cfg, &ctx->unet);
+    if (st == SD_OK)
+        st = component_config_path(c, "config.json", cp, sizeof cp) == SD_OK ? unet_config_from_file(cp, &cfg) : in_file(unet_config_infer(m, &cfg), c->file);
+    if (st == SD_OK) st = in_file(unet_load(ctx->b, m, &cfg, &ctx->unet), c->file);
     wmap_free(m);
     return st;
 }
@@ -116,11 +125,11 @@ static sd_status load_vae(sd_ctx *ctx) {
         if (component_config_path(c, "config.json", cp, sizeof cp) == SD_OK) {
             st = vae_config_from_json(cp, &cfg);
         } else {
-            st = vae_config_infer(m, &cfg);
+            st = in_file(vae_config_infer(m, &cfg), c->file);
             if (ctx->files.family == MODEL_FAMILY_SDXL || ctx->files.family == MODEL_FAMILY_SDXL_REFINER) cfg.scaling_factor = VAE_SCALING_SDXL;
         }
     }
-    if (st == SD_OK) st = vae_load(ctx->vb, m, &cfg, VAE_DECODER | VAE_ENCODER, &ctx->vae);
+    if (st == SD_OK) st = in_file(vae_load(ctx->vb, m, &cfg, VAE_DECODER | VAE_ENCODER, &ctx->vae), c->file);
     if (st == SD_OK) st = check_unused(m, "VAE", st_path(c->file));
     wmap_free(m);
     return st;

@@ -182,6 +182,14 @@ static sd_status merge(lora_state *s, ad_file **files, const contrib *cv, int nc
     return st;
 }
 
+/* Every value of an adapter file before any is merged: a NaN in one factor makes the whole layer NaN and the
+ * picture black (exit 0). LoRA files are small, so reading them all once per change of LoRA set costs little. */
+static sd_status all_finite(const ad_file *a) {
+    sd_status st = SD_OK;
+    for (int i = 0; i < st_count(a->f) && st == SD_OK; i++) st = st_check_finite(a->f, st_at(a->f, i));
+    return st;
+}
+
 sd_status lora_apply(sd_ctx *c, const lora_call *lc) {
     lora_state *s = c->lora;
     long long *id = calloc((size_t)(lc->n ? lc->n : 1) * 3, sizeof *id);
@@ -199,6 +207,7 @@ sd_status lora_apply(sd_ctx *c, const lora_call *lc) {
     if (!files) st = err_fail(SD_ERR_MEMORY, "out of memory");
     for (int i = 0; i < lc->n && st == SD_OK; i++) {
         st = ad_open(lc->v[i].path, &files[i]);
+        if (st == SD_OK) st = all_finite(files[i]);
         if (st == SD_OK) st = place(c, &lc->v[i], files[i], i, &cv, &nc);
     }
     if (st == SD_OK) {

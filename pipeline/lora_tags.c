@@ -47,6 +47,12 @@ static void trim(const char **s, size_t *n) {
     while (*n && ((*s)[*n - 1] == ' ' || (*s)[*n - 1] == '\t')) (*n)--;
 }
 
+/* A strength that is a finite double but inf as a float (<lora:x:1e40>) would merge inf into the weights: a black
+ * picture with exit 0. */
+static sd_status too_strong(const char *tag, const char *item, size_t len) {
+    return err_fail(SD_ERR_ARG, "prompt: %s: \"%.*s\" is too large a strength (beyond a float's 3.4e38)", tag, (int)len, item);
+}
+
 /* "NAME[:TE[:UNET]]" with te=, unet= allowed among the numbers. */
 static sd_status tag_args(const char *tag, const char *a, size_t n, char **name, float *te, float *unet) {
     const char *item[8];
@@ -70,6 +76,7 @@ static sd_status tag_args(const char *tag, const char *a, size_t n, char **name,
             int is_te = kl == 2 && !strncmp(item[i], "te", 2), is_unet = kl == 4 && !strncmp(item[i], "unet", 4);
             if ((!is_te && !is_unet) || !parse_float(eq + 1, len[i] - kl - 1, &v))
                 return err_fail(SD_ERR_ARG, "prompt: %s: \"%.*s\" is not te=NUMBER or unet=NUMBER", tag, (int)len[i], item[i]);
+            if (!isfinite(v)) return too_strong(tag, item[i], len[i]);
             if (is_te) *te = v, have_te = 1;
             else *unet = v, have_unet = 1;
             continue;
@@ -77,6 +84,7 @@ static sd_status tag_args(const char *tag, const char *a, size_t n, char **name,
         if (++positional > 2)
             return err_fail(SD_ERR_ARG, "prompt: %s: at most two strengths (text encoder, UNet); dynamic rank is not supported", tag);
         if (!parse_float(item[i], len[i], &v)) return err_fail(SD_ERR_ARG, "prompt: %s: \"%.*s\" is not a number", tag, (int)len[i], item[i]);
+        if (!isfinite(v)) return too_strong(tag, item[i], len[i]);
         if (positional == 1 && !have_te) *te = v, have_te = 1;
         else if (positional == 2 && !have_unet) *unet = v, have_unet = 1;
     }

@@ -54,8 +54,12 @@ sd_status preview_resolve(gen *g) {
     if (!m || !*m || !strcmp(m, "none")) return SD_OK;
     int method = !strcmp(m, "latent2rgb") ? PV_LATENT2RGB : !strcmp(m, "taesd") ? PV_TAESD : !strcmp(m, "full") ? PV_FULL : -1;
     if (method < 0) return err_fail(SD_ERR_ARG, "unknown preview method \"%s\" (valid: latent2rgb, taesd, full, none)", m);
-    if (method == PV_TAESD && (!g->c->taesd || !(taesd_parts(g->c->taesd) & TAESD_DECODER)))
-        return err_fail(SD_ERR_ARG, "preview method taesd needs a TAESD decoder: load one with --taesd (sd_load_params.taesd_path)");
+    /* worded for the user of `sd` (its flag), as the model loader's "pass one with --vae" is: the API's field name
+     * means nothing on a command line or to a web client */
+    if (method == PV_TAESD && !g->c->taesd)
+        return err_fail(SD_ERR_ARG, "preview method taesd needs a TAESD decoder (--taesd FILE)");
+    if (method == PV_TAESD && !(taesd_parts(g->c->taesd) & TAESD_DECODER))
+        return err_fail(SD_ERR_ARG, "preview method taesd needs a TAESD decoder; the TAESD loaded has only an encoder");
     gen_preview *pv = calloc(1, sizeof *pv);
     if (!pv) return err_fail(SD_ERR_MEMORY, "out of memory for the previews");
     g->pv = pv;

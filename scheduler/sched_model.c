@@ -250,6 +250,10 @@ sd_status sched_model_apply(const sched_model *m, sched_config *cfg) {
         return SD_OK;
     }
     class_betas(m, cfg->sampler, cfg);
+    /* the schedule refuses these too, but without knowing they came from this file */
+    if (cfg->beta_schedule != SCHED_BETA_SQUAREDCOS && !(cfg->beta_start > 0 && cfg->beta_end > cfg->beta_start && cfg->beta_end < 1))
+        return err_fail(SD_ERR_MODEL, "%s: beta range %g..%g is invalid (need 0 < beta_start < beta_end < 1)", m->file,
+                        cfg->beta_start, cfg->beta_end);
     cfg->spacing = m->spacing;
     cfg->steps_offset = m->steps_offset;
     if (cfg->convention == SCHED_CONV_KDIFFUSION) { /* A1111: the training schedule, and the sigma schedule asked for */

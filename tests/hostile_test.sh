@@ -32,6 +32,18 @@ refuses "PGM as init image: refused by name" "PNM (PBM/PGM/PPM/PAM) images are n
 refuses "PGM as mask: refused by name" "stb-pnm16-overread.pgm: PNM" "$SD" -m $M -p x -i $M/../init.png --mask $H/stb-pnm16-overread.pgm -o "$T/out.png"
 refuses "JPEG with a broken Huffman table" "stb-jpeg-dht-overflow.jpg: unreadable JPEG" "$SD" -m $M -p x -i $H/stb-jpeg-dht-overflow.jpg -o "$T/out.png"
 
+# ---- --inpaint-only-masked with a picture too narrow for the generation's aspect ratio: its crop scaled to 0 pixels
+# across ("resize 1x300 -> 0x128: bad size"); now at least one latent pixel, and the result keeps the picture's size ----
+rm -f "$T/out.png"
+timeout 60 "$SD" -m $M -p x --steps 2 -i $H/narrow-1x300.png --mask $H/narrow-1x300.png --inpaint-only-masked -o "$T/out.png" \
+    >"$T/stdout" 2>"$T/err"; rc=$?
+size=$(od -An -tu1 -j16 -N8 "$T/out.png" 2>/dev/null | tr -s ' ')
+if [ $rc -eq 0 ] && [ "$size" = " 0 0 0 1 0 0 1 44" ]; then ok "--inpaint-only-masked on a 1x300 picture: a 1x300 result"
+else bad "--inpaint-only-masked on a 1x300 picture" "rc $rc, IHDR size bytes '$size': $(head -c 600 "$T/err")"; fi
+
+# ---- a prompt weight past a float's range scaled the embedding to inf: a black picture with exit 0 ----
+refuses "prompt weight 1e40" "is too large a weight" "$SD" -m $M -p "(a:1$(printf '0%.0s' $(seq 40)))" -o "$T/out.png"
+
 # ---- --from-png ----
 # the row buffer of the text reader leaked when libpng longjmp'd on this file's broken pixel rows; the settings
 # are now read without decoding the pixels, so the settings (a valid zTXt chunk) give a picture, and `sd info`,

@@ -34,6 +34,36 @@ static inline int model_write_text(const char *path, const char *text) {
     return fclose(f) == 0 && ok ? 0 : -1;
 }
 
+/* A copy of the safetensors file src with element `at` of the first tensor whose name ends in `suffix` set to NaN
+ * in that tensor's own float type (the bytes a broken trainer would write); everything else byte for byte. */
+static inline int model_copy_with_nan(const char *src, const char *dst, const char *suffix, int64_t at) {
+    char *data;
+    size_t n;
+    st_file *f;
+    if (file_read(src, (size_t)1 << 30, &data, &n) != SD_OK) return -1;
+    int rc = st_open_memory(src, data, n, &f) == SD_OK ? -1 : -2;
+    for (int i = 0; rc == -1 && i < st_count(f); i++) {
+        const st_tensor *t = st_at(f, i);
+        size_t tl = strlen(t->name), sl = strlen(suffix), esz = st_dtype_size(t->dtype);
+        if (tl < sl || strcmp(t->name + tl - sl, suffix) || !st_dtype_is_float(t->dtype) || at >= t->numel) continue;
+        static const uint8_t nan_f32[4] = {0, 0, 0xc0, 0x7f}, nan_16[2][2] = {{0, 0x7e}, {0xc0, 0x7f}}, nan_f64[8] = {0, 0, 0, 0, 0, 0, 0xf8, 0x7f};
+        const uint8_t *bits = t->dtype == ST_F32 ? nan_f32 : t->dtype == ST_F16 ? nan_16[0] : t->dtype == ST_BF16 ? nan_16[1] : nan_f64;
+        memcpy(data + ((const char *)t->data - data) + (size_t)at * esz, bits, esz); /* data is the file in memory */
+        rc = 0;
+    }
+    if (rc != -2) st_close(f);
+    FILE *o = rc ? NULL : fopen(dst, "wb");
+    if (o) {
+        int ok = fwrite(data, 1, n, o) == n;
+        ok &= fclose(o) == 0;
+        rc = ok ? 0 : -1;
+    } else {
+        rc = -1;
+    }
+    free(data);
+    return rc;
+}
+
 /* component: the folder name ("unet"); replace may be NULL. */
 static inline int model_copy_weights(const char *src, const char *dst, const char *component, const st_file *replace) {
     st_file *f;

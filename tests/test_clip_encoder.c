@@ -481,6 +481,9 @@ TEST(clip_bad_config_json) {
         {"{\"hidden_size\": 1e111}", "\"hidden_size\" must be a whole number", SD_ERR_FORMAT}, /* (int)1e111 is undefined */
         {"{\"eos_token_id\": 1e111}", "\"eos_token_id\"", SD_ERR_FORMAT},
         {"{\"layer_norm_eps\": 1e-320}", "\"layer_norm_eps\"", SD_ERR_FORMAT},
+        /* sizes no model can have: refused here, where the file is known, not first in clip_load */
+        {"{\"num_attention_heads\": 3}", "cfg.json: CLIP config: 3 heads do not divide width 512", SD_ERR_ARG},
+        {"{\"num_hidden_layers\": 0}", "cfg.json: CLIP config: vocab 49408, width 512, layers 0", SD_ERR_ARG},
     };
     for (size_t i = 0; i < sizeof cs / sizeof *cs; i++) {
         CHECK_EQ_INT(clip_config_from_json_text(cs[i].json, strlen(cs[i].json), "cfg.json", &c), cs[i].st);

@@ -62,6 +62,8 @@ TEST(embedding_files_refused_with_reasons) {
     REQUIRE(model_copy_file(test_path("golden/lora/emb/hexstyle.safetensors"), path) == 0);
     snprintf(path, sizeof path, "%s/xlstyle.safetensors", dir);
     REQUIRE(model_copy_file(test_path("golden/lora/emb_xl/hexstyle.safetensors"), path) == 0);
+    snprintf(path, sizeof path, "%s/nanstyle.safetensors", dir); /* NaN vectors gave a black picture, exit 0 */
+    REQUIRE(model_copy_with_nan(test_path("golden/lora/emb/hexstyle.safetensors"), path, "emb_params", 5) == 0);
     snprintf(path, sizeof path, "%s/badpickle.pt", dir);
     REQUIRE(model_write_text(path, "\x80\x02 pickle") == 0);
     snprintf(path, sizeof path, "%s/sub", dir);
@@ -79,6 +81,7 @@ TEST(embedding_files_refused_with_reasons) {
         {sd1, "a lorafile circle", "lorafile.safetensors: not a textual-inversion embedding", ""},
         {sd1, "an xlstyle circle", "xlstyle.safetensors: an SDXL embedding (clip_l + clip_g); the model is SD 1.x", ""},
         {xl, "a hexstyle circle", "hexstyle.safetensors: an embedding for a single text encoder", "the model is SDXL"},
+        {sd1, "a nanstyle circle", "nanstyle.safetensors: tensor \"emb_params\" holds NaN at element 5", ""},
     };
     sd_result r;
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {

@@ -233,3 +233,31 @@ TEST(inpaint_batches_are_the_single_images) {
     sd_image_free(&init);
     sd_image_free(&mask);
 }
+
+TEST(inpaint_only_masked_narrow_crop) {
+    /* a 1x300 (or 300x1) picture with a full mask: its crop cannot grow to the generation's aspect ratio, and the
+     * "resize and fill" width 1 * 48 / 300 rounded down to 0, which the resize refused; the scaled side is now at
+     * least one latent pixel, so both conventions inpaint it and lay it back at its own size */
+    sd_ctx *ctx = test_load_model(test_path("golden/inpaint/sd1"));
+    for (int tall = 0; tall < 2; tall++)
+        for (int kd = 0; kd < 2; kd++) {
+            int w = tall ? 1 : 300, h = tall ? 300 : 1;
+            sd_image init = {w, h, 3, calloc((size_t)w * h, 3)}, mask = {w, h, 1, malloc((size_t)w * h)};
+            REQUIRE(init.data && mask.data);
+            memset(mask.data, 255, (size_t)w * h);
+            sd_gen_params p;
+            sd_gen_params_init(&p);
+            p.inpaint_only_masked = 1;
+            p.convention = kd ? "kdiffusion" : NULL;
+            sd_result r;
+            sd_status st = inpaint_try(ctx, &p, &init, &mask, &r);
+            CHECK_MSG(st == SD_OK, "%dx%d, %s: %s", w, h, kd ? "kdiffusion" : "diffusers", sd_last_error());
+            if (st == SD_OK) {
+                CHECK(r.images[0].w == w && r.images[0].h == h);
+                sd_result_free(&r);
+            }
+            free(init.data);
+            free(mask.data);
+        }
+    sd_free(ctx);
+}

@@ -312,10 +312,16 @@ TEST(lora_errors_name_the_file_and_leave_the_base) {
         {"a red circle <lora:../loras/sd1_peft>", "is a file name inside", ""},
         {"a red circle <lora:sd1_peft:x>", "\"x\" is not a number", ""},
         {"a red circle <lora:sd1_peft:1:2:3>", "at most two strengths", ""},
+        /* finite as a double, inf as a float: merged inf into the weights (a black picture, exit 0) */
+        {"a red circle <lora:sd1_peft:1e40>", "<lora:sd1_peft:1e40>: \"1e40\" is too large a strength", ""},
+        {"a red circle <lora:sd1_peft:1:unet=-1e39>", "\"unet=-1e39\" is too large a strength", ""},
         {"a red circle <lora:sd1_peft:foo=1>", "te=NUMBER or unet=NUMBER", ""},
         {"a red circle <hypernet:thing:1>", "<hypernet:thing:1>: only <lora:...> extra networks are supported", ""},
         {"a red circle <lora:pickled>", "pickled.pt: PyTorch pickle", "safetensors"},
         {"a red circle <lora:notalora>", "notalora.safetensors: no LoRA, LyCORIS or DoRA modules in it", ""},
+        /* one NaN in an up factor made the merged layer NaN: a black picture, exit 0 */
+        {"a red circle <lora:nanlora>", "nanlora.safetensors: tensor \"text_encoder.encoder.layers.0.mlp.fc2.lora_B.weight\"",
+         "holds NaN at element 1"},
     };
     /* a pickle and a safetensors file that is no adapter, beside copies of the real ones */
     char dir[1100];
@@ -332,6 +338,8 @@ TEST(lora_errors_name_the_file_and_leave_the_base) {
     REQUIRE(model_write_text(path, "PK\x03\x04 not really") == 0);
     snprintf(path, sizeof path, "%s/notalora.safetensors", dir);
     REQUIRE(model_copy_file(test_path("golden/lora/emb/hexstyle.safetensors"), path) == 0);
+    snprintf(path, sizeof path, "%s/nanlora.safetensors", dir);
+    REQUIRE(model_copy_with_nan(test_path("golden/lora/loras/sd1_peft.safetensors"), path, "fc2.lora_B.weight", 1) == 0);
     p.lora_dir = dir;
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
         p.prompt = bad[i].prompt;
@@ -363,6 +371,35 @@ TEST(lora_errors_name_the_file_and_leave_the_base) {
     run_free(&o);
     run_free(&base);
     sd_free(ctx);
+}
+
+/* Malformed modules are named with what is wrong with them: a rank-0 (empty) factor said "down 2D and up 2D
+ * factors, expected 2D or 4D", which are the dimensions it has. */
+TEST(lora_file_errors_say_what_is_wrong) {
+    static const float zero[64];
+    static const struct { const char *names[4]; int64_t shapes[4][3]; const char *want; } bad[] = {
+        {{"m.lora_down.weight", "m.lora_up.weight"}, {{2, 0, 8}, {2, 8, 0}}, "module \"m\": rank 0 (the down factor \"m.lora_down.weight\" is empty)"},
+        {{"m.lora_down.weight", "m.lora_up.weight"}, {{3, 2, 2}, {2, 8, 2}}, "module \"m\": down 3D and up 2D factors, expected 2D (linear) or 4D"},
+        {{"m.hada_w1_a", "m.hada_w1_b", "m.hada_w2_a", "m.hada_w2_b"}, {{2, 8, 0}, {2, 0, 8}, {2, 8, 0}, {2, 0, 8}},
+         "module \"m\": rank 0 (the LoHa factor \"m.hada_w1_b\" is empty)"},
+    };
+    char path[1024];
+    snprintf(path, sizeof path, "%s/bad.safetensors", test_tmpdir());
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        st_writer *w = st_writer_new();
+        for (int k = 0; k < 4 && bad[i].names[k]; k++) {
+            int64_t shape[2] = {bad[i].shapes[k][1], bad[i].shapes[k][2]}, dims3[3] = {2, 2, 2};
+            int nd = (int)bad[i].shapes[k][0];
+            REQUIRE(st_writer_add(w, bad[i].names[k], ST_F32, nd, nd == 3 ? dims3 : shape, zero) == SD_OK);
+        }
+        REQUIRE(st_writer_save(w, path) == SD_OK);
+        st_writer_free(w);
+        ad_file *a = NULL;
+        CHECK_MSG(ad_open(path, &a) != SD_OK, "case %zu accepted", i);
+        CHECK_STR_CONTAINS(sd_last_error(), bad[i].want);
+        CHECK_STR_CONTAINS(sd_last_error(), "bad.safetensors: ");
+        ad_close(a);
+    }
 }
 
 /* Which layer each spelling of a module names: kohya (diffusers and LDM paths, with and without "text_model"),

@@ -255,6 +255,71 @@ TEST(load_errors_keep_the_cause) {
     CHECK_MSG(strstr(sd_last_error(), "vae.ckpt: PyTorch pickle"), "%s", sd_last_error());
 }
 
+/* A copy of the safetensors file src without the tensor `drop`. */
+static void copy_without(const char *src, const char *dst, const char *drop) {
+    st_file *f;
+    REQUIRE(st_open(src, &f) == SD_OK);
+    st_writer *w = st_writer_new();
+    for (int i = 0; i < st_count(f); i++) {
+        const st_tensor *t = st_at(f, i);
+        if (strcmp(t->name, drop)) REQUIRE(st_writer_add(w, t->name, t->dtype, t->ndim, t->shape, t->data) == SD_OK);
+    }
+    REQUIRE(st_writer_save(w, dst) == SD_OK);
+    st_writer_free(w);
+    st_close(f);
+}
+
+TEST(load_errors_name_the_file) {
+    /* the model folders' loaders name a tensor or a config value, not the file: "VAE: missing tensor ..." and
+     * "CLIP config: 3 heads do not divide width 16" left the user to guess which of the files it was */
+    const char *tmp = test_tmpdir(), *sd1 = test_path("golden/pipeline/sd1");
+    char cmd[1600], dir[600], path[700], want[800];
+    sd_load_params lp;
+    sd_ctx *ctx = NULL;
+    /* the demo model's VAE: a --vae file has no config.json, and its sizes can be inferred (the golden VAE's not) */
+    char demo[600];
+    snprintf(demo, sizeof demo, "%s/samples/models/shapes", SD_SOURCE_DIR);
+    snprintf(path, sizeof path, "%s/novae.safetensors", tmp);
+    snprintf(cmd, sizeof cmd, "%s/vae/diffusion_pytorch_model.safetensors", demo);
+    copy_without(cmd, path, "decoder.conv_in.weight");
+    sd_load_params_init(&lp);
+    lp.model_path = demo;
+    lp.vae_path = path;
+    CHECK(sd_load(&lp, &ctx) != SD_OK && !ctx);
+    snprintf(want, sizeof want, "%s: VAE: missing tensor \"decoder.conv_in.weight\"", path);
+    CHECK_MSG(strstr(sd_last_error(), want), "%s", sd_last_error());
+
+    static const struct { const char *file, *drop, *sed, *want; } bad[] = {
+        {"unet/diffusion_pytorch_model.safetensors", "conv_in.weight", NULL, "unet/diffusion_pytorch_model.safetensors: UNet: missing tensor \"conv_in.weight\""},
+        {"text_encoder/model.safetensors", "encoder.layers.1.self_attn.q_proj.weight", NULL,
+         "text_encoder/model.safetensors: missing tensor \"text_model.encoder.layers.1.self_attn.q_proj.weight\""},
+        {"text_encoder/config.json", NULL, "s/\"num_attention_heads\": 2/\"num_attention_heads\": 3/",
+         "text_encoder/config.json: CLIP config: 3 heads do not divide width 16"},
+        {"text_encoder/config.json", NULL, "s/\"num_hidden_layers\": 2/\"num_hidden_layers\": 0/",
+         "text_encoder/config.json: CLIP config: vocab "},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        snprintf(dir, sizeof dir, "%s/m%zu", tmp, i);
+        snprintf(cmd, sizeof cmd, "rm -rf %s && cp -r %s %s", dir, sd1, dir);
+        REQUIRE(system(cmd) == 0);
+        snprintf(path, sizeof path, "%s/%s", dir, bad[i].file);
+        if (bad[i].drop) {
+            snprintf(cmd, sizeof cmd, "%s/%s", sd1, bad[i].file);
+            copy_without(cmd, path, bad[i].drop);
+        } else {
+            snprintf(cmd, sizeof cmd, "sed -i '%s' %s && grep -q '\": [03],' %s", bad[i].sed, path, path);
+            REQUIRE(system(cmd) == 0);
+        }
+        sd_load_params_init(&lp);
+        lp.model_path = dir;
+        CHECK_MSG(sd_load(&lp, &ctx) != SD_OK && !ctx, "case %zu accepted", i);
+        snprintf(want, sizeof want, "%s/%s", dir, bad[i].want);
+        CHECK_MSG(strstr(sd_last_error(), want), "case %zu: \"%s\" lacks \"%s\"", i, sd_last_error(), want);
+        sd_free(ctx);
+        ctx = NULL;
+    }
+}
+
 TEST(params_refused_before_any_work) {
     /* Parameters that cannot be honoured stop the call with a message naming them, never a silent default. */
     sd_ctx *ctx = test_load_model(test_path("golden/pipeline/sd1"));

@@ -69,6 +69,43 @@ TEST(safetensors_roundtrip) {
     st_close(f);
 }
 
+/* st_check_finite: NaN and infinities in each float type (bit patterns, not converted values), an F64 that only
+ * overflows as a float, and the element's index; finite and non-float tensors pass. */
+TEST(safetensors_check_finite) {
+    char path[512];
+    snprintf(path, sizeof path, "%s/nan.safetensors", test_tmpdir());
+    uint32_t f32[3] = {0x3f800000u, 0x80000000u, 0x7fc00001u};        /* 1, -0, a quiet NaN with a payload */
+    uint16_t f16[3] = {0x7bffu, 0xfc00u, 0}, bf16[3] = {0, 0, 0x7f80u}; /* 65504, -inf; +inf */
+    double f64[2] = {1e38, -1e39};                                     /* the second is -inf as a float */
+    uint16_t f16ok[2] = {0x7bffu, 0x0001u};
+    int32_t i32[1] = {0x7fc00000};
+    int64_t s3[1] = {3}, s2[1] = {2}, s1[1] = {1};
+    st_writer *w = st_writer_new();
+    REQUIRE(st_writer_add(w, "a.f32", ST_F32, 1, s3, f32) == SD_OK);
+    REQUIRE(st_writer_add(w, "b.f16", ST_F16, 1, s3, f16) == SD_OK);
+    REQUIRE(st_writer_add(w, "c.bf16", ST_BF16, 1, s3, bf16) == SD_OK);
+    REQUIRE(st_writer_add(w, "d.f64", ST_F64, 1, s2, f64) == SD_OK);
+    REQUIRE(st_writer_add(w, "e.ok", ST_F16, 1, s2, f16ok) == SD_OK);
+    REQUIRE(st_writer_add(w, "f.int", ST_I32, 1, s1, i32) == SD_OK);
+    REQUIRE(st_writer_save(w, path) == SD_OK);
+    st_writer_free(w);
+    st_file *f;
+    REQUIRE(st_open(path, &f) == SD_OK);
+    static const struct { const char *name, *want; } bad[] = {
+        {"a.f32", "nan.safetensors: tensor \"a.f32\" holds NaN at element 2"},
+        {"b.f16", "tensor \"b.f16\" holds -inf at element 1"},
+        {"c.bf16", "tensor \"c.bf16\" holds inf at element 2"},
+        {"d.f64", "tensor \"d.f64\" holds a value past a float's range at element 1"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        CHECK_MSG(st_check_finite(f, st_find(f, bad[i].name)) != SD_OK, "%s passed", bad[i].name);
+        CHECK_STR_CONTAINS(sd_last_error(), bad[i].want);
+    }
+    CHECK(st_check_finite(f, st_find(f, "e.ok")) == SD_OK);
+    CHECK(st_check_finite(f, st_find(f, "f.int")) == SD_OK);
+    st_close(f);
+}
+
 TEST(safetensors_reads_unaligned_and_padded_header) {
     /* header padded with spaces (as writers do) and a tensor at an odd offset */
     const char *dir = test_tmpdir();
@@ -102,6 +139,11 @@ TEST(safetensors_rejects_malformed) {
         {"entry not an object", "{\"a\":5}", 0, "not an object"},
         {"negative dim", "{\"a\":{\"dtype\":\"F32\",\"shape\":[-1],\"data_offsets\":[0,4]}}", 4, "non-negative integer"},
         {"fractional dim", "{\"a\":{\"dtype\":\"F32\",\"shape\":[1.5],\"data_offsets\":[0,4]}}", 4, "non-negative integer"},
+        /* a whole number past 2^53 is too large, not "not a non-negative integer" */
+        {"dim 2^62", "{\"a\":{\"dtype\":\"F32\",\"shape\":[4611686018427387904],\"data_offsets\":[0,4]}}", 4,
+         "tensor \"a\": shape entry 0 (4611686018427387904) is too large (at most 2^53)"},
+        {"dim 1e400", "{\"a\":{\"dtype\":\"F32\",\"shape\":[1,1e400],\"data_offsets\":[0,4]}}", 4, "shape entry 1 is too large (at most 2^53)"},
+        {"offset 2^62", "{\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4611686018427387904]}}", 4, "data_offsets must be two"},
         {"overflowing shape", "{\"a\":{\"dtype\":\"F32\",\"shape\":[4294967296,4294967296,16],\"data_offsets\":[0,4]}}", 4, "overflows"},
         {"offsets past end", "{\"a\":{\"dtype\":\"F32\",\"shape\":[4],\"data_offsets\":[0,16]}}", 8, "past the end"},
         {"shape/bytes mismatch", "{\"a\":{\"dtype\":\"F32\",\"shape\":[3],\"data_offsets\":[0,8]}}", 8, "needs 12 bytes"},

@@ -167,6 +167,18 @@ TEST(sched_config_refuses_by_name) {
         sd_status st = try_config(bad[i].config, bad[i].sampler, "kdiffusion", msg, sizeof msg);
         CHECK_MSG(st == SD_OK, "%s with %s (kdiffusion): %s", bad[i].config, bad[i].sampler, msg);
     }
+    /* betas out of order, in both conventions, name the file (the schedule's own message did not); a class's default
+     * beta_end (DDIM's 0.02) counts */
+    static const struct { const char *config, *sampler, *want; } betas[] = {
+        {"{\"beta_start\": 0.5, \"beta_end\": 0.012}", "euler", "beta range 0.5..0.012 is invalid"},
+        {"{\"beta_start\": 0.05}", "ddim", "beta range 0.05..0.02 is invalid"},
+    };
+    for (size_t i = 0; i < sizeof betas / sizeof betas[0]; i++)
+        for (int kd = 0; kd < 2; kd++) {
+            sd_status st = try_config(betas[i].config, betas[i].sampler, kd ? "kdiffusion" : NULL, msg, sizeof msg);
+            CHECK_MSG(st != SD_OK && strstr(msg, betas[i].want) && strstr(msg, "/scheduler/scheduler_config.json: beta range"),
+                      "%s with %s (%s): got \"%s\"", betas[i].config, betas[i].sampler, kd ? "kdiffusion" : "diffusers", msg);
+        }
 }
 
 TEST(sched_config_shown_by_info) {

@@ -80,6 +80,31 @@ TEST(prompt_parse_rules) {
         CHECK_MSG(clip_parse_attention(bad[k], &s) == SD_ERR_ARG, "\"%s\" accepted", bad[k]);
         CHECK_STR_CONTAINS(sd_last_error(), "is not a valid weight");
     }
+    /* weights past a float's range became inf in the embedding (a black picture, exit 0): refused, quoted; a product
+     * of nested weights too, and of a thousand nested brackets (1.1^1000) */
+    char huge[128], nested[128], deep[2100];
+    snprintf(huge, sizeof huge, "(a:1%040d)", 0);
+    snprintf(nested, sizeof nested, "((a:1%030d):1%030d)", 0, 0);
+    memset(deep, '(', 1000);
+    deep[1000] = 'a';
+    memset(deep + 1001, ')', 1000);
+    deep[2001] = 0;
+    const struct { const char *prompt, *want; } over[] = {
+        {huge, "prompt: \"10000000000000000000000000000000000000000\" is too large a weight (beyond a float's 3.4e38) in "
+               "\"(a:10000000000000000000000000000000000000000)\""},
+        {"(a:-999999999999999999999999999999999999999)", "\"-999999999999999999999999999999999999999\" is too large a weight"},
+        {nested, "prompt: the weight of \"a\" is too large (1e+60: nested weights multiply past 3.4e38)"},
+        {deep, "prompt: the weight of \"a\" is too large"},
+    };
+    for (size_t k = 0; k < sizeof over / sizeof *over; k++) {
+        clip_segments s;
+        CHECK_MSG(clip_parse_attention(over[k].prompt, &s) == SD_ERR_ARG, "case %zu accepted", k);
+        CHECK_STR_CONTAINS(sd_last_error(), over[k].want);
+    }
+    clip_segments s; /* the largest float still parses */
+    REQUIRE(clip_parse_attention("(a:340000000000000000000000000000000000000)", &s) == SD_OK);
+    CHECK(s.n == 1 && (float)s.v[0].weight == 3.4e38f);
+    clip_segments_free(&s);
 }
 
 /* Windows of A1111 prompts (weights, BREAK, comma backtrack, SD2 zero padding) against the golden model. */
@@ -247,9 +272,13 @@ TEST(prompt_pathological_syntax) {
     const clip_tokenizer *t = clip_tokenizer_default();
     size_t n = 60000;
     char *p = malloc(n + 1);
+    /* 3750 brackets left open, each closed at the end with 1.1: the first words weigh 1.1^3750, inf as a float */
     for (size_t i = 0; i < n; i++) p[i] = "((a)[b]:\\ BREAK,"[i % 16];
     p[n] = 0;
     clip_chunks c;
+    CHECK(clip_prompt_chunks(t, p, NULL, &c) == SD_ERR_ARG);
+    CHECK_STR_CONTAINS(sd_last_error(), "nested weights multiply past 3.4e38");
+    for (size_t i = 0; i < n; i++) p[i] = "((a)[b]):\\ BREAK,"[i % 17]; /* the same, closed */
     sd_status st = clip_prompt_chunks(t, p, NULL, &c);
     CHECK_MSG(st == SD_OK, "%s", sd_last_error());
     if (st == SD_OK) {

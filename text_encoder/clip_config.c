@@ -121,6 +121,7 @@ sd_status clip_config_from_json_text(const char *text, size_t len, const char *w
     cJSON_ArrayForEach(a, arch) if (cJSON_IsString(a) && (strstr(a->valuestring, "WithProjection") || !strcmp(a->valuestring, "CLIPModel"))) with_proj = 1;
     if (!with_proj) c.proj_dim = 0;
     cJSON_Delete(root);
+    if (st == SD_OK && (st = clip_config_check(&c)) != SD_OK) err_prefix("%s", what); /* "PATH: CLIP config: ..." */
     if (st == SD_OK) *cfg = c;
     return st;
 }

@@ -131,7 +131,7 @@ static sd_status load_block(be *b, wmap *m, const clip_config *g, clip_block *k,
     return SD_OK;
 }
 
-static sd_status check_config(const clip_config *g) {
+sd_status clip_config_check(const clip_config *g) {
     if (g->vocab <= 0 || g->width <= 0 || g->layers <= 0 || g->inter <= 0 || g->max_pos <= 0 || g->proj_dim < 0)
         return err_fail(SD_ERR_ARG, "CLIP config: vocab %d, width %d, layers %d, inter %d, max positions %d, projection %d must be positive",
                        g->vocab, g->width, g->layers, g->inter, g->max_pos, g->proj_dim);
@@ -182,7 +182,7 @@ static sd_status load_all(be *b, wmap *m, clip_model *c) {
 
 sd_status clip_load(be *b, wmap *m, const clip_config *cfg, clip_model *c) {
     memset(c, 0, sizeof *c);
-    TRY(check_config(cfg));
+    TRY(clip_config_check(cfg));
     c->cfg = *cfg;
     sd_status st = load_all(b, m, c);
     if (st != SD_OK) clip_free(b, c);

@@ -87,6 +87,9 @@ sd_status clip_config_from_json_text(const char *text, size_t len, const char *w
  * of 64: set it yourself), eps 1e-5, pooling ARGMAX, activation gelu when the tensors came in OpenCLIP
  * layout (SD 2.x, SDXL encoder 2) and quick_gelu otherwise (SD 1.x, SDXL encoder 1). */
 sd_status clip_config_infer(const wmap *m, clip_config *cfg);
+/* Sizes a model can be built with (positive, heads dividing the width, a known activation and pooling rule);
+ * clip_load checks too, but only a caller knows which file the config came from. "CLIP config: ..." */
+sd_status clip_config_check(const clip_config *cfg);
 
 /* ---- model ---- */
 typedef struct clip_block {

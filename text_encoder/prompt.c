@@ -2,6 +2,7 @@
  * step, and the `sd tokenize` printer. Facts: reference/facts.md §3.4. */
 #include "prompt.h"
 
+#include <float.h>
 #include <locale.h>
 #include <math.h>
 #include <pthread.h>
@@ -108,6 +109,18 @@ static void multiply(clip_segments *s, int from, double factor) {
     for (int i = from; i < s->n; i++) s->v[i].weight *= factor;
 }
 
+/* The weights reach the text encoder as floats: one past FLT_MAX (or a product of nested ones) would scale the
+ * embedding to inf and the sampler to NaN, a black picture with no word of why. */
+static int fits_float(double w) { return isfinite(w) && fabs(w) <= FLT_MAX; }
+
+/* "prompt: "WEIGHT" WHAT in "(...WEIGHT)"": the weight quoted with its bracket (the last 80 bytes of it). */
+static void weight_error(const char *p, size_t open, size_t num, size_t num_end, size_t close, const char *what) {
+    size_t from = open, span = close + 1 - from;
+    if (span > 80) { from = close + 1 - 80; span = 80; }
+    err_fail(SD_ERR_ARG, "prompt: \"%.*s\" %s in \"%s%.*s\"", (int)(num_end - num), p + num, what,
+             from > open ? "..." : "", (int)span, p + from);
+}
+
 sd_status clip_parse_attention(const char *prompt, clip_segments *out) {
     out->v = NULL;
     out->n = 0;
@@ -146,12 +159,10 @@ sd_status clip_parse_attention(const char *prompt, clip_segments *out) {
                 if (nround) {
                     int ok;
                     double w = clip_parse_number(p + num, num_end - num, &ok);
-                    if (!ok) {
-                        size_t from = round_at[nround - 1], span = j + 1 - from;
-                        if (span > 80) { from = j + 1 - 80; span = 80; }
+                    if (!ok || !fits_float(w)) {
+                        weight_error(p, round_at[nround - 1], num, num_end, j,
+                                     ok ? "is too large a weight (beyond a float's 3.4e38)" : "is not a valid weight");
                         rc = -2;
-                        err_fail(SD_ERR_ARG, "prompt: \"%.*s\" is not a valid weight in \"%s%.*s\"", (int)(num_end - num),
-                                p + num, from > round_at[nround - 1] ? "..." : "", (int)span, p + from);
                         break;
                     }
                     multiply(out, round[--nround], w);
@@ -184,6 +195,12 @@ sd_status clip_parse_attention(const char *prompt, clip_segments *out) {
         for (int k = 0; k < nsquare; k++) multiply(out, square[k], 1 / 1.1);
         if (out->n == 0) rc = seg_push(out, &cap, "", 0, 0);
     }
+    for (int k = 0; k < out->n && !rc; k++)
+        if (!out->v[k].is_break && out->v[k].text[0] && !fits_float(out->v[k].weight)) { /* empty text: no token */
+            rc = -2;
+            err_fail(SD_ERR_ARG, "prompt: the weight of \"%.40s%s\" is too large (%g: nested weights multiply past 3.4e38)",
+                     out->v[k].text, strlen(out->v[k].text) > 40 ? "..." : "", out->v[k].weight);
+        }
     free(round);
     free(square);
     free(round_at);
