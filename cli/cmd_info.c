@@ -7,8 +7,8 @@
 #include "cli.h"
 
 /* What an image file other than a PNG is, from its first bytes ("JPEG" ...), and whether sd_image_load reads it;
- * NULL for anything else. The library's sd_describe tells files apart by name (.png) and by safetensors header,
- * so a photo.jpg would be read as a safetensors header of absurd length. */
+ * NULL for anything else. The library's sd_describe knows PNGs (by name or signature) and model files, so a
+ * photo.jpg would be read as a safetensors header of absurd length. */
 static const char *image_kind(const char *path, int *readable) {
     struct stat sb;
     unsigned char b[12] = {0};

@@ -2,6 +2,7 @@
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "../core/error.h"
 #include "../core/fileio.h"
@@ -58,9 +59,21 @@ static sd_status describe_png(const char *path, FILE *out) {
     return SD_OK;
 }
 
+/* Whether path is a regular file that starts with PNG's signature (whatever its name: a PNG saved as "castle" or
+ * "castle.jpg" is still one; anything else falls through to the model readers). */
+static int is_png_file(const char *path) {
+    static const unsigned char sig[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
+    int fd;
+    if (file_open_regular(path, &fd, NULL) != SD_OK) return 0; /* (a folder, a FIFO: the readers below say what it is) */
+    unsigned char b[8];
+    const ssize_t n = read(fd, b, sizeof b);
+    close(fd);
+    return n == (ssize_t)sizeof b && !memcmp(b, sig, sizeof b);
+}
+
 sd_status sd_describe(const char *path, FILE *out) {
     const char *dot = strrchr(path, '.');
-    if (dot && (!strcmp(dot, ".png") || !strcmp(dot, ".PNG"))) return describe_png(path, out);
+    if ((dot && (!strcmp(dot, ".png") || !strcmp(dot, ".PNG"))) || is_png_file(path)) return describe_png(path, out);
     if (tiny_detect(path)) return tiny_describe(path, out); /* by its tensor names (a folder: its config and weights) */
     sd_status st;
     if (describe_adapter(path, out, &st)) return st; /* a LoRA or an embedding */

@@ -169,6 +169,8 @@ sum1=$(sha256sum "$T/out.png" | cut -c1-64)
 expect_error "generate: existing output without --overwrite" "already exists" "$SD" -m $M -p "a blue square" -W 48 -H 32 --steps 2 -o "$T/out.png"
 [ "$(sha256sum "$T/out.png" | cut -c1-64)" = "$sum1" ] && ok "existing output untouched" || bad "existing output untouched" "file changed"
 expect_ok "info on a generated PNG" "Steps: 2, Sampler: Euler a" "$SD" info "$T/out.png"
+cp "$T/out.png" "$T/out-png-without-extension"
+expect_ok "info on a PNG by its signature, whatever its name" "Steps: 2, Sampler: Euler a" "$SD" info "$T/out-png-without-extension"
 expect_ok_file "generate: --from-png regenerates" "$T/again.png" "$SD" -m $M --from-png "$T/out.png" -o "$T/again.png"
 cmp -s <("$SD" info "$T/again.png" | grep -v "^$T") <("$SD" info "$T/out.png" | grep -v "^$T") \
     && ok "--from-png: same settings" || bad "--from-png: same settings" "info differs"
