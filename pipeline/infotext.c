@@ -31,6 +31,27 @@ const char *infotext_sampler_from_a1111(const char *a) {
     return NULL;
 }
 
+/* A1111 before 1.9 had no "Schedule type": a schedule other than Automatic rode on the sampler's name ("DPM++ 2M
+ * Karras", "DPM++ 2M SDE Exponential"). Its reader (sd_samplers.get_sampler_and_scheduler) cuts a trailing
+ * " <schedule label>" off; so do we, giving our sampler and (through *scheduler, else untouched) our schedule. */
+const char *sd_sampler_from_a1111(const char *name, const char **scheduler) {
+    const char *ours = infotext_sampler_from_a1111(name);
+    if (ours) return ours;
+    size_t n = strlen(name);
+    for (int i = 0; i < sd_scheduler_count(); i++) {
+        const char *sch = sd_scheduler_name(i, NULL), *label = sd_scheduler_a1111(sch);
+        size_t k = label ? strlen(label) : 0;
+        if (!k || n <= k + 1 || name[n - k - 1] != ' ' || strcmp(name + n - k, label)) continue;
+        char base[64];
+        if (n - k - 1 >= sizeof base) return NULL;
+        snprintf(base, sizeof base, "%.*s", (int)(n - k - 1), name);
+        if (!(ours = infotext_sampler_from_a1111(base))) return NULL;
+        *scheduler = sch;
+        return ours;
+    }
+    return NULL;
+}
+
 /* Growable string; once an allocation fails it stays failed and sb_done gives NULL. */
 typedef struct { char *s; size_t n, cap; int failed; } sbuf;
 static void sb_add(sbuf *b, const char *t, size_t n) {
@@ -424,14 +445,19 @@ static sd_status wxh(const char *src, const char *key, const char *val, int lo, 
     return SD_OK;
 }
 
+/* What A1111's keys say beyond the fields of sd_gen_params, settled once the whole line is read. */
+typedef struct a1111_seen {
+    const char *name_schedule; /* the schedule a pre-1.9 sampler name carried ("... Karras"), or NULL */
+} a1111_seen;
+
 /* One "Key: value" of A1111's last line. */
-static sd_status a1111_pair(const char *src, const char *key, const char *val, sd_gen_params *p, strstore *st) {
+static sd_status a1111_pair(const char *src, const char *key, const char *val, sd_gen_params *p, strstore *st, a1111_seen *a) {
     for (size_t i = 0; i < sizeof k_fields / sizeof *k_fields; i++)
         if (k_fields[i].a1111 && !strcmp(key, k_fields[i].a1111)) return field_from_text(src, &k_fields[i], key, val, p);
     if (!strcmp(key, "Size")) { /* "512x768" */
         return wxh(src, key, val, 8, &p->width, &p->height);
     } else if (!strcmp(key, "Sampler")) {
-        const char *ours = infotext_sampler_from_a1111(val);
+        const char *ours = sd_sampler_from_a1111(val, &a->name_schedule);
         p->sampler = keep(st, ours ? ours : val);
     } else if (!strcmp(key, "Schedule type")) {
         p->scheduler = !strcmp(val, "Karras") ? "karras" : !strcmp(val, "Exponential") ? "exponential" : !strcmp(val, "SGM Uniform") ? "sgm_uniform"
@@ -477,6 +503,7 @@ static sd_status from_a1111(const char *src, const char *text, sd_gen_params *p,
     if (neg) p->negative_prompt = keep_n(st, neg, (size_t)(text + plen - neg));
     const char *q = params;
     int denoise = 0, masked = 0; /* "Denoising strength" / a mask key seen */
+    a1111_seen seen = {NULL};
     while (*q) {
         while (*q == ' ' || *q == ',') q++;
         const char *colon = strstr(q, ": ");
@@ -502,11 +529,12 @@ static sd_status from_a1111(const char *src, const char *text, sd_gen_params *p,
             p->controls = stored_controls(st);
             continue;
         }
-        sd_status rc = a1111_pair(src, key, val, p, st);
+        sd_status rc = a1111_pair(src, key, val, p, st, &seen);
         if (rc != SD_OK) return rc;
         denoise |= !strcmp(key, "Denoising strength");
         masked |= !strcmp(key, "Mask blur") || !strcmp(key, "Inpaint area") || !strcmp(key, "Masked content");
     }
+    if (!p->scheduler && seen.name_schedule) p->scheduler = seen.name_schedule; /* an explicit "Schedule type" wins */
     if (hires_on(p)) { /* "Denoising strength" was the hires pass's (a txt2img has no init image) */
         p->hires_denoise = p->strength;
         p->strength = 0.75f;

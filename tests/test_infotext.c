@@ -171,3 +171,39 @@ TEST(infotext_init_image_recorded) {
     }
     CHECK(sd_params_png_init(NULL, NULL, NULL) == 0);
 }
+
+/* Settings read from an A1111 text alone (no "sd" JSON); *store to be freed. */
+static sd_gen_params a1111_read(const char *txt, void **store) {
+    sd_gen_params q;
+    if (infotext_params_from_text("t.png", NULL, txt, &q, store) != SD_OK) {
+        fprintf(stderr, "%s\n", sd_last_error());
+        sd_gen_params_init(&q);
+    }
+    return q;
+}
+
+/* A1111 before 1.9 wrote the schedule into the sampler's name and no "Schedule type" (facts §6.2). */
+TEST(infotext_a1111_combined_sampler_names) {
+    static const struct { const char *a1111, *sampler, *scheduler; } cases[] = {
+        {"DPM++ 2M Karras", "dpm++2m", "karras"},       {"DPM++ 2M SDE Exponential", "dpm++2m_sde", "exponential"},
+        {"Euler a SGM Uniform", "euler_a", "sgm_uniform"}, {"DPM2 a Karras", "dpm2_a", "karras"},
+        {"LMS Karras", "lms", "karras"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        char txt[256];
+        snprintf(txt, sizeof txt, "a cat\nSteps: 4, Sampler: %s, CFG scale: 3, Seed: 5, Size: 64x64", cases[i].a1111);
+        void *store;
+        sd_gen_params q = a1111_read(txt, &store);
+        CHECK_MSG(q.sampler && !strcmp(q.sampler, cases[i].sampler), "%s: %s", cases[i].a1111, q.sampler ? q.sampler : "-");
+        CHECK_MSG(q.scheduler && !strcmp(q.scheduler, cases[i].scheduler), "%s: %s", cases[i].a1111, q.scheduler ? q.scheduler : "-");
+        free(store);
+    }
+    /* an explicit "Schedule type" is the newer layout's and wins */
+    void *store;
+    sd_gen_params q = a1111_read("a\nSteps: 4, Sampler: DPM++ 2M Karras, Schedule type: Exponential, Seed: 5, Size: 64x64", &store);
+    CHECK(q.scheduler && !strcmp(q.scheduler, "exponential") && !strcmp(q.sampler, "dpm++2m"));
+    free(store);
+    const char *sch = "unchanged";
+    CHECK(sd_sampler_from_a1111("Nonsense Karras", &sch) == NULL && !strcmp(sch, "unchanged"));
+    CHECK(sd_sampler_from_a1111("Euler a", &sch) && !strcmp(sch, "unchanged"));
+}
