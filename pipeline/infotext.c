@@ -122,6 +122,12 @@ const char *sd_scheduler_a1111(const char *s) {
 
 const char *sd_sampler_a1111(const char *name) { return infotext_sampler_to_a1111(name); }
 
+/* A1111's timestep samplers (CompVisSampler: DDIM, PLMS, UniPC) keep eta under "Eta DDIM" (option eta_ddim); its
+ * k-diffusion ones under "Eta" (eta_ancestral). Each reads only its own key, so we write and read the same way. */
+static int eta_ddim_sampler(const char *ours) {
+    return ours && (!strcmp(ours, "ddim") || !strcmp(ours, "pndm") || !strcmp(ours, "plms") || !strcmp(ours, "unipc"));
+}
+
 char *infotext_a1111(const sd_gen_params *p, const infotext_ctx *c, uint64_t seed) {
     sbuf b = {0};
     char v[128];
@@ -171,7 +177,7 @@ char *infotext_a1111(const sd_gen_params *p, const infotext_ctx *c, uint64_t see
     if (p->rng && !strcmp(p->rng, "cpu")) sb_kv(&b, "RNG", "CPU");
     if (p->eta > 0) {
         snprintf(v, sizeof v, "%g", p->eta);
-        sb_kv(&b, "Eta", v);
+        sb_kv(&b, eta_ddim_sampler(c->sampler) ? "Eta DDIM" : "Eta", v);
     }
     if (p->guidance_rescale > 0) {
         snprintf(v, sizeof v, "%g", p->guidance_rescale);
@@ -301,7 +307,7 @@ static const struct field {
     {"steps", "Steps", F_INT, 1, 1000, offsetof(sd_gen_params, steps)},
     {"cfg_scale", "CFG scale", F_FLOAT, 0, 100, offsetof(sd_gen_params, cfg_scale)},
     {"guidance_rescale", "CFG rescale", F_FLOAT, 0, 1, offsetof(sd_gen_params, guidance_rescale)},
-    {"eta", "Eta", F_FLOAT, 0, 1, offsetof(sd_gen_params, eta)},
+    {"eta", NULL, F_FLOAT, 0, 1, offsetof(sd_gen_params, eta)}, /* A1111: "Eta" or "Eta DDIM", by sampler */
     {"clip_skip", "Clip skip", F_INT, 0, 12, offsetof(sd_gen_params, clip_skip)},
     {"clip_skip_negative", NULL, F_INT, 0, 12, offsetof(sd_gen_params, clip_skip_negative)},
     {"strength", "Denoising strength", F_FLOAT, 0, 1, offsetof(sd_gen_params, strength)},
@@ -448,12 +454,22 @@ static sd_status wxh(const char *src, const char *key, const char *val, int lo, 
 /* What A1111's keys say beyond the fields of sd_gen_params, settled once the whole line is read. */
 typedef struct a1111_seen {
     const char *name_schedule; /* the schedule a pre-1.9 sampler name carried ("... Karras"), or NULL */
+    float eta, eta_ddim;       /* "Eta" (ancestral samplers) and "Eta DDIM" (timestep samplers); 0: not given */
 } a1111_seen;
+
+/* "Eta" / "Eta DDIM": a number from 0 to 1, kept until the sampler is known. */
+static sd_status a1111_eta(const char *src, const char *key, const char *val, float *to) {
+    double d;
+    if (num_parse_double(val, 0, 1, &d)) return err_fail(SD_ERR_FORMAT, "%s: \"%s\" must be a number from 0 to 1", src, key);
+    *to = (float)d;
+    return SD_OK;
+}
 
 /* One "Key: value" of A1111's last line. */
 static sd_status a1111_pair(const char *src, const char *key, const char *val, sd_gen_params *p, strstore *st, a1111_seen *a) {
     for (size_t i = 0; i < sizeof k_fields / sizeof *k_fields; i++)
         if (k_fields[i].a1111 && !strcmp(key, k_fields[i].a1111)) return field_from_text(src, &k_fields[i], key, val, p);
+    if (!strcmp(key, "Eta") || !strcmp(key, "Eta DDIM")) return a1111_eta(src, key, val, key[3] ? &a->eta_ddim : &a->eta);
     if (!strcmp(key, "Size")) { /* "512x768" */
         return wxh(src, key, val, 8, &p->width, &p->height);
     } else if (!strcmp(key, "Sampler")) {
@@ -503,7 +519,7 @@ static sd_status from_a1111(const char *src, const char *text, sd_gen_params *p,
     if (neg) p->negative_prompt = keep_n(st, neg, (size_t)(text + plen - neg));
     const char *q = params;
     int denoise = 0, masked = 0; /* "Denoising strength" / a mask key seen */
-    a1111_seen seen = {NULL};
+    a1111_seen seen = {NULL, 0, 0};
     while (*q) {
         while (*q == ' ' || *q == ',') q++;
         const char *colon = strstr(q, ": ");
@@ -535,6 +551,7 @@ static sd_status from_a1111(const char *src, const char *text, sd_gen_params *p,
         masked |= !strcmp(key, "Mask blur") || !strcmp(key, "Inpaint area") || !strcmp(key, "Masked content");
     }
     if (!p->scheduler && seen.name_schedule) p->scheduler = seen.name_schedule; /* an explicit "Schedule type" wins */
+    p->eta = eta_ddim_sampler(p->sampler) ? seen.eta_ddim : seen.eta; /* the other key does nothing in A1111 */
     if (hires_on(p)) { /* "Denoising strength" was the hires pass's (a txt2img has no init image) */
         p->hires_denoise = p->strength;
         p->strength = 0.75f;

@@ -207,3 +207,41 @@ TEST(infotext_a1111_combined_sampler_names) {
     CHECK(sd_sampler_from_a1111("Nonsense Karras", &sch) == NULL && !strcmp(sch, "unchanged"));
     CHECK(sd_sampler_from_a1111("Euler a", &sch) && !strcmp(sch, "unchanged"));
 }
+
+/* A1111 keeps the timestep samplers' eta (DDIM, PLMS, UniPC) under "Eta DDIM" and the ancestral ones' under "Eta";
+ * each sampler reads only its own key. */
+TEST(infotext_eta_ddim_key) {
+    sd_gen_params p;
+    sd_gen_params_init(&p);
+    p.prompt = "a cat";
+    p.eta = 0.5f;
+    infotext_ctx c = ictx();
+    c.sampler = "ddim";
+    c.scheduler = "discrete";
+    char *t = infotext_a1111(&p, &c, 5);
+    CHECK_STR_CONTAINS(t, ", Eta DDIM: 0.5,");
+    void *store;
+    sd_gen_params q = a1111_read(t, &store); /* and back, from the text alone */
+    CHECK_MSG(q.eta == 0.5f && !strcmp(q.sampler, "ddim"), "eta %g", q.eta);
+    free(store);
+    free(t);
+    c.sampler = "euler_a";
+    t = infotext_a1111(&p, &c, 5);
+    CHECK_STR_CONTAINS(t, ", Eta: 0.5,");
+    CHECK(!strstr(t, "Eta DDIM"));
+    free(t);
+    q = a1111_read("a\nSteps: 4, Sampler: DDIM, Seed: 5, Size: 64x64, Eta DDIM: 0.25", &store);
+    CHECK_MSG(q.eta == 0.25f, "DDIM with Eta DDIM: eta %g", q.eta);
+    free(store);
+    q = a1111_read("a\nSteps: 4, Sampler: UniPC, Seed: 5, Size: 64x64, Eta DDIM: 0.25, Eta: 0.75", &store);
+    CHECK_MSG(q.eta == 0.25f, "UniPC: eta %g", q.eta);
+    free(store);
+    q = a1111_read("a\nSteps: 4, Sampler: DDIM, Seed: 5, Size: 64x64, Eta: 0.5", &store); /* eta_ancestral: not DDIM's */
+    CHECK_MSG(q.eta == 0, "DDIM with Eta: eta %g", q.eta);
+    free(store);
+    q = a1111_read("a\nSteps: 4, Sampler: Euler a, Seed: 5, Size: 64x64, Eta DDIM: 0.25, Eta: 0.75", &store);
+    CHECK_MSG(q.eta == 0.75f, "Euler a: eta %g", q.eta);
+    free(store);
+    CHECK(infotext_params_from_text("t.png", NULL, "a\nSteps: 4, Sampler: DDIM, Eta DDIM: 2, Seed: 1", &q, &store) == SD_ERR_FORMAT);
+    CHECK_STR_CONTAINS(sd_last_error(), "\"Eta DDIM\" must be a number from 0 to 1");
+}
