@@ -215,7 +215,9 @@ char *infotext_json(const sd_gen_params *p, const infotext_ctx *c, uint64_t seed
     cJSON *j = cJSON_CreateObject();
     char v[32];
     cJSON_AddStringToObject(j, "prompt", p->prompt ? p->prompt : "");
-    cJSON_AddStringToObject(j, "negative_prompt", p->negative_prompt ? p->negative_prompt : "");
+    /* no key when no negative prompt was given: SDXL then zeroes the unconditional embedding (diffusers'
+     * force_zeros_for_empty_prompt) but encodes a given "" - another picture, so the reader must tell them apart */
+    if (p->negative_prompt) cJSON_AddStringToObject(j, "negative_prompt", p->negative_prompt);
     cJSON_AddNumberToObject(j, "width", c->width);
     cJSON_AddNumberToObject(j, "height", c->height);
     cJSON_AddNumberToObject(j, "steps", c->steps);
