@@ -122,9 +122,10 @@ const char *sd_scheduler_a1111(const char *s) {
 
 const char *sd_sampler_a1111(const char *name) { return infotext_sampler_to_a1111(name); }
 
-/* A1111's timestep samplers (CompVisSampler: DDIM, PLMS, UniPC) keep eta under "Eta DDIM" (option eta_ddim); its
- * k-diffusion ones under "Eta" (eta_ancestral). Each reads only its own key, so we write and read the same way. */
-static int eta_ddim_sampler(const char *ours) {
+/* A1111's timestep samplers (sd_samplers_timesteps.CompVisSampler: DDIM, PLMS, UniPC) keep eta under "Eta DDIM"
+ * (option eta_ddim), its k-diffusion ones under "Eta" (eta_ancestral): each reads only its own key, so we write and read
+ * the same way. They also make their own timesteps, whatever "Schedule type" says. */
+static int timestep_sampler(const char *ours) {
     return ours && (!strcmp(ours, "ddim") || !strcmp(ours, "pndm") || !strcmp(ours, "plms") || !strcmp(ours, "unipc"));
 }
 
@@ -177,7 +178,7 @@ char *infotext_a1111(const sd_gen_params *p, const infotext_ctx *c, uint64_t see
     if (p->rng && !strcmp(p->rng, "cpu")) sb_kv(&b, "RNG", "CPU");
     if (p->eta > 0) {
         snprintf(v, sizeof v, "%g", p->eta);
-        sb_kv(&b, eta_ddim_sampler(c->sampler) ? "Eta DDIM" : "Eta", v);
+        sb_kv(&b, timestep_sampler(c->sampler) ? "Eta DDIM" : "Eta", v);
     }
     if (p->guidance_rescale > 0) {
         snprintf(v, sizeof v, "%g", p->guidance_rescale);
@@ -455,9 +456,48 @@ static sd_status wxh(const char *src, const char *key, const char *val, int lo, 
 
 /* What A1111's keys say beyond the fields of sd_gen_params, settled once the whole line is read. */
 typedef struct a1111_seen {
+    const char *file;          /* the PNG, for warnings */
     const char *name_schedule; /* the schedule a pre-1.9 sampler name carried ("... Karras"), or NULL */
+    const char *schedule_text; /* "Schedule type" as written, or NULL */
+    const char *sampler_text;  /* "Sampler" as written, or NULL */
     float eta, eta_ddim;       /* "Eta" (ancestral samplers) and "Eta DDIM" (timestep samplers); 0: not given */
 } a1111_seen;
+
+/* A1111 keys that change the picture and that we cannot honour, with the value that changes nothing (NULL: every
+ * value changes it); one is read with a warning, not refused: a PNG cannot be edited by a flag, and most of these
+ * leave the picture close (the server, whose client can change its request, refuses its fields instead). */
+static const struct { const char *key, *noop; } k_unsupported[] = {
+    {"Seed resize from", "-1x-1"}, {"ENSD", "0"}, {"Face restoration", NULL}, {"Image CFG scale", NULL},
+    {"Conditional mask weight", "1.0"}, {"Token merging ratio", "0"}, {"Token merging ratio hr", "0"}, {"Tiling", "False"},
+    {"Emphasis", "Original"}, {"Pad conds", "False"}, {"Discard penultimate sigma", "False"}, {"NGMS", "0"},
+    {"Skip Early CFG", "0"}, {"Refiner", NULL}, {"Refiner switch at", NULL}, {"Hires sampler", NULL},
+    {"Hires schedule type", NULL}, {"Hires prompt", NULL}, {"Hires negative prompt", NULL}, {"Hires CFG Scale", NULL},
+    {"Hires checkpoint", NULL}, {"Schedule max sigma", NULL}, {"Schedule min sigma", NULL}, {"Schedule rho", NULL},
+    {"Beta schedule alpha", NULL}, {"Beta schedule beta", NULL}, {"Noise multiplier", "1"}, {"SGM noise multiplier", NULL},
+    {"Sigma churn", "0"}, {"Sigma tmin", "0"}, {"Sigma tmax", NULL}, {"Sigma noise", "1"}, {"Downcast alphas_cumprod", NULL},
+};
+
+static void a1111_ignored(const char *file, const char *key, const char *val, const char *why) {
+    fprintf(stderr, "warning: %s: ignoring '%s: %s' (%s)\n", file, key, val, why);
+}
+
+/* A key of A1111's we do not read: a warning when it changes the picture (keys of other tools are not ours to judge). */
+static void a1111_other(const char *file, const char *key, const char *val) {
+    for (size_t i = 0; i < sizeof k_unsupported / sizeof *k_unsupported; i++)
+        if (!strcmp(key, k_unsupported[i].key)) {
+            if (!k_unsupported[i].noop || strcmp(val, k_unsupported[i].noop)) a1111_ignored(file, key, val, "not supported");
+            return;
+        }
+}
+
+/* Our schedule for A1111's "Schedule type" ("Automatic": the sampler's discrete one); NULL if we have none. */
+static const char *schedule_from_a1111(const char *val) {
+    for (int i = 0; i < sd_scheduler_count(); i++) {
+        const char *ours = sd_scheduler_name(i, NULL), *a = sd_scheduler_a1111(ours);
+        if (a && !strcmp(a, val)) return ours;
+    }
+    return NULL;
+}
 
 /* "Eta" / "Eta DDIM": a number from 0 to 1, kept until the sampler is known. */
 static sd_status a1111_eta(const char *src, const char *key, const char *val, float *to) {
@@ -475,11 +515,13 @@ static sd_status a1111_pair(const char *src, const char *key, const char *val, s
     if (!strcmp(key, "Size")) { /* "512x768" */
         return wxh(src, key, val, 8, &p->width, &p->height);
     } else if (!strcmp(key, "Sampler")) {
+        a->sampler_text = keep(st, val);
         const char *ours = sd_sampler_from_a1111(val, &a->name_schedule);
         p->sampler = keep(st, ours ? ours : val);
-    } else if (!strcmp(key, "Schedule type")) {
-        p->scheduler = !strcmp(val, "Karras") ? "karras" : !strcmp(val, "Exponential") ? "exponential" : !strcmp(val, "SGM Uniform") ? "sgm_uniform"
-                     : !strcmp(val, "Beta") ? "beta" : "discrete";
+    } else if (!strcmp(key, "Schedule type")) { /* one we lack is kept by name: refused when run, --scheduler replaces it */
+        a->schedule_text = keep(st, val);
+        const char *ours = schedule_from_a1111(val);
+        p->scheduler = ours ? ours : a->schedule_text;
     } else if (!strcmp(key, "RNG")) {
         p->rng = !strcmp(val, "CPU") ? "cpu" : "cuda";
     } else if (!strcmp(key, "Hires resize")) { /* "1024x0": 0 keeps that side in proportion */
@@ -487,12 +529,14 @@ static sd_status a1111_pair(const char *src, const char *key, const char *val, s
     } else if (!strcmp(key, "Hires upscaler")) {
         const char *ours = upscaler_name(val, 0);
         p->hires_upscaler = keep(st, ours ? ours : val); /* another upscaler (ESRGAN ...): refused by name when run */
+    } else {
+        a1111_other(a->file, key, val);
     }
-    return SD_OK; /* keys of other tools are not ours to judge */
+    return SD_OK;
 }
 
 /* A1111's layout: prompt lines, an optional "Negative prompt: " line, and last "Key: value, Key: \"quoted, value\", ..." */
-static sd_status from_a1111(const char *src, const char *text, sd_gen_params *p, strstore *st) {
+static sd_status from_a1111(const char *src, const char *file, const char *text, sd_gen_params *p, strstore *st) {
     const char *last = strrchr(text, '\n');
     const char *params = last ? last + 1 : text;
     size_t plen = last ? (size_t)(last - text) : 0;
@@ -521,7 +565,7 @@ static sd_status from_a1111(const char *src, const char *text, sd_gen_params *p,
     if (neg) p->negative_prompt = keep_n(st, neg, (size_t)(text + plen - neg));
     const char *q = params;
     int denoise = 0, masked = 0; /* "Denoising strength" / a mask key seen */
-    a1111_seen seen = {NULL, 0, 0};
+    a1111_seen seen = {file, NULL, NULL, NULL, 0, 0};
     while (*q) {
         while (*q == ' ' || *q == ',') q++;
         const char *colon = strstr(q, ": ");
@@ -553,7 +597,13 @@ static sd_status from_a1111(const char *src, const char *text, sd_gen_params *p,
         masked |= !strcmp(key, "Mask blur") || !strcmp(key, "Inpaint area") || !strcmp(key, "Masked content");
     }
     if (!p->scheduler && seen.name_schedule) p->scheduler = seen.name_schedule; /* an explicit "Schedule type" wins */
-    p->eta = eta_ddim_sampler(p->sampler) ? seen.eta_ddim : seen.eta; /* the other key does nothing in A1111 */
+    p->eta = timestep_sampler(p->sampler) ? seen.eta_ddim : seen.eta; /* the other key does nothing in A1111 */
+    if (timestep_sampler(p->sampler) && p->scheduler) { /* A1111 ignores the schedule of these: Automatic's picture */
+        if (strcmp(p->scheduler, "discrete"))
+            a1111_ignored(file, seen.schedule_text ? "Schedule type" : "Sampler", seen.schedule_text ? seen.schedule_text : seen.sampler_text,
+                          "AUTOMATIC1111's timestep samplers ignore the schedule type: Automatic used");
+        p->scheduler = "discrete";
+    }
     if (hires_on(p)) { /* "Denoising strength" was the hires pass's (a txt2img has no init image) */
         p->hires_denoise = p->strength;
         p->strength = 0.75f;
@@ -580,7 +630,7 @@ sd_status infotext_params_from_text(const char *src, const char *json, const cha
     *stored_inputs(&s) = (png_inputs){0, 0, 0};
     char where[1200];
     snprintf(where, sizeof where, "%s (the \"%s\" text chunk)", src, json ? "sd" : "parameters");
-    sd_status st = json ? from_json(where, json, p, &s) : a1111 ? from_a1111(where, a1111, p, &s)
+    sd_status st = json ? from_json(where, json, p, &s) : a1111 ? from_a1111(where, src, a1111, p, &s)
                         : err_fail(SD_ERR_FORMAT, "%s: no generation parameters", src);
     if (st != SD_OK) {
         free(s.buf);

@@ -188,6 +188,16 @@ expect_no_output "--from-png: a bad sampler names the PNG" "$F/bad-sampler.png: 
 expect_no_output "--from-png: width 63 names the PNG" "$F/width-63.png: width 63 is not a multiple of 8 from 8 to 8192" -m $NOMODEL --from-png $F/width-63.png
 expect_no_output "--from-png: a long prompt names the PNG" "$F/long-prompt.png: the prompt is 200000 bytes long" -m $NOMODEL --from-png $F/long-prompt.png
 expect_ok_file "--from-png: a sampler alias the library knows (k_euler)" "$T/alias.png" "$SD" -m $M --from-png $F/alias-sampler.png -o "$T/alias.png"
+# AUTOMATIC1111's PNGs (make.py): its pre-1.9 "DPM++ 2M Karras", UniPC's ignored schedule, keys we cannot honour
+expect_ok_file "--from-png: A1111's \"DPM++ 2M Karras\"" "$T/a1k.png" "$SD" -m $M --from-png $F/a1111-karras.png -o "$T/a1k.png"
+expect_ok "... read as dpm++2m with karras" "Sampler: DPM++ 2M, Schedule type: Karras" "$SD" info "$T/a1k.png"
+expect_ok_file "--from-png: A1111's UniPC with Karras" "$T/a1u.png" "$SD" -m $M --from-png $F/a1111-unipc-karras.png -o "$T/a1u.png"
+grep -qF "warning: $F/a1111-unipc-karras.png: ignoring 'Schedule type: Karras' (AUTOMATIC1111's timestep samplers ignore" "$T/err" \
+    && ok "... says the schedule is ignored" || bad "UniPC schedule warning" "$(head -c 300 "$T/err")"
+expect_ok "... and draws Automatic's picture" "Sampler: UniPC, Schedule type: Automatic" "$SD" info "$T/a1u.png"
+expect_ok_file "--from-png: A1111 keys sd cannot honour" "$T/a1x.png" "$SD" -m $M --from-png $F/a1111-unsupported.png -o "$T/a1x.png"
+[ "$(grep -c "^warning: $F/a1111-unsupported.png: ignoring '\(Seed resize from: 128x128\|ENSD: 31337\)' (not supported)$" "$T/err")" = 2 ] \
+    && ok "... one warning line each" || bad "unsupported keys warned" "$(head -c 300 "$T/err")"
 expect_ok_file "--from-png: a flag replaces the bad value" "$T/fixed.png" "$SD" -m $M --from-png $F/bad-sampler.png --sampler euler -W 32 -H 32 -o "$T/fixed.png"
 # sides: help and check agree on 8192, the library's limit, and name the flag
 expect_no_output "generate -W 16384 refused by name" "-W: 16384 is not a multiple of 8 from 8 to 8192" -m $NOMODEL -p x -W 16384

@@ -5,7 +5,9 @@
 #include "../core/image.h"
 #include "../pipeline/infotext.h"
 
+#include <fcntl.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 static infotext_ctx ictx(void) {
     infotext_ctx c = {"v1-5-pruned-emaonly", "6ce0161689", "euler_a", "karras", 512, 768, 20, 7.0f, NULL, NULL, NULL};
@@ -244,4 +246,68 @@ TEST(infotext_eta_ddim_key) {
     free(store);
     CHECK(infotext_params_from_text("t.png", NULL, "a\nSteps: 4, Sampler: DDIM, Eta DDIM: 2, Seed: 1", &q, &store) == SD_ERR_FORMAT);
     CHECK_STR_CONTAINS(sd_last_error(), "\"Eta DDIM\" must be a number from 0 to 1");
+}
+
+/* a1111_read with what it writes to stderr (the reader's warnings) captured: a malloc'd string. */
+static char *a1111_read_warned(const char *txt, sd_gen_params *q, void **store) {
+    char path[512];
+    snprintf(path, sizeof path, "%s/stderr.txt", test_tmpdir());
+    fflush(stderr);
+    int saved = dup(2), fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    dup2(fd, 2);
+    close(fd);
+    *q = a1111_read(txt, store);
+    fflush(stderr);
+    dup2(saved, 2);
+    close(saved);
+    char *out = NULL;
+    if (file_read(path, 1 << 20, &out, NULL) != SD_OK) out = NULL;
+    return out;
+}
+
+/* A1111's timestep samplers (UniPC, DDIM, PLMS) ignore the schedule type: every one gives Automatic's picture. */
+TEST(infotext_a1111_timestep_sampler_schedule) {
+    sd_gen_params q;
+    void *store;
+    char *w = a1111_read_warned("a\nSteps: 4, Sampler: UniPC, Schedule type: Karras, Seed: 5, Size: 64x64", &q, &store);
+    CHECK_MSG(q.scheduler && !strcmp(q.scheduler, "discrete") && !strcmp(q.sampler, "unipc"), "%s", q.scheduler ? q.scheduler : "-");
+    CHECK_STR_CONTAINS(w, "warning: t.png: ignoring 'Schedule type: Karras' (AUTOMATIC1111's timestep samplers ignore");
+    free(w);
+    free(store);
+    w = a1111_read_warned("a\nSteps: 4, Sampler: UniPC, Schedule type: Automatic, Seed: 5, Size: 64x64", &q, &store);
+    CHECK(!strcmp(q.scheduler, "discrete") && w && !*w); /* nothing to say */
+    free(w);
+    free(store);
+    w = a1111_read_warned("a\nSteps: 4, Sampler: DDIM, Schedule type: Uniform, Seed: 5, Size: 64x64", &q, &store);
+    CHECK(!strcmp(q.scheduler, "discrete"));
+    CHECK_STR_CONTAINS(w, "ignoring 'Schedule type: Uniform'");
+    free(w);
+    free(store);
+    /* our own JSON is what we ran: its schedule stays */
+    REQUIRE(infotext_params_from_text("t.png", "{\"prompt\":\"a\",\"sampler\":\"unipc\",\"scheduler\":\"karras\"}", NULL, &q, &store) == SD_OK);
+    CHECK(!strcmp(q.scheduler, "karras"));
+    free(store);
+    /* a schedule we lack, on a sampler that uses it, is kept by name (refused when run, --scheduler replaces it) */
+    q = a1111_read("a\nSteps: 4, Sampler: Euler, Schedule type: Polyexponential, Seed: 5, Size: 64x64", &store);
+    CHECK(q.scheduler && !strcmp(q.scheduler, "Polyexponential"));
+    free(store);
+}
+
+/* A1111 keys that change the picture and that we cannot honour: one warning each, naming the file and the key. */
+TEST(infotext_a1111_unsupported_keys_warned) {
+    sd_gen_params q;
+    void *store;
+    char *w = a1111_read_warned("a\nSteps: 4, Sampler: Euler a, Seed: 5, Size: 64x64, Seed resize from: 128x128, ENSD: 31337, "
+                                "Tiling: True, Model hash: 0123456789, Version: v1.10.1", &q, &store);
+    CHECK(q.steps == 4 && q.seed == 5);
+    CHECK_STR_CONTAINS(w, "warning: t.png: ignoring 'Seed resize from: 128x128' (not supported)\n");
+    CHECK_STR_CONTAINS(w, "warning: t.png: ignoring 'ENSD: 31337' (not supported)\n");
+    CHECK_STR_CONTAINS(w, "warning: t.png: ignoring 'Tiling: True' (not supported)\n");
+    CHECK_MSG(w && !strstr(w, "Model hash") && !strstr(w, "Version"), "%s", w); /* not picture-changing */
+    free(w);
+    free(store);
+    w = a1111_read_warned("a\nSteps: 4, Sampler: Euler a, Seed: 5, Size: 64x64, ENSD: 0, Emphasis: Original", &q, &store);
+    CHECK_MSG(w && !*w, "do-nothing values: %s", w);
+    free(w);
+    free(store);
 }
