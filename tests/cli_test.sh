@@ -282,6 +282,11 @@ expect_ok_file "generate with a tag, a --lora file and an embedding" "$T/lora.pn
 expect_ok "... the PNG keeps the tag and A1111's hashes" "a hexstyle circle <lora:sd1_kohya:0.8>" "$SD" info "$T/lora.png"
 expect_ok "... Lora hashes" "Lora hashes: \"sd1_peft: " "$SD" info "$T/lora.png"
 expect_ok "... TI hashes" "TI hashes: \"hexstyle: " "$SD" info "$T/lora.png"
+# a LoRA in the embeddings folder is no embedding: skipped with one warning line, as A1111 does (it stopped the run)
+expect_ok_file "--embd-dir holding a LoRA: skipped" "$T/skip.png" "$SD" -m $M -p "a green cross" --steps 2 -W 32 -H 32 \
+    --embd-dir samples/models/loras -o "$T/skip.png"
+[ "$(grep -c "^warning: samples/models/loras/cross.safetensors: not a textual-inversion embedding .*: skipped$" "$T/err")" = 1 ] \
+    && ok "... with one warning line" || bad "--embd-dir LoRA warning" "$(head -c 300 "$T/err")"
 expect_ok_file "--from-png resolves them again" "$T/lora2.png" "$SD" -m $M --from-png "$T/lora.png" --lora-model-dir $L --embd-dir $E -o "$T/lora2.png"
 cmp -s "$T/lora.png" "$T/lora2.png" && ok "... to the same picture" || bad "--from-png with LoRAs" "another picture"
 expect_ok "info on a LoRA" "LoRA adapter (kohya-ss / AUTOMATIC1111 layout), 61 modules" "$SD" info $L/sd1_kohya.safetensors
