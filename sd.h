@@ -256,6 +256,9 @@ const char *sd_scheduler_name(int i, const char **description);
  * "discrete" -> "Automatic"); NULL when it has none. */
 const char *sd_sampler_a1111(const char *name);
 const char *sd_scheduler_a1111(const char *name);
+/* Our sampler for an A1111 sampler name, NULL if unknown; an old name with the schedule's label appended ("DPM++ 2M
+ * Karras", "DPM++ 2M SDE Exponential") also sets *scheduler to ours ("karras"), which is otherwise left alone. */
+const char *sd_sampler_from_a1111(const char *name, const char **scheduler);
 
 #ifdef __cplusplus
 }

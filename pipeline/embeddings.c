@@ -14,6 +14,7 @@
 typedef struct emb_entry {
     char *name, *path;
     int pickle;
+    int foreign;           /* a safetensors file that is no embedding at all (a LoRA ...): skipped, as A1111 does */
     int vectors;           /* from the header (1 for files that cannot be used: they still need an id) */
     int offset;            /* of its first vector among the folder's */
     char *bad;             /* why it is no embedding, or NULL */
@@ -125,6 +126,7 @@ static void inspect(emb_entry *e) {
         }
     } else {
         snprintf(why, sizeof why, "not a textual-inversion embedding (%d tensors; expected one, or clip_l and clip_g)", st_count(f));
+        e->foreign = 1;
     }
     if (!why[0] && (e->vectors < 1 || e->vectors > 75)) snprintf(why, sizeof why, "%d vectors (1 to 75 fit in a prompt window)", e->vectors);
     if (why[0]) {
@@ -158,12 +160,19 @@ static sd_status scan(sd_ctx *c, emb_state *s, const char *dir) {
         e->pickle = !ends(e->path, ".safetensors");
         if (!e->name) { st = err_fail(SD_ERR_MEMORY, "out of memory"); break; }
         inspect(e);
+        if (e->foreign) { /* A1111 logs and skips it; its name must not replace the prompt's words either */
+            fprintf(stderr, "warning: %s: %s: skipped\n", e->path, e->bad);
+            free(e->name), free(e->path), free(e->bad);
+            *e = (emb_entry){0};
+            s->n--;
+            continue;
+        }
         e->offset = s->total;
         s->total += e->vectors;
         for (int k = 0; k < parts && st == SD_OK; k++) {
             clip_ids ids;
             if ((st = clip_tokenize(tokenizer(c, k), e->name, strlen(e->name), 0, &ids)) != SD_OK) break;
-            clip_embedding *x = &s->list[k][i];
+            clip_embedding *x = &s->list[k][s->n - 1]; /* entries skipped above leave no gap */
             x->ids = ids.ids; /* ownership moves to the list */
             x->n_ids = ids.n;
             x->vectors = e->vectors;

@@ -31,6 +31,27 @@ const char *infotext_sampler_from_a1111(const char *a) {
     return NULL;
 }
 
+/* A1111 before 1.9 had no "Schedule type": a schedule other than Automatic rode on the sampler's name ("DPM++ 2M
+ * Karras", "DPM++ 2M SDE Exponential"). Its reader (sd_samplers.get_sampler_and_scheduler) cuts a trailing
+ * " <schedule label>" off; so do we, giving our sampler and (through *scheduler, else untouched) our schedule. */
+const char *sd_sampler_from_a1111(const char *name, const char **scheduler) {
+    const char *ours = infotext_sampler_from_a1111(name);
+    if (ours) return ours;
+    size_t n = strlen(name);
+    for (int i = 0; i < sd_scheduler_count(); i++) {
+        const char *sch = sd_scheduler_name(i, NULL), *label = sd_scheduler_a1111(sch);
+        size_t k = label ? strlen(label) : 0;
+        if (!k || n <= k + 1 || name[n - k - 1] != ' ' || strcmp(name + n - k, label)) continue;
+        char base[64];
+        if (n - k - 1 >= sizeof base) return NULL;
+        snprintf(base, sizeof base, "%.*s", (int)(n - k - 1), name);
+        if (!(ours = infotext_sampler_from_a1111(base))) return NULL;
+        *scheduler = sch;
+        return ours;
+    }
+    return NULL;
+}
+
 /* Growable string; once an allocation fails it stays failed and sb_done gives NULL. */
 typedef struct { char *s; size_t n, cap; int failed; } sbuf;
 static void sb_add(sbuf *b, const char *t, size_t n) {
@@ -101,6 +122,13 @@ const char *sd_scheduler_a1111(const char *s) {
 
 const char *sd_sampler_a1111(const char *name) { return infotext_sampler_to_a1111(name); }
 
+/* A1111's timestep samplers (sd_samplers_timesteps.CompVisSampler: DDIM, PLMS, UniPC) keep eta under "Eta DDIM"
+ * (option eta_ddim), its k-diffusion ones under "Eta" (eta_ancestral): each reads only its own key, so we write and read
+ * the same way. They also make their own timesteps, whatever "Schedule type" says. */
+static int timestep_sampler(const char *ours) {
+    return ours && (!strcmp(ours, "ddim") || !strcmp(ours, "pndm") || !strcmp(ours, "plms") || !strcmp(ours, "unipc"));
+}
+
 char *infotext_a1111(const sd_gen_params *p, const infotext_ctx *c, uint64_t seed) {
     sbuf b = {0};
     char v[128];
@@ -150,7 +178,7 @@ char *infotext_a1111(const sd_gen_params *p, const infotext_ctx *c, uint64_t see
     if (p->rng && !strcmp(p->rng, "cpu")) sb_kv(&b, "RNG", "CPU");
     if (p->eta > 0) {
         snprintf(v, sizeof v, "%g", p->eta);
-        sb_kv(&b, "Eta", v);
+        sb_kv(&b, timestep_sampler(c->sampler) ? "Eta DDIM" : "Eta", v);
     }
     if (p->guidance_rescale > 0) {
         snprintf(v, sizeof v, "%g", p->guidance_rescale);
@@ -188,7 +216,9 @@ char *infotext_json(const sd_gen_params *p, const infotext_ctx *c, uint64_t seed
     cJSON *j = cJSON_CreateObject();
     char v[32];
     cJSON_AddStringToObject(j, "prompt", p->prompt ? p->prompt : "");
-    cJSON_AddStringToObject(j, "negative_prompt", p->negative_prompt ? p->negative_prompt : "");
+    /* no key when no negative prompt was given: SDXL then zeroes the unconditional embedding (diffusers'
+     * force_zeros_for_empty_prompt) but encodes a given "" - another picture, so the reader must tell them apart */
+    if (p->negative_prompt) cJSON_AddStringToObject(j, "negative_prompt", p->negative_prompt);
     cJSON_AddNumberToObject(j, "width", c->width);
     cJSON_AddNumberToObject(j, "height", c->height);
     cJSON_AddNumberToObject(j, "steps", c->steps);
@@ -280,7 +310,7 @@ static const struct field {
     {"steps", "Steps", F_INT, 1, 1000, offsetof(sd_gen_params, steps)},
     {"cfg_scale", "CFG scale", F_FLOAT, 0, 100, offsetof(sd_gen_params, cfg_scale)},
     {"guidance_rescale", "CFG rescale", F_FLOAT, 0, 1, offsetof(sd_gen_params, guidance_rescale)},
-    {"eta", "Eta", F_FLOAT, 0, 1, offsetof(sd_gen_params, eta)},
+    {"eta", NULL, F_FLOAT, 0, 1, offsetof(sd_gen_params, eta)}, /* A1111: "Eta" or "Eta DDIM", by sampler */
     {"clip_skip", "Clip skip", F_INT, 0, 12, offsetof(sd_gen_params, clip_skip)},
     {"clip_skip_negative", NULL, F_INT, 0, 12, offsetof(sd_gen_params, clip_skip_negative)},
     {"strength", "Denoising strength", F_FLOAT, 0, 1, offsetof(sd_gen_params, strength)},
@@ -424,18 +454,74 @@ static sd_status wxh(const char *src, const char *key, const char *val, int lo, 
     return SD_OK;
 }
 
+/* What A1111's keys say beyond the fields of sd_gen_params, settled once the whole line is read. */
+typedef struct a1111_seen {
+    const char *file;          /* the PNG, for warnings */
+    const char *name_schedule; /* the schedule a pre-1.9 sampler name carried ("... Karras"), or NULL */
+    const char *schedule_text; /* "Schedule type" as written, or NULL */
+    const char *sampler_text;  /* "Sampler" as written, or NULL */
+    float eta, eta_ddim;       /* "Eta" (ancestral samplers) and "Eta DDIM" (timestep samplers); 0: not given */
+} a1111_seen;
+
+/* A1111 keys that change the picture and that we cannot honour, with the value that changes nothing (NULL: every
+ * value changes it); one is read with a warning, not refused: a PNG cannot be edited by a flag, and most of these
+ * leave the picture close (the server, whose client can change its request, refuses its fields instead). */
+static const struct { const char *key, *noop; } k_unsupported[] = {
+    {"Seed resize from", "-1x-1"}, {"ENSD", "0"}, {"Face restoration", NULL}, {"Image CFG scale", NULL},
+    {"Conditional mask weight", "1.0"}, {"Token merging ratio", "0"}, {"Token merging ratio hr", "0"}, {"Tiling", "False"},
+    {"Emphasis", "Original"}, {"Pad conds", "False"}, {"Discard penultimate sigma", "False"}, {"NGMS", "0"},
+    {"Skip Early CFG", "0"}, {"Refiner", NULL}, {"Refiner switch at", NULL}, {"Hires sampler", NULL},
+    {"Hires schedule type", NULL}, {"Hires prompt", NULL}, {"Hires negative prompt", NULL}, {"Hires CFG Scale", NULL},
+    {"Hires checkpoint", NULL}, {"Schedule max sigma", NULL}, {"Schedule min sigma", NULL}, {"Schedule rho", NULL},
+    {"Beta schedule alpha", NULL}, {"Beta schedule beta", NULL}, {"Noise multiplier", "1"}, {"SGM noise multiplier", NULL},
+    {"Sigma churn", "0"}, {"Sigma tmin", "0"}, {"Sigma tmax", NULL}, {"Sigma noise", "1"}, {"Downcast alphas_cumprod", NULL},
+};
+
+static void a1111_ignored(const char *file, const char *key, const char *val, const char *why) {
+    fprintf(stderr, "warning: %s: ignoring '%s: %s' (%s)\n", file, key, val, why);
+}
+
+/* A key of A1111's we do not read: a warning when it changes the picture (keys of other tools are not ours to judge). */
+static void a1111_other(const char *file, const char *key, const char *val) {
+    for (size_t i = 0; i < sizeof k_unsupported / sizeof *k_unsupported; i++)
+        if (!strcmp(key, k_unsupported[i].key)) {
+            if (!k_unsupported[i].noop || strcmp(val, k_unsupported[i].noop)) a1111_ignored(file, key, val, "not supported");
+            return;
+        }
+}
+
+/* Our schedule for A1111's "Schedule type" ("Automatic": the sampler's discrete one); NULL if we have none. */
+static const char *schedule_from_a1111(const char *val) {
+    for (int i = 0; i < sd_scheduler_count(); i++) {
+        const char *ours = sd_scheduler_name(i, NULL), *a = sd_scheduler_a1111(ours);
+        if (a && !strcmp(a, val)) return ours;
+    }
+    return NULL;
+}
+
+/* "Eta" / "Eta DDIM": a number from 0 to 1, kept until the sampler is known. */
+static sd_status a1111_eta(const char *src, const char *key, const char *val, float *to) {
+    double d;
+    if (num_parse_double(val, 0, 1, &d)) return err_fail(SD_ERR_FORMAT, "%s: \"%s\" must be a number from 0 to 1", src, key);
+    *to = (float)d;
+    return SD_OK;
+}
+
 /* One "Key: value" of A1111's last line. */
-static sd_status a1111_pair(const char *src, const char *key, const char *val, sd_gen_params *p, strstore *st) {
+static sd_status a1111_pair(const char *src, const char *key, const char *val, sd_gen_params *p, strstore *st, a1111_seen *a) {
     for (size_t i = 0; i < sizeof k_fields / sizeof *k_fields; i++)
         if (k_fields[i].a1111 && !strcmp(key, k_fields[i].a1111)) return field_from_text(src, &k_fields[i], key, val, p);
+    if (!strcmp(key, "Eta") || !strcmp(key, "Eta DDIM")) return a1111_eta(src, key, val, key[3] ? &a->eta_ddim : &a->eta);
     if (!strcmp(key, "Size")) { /* "512x768" */
         return wxh(src, key, val, 8, &p->width, &p->height);
     } else if (!strcmp(key, "Sampler")) {
-        const char *ours = infotext_sampler_from_a1111(val);
+        a->sampler_text = keep(st, val);
+        const char *ours = sd_sampler_from_a1111(val, &a->name_schedule);
         p->sampler = keep(st, ours ? ours : val);
-    } else if (!strcmp(key, "Schedule type")) {
-        p->scheduler = !strcmp(val, "Karras") ? "karras" : !strcmp(val, "Exponential") ? "exponential" : !strcmp(val, "SGM Uniform") ? "sgm_uniform"
-                     : !strcmp(val, "Beta") ? "beta" : "discrete";
+    } else if (!strcmp(key, "Schedule type")) { /* one we lack is kept by name: refused when run, --scheduler replaces it */
+        a->schedule_text = keep(st, val);
+        const char *ours = schedule_from_a1111(val);
+        p->scheduler = ours ? ours : a->schedule_text;
     } else if (!strcmp(key, "RNG")) {
         p->rng = !strcmp(val, "CPU") ? "cpu" : "cuda";
     } else if (!strcmp(key, "Hires resize")) { /* "1024x0": 0 keeps that side in proportion */
@@ -443,12 +529,14 @@ static sd_status a1111_pair(const char *src, const char *key, const char *val, s
     } else if (!strcmp(key, "Hires upscaler")) {
         const char *ours = upscaler_name(val, 0);
         p->hires_upscaler = keep(st, ours ? ours : val); /* another upscaler (ESRGAN ...): refused by name when run */
+    } else {
+        a1111_other(a->file, key, val);
     }
-    return SD_OK; /* keys of other tools are not ours to judge */
+    return SD_OK;
 }
 
 /* A1111's layout: prompt lines, an optional "Negative prompt: " line, and last "Key: value, Key: \"quoted, value\", ..." */
-static sd_status from_a1111(const char *src, const char *text, sd_gen_params *p, strstore *st) {
+static sd_status from_a1111(const char *src, const char *file, const char *text, sd_gen_params *p, strstore *st) {
     const char *last = strrchr(text, '\n');
     const char *params = last ? last + 1 : text;
     size_t plen = last ? (size_t)(last - text) : 0;
@@ -477,6 +565,7 @@ static sd_status from_a1111(const char *src, const char *text, sd_gen_params *p,
     if (neg) p->negative_prompt = keep_n(st, neg, (size_t)(text + plen - neg));
     const char *q = params;
     int denoise = 0, masked = 0; /* "Denoising strength" / a mask key seen */
+    a1111_seen seen = {file, NULL, NULL, NULL, 0, 0};
     while (*q) {
         while (*q == ' ' || *q == ',') q++;
         const char *colon = strstr(q, ": ");
@@ -502,10 +591,18 @@ static sd_status from_a1111(const char *src, const char *text, sd_gen_params *p,
             p->controls = stored_controls(st);
             continue;
         }
-        sd_status rc = a1111_pair(src, key, val, p, st);
+        sd_status rc = a1111_pair(src, key, val, p, st, &seen);
         if (rc != SD_OK) return rc;
         denoise |= !strcmp(key, "Denoising strength");
         masked |= !strcmp(key, "Mask blur") || !strcmp(key, "Inpaint area") || !strcmp(key, "Masked content");
+    }
+    if (!p->scheduler && seen.name_schedule) p->scheduler = seen.name_schedule; /* an explicit "Schedule type" wins */
+    p->eta = timestep_sampler(p->sampler) ? seen.eta_ddim : seen.eta; /* the other key does nothing in A1111 */
+    if (timestep_sampler(p->sampler) && p->scheduler) { /* A1111 ignores the schedule of these: Automatic's picture */
+        if (strcmp(p->scheduler, "discrete"))
+            a1111_ignored(file, seen.schedule_text ? "Schedule type" : "Sampler", seen.schedule_text ? seen.schedule_text : seen.sampler_text,
+                          "AUTOMATIC1111's timestep samplers ignore the schedule type: Automatic used");
+        p->scheduler = "discrete";
     }
     if (hires_on(p)) { /* "Denoising strength" was the hires pass's (a txt2img has no init image) */
         p->hires_denoise = p->strength;
@@ -533,7 +630,7 @@ sd_status infotext_params_from_text(const char *src, const char *json, const cha
     *stored_inputs(&s) = (png_inputs){0, 0, 0};
     char where[1200];
     snprintf(where, sizeof where, "%s (the \"%s\" text chunk)", src, json ? "sd" : "parameters");
-    sd_status st = json ? from_json(where, json, p, &s) : a1111 ? from_a1111(where, a1111, p, &s)
+    sd_status st = json ? from_json(where, json, p, &s) : a1111 ? from_a1111(where, src, a1111, p, &s)
                         : err_fail(SD_ERR_FORMAT, "%s: no generation parameters", src);
     if (st != SD_OK) {
         free(s.buf);

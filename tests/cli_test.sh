@@ -188,6 +188,16 @@ expect_no_output "--from-png: a bad sampler names the PNG" "$F/bad-sampler.png: 
 expect_no_output "--from-png: width 63 names the PNG" "$F/width-63.png: width 63 is not a multiple of 8 from 8 to 8192" -m $NOMODEL --from-png $F/width-63.png
 expect_no_output "--from-png: a long prompt names the PNG" "$F/long-prompt.png: the prompt is 200000 bytes long" -m $NOMODEL --from-png $F/long-prompt.png
 expect_ok_file "--from-png: a sampler alias the library knows (k_euler)" "$T/alias.png" "$SD" -m $M --from-png $F/alias-sampler.png -o "$T/alias.png"
+# AUTOMATIC1111's PNGs (make.py): its pre-1.9 "DPM++ 2M Karras", UniPC's ignored schedule, keys we cannot honour
+expect_ok_file "--from-png: A1111's \"DPM++ 2M Karras\"" "$T/a1k.png" "$SD" -m $M --from-png $F/a1111-karras.png -o "$T/a1k.png"
+expect_ok "... read as dpm++2m with karras" "Sampler: DPM++ 2M, Schedule type: Karras" "$SD" info "$T/a1k.png"
+expect_ok_file "--from-png: A1111's UniPC with Karras" "$T/a1u.png" "$SD" -m $M --from-png $F/a1111-unipc-karras.png -o "$T/a1u.png"
+grep -qF "warning: $F/a1111-unipc-karras.png: ignoring 'Schedule type: Karras' (AUTOMATIC1111's timestep samplers ignore" "$T/err" \
+    && ok "... says the schedule is ignored" || bad "UniPC schedule warning" "$(head -c 300 "$T/err")"
+expect_ok "... and draws Automatic's picture" "Sampler: UniPC, Schedule type: Automatic" "$SD" info "$T/a1u.png"
+expect_ok_file "--from-png: A1111 keys sd cannot honour" "$T/a1x.png" "$SD" -m $M --from-png $F/a1111-unsupported.png -o "$T/a1x.png"
+[ "$(grep -c "^warning: $F/a1111-unsupported.png: ignoring '\(Seed resize from: 128x128\|ENSD: 31337\)' (not supported)$" "$T/err")" = 2 ] \
+    && ok "... one warning line each" || bad "unsupported keys warned" "$(head -c 300 "$T/err")"
 expect_ok_file "--from-png: a flag replaces the bad value" "$T/fixed.png" "$SD" -m $M --from-png $F/bad-sampler.png --sampler euler -W 32 -H 32 -o "$T/fixed.png"
 # sides: help and check agree on 8192, the library's limit, and name the flag
 expect_no_output "generate -W 16384 refused by name" "-W: 16384 is not a multiple of 8 from 8 to 8192" -m $NOMODEL -p x -W 16384
@@ -272,6 +282,11 @@ expect_ok_file "generate with a tag, a --lora file and an embedding" "$T/lora.pn
 expect_ok "... the PNG keeps the tag and A1111's hashes" "a hexstyle circle <lora:sd1_kohya:0.8>" "$SD" info "$T/lora.png"
 expect_ok "... Lora hashes" "Lora hashes: \"sd1_peft: " "$SD" info "$T/lora.png"
 expect_ok "... TI hashes" "TI hashes: \"hexstyle: " "$SD" info "$T/lora.png"
+# a LoRA in the embeddings folder is no embedding: skipped with one warning line, as A1111 does (it stopped the run)
+expect_ok_file "--embd-dir holding a LoRA: skipped" "$T/skip.png" "$SD" -m $M -p "a green cross" --steps 2 -W 32 -H 32 \
+    --embd-dir samples/models/loras -o "$T/skip.png"
+[ "$(grep -c "^warning: samples/models/loras/cross.safetensors: not a textual-inversion embedding .*: skipped$" "$T/err")" = 1 ] \
+    && ok "... with one warning line" || bad "--embd-dir LoRA warning" "$(head -c 300 "$T/err")"
 expect_ok_file "--from-png resolves them again" "$T/lora2.png" "$SD" -m $M --from-png "$T/lora.png" --lora-model-dir $L --embd-dir $E -o "$T/lora2.png"
 cmp -s "$T/lora.png" "$T/lora2.png" && ok "... to the same picture" || bad "--from-png with LoRAs" "another picture"
 expect_ok "info on a LoRA" "LoRA adapter (kohya-ss / AUTOMATIC1111 layout), 61 modules" "$SD" info $L/sd1_kohya.safetensors

@@ -5,7 +5,9 @@
 #include "../core/image.h"
 #include "../pipeline/infotext.h"
 
+#include <fcntl.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 static infotext_ctx ictx(void) {
     infotext_ctx c = {"v1-5-pruned-emaonly", "6ce0161689", "euler_a", "karras", 512, 768, 20, 7.0f, NULL, NULL, NULL};
@@ -170,4 +172,142 @@ TEST(infotext_init_image_recorded) {
         free(store);
     }
     CHECK(sd_params_png_init(NULL, NULL, NULL) == 0);
+}
+
+/* Settings read from an A1111 text alone (no "sd" JSON); *store to be freed. */
+static sd_gen_params a1111_read(const char *txt, void **store) {
+    sd_gen_params q;
+    if (infotext_params_from_text("t.png", NULL, txt, &q, store) != SD_OK) {
+        fprintf(stderr, "%s\n", sd_last_error());
+        sd_gen_params_init(&q);
+    }
+    return q;
+}
+
+/* A1111 before 1.9 wrote the schedule into the sampler's name and no "Schedule type" (facts §6.2). */
+TEST(infotext_a1111_combined_sampler_names) {
+    static const struct { const char *a1111, *sampler, *scheduler; } cases[] = {
+        {"DPM++ 2M Karras", "dpm++2m", "karras"},       {"DPM++ 2M SDE Exponential", "dpm++2m_sde", "exponential"},
+        {"Euler a SGM Uniform", "euler_a", "sgm_uniform"}, {"DPM2 a Karras", "dpm2_a", "karras"},
+        {"LMS Karras", "lms", "karras"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        char txt[256];
+        snprintf(txt, sizeof txt, "a cat\nSteps: 4, Sampler: %s, CFG scale: 3, Seed: 5, Size: 64x64", cases[i].a1111);
+        void *store;
+        sd_gen_params q = a1111_read(txt, &store);
+        CHECK_MSG(q.sampler && !strcmp(q.sampler, cases[i].sampler), "%s: %s", cases[i].a1111, q.sampler ? q.sampler : "-");
+        CHECK_MSG(q.scheduler && !strcmp(q.scheduler, cases[i].scheduler), "%s: %s", cases[i].a1111, q.scheduler ? q.scheduler : "-");
+        free(store);
+    }
+    /* an explicit "Schedule type" is the newer layout's and wins */
+    void *store;
+    sd_gen_params q = a1111_read("a\nSteps: 4, Sampler: DPM++ 2M Karras, Schedule type: Exponential, Seed: 5, Size: 64x64", &store);
+    CHECK(q.scheduler && !strcmp(q.scheduler, "exponential") && !strcmp(q.sampler, "dpm++2m"));
+    free(store);
+    const char *sch = "unchanged";
+    CHECK(sd_sampler_from_a1111("Nonsense Karras", &sch) == NULL && !strcmp(sch, "unchanged"));
+    CHECK(sd_sampler_from_a1111("Euler a", &sch) && !strcmp(sch, "unchanged"));
+}
+
+/* A1111 keeps the timestep samplers' eta (DDIM, PLMS, UniPC) under "Eta DDIM" and the ancestral ones' under "Eta";
+ * each sampler reads only its own key. */
+TEST(infotext_eta_ddim_key) {
+    sd_gen_params p;
+    sd_gen_params_init(&p);
+    p.prompt = "a cat";
+    p.eta = 0.5f;
+    infotext_ctx c = ictx();
+    c.sampler = "ddim";
+    c.scheduler = "discrete";
+    char *t = infotext_a1111(&p, &c, 5);
+    CHECK_STR_CONTAINS(t, ", Eta DDIM: 0.5,");
+    void *store;
+    sd_gen_params q = a1111_read(t, &store); /* and back, from the text alone */
+    CHECK_MSG(q.eta == 0.5f && !strcmp(q.sampler, "ddim"), "eta %g", q.eta);
+    free(store);
+    free(t);
+    c.sampler = "euler_a";
+    t = infotext_a1111(&p, &c, 5);
+    CHECK_STR_CONTAINS(t, ", Eta: 0.5,");
+    CHECK(!strstr(t, "Eta DDIM"));
+    free(t);
+    q = a1111_read("a\nSteps: 4, Sampler: DDIM, Seed: 5, Size: 64x64, Eta DDIM: 0.25", &store);
+    CHECK_MSG(q.eta == 0.25f, "DDIM with Eta DDIM: eta %g", q.eta);
+    free(store);
+    q = a1111_read("a\nSteps: 4, Sampler: UniPC, Seed: 5, Size: 64x64, Eta DDIM: 0.25, Eta: 0.75", &store);
+    CHECK_MSG(q.eta == 0.25f, "UniPC: eta %g", q.eta);
+    free(store);
+    q = a1111_read("a\nSteps: 4, Sampler: DDIM, Seed: 5, Size: 64x64, Eta: 0.5", &store); /* eta_ancestral: not DDIM's */
+    CHECK_MSG(q.eta == 0, "DDIM with Eta: eta %g", q.eta);
+    free(store);
+    q = a1111_read("a\nSteps: 4, Sampler: Euler a, Seed: 5, Size: 64x64, Eta DDIM: 0.25, Eta: 0.75", &store);
+    CHECK_MSG(q.eta == 0.75f, "Euler a: eta %g", q.eta);
+    free(store);
+    CHECK(infotext_params_from_text("t.png", NULL, "a\nSteps: 4, Sampler: DDIM, Eta DDIM: 2, Seed: 1", &q, &store) == SD_ERR_FORMAT);
+    CHECK_STR_CONTAINS(sd_last_error(), "\"Eta DDIM\" must be a number from 0 to 1");
+}
+
+/* a1111_read with what it writes to stderr (the reader's warnings) captured: a malloc'd string. */
+static char *a1111_read_warned(const char *txt, sd_gen_params *q, void **store) {
+    char path[512];
+    snprintf(path, sizeof path, "%s/stderr.txt", test_tmpdir());
+    fflush(stderr);
+    int saved = dup(2), fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    dup2(fd, 2);
+    close(fd);
+    *q = a1111_read(txt, store);
+    fflush(stderr);
+    dup2(saved, 2);
+    close(saved);
+    char *out = NULL;
+    if (file_read(path, 1 << 20, &out, NULL) != SD_OK) out = NULL;
+    return out;
+}
+
+/* A1111's timestep samplers (UniPC, DDIM, PLMS) ignore the schedule type: every one gives Automatic's picture. */
+TEST(infotext_a1111_timestep_sampler_schedule) {
+    sd_gen_params q;
+    void *store;
+    char *w = a1111_read_warned("a\nSteps: 4, Sampler: UniPC, Schedule type: Karras, Seed: 5, Size: 64x64", &q, &store);
+    CHECK_MSG(q.scheduler && !strcmp(q.scheduler, "discrete") && !strcmp(q.sampler, "unipc"), "%s", q.scheduler ? q.scheduler : "-");
+    CHECK_STR_CONTAINS(w, "warning: t.png: ignoring 'Schedule type: Karras' (AUTOMATIC1111's timestep samplers ignore");
+    free(w);
+    free(store);
+    w = a1111_read_warned("a\nSteps: 4, Sampler: UniPC, Schedule type: Automatic, Seed: 5, Size: 64x64", &q, &store);
+    CHECK(!strcmp(q.scheduler, "discrete") && w && !*w); /* nothing to say */
+    free(w);
+    free(store);
+    w = a1111_read_warned("a\nSteps: 4, Sampler: DDIM, Schedule type: Uniform, Seed: 5, Size: 64x64", &q, &store);
+    CHECK(!strcmp(q.scheduler, "discrete"));
+    CHECK_STR_CONTAINS(w, "ignoring 'Schedule type: Uniform'");
+    free(w);
+    free(store);
+    /* our own JSON is what we ran: its schedule stays */
+    REQUIRE(infotext_params_from_text("t.png", "{\"prompt\":\"a\",\"sampler\":\"unipc\",\"scheduler\":\"karras\"}", NULL, &q, &store) == SD_OK);
+    CHECK(!strcmp(q.scheduler, "karras"));
+    free(store);
+    /* a schedule we lack, on a sampler that uses it, is kept by name (refused when run, --scheduler replaces it) */
+    q = a1111_read("a\nSteps: 4, Sampler: Euler, Schedule type: Polyexponential, Seed: 5, Size: 64x64", &store);
+    CHECK(q.scheduler && !strcmp(q.scheduler, "Polyexponential"));
+    free(store);
+}
+
+/* A1111 keys that change the picture and that we cannot honour: one warning each, naming the file and the key. */
+TEST(infotext_a1111_unsupported_keys_warned) {
+    sd_gen_params q;
+    void *store;
+    char *w = a1111_read_warned("a\nSteps: 4, Sampler: Euler a, Seed: 5, Size: 64x64, Seed resize from: 128x128, ENSD: 31337, "
+                                "Tiling: True, Model hash: 0123456789, Version: v1.10.1", &q, &store);
+    CHECK(q.steps == 4 && q.seed == 5);
+    CHECK_STR_CONTAINS(w, "warning: t.png: ignoring 'Seed resize from: 128x128' (not supported)\n");
+    CHECK_STR_CONTAINS(w, "warning: t.png: ignoring 'ENSD: 31337' (not supported)\n");
+    CHECK_STR_CONTAINS(w, "warning: t.png: ignoring 'Tiling: True' (not supported)\n");
+    CHECK_MSG(w && !strstr(w, "Model hash") && !strstr(w, "Version"), "%s", w); /* not picture-changing */
+    free(w);
+    free(store);
+    w = a1111_read_warned("a\nSteps: 4, Sampler: Euler a, Seed: 5, Size: 64x64, ENSD: 0, Emphasis: Original", &q, &store);
+    CHECK_MSG(w && !*w, "do-nothing values: %s", w);
+    free(w);
+    free(store);
 }

@@ -9,6 +9,7 @@
 #include "../core/error.h"
 #include "../core/fileio.h"
 #include "../core/safetensors.h"
+#include "../pipeline/infotext.h"
 #include "../pipeline/pipeline.h"
 #include "../sd.h"
 
@@ -388,5 +389,36 @@ TEST(progress_cancel_stops_the_sampler_at_once) {
     REQUIRE(sd_generate(ctx, &p, NULL, NULL, &r) == SD_OK);
     CHECK(r.count == 1);
     sd_result_free(&r);
+    sd_free(ctx);
+}
+
+/* SDXL: no negative prompt (zero unconditional embedding, diffusers' force_zeros_for_empty_prompt) and "" are two
+ * pictures; the settings stored with each must give that picture again (the PNG once stored "" for both). */
+TEST(pipeline_sdxl_no_negative_roundtrip) {
+    sd_ctx *ctx = test_load_model(test_path("golden/pipeline/sdxl"));
+    sd_gen_params p;
+    sd_gen_params_init(&p);
+    p.prompt = "a red circle";
+    p.width = 32; p.height = 32; p.steps = 2; p.seed = 3; p.cfg_scale = 5;
+    sd_result none, empty, again;
+    REQUIRE_MSG(sd_generate(ctx, &p, NULL, NULL, &none) == SD_OK, "%s", sd_last_error());
+    p.negative_prompt = "";
+    REQUIRE(sd_generate(ctx, &p, NULL, NULL, &empty) == SD_OK);
+    size_t n = (size_t)none.images[0].w * none.images[0].h * 3;
+    CHECK_MSG(memcmp(none.images[0].data, empty.images[0].data, n), "no negative and \"\" gave one picture: the test proves nothing");
+    for (int k = 0; k < 2; k++) {
+        sd_result *r = k ? &empty : &none;
+        sd_gen_params q;
+        void *store;
+        REQUIRE(infotext_params_from_text("x.png", r->json[0], NULL, &q, &store) == SD_OK);
+        CHECK_MSG(k ? q.negative_prompt && !*q.negative_prompt : !q.negative_prompt, "case %d: negative %s", k,
+                  q.negative_prompt ? q.negative_prompt : "(none)");
+        REQUIRE(sd_generate(ctx, &q, NULL, NULL, &again) == SD_OK);
+        CHECK_MSG(!memcmp(r->images[0].data, again.images[0].data, n), "case %d: the stored settings give another picture", k);
+        sd_result_free(&again);
+        free(store);
+    }
+    sd_result_free(&none);
+    sd_result_free(&empty);
     sd_free(ctx);
 }
