@@ -98,7 +98,7 @@ $(BUILD)/tests/server_unit: $(SERVER_TEST_OBJ) $(BUILD)/tests/test_main.o $(SERV
 	$(CC) -o $@ $^ $(LDLIBS) -lmicrohttpd
 # server-clients' minimum is 0 only so that an honest "SKIP: no network/PyPI" passes; run.sh holds each of its scripts
 # to its own minimum when the clients are installed.
-TEST_BINS += server-unit:6=$(BUILD)/tests/server_unit 'server-http:17=tests/server/run.sh http $(BUILD)/sd' \
+TEST_BINS += server-unit:6=$(BUILD)/tests/server_unit 'server-http:20=tests/server/run.sh http $(BUILD)/sd' \
              'server-clients:0=tests/server/run.sh clients $(BUILD)/sd'
 test: $(BUILD)/tests/server_unit
 -include $(SERVER_TEST_OBJ:.o=.d)
