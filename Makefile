@@ -75,7 +75,7 @@ $(BUILD)/tests/unit: $(TEST_OBJ) $(CLI_LIB_OBJ) $(BUILD)/libsd.a
 
 # Each run is label:MIN=command; MIN is how many test cases it must at least run (tests/run.sh): raise it when you
 # add tests, so that a test that is renamed away or deleted fails the run instead of dropping out silently.
-TEST_BINS := unit:259=$(BUILD)/tests/unit cli:209="tests/cli_test.sh $(BUILD)/sd" hostile:29="tests/hostile_test.sh $(BUILD)/sd" \
+TEST_BINS := unit:259=$(BUILD)/tests/unit cli:210="tests/cli_test.sh $(BUILD)/sd" hostile:29="tests/hostile_test.sh $(BUILD)/sd" \
              batch:81="YAML_PATHS=$(BUILD)/tests/yaml_paths tests/batch_test.sh $(BUILD)/sd build/cache/tiny-sd"
 # A real single-node Slurm (tests/slurm_test.sh): it must run its cases where Slurm is installed (tools/install_deps.sh);
 # without the binaries it prints SKIP and why, and runs none.

@@ -245,7 +245,7 @@ static void run_generate(srv *s, job *j) {
     int batch = j->gp.batch_count, calls = j->iterations;
     /* A1111 with a variation strength keeps the seed for every image and counts the variation seed up (all_seeds
      * seed + 0, all_subseeds subseed + i), through batch_size and n_iter alike; the library's batch counts the seed
-     * up instead (and its infotext keeps the first variation seed), so each image is a call of its own */
+     * up under one variation seed instead, so each image is a call of its own */
     int per_image = j->gp.variation_strength > 0;
     if (per_image) {
         calls = j->iterations * batch;
