@@ -75,7 +75,7 @@ $(BUILD)/tests/unit: $(TEST_OBJ) $(CLI_LIB_OBJ) $(BUILD)/libsd.a
 
 # Each run is label:MIN=command; MIN is how many test cases it must at least run (tests/run.sh): raise it when you
 # add tests, so that a test that is renamed away or deleted fails the run instead of dropping out silently.
-TEST_BINS := unit:264=$(BUILD)/tests/unit cli:218="tests/cli_test.sh $(BUILD)/sd" hostile:29="tests/hostile_test.sh $(BUILD)/sd" \
+TEST_BINS := unit:264=$(BUILD)/tests/unit cli:219="tests/cli_test.sh $(BUILD)/sd" hostile:29="tests/hostile_test.sh $(BUILD)/sd" \
              batch:81="YAML_PATHS=$(BUILD)/tests/yaml_paths tests/batch_test.sh $(BUILD)/sd build/cache/tiny-sd"
 # A real single-node Slurm (tests/slurm_test.sh): it must run its cases where Slurm is installed (tools/install_deps.sh);
 # without the binaries it prints SKIP and why, and runs none.
@@ -98,7 +98,7 @@ $(BUILD)/tests/server_unit: $(SERVER_TEST_OBJ) $(BUILD)/tests/test_main.o $(SERV
 	$(CC) -o $@ $^ $(LDLIBS) -lmicrohttpd
 # server-clients' minimum is 0 only so that an honest "SKIP: no network/PyPI" passes; run.sh holds each of its scripts
 # to its own minimum when the clients are installed.
-TEST_BINS += server-unit:6=$(BUILD)/tests/server_unit 'server-http:17=tests/server/run.sh http $(BUILD)/sd' \
+TEST_BINS += server-unit:6=$(BUILD)/tests/server_unit 'server-http:20=tests/server/run.sh http $(BUILD)/sd' \
              'server-clients:0=tests/server/run.sh clients $(BUILD)/sd'
 test: $(BUILD)/tests/server_unit
 -include $(SERVER_TEST_OBJ:.o=.d)

@@ -66,7 +66,9 @@ sd_status gen_noise_init(gen *g, float *x) {
         rng_randn(&g->img[i], g->nchw, per);
         if (var) {
             rng vr;
-            rng_init(&vr, g->rng, p->variation_seed + (uint64_t)(g->first + i));
+            /* one variation seed for every image of the call, as the infotext records it: the images of a call
+             * depend only on the parameters and each image's seed (sd.h), so sd batch may pack them */
+            rng_init(&vr, g->rng, p->variation_seed);
             rng_randn(&vr, var, per);
             slerp_variation(p->variation_strength, g->nchw, var, g->lc, g->h, g->w, dot);
         }

@@ -175,6 +175,14 @@ expect_ok_file "generate: --from-png regenerates" "$T/again.png" "$SD" -m $M --f
 cmp -s <("$SD" info "$T/again.png" | grep -v "^$T") <("$SD" info "$T/out.png" | grep -v "^$T") \
     && ok "--from-png: same settings" || bad "--from-png: same settings" "info differs"
 cmp -s "$T/out.png" "$T/again.png" && ok "--from-png: the same image, byte for byte" || bad "--from-png: the same image" "files differ"
+# -b with a variation seed: every image keeps the variation seed its infotext records (seeds s, s+1; one variation
+# seed), so image 2 is `-s s+1` alone and --from-png gives it back
+V="-m $M -p cat -s 10 --steps 2 -W 32 -H 32 --variation-seed 7 --variation-strength 0.3 --overwrite"
+"$SD" $V -b 2 -o "$T/vb.png" >/dev/null 2>&1; "$SD" $V -s 11 -o "$T/v11.png" >/dev/null 2>&1
+"$SD" -m $M --from-png "$T/vb_2.png" -o "$T/vb-again.png" --overwrite >/dev/null 2>&1
+cmp -s "$T/vb_2.png" "$T/v11.png" && cmp -s "$T/vb_2.png" "$T/vb-again.png" \
+    && ok "-b with --variation-seed: image 2 is seed 11 with the same variation seed, as its infotext says" \
+    || bad "-b with --variation-seed" "image 2 is not -s 11 --variation-seed 7, or --from-png differs"
 # --from-png of an img2img picture: the init image is not in the PNG, so it must be given (not a txt2img instead)
 "$SD" -m $M -p "a red circle" -W 48 -H 32 --steps 2 -i tests/golden/pipeline/init.png --strength 0.6 -o "$T/i2i.png" 2>/dev/null
 expect_error "--from-png of an img2img PNG without -i" "i2i.png was made from an init image (strength 0.6): give it with -i" \

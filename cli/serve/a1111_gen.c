@@ -3,7 +3,8 @@
  *
  * Every field A1111 takes is type-checked. Those this engine applies: prompt, negative_prompt, seed, subseed and
  * subseed_strength (variation seed), sampler_name / sampler_index, scheduler, steps, cfg_scale, width, height,
- * batch_size, n_iter, eta, override_settings (the options of /sdapi/v1/options), send_images, force_task_id; for
+ * batch_size, n_iter, eta, override_settings (the options of /sdapi/v1/options), send_images, force_task_id,
+ * disable_extra_networks (the prompt's tags removed, none applied); for
  * img2img init_images, mask, denoising_strength, mask_blur(_x/_y, alike), mask_round, inpainting_mask_invert,
  * inpainting_fill, inpaint_full_res and inpaint_full_res_padding (the library's inpainting options). Fields that
  * ask for something it cannot do (enable_hr, restore_faces, tiling, styles, scripts, s_churn ...) are refused with
@@ -191,6 +192,26 @@ static int flag01(const cJSON *b, const char *key, int def) {
     return !v ? def : cJSON_IsTrue(v) || (cJSON_IsNumber(v) && v->valuedouble == 1);
 }
 
+static int word_char(unsigned char c) { return c == '_' || (c >= '0' && c <= '9') || ((c | 32) >= 'a' && (c | 32) <= 'z') || c >= 0x80; }
+
+/* A copy of the prompt without its extra-network tags: A1111's re_extra_net <(\w+):([^>]+)> replaced by "". */
+static char *strip_extra_networks(const char *p) {
+    char *out = malloc(strlen(p) + 1);
+    if (!out) return NULL;
+    size_t o = 0;
+    for (const char *q = p; *q;) {
+        const char *t = q + 1, *end = NULL;
+        if (*q == '<') {
+            while (word_char((unsigned char)*t)) t++;
+            if (t > q + 1 && *t == ':' && t[1] && t[1] != '>') end = strchr(t + 1, '>');
+        }
+        if (end) q = end + 1;
+        else out[o++] = *q++;
+    }
+    out[o] = 0;
+    return out;
+}
+
 int a1111_parse(srv *s, const cJSON *b, int img2img, a1111_data *d, job *j, jfield_err *e, unsigned *status) {
     const server_opts *o = &s->o;
     *status = 422;
@@ -240,8 +261,12 @@ int a1111_parse(srv *s, const cJSON *b, int img2img, a1111_data *d, job *j, jfie
     if (jfield_str(b, "prompt", SD_PROMPT_MAX_BYTES, "", &prompt, e) ||
         jfield_str(b, "negative_prompt", SD_PROMPT_MAX_BYTES, "", &neg, e))
         return -1;
-    if (a1111_check_loras(s, "prompt", prompt, e) || a1111_check_loras(s, "negative_prompt", neg, e)) return -1;
-    j->prompt = strdup(prompt);
+    int no_extra;
+    if (jfield_bool(b, "disable_extra_networks", 0, &no_extra, e)) return -1;
+    if ((!no_extra && a1111_check_loras(s, "prompt", prompt, e)) || a1111_check_loras(s, "negative_prompt", neg, e)) return -1;
+    /* disable_extra_networks: A1111 still parses the tags out of the prompt but activates none of them; the prompt
+     * rendered (and so its infotext) is the one without them */
+    j->prompt = no_extra ? strip_extra_networks(prompt) : strdup(prompt);
     j->negative = strdup(neg);
     if (!j->prompt || !j->negative) return jfield_fail(e, "prompt", "out of memory");
     j->gp.prompt = j->prompt;
@@ -271,6 +296,8 @@ int a1111_parse(srv *s, const cJSON *b, int img2img, a1111_data *d, job *j, jfie
     if (jfield_str(b, "sampler_name", 64, NULL, &sname, e) || jfield_str(b, "sampler_index", 64, "Euler", &sindex, e) ||
         jfield_str(b, "scheduler", 64, "Automatic", &sched_name, e))
         return -1;
+    if (sname && !sname[0]) sname = NULL;            /* A1111: `sampler_name or sampler_index` */
+    if (!sched_name[0]) sched_name = "Automatic";     /* an empty Schedule type is A1111's Automatic */
     const char *sfield = sname ? "sampler_name" : "sampler_index", *given = sname ? sname : sindex;
     int ok;
     sched = a1111_scheduler(sched_name, &ok);
@@ -287,6 +314,9 @@ int a1111_parse(srv *s, const cJSON *b, int img2img, a1111_data *d, job *j, jfie
         return jfield_fail(e, sfield, "\"%.64s\" is not one of %s", given, list);
     }
     if (ksched && !sched) sched = ksched;
+    /* A1111's UniPC is a CompVis timestep sampler whose timesteps ignore the Schedule type: every one gives the
+     * Automatic picture, so it is rendered as Automatic (and its infotext says so); ours would follow the schedule */
+    if (!strcmp(sampler, "unipc")) sched = NULL;
     j->gp.sampler = sampler;
     j->gp.scheduler = sched;
     j->gp.convention = "kdiffusion"; /* A1111's samplers are k-diffusion's */

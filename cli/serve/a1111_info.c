@@ -129,7 +129,10 @@ enum MHD_Result a1111_progress(req *r) {
 
 enum MHD_Result a1111_interrupt(req *r) {
     pthread_mutex_lock(&r->s->mu);
-    if (r->s->running) r->s->interrupt = 1;
+    if (r->s->running) {
+        r->s->interrupt = 1;
+        r->s->prog.interrupted = 1; /* A1111's state.interrupt() sets it at once, not when the job ends */
+    }
     pthread_mutex_unlock(&r->s->mu);
     return http_json(r, 200, cJSON_CreateObject());
 }

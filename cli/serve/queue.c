@@ -241,15 +241,29 @@ static void run_generate(srv *s, job *j) {
         return;
     }
     run_ctx rc = {s, j};
-    uint64_t seed0 = j->gp.seed;
-    for (int it = 0; it < j->iterations; it++) {
+    uint64_t seed0 = j->gp.seed, var0 = j->gp.variation_seed;
+    int batch = j->gp.batch_count, calls = j->iterations;
+    /* A1111 with a variation strength keeps the seed for every image and counts the variation seed up (all_seeds
+     * seed + 0, all_subseeds subseed + i), through batch_size and n_iter alike; the library's batch counts the seed
+     * up under one variation seed instead, so each image is a call of its own */
+    int per_image = j->gp.variation_strength > 0;
+    if (per_image) {
+        calls = j->iterations * batch;
+        j->gp.batch_count = 1;
+        if (j->gp.batch_size > 1) j->gp.batch_size = 1;
+        pthread_mutex_lock(&s->mu);
+        s->prog.job_count = calls;
+        pthread_mutex_unlock(&s->mu);
+    }
+    for (int it = 0; it < calls; it++) {
         pthread_mutex_lock(&s->mu);
         s->prog.job_no = it;
         s->prog.step = 0;
         int stop = s->draining && it > 0; /* SIGTERM: the images in flight are finished, no more begun */
         pthread_mutex_unlock(&s->mu);
         if (stop) { j->interrupted = 1; break; }
-        j->gp.seed = seed0 + (uint64_t)it * (uint64_t)j->gp.batch_count;
+        j->gp.seed = per_image ? seed0 : seed0 + (uint64_t)it * (uint64_t)batch;
+        if (per_image) j->gp.variation_seed = var0 + (uint64_t)it;
         sd_result r = {0};
         double t0 = now_s();
         sd_status st = sd_generate(s->ctx, &j->gp, on_progress, &rc, &r);
@@ -269,6 +283,8 @@ static void run_generate(srv *s, job *j) {
         if (bad) { fail(j, SD_ERR_MEMORY, "out of memory for the images"); break; }
     }
     j->gp.seed = seed0;
+    j->gp.variation_seed = var0;
+    j->gp.batch_count = batch; /* the response's batch_size */
     const char *hash = sd_model_hash(s->ctx);
     snprintf(j->model_hash, sizeof j->model_hash, "%s", hash ? hash : "");
     pthread_mutex_lock(&s->mu);

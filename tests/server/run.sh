@@ -40,7 +40,7 @@ if ! command -v python3 >/dev/null; then
 fi
 
 if [ "$part" = http ]; then
-    run_py python3 test_http.py 17
+    run_py python3 test_http.py 20
 else
     venv=$root/build/server-venv
     stamp="$(sha256sum "$here/requirements.txt" | cut -c1-16) $(python3 -V 2>&1)"

@@ -79,6 +79,51 @@ def test_batch_equals_cli():
     T.ok("batch_size_and_n_iter_equal_cli")
 
 
+def test_variation_batch_equals_cli():
+    # A1111 with a subseed_strength: the seed stays, the variation seed counts up, through batch_size and n_iter alike
+    for extra in ({"batch_size": 2}, {"n_iter": 2}):
+        st, _h, r = txt2img(10, subseed=7, subseed_strength=0.3, **extra)
+        assert st == 200, r
+        info = json.loads(r["info"])
+        assert info["all_seeds"] == [10, 10] and info["all_subseeds"] == [7, 8], (extra, info["all_seeds"], info["all_subseeds"])
+        for i in range(2):
+            png = T.b64png(r["images"][i])
+            ref = T.cli_render(os.path.join(W, "var%d.png" % i), *T.a1111_cli_args(PROMPT, 10, 2, 32, 32, cfg=5),
+                               "--variation-seed", str(7 + i), "--variation-strength", "0.3")
+            diff = T.same_pixels(png, ref)
+            assert diff is None, "%s image %d vs sd -s 10 --variation-seed %d: %s" % (extra, i, 7 + i, diff)
+            got, want = T.png_text(png)["parameters"], T.png_text(ref)["parameters"]
+            assert got == want and info["infotexts"][i] == got, "%s image %d: infotext %r vs the CLI's %r" % (extra, i, got, want)
+            sd = json.loads(T.png_text(png)["sd"])
+            assert int(sd["seed"]) == 10 and int(sd["variation_seed"]) == 7 + i, sd
+    T.ok("variation_seed_batch_equals_cli")
+
+
+def test_unipc_ignores_schedule_type():
+    # A1111's UniPC (a timestep sampler) ignores the Schedule type: every one gives the Automatic picture
+    st, _h, auto = txt2img(12, steps=3, sampler_name="UniPC", scheduler="Automatic")
+    assert st == 200, auto
+    ref = T.b64png(auto["images"][0])
+    for sched in ("Karras", "Exponential", ""):
+        st, _h, r = txt2img(12, steps=3, sampler_name="UniPC", scheduler=sched)
+        assert st == 200, (sched, r)
+        png = T.b64png(r["images"][0])
+        assert T.same_pixels(png, ref) is None, "UniPC with %r differs from Automatic" % sched
+        assert T.png_text(png)["parameters"] == T.png_text(ref)["parameters"], "UniPC %r: the infotext" % sched
+    T.ok("unipc_ignores_the_schedule_type")
+
+
+def test_empty_sampler_and_scheduler():
+    # A1111: `sampler_name or sampler_index` (default "Euler"); an empty scheduler is Automatic
+    st, _h, r = txt2img(13, sampler_name="", scheduler="")
+    assert st == 200, r
+    st, _h, ref = txt2img(13, sampler_name="Euler", scheduler="Automatic")
+    assert T.same_pixels(T.b64png(r["images"][0]), T.b64png(ref["images"][0])) is None, "empty names vs Euler/Automatic"
+    st, _h, r2 = txt2img(13, sampler_name="", sampler_index="Euler a")
+    assert st == 200 and json.loads(r2["info"])["sampler_name"] == "Euler a", r2
+    T.ok("empty_sampler_and_scheduler_are_the_defaults")
+
+
 def test_img2img_mask_equals_cli():
     """A1111's inpainting fields map to the library's options: the server thresholds (mask_round) and inverts the
     mask, and the picture equals the CLI's with the prepared mask and the same blur, crop, padding and fill."""
@@ -204,6 +249,8 @@ def test_interrupt():
     wait_progress(lambda p: p["current_task"] == "I" and p["state"]["job_no"] == 1 and p["state"]["sampling_step"] >= 1, "the second image", t)
     st, _h, r = S.post("/sdapi/v1/interrupt")
     assert st == 200 and r == {}, r
+    st, _h, p = S.get("/sdapi/v1/progress")
+    assert p["state"]["interrupted"] is True, "state.interrupted is set at once, as A1111's: %r" % p["state"]
     t.join()
     st, _h, r = box["r"]
     info = json.loads(r["info"])
@@ -262,6 +309,14 @@ def options_and_model_switch():
     plain = T.cli_render(os.path.join(W, "nolora.png"), "-m", os.path.join(models_dir(), "tiny-sd1"), *T.a1111_cli_args(PROMPT, 72, 2, 32, 32, cfg=5))
     assert T.same_pixels(ref, plain) is not None, "the LoRA changed nothing"
     assert "Lora hashes" in T.png_text(T.b64png(r["images"][0]))["parameters"]
+    # disable_extra_networks: the tag is taken out of the prompt and nothing applied, as the plain prompt renders
+    st, _h, r = txt2img(72, prompt=PROMPT + " <lora:sd1_kohya:0.8>", disable_extra_networks=True)
+    assert st == 200, r
+    png = T.b64png(r["images"][0])
+    assert T.same_pixels(png, plain) is None, "disable_extra_networks still applied the LoRA"
+    assert "Lora hashes" not in T.png_text(png)["parameters"] and "<lora" not in T.png_text(png)["parameters"]
+    st, _h, r = txt2img(72, prompt=PROMPT + " <lora:nosuch:1>", disable_extra_networks=True)
+    assert st == 200, r
     # a request may name its model for itself (override_settings), and the default stays
     st, _h, r = txt2img(70, override_settings={"sd_model_checkpoint": "shapes"})
     assert st == 200 and json.loads(r["info"])["sd_model_name"] == "shapes"
@@ -548,7 +603,8 @@ def main():
                "--max-images", "16", "--queue", "40", "--timeout", "5", "--max-body", "1", name="main")
     A = Server("--api-auth", "user:pa:ss", "--api-key", "k3y", "-q", name="auth")
     try:
-        for fn in (test_txt2img_equals_cli, test_batch_equals_cli, test_img2img_mask_equals_cli, test_openai_equals_cli,
+        for fn in (test_txt2img_equals_cli, test_batch_equals_cli, test_variation_batch_equals_cli,
+                   test_unipc_ignores_schedule_type, test_empty_sampler_and_scheduler, test_img2img_mask_equals_cli, test_openai_equals_cli,
                    test_progress_preview_and_queue, test_interrupt, test_lists, test_options_and_model_switch,
                    lambda: test_malformed(A), lambda: test_auth(A), test_refuses_open_address, test_load,
                    test_added_latency, test_queue_full_and_sigterm):
