@@ -270,7 +270,7 @@ FUZZ_SAN      := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omi
 FUZZ_CFLAGS   := -std=c11 -O1 -g -Wall -Wextra -Werror -fopenmp -I. -D_GNU_SOURCE -DSD_SOURCE_DIR=\"$(CURDIR)\" -MMD -MP $(FUZZ_SAN) -fsanitize=fuzzer-no-link
 # the library (CPU backend only) and the CLI's job-file parsers; the config readers sit beside the weight loaders,
 # which link the backends in. clang 14 knows no "f16c" for __builtin_cpu_supports: the fuzzers never run kernels.
-FUZZ_LIB_SRC  := $(LIB_SRC) kernels/cuda/cuda_none.c cli/jobs.c cli/expand.c
+FUZZ_LIB_SRC  := $(LIB_SRC) kernels/cuda/cuda_none.c cli/jobs.c cli/expand.c cli/clikit.c
 FUZZ_LIB_OBJ  := $(FUZZ_LIB_SRC:%.c=$(FUZZ_BUILD)/%.o)
 FUZZ_LDLIBS   := $(LIBS) -fopenmp
 FUZZ_OPTS     ?= -rss_limit_mb=2560 -timeout=25 -max_len=65536
@@ -313,7 +313,7 @@ fuzz: fuzz-build
 # replay: the same harness sources against a gcc sanitizer build of the library without CUDA (build-replay), with
 # float-cast-overflow, which gcc's "undefined" leaves out: a number from a file converted to int or float out of range
 REPLAY_SAN := -fsanitize=address,undefined,float-cast-overflow -fno-omit-frame-pointer -fno-sanitize-recover=all
-$(BUILD)/fuzz/replay-%: $(BUILD)/tests/fuzz/fuzz_%.o $(BUILD)/tests/fuzz/replay.o $(BUILD)/cli/jobs.o $(BUILD)/cli/expand.o $(BUILD)/libsd.a
+$(BUILD)/fuzz/replay-%: $(BUILD)/tests/fuzz/fuzz_%.o $(BUILD)/tests/fuzz/replay.o $(BUILD)/cli/jobs.o $(BUILD)/cli/expand.o $(BUILD)/cli/clikit.o $(BUILD)/libsd.a
 	@mkdir -p $(dir $@)
 	$(CC) -o $@ $^ $(LDLIBS)
 

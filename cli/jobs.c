@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "clikit.h"
 #include "expand.h"
 
 /* ---- the keys a job may have ---- */
@@ -133,28 +134,12 @@ int jobs_name_equal(const char *a, const char *b) {
     }
 }
 
-static int edit_distance(const char *a, const char *b) {
-    int la = (int)strlen(a), lb = (int)strlen(b);
-    if (la > 40 || lb > 40) return 99;
-    int d[41][41];
-    for (int i = 0; i <= la; i++) d[i][0] = i;
-    for (int j = 0; j <= lb; j++) d[0][j] = j;
-    for (int i = 1; i <= la; i++)
-        for (int j = 1; j <= lb; j++) {
-            int c = d[i - 1][j - 1] + (tolower((unsigned char)a[i - 1]) != tolower((unsigned char)b[j - 1]));
-            if (d[i - 1][j] + 1 < c) c = d[i - 1][j] + 1;
-            if (d[i][j - 1] + 1 < c) c = d[i][j - 1] + 1;
-            d[i][j] = c;
-        }
-    return d[la][lb];
-}
-
 /* " (did you mean \"steps\"?)" or "" */
 static void suggest(char *out, size_t cap, const char *got, const char *const *names, int n) {
     int best = 3;
     const char *pick = NULL;
     for (int i = 0; i < n; i++) {
-        int d = edit_distance(got, names[i]);
+        int d = clikit_edit_distance(got, names[i]);
         if (d < best) { best = d; pick = names[i]; }
     }
     if (pick) snprintf(out, cap, " (did you mean \"%s\"?)", pick);

@@ -86,14 +86,46 @@ int outfiles_check_file(const char *path, int overwrite, int mkdirs) {
     return check_folder(dir, mkdirs, path);
 }
 
-/* `path` with its folder made absolute by realpath (symlinks, "..", "./" resolved) and its own name kept, for a
- * file that may not exist yet. Returns 0, or -1 when the folder cannot be resolved. */
-static int absolute(const char *path, char *out, size_t cap) {
-    char dir[4096], real[PATH_MAX];
-    folder_of(path, dir, sizeof dir);
-    const char *slash = strrchr(path, '/');
-    if (!realpath(dir, real)) return -1;
-    snprintf(out, cap, "%s/%s", real, slash ? slash + 1 : path);
+/* Resolves "." and ".." and doubled slashes of the absolute path `p` in place, without looking at the disk. */
+static void lexical_norm(char *p) {
+    char *out = p, *c = p;
+    while (*c) {
+        while (*c == '/') c++;
+        char *e = c;
+        while (*e && *e != '/') e++;
+        size_t len = (size_t)(e - c);
+        if (len == 0) break;
+        if (len == 1 && c[0] == '.') {
+        } else if (len == 2 && c[0] == '.' && c[1] == '.') {
+            while (out > p && *--out != '/') {}
+        } else {
+            *out++ = '/';
+            memmove(out, c, len);
+            out += len;
+        }
+        c = e;
+    }
+    if (out == p) *out++ = '/';
+    *out = 0;
+}
+
+int outfiles_resolve(const char *path, char *out, size_t cap) {
+    char abs[8192], cwd[4096], real[PATH_MAX];
+    if (path[0] == '/') snprintf(abs, sizeof abs, "%s", path);
+    else if (getcwd(cwd, sizeof cwd)) snprintf(abs, sizeof abs, "%s/%s", cwd, path);
+    else return -1;
+    size_t cut = strlen(abs);
+    for (;;) {
+        char saved = abs[cut];
+        abs[cut] = 0;
+        int found = realpath(cut ? abs : "/", real) != NULL;
+        abs[cut] = saved;
+        if (found) break;
+        while (cut > 0 && abs[cut - 1] != '/') cut--;
+        if (cut > 0) cut--; /* the slash: the next try is the folder above */
+    }
+    if ((size_t)snprintf(out, cap, "%s/%s", real, abs + cut) >= cap) return -1;
+    lexical_norm(out);
     return 0;
 }
 
@@ -103,7 +135,7 @@ int outfiles_same_file(const char *a, const char *b) {
     if (ea == 0 && eb == 0) return sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino; /* hard links, symlinks too */
     if (ea == 0 || eb == 0) return 0;
     char ra[8192], rb[8192];
-    if (absolute(a, ra, sizeof ra) != 0 || absolute(b, rb, sizeof rb) != 0) return !strcmp(a, b);
+    if (outfiles_resolve(a, ra, sizeof ra) != 0 || outfiles_resolve(b, rb, sizeof rb) != 0) return !strcmp(a, b);
     return !strcmp(ra, rb);
 }
 

@@ -6,6 +6,8 @@
 #ifndef CLI_OUTFILES_H
 #define CLI_OUTFILES_H
 
+#include <stddef.h>
+
 /* Checks that the file `path` can be written: a non-empty path naming a file; if it exists, a regular file and
  * `overwrite` given (a folder is refused even then); its folder exists (or, with `mkdirs`, can be made) and takes
  * new files (probed by making and removing one, which also catches /proc, read-only mounts and permissions).
@@ -16,8 +18,13 @@ int outfiles_check_file(const char *path, int overwrite, int mkdirs);
  * it misleads every program that trusts the name. `flag` names the option in the message. Returns 0 or -1 (printed). */
 int outfiles_check_png(const char *path, const char *flag);
 
+/* `path` as an absolute path, for comparing spellings of files that may not exist yet: realpath of its longest
+ * existing part (links resolved), the rest appended and normalized lexically ("." and ".." resolved: it does not
+ * exist, so it holds no links). Returns 0, or -1 when it does not fit in cap. */
+int outfiles_resolve(const char *path, char *out, size_t cap);
+
 /* 1 when the paths `a` and `b` name the same file: the same inode when both exist (so "./x.png", "dir/../x.png", a
- * hard link or a symlink to it all match), else the same name in the same (resolved) folder; 0 otherwise. */
+ * hard link or a symlink to it all match), else the same outfiles_resolve spelling; 0 otherwise. */
 int outfiles_same_file(const char *a, const char *b);
 
 /* 1 when `path` names the file or folder `top` or lies under it ("g.png/cells" is within "g.png"), by

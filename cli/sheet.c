@@ -2,12 +2,10 @@
 #include "sheet.h"
 
 #include <inttypes.h>
-#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "../sd.h"
 #include "clikit.h"
@@ -30,51 +28,6 @@ int sheet_flag(int argc, char **argv, int *i, sheet_opts *s) {
     return 1;
 }
 
-/* Resolves "." and ".." and doubled slashes of the absolute path `p` in place, without looking at the disk. */
-static void lexical_norm(char *p) {
-    char *out = p, *c = p;
-    while (*c) {
-        while (*c == '/') c++;
-        char *e = c;
-        while (*e && *e != '/') e++;
-        size_t len = (size_t)(e - c);
-        if (len == 0) break;
-        if (len == 1 && c[0] == '.') {
-        } else if (len == 2 && c[0] == '.' && c[1] == '.') {
-            while (out > p && *--out != '/') {}
-        } else {
-            *out++ = '/';
-            memmove(out, c, len);
-            out += len;
-        }
-        c = e;
-    }
-    if (out == p) *out++ = '/';
-    *out = 0;
-}
-
-/* `path` as an absolute path: realpath of its longest existing part (links resolved), the rest appended and
- * normalized lexically (it does not exist yet, so it holds no links). Returns 0, or -1 when it does not fit. */
-static int resolve_path(const char *path, char *out, size_t cap) {
-    char abs[8192], cwd[4096], real[PATH_MAX];
-    if (path[0] == '/') snprintf(abs, sizeof abs, "%s", path);
-    else if (getcwd(cwd, sizeof cwd)) snprintf(abs, sizeof abs, "%s/%s", cwd, path);
-    else return -1;
-    size_t cut = strlen(abs);
-    for (;;) {
-        char saved = abs[cut];
-        abs[cut] = 0;
-        int found = realpath(cut ? abs : "/", real) != NULL;
-        abs[cut] = saved;
-        if (found) break;
-        while (cut > 0 && abs[cut - 1] != '/') cut--;
-        if (cut > 0) cut--; /* the slash: the next try is the folder above */
-    }
-    if ((size_t)snprintf(out, cap, "%s/%s", real, abs + cut) >= cap) return -1;
-    lexical_norm(out);
-    return 0;
-}
-
 /* 1 when `a` is `b` or a folder above it. */
 static int same_or_above(const char *a, const char *b) {
     size_t l = strlen(a);
@@ -83,7 +36,7 @@ static int same_or_above(const char *a, const char *b) {
 
 int sheet_check_clash(const char *path, const char *what, const char *dir, const plan *pl, int manifests) {
     char p[8192], d[8192];
-    if (resolve_path(path, p, sizeof p) != 0 || resolve_path(dir, d, sizeof d) != 0) return 0; /* a path this long fails later */
+    if (outfiles_resolve(path, p, sizeof p) != 0 || outfiles_resolve(dir, d, sizeof d) != 0) return 0; /* a path this long fails later */
     size_t dl = strcmp(d, "/") ? strlen(d) : 0;
     if (strncmp(p, d, dl) || p[dl] != '/') return 0; /* not inside the output folder */
     const char *rel = p + dl + 1;
